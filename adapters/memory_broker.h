@@ -1,0 +1,74 @@
+#pragma once
+
+#include <ev.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "adapters/broker.h"
+
+namespace wsrelay {
+
+class MemoryBroker;
+
+// The in-process engine for a single instance: routes each publish to the workers that hold a
+// subscription to its channel. Workers meet only here, and only once per loop turn: a worker's
+// publishes are batched and handed over under one lock, with one wake-up per target worker.
+class MemoryBrokerFactory final : public BrokerFactory {
+public:
+    explicit MemoryBrokerFactory(int workers);
+    ~MemoryBrokerFactory() override;
+
+    // adapters::BrokerFactory
+    BrokerPtr create(int worker_index, struct ev_loop* loop, BrokerHandler& handler) override;
+
+private:
+    friend class MemoryBroker;
+    struct Message {
+        std::string channel;
+        std::string data;
+    };
+    using MessagePtr = std::shared_ptr<const Message>;
+
+    std::mutex mutex_;  // guards everything below
+    std::unordered_map<std::string, uint64_t> subscribers_;  // channel -> bitmask of workers
+    std::vector<MemoryBroker*> endpoints_;
+};
+
+// One worker's endpoint. Lives on that worker's loop thread.
+class MemoryBroker final : public Broker {
+public:
+    MemoryBroker(MemoryBrokerFactory& bus, int index, struct ev_loop* loop, BrokerHandler& handler);
+    ~MemoryBroker() override;
+
+    // adapters::Broker
+    void subscribe(std::string_view channel) override;
+    void unsubscribe(std::string_view channel) override;
+    void publish(std::string_view channel, std::string_view data,
+                 const PublishTicket& ticket) override;
+    void flush() override;
+    bool usable() const override { return true; }
+
+private:
+    friend class MemoryBrokerFactory;
+    using MessagePtr = MemoryBrokerFactory::MessagePtr;
+    static void onInbox(struct ev_loop* loop, ev_async* w, int revents);
+    void deliver(const std::vector<MessagePtr>& batch);
+
+    MemoryBrokerFactory& bus_;
+    const int index_;
+    struct ev_loop* loop_;
+    BrokerHandler& handler_;
+    std::vector<MessagePtr> outbox_;
+    std::vector<PublishTicket> tickets_;
+    ev_async wake_{};
+    std::mutex inbox_mutex_;
+    std::vector<MessagePtr> inbox_;  // guarded by inbox_mutex_; filled by other workers
+};
+
+}  // namespace wsrelay

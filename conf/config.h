@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wsrelay {
+
+enum class SlowConsumerPolicy { Close, DropOldest };
+enum class BrokerType { Memory, Redis };
+enum class LogLevel { Debug, Info, Warn, Error };
+
+// Plain values with their defaults; no yaml types leak past conf/. Every field is declared
+// (type, bounds, default, meaning) once, in conf/config_schema.cc: the defaults here must match.
+struct Config {
+    struct Listen {
+        std::string host = "0.0.0.0";
+        int port = 8080;
+    } listen;
+
+    int workers = 0;  // 0 = one per core
+
+    struct WebSocket {
+        std::string path = "/ws";
+        int64_t max_message_bytes = 65536;
+        int ping_interval_ms = 25000;
+        int pong_timeout_ms = 10000;
+        std::vector<std::string> allowed_origins;  // empty = any
+        int rx_buffer_bytes = 1024;
+    } websocket;
+
+    struct Limits {
+        int max_connections = 0;  // 0 = derived from the open-file limit
+        int64_t send_queue_bytes = 1 << 20;
+        int send_queue_messages = 1024;
+        SlowConsumerPolicy slow_consumer = SlowConsumerPolicy::Close;
+        int max_subscriptions = 128;
+        int max_channel_bytes = 255;
+        int max_bad_commands = 10;
+    } limits;
+
+    struct Drain {
+        int window_ms = 10000;
+    } drain;
+
+    struct Broker {
+        BrokerType type = BrokerType::Memory;
+    } broker;
+
+    struct Log {
+        LogLevel level = LogLevel::Info;
+    } log;
+};
+
+}  // namespace wsrelay

@@ -1,0 +1,152 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wsrelay::metrics {
+
+// Label values are closed sets, so no label ever carries a channel name or a user id.
+enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, kCount };
+inline constexpr std::array<const char*, 5> kHandshakeResultNames = {"ok", "origin", "limit",
+                                                                      "path", "draining"};
+static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
+
+enum class DropReason : uint8_t { SlowConsumerDropOldest, SlowConsumerClose, ClientGone, kCount };
+inline constexpr std::array<const char*, 3> kDropReasonNames = {
+    "slow_consumer_drop", "slow_consumer_close", "client_gone"};
+static_assert(kDropReasonNames.size() == static_cast<size_t>(DropReason::kCount));
+
+// Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
+// code 0 is a placeholder).
+inline constexpr std::array<int, 14> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008,
+                                                    1009, 1011, 1013, 4001, 4002, 4500, 0};
+inline constexpr std::array<const char*, 14> kCloseCodeNames = {
+    "1000", "1001", "1002", "1003", "1006", "1007", "1008",
+    "1009", "1011", "1013", "4001", "4002", "4500", "other"};
+static_assert(kCloseCodes.size() == kCloseCodeNames.size());
+// Index into kCloseCodes/kCloseCodeNames for `code`; the last index ("other") for any other code.
+size_t closeCodeIndex(int code);
+
+// Error frames sent, by protocol error code (docs/protocol.md).
+inline constexpr std::array<int, 9> kErrorCodes = {400, 403, 404, 409, 413, 422, 429, 503, 500};
+inline constexpr std::array<const char*, 9> kErrorCodeNames = {"400", "403", "404", "409", "413",
+                                                               "422", "429", "503", "500"};
+static_assert(kErrorCodes.size() == kErrorCodeNames.size());
+// Index into kErrorCodes/kErrorCodeNames for `code`; the index of 500 for any other code.
+size_t errorCodeIndex(int code);
+
+enum class Type : uint8_t { Counter, Gauge };
+
+// The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
+// L(field, type, name, help, label, names-array) has one label with a closed set of values.
+// Help texts must not contain '\\' or newlines (prometheus-cpp 1.0.1 writes HELP unescaped).
+// The process-level metrics rendered next to these are listed by describeMetrics().
+#define WSRELAY_METRICS(X, L)                                                                      \
+    X(connections, Gauge, "wsrelay_connections", "Open WebSocket connections")                     \
+    L(handshakes, Counter, "wsrelay_handshakes_total", "WebSocket upgrade attempts by result",     \
+      "result", kHandshakeResultNames)                                                             \
+    X(messages_received, Counter, "wsrelay_messages_received_total",                               \
+      "WebSocket messages received from clients")                                                  \
+    X(bytes_received, Counter, "wsrelay_received_bytes_total",                                     \
+      "Payload bytes of WebSocket messages received from clients")                                 \
+    X(messages_sent, Counter, "wsrelay_messages_sent_total",                                       \
+      "WebSocket messages written to clients")                                                     \
+    X(bytes_sent, Counter, "wsrelay_sent_bytes_total",                                             \
+      "Bytes written to client sockets, WebSocket framing included")                               \
+    X(socket_writes, Counter, "wsrelay_socket_writes_total",                                       \
+      "Socket writes to clients; below messages_sent when queued frames are coalesced")            \
+    X(subscriptions, Gauge, "wsrelay_subscriptions", "Client channel subscriptions")               \
+    X(channels, Gauge, "wsrelay_channels",                                                         \
+      "Channels with at least one local subscriber, counted per worker "                           \
+      "(broker subscriptions held)")                                                               \
+    X(send_queue_bytes, Gauge, "wsrelay_send_queue_bytes",                                         \
+      "Bytes queued for clients and not yet written")                                              \
+    L(dropped, Counter, "wsrelay_dropped_messages_total",                                          \
+      "Messages not delivered to a client, by reason", "reason", kDropReasonNames)                 \
+    L(disconnects, Counter, "wsrelay_disconnects_total",                                           \
+      "Closed WebSocket connections by close code (1006: no close frame)", "code",                 \
+      kCloseCodeNames)                                                                             \
+    L(errors, Counter, "wsrelay_error_frames_total", "Error frames sent to clients, by code",      \
+      "code", kErrorCodeNames)                                                                     \
+    X(broker_publishes, Counter, "wsrelay_broker_publishes_total",                                 \
+      "Messages published to the broker")                                                          \
+    X(broker_publish_failures, Counter, "wsrelay_broker_publish_failures_total",                   \
+      "Client publishes the broker could not accept")                                              \
+    X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
+      "Messages received from the broker, once per worker")
+
+// One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
+// so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
+class Slot {
+public:
+    void add(int64_t n = 1) {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub(int64_t n = 1) { add(-n); }
+    int64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<int64_t> v_{0};
+};
+
+// alignas(64): workers' series never share a cache line.
+struct alignas(64) WorkerMetrics {
+#define WSRELAY_FIELD_X(field, type, name, help) Slot field;
+#define WSRELAY_FIELD_L(field, type, name, help, label, names) std::array<Slot, names.size()> field;
+    WSRELAY_METRICS(WSRELAY_FIELD_X, WSRELAY_FIELD_L)
+#undef WSRELAY_FIELD_X
+#undef WSRELAY_FIELD_L
+};
+
+// One metric family as exposed on /metrics; `label` is empty for unlabelled families, otherwise
+// `label_values` is the complete set of values it takes (every one is always rendered).
+struct MetricInfo {
+    std::string name;
+    Type type;
+    std::string help;
+    std::string label;
+    std::vector<std::string> label_values;
+};
+
+// Every family render() emits, per-worker ones first, then the process-level ones.
+std::vector<MetricInfo> describeMetrics();
+
+// What the server reports through wsrelay_ready and wsrelay_draining.
+struct ReadyState {
+    bool ready = false;     // /readyz would answer 200
+    bool draining = false;  // the server is draining
+};
+using ReadyProbe = std::function<ReadyState()>;
+
+// Owns every worker's series and renders them, summed across workers, with the process metrics
+// (build info, memory, CPU, open files, readiness) in the Prometheus text format.
+class Registry {
+public:
+    // Throws std::invalid_argument unless workers >= 1 (startup only).
+    explicit Registry(int workers);
+    WorkerMetrics& worker(int index) { return *workers_[static_cast<size_t>(index)]; }
+    const WorkerMetrics& worker(int index) const { return *workers_[static_cast<size_t>(index)]; }
+    int workerCount() const { return static_cast<int>(workers_.size()); }
+
+    // Set once before any render(); not synchronised with render(). The probe runs on whichever
+    // thread renders (any worker), so it must be safe to call from there. Without a probe both
+    // gauges read 0.
+    void setReadyProbe(ReadyProbe probe) { ready_probe_ = std::move(probe); }
+
+    // Safe to call from any thread while workers bump their series; takes no lock.
+    std::string render() const;
+
+private:
+    std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+    ReadyProbe ready_probe_;
+    double start_time_seconds_;
+};
+
+}  // namespace wsrelay::metrics

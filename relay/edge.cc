@@ -1,0 +1,95 @@
+#include "relay/edge.h"
+
+#include <string>
+#include <string_view>
+
+#include "relay/http_routes.h"
+#include "relay/session.h"
+#include "relay/worker.h"
+
+namespace wsrelay::edge {
+namespace {
+
+Worker& workerOf(lws* wsi) { return *static_cast<Worker*>(lws_context_user(lws_get_context(wsi))); }
+
+std::string header(lws* wsi, lws_token_indexes token) {
+    int n = lws_hdr_total_length(wsi, token);
+    if (n <= 0) return {};
+    std::string value(static_cast<size_t>(n) + 1, '\0');
+    if (lws_hdr_copy(wsi, value.data(), n + 1, token) < 0) return {};
+    value.resize(static_cast<size_t>(n));
+    return value;
+}
+
+bool originAllowed(const Config& config, const std::string& origin) {
+    const auto& allowed = config.websocket.allowed_origins;
+    if (allowed.empty()) return true;
+    for (const auto& a : allowed) {
+        if (a == "*" || a == origin) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+    auto* conn = static_cast<ConnectionData*>(user);
+    switch (reason) {
+        case LWS_CALLBACK_HTTP:
+            return http::serve(workerOf(wsi), wsi, static_cast<const char*>(in));
+
+        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            return http::confirmUpgrade(workerOf(wsi), wsi);
+
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            // Headers are only bound until the upgrade completes: decide on Origin now, act on it
+            // once established so the browser gets a close code it can read (1008).
+            conn->session = nullptr;
+            conn->origin_rejected =
+                !originAllowed(workerOf(wsi).config(), header(wsi, WSI_TOKEN_ORIGIN));
+            return 0;
+
+        case LWS_CALLBACK_ESTABLISHED:
+            conn->session = workerOf(wsi).openSession(wsi, conn->origin_rejected);
+            return conn->session != nullptr ? 0 : -1;
+
+        case LWS_CALLBACK_RECEIVE:
+            if (conn->session == nullptr) return -1;
+            return conn->session->onReceive(static_cast<const char*>(in), len);
+
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            if (conn->session == nullptr) return 0;
+            return conn->session->onWriteable();
+
+        case LWS_CALLBACK_TIMER:
+            if (conn->session != nullptr) return conn->session->onTimer();
+            return 0;
+
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if (conn->session != nullptr) conn->session->onPong();
+            return 0;
+
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            if (conn->session != nullptr) {
+                conn->session->onPeerClose(static_cast<const unsigned char*>(in), len);
+            }
+            return 0;
+
+        case LWS_CALLBACK_CLOSED:
+            if (conn->session != nullptr) {
+                workerOf(wsi).closeSession(conn->session);
+                conn->session = nullptr;
+            }
+            return 0;
+
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+int listenerCallback(lws* wsi, lws_callback_reasons reason, void*, void*, size_t) {
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) workerOf(wsi).onListenerReadable();
+    return 0;
+}
+
+}  // namespace wsrelay::edge

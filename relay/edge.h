@@ -1,0 +1,22 @@
+#pragma once
+
+#include <libwebsockets.h>
+
+namespace wsrelay {
+class Session;
+}
+
+// The libwebsockets side of a worker: the protocol table's callbacks, translating LWS_CALLBACK_*
+// into Worker and Session calls. The lws context's user pointer is the Worker.
+namespace wsrelay::edge {
+
+// Per-connection data lws allocates for the relay protocol (HTTP and WebSocket alike).
+struct ConnectionData {
+    Session* session;
+    bool origin_rejected;
+};
+
+int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+int listenerCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+
+}  // namespace wsrelay::edge

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string_view>
+#include <utility>
+
+namespace wsrelay {
+
+// A complete server-to-client WebSocket frame (header + payload), immutable once built and shared
+// by every local subscriber of a message: server frames are unmasked, so the bytes are identical
+// for all of them. The count is not atomic: a Frame never leaves the worker that built it.
+class Frame {
+public:
+    static Frame* allocate(size_t capacity) {
+        void* mem = std::malloc(sizeof(Frame) + capacity);
+        if (mem == nullptr) throw std::bad_alloc();  // OOM is the one crash we accept
+        return new (mem) Frame(capacity);
+    }
+
+    char* data() { return reinterpret_cast<char*>(this + 1); }
+    const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+    size_t size() const { return size_; }
+    size_t capacity() const { return capacity_; }
+    void setSize(size_t n) { size_ = static_cast<uint32_t>(n); }
+    std::string_view bytes() const { return {data(), size_}; }
+
+    void ref() { ++refs_; }
+    void unref() {
+        if (--refs_ == 0) {
+            this->~Frame();
+            std::free(this);
+        }
+    }
+
+private:
+    explicit Frame(size_t capacity) : capacity_(static_cast<uint32_t>(capacity)) {}
+    uint32_t refs_ = 1;
+    uint32_t size_ = 0;
+    uint32_t capacity_;
+};
+
+// Owning handle to a Frame.
+class FramePtr {
+public:
+    FramePtr() = default;
+    explicit FramePtr(Frame* adopted) : f_(adopted) {}
+    FramePtr(const FramePtr& o) : f_(o.f_) { if (f_) f_->ref(); }
+    FramePtr(FramePtr&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+    FramePtr& operator=(FramePtr o) noexcept { std::swap(f_, o.f_); return *this; }
+    ~FramePtr() { if (f_) f_->unref(); }
+
+    Frame* get() const { return f_; }
+    Frame* operator->() const { return f_; }
+    explicit operator bool() const { return f_ != nullptr; }
+
+private:
+    Frame* f_ = nullptr;
+};
+
+}  // namespace wsrelay

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <string_view>
+
+namespace wsrelay {
+class Worker;
+}
+
+// Plain HTTP on the relay's port: /healthz, /readyz, /metrics, and refusals on the WebSocket path.
+namespace wsrelay::http {
+
+// LWS_CALLBACK_HTTP: answers the request in one write. Returns what the callback must return.
+int serve(Worker& worker, lws* wsi, const char* uri);
+// LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets the upgrade proceed; >0 when a refusal was written.
+int confirmUpgrade(Worker& worker, lws* wsi);
+// Writes a complete HTTP/1.1 response. Returns 0, or -1 when the connection must close.
+int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body);
+
+}  // namespace wsrelay::http

@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/sink.h"
+
+namespace wsrelay {
+
+class HubChannel;
+class Membership;
+
+// One connection's side of the index: which channels it is in. Lives inside the Session.
+class Membership {
+public:
+    explicit Membership(Sink& sink) : sink_(&sink) {}
+    Membership(const Membership&) = delete;
+    Membership& operator=(const Membership&) = delete;
+
+    size_t count() const { return entries_.size(); }
+
+private:
+    friend class Hub;
+    struct Entry {
+        HubChannel* channel;
+        uint32_t member_index;  // position of this membership in channel->members_
+    };
+    Sink* sink_;
+    std::vector<Entry> entries_;
+};
+
+// A channel with at least one local subscriber (there are no empty channels in the index).
+class HubChannel {
+public:
+    explicit HubChannel(std::string name) : name_(std::move(name)) {}
+
+private:
+    friend class Hub;
+    struct Member {
+        Membership* membership;
+        uint32_t entry_index;  // position of this channel in membership->entries_
+    };
+    std::string name_;
+    std::vector<Member> members_;
+};
+
+// Told when a channel gains its first or loses its last local subscriber, so the worker holds a
+// broker subscription exactly while someone here wants the channel.
+class HubListener {
+public:
+    virtual ~HubListener() = default;
+    virtual void onChannelOpened(std::string_view channel) = 0;
+    virtual void onChannelClosed(std::string_view channel) = 0;
+};
+
+// A worker's channel -> local subscribers index and its fan-out. Single-threaded, no locks.
+// Subscribe, unsubscribe and leaving are O(1) (swap-remove with back-indices on both sides), so a
+// client leaving a channel of 100k members costs the same as leaving one of 2.
+class Hub {
+public:
+    enum class SubscribeResult { Subscribed, AlreadySubscribed, LimitReached };
+
+    explicit Hub(HubListener& listener) : listener_(listener) {}
+    ~Hub();
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    SubscribeResult subscribe(Membership& m, std::string_view channel, size_t max_subscriptions);
+    bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
+    void leaveAll(Membership& m);
+    bool isSubscribed(const Membership& m, std::string_view channel) const;
+
+    // Encodes the message once and pushes the same frame to every local subscriber. Returns how
+    // many subscribers it reached (0: nobody here wants the channel).
+    size_t deliver(std::string_view channel, std::string_view data);
+
+    size_t channelCount() const { return channels_.size(); }
+    size_t subscriptionCount() const { return subscriptions_; }
+
+private:
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    HubChannel* find(std::string_view channel) const;
+    void removeEntry(Membership& m, size_t entry_index);
+
+    HubListener& listener_;
+    std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
+    size_t subscriptions_ = 0;
+};
+
+}  // namespace wsrelay

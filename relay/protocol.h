@@ -1,0 +1,78 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "relay/frame.h"
+
+// Client protocol v1 (docs/protocol.md): parsing client commands and encoding server frames.
+// Pure: no I/O, no globals; the fuzz target drives Parser directly.
+namespace wsrelay::protocol {
+
+enum class Op { Subscribe, Unsubscribe, Publish, Ping };
+
+// Protocol error codes carried in {"op":"error"} frames.
+enum class ErrorCode : int {
+    BadRequest = 400,        // not JSON, not an object, missing or mistyped field
+    Forbidden = 403,         // not allowed by the token (issue 4)
+    UnknownOp = 404,
+    Conflict = 409,          // already subscribed / not subscribed
+    LimitExceeded = 413,     // limits.max_subscriptions reached
+    InvalidChannel = 422,    // channel name outside the charset or too long
+    RateLimited = 429,
+    Internal = 500,
+    BrokerUnavailable = 503, // the broker could not take the publish
+};
+
+struct Command {
+    Op op = Op::Ping;
+    std::string_view channel;  // Subscribe/Unsubscribe/Publish
+    std::string_view data;     // Publish: the JSON text of "data", exactly as the client sent it
+    std::optional<uint64_t> id;
+};
+
+struct ParseResult {
+    bool ok = false;
+    Command command;                  // valid when ok
+    ErrorCode error = ErrorCode::BadRequest;  // when !ok
+    std::string_view reason;          // when !ok: short, static, safe to echo
+    std::optional<uint64_t> id;       // echoed in the error frame when it could be read
+};
+
+// True when `name` is 1..max_bytes bytes of [A-Za-z0-9] and _ - : . / @ = + , # ! ~ $
+bool validChannel(std::string_view name, size_t max_bytes);
+
+// Parses one client text message. Reuses its buffers; the views in a result stay valid until the
+// next parse() on the same Parser. One Parser per worker.
+class Parser {
+public:
+    Parser(size_t max_message_bytes, size_t max_channel_bytes);
+    ~Parser();
+    Parser(const Parser&) = delete;
+    Parser& operator=(const Parser&) = delete;
+
+    ParseResult parse(std::string_view message);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Server frames. Each returns a complete unmasked WebSocket text frame (RFC 6455 header + JSON).
+// `channel` must already be valid (validChannel) and `data` valid JSON: neither is escaped again.
+FramePtr encodeMessage(std::string_view channel, std::string_view data);
+FramePtr encodeAck(uint64_t id);
+FramePtr encodePong(std::optional<uint64_t> id);
+FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);
+FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
+// A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
+FramePtr encodeControl(uint8_t opcode, std::string_view payload);
+
+// Writes the RFC 6455 server header for a FIN text frame of `payload_len` bytes into `out`
+// (at least 10 bytes); returns the header length.
+size_t writeTextHeader(char* out, uint64_t payload_len);
+
+}  // namespace wsrelay::protocol

@@ -1,0 +1,157 @@
+#include "relay/server.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <future>
+#include <stdexcept>
+
+#include "adapters/memory_broker.h"
+#include "relay/log.h"
+#include "relay/worker.h"
+
+namespace wsrelay {
+namespace {
+
+// Descriptors kept back from connections for listeners, the broker, logs and the spare fd.
+constexpr rlim_t kReservedFds = 64;
+
+rlim_t raiseOpenFileLimit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
+    switch (config.broker.type) {
+        case BrokerType::Memory:
+            return std::make_unique<MemoryBrokerFactory>(workers);
+        case BrokerType::Redis:
+            break;
+    }
+    throw std::runtime_error(
+        "broker.type: redis is not available in this build; use broker.type: memory");
+}
+
+}  // namespace
+
+int Server::workerCount(const Config& config) {
+    if (config.workers > 0) return config.workers;
+    unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : static_cast<int>(std::min(n, 64u));
+}
+
+int Server::connectionLimit(const Config& config) {
+    rlim_t fds = raiseOpenFileLimit();
+    rlim_t usable = fds > kReservedFds * 2 ? fds - kReservedFds : fds / 2;
+    if (config.limits.max_connections > 0) {
+        return static_cast<int>(std::min<rlim_t>(usable, static_cast<rlim_t>(config.limits.max_connections)));
+    }
+    return static_cast<int>(std::min<rlim_t>(usable, 10000000));
+}
+
+Server::Server(Config config)
+    : config_(std::move(config)), workers_count_(workerCount(config_)), registry_(workers_count_),
+      brokers_(makeBrokers(config_, workers_count_)) {
+    int limit = connectionLimit(config_);
+    if (config_.limits.max_connections > limit) {
+        WSR_LOG(Warn, "limits.max_connections %d exceeds what the open-file limit allows; using %d",
+                config_.limits.max_connections, limit);
+    }
+    shared_ = std::make_unique<SharedState>(config_, registry_, *brokers_, workers_count_, limit);
+    SharedState* shared = shared_.get();
+    registry_.setReadyProbe([shared] {
+        return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load()};
+    });
+}
+
+Server::~Server() {
+    stopAll();
+}
+
+bool Server::start(std::string& error) {
+    for (int i = 0; i < workers_count_; ++i) workers_.push_back(std::make_unique<Worker>(i, *shared_));
+    std::vector<std::future<std::string>> started;
+    for (int i = 0; i < workers_count_; ++i) {
+        auto promise = std::make_shared<std::promise<std::string>>();
+        started.push_back(promise->get_future());
+        Worker* worker = workers_[static_cast<size_t>(i)].get();
+        threads_.emplace_back([worker, promise] {
+            std::string err;
+            bool ok = worker->setUp(err);
+            promise->set_value(ok ? std::string() : (err.empty() ? "unknown error" : err));
+            if (ok) worker->run();
+        });
+    }
+    for (int i = 0; i < workers_count_; ++i) {
+        std::string err = started[static_cast<size_t>(i)].get();
+        if (!err.empty() && error.empty()) error = "worker " + std::to_string(i) + ": " + err;
+    }
+    return error.empty();
+}
+
+void Server::stopAll() {
+    for (auto& w : workers_) w->requestStop();
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+    threads_.clear();
+    workers_.clear();
+}
+
+int Server::run() {
+    // Workers inherit this mask: only the main thread takes the shutdown signals, via sigwait.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    std::string error;
+    if (!start(error)) {
+        WSR_LOG(Error, "startup failed: %s", error.c_str());
+        stopAll();
+        return 1;
+    }
+    // Tests and operators wait for this exact line.
+    WSR_LOG(Info, "wsrelay ready: listening on %s:%d workers=%d max_connections=%d",
+            config_.listen.host.c_str(), config_.listen.port, workers_count_,
+            shared_->max_connections);
+
+    waitForSignals();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    WSR_LOG(Info, "drained; exiting");
+    return 0;
+}
+
+void Server::waitForSignals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    int sig = 0;
+    sigwait(&signals, &sig);
+    WSR_LOG(Info, "signal %d: draining (readiness is now false; a second signal stops at once)", sig);
+    shared_->draining.store(true);
+    for (auto& w : workers_) w->requestDrain();
+
+    // Until the workers finish, a second signal cuts the drain short.
+    timespec tick{0, 100 * 1000 * 1000};
+    while (shared_->workers_running.load() > 0) {
+        if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+            WSR_LOG(Warn, "second signal: stopping without waiting for the drain");
+            for (auto& w : workers_) w->requestStop();
+            return;
+        }
+    }
+}
+
+}  // namespace wsrelay

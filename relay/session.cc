@@ -1,0 +1,308 @@
+#include "relay/session.h"
+
+#include <libwebsockets.h>
+#include <simdjson.h>
+
+#include <cstring>
+
+#include "relay/log.h"
+#include "relay/worker.h"
+
+namespace wsrelay {
+
+using protocol::ErrorCode;
+
+namespace {
+// A graceful close waits this long for the socket to take the close frame before lws kills it:
+// a slow consumer with full buffers may never read it.
+constexpr int kCloseGraceSeconds = 3;
+constexpr size_t kKeepRxCapacity = 4096;
+constexpr unsigned char kPingFrame[2] = {0x89, 0x00};  // FIN + ping, empty payload
+}  // namespace
+
+Session::Session(Worker& worker, lws* wsi, uint64_t id)
+    : worker_(worker), wsi_(wsi), id_(id), membership_(*this) {
+    worker_.metrics().connections.add();
+    armPingTimer();
+}
+
+Session::~Session() = default;
+
+void Session::armPingTimer() {
+    int interval = worker_.config().websocket.ping_interval_ms;
+    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
+}
+
+void Session::requestWrite() { lws_callback_on_writable(wsi_); }
+
+void Session::push(const FramePtr& frame) {
+    auto& m = worker_.metrics();
+    if (close_code_ != 0) {
+        m.dropped[static_cast<size_t>(metrics::DropReason::ClientGone)].add();
+        return;
+    }
+    const auto& limits = worker_.config().limits;
+    const size_t max_frames = static_cast<size_t>(limits.send_queue_messages);
+    const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
+    if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
+        if (limits.slow_consumer == SlowConsumerPolicy::Close) {
+            m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerClose)].add(
+                static_cast<int64_t>(queue_.size() + 1));
+            closeNow(CloseCode::SlowConsumer);
+            return;
+        }
+        auto& dropped = m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerDropOldest)];
+        while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
+            m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+            queue_.pop();
+            dropped.add();
+        }
+        if (!queue_.fits(frame->size(), max_frames, max_bytes)) {  // larger than the whole queue
+            dropped.add();
+            return;
+        }
+    }
+    queue_.push(frame);
+    m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
+    if (queue_.size() == 1) requestWrite();
+}
+
+void Session::closeNow(CloseCode code) {
+    if (close_code_ != 0 && !close_after_flush_) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = false;
+    worker_.metrics().send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    rx_.clear();
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::closeAfterFlush(CloseCode code) {
+    if (close_code_ != 0) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::scheduleDrain(int64_t delay_us) {
+    drain_scheduled_ = true;
+    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
+    // next ping, which no longer matters.
+    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
+}
+
+int Session::onTimer() {
+    if (close_code_ != 0) return 0;
+    if (drain_scheduled_) {
+        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
+        queue_.push(protocol::encodeReconnect());
+        worker_.metrics().send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        closeAfterFlush(CloseCode::GoingAway);
+        return 0;
+    }
+    if (awaiting_pong_) {
+        closeNow(CloseCode::PingTimeout);
+        return 0;
+    }
+    ping_due_ = true;
+    requestWrite();
+    return 0;
+}
+
+void Session::onPong() {
+    if (!awaiting_pong_) return;
+    awaiting_pong_ = false;
+    armPingTimer();
+}
+
+void Session::onPeerClose(const unsigned char* payload, size_t len) {
+    peer_closed_ = true;
+    if (close_code_ == 0) {
+        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
+    }
+}
+
+int Session::onWriteable() {
+    if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
+        CloseInfo info = closeInfo(static_cast<CloseCode>(close_code_));
+        lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
+                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
+                         info.reason.size());
+        return -1;
+    }
+
+    // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
+    // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
+    char* buf = worker_.writeBuffer();
+    const size_t cap = worker_.writeBufferSize();
+    size_t len = 0;
+    size_t frames = 0;
+    const char* out = buf;
+    bool ping = false;
+    if (ping_due_) {
+        std::memcpy(buf, kPingFrame, sizeof kPingFrame);
+        len = sizeof kPingFrame;
+        ping = true;
+    }
+    if (!ping && !queue_.empty() && (queue_.size() == 1 || queue_.front()->size() >= cap)) {
+        out = queue_.front()->data();  // one frame: write it from the shared buffer, no copy
+        len = queue_.front()->size();
+        frames = 1;
+    } else {
+        while (frames < queue_.size() && len + queue_.at(frames)->size() <= cap) {
+            const Frame* f = queue_.at(frames).get();
+            std::memcpy(buf + len, f->data(), f->size());
+            len += f->size();
+            ++frames;
+        }
+    }
+    if (len == 0) return 0;
+
+    // LWS_WRITE_RAW never modifies the buffer, so a shared frame can be passed as is. lws keeps
+    // whatever the socket did not take and calls us again only once that is flushed.
+    int written = lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out)), len,
+                            LWS_WRITE_RAW);
+    if (written < 0) {
+        close_code_ = close_code_ != 0 ? close_code_ : 1006;
+        return -1;
+    }
+    auto& m = worker_.metrics();
+    m.socket_writes.add();
+    m.bytes_sent.add(static_cast<int64_t>(len));
+    m.messages_sent.add(static_cast<int64_t>(frames));
+    for (size_t i = 0; i < frames; ++i) {
+        m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+        queue_.pop();
+    }
+    if (ping) {
+        ping_due_ = false;
+        awaiting_pong_ = true;
+        if (!drain_scheduled_) {
+            lws_set_timer_usecs(wsi_, int64_t{worker_.config().websocket.pong_timeout_ms} * 1000);
+        }
+    }
+    if (!queue_.empty() || close_code_ != 0) requestWrite();
+    return 0;
+}
+
+int Session::onReceive(const char* data, size_t len) {
+    if (close_code_ != 0) return 0;  // closing: input no longer matters
+    const auto max = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
+    auto closeWith = [this](CloseCode code) {
+        close_code_ = static_cast<int>(code);
+        CloseInfo info = closeInfo(code);
+        lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
+                         info.reason.size());
+        return -1;
+    };
+    if (lws_frame_is_binary(wsi_)) return closeWith(CloseCode::UnsupportedData);
+
+    const size_t remaining = lws_remaining_packet_payload(wsi_);
+    const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
+    if (rx_.size() + len + remaining > max) {
+        rx_.clear();
+        return closeWith(CloseCode::MessageTooBig);
+    }
+    if (rx_.empty() && complete) return handleMessage({data, len});
+
+    rx_.append(data, len);
+    if (!complete) return 0;
+    int rc = handleMessage(rx_);
+    rx_.clear();
+    if (rx_.capacity() > kKeepRxCapacity) std::string().swap(rx_);
+    return rc;
+}
+
+int Session::handleMessage(std::string_view message) {
+    auto& m = worker_.metrics();
+    m.messages_received.add();
+    m.bytes_received.add(static_cast<int64_t>(message.size()));
+    // Checked here, on the whole message, rather than by lws: we choose the close and count it.
+    if (!simdjson::validate_utf8(message.data(), message.size())) {
+        close_code_ = static_cast<int>(CloseCode::InvalidPayload);
+        CloseInfo info = closeInfo(CloseCode::InvalidPayload);
+        lws_close_reason(wsi_, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
+                         info.reason.size());
+        return -1;
+    }
+    protocol::ParseResult result = worker_.parser().parse(message);
+    if (!result.ok) {
+        sendError(result.id, result.error, result.reason);
+        countBadCommand();
+        return 0;
+    }
+    runCommand(result.command);
+    return 0;
+}
+
+void Session::countBadCommand() {
+    if (++bad_commands_ > static_cast<uint32_t>(worker_.config().limits.max_bad_commands)) {
+        closeAfterFlush(CloseCode::TooManyBadCommands);
+    }
+}
+
+void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
+    worker_.metrics().errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
+    reply(protocol::encodeError(id, code, reason));
+}
+
+void Session::runCommand(const protocol::Command& cmd) {
+    using protocol::Op;
+    auto& m = worker_.metrics();
+    switch (cmd.op) {
+        case Op::Subscribe: {
+            auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
+            switch (worker_.hub().subscribe(membership_, cmd.channel, max)) {
+                case Hub::SubscribeResult::Subscribed:
+                    m.subscriptions.add();
+                    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+                    break;
+                case Hub::SubscribeResult::AlreadySubscribed:
+                    sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
+                    break;
+                case Hub::SubscribeResult::LimitReached:
+                    sendError(cmd.id, ErrorCode::LimitExceeded, "subscription limit reached");
+                    break;
+            }
+            return;
+        }
+        case Op::Unsubscribe:
+            if (worker_.hub().unsubscribe(membership_, cmd.channel)) {
+                m.subscriptions.sub();
+                if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+            } else {
+                sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
+            }
+            return;
+        case Op::Publish:
+            if (!worker_.broker().usable()) {
+                m.broker_publish_failures.add();
+                sendError(cmd.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+                return;
+            }
+            m.broker_publishes.add();
+            worker_.broker().publish(cmd.channel, cmd.data,
+                                     PublishTicket{id_, cmd.id.value_or(0), cmd.id.has_value()});
+            return;
+        case Op::Ping:
+            reply(protocol::encodePong(cmd.id));
+            return;
+    }
+}
+
+void Session::onClosed() {
+    auto& m = worker_.metrics();
+    m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
+    worker_.hub().leaveAll(membership_);
+    m.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    int code = close_code_ != 0 ? close_code_ : 1006;
+    m.disconnects[metrics::closeCodeIndex(code)].add();
+    m.connections.sub();
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "relay/close_codes.h"
+#include "relay/hub.h"
+#include "relay/protocol.h"
+#include "relay/send_queue.h"
+#include "relay/sink.h"
+
+struct lws;
+
+namespace wsrelay {
+
+class Worker;
+
+// One client WebSocket connection, owned by its worker and touched only on that worker's thread.
+// Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
+// shared frames written in batches, one lws_write per WRITEABLE callback (lws allows no more).
+class Session final : public Sink {
+public:
+    Session(Worker& worker, lws* wsi, uint64_t id);
+    ~Session() override;
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    uint64_t id() const { return id_; }
+    lws* wsi() const { return wsi_; }
+    Membership& membership() { return membership_; }
+    bool closing() const { return close_code_ != 0; }
+
+    // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
+    void push(const FramePtr& frame) override;
+    // A reply only this client gets (ack, error, pong). Counts against the same limits.
+    void reply(FramePtr frame) { push(frame); }
+
+    // lws events. A negative return tells lws to close the connection now.
+    int onReceive(const char* data, size_t len);
+    int onWriteable();
+    int onTimer();
+    void onPong();
+    void onPeerClose(const unsigned char* payload, size_t len);
+    // The connection is gone: leave the hub, count the disconnect by its close code.
+    void onClosed();
+
+    // Sends a close frame with `code` once the frames queued before it are written (drain and
+    // handshake refusals use this, so {"op":"reconnect"} still reaches the client).
+    void closeAfterFlush(CloseCode code);
+    // Drops anything queued and closes as soon as the socket allows (slow consumers, bad input).
+    void closeNow(CloseCode code);
+    // Schedules the drain close at `delay_us` from now (the jitter that spreads reconnects).
+    void scheduleDrain(int64_t delay_us);
+
+private:
+    int handleMessage(std::string_view message);
+    void runCommand(const protocol::Command& cmd);
+    void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
+    void countBadCommand();
+    void requestWrite();
+    void armPingTimer();
+
+    Worker& worker_;
+    lws* wsi_;
+    uint64_t id_;
+    Membership membership_;
+    SendQueue queue_;
+    std::string rx_;  // only used when a message arrives in more than one piece
+    int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts
+    bool close_after_flush_ = false;
+    bool ping_due_ = false;
+    bool awaiting_pong_ = false;
+    bool drain_scheduled_ = false;
+    bool peer_closed_ = false;
+    uint32_t bad_commands_ = 0;
+};
+
+}  // namespace wsrelay

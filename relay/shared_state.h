@@ -1,0 +1,40 @@
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "adapters/broker.h"
+#include "conf/config.h"
+#include "metrics/relay_metrics.h"
+
+namespace wsrelay {
+
+// What the server shares with every worker. Read-mostly: the atomics change on connect, drain and
+// broker state changes, never per message.
+struct SharedState {
+    SharedState(const Config& cfg, metrics::Registry& reg, BrokerFactory& factory, int worker_count,
+                int connection_limit)
+        : config(cfg), registry(reg), brokers(factory), workers(worker_count),
+          max_connections(connection_limit) {}
+
+    const Config& config;
+    metrics::Registry& registry;
+    BrokerFactory& brokers;
+    const int workers;
+    const int max_connections;
+
+    std::atomic<bool> draining{false};
+    std::atomic<int> connections{0};
+    std::atomic<int> brokers_down{0};    // workers whose broker is not usable
+    std::atomic<int> workers_running{0};  // workers whose loop is serving
+
+    // The answer /readyz gives: empty when ready, else the reason.
+    std::string notReadyReason() const {
+        if (draining.load(std::memory_order_relaxed)) return "draining";
+        if (workers_running.load(std::memory_order_relaxed) < workers) return "starting";
+        if (brokers_down.load(std::memory_order_relaxed) > 0) return "broker unavailable";
+        return {};
+    }
+};
+
+}  // namespace wsrelay

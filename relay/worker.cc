@@ -1,0 +1,285 @@
+#include "relay/worker.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+
+#include "relay/edge.h"
+#include "relay/listener.h"
+#include "relay/log.h"
+#include "relay/session.h"
+
+namespace wsrelay {
+namespace {
+
+constexpr size_t kWriteBufferBytes = 64 * 1024;
+// Lets lws hand a whole coalesced batch (or one large frame) to send() in one call; it otherwise
+// caps each send at the receive buffer size and copies the rest aside.
+constexpr size_t kTxPacketBytes = 64 * 1024 * 1024;
+constexpr int kAcceptsPerWakeup = 64;
+constexpr double kDrainGraceSeconds = 5.0;
+constexpr lws_usec_t kLwsTimerTickUs = 100 * 1000;
+
+}  // namespace
+
+Worker::Worker(int index, SharedState& shared)
+    : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
+      thread_name_("w" + std::to_string(index)), hub_(*this),
+      parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
+              static_cast<size_t>(shared.config.limits.max_channel_bytes)),
+      write_buffer_(kWriteBufferBytes),
+      next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
+
+Worker::~Worker() {
+    if (context_ != nullptr) lws_context_destroy(context_);
+    broker_.reset();
+    if (loop_ != nullptr) ev_loop_destroy(loop_);
+    if (spare_fd_ >= 0) close(spare_fd_);
+}
+
+bool Worker::setUp(std::string& error) {
+    log::setThreadName(thread_name_.c_str());
+    const Config& cfg = shared_.config;
+    loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (loop_ == nullptr) {
+        error = "cannot create an event loop";
+        return false;
+    }
+
+    protocols_[0] = {};
+    protocols_[0].name = "wsrelay";
+    protocols_[0].callback = edge::relayCallback;
+    protocols_[0].per_session_data_size = sizeof(edge::ConnectionData);
+    protocols_[0].rx_buffer_size = static_cast<size_t>(cfg.websocket.rx_buffer_bytes);
+    protocols_[0].tx_packet_size = kTxPacketBytes;
+    protocols_[1] = {};
+    protocols_[1].name = "wsrelay-listener";
+    protocols_[1].callback = edge::listenerCallback;
+    protocols_[2] = {};
+
+    void* foreign_loops[1] = {loop_};
+    lws_context_creation_info info{};
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols_.data();
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = foreign_loops;
+    info.user = this;
+    info.pcontext = &context_;
+    info.vhost_name = "default";
+    context_ = lws_create_context(&info);
+    if (context_ == nullptr) {
+        error = "cannot create the libwebsockets context (is libwebsockets-evlib-ev installed?)";
+        return false;
+    }
+    lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
+    tick_.context = context_;
+    lws_sul_schedule(context_, 0, &tick_.sul, onLwsTick, kLwsTimerTickUs);
+
+    listen_fd_ = openReusePortListener(cfg.listen.host, cfg.listen.port, 4096, error);
+    if (listen_fd_ < 0) return false;
+    lws_sock_file_fd_type fd{};
+    fd.filefd = listen_fd_;
+    if (lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "wsrelay-listener",
+                                   nullptr) == nullptr) {
+        close(listen_fd_);
+        listen_fd_ = -1;
+        error = "cannot adopt the listening socket into libwebsockets";
+        return false;
+    }
+    spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    broker_ = shared_.brokers.create(index_, loop_, *this);
+    if (!broker_) {
+        error = "cannot create the broker";
+        return false;
+    }
+
+    ev_async_init(&control_, onControl);
+    control_.data = this;
+    ev_async_start(loop_, &control_);
+    ev_prepare_init(&prepare_, onPrepare);
+    prepare_.data = this;
+    ev_prepare_start(loop_, &prepare_);
+    ev_timer_init(&drain_check_, onDrainCheck, 0., 0.);
+    drain_check_.data = this;
+    accepting_control_.store(true);
+    return true;
+}
+
+void Worker::run() {
+    log::setThreadName(thread_name_.c_str());
+    shared_.workers_running.fetch_add(1);
+    // A request that arrived while we were setting up must not be lost.
+    if (drain_requested_.load() || stop_requested_.load()) ev_async_send(loop_, &control_);
+    ev_run(loop_, 0);
+    shared_.workers_running.fetch_sub(1);
+}
+
+void Worker::requestDrain() {
+    drain_requested_.store(true);
+    if (accepting_control_.load()) ev_async_send(loop_, &control_);
+}
+
+void Worker::requestStop() {
+    stop_requested_.store(true);
+    if (accepting_control_.load()) ev_async_send(loop_, &control_);
+}
+
+void Worker::onControl(struct ev_loop*, ev_async* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    if (self->stop_requested_.load()) {
+        self->stopLoop();
+    } else if (self->drain_requested_.load() && !self->draining_) {
+        self->beginDrain();
+    }
+}
+
+void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
+    // Runs once per loop turn, just before the loop sleeps: everything the broker batched during
+    // this turn leaves in one go.
+    auto* self = static_cast<Worker*>(w->data);
+    if (self->broker_) self->broker_->flush();
+}
+
+void Worker::onLwsTick(lws_sorted_usec_list_t* sul) {
+    auto* tick = reinterpret_cast<LwsTick*>(sul);
+    lws_sul_schedule(tick->context, 0, &tick->sul, onLwsTick, kLwsTimerTickUs);
+}
+
+void Worker::onDrainCheck(struct ev_loop*, ev_timer* w, int) {
+    static_cast<Worker*>(w->data)->stopLoop();
+}
+
+void Worker::beginDrain() {
+    draining_ = true;
+    const int64_t window_us = int64_t{shared_.config.drain.window_ms} * 1000;
+    std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(index_));
+    std::uniform_int_distribution<int64_t> jitter(0, window_us > 0 ? window_us - 1 : 0);
+    for (auto& [id, session] : sessions_) session->scheduleDrain(jitter(rng));
+    WSR_LOG(Info, "draining %zu connections over %d ms", sessions_.size(),
+            shared_.config.drain.window_ms);
+    // Whatever is still open after the window and a grace period is cut off.
+    double deadline = sessions_.empty() ? 0. : static_cast<double>(window_us) / 1e6 + kDrainGraceSeconds;
+    ev_timer_set(&drain_check_, deadline, 0.);
+    ev_timer_start(loop_, &drain_check_);
+}
+
+void Worker::stopLoop() {
+    if (stopped_) return;
+    stopped_ = true;
+    ev_timer_stop(loop_, &drain_check_);
+    // lws first: closing the connections unsubscribes their channels through the broker.
+    if (context_ != nullptr) lws_context_destroy(context_);
+    context_ = nullptr;
+    if (broker_) broker_->flush();
+    broker_.reset();
+    ev_prepare_stop(loop_, &prepare_);
+    ev_async_stop(loop_, &control_);
+    ev_break(loop_, EVBREAK_ALL);
+}
+
+Session* Worker::openSession(lws* wsi, bool origin_rejected) {
+    using metrics::HandshakeResult;
+    const int open = shared_.connections.fetch_add(1) + 1;
+    auto* session = new Session(*this, wsi, next_session_id_++);
+    sessions_.emplace(session->id(), session);
+    HandshakeResult result = HandshakeResult::Ok;
+    if (origin_rejected) {
+        result = HandshakeResult::Origin;
+        session->closeAfterFlush(CloseCode::PolicyViolation);
+    } else if (draining_) {
+        result = HandshakeResult::Draining;
+        session->scheduleDrain(0);
+    } else if (open > shared_.max_connections) {
+        result = HandshakeResult::Limit;
+        session->closeAfterFlush(CloseCode::TryAgainLater);
+    }
+    metrics_.handshakes[static_cast<size_t>(result)].add();
+    return session;
+}
+
+void Worker::closeSession(Session* session) {
+    session->onClosed();
+    sessions_.erase(session->id());
+    shared_.connections.fetch_sub(1);
+    delete session;
+    if (draining_ && sessions_.empty() && !stopped_) {
+        // Not from inside an lws callback: stop on the next loop turn.
+        ev_timer_stop(loop_, &drain_check_);
+        ev_timer_set(&drain_check_, 0., 0.);
+        ev_timer_start(loop_, &drain_check_);
+    }
+}
+
+void Worker::onListenerReadable() {
+    lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
+    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+        int fd = acceptOne(listen_fd_);
+        if (fd < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+                // Out of descriptors: accept and close with the spare one, or the level-triggered
+                // listener would wake us forever.
+                close(spare_fd_);
+                int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+                if (refused >= 0) close(refused);
+                spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                metrics_.handshakes[static_cast<size_t>(metrics::HandshakeResult::Limit)].add();
+                WSR_LOG(Warn, "out of file descriptors: refused a connection");
+            }
+            return;
+        }
+        // On failure lws has closed the socket itself.
+        lws_adopt_socket_vhost(vhost, fd);
+    }
+}
+
+void Worker::onBrokerMessage(std::string_view channel, std::string_view data) {
+    metrics_.broker_messages.add();
+    hub_.deliver(channel, data);
+}
+
+void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+    auto it = sessions_.find(ticket.session_id);
+    if (it == sessions_.end()) return;  // the publisher left meanwhile
+    Session* session = it->second;
+    std::optional<uint64_t> id;
+    if (ticket.has_request_id) id = ticket.request_id;
+    if (status == PublishStatus::Accepted) {
+        if (id) session->reply(protocol::encodeAck(*id));
+        return;
+    }
+    metrics_.broker_publish_failures.add();
+    auto code = status == PublishStatus::Unavailable ? protocol::ErrorCode::BrokerUnavailable
+                                                     : protocol::ErrorCode::Internal;
+    metrics_.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
+    session->reply(protocol::encodeError(id, code, status == PublishStatus::Unavailable
+                                                       ? "broker unavailable"
+                                                       : "publish rejected by the broker"));
+}
+
+void Worker::onBrokerState(BrokerState state, bool) {
+    const bool up = state == BrokerState::Up;
+    if (up == broker_up_) return;
+    broker_up_ = up;
+    shared_.brokers_down.fetch_add(up ? -1 : 1);
+    if (up) {
+        WSR_LOG(Info, "broker up");
+    } else {
+        WSR_LOG(Warn, "broker down: publishes fail and /readyz answers 503 until it is back");
+    }
+}
+
+void Worker::onChannelOpened(std::string_view channel) {
+    metrics_.channels.add();
+    broker_->subscribe(channel);
+}
+
+void Worker::onChannelClosed(std::string_view channel) {
+    metrics_.channels.sub();
+    broker_->unsubscribe(channel);
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <ev.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <libwebsockets.h>
+
+#include "adapters/broker.h"
+#include "relay/hub.h"
+#include "relay/protocol.h"
+#include "relay/shared_state.h"
+
+namespace wsrelay {
+
+class Session;
+
+// One core's share of the relay: a thread with its own libev loop carrying its lws context, its
+// SO_REUSEPORT listener, its sessions, its channel index and its broker connection. Nothing on the
+// per-message path is shared with other workers. Public methods run on the worker's thread unless
+// they say "any thread".
+class Worker final : public BrokerHandler, public HubListener {
+public:
+    Worker(int index, SharedState& shared);
+    ~Worker() override;
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Builds the loop, context, listener and broker on the calling thread; false with `error` set
+    // when any of them fails. Then run() serves until the worker stops.
+    bool setUp(std::string& error);
+    void run();
+
+    // Any thread: start the graceful drain / stop at once. Both only wake the loop.
+    void requestDrain();
+    void requestStop();
+
+    int index() const { return index_; }
+    const Config& config() const { return shared_.config; }
+    SharedState& shared() { return shared_; }
+    metrics::WorkerMetrics& metrics() { return metrics_; }
+    Hub& hub() { return hub_; }
+    Broker& broker() { return *broker_; }
+    protocol::Parser& parser() { return parser_; }
+    bool draining() const { return draining_; }
+    // Per-worker buffer for coalescing queued frames into one socket write.
+    char* writeBuffer() { return write_buffer_.data(); }
+    size_t writeBufferSize() const { return write_buffer_.size(); }
+
+    // Edge events (edge.cc).
+    // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,
+    // the worker is draining or the instance is at limits.max_connections.
+    Session* openSession(lws* wsi, bool origin_rejected);
+    void closeSession(Session* session);
+    void onListenerReadable();
+
+    // BrokerHandler
+    void onBrokerMessage(std::string_view channel, std::string_view data) override;
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override;
+    void onBrokerState(BrokerState state, bool gap) override;
+    // HubListener
+    void onChannelOpened(std::string_view channel) override;
+    void onChannelClosed(std::string_view channel) override;
+
+private:
+    static void onControl(struct ev_loop* loop, ev_async* w, int revents);
+    static void onPrepare(struct ev_loop* loop, ev_prepare* w, int revents);
+    static void onDrainCheck(struct ev_loop* loop, ev_timer* w, int revents);
+    void beginDrain();
+    void stopLoop();
+
+    const int index_;
+    SharedState& shared_;
+    metrics::WorkerMetrics& metrics_;
+    std::string thread_name_;
+    struct ev_loop* loop_ = nullptr;
+    lws_context* context_ = nullptr;
+    std::array<lws_protocols, 3> protocols_{};
+    int listen_fd_ = -1;
+    int spare_fd_ = -1;  // given up to accept-and-close when the process is out of descriptors
+    BrokerPtr broker_;
+    Hub hub_;
+    protocol::Parser parser_;
+    std::vector<char> write_buffer_;
+    std::unordered_map<uint64_t, Session*> sessions_;
+    uint64_t next_session_id_;
+    bool broker_up_ = true;
+
+    // lws 4.1.6's libev plugin re-arms its one ev_timer with ev_timer_set() while the watcher is
+    // still active, which libev ignores: a deadline earlier than the armed one (a ping, a drain
+    // jitter, a close timeout) waits until the armed one fires. A self-rescheduling tick bounds
+    // that wait to kLwsTimerTickUs for every lws timer, ours and lws's own.
+    struct LwsTick {
+        lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
+        lws_context* context;
+    } tick_{};
+    static void onLwsTick(lws_sorted_usec_list_t* sul);
+
+    ev_async control_{};
+    ev_prepare prepare_{};
+    ev_timer drain_check_{};
+    std::atomic<bool> drain_requested_{false};
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> accepting_control_{false};  // control_ is live on the loop
+    bool draining_ = false;
+    bool stopped_ = false;
+    ev_tstamp drain_deadline_ = 0;
+};
+
+}  // namespace wsrelay

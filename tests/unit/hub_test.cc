@@ -1,0 +1,125 @@
+#include "relay/hub.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "relay/protocol.h"
+
+namespace wsrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class RecordingSink : public Sink {
+public:
+    void push(const FramePtr& frame) override { frames.push_back(frame); }
+    std::vector<FramePtr> frames;
+};
+
+class RecordingListener : public HubListener {
+public:
+    void onChannelOpened(std::string_view channel) override { events.push_back("+" + std::string(channel)); }
+    void onChannelClosed(std::string_view channel) override { events.push_back("-" + std::string(channel)); }
+    std::vector<std::string> events;
+};
+
+struct Client {
+    RecordingSink sink;
+    Membership membership{sink};
+};
+
+class HubTest : public ::testing::Test {
+protected:
+    RecordingListener listener;
+    Hub hub{listener};
+};
+
+TEST_F(HubTest, FirstSubscriberOpensTheChannelAndLastOneClosesIt) {
+    Client a, b;
+    EXPECT_EQ(hub.subscribe(a.membership, "chat", 10), Hub::SubscribeResult::Subscribed);
+    EXPECT_EQ(hub.subscribe(b.membership, "chat", 10), Hub::SubscribeResult::Subscribed);
+    EXPECT_THAT(listener.events, ElementsAre("+chat"));
+    EXPECT_TRUE(hub.unsubscribe(a.membership, "chat"));
+    EXPECT_THAT(listener.events, ElementsAre("+chat"));
+    EXPECT_TRUE(hub.unsubscribe(b.membership, "chat"));
+    EXPECT_THAT(listener.events, ElementsAre("+chat", "-chat"));
+    EXPECT_EQ(hub.channelCount(), 0u);
+    EXPECT_EQ(hub.subscriptionCount(), 0u);
+}
+
+TEST_F(HubTest, DoubleSubscribeAndStrayUnsubscribeAreRefused) {
+    Client a;
+    ASSERT_EQ(hub.subscribe(a.membership, "x", 10), Hub::SubscribeResult::Subscribed);
+    EXPECT_EQ(hub.subscribe(a.membership, "x", 10), Hub::SubscribeResult::AlreadySubscribed);
+    EXPECT_FALSE(hub.unsubscribe(a.membership, "y"));
+    EXPECT_EQ(hub.subscriptionCount(), 1u);
+}
+
+TEST_F(HubTest, SubscriptionLimitIsPerConnection) {
+    Client a, b;
+    ASSERT_EQ(hub.subscribe(a.membership, "c1", 2), Hub::SubscribeResult::Subscribed);
+    ASSERT_EQ(hub.subscribe(a.membership, "c2", 2), Hub::SubscribeResult::Subscribed);
+    EXPECT_EQ(hub.subscribe(a.membership, "c3", 2), Hub::SubscribeResult::LimitReached);
+    EXPECT_EQ(hub.subscribe(b.membership, "c3", 2), Hub::SubscribeResult::Subscribed);
+}
+
+TEST_F(HubTest, DeliverEncodesOnceAndSharesTheFrame) {
+    Client a, b, c;
+    hub.subscribe(a.membership, "news", 10);
+    hub.subscribe(b.membership, "news", 10);
+    hub.subscribe(c.membership, "other", 10);
+    EXPECT_EQ(hub.deliver("news", R"({"n":1})"), 2u);
+    ASSERT_EQ(a.sink.frames.size(), 1u);
+    ASSERT_EQ(b.sink.frames.size(), 1u);
+    EXPECT_THAT(c.sink.frames, IsEmpty());
+    EXPECT_EQ(a.sink.frames[0].get(), b.sink.frames[0].get()) << "one buffer for all subscribers";
+    std::string_view bytes = a.sink.frames[0]->bytes();
+    EXPECT_NE(bytes.find(R"({"op":"message","channel":"news","data":{"n":1}})"), std::string_view::npos);
+}
+
+TEST_F(HubTest, DeliverToUnknownChannelReachesNobody) {
+    EXPECT_EQ(hub.deliver("nobody", "1"), 0u);
+}
+
+TEST_F(HubTest, RemovalKeepsEveryOtherMemberReachable) {
+    // Swap-remove moves members around: after arbitrary removals every remaining member must still
+    // get exactly one copy, and removed ones none.
+    constexpr int kClients = 50;
+    std::vector<Client> clients(kClients);
+    for (auto& c : clients) {
+        hub.subscribe(c.membership, "a", 10);
+        hub.subscribe(c.membership, "b", 10);
+        hub.subscribe(c.membership, "c", 10);
+    }
+    for (int i = 0; i < kClients; i += 3) hub.unsubscribe(clients[i].membership, "b");
+    for (int i = 1; i < kClients; i += 4) hub.leaveAll(clients[i].membership);
+    hub.deliver("b", "true");
+    for (int i = 0; i < kClients; ++i) {
+        bool left_b = i % 3 == 0 || i % 4 == 1;
+        EXPECT_EQ(clients[i].sink.frames.size(), left_b ? 0u : 1u) << "client " << i;
+    }
+    hub.deliver("a", "1");
+    for (int i = 0; i < kClients; ++i) {
+        size_t expected = (i % 3 == 0 || i % 4 == 1 ? 0u : 1u) + (i % 4 == 1 ? 0u : 1u);
+        EXPECT_EQ(clients[i].sink.frames.size(), expected) << "client " << i;
+    }
+    for (auto& c : clients) hub.leaveAll(c.membership);
+    EXPECT_EQ(hub.channelCount(), 0u);
+    EXPECT_EQ(hub.subscriptionCount(), 0u);
+}
+
+TEST_F(HubTest, IsSubscribedFollowsTheIndex) {
+    Client a;
+    EXPECT_FALSE(hub.isSubscribed(a.membership, "x"));
+    hub.subscribe(a.membership, "x", 10);
+    EXPECT_TRUE(hub.isSubscribed(a.membership, "x"));
+    hub.leaveAll(a.membership);
+    EXPECT_FALSE(hub.isSubscribed(a.membership, "x"));
+}
+
+}  // namespace
+}  // namespace wsrelay

@@ -1,0 +1,113 @@
+#include "adapters/memory_broker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wsrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+class RecordingHandler : public BrokerHandler {
+public:
+    void onBrokerMessage(std::string_view channel, std::string_view data) override {
+        messages.emplace_back(std::string(channel), std::string(data));
+    }
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+        results.emplace_back(ticket.request_id, status);
+    }
+    void onBrokerState(BrokerState, bool) override { ++state_changes; }
+
+    std::vector<std::pair<std::string, std::string>> messages;
+    std::vector<std::pair<uint64_t, PublishStatus>> results;
+    int state_changes = 0;
+};
+
+// Two workers' loops driven by hand from the test thread: a cross-worker delivery is visible once
+// the target loop has run its pending events.
+class MemoryBrokerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (int i = 0; i < 2; ++i) {
+            loops[i] = ev_loop_new(EVFLAG_AUTO);
+            brokers[i] = factory.create(i, loops[i], handlers[i]);
+        }
+    }
+    void TearDown() override {
+        for (int i = 0; i < 2; ++i) {
+            brokers[i].reset();
+            ev_loop_destroy(loops[i]);
+        }
+    }
+    void turn(int i) { ev_run(loops[i], EVRUN_NOWAIT); }
+
+    MemoryBrokerFactory factory{2};
+    struct ev_loop* loops[2] = {};
+    RecordingHandler handlers[2];
+    BrokerPtr brokers[2];
+};
+
+TEST_F(MemoryBrokerTest, DeliversToSubscribedWorkersOnlyAndAcksAfterFlush) {
+    brokers[1]->subscribe("chat");
+    brokers[0]->publish("chat", R"({"t":1})", PublishTicket{1, 7, true});
+    EXPECT_THAT(handlers[0].results, IsEmpty()) << "results come from flush, never from publish";
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].results, ElementsAre(Pair(7u, PublishStatus::Accepted)));
+    EXPECT_THAT(handlers[0].messages, IsEmpty());
+    turn(1);
+    EXPECT_THAT(handlers[1].messages, ElementsAre(Pair("chat", R"({"t":1})")));
+}
+
+TEST_F(MemoryBrokerTest, PublisherSubscribedToItsOwnChannelGetsItOnce) {
+    brokers[0]->subscribe("c");
+    brokers[1]->subscribe("c");
+    brokers[0]->publish("c", "1", PublishTicket{});
+    brokers[0]->flush();
+    turn(0);
+    turn(1);
+    EXPECT_THAT(handlers[0].messages, ElementsAre(Pair("c", "1")));
+    EXPECT_THAT(handlers[1].messages, ElementsAre(Pair("c", "1")));
+}
+
+TEST_F(MemoryBrokerTest, BatchKeepsPublishOrder) {
+    brokers[1]->subscribe("c");
+    for (int i = 0; i < 100; ++i) brokers[0]->publish("c", std::to_string(i), PublishTicket{});
+    brokers[0]->flush();
+    turn(1);
+    ASSERT_EQ(handlers[1].messages.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(handlers[1].messages[i].second, std::to_string(i));
+}
+
+TEST_F(MemoryBrokerTest, UnsubscribeStopsDelivery) {
+    brokers[1]->subscribe("c");
+    brokers[1]->unsubscribe("c");
+    brokers[0]->publish("c", "1", PublishTicket{0, 1, true});
+    brokers[0]->flush();
+    turn(1);
+    EXPECT_THAT(handlers[1].messages, IsEmpty());
+    // Nobody listening is still a successful publish (at-most-once, like Redis PUBLISH).
+    EXPECT_THAT(handlers[0].results, ElementsAre(Pair(1u, PublishStatus::Accepted)));
+}
+
+TEST_F(MemoryBrokerTest, StoppedWorkerIsSkipped) {
+    brokers[1]->subscribe("c");
+    brokers[1].reset();
+    brokers[0]->publish("c", "1", PublishTicket{0, 3, true});
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].results, ElementsAre(Pair(3u, PublishStatus::Accepted)));
+    EXPECT_THAT(handlers[1].messages, IsEmpty());
+}
+
+TEST_F(MemoryBrokerTest, AlwaysUsable) {
+    EXPECT_TRUE(brokers[0]->usable());
+    EXPECT_EQ(handlers[0].state_changes, 0);
+}
+
+}  // namespace
+}  // namespace wsrelay
