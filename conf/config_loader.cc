@@ -1,0 +1,381 @@
+#include "conf/config_loader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "conf/config_schema.h"
+
+extern char** environ;
+
+namespace wsrelay {
+namespace {
+
+constexpr std::string_view kEnvPrefix = "WSRELAY_";
+
+std::string_view trim(std::string_view s) {
+    constexpr std::string_view kSpace = " \t\r\n\v\f";
+    const size_t begin = s.find_first_not_of(kSpace);
+    if (begin == std::string_view::npos) return {};
+    return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
+}
+
+std::string_view kindOf(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Sequence: return "list";
+        case YAML::NodeType::Map: return "mapping";
+        case YAML::NodeType::Null: return "null";
+        default: return "scalar";
+    }
+}
+
+std::string expected(const ConfigKey& key) {
+    switch (key.type) {
+        case ConfigType::Int:
+        case ConfigType::Int64: return "an integer";
+        case ConfigType::Bool: return "a boolean";
+        case ConfigType::String: return "a string";
+        case ConfigType::Enum: return "one of: " + configRange(key);
+        case ConfigType::StringList: return "a list of strings";
+    }
+    return "a value";
+}
+
+bool isSection(std::string_view path) {
+    for (const ConfigKey& key : configKeys()) {
+        if (key.path.size() > path.size() && key.path.starts_with(path) &&
+            key.path[path.size()] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string unknownKeyMessage(std::string_view path) {
+    const ConfigKey* best = nullptr;
+    size_t best_distance = std::max<size_t>(2, path.size() / 4) + 1;
+    for (const ConfigKey& key : configKeys()) {
+        const size_t d = editDistance(path, key.path);
+        if (d < best_distance) {
+            best = &key;
+            best_distance = d;
+        }
+    }
+    if (best == nullptr) return "unknown key";
+    return "unknown key (did you mean '" + best->path + "'?)";
+}
+
+class Loader {
+public:
+    Loader(ConfigLoad& out, std::string source) : out_(out), source_(std::move(source)) {}
+
+    void text(std::string_view yaml) {
+        std::vector<YAML::Node> docs;
+        try {
+            docs = YAML::LoadAll(std::string(yaml));
+        } catch (const YAML::Exception& e) {
+            error(e.mark, "", "syntax error: " + e.msg);
+            return;
+        }
+        if (docs.empty()) return;  // an empty file (or only comments): all defaults
+        if (docs.size() > 1) error(docs[1].Mark(), "", "only one YAML document is allowed");
+        const YAML::Node& root = docs[0];
+        if (root.IsNull()) return;
+        if (!root.IsMap()) {
+            error(root.Mark(), "",
+                  "expected a mapping of keys, got a " + std::string(kindOf(root)));
+            return;
+        }
+        try {
+            mapping(root, "");
+        } catch (const YAML::Exception& e) {
+            error(e.mark, "", e.msg);
+        }
+    }
+
+private:
+    void error(const YAML::Mark& mark, std::string key, std::string message) {
+        ConfigError e;
+        e.source = source_;
+        // yaml-cpp marks are 0-based; null_mark() (-1) means "no position".
+        e.line = mark.line >= 0 ? mark.line + 1 : 0;
+        e.column = mark.line >= 0 ? mark.column + 1 : 0;
+        e.key = std::move(key);
+        e.message = std::move(message);
+        out_.errors.push_back(std::move(e));
+    }
+
+    void mapping(const YAML::Node& map, const std::string& prefix) {
+        std::map<std::string, int> first_line;
+        // Copies: yaml-cpp iterators hand out proxies, so a reference into *it would dangle.
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            const YAML::Node name = it->first;
+            const YAML::Node value = it->second;
+            if (!name.IsScalar()) {
+                error(name.Mark(), prefix,
+                      "keys must be plain strings, got a " + std::string(kindOf(name)));
+                continue;
+            }
+            const std::string path = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
+            if (name.Scalar().find('.') != std::string::npos) {
+                error(name.Mark(), path, "unknown key (keys are nested mappings, not dotted)");
+                continue;
+            }
+            const auto [seen, inserted] = first_line.emplace(path, name.Mark().line + 1);
+            if (!inserted) {
+                error(name.Mark(), path,
+                      "duplicate key (first at line " + std::to_string(seen->second) + ")");
+                continue;
+            }
+            if (const ConfigKey* key = findConfigKey(path)) {
+                leaf(*key, name, value);
+            } else if (isSection(path)) {
+                if (value.IsMap()) {
+                    mapping(value, path);
+                } else if (!value.IsNull()) {  // an empty section means its defaults
+                    error(value.Mark(), path,
+                          "expected a mapping of keys, got a " + std::string(kindOf(value)));
+                }
+            } else {
+                error(name.Mark(), path, unknownKeyMessage(path));
+            }
+        }
+    }
+
+    void leaf(const ConfigKey& key, const YAML::Node& name, const YAML::Node& value) {
+        if (value.IsNull()) {
+            // An empty value has no reliable mark of its own; the key's is where the eye goes.
+            error(name.Mark(), key.path,
+                  "value is null (remove the key to use the default, " +
+                      formatConfigValue(key.default_value) + ")");
+            return;
+        }
+        if (key.type == ConfigType::StringList) {
+            if (!value.IsSequence()) {
+                error(value.Mark(), key.path,
+                      "expected a list of strings, got a " + std::string(kindOf(value)));
+                return;
+            }
+            std::vector<std::string> items;
+            bool good = true;
+            size_t index = 0;
+            for (const YAML::Node& entry : value) {
+                ++index;
+                if (!entry.IsScalar()) {
+                    const YAML::Mark& mark = entry.IsNull() ? name.Mark() : entry.Mark();
+                    error(mark, key.path,
+                          "list entry " + std::to_string(index) + ": expected a string, got a " +
+                              std::string(kindOf(entry)));
+                    good = false;
+                    continue;
+                }
+                ConfigParse parsed = parseConfigScalar(key, entry.Scalar());
+                if (!parsed.value) {
+                    error(entry.Mark(), key.path, parsed.error);
+                    good = false;
+                    continue;
+                }
+                items.push_back(std::get<std::string>(*parsed.value));
+            }
+            if (good) key.store(out_.config, ConfigValue{std::move(items)});
+            return;
+        }
+        if (!value.IsScalar()) {
+            error(value.Mark(), key.path,
+                  "expected " + expected(key) + ", got a " + std::string(kindOf(value)));
+            return;
+        }
+        ConfigParse parsed = parseConfigScalar(key, value.Scalar());
+        if (!parsed.value) {
+            error(value.Mark(), key.path, parsed.error);
+            return;
+        }
+        key.store(out_.config, *parsed.value);
+    }
+
+    ConfigLoad& out_;
+    std::string source_;
+};
+
+ConfigParse parseEnvValue(const ConfigKey& key, std::string_view raw) {
+    const std::string_view text = trim(raw);
+    if (key.type != ConfigType::StringList) return parseConfigScalar(key, text);
+    std::vector<std::string> items;
+    if (!text.empty()) {
+        size_t start = 0;
+        while (true) {
+            const size_t comma = text.find(',', start);
+            const std::string_view item = trim(
+                text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+            if (item.empty()) return {std::nullopt, "empty entry in the comma-separated list"};
+            ConfigParse parsed = parseConfigScalar(key, item);
+            if (!parsed.value) return parsed;
+            items.push_back(std::get<std::string>(*parsed.value));
+            if (comma == std::string_view::npos) break;
+            start = comma + 1;
+        }
+    }
+    return {ConfigValue{std::move(items)}, ""};
+}
+
+void applyDefaults(ConfigLoad& out) {
+    for (const ConfigKey& key : configKeys()) key.store(out.config, key.default_value);
+}
+
+void applyEnvironment(ConfigLoad& out, const Environment& env) {
+    std::map<std::string, const ConfigKey*> by_name;
+    for (const ConfigKey& key : configKeys()) by_name.emplace(key.envName(), &key);
+    for (const auto& [name, value] : env) {
+        if (!name.starts_with(kEnvPrefix)) continue;
+        const auto it = by_name.find(name);
+        if (it == by_name.end()) {
+            // Never echo the value: it is not ours and may be a secret.
+            out.warnings.push_back("env " + name + ": not a configuration key; ignored");
+            continue;
+        }
+        ConfigParse parsed = parseEnvValue(*it->second, value);
+        if (!parsed.value) {
+            ConfigError e;
+            e.source = "env " + name;
+            e.key = it->second->path;
+            e.message = std::move(parsed.error);
+            out.errors.push_back(std::move(e));
+            continue;
+        }
+        it->second->store(out.config, *parsed.value);
+    }
+}
+
+// Word-wraps one line of prose, each output line starting with `indent`.
+std::string wrap(std::string_view text, std::string_view indent, size_t width) {
+    std::string out;
+    std::string line(indent);
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find(' ', start);
+        if (end == std::string_view::npos) end = text.size();
+        const std::string_view word = text.substr(start, end - start);
+        if (line.size() > indent.size() && line.size() + 1 + word.size() > width) {
+            out += line + "\n";
+            line = indent;
+        }
+        if (line.size() > indent.size()) line += ' ';
+        line += word;
+        start = end + 1;
+    }
+    return out + line + "\n";
+}
+
+}  // namespace
+
+Environment processEnvironment() {
+    Environment env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view item(*entry);
+        const size_t eq = item.find('=');
+        if (eq == std::string_view::npos) continue;
+        env.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+    }
+    return env;
+}
+
+std::string ConfigError::toString() const {
+    std::string out = source;
+    if (line > 0) {
+        out += ":" + std::to_string(line) + ":" + std::to_string(column);
+        if (!key.empty()) out += ": " + key;
+    }
+    return out + ": " + message;
+}
+
+ConfigLoad loadConfigText(std::string_view yaml, const std::string& source,
+                          const Environment& env) {
+    ConfigLoad out;
+    applyDefaults(out);
+    Loader(out, source).text(yaml);
+    applyEnvironment(out, env);
+    return out;
+}
+
+ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
+    std::string text;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int read_errno = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        char buf[16384];
+        while (true) {
+            const ssize_t n = ::read(fd, buf, sizeof(buf));
+            if (n > 0) {
+                text.append(buf, static_cast<size_t>(n));
+            } else if (n == 0) {
+                break;
+            } else if (errno != EINTR) {
+                read_errno = errno;
+                break;
+            }
+        }
+        ::close(fd);
+    }
+    if (read_errno != 0) {
+        ConfigLoad out;
+        applyDefaults(out);
+        ConfigError e;
+        e.source = path;
+        e.message = std::string("cannot read the file: ") + std::strerror(read_errno);
+        out.errors.push_back(std::move(e));
+        applyEnvironment(out, env);
+        return out;
+    }
+    return loadConfigText(text, path, env);
+}
+
+ConfigLoad loadDefaultConfig(const Environment& env) {
+    ConfigLoad out;
+    applyDefaults(out);
+    applyEnvironment(out, env);
+    return out;
+}
+
+std::string describeConfigKeys() {
+    std::string out =
+        "Each key: YAML path = default, then its type (accepted values) and the environment\n"
+        "variable that overrides it. The environment wins over the file; lists in the environment\n"
+        "are comma-separated.\n";
+    std::string section = ".";
+    for (const ConfigKey& key : configKeys()) {
+        const size_t dot = key.path.find('.');
+        const std::string this_section = dot == std::string::npos ? "" : key.path.substr(0, dot);
+        if (this_section != section) out += "\n";
+        section = this_section;
+        out += "  " + key.path + " = " + formatConfigValue(key.default_value) + "\n";
+        out += "      " + std::string(configTypeName(key.type));
+        const std::string range = configRange(key);
+        if (!range.empty()) out += " (" + range + ")";
+        out += "; env " + key.envName() + "\n";
+        out += wrap(key.meaning, "      ", 100);
+    }
+    return out;
+}
+
+}  // namespace wsrelay

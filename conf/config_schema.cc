@@ -1,0 +1,405 @@
+#include "conf/config_schema.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <type_traits>
+#include <utility>
+
+namespace wsrelay {
+namespace {
+
+template <typename E, size_t N>
+using EnumNames = std::array<std::pair<std::string_view, E>, N>;
+
+constexpr EnumNames<SlowConsumerPolicy, 2> kSlowConsumerNames = {{
+    {"close", SlowConsumerPolicy::Close},
+    {"drop_oldest", SlowConsumerPolicy::DropOldest},
+}};
+constexpr EnumNames<BrokerType, 2> kBrokerNames = {{
+    {"memory", BrokerType::Memory},
+    {"redis", BrokerType::Redis},
+}};
+constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{
+    {"debug", LogLevel::Debug},
+    {"info", LogLevel::Info},
+    {"warn", LogLevel::Warn},
+    {"error", LogLevel::Error},
+}};
+
+// `access` is a generic lambda returning a reference to the field, so one expression serves both
+// store (Config&) and read (const Config&); the field's own type decides Int or Int64.
+template <typename Access>
+ConfigKey numberKey(std::string path, int64_t def, int64_t min, int64_t max, std::string meaning,
+                    Access access, bool zero_allowed = false) {
+    using Field = std::remove_cvref_t<decltype(access(std::declval<Config&>()))>;
+    static_assert(std::is_same_v<Field, int> || std::is_same_v<Field, int64_t>);
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = std::is_same_v<Field, int> ? ConfigType::Int : ConfigType::Int64;
+    key.default_value = def;
+    key.min = min;
+    key.max = max;
+    key.zero_allowed = zero_allowed;
+    key.meaning = std::move(meaning);
+    key.store = [access](Config& c, const ConfigValue& v) {
+        access(c) = static_cast<Field>(std::get<int64_t>(v));
+    };
+    key.read = [access](const Config& c) { return ConfigValue{static_cast<int64_t>(access(c))}; };
+    return key;
+}
+
+template <typename Access>
+ConfigKey stringKey(std::string path, std::string def, std::string (*check)(std::string_view),
+                    std::string constraint, std::string meaning, Access access) {
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = ConfigType::String;
+    key.default_value = std::move(def);
+    key.check = check;
+    key.constraint = std::move(constraint);
+    key.meaning = std::move(meaning);
+    key.store = [access](Config& c, const ConfigValue& v) { access(c) = std::get<std::string>(v); };
+    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
+    return key;
+}
+
+template <typename Access>
+ConfigKey listKey(std::string path, std::vector<std::string> def,
+                  std::string (*check)(std::string_view), std::string constraint,
+                  std::string meaning, Access access) {
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = ConfigType::StringList;
+    key.default_value = std::move(def);
+    key.check = check;
+    key.constraint = std::move(constraint);
+    key.meaning = std::move(meaning);
+    key.store = [access](Config& c, const ConfigValue& v) {
+        access(c) = std::get<std::vector<std::string>>(v);
+    };
+    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
+    return key;
+}
+
+template <typename E, size_t N, typename Access>
+ConfigKey enumKey(std::string path, E def, const EnumNames<E, N>& names, std::string meaning,
+                  Access access) {
+    auto nameOf = [names](E value) {
+        for (const auto& [name, e] : names) {
+            if (e == value) return std::string(name);
+        }
+        return std::string();
+    };
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = ConfigType::Enum;
+    key.default_value = nameOf(def);
+    for (const auto& entry : names) key.allowed.emplace_back(entry.first);
+    key.meaning = std::move(meaning);
+    key.store = [access, names](Config& c, const ConfigValue& v) {
+        for (const auto& [name, e] : names) {
+            if (name == std::get<std::string>(v)) access(c) = e;
+        }
+    };
+    key.read = [access, nameOf](const Config& c) { return ConfigValue{nameOf(access(c))}; };
+    return key;
+}
+
+bool hasSpace(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+std::string checkHost(std::string_view host) {
+    if (host.empty()) return "must not be empty";
+    if (hasSpace(host)) return "must not contain whitespace";
+    return "";
+}
+
+std::string checkPath(std::string_view path) {
+    if (path.empty() || path.front() != '/') {
+        return "'" + std::string(path) + "' must start with '/'";
+    }
+    if (hasSpace(path) || path.find_first_of("?#") != std::string_view::npos) {
+        return "'" + std::string(path) + "' must be a plain path (no whitespace, '?' or '#')";
+    }
+    return "";
+}
+
+// Browsers send Origin as scheme://host[:port], lower case, no path: anything else never matches.
+std::string checkOrigin(std::string_view origin) {
+    if (origin == "*") return "";
+    const std::string bad = "'" + std::string(origin) + "' ";
+    const size_t sep = origin.find("://");
+    if (sep == std::string_view::npos || sep == 0) {
+        return bad + "is not an origin (expected * or scheme://host[:port])";
+    }
+    const std::string_view scheme = origin.substr(0, sep);
+    const std::string_view authority = origin.substr(sep + 3);
+    const bool scheme_ok =
+        std::islower(static_cast<unsigned char>(scheme.front())) &&
+        std::all_of(scheme.begin(), scheme.end(), [](unsigned char c) {
+            return std::islower(c) || std::isdigit(c) || c == '+' || c == '-' || c == '.';
+        });
+    if (!scheme_ok || authority.empty() || hasSpace(authority) ||
+        authority.find_first_of("/?#") != std::string_view::npos) {
+        return bad + "is not an origin (expected * or scheme://host[:port], no path)";
+    }
+    if (std::any_of(authority.begin(), authority.end(),
+                    [](unsigned char c) { return std::isupper(c); })) {
+        return bad + "must be lower case, as browsers send it";
+    }
+    return "";
+}
+
+// The only place a key is declared. Defaults must equal those of conf/config.h, and the
+// documentation must match (tests/unit/config_loader_test.cc, config_docs_test.cc).
+std::vector<ConfigKey> buildTable() {
+    std::vector<ConfigKey> keys;
+    keys.push_back(stringKey(
+        "listen.host", "0.0.0.0", checkHost, "non-empty",
+        "Address to bind: an IP literal or host name; 0.0.0.0 = every IPv4 interface.",
+        [](auto& c) -> auto& { return c.listen.host; }));
+    keys.push_back(numberKey(
+        "listen.port", 8080, 1, 65535, "TCP port for WebSocket upgrades and the HTTP endpoints.",
+        [](auto& c) -> auto& { return c.listen.port; }));
+    keys.push_back(numberKey(
+        "workers", 0, 0, 64,
+        "Worker threads, each with its own event loop and listening socket; 0 = one per CPU core.",
+        [](auto& c) -> auto& { return c.workers; }));
+    keys.push_back(stringKey(
+        "websocket.path", "/ws", checkPath, "starts with /",
+        "HTTP path that accepts WebSocket upgrades.",
+        [](auto& c) -> auto& { return c.websocket.path; }));
+    keys.push_back(numberKey(
+        "websocket.max_message_bytes", 65536, 128, 16777216,
+        "Largest message accepted from a client; a bigger one closes the connection with 1009.",
+        [](auto& c) -> auto& { return c.websocket.max_message_bytes; }));
+    keys.push_back(numberKey(
+        "websocket.ping_interval_ms", 25000, 1000, 3600000,
+        "Interval between server pings to each client; 0 = no pings.",
+        [](auto& c) -> auto& { return c.websocket.ping_interval_ms; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "websocket.pong_timeout_ms", 10000, 100, 600000,
+        "Time a client has to answer a ping before it is closed with 4002.",
+        [](auto& c) -> auto& { return c.websocket.pong_timeout_ms; }));
+    keys.push_back(listKey(
+        "websocket.allowed_origins", {}, checkOrigin, "* or scheme://host[:port]",
+        "Allowed Origin headers: exact (https://app.example.com) or *; "
+        "empty = any; others get 1008.",
+        [](auto& c) -> auto& { return c.websocket.allowed_origins; }));
+    keys.push_back(numberKey(
+        "websocket.rx_buffer_bytes", 1024, 128, 65536,
+        "libwebsockets receive buffer per connection: the main per-connection memory cost.",
+        [](auto& c) -> auto& { return c.websocket.rx_buffer_bytes; }));
+    keys.push_back(numberKey(
+        "limits.max_connections", 0, 0, 10000000,
+        "Open connections per instance before new ones get 1013; "
+        "0 = derived from the open-file limit.",
+        [](auto& c) -> auto& { return c.limits.max_connections; }));
+    keys.push_back(numberKey(
+        "limits.send_queue_bytes", 1048576, 1024, 1073741824,
+        "Bytes queued for one client before limits.slow_consumer applies.",
+        [](auto& c) -> auto& { return c.limits.send_queue_bytes; }));
+    keys.push_back(numberKey(
+        "limits.send_queue_messages", 1024, 1, 1000000,
+        "Messages queued for one client before limits.slow_consumer applies.",
+        [](auto& c) -> auto& { return c.limits.send_queue_messages; }));
+    keys.push_back(enumKey(
+        "limits.slow_consumer", SlowConsumerPolicy::Close, kSlowConsumerNames,
+        "When a send queue is full: close the connection (4001) or drop its oldest messages.",
+        [](auto& c) -> auto& { return c.limits.slow_consumer; }));
+    keys.push_back(numberKey(
+        "limits.max_subscriptions", 128, 1, 100000,
+        "Channels one connection may be subscribed to at once.",
+        [](auto& c) -> auto& { return c.limits.max_subscriptions; }));
+    keys.push_back(numberKey(
+        "limits.max_channel_bytes", 255, 1, 1024, "Longest channel name, in bytes.",
+        [](auto& c) -> auto& { return c.limits.max_channel_bytes; }));
+    keys.push_back(numberKey(
+        "limits.max_bad_commands", 10, 1, 1000000,
+        "Malformed or unknown commands a connection may send before it is closed with 4500.",
+        [](auto& c) -> auto& { return c.limits.max_bad_commands; }));
+    keys.push_back(numberKey(
+        "drain.window_ms", 10000, 0, 3600000,
+        "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "
+        "0 = at once.",
+        [](auto& c) -> auto& { return c.drain.window_ms; }));
+    keys.push_back(enumKey(
+        "broker.type", BrokerType::Memory, kBrokerNames,
+        "Message broker: memory (this instance only) or redis.",
+        [](auto& c) -> auto& { return c.broker.type; }));
+    keys.push_back(enumKey(
+        "log.level", LogLevel::Info, kLogLevelNames,
+        "Least severe level written to the log (stderr).",
+        [](auto& c) -> auto& { return c.log.level; }));
+    return keys;
+}
+
+const std::vector<ConfigKey>& table() {
+    static const std::vector<ConfigKey> keys = buildTable();
+    return keys;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// Echoes user input in a message, cut short so a huge value cannot flood the output.
+std::string quoted(std::string_view text) {
+    constexpr size_t kMax = 64;
+    if (text.size() <= kMax) return "'" + std::string(text) + "'";
+    return "'" + std::string(text.substr(0, kMax)) + "...'";
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+    std::string out;
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += sep;
+        out += items[i];
+    }
+    return out;
+}
+
+// Plain YAML scalars that would not read back as the same string.
+bool needsQuotes(std::string_view s) {
+    if (s.empty() || s.front() == ' ' || s.back() == ' ') return true;
+    if (std::string_view("!&*-?{}[],#|>@`\"'%:").find(s.front()) != std::string_view::npos) {
+        return true;
+    }
+    if (s.find(": ") != std::string_view::npos || s.find(" #") != std::string_view::npos ||
+        s.find_first_of(",[]{}") != std::string_view::npos) {
+        return true;
+    }
+    const std::string l = lower(s);
+    return l == "~" || l == "null" || l == "true" || l == "false" || l == "yes" || l == "no" ||
+           l == "on" || l == "off";
+}
+
+std::string yamlString(const std::string& s) {
+    if (!needsQuotes(s)) return s;
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+std::string ConfigKey::envName() const {
+    std::string name = "WSRELAY_";
+    for (char c : path) {
+        name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return name;
+}
+
+std::span<const ConfigKey> configKeys() { return table(); }
+
+const ConfigKey* findConfigKey(std::string_view path) {
+    for (const ConfigKey& key : table()) {
+        if (key.path == path) return &key;
+    }
+    return nullptr;
+}
+
+std::string_view configTypeName(ConfigType type) {
+    switch (type) {
+        case ConfigType::Int: return "int";
+        case ConfigType::Int64: return "int64";
+        case ConfigType::Bool: return "bool";
+        case ConfigType::String: return "string";
+        case ConfigType::Enum: return "enum";
+        case ConfigType::StringList: return "string list";
+    }
+    return "?";
+}
+
+std::string formatConfigValue(const ConfigValue& value) {
+    if (const auto* i = std::get_if<int64_t>(&value)) return std::to_string(*i);
+    if (const auto* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
+    if (const auto* s = std::get_if<std::string>(&value)) return yamlString(*s);
+    std::vector<std::string> items;
+    for (const std::string& item : std::get<std::vector<std::string>>(value)) {
+        items.push_back(yamlString(item));
+    }
+    return "[" + join(items, ", ") + "]";
+}
+
+std::string configRange(const ConfigKey& key) {
+    switch (key.type) {
+        case ConfigType::Int:
+        case ConfigType::Int64: {
+            std::string range = std::to_string(key.min) + ".." + std::to_string(key.max);
+            return key.zero_allowed ? "0 or " + range : range;
+        }
+        case ConfigType::Bool: return "true, false";
+        case ConfigType::Enum: return join(key.allowed, ", ");
+        case ConfigType::String:
+        case ConfigType::StringList: return key.constraint;
+    }
+    return "";
+}
+
+ConfigParse parseConfigScalar(const ConfigKey& key, std::string_view text) {
+    ConfigParse out;
+    switch (key.type) {
+        case ConfigType::Int:
+        case ConfigType::Int64: {
+            std::string_view digits = text;
+            if (digits.size() > 1 && digits.front() == '+' && digits[1] != '-') {
+                digits.remove_prefix(1);
+            }
+            int64_t n = 0;
+            const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+            const bool overflow = ec == std::errc::result_out_of_range;
+            if (digits.empty() || (ec != std::errc() && !overflow) ||
+                end != digits.data() + digits.size()) {
+                out.error = "cannot convert " + quoted(text) + " to an integer";
+            } else if (overflow ||
+                       ((n < key.min || n > key.max) && !(n == 0 && key.zero_allowed))) {
+                out.error = quoted(text) + " is out of range (allowed: " + configRange(key) + ")";
+            } else {
+                out.value = n;
+            }
+            return out;
+        }
+        case ConfigType::Bool: {
+            const std::string l = lower(text);
+            if (l == "true" || l == "yes" || l == "on" || l == "1") {
+                out.value = true;
+            } else if (l == "false" || l == "no" || l == "off" || l == "0") {
+                out.value = false;
+            } else {
+                out.error = "cannot convert " + quoted(text) + " to a boolean (use true or false)";
+            }
+            return out;
+        }
+        case ConfigType::Enum: {
+            const std::string l = lower(text);
+            for (const std::string& name : key.allowed) {
+                if (name == l) {
+                    out.value = name;
+                    return out;
+                }
+            }
+            out.error = quoted(text) + " is not one of: " + join(key.allowed, ", ");
+            return out;
+        }
+        case ConfigType::String:
+        case ConfigType::StringList: {
+            if (key.check != nullptr) out.error = key.check(text);
+            if (out.error.empty()) out.value = std::string(text);
+            return out;
+        }
+    }
+    out.error = "unsupported type";
+    return out;
+}
+
+}  // namespace wsrelay

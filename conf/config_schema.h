@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "conf/config.h"
+
+// The one table of configuration keys. The loader, `wsrelay --help`, docs/config.md and
+// conf/wsrelay.sample.yaml are all checked against it (tests/unit/config_docs_test.cc).
+namespace wsrelay {
+
+enum class ConfigType { Int, Int64, Bool, String, Enum, StringList };
+
+// A converted, checked value. Int and Int64 hold int64_t; Enum holds the canonical name.
+using ConfigValue = std::variant<int64_t, bool, std::string, std::vector<std::string>>;
+
+struct ConfigKey {
+    std::string path;  // dotted, e.g. "websocket.max_message_bytes"
+    ConfigType type = ConfigType::String;
+    ConfigValue default_value;
+    // Int and Int64: accepted range, plus 0 when zero_allowed (0 then means off/automatic).
+    int64_t min = 0;
+    int64_t max = 0;
+    bool zero_allowed = false;
+    std::vector<std::string> allowed;  // Enum: every accepted name
+    // String and StringList (per entry): a check beyond the type, described by `constraint` for
+    // the docs. Returns an error message, or "" when the value is acceptable.
+    std::string (*check)(std::string_view value) = nullptr;
+    std::string constraint;
+    std::string meaning;  // one line
+    std::function<void(Config&, const ConfigValue&)> store;
+    std::function<ConfigValue(const Config&)> read;
+
+    // WSRELAY_ + the path upper-cased with '_' between levels.
+    std::string envName() const;
+};
+
+// Every key, in documentation order (grouped by section).
+std::span<const ConfigKey> configKeys();
+const ConfigKey* findConfigKey(std::string_view path);
+
+// "int", "int64", "bool", "string", "enum", "string list".
+std::string_view configTypeName(ConfigType type);
+// A value as it is written in YAML: 8080, close, /ws, [] or [a, b]; an empty string as "".
+std::string formatConfigValue(const ConfigValue& value);
+// Accepted values for the docs: "1..65535", "0 or 1000..3600000", "close, drop_oldest", the
+// constraint of a string, or "" when anything of the type goes.
+std::string configRange(const ConfigKey& key);
+
+struct ConfigParse {
+    std::optional<ConfigValue> value;
+    std::string error;  // set when value is empty
+};
+// Converts one scalar (a YAML scalar or an environment value) to the key's type and checks it
+// against bounds, allowed names and `check`. For a StringList key it converts one entry and
+// returns it as a string.
+ConfigParse parseConfigScalar(const ConfigKey& key, std::string_view text);
+
+}  // namespace wsrelay

@@ -1,0 +1,664 @@
+#include "conf/config_loader.h"
+
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "conf/config_schema.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace wsrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::vector<std::string> errorStrings(const ConfigLoad& load) {
+    std::vector<std::string> out;
+    for (const ConfigError& e : load.errors) out.push_back(e.toString());
+    return out;
+}
+
+ConfigLoad loadYaml(std::string_view yaml, const Environment& env = {}) {
+    return loadConfigText(yaml, "cfg.yaml", env);
+}
+
+// Field by field, so a mismatch names the field.
+void expectSameConfig(const Config& got, const Config& want) {
+    EXPECT_EQ(got.listen.host, want.listen.host);
+    EXPECT_EQ(got.listen.port, want.listen.port);
+    EXPECT_EQ(got.workers, want.workers);
+    EXPECT_EQ(got.websocket.path, want.websocket.path);
+    EXPECT_EQ(got.websocket.max_message_bytes, want.websocket.max_message_bytes);
+    EXPECT_EQ(got.websocket.ping_interval_ms, want.websocket.ping_interval_ms);
+    EXPECT_EQ(got.websocket.pong_timeout_ms, want.websocket.pong_timeout_ms);
+    EXPECT_EQ(got.websocket.allowed_origins, want.websocket.allowed_origins);
+    EXPECT_EQ(got.websocket.rx_buffer_bytes, want.websocket.rx_buffer_bytes);
+    EXPECT_EQ(got.limits.max_connections, want.limits.max_connections);
+    EXPECT_EQ(got.limits.send_queue_bytes, want.limits.send_queue_bytes);
+    EXPECT_EQ(got.limits.send_queue_messages, want.limits.send_queue_messages);
+    EXPECT_EQ(got.limits.slow_consumer, want.limits.slow_consumer);
+    EXPECT_EQ(got.limits.max_subscriptions, want.limits.max_subscriptions);
+    EXPECT_EQ(got.limits.max_channel_bytes, want.limits.max_channel_bytes);
+    EXPECT_EQ(got.limits.max_bad_commands, want.limits.max_bad_commands);
+    EXPECT_EQ(got.drain.window_ms, want.drain.window_ms);
+    EXPECT_EQ(got.broker.type, want.broker.type);
+    EXPECT_EQ(got.log.level, want.log.level);
+}
+
+// --- The table ---
+
+TEST(ConfigSchemaTest, DefaultLoadedConfigEqualsConfigStruct) {
+    const ConfigLoad load = loadDefaultConfig({});
+    EXPECT_TRUE(load.ok());
+    EXPECT_THAT(load.warnings, IsEmpty());
+    expectSameConfig(load.config, Config{});
+}
+
+TEST(ConfigSchemaTest, TableDefaultsEqualConfigStructDefaults) {
+    const Config defaults;
+    for (const ConfigKey& key : configKeys()) {
+        EXPECT_EQ(key.read(defaults), key.default_value) << key.path;
+    }
+}
+
+TEST(ConfigSchemaTest, CoversEveryConfigField) {
+    // One key per field of conf/config.h; update with the struct.
+    EXPECT_EQ(configKeys().size(), 19u);
+}
+
+TEST(ConfigSchemaTest, TableIsWellFormed) {
+    std::set<std::string> paths;
+    std::set<std::string> env_names;
+    for (const ConfigKey& key : configKeys()) {
+        SCOPED_TRACE(key.path);
+        EXPECT_TRUE(paths.insert(key.path).second) << "duplicate path";
+        EXPECT_TRUE(env_names.insert(key.envName()).second) << "duplicate env name";
+        EXPECT_FALSE(key.meaning.empty());
+        // A meaning is one markdown table cell and one YAML comment line.
+        EXPECT_EQ(key.meaning.find_first_of("|\n"), std::string::npos);
+        EXPECT_TRUE(key.store && key.read);
+        // Each default is accepted by its own key, as written in the docs.
+        if (key.type != ConfigType::StringList) {
+            const ConfigParse parsed = parseConfigScalar(key, formatConfigValue(key.default_value));
+            ASSERT_TRUE(parsed.value.has_value()) << parsed.error;
+            EXPECT_EQ(*parsed.value, key.default_value);
+        }
+        if (key.type == ConfigType::Int || key.type == ConfigType::Int64) {
+            EXPECT_LE(key.min, key.max);
+            EXPECT_GE(key.min, key.zero_allowed ? 1 : LLONG_MIN);
+            if (key.type == ConfigType::Int) {
+                EXPECT_LE(key.max, INT_MAX);
+                EXPECT_GE(key.min, INT_MIN);
+            }
+        }
+        if (key.type == ConfigType::Enum) {
+            EXPECT_GE(key.allowed.size(), 2u);
+        }
+    }
+}
+
+TEST(ConfigSchemaTest, StoreAndReadRoundTrip) {
+    Config config;
+    const ConfigKey* port = findConfigKey("listen.port");
+    ASSERT_NE(port, nullptr);
+    port->store(config, ConfigValue{int64_t{9999}});
+    EXPECT_EQ(config.listen.port, 9999);
+    EXPECT_EQ(port->read(config), ConfigValue{int64_t{9999}});
+
+    const ConfigKey* policy = findConfigKey("limits.slow_consumer");
+    ASSERT_NE(policy, nullptr);
+    policy->store(config, ConfigValue{std::string("drop_oldest")});
+    EXPECT_EQ(config.limits.slow_consumer, SlowConsumerPolicy::DropOldest);
+    EXPECT_EQ(policy->read(config), ConfigValue{std::string("drop_oldest")});
+
+    EXPECT_EQ(findConfigKey("listen"), nullptr);
+    EXPECT_EQ(findConfigKey("nope"), nullptr);
+}
+
+TEST(ConfigSchemaTest, EnvNames) {
+    EXPECT_EQ(findConfigKey("listen.port")->envName(), "WSRELAY_LISTEN_PORT");
+    EXPECT_EQ(findConfigKey("websocket.max_message_bytes")->envName(),
+              "WSRELAY_WEBSOCKET_MAX_MESSAGE_BYTES");
+    EXPECT_EQ(findConfigKey("workers")->envName(), "WSRELAY_WORKERS");
+}
+
+TEST(ConfigSchemaTest, TypesFollowTheFields) {
+    EXPECT_EQ(findConfigKey("listen.port")->type, ConfigType::Int);
+    EXPECT_EQ(findConfigKey("websocket.max_message_bytes")->type, ConfigType::Int64);
+    EXPECT_EQ(findConfigKey("listen.host")->type, ConfigType::String);
+    EXPECT_EQ(findConfigKey("websocket.allowed_origins")->type, ConfigType::StringList);
+    EXPECT_EQ(findConfigKey("log.level")->type, ConfigType::Enum);
+}
+
+TEST(ConfigSchemaTest, FormatsValuesAsYaml) {
+    EXPECT_EQ(formatConfigValue(ConfigValue{int64_t{8080}}), "8080");
+    EXPECT_EQ(formatConfigValue(ConfigValue{true}), "true");
+    EXPECT_EQ(formatConfigValue(ConfigValue{std::string("/ws")}), "/ws");
+    EXPECT_EQ(formatConfigValue(ConfigValue{std::string("")}), "\"\"");
+    EXPECT_EQ(formatConfigValue(ConfigValue{std::string("*")}), "\"*\"");
+    EXPECT_EQ(formatConfigValue(ConfigValue{std::vector<std::string>{}}), "[]");
+    EXPECT_EQ(
+        formatConfigValue(ConfigValue{std::vector<std::string>{"https://a.example.com", "*"}}),
+        "[https://a.example.com, \"*\"]");
+}
+
+TEST(ConfigSchemaTest, Ranges) {
+    EXPECT_EQ(configRange(*findConfigKey("listen.port")), "1..65535");
+    EXPECT_EQ(configRange(*findConfigKey("websocket.ping_interval_ms")), "0 or 1000..3600000");
+    EXPECT_EQ(configRange(*findConfigKey("limits.slow_consumer")), "close, drop_oldest");
+    EXPECT_EQ(configRange(*findConfigKey("log.level")), "debug, info, warn, error");
+    EXPECT_EQ(configRange(*findConfigKey("websocket.path")), "starts with /");
+}
+
+TEST(ConfigSchemaTest, ParsesBooleans) {
+    // No key is a bool today; the type is part of the schema all the same.
+    ConfigKey flag;
+    flag.path = "test.flag";
+    flag.type = ConfigType::Bool;
+    for (const char* yes : {"true", "True", "yes", "on", "1"}) {
+        EXPECT_EQ(parseConfigScalar(flag, yes).value, ConfigValue{true}) << yes;
+    }
+    for (const char* no : {"false", "FALSE", "no", "off", "0"}) {
+        EXPECT_EQ(parseConfigScalar(flag, no).value, ConfigValue{false}) << no;
+    }
+    const ConfigParse bad = parseConfigScalar(flag, "maybe");
+    EXPECT_FALSE(bad.value.has_value());
+    EXPECT_EQ(bad.error, "cannot convert 'maybe' to a boolean (use true or false)");
+}
+
+TEST(ConfigSchemaTest, ParsesIntegers) {
+    const ConfigKey& port = *findConfigKey("listen.port");
+    EXPECT_EQ(parseConfigScalar(port, "+443").value, ConfigValue{int64_t{443}});
+    EXPECT_EQ(parseConfigScalar(port, "").error, "cannot convert '' to an integer");
+    EXPECT_EQ(parseConfigScalar(port, "80x").error, "cannot convert '80x' to an integer");
+    EXPECT_EQ(parseConfigScalar(port, "8.5").error, "cannot convert '8.5' to an integer");
+    EXPECT_EQ(parseConfigScalar(port, "0x50").error, "cannot convert '0x50' to an integer");
+    EXPECT_EQ(parseConfigScalar(port, "-1").error, "'-1' is out of range (allowed: 1..65535)");
+    EXPECT_EQ(parseConfigScalar(port, "99999999999999999999").error,
+              "'99999999999999999999' is out of range (allowed: 1..65535)");
+    EXPECT_EQ(parseConfigScalar(port, "99999999999999999999x").error,
+              "cannot convert '99999999999999999999x' to an integer");
+}
+
+TEST(ConfigSchemaTest, LongValuesAreCutInMessages) {
+    const std::string huge(1000, '9');
+    const std::string error = parseConfigScalar(*findConfigKey("listen.port"), huge).error;
+    EXPECT_EQ(error, "'" + std::string(64, '9') + "...' is out of range (allowed: 1..65535)");
+}
+
+// --- Files ---
+
+TEST(ConfigLoaderTest, GoodFileSetsEveryKey) {
+    const ConfigLoad load = loadYaml(R"(
+listen:
+  host: 127.0.0.1
+  port: 9001
+workers: 4
+websocket:
+  path: /relay
+  max_message_bytes: 1048576
+  ping_interval_ms: 0
+  pong_timeout_ms: 5000
+  allowed_origins:
+    - https://app.example.com
+    - "http://localhost:3000"
+  rx_buffer_bytes: 4096
+limits:
+  max_connections: 50000
+  send_queue_bytes: 4194304
+  send_queue_messages: 64
+  slow_consumer: drop_oldest
+  max_subscriptions: 16
+  max_channel_bytes: 64
+  max_bad_commands: 3
+drain:
+  window_ms: 0
+broker:
+  type: redis
+log:
+  level: debug
+)");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_THAT(load.warnings, IsEmpty());
+    const Config& c = load.config;
+    EXPECT_EQ(c.listen.host, "127.0.0.1");
+    EXPECT_EQ(c.listen.port, 9001);
+    EXPECT_EQ(c.workers, 4);
+    EXPECT_EQ(c.websocket.path, "/relay");
+    EXPECT_EQ(c.websocket.max_message_bytes, 1048576);
+    EXPECT_EQ(c.websocket.ping_interval_ms, 0);
+    EXPECT_EQ(c.websocket.pong_timeout_ms, 5000);
+    EXPECT_THAT(c.websocket.allowed_origins,
+                ElementsAre("https://app.example.com", "http://localhost:3000"));
+    EXPECT_EQ(c.websocket.rx_buffer_bytes, 4096);
+    EXPECT_EQ(c.limits.max_connections, 50000);
+    EXPECT_EQ(c.limits.send_queue_bytes, 4194304);
+    EXPECT_EQ(c.limits.send_queue_messages, 64);
+    EXPECT_EQ(c.limits.slow_consumer, SlowConsumerPolicy::DropOldest);
+    EXPECT_EQ(c.limits.max_subscriptions, 16);
+    EXPECT_EQ(c.limits.max_channel_bytes, 64);
+    EXPECT_EQ(c.limits.max_bad_commands, 3);
+    EXPECT_EQ(c.drain.window_ms, 0);
+    EXPECT_EQ(c.broker.type, BrokerType::Redis);
+    EXPECT_EQ(c.log.level, LogLevel::Debug);
+}
+
+TEST(ConfigLoaderTest, EmptyFileIsAllDefaults) {
+    for (const char* text : {"", "\n\n", "# only a comment\n", "---\n"}) {
+        const ConfigLoad load = loadYaml(text);
+        EXPECT_TRUE(load.ok()) << text;
+        expectSameConfig(load.config, Config{});
+    }
+}
+
+TEST(ConfigLoaderTest, MissingAndEmptySectionsKeepDefaults) {
+    const ConfigLoad load = loadYaml("listen:\n  port: 9000\nlimits:\nlog: {}\n");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    Config want;
+    want.listen.port = 9000;
+    expectSameConfig(load.config, want);
+}
+
+TEST(ConfigLoaderTest, FlowStyleWorks) {
+    const ConfigLoad load =
+        loadYaml("websocket: {path: /x, allowed_origins: [\"*\"]}\nlog: {level: WARN}\n");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_EQ(load.config.websocket.path, "/x");
+    EXPECT_THAT(load.config.websocket.allowed_origins, ElementsAre("*"));
+    EXPECT_EQ(load.config.log.level, LogLevel::Warn);
+}
+
+TEST(ConfigLoaderTest, CannotConvertHasExactPosition) {
+    const ConfigLoad load = loadYaml("# comment\nlisten:\n  port:    eighty\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:3:12: listen.port: cannot convert 'eighty' to an integer"));
+    ASSERT_EQ(load.errors.size(), 1u);
+    EXPECT_EQ(load.errors[0].source, "cfg.yaml");
+    EXPECT_EQ(load.errors[0].line, 3);
+    EXPECT_EQ(load.errors[0].column, 12);
+    EXPECT_EQ(load.errors[0].key, "listen.port");
+    EXPECT_EQ(load.errors[0].message, "cannot convert 'eighty' to an integer");
+    EXPECT_EQ(load.config.listen.port, 8080);  // a bad value leaves the default
+}
+
+TEST(ConfigLoaderTest, UnknownTopLevelKey) {
+    const ConfigLoad load = loadYaml("listen:\n  port: 80\nlisten_port: 80\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:3:1: listen_port: unknown key (did you mean "
+                            "'listen.port'?)"));
+    EXPECT_THAT(errorStrings(loadYaml("compression: true\n")),
+                ElementsAre("cfg.yaml:1:1: compression: unknown key"));
+}
+
+TEST(ConfigLoaderTest, UnknownNestedKeySuggestsTheClosest) {
+    const ConfigLoad load = loadYaml("websocket:\n  path: /ws\n  max_msg_bytes: 10\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:3:3: websocket.max_msg_bytes: unknown key (did you mean "
+                            "'websocket.max_message_bytes'?)"));
+}
+
+TEST(ConfigLoaderTest, UnknownSectionAndKeyUnderLeaf) {
+    const ConfigLoad load = loadYaml("tls:\n  cert: x\nlisten:\n  port:\n    number: 80\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:1:1: tls: unknown key",
+                            "cfg.yaml:5:5: listen.port: expected an integer, got a mapping"));
+}
+
+TEST(ConfigLoaderTest, DottedKeysAreRejected) {
+    const ConfigLoad load = loadYaml("listen.port: 80\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:1:1: listen.port: unknown key (keys are nested mappings, "
+                            "not dotted)"));
+    EXPECT_EQ(load.config.listen.port, 8080);
+}
+
+TEST(ConfigLoaderTest, WrongTypes) {
+    const ConfigLoad load = loadYaml(R"(listen:
+  port: [1, 2]
+  host: {a: b}
+websocket:
+  allowed_origins: https://app.example.com
+log:
+  level: [info]
+limits: 5
+)");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:2:9: listen.port: expected an integer, got a list",
+                            "cfg.yaml:3:9: listen.host: expected a string, got a mapping",
+                            "cfg.yaml:5:20: websocket.allowed_origins: expected a list of "
+                            "strings, got a scalar",
+                            "cfg.yaml:7:10: log.level: expected one of: debug, info, warn, "
+                            "error, got a list",
+                            "cfg.yaml:8:9: limits: expected a mapping of keys, got a scalar"));
+}
+
+TEST(ConfigLoaderTest, TopLevelMustBeAMapping) {
+    EXPECT_THAT(errorStrings(loadYaml("just a string\n")),
+                ElementsAre("cfg.yaml:1:1: expected a mapping of keys, got a scalar"));
+    EXPECT_THAT(errorStrings(loadYaml("- a\n- b\n")),
+                ElementsAre("cfg.yaml:1:1: expected a mapping of keys, got a list"));
+}
+
+TEST(ConfigLoaderTest, OutOfRange) {
+    const ConfigLoad load = loadYaml(R"(listen:
+  port: 70000
+workers: -1
+websocket:
+  ping_interval_ms: 500
+  max_message_bytes: 99999999999999999999
+)");
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre(
+            "cfg.yaml:2:9: listen.port: '70000' is out of range (allowed: 1..65535)",
+            "cfg.yaml:3:10: workers: '-1' is out of range (allowed: 0..64)",
+            "cfg.yaml:5:21: websocket.ping_interval_ms: '500' is out of range (allowed: 0 or "
+            "1000..3600000)",
+            "cfg.yaml:6:22: websocket.max_message_bytes: '99999999999999999999' is out of range "
+            "(allowed: 128..16777216)"));
+}
+
+TEST(ConfigLoaderTest, RangeEdgesAreAccepted) {
+    const ConfigLoad load = loadYaml(R"(listen: {port: 65535}
+workers: 64
+websocket: {ping_interval_ms: 1000, max_message_bytes: 16777216, rx_buffer_bytes: 128}
+limits: {send_queue_bytes: 1073741824, max_connections: 10000000}
+)");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_EQ(load.config.listen.port, 65535);
+    EXPECT_EQ(load.config.websocket.max_message_bytes, 16777216);
+    EXPECT_EQ(load.config.limits.send_queue_bytes, 1073741824);
+}
+
+TEST(ConfigLoaderTest, BadEnum) {
+    const ConfigLoad load = loadYaml("limits:\n  slow_consumer: fast\nbroker: {type: kafka}\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:2:18: limits.slow_consumer: 'fast' is not one of: close, "
+                            "drop_oldest",
+                            "cfg.yaml:3:16: broker.type: 'kafka' is not one of: memory, redis"));
+}
+
+TEST(ConfigLoaderTest, EnumsAreCaseInsensitive) {
+    const ConfigLoad load =
+        loadYaml("limits:\n  slow_consumer: Drop_Oldest\nlog:\n  level: ERROR\n");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_EQ(load.config.limits.slow_consumer, SlowConsumerPolicy::DropOldest);
+    EXPECT_EQ(load.config.log.level, LogLevel::Error);
+}
+
+TEST(ConfigLoaderTest, SyntaxError) {
+    const ConfigLoad load = loadYaml("listen:\n  port: 80\n  host: \"unterminated");
+    ASSERT_EQ(load.errors.size(), 1u);
+    EXPECT_EQ(load.errors[0].line, 3);
+    EXPECT_EQ(load.errors[0].column, 22);
+    EXPECT_EQ(load.errors[0].key, "");
+    EXPECT_EQ(load.errors[0].toString(), "cfg.yaml:3:22: syntax error: illegal EOF in scalar");
+
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  port: 80\n host: x\n")),
+                ElementsAre("cfg.yaml:3:2: syntax error: end of map not found"));
+    EXPECT_THAT(errorStrings(loadYaml("websocket:\n  allowed_origins: [*]\n")),
+                ElementsAre("cfg.yaml:2:22: syntax error: alias not found after *"));
+}
+
+TEST(ConfigLoaderTest, SyntaxErrorStillReportsEnvironmentErrors) {
+    const ConfigLoad load = loadYaml("a: b: c\n", {{"WSRELAY_LISTEN_PORT", "x"}});
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:1:5: syntax error: illegal map value",
+                            "env WSRELAY_LISTEN_PORT: cannot convert 'x' to an integer"));
+}
+
+TEST(ConfigLoaderTest, NullValueIsAnErrorAtTheKey) {
+    const ConfigLoad load = loadYaml("listen:\n  port:\n  host: ~\nworkers: null\n");
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre(
+            "cfg.yaml:2:3: listen.port: value is null (remove the key to use the default, 8080)",
+            "cfg.yaml:3:3: listen.host: value is null (remove the key to use the default, "
+            "0.0.0.0)",
+            "cfg.yaml:4:1: workers: value is null (remove the key to use the default, 0)"));
+    // A quoted "null" is a string, not a null.
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  host: 'null'\n")), IsEmpty());
+}
+
+TEST(ConfigLoaderTest, DuplicateKey) {
+    const ConfigLoad load = loadYaml("listen:\n  port: 1\n  port: 2\n");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:3:3: listen.port: duplicate key (first at line 2)"));
+    EXPECT_EQ(load.config.listen.port, 1);
+}
+
+TEST(ConfigLoaderTest, OnlyOneDocument) {
+    EXPECT_THAT(errorStrings(loadYaml("workers: 1\n---\nworkers: 2\n")),
+                ElementsAre("cfg.yaml:3:1: only one YAML document is allowed"));
+}
+
+TEST(ConfigLoaderTest, NonScalarKey) {
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  ? [a]\n  : 1\n")),
+                ElementsAre("cfg.yaml:2:5: listen: keys must be plain strings, got a list"));
+}
+
+TEST(ConfigLoaderTest, CollectsEveryErrorInOnePass) {
+    const ConfigLoad load = loadYaml(R"(listen:
+  port: eighty
+  hots: 0.0.0.0
+websocket:
+  path: ws
+  pong_timeout_ms: 1
+limits:
+  slow_consumer: never
+log:
+  level:
+)");
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre("cfg.yaml:2:9: listen.port: cannot convert 'eighty' to an integer",
+                    "cfg.yaml:3:3: listen.hots: unknown key (did you mean 'listen.host'?)",
+                    "cfg.yaml:5:9: websocket.path: 'ws' must start with '/'",
+                    "cfg.yaml:6:20: websocket.pong_timeout_ms: '1' is out of range (allowed: "
+                    "100..600000)",
+                    "cfg.yaml:8:18: limits.slow_consumer: 'never' is not one of: close, "
+                    "drop_oldest",
+                    "cfg.yaml:10:3: log.level: value is null (remove the key to use the "
+                    "default, info)"));
+}
+
+TEST(ConfigLoaderTest, AllowedOrigins) {
+    const ConfigLoad load = loadYaml(R"(websocket:
+  allowed_origins:
+    - https://app.example.com/
+    - HTTPS://APP.EXAMPLE.COM
+    - app.example.com
+    - "null"
+    - {a: b}
+    -
+    - chrome-extension://abcdef
+)");
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre("cfg.yaml:3:7: websocket.allowed_origins: 'https://app.example.com/' is not "
+                    "an origin (expected * or scheme://host[:port], no path)",
+                    "cfg.yaml:4:7: websocket.allowed_origins: 'HTTPS://APP.EXAMPLE.COM' is not "
+                    "an origin (expected * or scheme://host[:port], no path)",
+                    "cfg.yaml:5:7: websocket.allowed_origins: 'app.example.com' is not an "
+                    "origin (expected * or scheme://host[:port])",
+                    "cfg.yaml:6:7: websocket.allowed_origins: 'null' is not an origin "
+                    "(expected * or scheme://host[:port])",
+                    "cfg.yaml:7:7: websocket.allowed_origins: list entry 5: expected a string, "
+                    "got a mapping",
+                    "cfg.yaml:2:3: websocket.allowed_origins: list entry 6: expected a string, "
+                    "got a null"));
+    EXPECT_TRUE(load.config.websocket.allowed_origins.empty());  // not half-applied
+
+    EXPECT_THAT(errorStrings(loadYaml("websocket:\n  allowed_origins: [\"https://App.com\"]\n")),
+                ElementsAre("cfg.yaml:2:21: websocket.allowed_origins: 'https://App.com' must be "
+                            "lower case, as browsers send it"));
+    const ConfigLoad empty = loadYaml("websocket:\n  allowed_origins: []\n");
+    EXPECT_TRUE(empty.ok());
+    EXPECT_TRUE(empty.config.websocket.allowed_origins.empty());
+}
+
+TEST(ConfigLoaderTest, StringChecks) {
+    EXPECT_THAT(errorStrings(loadYaml("websocket:\n  path: \"/ws?x=1\"\nlisten:\n  host: ''\n")),
+                ElementsAre("cfg.yaml:2:9: websocket.path: '/ws?x=1' must be a plain path (no "
+                            "whitespace, '?' or '#')",
+                            "cfg.yaml:4:9: listen.host: must not be empty"));
+}
+
+// --- Environment ---
+
+TEST(ConfigLoaderTest, EnvironmentOverridesTheFile) {
+    const Environment env = {
+        {"WSRELAY_LISTEN_PORT", "9100"},
+        {"WSRELAY_LIMITS_SLOW_CONSUMER", "drop_oldest"},
+        {"WSRELAY_WEBSOCKET_ALLOWED_ORIGINS", " https://a.example.com , https://b.example.com"},
+        {"WSRELAY_WEBSOCKET_MAX_MESSAGE_BYTES", " 131072 "},
+        {"WSRELAY_LOG_LEVEL", "WARN"},
+    };
+    const ConfigLoad load = loadYaml(
+        "listen:\n  port: 9000\n  host: 127.0.0.1\nlimits:\n  slow_consumer: close\n", env);
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_THAT(load.warnings, IsEmpty());
+    EXPECT_EQ(load.config.listen.port, 9100);
+    EXPECT_EQ(load.config.listen.host, "127.0.0.1");  // from the file
+    EXPECT_EQ(load.config.limits.slow_consumer, SlowConsumerPolicy::DropOldest);
+    EXPECT_THAT(load.config.websocket.allowed_origins,
+                ElementsAre("https://a.example.com", "https://b.example.com"));
+    EXPECT_EQ(load.config.websocket.max_message_bytes, 131072);
+    EXPECT_EQ(load.config.log.level, LogLevel::Warn);
+}
+
+TEST(ConfigLoaderTest, EmptyEnvironmentListClearsTheFileList) {
+    const ConfigLoad load = loadYaml("websocket:\n  allowed_origins: [\"https://a.example.com\"]\n",
+                                     {{"WSRELAY_WEBSOCKET_ALLOWED_ORIGINS", ""}});
+    ASSERT_TRUE(load.ok());
+    EXPECT_TRUE(load.config.websocket.allowed_origins.empty());
+}
+
+TEST(ConfigLoaderTest, EnvironmentErrors) {
+    const Environment env = {
+        {"WSRELAY_LISTEN_PORT", "x"},
+        {"WSRELAY_LIMITS_SLOW_CONSUMER", "fast"},
+        {"WSRELAY_WEBSOCKET_ALLOWED_ORIGINS", "https://a.example.com,,https://b.example.com"},
+        {"WSRELAY_WORKERS", "65"},
+    };
+    const ConfigLoad load = loadDefaultConfig(env);
+    // std::map order: by variable name.
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre("env WSRELAY_LIMITS_SLOW_CONSUMER: 'fast' is not one of: close, drop_oldest",
+                    "env WSRELAY_LISTEN_PORT: cannot convert 'x' to an integer",
+                    "env WSRELAY_WEBSOCKET_ALLOWED_ORIGINS: empty entry in the comma-separated "
+                    "list",
+                    "env WSRELAY_WORKERS: '65' is out of range (allowed: 0..64)"));
+    ASSERT_EQ(load.errors.size(), 4u);
+    EXPECT_EQ(load.errors[1].source, "env WSRELAY_LISTEN_PORT");
+    EXPECT_EQ(load.errors[1].key, "listen.port");
+    EXPECT_EQ(load.errors[1].line, 0);
+    expectSameConfig(load.config, Config{});
+}
+
+TEST(ConfigLoaderTest, EnvironmentListEntriesAreChecked) {
+    const ConfigLoad load =
+        loadDefaultConfig({{"WSRELAY_WEBSOCKET_ALLOWED_ORIGINS", "https://a.example.com,nope"}});
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("env WSRELAY_WEBSOCKET_ALLOWED_ORIGINS: 'nope' is not an origin "
+                            "(expected * or scheme://host[:port])"));
+    EXPECT_TRUE(load.config.websocket.allowed_origins.empty());
+}
+
+TEST(ConfigLoaderTest, UnknownWsrelayVariablesAreWarningsOnly) {
+    // What Kubernetes injects for a Service named wsrelay.
+    const Environment env = {
+        {"WSRELAY_PORT", "tcp://10.0.0.7:8080"},
+        {"WSRELAY_PORT_8080_TCP", "tcp://10.0.0.7:8080"},
+        {"WSRELAY_SERVICE_HOST", "10.0.0.7"},
+        {"WSRELAY_SERVICE_PORT", "8080"},
+        {"HOME", "/root"},
+        {"wsrelay_listen_port", "1"},
+        {"WSRELAY_LISTEN_PORT", "9000"},
+    };
+    const ConfigLoad load = loadDefaultConfig(env);
+    EXPECT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_THAT(load.warnings,
+                ElementsAre("env WSRELAY_PORT: not a configuration key; ignored",
+                            "env WSRELAY_PORT_8080_TCP: not a configuration key; ignored",
+                            "env WSRELAY_SERVICE_HOST: not a configuration key; ignored",
+                            "env WSRELAY_SERVICE_PORT: not a configuration key; ignored"));
+    EXPECT_EQ(load.config.listen.port, 9000);
+}
+
+TEST(ConfigLoaderTest, ProcessEnvironmentReadsEnviron) {
+    ASSERT_EQ(::setenv("WSRELAY_TEST_ONLY_VARIABLE", "a=b", 1), 0);
+    const Environment env = processEnvironment();
+    ::unsetenv("WSRELAY_TEST_ONLY_VARIABLE");
+    const auto it = env.find("WSRELAY_TEST_ONLY_VARIABLE");
+    ASSERT_NE(it, env.end());
+    EXPECT_EQ(it->second, "a=b");
+}
+
+// --- Whole files and output ---
+
+TEST(ConfigLoaderTest, LoadsAFile) {
+    const std::string path = ::testing::TempDir() + "config_loader_test.yaml";
+    {
+        std::ofstream out(path);
+        out << "listen:\n  port: eighty\nworkers: 2\n";
+    }
+    const ConfigLoad load = loadConfigFile(path, {});
+    std::remove(path.c_str());
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre(path + ":2:9: listen.port: cannot convert 'eighty' to an integer"));
+    EXPECT_EQ(load.config.workers, 2);
+}
+
+TEST(ConfigLoaderTest, UnreadableFileIsOneError) {
+    const ConfigLoad load = loadConfigFile("/nonexistent/wsrelay.yaml", {});
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("/nonexistent/wsrelay.yaml: cannot read the file: No such file or "
+                            "directory"));
+    expectSameConfig(load.config, Config{});
+
+    const ConfigLoad dir = loadConfigFile(::testing::TempDir(), {});
+    ASSERT_EQ(dir.errors.size(), 1u);
+    EXPECT_THAT(dir.errors[0].message, HasSubstr("cannot read the file: Is a directory"));
+}
+
+TEST(ConfigLoaderTest, ErrorToString) {
+    ConfigError e;
+    e.source = "f.yaml";
+    e.line = 3;
+    e.column = 12;
+    e.key = "listen.port";
+    e.message = "m";
+    EXPECT_EQ(e.toString(), "f.yaml:3:12: listen.port: m");
+    e.key.clear();
+    EXPECT_EQ(e.toString(), "f.yaml:3:12: m");
+    e.line = 0;
+    e.column = 0;
+    EXPECT_EQ(e.toString(), "f.yaml: m");
+}
+
+TEST(ConfigLoaderTest, DescribeListsEveryKey) {
+    const std::string text = describeConfigKeys();
+    for (const ConfigKey& key : configKeys()) {
+        EXPECT_THAT(
+            text, HasSubstr("  " + key.path + " = " + formatConfigValue(key.default_value) + "\n"));
+        EXPECT_THAT(text, HasSubstr("env " + key.envName() + "\n"));
+    }
+    EXPECT_THAT(text, HasSubstr("int (1..65535); env WSRELAY_LISTEN_PORT"));
+    size_t start = 0;
+    while (start < text.size()) {
+        const size_t end = text.find('\n', start);
+        EXPECT_LE(end - start, 100u) << text.substr(start, end - start);
+        start = end + 1;
+    }
+}
+
+}  // namespace
+}  // namespace wsrelay
