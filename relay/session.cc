@@ -17,7 +17,9 @@ namespace {
 // a slow consumer with full buffers may never read it.
 constexpr int kCloseGraceSeconds = 3;
 constexpr size_t kKeepRxCapacity = 4096;
-constexpr unsigned char kPingFrame[2] = {0x89, 0x00};  // FIN + ping, empty payload
+// FIN + ping with a 2-byte payload: lws 4.1.6 drops empty pongs before the RECEIVE_PONG callback,
+// so an empty ping's answer would never reach us.
+constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
 Session::Session(Worker& worker, lws* wsi, uint64_t id)
