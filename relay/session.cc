@@ -80,6 +80,15 @@ void Session::closeNow(CloseCode code) {
     requestWrite();
 }
 
+int Session::closeImmediately(CloseCode code) {
+    close_code_ = static_cast<int>(code);
+    CloseInfo info = closeInfo(code);
+    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
+                     info.reason.size());
+    return -1;  // what the lws callback returns to have the close frame sent now
+}
+
 void Session::closeAfterFlush(CloseCode code) {
     if (close_code_ != 0) return;
     close_code_ = static_cast<int>(code);
@@ -128,11 +137,7 @@ void Session::onPeerClose(const unsigned char* payload, size_t len) {
 
 int Session::onWriteable() {
     if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
-        CloseInfo info = closeInfo(static_cast<CloseCode>(close_code_));
-        lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
-                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
-                         info.reason.size());
-        return -1;
+        return closeImmediately(static_cast<CloseCode>(close_code_));
     }
 
     // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
@@ -192,21 +197,13 @@ int Session::onWriteable() {
 int Session::onReceive(const char* data, size_t len) {
     if (close_code_ != 0) return 0;  // closing: input no longer matters
     const auto max = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
-    auto closeWith = [this](CloseCode code) {
-        close_code_ = static_cast<int>(code);
-        CloseInfo info = closeInfo(code);
-        lws_close_reason(wsi_, static_cast<lws_close_status>(code),
-                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
-                         info.reason.size());
-        return -1;
-    };
-    if (lws_frame_is_binary(wsi_)) return closeWith(CloseCode::UnsupportedData);
+    if (lws_frame_is_binary(wsi_)) return closeImmediately(CloseCode::UnsupportedData);
 
     const size_t remaining = lws_remaining_packet_payload(wsi_);
     const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
     if (rx_.size() + len + remaining > max) {
         rx_.clear();
-        return closeWith(CloseCode::MessageTooBig);
+        return closeImmediately(CloseCode::MessageTooBig);
     }
     if (rx_.empty() && complete) return handleMessage({data, len});
 
@@ -224,12 +221,7 @@ int Session::handleMessage(std::string_view message) {
     m.bytes_received.add(static_cast<int64_t>(message.size()));
     // Checked here, on the whole message, rather than by lws: we choose the close and count it.
     if (!simdjson::validate_utf8(message.data(), message.size())) {
-        close_code_ = static_cast<int>(CloseCode::InvalidPayload);
-        CloseInfo info = closeInfo(CloseCode::InvalidPayload);
-        lws_close_reason(wsi_, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
-                         reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
-                         info.reason.size());
-        return -1;
+        return closeImmediately(CloseCode::InvalidPayload);
     }
     protocol::ParseResult result = worker_.parser().parse(message);
     if (!result.ok) {

@@ -54,6 +54,8 @@ public:
     void scheduleDrain(int64_t delay_us);
 
 private:
+    // Sets the close code and reason on the wsi; the caller returns the -1 to lws.
+    int closeImmediately(CloseCode code);
     int handleMessage(std::string_view message);
     void runCommand(const protocol::Command& cmd);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
