@@ -80,6 +80,10 @@ public:
     // many subscribers it reached (0: nobody here wants the channel).
     size_t deliver(std::string_view channel, std::string_view data);
 
+    // Pushes to every member of every channel a frame built once per channel by make(name).
+    template <class Make>
+    void notifyEveryChannel(Make&& make);
+
     size_t channelCount() const { return channels_.size(); }
     size_t subscriptionCount() const { return subscriptions_; }
 
@@ -95,5 +99,13 @@ private:
     std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
     size_t subscriptions_ = 0;
 };
+
+template <class Make>
+void Hub::notifyEveryChannel(Make&& make) {
+    for (const auto& [name, channel] : channels_) {
+        FramePtr frame = make(std::string_view(name));
+        for (const auto& member : channel->members_) member.membership->sink_->push(frame);
+    }
+}
 
 }  // namespace wsrelay

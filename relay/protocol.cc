@@ -510,6 +510,16 @@ FramePtr encodeReconnect() {
     return Writer(kReconnect.size()).put(kReconnect).finish();
 }
 
+FramePtr encodeResubscribed(std::string_view channel) {
+    constexpr std::string_view kHead = R"({"op":"resubscribed","channel":")";
+    constexpr std::string_view kTail = R"(","gap":true})";
+    return Writer(kHead.size() + channel.size() + kTail.size())
+        .put(kHead)
+        .put(channel)
+        .put(kTail)
+        .finish();
+}
+
 FramePtr encodeControl(uint8_t opcode, std::string_view payload) {
     // RFC 6455 5.5: control frames (opcode >= 0x8) carry at most 125 bytes.
     if ((opcode & 0x08) != 0 && payload.size() > 125) payload = payload.substr(0, 125);

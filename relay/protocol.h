@@ -68,6 +68,9 @@ FramePtr encodeAck(uint64_t id);
 FramePtr encodePong(std::optional<uint64_t> id);
 FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);
 FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
+// After a broker outage: {"op":"resubscribed","channel":C,"gap":true}: the subscription is live
+// again and messages published meanwhile may have been missed.
+FramePtr encodeResubscribed(std::string_view channel);
 // A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
 FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 

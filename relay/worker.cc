@@ -96,6 +96,12 @@ bool Worker::setUp(std::string& error) {
         error = "cannot create the broker";
         return false;
     }
+    // A broker that starts disconnected (Redis not reachable yet) keeps /readyz at 503 until its
+    // first Up.
+    if (!broker_->usable()) {
+        broker_up_ = false;
+        shared_.brokers_down.fetch_add(1);
+    }
 
     ev_async_init(&control_, onControl);
     control_.data = this;
@@ -260,8 +266,14 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) 
                                                        : "publish rejected by the broker"));
 }
 
-void Worker::onBrokerState(BrokerState state, bool) {
+void Worker::onBrokerState(BrokerState state, bool gap) {
     const bool up = state == BrokerState::Up;
+    if (up && gap) {
+        // Every live subscription was re-established after an outage: say so, so clients can
+        // fetch what they may have missed from the app.
+        hub_.notifyEveryChannel(
+            [](std::string_view channel) { return protocol::encodeResubscribed(channel); });
+    }
     if (up == broker_up_) return;
     broker_up_ = up;
     shared_.brokers_down.fetch_add(up ? -1 : 1);

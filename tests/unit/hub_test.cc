@@ -123,3 +123,28 @@ TEST_F(HubTest, IsSubscribedFollowsTheIndex) {
 
 }  // namespace
 }  // namespace wsrelay
+
+namespace wsrelay {
+namespace {
+
+TEST(HubNotifyTest, OneFramePerChannelReachesEveryMemberOnce) {
+    RecordingListener listener;
+    Hub hub(listener);
+    Client a, b;
+    hub.subscribe(a.membership, "x", 10);
+    hub.subscribe(a.membership, "y", 10);
+    hub.subscribe(b.membership, "y", 10);
+    std::vector<std::string> made;
+    hub.notifyEveryChannel([&](std::string_view channel) {
+        made.emplace_back(channel);
+        return protocol::encodeResubscribed(channel);
+    });
+    EXPECT_EQ(made.size(), 2u);
+    ASSERT_EQ(a.sink.frames.size(), 2u);
+    ASSERT_EQ(b.sink.frames.size(), 1u);
+    EXPECT_NE(b.sink.frames[0]->bytes().find(R"({"op":"resubscribed","channel":"y","gap":true})"),
+              std::string_view::npos);
+}
+
+}  // namespace
+}  // namespace wsrelay
