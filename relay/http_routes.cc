@@ -9,7 +9,6 @@ namespace wsrelay::http {
 namespace {
 
 constexpr std::string_view kJson = "application/json";
-constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
 
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
@@ -81,7 +80,16 @@ int confirmUpgrade(Worker& worker, lws* wsi) {
         return 0;
     }
     worker.metrics().handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
-    if (respond(wsi, 404, kJson, R"({"error":"no WebSocket endpoint at this path"})") != 0) return -1;
+    // Written by hand: at this point lws has not recorded the request's HTTP version and would
+    // answer "HTTP/1.0", which WebSocket clients refuse to parse.
+    constexpr std::string_view kBody = R"({"error":"no WebSocket endpoint at this path"})";
+    std::string response = "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
+                           "content-length: " + std::to_string(kBody.size()) +
+                           "\r\nconnection: close\r\n\r\n" + std::string(kBody);
+    std::vector<unsigned char> buf(LWS_PRE + response.size());
+    std::copy(response.begin(), response.end(), buf.begin() + LWS_PRE);
+    const int len = static_cast<int>(response.size());
+    if (lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP) != len) return -1;
     return 1;
 }
 

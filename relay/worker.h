@@ -110,7 +110,6 @@ private:
     std::atomic<bool> accepting_control_{false};  // control_ is live on the loop
     bool draining_ = false;
     bool stopped_ = false;
-    ev_tstamp drain_deadline_ = 0;
 };
 
 }  // namespace wsrelay
