@@ -45,6 +45,14 @@ struct Config {
 
     struct Broker {
         BrokerType type = BrokerType::Memory;
+        struct Redis {
+            std::string url = "redis://127.0.0.1:6379/0";
+            std::string prefix;  // prepended to client channel names to get Redis channel names
+            int reconnect_min_ms = 100;
+            int reconnect_max_ms = 5000;
+            int probe_interval_ms = 1000;  // 0 = off
+            int probe_timeout_ms = 3000;
+        } redis;
     } broker;
 
     struct Log {

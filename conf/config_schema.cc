@@ -153,6 +153,15 @@ std::string checkOrigin(std::string_view origin) {
     return "";
 }
 
+// The scheme only: the rest is checked when the Redis broker is built (relay/server.cc), the same
+// parser that connects.
+std::string checkRedisUrl(std::string_view url) {
+    if (hasSpace(url)) return "must not contain whitespace";
+    if (url.starts_with("rediss://")) return "TLS (rediss://) is not supported by this build";
+    if (!url.starts_with("redis://")) return "must start with redis://";
+    return "";
+}
+
 // The only place a key is declared. Defaults must equal those of conf/config.h, and the
 // documentation must match (tests/unit/config_loader_test.cc, config_docs_test.cc).
 std::vector<ConfigKey> buildTable() {
@@ -230,6 +239,32 @@ std::vector<ConfigKey> buildTable() {
         "broker.type", BrokerType::Memory, kBrokerNames,
         "Message broker: memory (this instance only) or redis.",
         [](auto& c) -> auto& { return c.broker.type; }));
+    keys.push_back(stringKey(
+        "broker.redis.url", "redis://127.0.0.1:6379/0", checkRedisUrl,
+        "redis://[user:password@]host[:port][/db]",
+        "Redis server for broker.type redis; user and password are percent-encoded.",
+        [](auto& c) -> auto& { return c.broker.redis.url; }));
+    keys.push_back(stringKey(
+        "broker.redis.prefix", "", nullptr, "any",
+        "Prepended to each channel name to get the Redis channel name (app: makes chat app:chat).",
+        [](auto& c) -> auto& { return c.broker.redis.prefix; }));
+    keys.push_back(numberKey(
+        "broker.redis.reconnect_min_ms", 100, 1, 600000,
+        "Shortest wait before reconnecting to Redis; waits double per failure, with full jitter.",
+        [](auto& c) -> auto& { return c.broker.redis.reconnect_min_ms; }));
+    keys.push_back(numberKey(
+        "broker.redis.reconnect_max_ms", 5000, 1, 600000,
+        "Longest wait before reconnecting to Redis; at least broker.redis.reconnect_min_ms.",
+        [](auto& c) -> auto& { return c.broker.redis.reconnect_max_ms; }));
+    keys.push_back(numberKey(
+        "broker.redis.probe_interval_ms", 1000, 10, 3600000,
+        "Interval between delivery probes through Redis pub/sub; 0 = no probes.",
+        [](auto& c) -> auto& { return c.broker.redis.probe_interval_ms; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "broker.redis.probe_timeout_ms", 3000, 10, 3600000,
+        "A probe, or connecting to Redis, taking longer than this drops the connections and "
+        "reconnects.",
+        [](auto& c) -> auto& { return c.broker.redis.probe_timeout_ms; }));
     keys.push_back(enumKey(
         "log.level", LogLevel::Info, kLogLevelNames,
         "Least severe level written to the log (stderr).",

@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
     wsrelay::log::routeLibwebsockets();
     for (const auto& w : load.warnings) WSR_LOG(Debug, "config: %s", w.c_str());
     if (config_path.empty()) {
-        WSR_LOG(Info, "no --config given: embedded defaults (in-process broker, single instance)");
+        WSR_LOG(Info, "no --config given: embedded defaults%s",
+                load.config.broker.type == wsrelay::BrokerType::Memory
+                    ? " (in-process broker, single instance)"
+                    : " with WSRELAY_* overrides");
     }
     try {
         wsrelay::Server server(std::move(load.config));

@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include "adapters/memory_broker.h"
+#include "adapters/redis_broker.h"
+#include "adapters/redis_url.h"
 #include "relay/log.h"
 #include "relay/worker.h"
 
@@ -32,11 +34,29 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
     switch (config.broker.type) {
         case BrokerType::Memory:
             return std::make_unique<MemoryBrokerFactory>(workers);
-        case BrokerType::Redis:
-            break;
+        case BrokerType::Redis: {
+            const Config::Broker::Redis& redis = config.broker.redis;
+            RedisUrlParse parsed = parseRedisUrl(redis.url);
+            if (!parsed.error.empty()) {
+                throw std::runtime_error("broker.redis.url: " + parsed.error);
+            }
+            if (redis.reconnect_max_ms < redis.reconnect_min_ms) {
+                throw std::runtime_error(
+                    "broker.redis.reconnect_max_ms must not be less than "
+                    "broker.redis.reconnect_min_ms");
+            }
+            RedisBrokerOptions options;
+            options.url = std::move(parsed.url);
+            options.prefix = redis.prefix;
+            options.reconnect_min_ms = redis.reconnect_min_ms;
+            options.reconnect_max_ms = redis.reconnect_max_ms;
+            options.probe_interval_ms = redis.probe_interval_ms;
+            options.probe_timeout_ms = redis.probe_timeout_ms;
+            WSR_LOG(Info, "broker: redis at %s", describeRedisUrl(options.url).c_str());
+            return std::make_unique<RedisBrokerFactory>(std::move(options));
+        }
     }
-    throw std::runtime_error(
-        "broker.type: redis is not available in this build; use broker.type: memory");
+    throw std::runtime_error("broker.type: unknown broker");
 }
 
 }  // namespace

@@ -1,0 +1,525 @@
+// RedisBroker against a real redis-server (tests/redis/redis_server.h). Each broker runs on its
+// own libev loop, driven from the test thread one turn at a time until a condition holds or a
+// deadline passes; like a worker, an ev_prepare watcher flushes the broker once per turn.
+#include "adapters/redis_broker.h"
+
+#include <ev.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/redis/redis_server.h"
+
+namespace wsrelay {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Each;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using testing::RedisClient;
+using testing::RedisServer;
+using testing::ReplyPtr;
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kDeadline = std::chrono::seconds(10);
+
+// One worker's worth: a loop, a broker and a handler recording everything it is told.
+class Endpoint final : public BrokerHandler {
+public:
+    Endpoint(RedisBrokerFactory& factory, int index) {
+        loop = ev_loop_new(EVFLAG_AUTO);
+        broker = factory.create(index, loop, *this);
+        ev_prepare_init(&prepare_, onPrepare);
+        prepare_.data = this;
+        ev_prepare_start(loop, &prepare_);
+        // Bounds each EVRUN_ONCE turn, so an idle loop never blocks the test.
+        ev_timer_init(&tick_, onTick, 0.005, 0.005);
+        ev_timer_start(loop, &tick_);
+    }
+    ~Endpoint() override {
+        destroyBroker();
+        ev_prepare_stop(loop, &prepare_);
+        ev_timer_stop(loop, &tick_);
+        ev_loop_destroy(loop);
+    }
+
+    void destroyBroker() {
+        broker.reset();
+        destroyed_ = true;
+    }
+
+    RedisBroker& redis() { return static_cast<RedisBroker&>(*broker); }
+    bool up() const { return broker && broker->usable(); }
+    int ups() const {
+        int n = 0;
+        for (const auto& s : states) n += s.first == BrokerState::Up;
+        return n;
+    }
+    int downs() const { return static_cast<int>(states.size()) - ups(); }
+    std::vector<std::string> dataOf(const std::string& channel) const {
+        std::vector<std::string> out;
+        for (const auto& [c, d] : messages) {
+            if (c == channel) out.push_back(d);
+        }
+        return out;
+    }
+
+    // BrokerHandler
+    void onBrokerMessage(std::string_view channel, std::string_view data) override {
+        EXPECT_FALSE(destroyed_) << "message after the broker was destroyed";
+        messages.emplace_back(std::string(channel), std::string(data));
+    }
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+        EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
+        EXPECT_FALSE(in_publish) << "publish result reported from inside publish()";
+        results.emplace_back(ticket.request_id, status);
+    }
+    void onBrokerState(BrokerState state, bool gap) override {
+        EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
+        states.emplace_back(state, gap);
+    }
+
+    void publish(const std::string& channel, const std::string& data, uint64_t id) {
+        in_publish = true;
+        broker->publish(channel, data, PublishTicket{1, id, true});
+        in_publish = false;
+    }
+
+    struct ev_loop* loop = nullptr;
+    BrokerPtr broker;
+    std::vector<std::pair<std::string, std::string>> messages;
+    std::vector<std::pair<uint64_t, PublishStatus>> results;
+    std::vector<std::pair<BrokerState, bool>> states;
+    bool in_publish = false;
+
+private:
+    static void onPrepare(struct ev_loop*, ev_prepare* w, int) {
+        auto* self = static_cast<Endpoint*>(w->data);
+        if (self->broker) self->broker->flush();
+    }
+    static void onTick(struct ev_loop*, ev_timer*, int) {}
+
+    ev_prepare prepare_{};
+    ev_timer tick_{};
+    bool destroyed_ = false;
+};
+
+class RedisBrokerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!RedisServer::available()) {
+            GTEST_SKIP() << RedisServer::kBinary << " is missing (tools/dev installs redis-server)";
+        }
+        std::string error;
+        ASSERT_TRUE(server_.start(error)) << error;
+        client_ = std::make_unique<RedisClient>(server_.client());
+        ASSERT_TRUE(client_->ok());
+    }
+
+    RedisBrokerOptions options() const {
+        RedisBrokerOptions o;
+        RedisUrlParse parsed = parseRedisUrl(server_.url());
+        EXPECT_THAT(parsed.error, IsEmpty());
+        o.url = parsed.url;
+        o.reconnect_min_ms = 10;
+        o.reconnect_max_ms = 100;
+        o.probe_interval_ms = 0;
+        o.probe_timeout_ms = 2000;
+        return o;
+    }
+
+    Endpoint& endpoint(const RedisBrokerOptions& o) {
+        factories_.push_back(std::make_unique<RedisBrokerFactory>(o));
+        const int index = static_cast<int>(endpoints_.size());
+        endpoints_.push_back(std::make_unique<Endpoint>(*factories_.back(), index));
+        return *endpoints_.back();
+    }
+
+    // Runs every endpoint's loop one turn at a time until `done` or the deadline.
+    bool pumpUntil(const std::function<bool()>& done, Clock::duration limit = kDeadline) {
+        const auto deadline = Clock::now() + limit;
+        while (!done()) {
+            if (Clock::now() > deadline) return false;
+            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
+        }
+        return true;
+    }
+    // Runs every loop for `duration` whatever happens (for "nothing bad happens" checks).
+    void pumpFor(Clock::duration duration, const std::function<void()>& each_turn = {}) {
+        const auto end = Clock::now() + duration;
+        while (Clock::now() < end) {
+            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
+            if (each_turn) each_turn();
+        }
+    }
+    bool allUp() {
+        return pumpUntil([this] {
+            for (auto& e : endpoints_) {
+                if (!e->up()) return false;
+            }
+            return true;
+        });
+    }
+    // Once `channel` (which `e` subscribes) delivered `marker`, everything published before it
+    // by the same publisher has been delivered too.
+    bool syncedThrough(Endpoint& e, const std::string& channel, const std::string& marker) {
+        return pumpUntil([&] {
+            const auto data = e.dataOf(channel);
+            return !data.empty() && data.back() == marker;
+        });
+    }
+
+    RedisServer server_;
+    std::unique_ptr<RedisClient> client_;
+    std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
+    std::vector<std::unique_ptr<Endpoint>> endpoints_;
+};
+
+TEST_F(RedisBrokerTest, StartsDownThenUpWithoutGap) {
+    Endpoint& a = endpoint(options());
+    EXPECT_FALSE(a.broker->usable());
+    ASSERT_TRUE(allUp());
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
+    EXPECT_EQ(client_->numsub(a.redis().probeChannel()), 1);
+}
+
+TEST_F(RedisBrokerTest, BurstFromAnotherBrokerArrivesOnceAndInOrder) {
+    Endpoint& a = endpoint(options());
+    Endpoint& b = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    constexpr int kCount = 1000;
+    for (int i = 0; i < kCount; ++i) {
+        b.publish("chat", "{\"n\":" + std::to_string(i) + "}", static_cast<uint64_t>(i));
+    }
+    EXPECT_THAT(b.results, IsEmpty());
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == kCount; }));
+    b.publish("chat", "\"end\"", kCount);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"end\""));
+
+    ASSERT_EQ(a.messages.size(), size_t{kCount + 1});
+    for (int i = 0; i < kCount; ++i) {
+        ASSERT_EQ(a.messages[static_cast<size_t>(i)],
+                  std::make_pair(std::string("chat"), "{\"n\":" + std::to_string(i) + "}"));
+    }
+    for (int i = 0; i < kCount; ++i) {
+        ASSERT_EQ(b.results[static_cast<size_t>(i)],
+                  std::make_pair(static_cast<uint64_t>(i), PublishStatus::Accepted));
+    }
+    EXPECT_THAT(b.messages, IsEmpty()) << "b never subscribed";
+}
+
+TEST_F(RedisBrokerTest, PrefixMapsClientChannelsToRedisChannels) {
+    RedisBrokerOptions o = options();
+    o.prefix = "app:";
+    Endpoint& a = endpoint(o);
+    Endpoint& b = endpoint(o);
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    EXPECT_EQ(client_->numsub("app:chat"), 1);
+    EXPECT_EQ(client_->numsub("chat"), 0);
+
+    EXPECT_EQ(client_->publish("chat", "{\"unprefixed\":true}"), 0);
+    EXPECT_EQ(client_->publish("app:chat", "{\"from\":\"backend\"}"), 1);
+    ASSERT_TRUE(syncedThrough(a, "chat", "{\"from\":\"backend\"}"));
+    EXPECT_THAT(a.messages, ElementsAre(Pair("chat", "{\"from\":\"backend\"}")));
+
+    // And a broker's own publish goes to the prefixed channel.
+    RedisClient watcher = server_.client();
+    ASSERT_TRUE(watcher.command({"SUBSCRIBE", "app:news"}));
+    b.publish("news", "1", 1);
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 1; }));
+    EXPECT_THAT(b.results, ElementsAre(Pair(1u, PublishStatus::Accepted)));
+    ReplyPtr message = watcher.next();
+    ASSERT_TRUE(message);
+    ASSERT_EQ(message->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(message->elements, 3u);
+    EXPECT_EQ(std::string(message->element[1]->str), "app:news");
+    EXPECT_EQ(std::string(message->element[2]->str), "1");
+}
+
+TEST_F(RedisBrokerTest, PayloadThatIsNotJsonArrivesAsAJsonString) {
+    Endpoint& a = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"hello", "\"hello\""},
+        {"say \"hi\"\\\n\t\x01", "\"say \\\"hi\\\"\\\\\\u000a\\u0009\\u0001\""},
+        {"caf\xC3\xA9 \xF0\x9F\x98\x80", "\"caf\xC3\xA9 \xF0\x9F\x98\x80\""},
+        {"bad \xFF byte", "\"bad \xEF\xBF\xBD byte\""},
+        {"", "\"\""},
+        {"{\"unterminated\":", "\"{\\\"unterminated\\\":\""},
+        {" [1, 2.5, null] ", " [1, 2.5, null] "},
+        {"42", "42"},
+        {"\"already a string\"", "\"already a string\""},
+    };
+    for (const auto& c : cases) EXPECT_EQ(client_->publish("chat", c.first), 1);
+    ASSERT_TRUE(client_->publish("chat", "\"end\"") == 1);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"end\""));
+    const std::vector<std::string> got = a.dataOf("chat");
+    ASSERT_EQ(got.size(), cases.size() + 1);
+    for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(got[i], cases[i].second) << i;
+}
+
+TEST(JsonStringTest, EscapesAndRepairsUtf8) {
+    auto wrap = [](std::string_view in) {
+        std::string out;
+        appendJsonString(in, out);
+        return out;
+    };
+    EXPECT_EQ(wrap("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
+    EXPECT_EQ(wrap(std::string("\0\x1f\x7f", 3)), "\"\\u0000\\u001f\x7f\"");
+    EXPECT_EQ(wrap("\xE2\x82\xAC"), "\"\xE2\x82\xAC\"");                 // euro sign kept
+    EXPECT_EQ(wrap("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");          // overlong
+    EXPECT_EQ(wrap("\xED\xA0\x80"),                                        // surrogate
+              "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+    EXPECT_EQ(wrap("\xE2\x82"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");          // truncated
+    EXPECT_EQ(wrap("\xF4\x90\x80\x80x"),                                  // above U+10FFFF
+              "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx\"");
+}
+
+TEST_F(RedisBrokerTest, UnsubscribeLeavesNoSubscriberInRedis) {
+    Endpoint& a = endpoint(options());
+    a.broker->subscribe("chat");
+    a.broker->subscribe("ctl");
+    ASSERT_TRUE(allUp());
+    EXPECT_EQ(client_->numsub("chat"), 1);
+    a.broker->unsubscribe("chat");
+    ASSERT_TRUE(pumpUntil([&] { return client_->numsub("chat") == 0; }));
+    EXPECT_EQ(client_->numsub("ctl"), 1);
+    // Whatever Redis would still deliver is not passed on once unsubscribed.
+    client_->publish("chat", "\"late\"");
+    client_->publish("ctl", "\"end\"");
+    ASSERT_TRUE(syncedThrough(a, "ctl", "\"end\""));
+    EXPECT_THAT(a.dataOf("chat"), IsEmpty());
+}
+
+TEST_F(RedisBrokerTest, SubscribeAndUnsubscribeInOneTurnSendsNothing) {
+    Endpoint& a = endpoint(options());
+    ASSERT_TRUE(allUp());
+    ASSERT_TRUE(client_->command({"CONFIG", "RESETSTAT"}));
+    a.broker->subscribe("flicker");
+    a.broker->unsubscribe("flicker");
+    a.broker->subscribe("ctl");
+    ASSERT_TRUE(pumpUntil([&] { return client_->numsub("ctl") == 1; }));
+    EXPECT_EQ(client_->commandCalls("subscribe"), 1);
+    EXPECT_EQ(client_->commandCalls("unsubscribe"), 0);
+    EXPECT_EQ(client_->numsub("flicker"), 0);
+    // Unsubscribe and subscribe again before Redis confirmed: the channel ends up subscribed.
+    a.broker->unsubscribe("ctl");
+    a.broker->flush();
+    a.broker->subscribe("ctl");
+    ASSERT_TRUE(pumpUntil([&] { return client_->commandCalls("unsubscribe") == 1; }));
+    ASSERT_TRUE(pumpUntil([&] { return client_->numsub("ctl") == 1; }));
+    EXPECT_EQ(client_->publish("ctl", "\"end\""), 1);
+    ASSERT_TRUE(syncedThrough(a, "ctl", "\"end\""));
+}
+
+TEST_F(RedisBrokerTest, SubscribesAThousandChannelsInBatches) {
+    Endpoint& a = endpoint(options());
+    auto names = [](const std::string& prefix) {
+        std::vector<std::string> out;
+        for (int i = 0; i < 1000; ++i) out.push_back(prefix + std::to_string(i));
+        return out;
+    };
+    const std::vector<std::string> early = names("early:");
+    for (const std::string& c : early) a.broker->subscribe(c);
+    ASSERT_TRUE(allUp());
+    EXPECT_THAT(client_->numsub(early), Each(1)) << "Up waits for every SUBSCRIBE to be confirmed";
+
+    ASSERT_TRUE(client_->command({"CONFIG", "RESETSTAT"}));
+    const std::vector<std::string> rooms = names("room:");
+    for (const std::string& c : rooms) a.broker->subscribe(c);
+    ASSERT_TRUE(pumpUntil([&] { return client_->numsub("room:999") == 1; }));
+    EXPECT_THAT(client_->numsub(rooms), Each(1));
+    // One turn's 1000 channels, at most 512 names per command.
+    EXPECT_EQ(client_->commandCalls("subscribe"), 2);
+    EXPECT_EQ(client_->publish("room:999", "\"last\""), 1);
+    ASSERT_TRUE(syncedThrough(a, "room:999", "\"last\""));
+}
+
+TEST_F(RedisBrokerTest, PublishWithoutRedisIsUnavailable) {
+    RedisBrokerOptions o = options();
+    o.url.port = RedisServer::freePort();
+    Endpoint& a = endpoint(o);
+    a.broker->subscribe("chat");
+    a.publish("chat", "1", 7);
+    EXPECT_THAT(a.results, IsEmpty());
+    ASSERT_TRUE(pumpUntil([&] { return a.results.size() == 1; }));
+    EXPECT_THAT(a.results, ElementsAre(Pair(7u, PublishStatus::Unavailable)));
+    // It keeps retrying in the background and never claims to be up.
+    ASSERT_TRUE(pumpUntil([&] { return !a.redis().lastError().empty(); }));
+    pumpFor(std::chrono::milliseconds(200));
+    EXPECT_FALSE(a.up());
+    EXPECT_THAT(a.states, IsEmpty());
+}
+
+TEST_F(RedisBrokerTest, KilledRedisIsDownAndPublishesFailThenRestartIsUpWithGap) {
+    Endpoint& a = endpoint(options());
+    Endpoint& b = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+
+    server_.kill();
+    ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1 && b.downs() == 1; }));
+    EXPECT_THAT(a.states,
+                ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false)));
+    EXPECT_FALSE(b.up());
+    b.publish("chat", "1", 1);
+    EXPECT_THAT(b.results, IsEmpty());
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 1; }));
+    EXPECT_THAT(b.results, ElementsAre(Pair(1u, PublishStatus::Unavailable)));
+
+    std::string error;
+    ASSERT_TRUE(server_.start(error)) << error;
+    client_ = std::make_unique<RedisClient>(server_.client());
+    ASSERT_TRUE(allUp());
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+    EXPECT_EQ(client_->numsub("chat"), 1) << "resubscribed after the restart";
+    b.publish("chat", "\"after\"", 2);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"after\""));
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 2; }));
+    EXPECT_EQ(b.results[1], std::make_pair(uint64_t{2}, PublishStatus::Accepted));
+}
+
+TEST_F(RedisBrokerTest, KilledSubscriberConnectionIsDownThenUpWithGap) {
+    Endpoint& a = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    // What Redis does to a subscriber over client-output-buffer-limit.
+    ReplyPtr killed = client_->command({"CLIENT", "KILL", "TYPE", "pubsub"});
+    ASSERT_TRUE(killed);
+    EXPECT_EQ(killed->integer, 1);
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+    EXPECT_EQ(client_->publish("chat", "\"after\""), 1);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"after\""));
+}
+
+TEST_F(RedisBrokerTest, ProbesRunWithoutSpuriousDown) {
+    RedisBrokerOptions o = options();
+    o.probe_interval_ms = 100;
+    o.probe_timeout_ms = 1000;
+    Endpoint& a = endpoint(o);
+    Endpoint& b = endpoint(o);
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    ASSERT_TRUE(client_->command({"CONFIG", "RESETSTAT"}));
+    int sent = 0;
+    auto last = Clock::now();
+    pumpFor(std::chrono::milliseconds(1100), [&] {
+        if (Clock::now() - last < std::chrono::milliseconds(20)) return;
+        last = Clock::now();
+        b.publish("chat", std::to_string(sent), static_cast<uint64_t>(sent));
+        ++sent;
+    });
+    b.publish("chat", "\"end\"", 999999);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"end\""));
+    EXPECT_EQ(a.dataOf("chat").size(), static_cast<size_t>(sent + 1));
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
+    EXPECT_THAT(b.states, ElementsAre(Pair(BrokerState::Up, false)));
+    // Both brokers probed about ten times each besides b's own publishes.
+    EXPECT_GE(client_->commandCalls("publish"), sent + 1 + 2 * 8);
+    EXPECT_EQ(client_->numsub(a.redis().probeChannel()), 1);
+    EXPECT_NE(a.redis().probeChannel(), b.redis().probeChannel());
+}
+
+TEST_F(RedisBrokerTest, ProbeDetectsAWedgedSubscription) {
+    RedisBrokerOptions o = options();
+    o.probe_interval_ms = 50;
+    o.probe_timeout_ms = 300;
+    Endpoint& a = endpoint(o);
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    // Connections stay open but no command runs: PUBLISH (the probe) never comes back.
+    ASSERT_TRUE(client_->command({"CLIENT", "PAUSE", "1000", "ALL"}));
+    ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1; }));
+    EXPECT_THAT(a.redis().lastError(), ::testing::HasSubstr("probe"));
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+}
+
+// Its own server: one that wants a password, with an ACL user besides the default one.
+TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
+    if (!RedisServer::available()) GTEST_SKIP() << RedisServer::kBinary << " is missing";
+    RedisServer server;
+    server.setArgs(
+        {"--requirepass", "p@ss:w", "--user", "relay", "on", ">s3cret", "~*", "&*", "+@all"});
+    std::string error;
+    ASSERT_TRUE(server.start(error)) << error;
+    RedisClient admin = server.client();
+    ASSERT_TRUE(admin.command({"AUTH", "p@ss:w"}));
+
+    std::vector<std::unique_ptr<RedisBrokerFactory>> factories;
+    std::vector<std::unique_ptr<Endpoint>> endpoints;
+    auto add = [&](const std::string& url) -> Endpoint& {
+        RedisBrokerOptions o;
+        RedisUrlParse parsed = parseRedisUrl(url);
+        EXPECT_THAT(parsed.error, IsEmpty());
+        o.url = parsed.url;
+        o.reconnect_min_ms = 10;
+        o.reconnect_max_ms = 50;
+        o.probe_interval_ms = 0;
+        factories.push_back(std::make_unique<RedisBrokerFactory>(o));
+        endpoints.push_back(std::make_unique<Endpoint>(*factories.back(),
+                                                       static_cast<int>(endpoints.size())));
+        return *endpoints.back();
+    };
+    auto pumpUntil = [&](const std::function<bool()>& done) {
+        const auto deadline = Clock::now() + kDeadline;
+        while (!done() && Clock::now() < deadline) {
+            for (auto& e : endpoints) ev_run(e->loop, EVRUN_ONCE);
+        }
+        return done();
+    };
+    const std::string host = "@127.0.0.1:" + std::to_string(server.port());
+    Endpoint& by_password = add("redis://:p%40ss%3Aw" + host + "/3");
+    Endpoint& by_user = add("redis://relay:s3cret" + host + "/5");
+    Endpoint& wrong = add("redis://relay:nope" + host);
+    by_password.broker->subscribe("chat");
+    ASSERT_TRUE(pumpUntil([&] { return by_password.up() && by_user.up(); }));
+    by_user.publish("chat", "\"hi\"", 1);
+    ASSERT_TRUE(pumpUntil([&] { return !by_password.messages.empty(); }));
+    EXPECT_THAT(by_password.messages, ElementsAre(Pair("chat", "\"hi\"")));
+    EXPECT_THAT(by_user.results, ElementsAre(Pair(1u, PublishStatus::Accepted)));
+
+    ReplyPtr clients = admin.command({"CLIENT", "LIST"});
+    ASSERT_TRUE(clients && clients->type == REDIS_REPLY_STRING);
+    const std::string list(clients->str, clients->len);
+    for (const char* want : {" db=3 sub=2 ", " db=3 sub=0 ", " db=5 sub=1 ", " db=5 sub=0 "}) {
+        EXPECT_THAT(list, ::testing::HasSubstr(want)) << list;
+    }
+    ASSERT_TRUE(pumpUntil([&] { return !wrong.redis().lastError().empty(); }));
+    EXPECT_THAT(wrong.redis().lastError(), ::testing::HasSubstr("AUTH"));
+    EXPECT_FALSE(wrong.up());
+}
+
+TEST_F(RedisBrokerTest, DestroyedWithWorkInFlightCallsNothing) {
+    Endpoint& a = endpoint(options());
+    Endpoint& b = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    for (int i = 0; i < 100; ++i) b.publish("chat", "1", static_cast<uint64_t>(i));
+    b.broker->flush();
+    b.destroyBroker();  // replies pending; the handler must hear nothing more
+    a.broker->subscribe("other");
+    a.publish("chat", "2", 1);
+    a.broker->flush();
+    a.destroyBroker();
+    pumpFor(std::chrono::milliseconds(50));
+    EXPECT_THAT(b.results, IsEmpty());
+}
+
+}  // namespace
+}  // namespace wsrelay
