@@ -1,0 +1,14 @@
+#pragma once
+
+// The three load-generator modes. Each prints one JSON object on stdout (and a human summary on
+// stderr) and returns the process exit status.
+
+#include "options.h"
+
+namespace wsrelay::loadgen {
+
+int runFanout(const Options& options);
+int runIdle(const Options& options);
+int runHandshake(const Options& options);
+
+} // namespace wsrelay::loadgen

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the docs/benchmarks.md scenarios against a relay with 2 workers and prints the table rows.
+# Usage: tests/bench/run.sh [BUILD_DIR]   (default: build; needs relay/wsrelay and
+#        tests/bench/wsrelay_loadgen in it). Each scenario gets a fresh relay, started here and
+#        stopped by its PID. Environment: WSRELAY_BENCH_PORT (default 18080).
+set -euo pipefail
+
+build=${1:-build}
+relay_bin=$build/relay/wsrelay
+loadgen=$build/tests/bench/wsrelay_loadgen
+port=${WSRELAY_BENCH_PORT:-18080}
+url=ws://127.0.0.1:$port/ws
+py=/usr/bin/python3
+for f in "$relay_bin" "$loadgen"; do
+    [[ -x $f ]] || { echo "run.sh: $f is missing; build first" >&2; exit 2; }
+done
+ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d /tmp/wsrelay-bench.XXXXXX)
+relay_pid=
+stop_relay() {
+    if [[ -n $relay_pid ]]; then
+        kill -TERM "$relay_pid" 2>/dev/null || true
+        wait "$relay_pid" 2>/dev/null || true
+        relay_pid=
+    fi
+}
+trap 'stop_relay; rm -rf "$work"' EXIT
+
+start_relay() {
+    cat >"$work/relay.yaml" <<YAML
+listen:
+  host: 127.0.0.1
+  port: $port
+workers: 2
+drain:
+  window_ms: 0
+log:
+  level: warn
+YAML
+    : >"$work/relay.log"
+    "$relay_bin" --config "$work/relay.yaml" 2>"$work/relay.log" &
+    relay_pid=$!
+    # Ready when /healthz answers; bounded at 10 s.
+    for _ in $(seq 100); do
+        if $py -c "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',$port,timeout=1)
+c.request('GET','/healthz'); sys.exit(c.getresponse().status!=200)" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$relay_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: the relay did not start:" >&2
+    cat "$work/relay.log" >&2
+    exit 1
+}
+
+# Runs the load generator, keeps its JSON in $work/NAME.json and its summary on stderr.
+run() {
+    local name=$1
+    shift
+    echo "== $name: wsrelay_loadgen $*" >&2
+    "$loadgen" "$@" --relay-pid "$relay_pid" >"$work/$name.json" || {
+        echo "run.sh: $name failed (exit $?)" >&2
+        cat "$work/$name.json" >&2
+    }
+}
+
+fanout_row() {
+    $py - "$1" "$2" <<'PY'
+import json, sys
+label, path = sys.argv[1], sys.argv[2]
+r = json.load(open(path))
+l = r["latency_us"]
+print(f"| {label} | {r['delivered_per_s']:,.0f} | {r['loss']} | {l['p50']:,} / {l['p99']:,} / "
+      f"{l['p999']:,} | {r.get('relay_cpu_us_per_delivery', float('nan')):.2f} | "
+      f"{r['loadgen_cpu_us_per_delivery']:.2f} |")
+PY
+}
+
+start_relay
+run fanout fanout --url "$url" --subscribers 2000 --rate 20 --duration 20 --size 64 --timeout 90
+stop_relay
+
+start_relay
+run hot fanout --url "$url" --subscribers 100 --rate 2000 --duration 10 --size 64 --timeout 90
+stop_relay
+
+start_relay
+run idle idle --url "$url" --connections 10000 --hold 0 --timeout 120
+stop_relay
+
+start_relay
+run handshake handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
+stop_relay
+
+echo
+echo "| Scenario | Deliveries/s | Loss | Latency p50 / p99 / p999 (µs) | Relay CPU µs/delivery | Loadgen CPU µs/delivery |"
+echo "|---|---:|---:|---:|---:|---:|"
+fanout_row "Fan-out: 2,000 subscribers × 20 msg/s, 64 B, 20 s" "$work/fanout.json"
+fanout_row "Hot channel: 100 subscribers × 2,000 msg/s, 64 B, 10 s" "$work/hot.json"
+echo
+$py - "$work/idle.json" "$work/handshake.json" <<'PY'
+import json, sys
+idle = json.load(open(sys.argv[1]))
+hs = json.load(open(sys.argv[2]))
+print("| Measure | Result |")
+print("|---|---:|")
+print(f"| Idle: relay RSS per connection at {idle['connections']:,} connections | "
+      f"{idle['relay_rss_per_connection_bytes']:,} B "
+      f"({idle['relay_rss_before_kib']:,} → {idle['relay_rss_after_kib']:,} KiB) |")
+print(f"| Handshakes/s ({hs['concurrency']} in flight, {hs['elapsed_s']:.0f} s) | "
+      f"{hs['handshakes_per_s']:,.0f} (relay CPU {hs['relay_cpu_us_per_handshake']:.0f} µs each, "
+      f"p50 {hs['latency_us']['p50']:,} µs, {hs['errors']} errors) |")
+PY
