@@ -55,6 +55,10 @@ struct Config {
         } redis;
     } broker;
 
+    struct Api {
+        std::string key;  // empty = the HTTP publish API is disabled
+    } api;
+
     struct Log {
         LogLevel level = LogLevel::Info;
     } log;

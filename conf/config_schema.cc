@@ -265,6 +265,10 @@ std::vector<ConfigKey> buildTable() {
         "A probe, or connecting to Redis, taking longer than this drops the connections and "
         "reconnects.",
         [](auto& c) -> auto& { return c.broker.redis.probe_timeout_ms; }));
+    keys.push_back(stringKey(
+        "api.key", "", nullptr, "any",
+        "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
+        [](auto& c) -> auto& { return c.api.key; }));
     keys.push_back(enumKey(
         "log.level", LogLevel::Info, kLogLevelNames,
         "Least severe level written to the log (stderr).",

@@ -36,7 +36,22 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
     auto* conn = static_cast<ConnectionData*>(user);
     switch (reason) {
         case LWS_CALLBACK_HTTP:
-            return http::serve(workerOf(wsi), wsi, static_cast<const char*>(in));
+            return http::serve(workerOf(wsi), wsi, static_cast<const char*>(in), conn->api);
+
+        case LWS_CALLBACK_HTTP_BODY:
+            if (conn->api == nullptr) return 0;
+            return workerOf(wsi).httpApi().onBody(*conn->api, static_cast<const char*>(in), len);
+
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            if (conn->api == nullptr) return 0;
+            return workerOf(wsi).httpApi().onBodyComplete(wsi, *conn->api);
+
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            return workerOf(wsi).httpApi().onWriteable(wsi, conn->api);
+
+        case LWS_CALLBACK_CLOSED_HTTP:
+            workerOf(wsi).httpApi().onClosed(conn->api);
+            return 0;
 
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
             return http::confirmUpgrade(workerOf(wsi), wsi);

@@ -2,6 +2,8 @@
 
 #include <libwebsockets.h>
 
+#include "relay/http_api.h"
+
 namespace wsrelay {
 class Session;
 }
@@ -13,6 +15,7 @@ namespace wsrelay::edge {
 // Per-connection data lws allocates for the relay protocol (HTTP and WebSocket alike).
 struct ConnectionData {
     Session* session;
+    HttpApi::Request* api;  // an HTTP publish API request in flight on this connection
     bool origin_rejected;
 };
 

@@ -51,8 +51,11 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
     return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP) == n ? 0 : -1;
 }
 
-int serve(Worker& worker, lws* wsi, const char* uri) {
+int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     std::string_view path = uri != nullptr ? uri : "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
+        return worker.httpApi().onRequest(wsi, path, api);
+    }
     if (!isGet(wsi)) {
         return complete(wsi, respond(wsi, 405, kJson, R"({"error":"method not allowed"})"));
     }

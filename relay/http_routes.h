@@ -4,6 +4,8 @@
 
 #include <string_view>
 
+#include "relay/http_api.h"
+
 namespace wsrelay {
 class Worker;
 }
@@ -11,8 +13,9 @@ class Worker;
 // Plain HTTP on the relay's port: /healthz, /readyz, /metrics, and refusals on the WebSocket path.
 namespace wsrelay::http {
 
-// LWS_CALLBACK_HTTP: answers the request in one write. Returns what the callback must return.
-int serve(Worker& worker, lws* wsi, const char* uri);
+// LWS_CALLBACK_HTTP: answers GET requests in one write, hands POSTs to the publish API (which
+// keeps its state in `api`). Returns what the callback must return.
+int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api);
 // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets the upgrade proceed; >0 when a refusal was written.
 int confirmUpgrade(Worker& worker, lws* wsi);
 // Writes a complete HTTP/1.1 response. Returns 0, or -1 when the connection must close.

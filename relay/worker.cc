@@ -30,7 +30,7 @@ Worker::Worker(int index, SharedState& shared)
       thread_name_("w" + std::to_string(index)), hub_(*this),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
-      write_buffer_(kWriteBufferBytes),
+      http_api_(*this), write_buffer_(kWriteBufferBytes),
       next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
 
 Worker::~Worker() {
@@ -248,6 +248,10 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data) {
 }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+    if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
+        http_api_.onPublishResult(ticket, status);
+        return;
+    }
     auto it = sessions_.find(ticket.session_id);
     if (it == sessions_.end()) return;  // the publisher left meanwhile
     Session* session = it->second;

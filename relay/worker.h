@@ -13,6 +13,7 @@
 #include <libwebsockets.h>
 
 #include "adapters/broker.h"
+#include "relay/http_api.h"
 #include "relay/hub.h"
 #include "relay/protocol.h"
 #include "relay/shared_state.h"
@@ -48,6 +49,7 @@ public:
     Hub& hub() { return hub_; }
     Broker& broker() { return *broker_; }
     protocol::Parser& parser() { return parser_; }
+    HttpApi& httpApi() { return http_api_; }
     bool draining() const { return draining_; }
     // Per-worker buffer for coalescing queued frames into one socket write.
     char* writeBuffer() { return write_buffer_.data(); }
@@ -87,6 +89,7 @@ private:
     BrokerPtr broker_;
     Hub hub_;
     protocol::Parser parser_;
+    HttpApi http_api_;
     std::vector<char> write_buffer_;
     std::unordered_map<uint64_t, Session*> sessions_;
     uint64_t next_session_id_;

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <simdjson.h>
+
+#include "adapters/broker.h"
+
+namespace wsrelay {
+
+class Worker;
+
+// POST /api/publish {"channel":C,"data":D} and POST /api/broadcast {"channels":[...],"data":D}
+// for backends without a broker client: authorised by X-API-Key (api.key), published through the
+// worker's broker so every instance delivers, answered once the broker took every message.
+// One per worker, on its thread.
+class HttpApi {
+public:
+    // Tickets of API publishes carry this bit in session_id so results find their request.
+    static constexpr uint64_t kTicketBit = uint64_t{1} << 63;
+    static constexpr size_t kMaxBroadcastChannels = 1000;
+
+    explicit HttpApi(Worker& worker);
+    ~HttpApi();
+
+    // The state of one API request, kept in the connection's lws data while it is in flight.
+    struct Request;
+
+    static bool handles(std::string_view path);
+    // LWS_CALLBACK_HTTP for a POST to an API path: checks the key; a refusal is answered at once.
+    // Returns what the lws callback must return.
+    int onRequest(lws* wsi, std::string_view path, Request*& slot);
+    int onBody(Request& request, const char* data, size_t len);
+    int onBodyComplete(lws* wsi, Request& request);
+    int onWriteable(lws* wsi, Request*& slot);
+    void onClosed(Request*& slot);
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status);
+
+private:
+    int finish(lws* wsi, Request& request, unsigned status, std::string body);
+
+    Worker& worker_;
+    simdjson::dom::parser parser_;
+    uint64_t next_id_ = 1;
+    std::unordered_map<uint64_t, std::pair<lws*, Request*>> pending_;
+};
+
+}  // namespace wsrelay

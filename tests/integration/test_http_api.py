@@ -1,0 +1,109 @@
+"""POST /api/publish and /api/broadcast: key check, body validation, delivery through the broker."""
+
+import asyncio
+import http.client
+import json
+import unittest
+
+from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json, subscribe
+
+KEY = "test-key-123"
+
+
+def post(port, path, body, key=KEY):
+    """Returns (status, parsed JSON body)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=IO_TIMEOUT)
+    try:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["X-API-Key"] = key
+        conn.request("POST", path, body=body if isinstance(body, (str, bytes)) else json.dumps(body),
+                     headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+class HttpApiTest(RelayTestCase):
+    async def apost(self, path, body, key=KEY):
+        return await asyncio.to_thread(post, self.relay.port, path, body, key)
+
+    async def test_publish_reaches_subscribers_on_every_worker(self):
+        self.relay = await self.start_relay({"api.key": KEY, "workers": 2})
+        clients = [await self.relay.ws_connect().__aenter__() for _ in range(8)]
+        try:
+            for ws in clients:
+                await subscribe(ws, "news")
+            status, body = await self.apost("/api/publish", {"channel": "news", "data": {"n": 1}})
+            self.assertEqual((200, {"ok": True, "channels": 1}), (status, body))
+            for ws in clients:
+                self.assertEqual({"op": "message", "channel": "news", "data": {"n": 1}},
+                                 await recv_json(ws))
+        finally:
+            for ws in clients:
+                await ws.close()
+
+    async def test_broadcast_publishes_to_each_channel_once(self):
+        self.relay = await self.start_relay({"api.key": KEY})
+        async with self.relay.ws_connect() as a, self.relay.ws_connect() as b:
+            await subscribe(a, "x")
+            await subscribe(a, "y")
+            await subscribe(b, "y")
+            status, body = await self.apost("/api/broadcast",
+                                            {"channels": ["x", "y", "z"], "data": "hi"})
+            self.assertEqual((200, {"ok": True, "channels": 3}), (status, body))
+            got_a = {(await recv_json(a))["channel"] for _ in range(2)}
+            self.assertEqual({"x", "y"}, got_a)
+            self.assertEqual({"op": "message", "channel": "y", "data": "hi"}, await recv_json(b))
+            # Nothing more for either: a ping round trip proves the queue is empty.
+            await ping_barrier(a)
+            await ping_barrier(b)
+
+    async def test_wrong_or_missing_key_is_401_and_publishes_nothing(self):
+        self.relay = await self.start_relay({"api.key": KEY})
+        async with self.relay.ws_connect() as ws:
+            await subscribe(ws, "news")
+            for key in (None, "", "test-key-12", "test-key-1234", "TEST-KEY-123"):
+                status, body = await self.apost("/api/publish", {"channel": "news", "data": 1},
+                                                key=key)
+                self.assertEqual(401, status, key)
+                self.assertIn("X-API-Key", body["error"])
+            await ping_barrier(ws)
+        series = await self.relay.ametrics()
+        self.assertEqual(0, metric(series, "wsrelay_broker_publishes_total"))
+
+    async def test_bad_bodies_are_400_with_a_reason(self):
+        self.relay = await self.start_relay({"api.key": KEY})
+        cases = [
+            ("/api/publish", "not json"),
+            ("/api/publish", "[1]"),
+            ("/api/publish", {"channel": "news"}),
+            ("/api/publish", {"data": 1}),
+            ("/api/publish", {"channel": "bad name", "data": 1}),
+            ("/api/publish", {"channel": 5, "data": 1}),
+            ("/api/broadcast", {"channels": [], "data": 1}),
+            ("/api/broadcast", {"channels": "news", "data": 1}),
+            ("/api/broadcast", {"channels": ["ok", "bad name"], "data": 1}),
+            ("/api/broadcast", {"channels": ["c%d" % i for i in range(1001)], "data": 1}),
+        ]
+        for path, body in cases:
+            status, reply = await self.apost(path, body)
+            self.assertEqual(400, status, (path, body))
+            self.assertTrue(reply["error"], (path, body))
+
+    async def test_body_over_the_message_limit_is_413(self):
+        self.relay = await self.start_relay({"api.key": KEY, "websocket.max_message_bytes": 1024})
+        status, reply = await self.apost("/api/publish", {"channel": "c", "data": "x" * 2000})
+        self.assertEqual(413, status)
+        self.assertEqual("body too large", reply["error"])
+
+    async def test_api_is_off_without_a_key(self):
+        self.relay = await self.start_relay()
+        status, reply = await self.apost("/api/publish", {"channel": "c", "data": 1})
+        self.assertEqual(403, status)
+        self.assertIn("api.key", reply["error"])
+
+
+if __name__ == "__main__":
+    unittest.main()
