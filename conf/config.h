@@ -37,6 +37,7 @@ struct Config {
         int max_subscriptions = 128;
         int max_channel_bytes = 255;
         int max_bad_commands = 10;
+        int socket_send_buffer_bytes = 0;  // 0 = the kernel's autotuning (up to tcp_wmem max)
     } limits;
 
     struct Drain {

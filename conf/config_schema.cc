@@ -231,6 +231,11 @@ std::vector<ConfigKey> buildTable() {
         "Malformed or unknown commands a connection may send before it is closed with 4500.",
         [](auto& c) -> auto& { return c.limits.max_bad_commands; }));
     keys.push_back(numberKey(
+        "limits.socket_send_buffer_bytes", 0, 4096, 67108864,
+        "Kernel send buffer per client socket (SO_SNDBUF); 0 = kernel autotuning.",
+        [](auto& c) -> auto& { return c.limits.socket_send_buffer_bytes; },
+        /*zero_allowed=*/true));
+    keys.push_back(numberKey(
         "drain.window_ms", 10000, 0, 3600000,
         "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "
         "0 = at once.",

@@ -41,11 +41,14 @@ int openReusePortListener(const std::string& host, int port, int backlog, std::s
     return fd;
 }
 
-int acceptOne(int listen_fd) {
+int acceptOne(int listen_fd, int send_buffer_bytes) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (send_buffer_bytes > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes, sizeof send_buffer_bytes);
+    }
     return fd;
 }
 

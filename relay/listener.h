@@ -11,7 +11,8 @@ int openReusePortListener(const std::string& host, int port, int backlog, std::s
 
 // Accepts one pending connection: non-blocking, close-on-exec, TCP_NODELAY (lws sets NODELAY only
 // on sockets it accepted itself; without it Nagle and delayed ACKs add ~15 ms per round trip).
+// `send_buffer_bytes` > 0 sets SO_SNDBUF (limits.socket_send_buffer_bytes).
 // Returns -1 when nothing is pending or the accept failed.
-int acceptOne(int listen_fd);
+int acceptOne(int listen_fd, int send_buffer_bytes);
 
 }  // namespace wsrelay

@@ -223,7 +223,7 @@ void Worker::closeSession(Session* session) {
 void Worker::onListenerReadable() {
     lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
     for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-        int fd = acceptOne(listen_fd_);
+        int fd = acceptOne(listen_fd_, shared_.config.limits.socket_send_buffer_bytes);
         if (fd < 0) {
             if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
                 // Out of descriptors: accept and close with the spare one, or the level-triggered
