@@ -192,13 +192,7 @@ int runHandshake(const Options& o) {
                       relay_cpu_s, handshakes ? relay_cpu_s * 1e6 / double(handshakes) : 0.0);
         json += buf;
     }
-    if (!first_error.empty()) {
-        json += ",\"first_error\":";
-        appendJsonString(json, first_error);
-    }
-    json += "}\n";
-    std::fputs(json.c_str(), stdout);
-    std::fflush(stdout);
+    emitReport(json, first_error);
     std::fprintf(stderr, "handshake %s: %llu in %.2f s = %.0f/s, %llu errors%s%s\n",
                  outcome.c_str(), static_cast<unsigned long long>(handshakes), elapsed_s, rate,
                  static_cast<unsigned long long>(errors), first_error.empty() ? "" : "; first: ",

@@ -104,4 +104,14 @@ void appendJsonString(std::string& out, const std::string& s) {
     out += '"';
 }
 
+void emitReport(std::string& json, const std::string& first_error) {
+    if (!first_error.empty()) {
+        json += ",\"first_error\":";
+        appendJsonString(json, first_error);
+    }
+    json += "}\n";
+    std::fputs(json.c_str(), stdout);
+    std::fflush(stdout);
+}
+
 } // namespace wsrelay::loadgen

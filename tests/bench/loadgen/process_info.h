@@ -32,4 +32,8 @@ bool signalled();
 // Appends `s` to out as a JSON string literal.
 void appendJsonString(std::string& out, const std::string& s);
 
+// Closes the report object `json` (adding "first_error" when there was one) and writes it to
+// stdout as one line.
+void emitReport(std::string& json, const std::string& first_error);
+
 } // namespace wsrelay::loadgen

@@ -187,13 +187,7 @@ int runFanout(const Options& o) {
                     all.delivered ? relay_cpu_s * 1e6 / double(all.delivered) : 0, "%.3f");
     }
     std::string first_error = state.firstError();
-    if (!first_error.empty()) {
-        json += ",\"first_error\":";
-        appendJsonString(json, first_error);
-    }
-    json += "}\n";
-    std::fputs(json.c_str(), stdout);
-    std::fflush(stdout);
+    emitReport(json, first_error);
 
     std::fprintf(stderr,
                  "fanout %s: %u subscribers, %llu offered, %llu delivered (%.0f/s), loss %llu, "
