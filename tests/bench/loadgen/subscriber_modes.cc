@@ -269,12 +269,7 @@ int runIdle(const Options& o) {
         appendJsonString(json, outcome);
         appendField(json, "connections", uint64_t(o.connections));
         appendField(json, "acked", uint64_t(state.acked.load()));
-        if (!first_error.empty()) {
-            json += ",\"first_error\":";
-            appendJsonString(json, first_error);
-        }
-        json += "}\n";
-        std::fputs(json.c_str(), stdout);
+        emitReport(json, first_error);
     }
     std::fprintf(stderr, "idle %s: %u of %u acked, %llu disconnects%s%s\n", outcome.c_str(),
                  state.acked.load(), o.connections,
