@@ -406,14 +406,21 @@ void RedisBroker::onDisconnect(const redisAsyncContext* ac, int) {
     self->linkLost(ac, "connection lost");
 }
 
-void RedisBroker::onSetupReply(redisAsyncContext* ac, void* r, void*) {
+RedisBroker* RedisBroker::replyTarget(redisAsyncContext* ac, void* reply) {
     RedisBroker* self = brokerOf(ac);
-    if (self == nullptr) return;
-    auto* reply = static_cast<redisReply*>(r);
+    if (self == nullptr) return nullptr;
+    // hiredis answers pending commands with a null reply when the connection goes away.
     if (reply == nullptr) {
         self->linkLost(ac, "connection lost");
-        return;
+        return nullptr;
     }
+    return self;
+}
+
+void RedisBroker::onSetupReply(redisAsyncContext* ac, void* r, void*) {
+    RedisBroker* self = replyTarget(ac, r);
+    if (self == nullptr) return;
+    auto* reply = static_cast<redisReply*>(r);
     if (reply->type == REDIS_REPLY_ERROR) {
         self->fail("AUTH/SELECT refused: " + std::string(reply->str, reply->len));
         return;
@@ -425,13 +432,9 @@ void RedisBroker::onSetupReply(redisAsyncContext* ac, void* r, void*) {
 }
 
 void RedisBroker::onPublishReply(redisAsyncContext* ac, void* r, void*) {
-    RedisBroker* self = brokerOf(ac);
+    RedisBroker* self = replyTarget(ac, r);
     if (self == nullptr) return;
     auto* reply = static_cast<redisReply*>(r);
-    if (reply == nullptr) {
-        self->linkLost(ac, "connection lost");
-        return;
-    }
     if (self->inflight_.empty()) return;
     const PublishTicket ticket = self->inflight_.front();
     self->inflight_.pop_front();
@@ -447,13 +450,9 @@ void RedisBroker::onProbeReply(redisAsyncContext* ac, void* r, void*) {
 }
 
 void RedisBroker::onSubscriberReply(redisAsyncContext* ac, void* r, void*) {
-    RedisBroker* self = brokerOf(ac);
+    RedisBroker* self = replyTarget(ac, r);
     if (self == nullptr) return;
     auto* reply = static_cast<redisReply*>(r);
-    if (reply == nullptr) {
-        self->linkLost(ac, "connection lost");
-        return;
-    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {

@@ -111,6 +111,9 @@ private:
     void maybeUp();
     // hiredis gave up `ac` (it frees it itself): forget it and drop everything.
     void linkLost(const redisAsyncContext* ac, const char* what);
+    // The broker a reply belongs to, or null when it is gone or the reply reports a lost link
+    // (then already handled).
+    static RedisBroker* replyTarget(redisAsyncContext* ac, void* reply);
     void fail(std::string reason);
     void dropLinks();
     Link* linkOf(const redisAsyncContext* ac);
