@@ -175,7 +175,7 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.listen.port; }));
     keys.push_back(numberKey(
         "workers", 0, 0, 64,
-        "Worker threads, each with its own event loop and listening socket; 0 = one per CPU core.",
+        "Worker threads, each with its own event loop and listening socket; 0 = one per usable CPU.",
         [](auto& c) -> auto& { return c.workers; }));
     keys.push_back(stringKey(
         "websocket.path", "/ws", checkPath, "starts with /",

@@ -10,6 +10,7 @@
 #include "adapters/memory_broker.h"
 #include "adapters/redis_broker.h"
 #include "adapters/redis_url.h"
+#include "relay/cpu_budget.h"
 #include "relay/log.h"
 #include "relay/worker.h"
 
@@ -63,8 +64,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
 
 int Server::workerCount(const Config& config) {
     if (config.workers > 0) return config.workers;
-    unsigned n = std::thread::hardware_concurrency();
-    return n == 0 ? 1 : static_cast<int>(std::min(n, 64u));
+    return std::min(cpuBudget(), 64);
 }
 
 int Server::connectionLimit(const Config& config) {
