@@ -578,12 +578,273 @@ class RawWebSocket:
                 pass
 
 
+
+# ---- Redis ----
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisError(AssertionError):
+    """An error reply from Redis, or Redis not answering."""
+
+
+def _resp_command(*args):
+    out = bytearray(b"*%d\r\n" % len(args))
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = str(arg).encode()
+        out += b"$%d\r\n%s\r\n" % (len(arg), arg)
+    return bytes(out)
+
+
+class RespConnection:
+    """A tiny synchronous RESP2 client: one blocking socket with a timeout on every call. Replies
+    come back as str (status), int, bytes (bulk), None (nil) or list; an error reply raises
+    RedisError."""
+
+    def __init__(self, port, host=HOST, timeout=IO_TIMEOUT):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def command(self, *args):
+        self.sock.sendall(_resp_command(*args))
+        return self._reply()
+
+    def _line(self):
+        while True:
+            at = self.buf.find(b"\r\n")
+            if at >= 0:
+                line = bytes(self.buf[:at])
+                del self.buf[:at + 2]
+                return line
+            self._fill()
+
+    def _exactly(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data = bytes(self.buf[:n])
+        del self.buf[:n + 2]
+        return data
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RedisError("Redis closed the connection")
+        self.buf += chunk
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exactly(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RedisError(f"unexpected RESP line {line!r}")
+
+
+def _free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class RedisServer:
+    """A throwaway redis-server on a loopback port: no persistence, stopped by PID.
+
+    start() picks a free port the first time (retrying if another process takes it first) and
+    reuses it afterwards, so kill() + start() is a restart on the same address. reserve_port()
+    picks the port without starting, for a relay that must start with Redis down.
+    """
+
+    def __init__(self, extra_args=()):
+        if not os.access(REDIS_SERVER, os.X_OK):
+            raise unittest.SkipTest(f"{REDIS_SERVER} is not installed")
+        self.extra_args = list(extra_args)
+        self.port = None
+        self.proc = None
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="wsrelay-redis-")
+        self.log_path = os.path.join(self._tmpdir.name, "redis.log")
+        self._final_log = None
+
+    @property
+    def url(self):
+        return f"redis://{HOST}:{self.port}/0"
+
+    def reserve_port(self):
+        if self.port is None:
+            self.port = _free_port()
+        return self.port
+
+    def start(self, timeout=READY_TIMEOUT):
+        fixed = self.port is not None
+        last = None
+        for _ in range(1 if fixed else 5):
+            self.reserve_port()
+            try:
+                self._start_once(timeout)
+                return self
+            except RedisError as e:
+                last = e
+                if fixed or "in use" not in self.log().lower():
+                    raise
+                self.port = None
+        raise last
+
+    def _start_once(self, timeout):
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST, "--save", "",
+                "--appendonly", "no", "--dir", self._tmpdir.name, "--logfile", ""]
+        args += self.extra_args
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise RedisError(f"redis-server exited with {code} during startup "
+                                 f"(port {self.port})\n{self.log()}")
+            try:
+                with RespConnection(self.port, timeout=1.0) as conn:
+                    if conn.command("PING") == "PONG":
+                        return
+            except (OSError, RedisError):
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RedisError(f"redis-server not answering PING on port {self.port} within "
+                                 f"{timeout}s\n{self.log()}")
+            time.sleep(0.02)  # bounded poll of connect+PING, with the deadline above
+
+    def kill(self):
+        """SIGKILL by PID (the relay sees its connections reset, as in a crash)."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+            self.proc = None
+
+    def stop(self):
+        """SIGTERM by PID, SIGKILL if it does not exit in time."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            self.proc = None
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            self._final_log = self.log()  # kept for the failure report, which comes later
+            self._tmpdir.cleanup()
+
+    def log(self):
+        if self._final_log is not None:
+            return self._final_log
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def command(self, *args):
+        with RespConnection(self.port) as conn:
+            return conn.command(*args)
+
+    async def acommand(self, *args):
+        return await asyncio.to_thread(self.command, *args)
+
+    def publish(self, channel, payload):
+        """PUBLISH; returns how many Redis subscribers (relay workers) got it."""
+        return self.command("PUBLISH", channel, payload)
+
+    async def apublish(self, channel, payload):
+        return await asyncio.to_thread(self.publish, channel, payload)
+
+    def numsub(self, channel):
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        return reply[1]
+
+    async def anumsub(self, channel):
+        return await asyncio.to_thread(self.numsub, channel)
+
+
+def redis_overrides(redis, extra=None):
+    """Relay config overrides for broker.type redis against `redis` (short reconnect waits, so
+    that outage tests recover quickly), then `extra`."""
+    out = {
+        "broker.type": "redis",
+        "broker.redis.url": redis.url,
+        "broker.redis.reconnect_min_ms": 20,
+        "broker.redis.reconnect_max_ms": 200,
+    }
+    out.update(extra or {})
+    return out
+
+
+async def wait_until(check, timeout=IO_TIMEOUT, what="condition", interval=0.02):
+    """Polls `check` (a sync or async callable) until it returns something truthy, and returns
+    that; fails after `timeout`. For state that has no event to wait on (Redis' PUBSUB NUMSUB,
+    /readyz): bounded, and never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    last = None
+    is_async = asyncio.iscoroutinefunction(check)
+    while True:
+        # A plain callable (a blocking Redis query) runs in a thread, off the event loop.
+        last = await check() if is_async else await asyncio.to_thread(check)
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")
+        await asyncio.sleep(interval)
+
 class RelayTestCase(unittest.IsolatedAsyncioTestCase):
     """Base class: self.relay(overrides) starts a server stopped (and its exit checked) at the
     end of the test; the server's log is printed when a test fails."""
 
     def setUp(self):
         self._relays = []
+        self._redis = []
+
+    def start_redis(self, extra_args=(), start=True):
+        """A RedisServer stopped at the end of the test, after the relays. With start=False only
+        its port is chosen (see RedisServer.reserve_port)."""
+        redis = RedisServer(extra_args)
+        self._redis.append(redis)
+        self.addCleanup(redis.close)
+        if start:
+            redis.start()
+        else:
+            redis.reserve_port()
+        return redis
 
     async def start_relay(self, overrides=None, **kwargs):
         relay = Relay(overrides, **kwargs)
@@ -604,6 +865,8 @@ class RelayTestCase(unittest.IsolatedAsyncioTestCase):
     def _print_logs(self):
         for relay in getattr(self, "_relays", []):
             print(f"\n----- wsrelay log (port {relay.port}) -----\n{relay.log()}\n-----")
+        for redis in getattr(self, "_redis", []):
+            print(f"\n----- redis-server log (port {redis.port}) -----\n{redis.log()}\n-----")
 
     def run(self, result=None):
         # Print the server log next to a failure; ctest --output-on-failure shows it.
