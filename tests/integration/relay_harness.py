@@ -39,13 +39,18 @@ DEFAULTS = {
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
-def binary():
-    path = os.environ.get("WSRELAY_BIN")
+def env_executable(var):
+    """The executable CTest names in environment variable `var` (tests skip outside CTest)."""
+    path = os.environ.get(var)
     if not path:
-        raise unittest.SkipTest("WSRELAY_BIN is not set (run through ctest)")
+        raise unittest.SkipTest(f"{var} is not set (run through ctest)")
     if not os.access(path, os.X_OK):
-        raise AssertionError(f"WSRELAY_BIN={path} is not an executable")
+        raise AssertionError(f"{var}={path} is not an executable")
     return path
+
+
+def binary():
+    return env_executable("WSRELAY_BIN")
 
 
 def reserve_port():

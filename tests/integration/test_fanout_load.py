@@ -4,11 +4,10 @@ with 100,000 deliveries a second, hence the C++ client. No timing is asserted: C
 
 import asyncio
 import json
-import os
 import subprocess
 import unittest
 
-from relay_harness import RelayTestCase
+from relay_harness import RelayTestCase, env_executable
 
 # Generous: publishing takes 4 s, but the sanitized build on a busy 2-core runner is slow to
 # catch up, and a late delivery is not a lost one.
@@ -17,12 +16,7 @@ DRAIN_TIMEOUT_S = 30
 
 
 def loadgen():
-    path = os.environ.get("WSRELAY_LOADGEN")
-    if not path:
-        raise unittest.SkipTest("WSRELAY_LOADGEN is not set (run through ctest)")
-    if not os.access(path, os.X_OK):
-        raise AssertionError(f"WSRELAY_LOADGEN={path} is not an executable")
-    return path
+    return env_executable("WSRELAY_LOADGEN")
 
 
 class FanoutLoadTest(RelayTestCase):
