@@ -112,12 +112,14 @@ bool Worker::setUp(std::string& error) {
     ev_timer_init(&drain_check_, onDrainCheck, 0., 0.);
     drain_check_.data = this;
     accepting_control_.store(true);
+    // Counted here, before the server announces it is ready, not when run() starts: /readyz must
+    // not say "starting" after the ready line.
+    shared_.workers_running.fetch_add(1);
     return true;
 }
 
 void Worker::run() {
     log::setThreadName(thread_name_.c_str());
-    shared_.workers_running.fetch_add(1);
     // A request that arrived while we were setting up must not be lost.
     if (drain_requested_.load() || stop_requested_.load()) ev_async_send(loop_, &control_);
     ev_run(loop_, 0);
