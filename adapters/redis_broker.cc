@@ -9,6 +9,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "adapters/redis_cluster_broker.h"
+
 namespace wsrelay {
 namespace {
 
@@ -81,6 +83,9 @@ RedisBrokerFactory::RedisBrokerFactory(RedisBrokerOptions options) : options_(st
 
 BrokerPtr RedisBrokerFactory::create(int worker_index, struct ev_loop* loop,
                                      BrokerHandler& handler) {
+    if (!options_.cluster.empty()) {
+        return std::make_unique<RedisClusterBroker>(options_, worker_index, loop, handler);
+    }
     return std::make_unique<RedisBroker>(options_, worker_index, loop, handler);
 }
 
@@ -105,6 +110,13 @@ RedisBroker::RedisBroker(const RedisBrokerOptions& options, int worker_index,
     probe_timer_.data = this;
     ev_init(&probe_deadline_, onProbeDeadline);
     probe_deadline_.data = this;
+    host_ = options_.url.host;
+    port_ = options_.url.port;
+    if (!options_.sentinel_master.empty()) {
+        sentinel_ = std::make_unique<RedisSentinel>(
+            loop_, options_.sentinel_master, options_.sentinels,
+            static_cast<RedisSentinel::Listener&>(*this));
+    }
     connect();
 }
 
@@ -236,20 +248,59 @@ void RedisBroker::sendChannelCommand(const char* command, const std::vector<std:
 
 void RedisBroker::connect() {
     ev_timer_stop(loop_, &reconnect_timer_);
-    if (!openLink(sub_) || !openLink(cmd_)) return;
-    resubscribeAll();
+    // Bounds asking Sentinel too.
     ev_timer_set(&setup_timer_, options_.probe_timeout_ms / 1000.0, 0.);
     ev_timer_start(loop_, &setup_timer_);
+    if (sentinel_) {
+        resolving_ = true;
+        sentinel_->resolve();
+        return;
+    }
+    openLinks();
+}
+
+void RedisBroker::openLinks() {
+    if (!openLink(sub_) || !openLink(cmd_)) return;
+    resubscribeAll();
+}
+
+std::string RedisBroker::target() const {
+    RedisUrl url = options_.url;
+    url.host = host_;
+    url.port = port_;
+    return describeRedisUrl(url);
+}
+
+void RedisBroker::onMasterFound(const ClusterNode& master) {
+    if (!resolving_) return;  // the attempt that asked was given up meanwhile
+    resolving_ = false;
+    host_ = master.host;
+    port_ = master.port;
+    openLinks();
+    if (cmd_.ac == nullptr) return;
+    // A sentinel cut off from the others may still name a demoted master: Up only on a master.
+    redisAsyncCommand(cmd_.ac, onRoleReply, nullptr, "ROLE");
+    ++cmd_.setup_pending;
+}
+
+void RedisBroker::onMasterUnknown(const std::string& error) {
+    if (!resolving_) return;
+    fail("sentinel: " + error);
+}
+
+void RedisBroker::onMasterSwitched(const ClusterNode& master) {
+    if (master.host == host_ && master.port == port_ && sub_.ac != nullptr) return;
+    fail("sentinel: master switched to " + master.name());
 }
 
 bool RedisBroker::openLink(Link& link) {
-    redisAsyncContext* ac = redisAsyncConnect(options_.url.host.c_str(), options_.url.port);
+    redisAsyncContext* ac = redisAsyncConnect(host_.c_str(), port_);
     if (ac == nullptr) {
         fail("cannot allocate a Redis connection");
         return false;
     }
     if (ac->err != 0) {
-        std::string error = "connect to " + describeRedisUrl(options_.url) + ": " + ac->errstr;
+        std::string error = "connect to " + target() + ": " + ac->errstr;
         redisAsyncFree(ac);
         fail(std::move(error));
         return false;
@@ -342,6 +393,7 @@ void RedisBroker::linkLost(const redisAsyncContext* ac, const char* what) {
 void RedisBroker::fail(std::string reason) {
     if (destroying_) return;
     last_error_ = std::move(reason);
+    resolving_ = false;
     dropLinks();
     ev_timer_stop(loop_, &setup_timer_);
     ev_timer_stop(loop_, &probe_timer_);
@@ -423,6 +475,24 @@ void RedisBroker::onSetupReply(redisAsyncContext* ac, void* r, void*) {
     auto* reply = static_cast<redisReply*>(r);
     if (reply->type == REDIS_REPLY_ERROR) {
         self->fail("AUTH/SELECT refused: " + std::string(reply->str, reply->len));
+        return;
+    }
+    Link* link = self->linkOf(ac);
+    if (link == nullptr) return;
+    --link->setup_pending;
+    self->maybeUp();
+}
+
+void RedisBroker::onRoleReply(redisAsyncContext* ac, void* r, void*) {
+    RedisBroker* self = replyTarget(ac, r);
+    if (self == nullptr) return;
+    auto* reply = static_cast<redisReply*>(r);
+    const bool master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                        reply->element[0]->type == REDIS_REPLY_STRING &&
+                        std::string_view(reply->element[0]->str, reply->element[0]->len) ==
+                            "master";
+    if (!master) {
+        self->fail("sentinel: " + self->target() + " is not a master (ROLE)");
         return;
     }
     Link* link = self->linkOf(ac);
@@ -567,7 +637,7 @@ void RedisBroker::onReconnectTimer(struct ev_loop*, ev_timer* w, int) {
 
 void RedisBroker::onSetupTimeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<RedisBroker*>(w->data);
-    self->fail("no connection to " + describeRedisUrl(self->options_.url) + " within " +
+    self->fail("no connection to " + self->target() + " within " +
                std::to_string(self->options_.probe_timeout_ms) + " ms");
 }
 

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/redis_cluster.h"
+#include "adapters/redis_sentinel.h"
 #include "adapters/redis_url.h"
 
 struct redisAsyncContext;
@@ -22,7 +24,14 @@ struct redisAsyncContext;
 namespace wsrelay {
 
 struct RedisBrokerOptions {
-    RedisUrl url;
+    RedisUrl url;  // in cluster and sentinel mode, its host and port are not used
+    // Seed nodes of a Redis Cluster; non-empty = cluster mode (sharded pub/sub, see
+    // adapters/redis_cluster_broker.h).
+    std::vector<ClusterNode> cluster;
+    // Sentinel mode when sentinel_master is not empty: the master's address comes from these
+    // sentinels (see adapters/redis_sentinel.h).
+    std::string sentinel_master;
+    std::vector<ClusterNode> sentinels;
     std::string prefix;  // prepended to every client channel name to get the Redis channel name
     int reconnect_min_ms = 100;
     int reconnect_max_ms = 5000;
@@ -30,7 +39,8 @@ struct RedisBrokerOptions {
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
 };
 
-// Makes one RedisBroker per worker; it only copies the options, so create() is thread-safe.
+// Makes one RedisBroker (or RedisClusterBroker, with cluster seeds) per worker; it only copies
+// the options, so create() is thread-safe.
 class RedisBrokerFactory final : public BrokerFactory {
 public:
     explicit RedisBrokerFactory(RedisBrokerOptions options);
@@ -46,9 +56,11 @@ private:
 // hiredis async contexts on the worker's libev loop. Subscriptions are desired state, reconciled
 // with Redis once per loop turn in flush() and replayed in full after every reconnect. A delivery
 // probe (a PUBLISH to an internal channel this worker subscribes) catches a subscription that
-// looks connected but no longer delivers. Must be destroyed on its loop thread, outside any of
+// looks connected but no longer delivers. In sentinel mode every (re)connect first asks Sentinel
+// for the master (and checks its ROLE); a +switch-master drops the connections, which then go to
+// the new master (Down, then Up with gap). Must be destroyed on its loop thread, outside any of
 // its own callbacks, while the loop still exists.
-class RedisBroker final : public Broker {
+class RedisBroker final : public Broker, private RedisSentinel::Listener {
 public:
     RedisBroker(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
                 BrokerHandler& handler);
@@ -92,9 +104,15 @@ private:
         PublishTicket ticket;
     };
 
+    // RedisSentinel::Listener
+    void onMasterFound(const ClusterNode& master) override;
+    void onMasterUnknown(const std::string& error) override;
+    void onMasterSwitched(const ClusterNode& master) override;
+
     static void onConnect(const redisAsyncContext* ac, int status);
     static void onDisconnect(const redisAsyncContext* ac, int status);
     static void onSetupReply(redisAsyncContext* ac, void* reply, void* privdata);
+    static void onRoleReply(redisAsyncContext* ac, void* reply, void* privdata);
     static void onPublishReply(redisAsyncContext* ac, void* reply, void* privdata);
     static void onProbeReply(redisAsyncContext* ac, void* reply, void* privdata);
     static void onSubscriberReply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -104,7 +122,10 @@ private:
     static void onProbeDeadline(struct ev_loop* loop, ev_timer* w, int revents);
 
     void connect();
+    void openLinks();
     bool openLink(Link& link);
+    // host:port/db of the server connected to (the master, in sentinel mode).
+    std::string target() const;
     void resubscribeAll();
     void sendChannelCommand(const char* command, const std::vector<std::string>& names);
     void applyChanges();
@@ -132,6 +153,10 @@ private:
     std::string probe_channel_;
     std::string probe_nonce_;
 
+    std::string host_;  // where the links go: the URL's host, or the master Sentinel named
+    int port_ = 0;
+    std::unique_ptr<RedisSentinel> sentinel_;
+    bool resolving_ = false;  // connect() asked Sentinel and waits for the answer
     Link sub_;
     Link cmd_;
     bool up_ = false;

@@ -162,6 +162,23 @@ std::string checkRedisUrl(std::string_view url) {
     return "";
 }
 
+// The form only; relay/server.cc parses it again with the parser that connects.
+std::string checkHostPort(std::string_view text) {
+    const std::string bad = "'" + std::string(text) + "' ";
+    const size_t colon = text.rfind(':');
+    if (hasSpace(text) || colon == std::string_view::npos || colon == 0) {
+        return bad + "is not host:port";
+    }
+    const std::string_view port = text.substr(colon + 1);
+    int value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
+        value > 65535) {
+        return bad + "needs a port in 1..65535";
+    }
+    return "";
+}
+
 // The only place a key is declared. Defaults must equal those of conf/config.h, and the
 // documentation must match (tests/unit/config_loader_test.cc, config_docs_test.cc).
 std::vector<ConfigKey> buildTable() {
@@ -270,6 +287,20 @@ std::vector<ConfigKey> buildTable() {
         "A probe, or connecting to Redis, taking longer than this drops the connections and "
         "reconnects.",
         [](auto& c) -> auto& { return c.broker.redis.probe_timeout_ms; }));
+    keys.push_back(listKey(
+        "broker.redis.cluster", {}, checkHostPort, "host:port",
+        "Redis Cluster seed nodes (sharded pub/sub on each channel's slot owner); "
+        "empty = not a cluster.",
+        [](auto& c) -> auto& { return c.broker.redis.cluster; }));
+    keys.push_back(stringKey(
+        "broker.redis.sentinel.master", "", nullptr, "any",
+        "Master name that Redis Sentinel monitors; the broker finds and follows it; "
+        "empty = no Sentinel.",
+        [](auto& c) -> auto& { return c.broker.redis.sentinel.master; }));
+    keys.push_back(listKey(
+        "broker.redis.sentinel.addrs", {}, checkHostPort, "host:port",
+        "Sentinels to ask for broker.redis.sentinel.master, in order.",
+        [](auto& c) -> auto& { return c.broker.redis.sentinel.addrs; }));
     keys.push_back(stringKey(
         "api.key", "", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",

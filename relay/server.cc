@@ -48,12 +48,47 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             }
             RedisBrokerOptions options;
             options.url = std::move(parsed.url);
+            auto addresses = [](const std::vector<std::string>& texts, const char* key) {
+                std::vector<ClusterNode> out;
+                for (const std::string& text : texts) {
+                    ClusterNode node;
+                    std::string error;
+                    if (!parseHostPort(text, node, error)) {
+                        throw std::runtime_error(std::string(key) + ": " + error);
+                    }
+                    out.push_back(std::move(node));
+                }
+                return out;
+            };
+            options.cluster = addresses(redis.cluster, "broker.redis.cluster");
+            options.sentinel_master = redis.sentinel.master;
+            options.sentinels = addresses(redis.sentinel.addrs, "broker.redis.sentinel.addrs");
+            if (!options.cluster.empty() && !options.sentinel_master.empty()) {
+                throw std::runtime_error(
+                    "broker.redis.cluster and broker.redis.sentinel.master exclude each other");
+            }
+            if (!options.sentinel_master.empty() && options.sentinels.empty()) {
+                throw std::runtime_error(
+                    "broker.redis.sentinel.master needs broker.redis.sentinel.addrs");
+            }
+            if (!options.cluster.empty() && options.url.db != 0) {
+                throw std::runtime_error(
+                    "broker.redis.url: a Redis Cluster has only database 0");
+            }
             options.prefix = redis.prefix;
             options.reconnect_min_ms = redis.reconnect_min_ms;
             options.reconnect_max_ms = redis.reconnect_max_ms;
             options.probe_interval_ms = redis.probe_interval_ms;
             options.probe_timeout_ms = redis.probe_timeout_ms;
-            WSR_LOG(Info, "broker: redis at %s", describeRedisUrl(options.url).c_str());
+            if (!options.cluster.empty()) {
+                WSR_LOG(Info, "broker: redis cluster, %zu seed(s), first %s",
+                        options.cluster.size(), options.cluster.front().name().c_str());
+            } else if (!options.sentinel_master.empty()) {
+                WSR_LOG(Info, "broker: redis master '%s' from %zu sentinel(s)",
+                        options.sentinel_master.c_str(), options.sentinels.size());
+            } else {
+                WSR_LOG(Info, "broker: redis at %s", describeRedisUrl(options.url).c_str());
+            }
             return std::make_unique<RedisBrokerFactory>(std::move(options));
         }
     }

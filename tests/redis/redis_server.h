@@ -100,6 +100,8 @@ public:
 
     // Extra redis-server arguments (e.g. --requirepass) for the next start().
     void setArgs(std::vector<std::string> args) { extra_args_ = std::move(args); }
+    // A configuration file, passed first (redis-server --sentinel needs one it can rewrite).
+    void setConfigFile(std::string path) { config_file_ = std::move(path); }
 
     // Starts on a free port, or on the previous one after kill(); waits until it answers PING
     // (or NOAUTH, when a password is required).
@@ -114,6 +116,7 @@ public:
                                          "--save", "", "--appendonly", "no", "--dir", "/tmp",
                                          "--logfile", ""};
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+        if (!config_file_.empty()) args.insert(args.begin() + 1, config_file_);
         std::vector<char*> argv;
         for (std::string& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -197,6 +200,7 @@ private:
     int port_ = 0;
     pid_t pid_ = -1;
     std::vector<std::string> extra_args_;
+    std::string config_file_;
 };
 
 }  // namespace wsrelay::testing

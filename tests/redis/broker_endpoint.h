@@ -1,0 +1,122 @@
+#pragma once
+
+// For tests of brokers against real Redis processes: one worker's worth of broker (its own libev
+// loop, flushed once per turn by an ev_prepare watcher, as a worker does) with a handler that
+// records everything it is told; and a bounded runner for redis-cli.
+#include <ev.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "adapters/broker.h"
+
+namespace wsrelay::testing {
+
+class Endpoint final : public BrokerHandler {
+public:
+    Endpoint(BrokerFactory& factory, int index) {
+        loop = ev_loop_new(EVFLAG_AUTO);
+        broker = factory.create(index, loop, *this);
+        ev_prepare_init(&prepare_, onPrepare);
+        prepare_.data = this;
+        ev_prepare_start(loop, &prepare_);
+        ev_timer_init(&tick_, onTick, 0.005, 0.005);
+        ev_timer_start(loop, &tick_);
+    }
+    ~Endpoint() override {
+        broker.reset();
+        ev_prepare_stop(loop, &prepare_);
+        ev_timer_stop(loop, &tick_);
+        ev_loop_destroy(loop);
+    }
+
+    template <typename B>
+    B& as() { return static_cast<B&>(*broker); }
+    bool up() const { return broker && broker->usable(); }
+    int ups() const {
+        int n = 0;
+        for (const auto& s : states) n += s.first == BrokerState::Up;
+        return n;
+    }
+    int downs() const { return static_cast<int>(states.size()) - ups(); }
+    std::vector<std::string> dataOf(const std::string& channel) const {
+        std::vector<std::string> out;
+        for (const auto& [c, d] : messages) {
+            if (c == channel) out.push_back(d);
+        }
+        return out;
+    }
+
+    void onBrokerMessage(std::string_view channel, std::string_view data) override {
+        messages.emplace_back(std::string(channel), std::string(data));
+    }
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+        EXPECT_FALSE(in_publish) << "publish result reported from inside publish()";
+        results.emplace_back(ticket.request_id, status);
+    }
+    void onBrokerState(BrokerState state, bool gap) override { states.emplace_back(state, gap); }
+
+    void publish(const std::string& channel, const std::string& data, uint64_t id) {
+        in_publish = true;
+        broker->publish(channel, data, PublishTicket{1, id, true});
+        in_publish = false;
+    }
+
+    struct ev_loop* loop = nullptr;
+    BrokerPtr broker;
+    std::vector<std::pair<std::string, std::string>> messages;
+    std::vector<std::pair<uint64_t, PublishStatus>> results;
+    std::vector<std::pair<BrokerState, bool>> states;
+    bool in_publish = false;
+
+private:
+    static void onPrepare(struct ev_loop*, ev_prepare* w, int) {
+        auto* self = static_cast<Endpoint*>(w->data);
+        if (self->broker) self->broker->flush();
+    }
+    static void onTick(struct ev_loop*, ev_timer*, int) {}
+
+    ev_prepare prepare_{};
+    ev_timer tick_{};
+};
+
+// Runs a tool to completion within `limit`; its exit status, or -1 (killed on timeout).
+inline int runTool(std::vector<std::string> args, std::chrono::seconds limit) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        const timespec pause{0, 10 * 1000 * 1000};  // between polls of a child process
+        nanosleep(&pause, nullptr);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+}
+
+}  // namespace wsrelay::testing

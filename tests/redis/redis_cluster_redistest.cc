@@ -1,0 +1,405 @@
+// RedisClusterBroker against a real three-master Redis Cluster on loopback, created by each test
+// with redis-cli --cluster create. Brokers run on their own libev loops, driven from the test
+// thread one turn at a time, as in redis_broker_redistest.cc.
+#include <ev.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "adapters/redis_broker.h"
+#include "adapters/redis_cluster.h"
+#include "adapters/redis_cluster_broker.h"
+#include "tests/redis/broker_endpoint.h"
+#include "tests/redis/redis_server.h"
+
+namespace wsrelay {
+namespace {
+
+using testing::Endpoint;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using testing::RedisClient;
+using testing::RedisServer;
+using testing::ReplyPtr;
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kDeadline = std::chrono::seconds(20);
+constexpr const char* kRedisCli = "/usr/bin/redis-cli";
+constexpr int kNodes = 3;
+
+class RedisClusterTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!RedisServer::available() || access(kRedisCli, X_OK) != 0) {
+            GTEST_SKIP() << RedisServer::kBinary << " or " << kRedisCli << " is missing";
+        }
+        char dir[] = "/tmp/wsrelay-cluster-XXXXXX";
+        ASSERT_NE(mkdtemp(dir), nullptr);
+        dir_ = dir;
+        std::vector<std::string> create = {kRedisCli, "--cluster", "create"};
+        for (int i = 0; i < kNodes; ++i) {
+            servers_[i].setArgs({"--cluster-enabled", "yes", "--cluster-config-file",
+                                 dir_ + "/nodes-" + std::to_string(i) + ".conf", "--cluster-port",
+                                 std::to_string(RedisServer::freePort()),
+                                 "--cluster-node-timeout", "1000"});
+            std::string error;
+            ASSERT_TRUE(servers_[i].start(error)) << error;
+            create.push_back("127.0.0.1:" + std::to_string(servers_[i].port()));
+        }
+        create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+        ASSERT_EQ(testing::runTool(create, std::chrono::seconds(30)), 0)
+            << "redis-cli --cluster create";
+        ASSERT_TRUE(waitClusterOk());
+    }
+
+    void TearDown() override {
+        endpoints_.clear();
+        for (RedisServer& s : servers_) s.kill();
+        if (!dir_.empty()) {
+            for (int i = 0; i < kNodes; ++i) {
+                unlink((dir_ + "/nodes-" + std::to_string(i) + ".conf").c_str());
+            }
+            rmdir(dir_.c_str());
+        }
+    }
+
+    bool waitClusterOk() {
+        const auto deadline = Clock::now() + kDeadline;
+        while (Clock::now() < deadline) {
+            int ok = 0;
+            for (RedisServer& s : servers_) {
+                RedisClient c = s.client();
+                ReplyPtr r = c.ok() ? c.command({"CLUSTER", "INFO"}) : nullptr;
+                if (r && r->type == REDIS_REPLY_STRING &&
+                    std::string(r->str, r->len).find("cluster_state:ok") != std::string::npos) {
+                    ++ok;
+                }
+            }
+            if (ok == kNodes) return true;
+            const timespec pause{0, 20 * 1000 * 1000};  // between polls of CLUSTER INFO
+            nanosleep(&pause, nullptr);
+        }
+        return false;
+    }
+
+    RedisBrokerOptions options(int seed = 0) const {
+        RedisBrokerOptions o;
+        o.cluster.push_back(ClusterNode{"127.0.0.1", servers_[seed].port()});
+        o.reconnect_min_ms = 10;
+        o.reconnect_max_ms = 200;
+        o.probe_interval_ms = 0;
+        o.probe_timeout_ms = 2000;
+        return o;
+    }
+
+    Endpoint& endpoint(const RedisBrokerOptions& o) {
+        factories_.push_back(std::make_unique<RedisBrokerFactory>(o));
+        const int index = static_cast<int>(endpoints_.size());
+        endpoints_.push_back(std::make_unique<Endpoint>(*factories_.back(), index));
+        return *endpoints_.back();
+    }
+
+    bool pumpUntil(const std::function<bool()>& done, Clock::duration limit = kDeadline) {
+        const auto deadline = Clock::now() + limit;
+        while (!done()) {
+            if (Clock::now() > deadline) return false;
+            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
+        }
+        return true;
+    }
+    void pumpFor(Clock::duration duration, const std::function<void()>& each_turn = {}) {
+        const auto end = Clock::now() + duration;
+        while (Clock::now() < end) {
+            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
+            if (each_turn) each_turn();
+        }
+    }
+    bool allUp() {
+        return pumpUntil([this] {
+            for (auto& e : endpoints_) {
+                if (!e->up()) return false;
+            }
+            return true;
+        });
+    }
+    bool syncedThrough(Endpoint& e, const std::string& channel, const std::string& marker) {
+        return pumpUntil([&] {
+            const auto data = e.dataOf(channel);
+            return !data.empty() && data.back() == marker;
+        });
+    }
+
+    // The server index owning each slot, from CLUSTER SLOTS.
+    std::vector<int> slotOwners() {
+        RedisClient c = servers_[0].client();
+        ReplyPtr r = c.command({"CLUSTER", "SLOTS"});
+        ClusterTopology topology;
+        std::string error;
+        EXPECT_TRUE(parseClusterSlots(r.get(), "127.0.0.1", topology, error)) << error;
+        std::vector<int> owners(kClusterSlots, -1);
+        for (int slot = 0; slot < kClusterSlots; ++slot) {
+            const uint16_t owner = topology.ownerOf(static_cast<uint16_t>(slot));
+            const ClusterNode& node = topology.masters[owner];
+            for (int i = 0; i < kNodes; ++i) {
+                if (servers_[i].port() == node.port) owners[slot] = i;
+            }
+        }
+        return owners;
+    }
+    // A channel "<base><n>" whose (prefixed) slot belongs to server `index`.
+    std::string channelOn(int index, const std::string& base, const std::string& prefix = "") {
+        const std::vector<int> owners = slotOwners();
+        for (int n = 0;; ++n) {
+            const std::string name = base + std::to_string(n);
+            if (owners[clusterKeySlot(prefix + name)] == index) return name;
+        }
+    }
+    long long shardNumsub(int index, const std::string& channel) {
+        RedisClient c = servers_[index].client();
+        ReplyPtr r = c.command({"PUBSUB", "SHARDNUMSUB", channel});
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return -1;
+        return r->element[1]->integer;
+    }
+    std::string nodeId(int index) {
+        RedisClient c = servers_[index].client();
+        ReplyPtr r = c.command({"CLUSTER", "MYID"});
+        return r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
+    }
+
+    std::string dir_;
+    std::array<RedisServer, kNodes> servers_;
+    std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
+    std::vector<std::unique_ptr<Endpoint>> endpoints_;
+};
+
+TEST(ClusterKeySlotTest, MatchesRedisAndHonoursHashTags) {
+    // Values from the Redis Cluster specification and CLUSTER KEYSLOT.
+    EXPECT_EQ(clusterKeySlot("123456789"), 0x31C3 & 16383);
+    EXPECT_EQ(clusterKeySlot("foo"), 12182);
+    EXPECT_EQ(clusterKeySlot("{user1000}.following"), clusterKeySlot("user1000"));
+    EXPECT_EQ(clusterKeySlot("foo{}{bar}"), clusterKeySlot("foo{}{bar}"));
+    EXPECT_NE(clusterKeySlot("foo{}{bar}"), clusterKeySlot("bar"));  // empty first tag: whole key
+    EXPECT_EQ(clusterKeySlot("foo{{bar}}zap"), clusterKeySlot("{bar"));
+    EXPECT_EQ(clusterKeySlot("foo{bar}{zap}"), clusterKeySlot("bar"));
+}
+
+TEST(ClusterHostPortTest, ParsesHostPortPairs) {
+    ClusterNode node;
+    std::string error;
+    ASSERT_TRUE(parseHostPort("127.0.0.1:7000", node, error)) << error;
+    EXPECT_EQ(node, (ClusterNode{"127.0.0.1", 7000}));
+    ASSERT_TRUE(parseHostPort("[::1]:6379", node, error)) << error;
+    EXPECT_EQ(node, (ClusterNode{"::1", 6379}));
+    for (const char* bad : {"host", "host:", ":1", "host:0", "host:70000", "::1:6379", "h:1x"}) {
+        EXPECT_FALSE(parseHostPort(bad, node, error)) << bad;
+    }
+}
+
+TEST_F(RedisClusterTest, KeySlotAgreesWithTheServer) {
+    RedisClient c = servers_[0].client();
+    for (const std::string key : {"chat", "room:1", "app:{tenant}:x", "{}x", "a{b}c", "\xC3\xA9"}) {
+        ReplyPtr r = c.command({"CLUSTER", "KEYSLOT", key});
+        ASSERT_TRUE(r && r->type == REDIS_REPLY_INTEGER);
+        EXPECT_EQ(clusterKeySlot(key), r->integer) << key;
+    }
+}
+
+TEST_F(RedisClusterTest, SubscribesEachChannelOnTheMasterOwningItsSlot) {
+    RedisBrokerOptions o = options(1);  // one seed is enough to find the others
+    o.prefix = "app:";
+    Endpoint& a = endpoint(o);
+    std::array<std::string, kNodes> channels;
+    for (int i = 0; i < kNodes; ++i) {
+        channels[i] = channelOn(i, "room:", "app:");
+        a.broker->subscribe(channels[i]);
+    }
+    ASSERT_TRUE(allUp()) << a.as<RedisClusterBroker>().lastError();
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
+    for (int i = 0; i < kNodes; ++i) {
+        for (int j = 0; j < kNodes; ++j) {
+            EXPECT_EQ(shardNumsub(j, "app:" + channels[i]), i == j ? 1 : 0)
+                << channels[i] << " on node " << j;
+        }
+    }
+    // One probe channel per master, subscribed on that master.
+    const auto probes = a.as<RedisClusterBroker>().probeChannels();
+    ASSERT_EQ(probes.size(), size_t{kNodes});
+    for (const auto& [node, channel] : probes) {
+        ASSERT_FALSE(channel.empty()) << node;
+        EXPECT_TRUE(channel.starts_with("app:__wsrelay_probe:")) << channel;
+        for (int j = 0; j < kNodes; ++j) {
+            const bool owner = node == "127.0.0.1:" + std::to_string(servers_[j].port());
+            EXPECT_EQ(shardNumsub(j, channel), owner ? 1 : 0) << channel << " on node " << j;
+        }
+    }
+    a.broker->unsubscribe(channels[2]);
+    ASSERT_TRUE(pumpUntil([&] { return shardNumsub(2, "app:" + channels[2]) == 0; }));
+    EXPECT_EQ(shardNumsub(0, "app:" + channels[0]), 1);
+}
+
+TEST_F(RedisClusterTest, BurstOnChannelsOfEveryMasterArrivesOnceAndInOrder) {
+    Endpoint& a = endpoint(options(0));
+    Endpoint& b = endpoint(options(2));
+    std::array<std::string, kNodes> channels;
+    for (int i = 0; i < kNodes; ++i) {
+        channels[i] = channelOn(i, "chat:");
+        a.broker->subscribe(channels[i]);
+    }
+    ASSERT_TRUE(allUp()) << a.as<RedisClusterBroker>().lastError() << " / "
+                         << b.as<RedisClusterBroker>().lastError();
+    constexpr int kCount = 900;
+    for (int n = 0; n < kCount; ++n) {
+        b.publish(channels[n % kNodes], "{\"n\":" + std::to_string(n) + "}", n);
+    }
+    EXPECT_THAT(b.results, IsEmpty());
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == size_t{kCount}; }));
+    for (int n = 0; n < kCount; ++n) {
+        ASSERT_EQ(b.results[n].second, PublishStatus::Accepted) << n;
+    }
+    for (int i = 0; i < kNodes; ++i) {
+        b.publish(channels[i], "\"end\"", kCount + i);
+        ASSERT_TRUE(syncedThrough(a, channels[i], "\"end\"")) << channels[i];
+    }
+    for (int i = 0; i < kNodes; ++i) {
+        const std::vector<std::string> got = a.dataOf(channels[i]);
+        ASSERT_EQ(got.size(), size_t{kCount / kNodes + 1}) << channels[i];
+        for (int k = 0; k < kCount / kNodes; ++k) {
+            ASSERT_EQ(got[k], "{\"n\":" + std::to_string(k * kNodes + i) + "}");
+        }
+    }
+    EXPECT_THAT(b.messages, IsEmpty()) << "b never subscribed";
+
+    // A backend publishing through redis-cli in cluster mode, to a node that must redirect it.
+    const std::string far = channels[1];
+    ASSERT_EQ(testing::runTool({kRedisCli, "-c", "-p", std::to_string(servers_[0].port()),
+                                "SPUBLISH", far, "from cli"},
+                               std::chrono::seconds(10)),
+              0);
+    ASSERT_TRUE(syncedThrough(a, far, "\"from cli\""));
+}
+
+TEST_F(RedisClusterTest, FollowsASlotMigrationWithDownThenUpWithGap) {
+    Endpoint& a = endpoint(options(0));
+    Endpoint& b = endpoint(options(0));
+    const std::string moving = channelOn(0, "moving:");
+    a.broker->subscribe(moving);
+    ASSERT_TRUE(allUp());
+    ASSERT_EQ(shardNumsub(0, moving), 1);
+
+    // The slot is empty, so assigning it to another master is the whole migration.
+    const std::string slot = std::to_string(clusterKeySlot(moving));
+    const std::string target = nodeId(1);
+    for (int i : {1, 0, 2}) {
+        RedisClient c = servers_[i].client();
+        ReplyPtr r = c.command({"CLUSTER", "SETSLOT", slot, "NODE", target});
+        ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
+    }
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; })) << a.as<RedisClusterBroker>().lastError();
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+    EXPECT_EQ(shardNumsub(1, moving), 1);
+    EXPECT_EQ(shardNumsub(0, moving), 0);
+    // b never subscribed there: it learns of the move when its SPUBLISH is redirected (MOVED),
+    // and publishes again once it reloaded the topology.
+    size_t sent = 0;
+    ASSERT_TRUE(pumpUntil([&] {
+        if (b.up() && b.results.size() == sent) b.publish(moving, "\"after\"", sent++);
+        return !a.dataOf(moving).empty();
+    }));
+    ASSERT_GE(b.results.size(), 1u);
+    EXPECT_EQ(b.results[0].second, PublishStatus::Unavailable);
+    EXPECT_THAT(b.as<RedisClusterBroker>().lastError(), ::testing::HasSubstr("MOVED"));
+    EXPECT_EQ(a.dataOf(moving).back(), "\"after\"");
+}
+
+TEST_F(RedisClusterTest, KilledMasterIsDownThenRestartIsUpWithGap) {
+    RedisBrokerOptions o = options(0);
+    o.cluster.push_back(ClusterNode{"127.0.0.1", servers_[1].port()});
+    Endpoint& a = endpoint(o);
+    Endpoint& b = endpoint(o);
+    const std::string chat = channelOn(2, "chat:");
+    a.broker->subscribe(chat);
+    ASSERT_TRUE(allUp());
+
+    servers_[2].kill();
+    ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1 && b.downs() == 1; }));
+    b.publish(chat, "1", 1);
+    ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 1; }));
+    EXPECT_THAT(b.results, ElementsAre(Pair(1u, PublishStatus::Unavailable)));
+    EXPECT_THAT(a.as<RedisClusterBroker>().lastError(),
+                ::testing::HasSubstr(std::to_string(servers_[2].port())));
+
+    std::string error;
+    ASSERT_TRUE(servers_[2].start(error)) << error;  // same port, same nodes.conf
+    ASSERT_TRUE(waitClusterOk());
+    ASSERT_TRUE(allUp()) << a.as<RedisClusterBroker>().lastError();
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+    EXPECT_EQ(shardNumsub(2, chat), 1) << "resubscribed after the restart";
+    b.publish(chat, "\"after\"", 2);
+    ASSERT_TRUE(syncedThrough(a, chat, "\"after\""));
+}
+
+TEST_F(RedisClusterTest, ProbesEveryMasterWithoutSpuriousDown) {
+    RedisBrokerOptions o = options(0);
+    o.probe_interval_ms = 50;
+    o.probe_timeout_ms = 1000;
+    Endpoint& a = endpoint(o);
+    ASSERT_TRUE(allUp());
+    RedisClient c0 = servers_[0].client();
+    pumpFor(std::chrono::milliseconds(600));
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
+    for (int i = 0; i < kNodes; ++i) {
+        RedisClient c = servers_[i].client();
+        EXPECT_GE(c.commandCalls("spublish"), 5) << "node " << i;
+    }
+    // A paused master never answers its probe: the broker notices and comes back afterwards.
+    RedisClient c1 = servers_[1].client();
+    ASSERT_TRUE(c1.command({"CLIENT", "PAUSE", "1500", "ALL"}));
+    ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1; }));
+    EXPECT_THAT(a.as<RedisClusterBroker>().lastError(), ::testing::HasSubstr("probe"));
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
+}
+
+TEST_F(RedisClusterTest, NoReachableSeedKeepsRetryingAndPublishesFail) {
+    RedisBrokerOptions o;
+    o.cluster.push_back(ClusterNode{"127.0.0.1", RedisServer::freePort()});
+    o.reconnect_min_ms = 10;
+    o.reconnect_max_ms = 50;
+    o.probe_interval_ms = 0;
+    Endpoint& a = endpoint(o);
+    a.broker->subscribe("chat");
+    a.publish("chat", "1", 7);
+    ASSERT_TRUE(pumpUntil([&] { return a.results.size() == 1; }));
+    EXPECT_THAT(a.results, ElementsAre(Pair(7u, PublishStatus::Unavailable)));
+    ASSERT_TRUE(pumpUntil([&] { return !a.as<RedisClusterBroker>().lastError().empty(); }));
+    EXPECT_THAT(a.as<RedisClusterBroker>().lastError(), ::testing::HasSubstr("CLUSTER SLOTS"));
+    pumpFor(std::chrono::milliseconds(100));
+    EXPECT_FALSE(a.up());
+    EXPECT_THAT(a.states, IsEmpty());
+}
+
+TEST_F(RedisClusterTest, DestroyedWithWorkInFlightCallsNothing) {
+    Endpoint& a = endpoint(options(0));
+    a.broker->subscribe(channelOn(1, "x:"));
+    ASSERT_TRUE(allUp());
+    for (int i = 0; i < 100; ++i) a.publish(channelOn(i % kNodes, "y:"), "1", i);
+    a.broker->flush();
+    a.broker.reset();
+    pumpFor(std::chrono::milliseconds(50));
+    EXPECT_THAT(a.results, IsEmpty());
+}
+
+}  // namespace
+}  // namespace wsrelay
