@@ -1,7 +1,6 @@
 #pragma once
 
 #include <ev.h>
-#include <simdjson.h>
 
 #include <cstdint>
 #include <deque>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/redis_payload.h"
 #include "adapters/redis_cluster.h"
 #include "adapters/redis_sentinel.h"
 #include "adapters/redis_url.h"
@@ -143,7 +143,6 @@ private:
     void onMessage(std::string_view redis_channel, std::string_view payload);
     void onProbe(std::string_view payload);
     void sendProbe();
-    bool isJson(std::string_view payload);
     bool isProbe(std::string_view client_channel) const;
 
     const RedisBrokerOptions options_;
@@ -182,14 +181,7 @@ private:
     int attempts_ = 0;
     std::mt19937_64 rng_;
 
-    simdjson::dom::parser parser_;
-    std::unique_ptr<char[]> padded_;
-    size_t padded_capacity_ = 0;
-    std::string wrapped_;
+    RedisPayload payload_;
 };
-
-// `payload` as a JSON string literal: ", \ and control characters escaped (\uXXXX for the
-// latter), valid UTF-8 kept, each byte of an invalid UTF-8 sequence replaced by U+FFFD.
-void appendJsonString(std::string_view payload, std::string& out);
 
 }  // namespace wsrelay

@@ -451,25 +451,9 @@ void RedisClusterBroker::onMessage(Node& node, std::string_view redis_channel,
     const std::string_view channel = redis_channel.substr(prefix_.size());
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) return;
-    if (isJson(payload)) {
-        handler_.onBrokerMessage(channel, payload);
-        return;
-    }
-    wrapped_.clear();
-    appendJsonString(payload, wrapped_);
-    handler_.onBrokerMessage(channel, wrapped_);
+    handler_.onBrokerMessage(channel, payload_.toJson(payload));
 }
 
-bool RedisClusterBroker::isJson(std::string_view payload) {
-    const size_t need = payload.size() + simdjson::SIMDJSON_PADDING;
-    if (padded_capacity_ < need) {
-        padded_capacity_ = std::max(need, padded_capacity_ * 2);
-        padded_ = std::make_unique<char[]>(padded_capacity_);
-    }
-    std::memcpy(padded_.get(), payload.data(), payload.size());
-    std::memset(padded_.get() + payload.size(), 0, simdjson::SIMDJSON_PADDING);
-    return parser_.parse(padded_.get(), payload.size(), false).error() == simdjson::SUCCESS;
-}
 
 void RedisClusterBroker::sendProbes() {
     if (!up_) return;

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <ev.h>
-#include <simdjson.h>
 
 #include <cstdint>
 #include <deque>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/redis_payload.h"
 #include "adapters/redis_cluster.h"
 #include "adapters/redis_link.h"
 #include "adapters/redis_url.h"
@@ -114,7 +114,6 @@ private:
     void onProbe(Node& node, std::string_view payload);
     void sendProbes();
     void armProbeDeadline();
-    bool isJson(std::string_view payload);
     uint16_t ownerOf(std::string_view redis_channel) const;
 
     const std::string prefix_;
@@ -160,10 +159,7 @@ private:
     int attempts_ = 0;
     std::mt19937_64 rng_;
 
-    simdjson::dom::parser parser_;
-    std::unique_ptr<char[]> padded_;
-    size_t padded_capacity_ = 0;
-    std::string wrapped_;
+    RedisPayload payload_;
 };
 
 }  // namespace wsrelay

@@ -1,0 +1,82 @@
+#include "adapters/redis_payload.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace wsrelay {
+namespace {
+
+// Length of the valid UTF-8 sequence at p (n bytes available), 0 if it is not one.
+size_t utf8Length(const unsigned char* p, size_t n) {
+    const unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    auto cont = [&](size_t i, unsigned char lo, unsigned char hi) {
+        return i < n && p[i] >= lo && p[i] <= hi;
+    };
+    if (c >= 0xC2 && c <= 0xDF) return cont(1, 0x80, 0xBF) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+        const unsigned char hi = c == 0xED ? 0x9F : 0xBF;  // no UTF-16 surrogates
+        return cont(1, lo, hi) && cont(2, 0x80, 0xBF) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+        const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;  // nothing above U+10FFFF
+        return cont(1, lo, hi) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
+    }
+    return 0;
+}
+
+}  // namespace
+
+void appendJsonString(std::string_view payload, std::string& out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.reserve(out.size() + payload.size() + 2);
+    out += '"';
+    const auto* p = reinterpret_cast<const unsigned char*>(payload.data());
+    const size_t n = payload.size();
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x20) {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xF];
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else if (const size_t len = utf8Length(p + i, n - i); len > 0) {
+            out.append(payload.data() + i, len);
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        }
+    }
+    out += '"';
+}
+
+std::string_view RedisPayload::toJson(std::string_view payload) {
+    if (isJson(payload)) return payload;
+    wrapped_.clear();
+    appendJsonString(payload, wrapped_);
+    return wrapped_;
+}
+
+bool RedisPayload::isJson(std::string_view payload) {
+    // simdjson reads up to SIMDJSON_PADDING bytes past the input.
+    const size_t need = payload.size() + simdjson::SIMDJSON_PADDING;
+    if (padded_capacity_ < need) {
+        padded_capacity_ = std::max(need, padded_capacity_ * 2);
+        padded_ = std::make_unique<char[]>(padded_capacity_);
+    }
+    std::memcpy(padded_.get(), payload.data(), payload.size());
+    std::memset(padded_.get() + payload.size(), 0, simdjson::SIMDJSON_PADDING);
+    return parser_.parse(padded_.get(), payload.size(), false).error() == simdjson::SUCCESS;
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace wsrelay {
+
+// The payload contract for messages that come from Redis (docs/scaling.md): what a backend
+// published becomes the message's `data`, byte for byte when it is valid JSON, otherwise as a
+// JSON string. One per broker, on its worker's thread.
+class RedisPayload {
+public:
+    // The JSON text to deliver for `payload`; a wrapped payload lives in this object until the
+    // next call.
+    std::string_view toJson(std::string_view payload);
+
+private:
+    bool isJson(std::string_view payload);
+
+    simdjson::dom::parser parser_;
+    std::unique_ptr<char[]> padded_;
+    size_t padded_capacity_ = 0;
+    std::string wrapped_;
+};
+
+// `payload` as a JSON string literal: ", \ and control characters escaped (\uXXXX for the
+// latter), valid UTF-8 kept, each byte of an invalid UTF-8 sequence replaced by U+FFFD.
+void appendJsonString(std::string_view payload, std::string& out);
+
+}  // namespace wsrelay
