@@ -63,6 +63,8 @@ public:
     virtual void flush() = 0;
     // True while publishes can be accepted and subscriptions are live (feeds /readyz).
     virtual bool usable() const = 0;
+    // Why the broker last went down, for the log line that reports it; empty if it never did.
+    virtual const std::string& lastError() const = 0;
 };
 
 using BrokerPtr = std::unique_ptr<Broker>;

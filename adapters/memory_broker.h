@@ -53,6 +53,7 @@ public:
                  const PublishTicket& ticket) override;
     void flush() override;
     bool usable() const override { return true; }
+    const std::string& lastError() const override { return no_error_; }
 
 private:
     friend class MemoryBrokerFactory;
@@ -69,6 +70,7 @@ private:
     ev_async wake_{};
     std::mutex inbox_mutex_;
     std::vector<MessagePtr> inbox_;  // guarded by inbox_mutex_; filled by other workers
+    const std::string no_error_;  // the in-process broker cannot go down
 };
 
 }  // namespace wsrelay

@@ -77,7 +77,7 @@ public:
     bool usable() const override { return up_; }
 
     // Why the connections were last dropped (for logs and tests); empty if they never were.
-    const std::string& lastError() const { return last_error_; }
+    const std::string& lastError() const override { return last_error_; }
     // The Redis channel of the delivery probe: <prefix>__wsrelay_probe:<pid>:<worker>.
     const std::string& probeChannel() const { return probe_channel_; }
 

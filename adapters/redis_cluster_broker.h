@@ -48,7 +48,7 @@ public:
     bool usable() const override { return up_; }
 
     // Why the connections were last dropped (for logs and tests); empty if they never were.
-    const std::string& lastError() const { return last_error_; }
+    const std::string& lastError() const override { return last_error_; }
     // The probe channel of each master of the current topology ("host:port" -> channel).
     std::vector<std::pair<std::string, std::string>> probeChannels() const;
 

@@ -286,7 +286,9 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
     if (up) {
         WSR_LOG(Info, "broker up");
     } else {
-        WSR_LOG(Warn, "broker down: publishes fail and /readyz answers 503 until it is back");
+        WSR_LOG(Warn, "broker down (%s): publishes fail and /readyz answers 503 until it is back",
+                broker_ && !broker_->lastError().empty() ? broker_->lastError().c_str()
+                                                         : "not connected yet");
     }
 }
 
