@@ -161,7 +161,10 @@ class RedisOutageTest(RelayTestCase):
         # Connected but not delivering: CLIENT PAUSE WRITE holds every PUBLISH, so the delivery
         # probes stop coming back while every connection stays open.
         redis = self.start_redis()
+        # One worker: with two, the first worker whose probe is late turns /readyz 503, the test
+        # unpauses at once, and the client may sit on the other worker, which never went down.
         relay = await self.start_relay(redis_overrides(redis, {
+            "workers": 1,
             "broker.redis.probe_interval_ms": 50, "broker.redis.probe_timeout_ms": 300}))
         await self.wait_readyz(relay, 200)
         async with relay.ws_connect() as a:
