@@ -33,10 +33,16 @@ public:
         ev_timer_start(loop, &tick_);
     }
     ~Endpoint() override {
-        broker.reset();
+        destroyBroker();
         ev_prepare_stop(loop, &prepare_);
         ev_timer_stop(loop, &tick_);
         ev_loop_destroy(loop);
+    }
+
+    // From here on the handler must hear nothing more: every callback checks it.
+    void destroyBroker() {
+        broker.reset();
+        destroyed_ = true;
     }
 
     template <typename B>
@@ -57,13 +63,18 @@ public:
     }
 
     void onBrokerMessage(std::string_view channel, std::string_view data) override {
+        EXPECT_FALSE(destroyed_) << "message after the broker was destroyed";
         messages.emplace_back(std::string(channel), std::string(data));
     }
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+        EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
         EXPECT_FALSE(in_publish) << "publish result reported from inside publish()";
         results.emplace_back(ticket.request_id, status);
     }
-    void onBrokerState(BrokerState state, bool gap) override { states.emplace_back(state, gap); }
+    void onBrokerState(BrokerState state, bool gap) override {
+        EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
+        states.emplace_back(state, gap);
+    }
 
     void publish(const std::string& channel, const std::string& data, uint64_t id) {
         in_publish = true;
@@ -87,6 +98,7 @@ private:
 
     ev_prepare prepare_{};
     ev_timer tick_{};
+    bool destroyed_ = false;
 };
 
 // Runs a tool to completion within `limit`; its exit status, or -1 (killed on timeout).

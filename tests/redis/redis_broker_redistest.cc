@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/redis/broker_endpoint.h"
 #include "tests/redis/redis_server.h"
 
 namespace wsrelay {
@@ -24,93 +25,13 @@ using ::testing::ElementsAre;
 using ::testing::Each;
 using ::testing::IsEmpty;
 using ::testing::Pair;
+using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
 using testing::ReplyPtr;
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(10);
-
-// One worker's worth: a loop, a broker and a handler recording everything it is told.
-class Endpoint final : public BrokerHandler {
-public:
-    Endpoint(RedisBrokerFactory& factory, int index) {
-        loop = ev_loop_new(EVFLAG_AUTO);
-        broker = factory.create(index, loop, *this);
-        ev_prepare_init(&prepare_, onPrepare);
-        prepare_.data = this;
-        ev_prepare_start(loop, &prepare_);
-        // Bounds each EVRUN_ONCE turn, so an idle loop never blocks the test.
-        ev_timer_init(&tick_, onTick, 0.005, 0.005);
-        ev_timer_start(loop, &tick_);
-    }
-    ~Endpoint() override {
-        destroyBroker();
-        ev_prepare_stop(loop, &prepare_);
-        ev_timer_stop(loop, &tick_);
-        ev_loop_destroy(loop);
-    }
-
-    void destroyBroker() {
-        broker.reset();
-        destroyed_ = true;
-    }
-
-    RedisBroker& redis() { return static_cast<RedisBroker&>(*broker); }
-    bool up() const { return broker && broker->usable(); }
-    int ups() const {
-        int n = 0;
-        for (const auto& s : states) n += s.first == BrokerState::Up;
-        return n;
-    }
-    int downs() const { return static_cast<int>(states.size()) - ups(); }
-    std::vector<std::string> dataOf(const std::string& channel) const {
-        std::vector<std::string> out;
-        for (const auto& [c, d] : messages) {
-            if (c == channel) out.push_back(d);
-        }
-        return out;
-    }
-
-    // BrokerHandler
-    void onBrokerMessage(std::string_view channel, std::string_view data) override {
-        EXPECT_FALSE(destroyed_) << "message after the broker was destroyed";
-        messages.emplace_back(std::string(channel), std::string(data));
-    }
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
-        EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
-        EXPECT_FALSE(in_publish) << "publish result reported from inside publish()";
-        results.emplace_back(ticket.request_id, status);
-    }
-    void onBrokerState(BrokerState state, bool gap) override {
-        EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
-        states.emplace_back(state, gap);
-    }
-
-    void publish(const std::string& channel, const std::string& data, uint64_t id) {
-        in_publish = true;
-        broker->publish(channel, data, PublishTicket{1, id, true});
-        in_publish = false;
-    }
-
-    struct ev_loop* loop = nullptr;
-    BrokerPtr broker;
-    std::vector<std::pair<std::string, std::string>> messages;
-    std::vector<std::pair<uint64_t, PublishStatus>> results;
-    std::vector<std::pair<BrokerState, bool>> states;
-    bool in_publish = false;
-
-private:
-    static void onPrepare(struct ev_loop*, ev_prepare* w, int) {
-        auto* self = static_cast<Endpoint*>(w->data);
-        if (self->broker) self->broker->flush();
-    }
-    static void onTick(struct ev_loop*, ev_timer*, int) {}
-
-    ev_prepare prepare_{};
-    ev_timer tick_{};
-    bool destroyed_ = false;
-};
 
 class RedisBrokerTest : public ::testing::Test {
 protected:
@@ -188,7 +109,7 @@ TEST_F(RedisBrokerTest, StartsDownThenUpWithoutGap) {
     EXPECT_FALSE(a.broker->usable());
     ASSERT_TRUE(allUp());
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
-    EXPECT_EQ(client_->numsub(a.redis().probeChannel()), 1);
+    EXPECT_EQ(client_->numsub(a.as<RedisBroker>().probeChannel()), 1);
 }
 
 TEST_F(RedisBrokerTest, BurstFromAnotherBrokerArrivesOnceAndInOrder) {
@@ -356,7 +277,7 @@ TEST_F(RedisBrokerTest, PublishWithoutRedisIsUnavailable) {
     ASSERT_TRUE(pumpUntil([&] { return a.results.size() == 1; }));
     EXPECT_THAT(a.results, ElementsAre(Pair(7u, PublishStatus::Unavailable)));
     // It keeps retrying in the background and never claims to be up.
-    ASSERT_TRUE(pumpUntil([&] { return !a.redis().lastError().empty(); }));
+    ASSERT_TRUE(pumpUntil([&] { return !a.as<RedisBroker>().lastError().empty(); }));
     pumpFor(std::chrono::milliseconds(200));
     EXPECT_FALSE(a.up());
     EXPECT_THAT(a.states, IsEmpty());
@@ -430,8 +351,8 @@ TEST_F(RedisBrokerTest, ProbesRunWithoutSpuriousDown) {
     EXPECT_THAT(b.states, ElementsAre(Pair(BrokerState::Up, false)));
     // Both brokers probed about ten times each besides b's own publishes.
     EXPECT_GE(client_->commandCalls("publish"), sent + 1 + 2 * 8);
-    EXPECT_EQ(client_->numsub(a.redis().probeChannel()), 1);
-    EXPECT_NE(a.redis().probeChannel(), b.redis().probeChannel());
+    EXPECT_EQ(client_->numsub(a.as<RedisBroker>().probeChannel()), 1);
+    EXPECT_NE(a.as<RedisBroker>().probeChannel(), b.as<RedisBroker>().probeChannel());
 }
 
 TEST_F(RedisBrokerTest, ProbeDetectsAWedgedSubscription) {
@@ -444,7 +365,7 @@ TEST_F(RedisBrokerTest, ProbeDetectsAWedgedSubscription) {
     // Connections stay open but no command runs: PUBLISH (the probe) never comes back.
     ASSERT_TRUE(client_->command({"CLIENT", "PAUSE", "1000", "ALL"}));
     ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1; }));
-    EXPECT_THAT(a.redis().lastError(), ::testing::HasSubstr("probe"));
+    EXPECT_THAT(a.as<RedisBroker>().lastError(), ::testing::HasSubstr("probe"));
     ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
                                       Pair(BrokerState::Up, true)));
@@ -500,8 +421,8 @@ TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
     for (const char* want : {" db=3 sub=2 ", " db=3 sub=0 ", " db=5 sub=1 ", " db=5 sub=0 "}) {
         EXPECT_THAT(list, ::testing::HasSubstr(want)) << list;
     }
-    ASSERT_TRUE(pumpUntil([&] { return !wrong.redis().lastError().empty(); }));
-    EXPECT_THAT(wrong.redis().lastError(), ::testing::HasSubstr("AUTH"));
+    ASSERT_TRUE(pumpUntil([&] { return !wrong.as<RedisBroker>().lastError().empty(); }));
+    EXPECT_THAT(wrong.as<RedisBroker>().lastError(), ::testing::HasSubstr("AUTH"));
     EXPECT_FALSE(wrong.up());
 }
 
