@@ -65,6 +65,31 @@ struct Config {
         std::string key;  // empty = the HTTP publish API is disabled
     } api;
 
+    struct Auth {
+        bool enabled = false;
+        struct Jwt {
+            std::string secret;
+            std::string public_key_file;
+            std::string jwks_url;            // http://, https:// or file://
+            int jwks_refresh_ms = 300000;
+            int jwks_min_refresh_ms = 5000;
+            std::vector<std::string> algorithms;  // empty = every algorithm the keys support
+            std::string issuer;                   // empty = not checked
+            std::vector<std::string> audience;    // empty = not checked
+            int leeway_ms = 0;
+            bool allow_query_token = true;
+            std::string user_claim = "sub";
+            std::string subscribe_claim = "channels";
+            std::string publish_claim = "publish";
+        } jwt;
+        struct Permissions {
+            std::vector<std::string> subscribe;       // patterns; {sub} = the user id
+            std::vector<std::string> publish;
+            std::vector<std::string> auto_subscribe;  // exact channels, subscribed at connect
+        } permissions;
+        int expiry_warning_ms = 60000;
+    } auth;
+
     struct Log {
         LogLevel level = LogLevel::Info;
     } log;

@@ -66,6 +66,18 @@ ConfigKey stringKey(std::string path, std::string def, std::string (*check)(std:
 }
 
 template <typename Access>
+ConfigKey boolKey(std::string path, bool def, std::string meaning, Access access) {
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = ConfigType::Bool;
+    key.default_value = def;
+    key.meaning = std::move(meaning);
+    key.store = [access](Config& c, const ConfigValue& v) { access(c) = std::get<bool>(v); };
+    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
+    return key;
+}
+
+template <typename Access>
 ConfigKey listKey(std::string path, std::vector<std::string> def,
                   std::string (*check)(std::string_view), std::string constraint,
                   std::string meaning, Access access) {
@@ -160,6 +172,58 @@ std::string checkRedisUrl(std::string_view url) {
     if (url.starts_with("rediss://")) return "TLS (rediss://) is not supported by this build";
     if (!url.starts_with("redis://")) return "must start with redis://";
     return "";
+}
+
+std::string checkJwksUrl(std::string_view url) {
+    if (url.empty()) return "";
+    if (hasSpace(url)) return "must not contain whitespace";
+    if (!url.starts_with("http://") && !url.starts_with("https://") &&
+        !url.starts_with("file://")) {
+        return "must start with http://, https:// or file://";
+    }
+    return "";
+}
+
+std::string checkAlgorithm(std::string_view alg) {
+    constexpr std::array<std::string_view, 9> kNames = {
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"};
+    if (std::find(kNames.begin(), kNames.end(), alg) != kNames.end()) return "";
+    return "'" + std::string(alg) + "' is not one of HS256, HS384, HS512, RS256, RS384, RS512, "
+           "ES256, ES384, EdDSA";
+}
+
+std::string checkClaimName(std::string_view name) {
+    if (name.empty()) return "must not be empty";
+    if (hasSpace(name)) return "must not contain whitespace";
+    return "";
+}
+
+// A channel pattern: channel characters, {sub} anywhere, and an optional trailing '*'.
+std::string checkChannelPattern(std::string_view pattern) {
+    std::string_view rest = pattern;
+    if (rest.ends_with('*')) rest.remove_suffix(1);
+    if (rest.empty() && pattern.empty()) return "must not be empty";
+    for (size_t i = 0; i < rest.size(); ++i) {
+        if (rest.substr(i).starts_with("{sub}")) {
+            i += 4;
+            continue;
+        }
+        const unsigned char c = static_cast<unsigned char>(rest[i]);
+        if (std::isalnum(c) || std::string_view("_-:./@=+,#!~$").find(static_cast<char>(c)) !=
+                                   std::string_view::npos) {
+            continue;
+        }
+        return "'" + std::string(pattern) + "' is not a channel pattern (channel characters, "
+               "{sub}, and an optional trailing *)";
+    }
+    return "";
+}
+
+std::string checkAutoSubscribe(std::string_view channel) {
+    if (channel.find('*') != std::string_view::npos) {
+        return "'" + std::string(channel) + "' must be an exact channel (no *)";
+    }
+    return checkChannelPattern(channel);
 }
 
 // The form only; relay/server.cc parses it again with the parser that connects.
@@ -305,6 +369,78 @@ std::vector<ConfigKey> buildTable() {
         "api.key", "", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
         [](auto& c) -> auto& { return c.api.key; }));
+    keys.push_back(boolKey(
+        "auth.enabled", false,
+        "Require a JWT at the WebSocket handshake (docs/auth.md); false logs a warning at start.",
+        [](auto& c) -> auto& { return c.auth.enabled; }));
+    keys.push_back(stringKey(
+        "auth.jwt.secret", "", nullptr, "any",
+        "HMAC secret that verifies HS256/HS384/HS512 tokens; empty = no HMAC key.",
+        [](auto& c) -> auto& { return c.auth.jwt.secret; }));
+    keys.push_back(stringKey(
+        "auth.jwt.public_key_file", "", nullptr, "a file path",
+        "PEM file with one or more public keys (RSA, EC P-256/P-384, Ed25519) or certificates.",
+        [](auto& c) -> auto& { return c.auth.jwt.public_key_file; }));
+    keys.push_back(stringKey(
+        "auth.jwt.jwks_url", "", checkJwksUrl, "http://, https:// or file:// URL",
+        "JWK Set to verify tokens with, fetched at start and refreshed; empty = none.",
+        [](auto& c) -> auto& { return c.auth.jwt.jwks_url; }));
+    keys.push_back(numberKey(
+        "auth.jwt.jwks_refresh_ms", 300000, 1000, 86400000,
+        "Interval between two fetches of auth.jwt.jwks_url.",
+        [](auto& c) -> auto& { return c.auth.jwt.jwks_refresh_ms; }));
+    keys.push_back(numberKey(
+        "auth.jwt.jwks_min_refresh_ms", 5000, 100, 3600000,
+        "Least time between two JWKS fetches caused by tokens with an unknown kid.",
+        [](auto& c) -> auto& { return c.auth.jwt.jwks_min_refresh_ms; }));
+    keys.push_back(listKey(
+        "auth.jwt.algorithms", {}, checkAlgorithm, "HS256 ... ES384, EdDSA",
+        "Accepted token algorithms; empty = every algorithm the configured keys support.",
+        [](auto& c) -> auto& { return c.auth.jwt.algorithms; }));
+    keys.push_back(stringKey(
+        "auth.jwt.issuer", "", nullptr, "any",
+        "Required iss claim; empty = not checked.",
+        [](auto& c) -> auto& { return c.auth.jwt.issuer; }));
+    keys.push_back(listKey(
+        "auth.jwt.audience", {}, nullptr, "any",
+        "The aud claim must contain one of these; empty = not checked.",
+        [](auto& c) -> auto& { return c.auth.jwt.audience; }));
+    keys.push_back(numberKey(
+        "auth.jwt.leeway_ms", 0, 0, 600000,
+        "Clock skew allowed when checking exp and nbf.",
+        [](auto& c) -> auto& { return c.auth.jwt.leeway_ms; }));
+    keys.push_back(boolKey(
+        "auth.jwt.allow_query_token", true,
+        "Accept the token as ?token= in the upgrade URL (it may end up in proxy access logs).",
+        [](auto& c) -> auto& { return c.auth.jwt.allow_query_token; }));
+    keys.push_back(stringKey(
+        "auth.jwt.user_claim", "sub", checkClaimName, "non-empty",
+        "Claim that holds the user id (a string or an integer).",
+        [](auto& c) -> auto& { return c.auth.jwt.user_claim; }));
+    keys.push_back(stringKey(
+        "auth.jwt.subscribe_claim", "channels", checkClaimName, "non-empty",
+        "Claim listing the channel patterns the user may subscribe to.",
+        [](auto& c) -> auto& { return c.auth.jwt.subscribe_claim; }));
+    keys.push_back(stringKey(
+        "auth.jwt.publish_claim", "publish", checkClaimName, "non-empty",
+        "Claim listing the channel patterns the user may publish to.",
+        [](auto& c) -> auto& { return c.auth.jwt.publish_claim; }));
+    keys.push_back(listKey(
+        "auth.permissions.subscribe", {}, checkChannelPattern, "channel pattern",
+        "Channel patterns every authenticated user may subscribe to; {sub} = the user id.",
+        [](auto& c) -> auto& { return c.auth.permissions.subscribe; }));
+    keys.push_back(listKey(
+        "auth.permissions.publish", {}, checkChannelPattern, "channel pattern",
+        "Channel patterns every authenticated user may publish to; {sub} = the user id.",
+        [](auto& c) -> auto& { return c.auth.permissions.publish; }));
+    keys.push_back(listKey(
+        "auth.permissions.auto_subscribe", {}, checkAutoSubscribe, "exact channel",
+        "Channels ({sub} = the user id) each connection is subscribed to when it opens.",
+        [](auto& c) -> auto& { return c.auth.permissions.auto_subscribe; }));
+    keys.push_back(numberKey(
+        "auth.expiry_warning_ms", 60000, 0, 86400000,
+        "How long before its token expires a connection gets the token_expiring frame; 0 = none.",
+        [](auto& c) -> auto& { return c.auth.expiry_warning_ms; }));
     keys.push_back(enumKey(
         "log.level", LogLevel::Info, kLogLevelNames,
         "Least severe level written to the log (stderr).",

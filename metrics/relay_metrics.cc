@@ -286,12 +286,13 @@ std::vector<MetricInfo> describeMetrics() {
     return infos;
 }
 
-Registry::Registry(int workers) : start_time_seconds_(processStartTimeSeconds()) {
+Registry::Registry(int workers)
+    : worker_count_(workers), start_time_seconds_(processStartTimeSeconds()) {
     if (workers < 1) {
         throw std::invalid_argument("metrics::Registry needs at least one worker");
     }
-    workers_.reserve(static_cast<size_t>(workers));
-    for (int i = 0; i < workers; ++i) {
+    workers_.reserve(static_cast<size_t>(workers) + 1);
+    for (int i = 0; i <= workers; ++i) {
         workers_.push_back(std::make_unique<WorkerMetrics>());
     }
 }
@@ -327,7 +328,7 @@ std::string Registry::render() const {
     set(ProcessMetric::OpenFds, openFds());
     set(ProcessMetric::MaxFds, maxFds());
     set(ProcessMetric::StartTime, start_time_seconds_);
-    set(ProcessMetric::Workers, static_cast<double>(workers_.size()));
+    set(ProcessMetric::Workers, static_cast<double>(worker_count_));
     set(ProcessMetric::Ready, ready.ready ? 1 : 0);
     set(ProcessMetric::Draining, ready.draining ? 1 : 0);
     for (const auto& def : kProcessMetrics) {

@@ -13,9 +13,9 @@
 namespace wsrelay::metrics {
 
 // Label values are closed sets, so no label ever carries a channel name or a user id.
-enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, kCount };
-inline constexpr std::array<const char*, 5> kHandshakeResultNames = {"ok", "origin", "limit",
-                                                                      "path", "draining"};
+enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, Auth, kCount };
+inline constexpr std::array<const char*, 6> kHandshakeResultNames = {
+    "ok", "origin", "limit", "path", "draining", "auth"};
 static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
 
 enum class DropReason : uint8_t { SlowConsumerDropOldest, SlowConsumerClose, ClientGone, kCount };
@@ -25,22 +25,31 @@ static_assert(kDropReasonNames.size() == static_cast<size_t>(DropReason::kCount)
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
-inline constexpr std::array<int, 14> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008,
-                                                    1009, 1011, 1013, 4001, 4002, 4500, 0};
-inline constexpr std::array<const char*, 14> kCloseCodeNames = {
-    "1000", "1001", "1002", "1003", "1006", "1007", "1008",
-    "1009", "1011", "1013", "4001", "4002", "4500", "other"};
+inline constexpr std::array<int, 15> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009,
+                                                    1011, 1013, 4001, 4002, 4003, 4500, 0};
+inline constexpr std::array<const char*, 15> kCloseCodeNames = {
+    "1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009",
+    "1011", "1013", "4001", "4002", "4003", "4500", "other"};
 static_assert(kCloseCodes.size() == kCloseCodeNames.size());
 // Index into kCloseCodes/kCloseCodeNames for `code`; the last index ("other") for any other code.
 size_t closeCodeIndex(int code);
 
 // Error frames sent, by protocol error code (docs/protocol.md).
-inline constexpr std::array<int, 9> kErrorCodes = {400, 403, 404, 409, 413, 422, 429, 503, 500};
-inline constexpr std::array<const char*, 9> kErrorCodeNames = {"400", "403", "404", "409", "413",
-                                                               "422", "429", "503", "500"};
+inline constexpr std::array<int, 10> kErrorCodes = {400, 401, 403, 404, 409,
+                                                    413, 422, 429, 503, 500};
+inline constexpr std::array<const char*, 10> kErrorCodeNames = {"400", "401", "403", "404", "409",
+                                                                "413", "422", "429", "503", "500"};
 static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 // Index into kErrorCodes/kErrorCodeNames for `code`; the index of 500 for any other code.
 size_t errorCodeIndex(int code);
+
+// Why a handshake's token was refused; the same order as jwt::Failure without its "none".
+inline constexpr std::array<const char*, 11> kAuthFailureNames = {
+    "missing",       "malformed", "algorithm", "unknown_key", "bad_signature",   "expired",
+    "not_yet_valid", "issuer",    "audience",  "claims",      "keys_unavailable"};
+
+inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "rejected"};
+inline constexpr std::array<const char*, 2> kFetchResultNames = {"ok", "error"};
 
 enum class Type : uint8_t { Counter, Gauge };
 
@@ -80,7 +89,14 @@ enum class Type : uint8_t { Counter, Gauge };
     X(broker_publish_failures, Counter, "wsrelay_broker_publish_failures_total",                   \
       "Client publishes the broker could not accept")                                              \
     X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
-      "Messages received from the broker, once per worker")
+      "Messages received from the broker, once per worker")                                        \
+    L(auth_failures, Counter, "wsrelay_auth_failures_total",                                       \
+      "Handshakes refused because of the token, by reason", "reason", kAuthFailureNames)           \
+    L(token_refreshes, Counter, "wsrelay_token_refreshes_total",                                   \
+      "In-band token refreshes by result", "result", kRefreshResultNames)                          \
+    L(jwks_fetches, Counter, "wsrelay_jwks_refreshes_total",                                       \
+      "Fetches of auth.jwt.jwks_url by result", "result", kFetchResultNames)                       \
+    X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -133,7 +149,9 @@ public:
     explicit Registry(int workers);
     WorkerMetrics& worker(int index) { return *workers_[static_cast<size_t>(index)]; }
     const WorkerMetrics& worker(int index) const { return *workers_[static_cast<size_t>(index)]; }
-    int workerCount() const { return static_cast<int>(workers_.size()); }
+    int workerCount() const { return worker_count_; }
+    // The series of the one thread that is not a worker and writes metrics: the JWKS fetcher.
+    WorkerMetrics& control() { return *workers_.back(); }
 
     // Set once before any render(); not synchronised with render(). The probe runs on whichever
     // thread renders (any worker), so it must be safe to call from there. Without a probe both
@@ -144,7 +162,8 @@ public:
     std::string render() const;
 
 private:
-    std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+    std::vector<std::unique_ptr<WorkerMetrics>> workers_;  // the workers', then control()
+    int worker_count_;
     ReadyProbe ready_probe_;
     double start_time_seconds_;
 };

@@ -18,6 +18,7 @@ enum class CloseCode : int {
     TryAgainLater = 1013,     // instance at limits.max_connections
     SlowConsumer = 4001,      // send queue overflowed (limits.slow_consumer: close)
     PingTimeout = 4002,       // no pong within websocket.pong_timeout_ms
+    TokenExpired = 4003,      // the JWT expired and no refresh came: reconnect with a new token
     TooManyBadCommands = 4500,  // limits.max_bad_commands malformed/unknown commands
 };
 
@@ -40,6 +41,7 @@ constexpr CloseInfo closeInfo(CloseCode code) {
         case CloseCode::TryAgainLater: return {code, "connection limit reached", true};
         case CloseCode::SlowConsumer: return {code, "slow consumer", true};
         case CloseCode::PingTimeout: return {code, "ping timeout", true};
+        case CloseCode::TokenExpired: return {code, "token expired", true};
         case CloseCode::TooManyBadCommands: return {code, "too many bad commands", false};
     }
     return {code, "", true};

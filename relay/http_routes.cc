@@ -11,6 +11,15 @@ namespace {
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
 
+const char* statusText(unsigned status) {
+    switch (status) {
+        case 401: return "Unauthorized";
+        case 404: return "Not Found";
+        case 503: return "Service Unavailable";
+        default: return "Error";
+    }
+}
+
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
 
 // Finishes the HTTP transaction; keep-alive connections stay open for the next request.
@@ -80,15 +89,22 @@ int confirmUpgrade(Worker& worker, lws* wsi) {
     char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
     if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == worker.config().websocket.path) {
-        return 0;
+        return worker.authorizeUpgrade(wsi);
     }
     worker.metrics().handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
+    return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");
+}
+
+int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason) {
     // Written by hand: at this point lws has not recorded the request's HTTP version and would
     // answer "HTTP/1.0", which WebSocket clients refuse to parse.
-    constexpr std::string_view kBody = R"({"error":"no WebSocket endpoint at this path"})";
-    std::string response = "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n"
-                           "content-length: " + std::to_string(kBody.size()) +
-                           "\r\nconnection: close\r\n\r\n" + std::string(kBody);
+    const std::string body =
+        R"({"error":")" + std::string(error) + R"(","reason":")" + std::string(reason) + "\"}";
+    std::string response = "HTTP/1.1 " + std::to_string(status) + " " + statusText(status) +
+                           "\r\ncontent-type: application/json\r\ncontent-length: " +
+                           std::to_string(body.size()) + "\r\ncache-control: no-store\r\n";
+    if (status == 401) response += "www-authenticate: Bearer error=\"invalid_token\"\r\n";
+    response += "connection: close\r\n\r\n" + body;
     std::vector<unsigned char> buf(LWS_PRE + response.size());
     std::copy(response.begin(), response.end(), buf.begin() + LWS_PRE);
     const int len = static_cast<int>(response.size());

@@ -18,6 +18,9 @@ namespace wsrelay::http {
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api);
 // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets the upgrade proceed; >0 when a refusal was written.
 int confirmUpgrade(Worker& worker, lws* wsi);
+// Refuses an upgrade before it happens: {"error":E,"reason":R} with `status` (401 adds
+// WWW-Authenticate) and connection: close. Returns what CONFIRM_UPGRADE must return.
+int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason);
 // Writes a complete HTTP/1.1 response. Returns 0, or -1 when the connection must close.
 int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body);
 

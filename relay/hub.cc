@@ -102,4 +102,11 @@ size_t Hub::deliver(std::string_view channel, std::string_view data) {
     return ch->members_.size();
 }
 
+std::vector<std::string> Hub::channelsOf(const Membership& m) const {
+    std::vector<std::string> out;
+    out.reserve(m.entries_.size());
+    for (const auto& entry : m.entries_) out.push_back(entry.channel->name_);
+    return out;
+}
+
 }  // namespace wsrelay

@@ -75,6 +75,8 @@ public:
     bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
     void leaveAll(Membership& m);
     bool isSubscribed(const Membership& m, std::string_view channel) const;
+    // Copies, so the caller may unsubscribe while walking them.
+    std::vector<std::string> channelsOf(const Membership& m) const;
 
     // Encodes the message once and pushes the same frame to every local subscriber. Returns how
     // many subscribers it reached (0: nobody here wants the channel).

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -39,7 +40,7 @@ std::string_view trimJson(std::string_view s) {
     return s;
 }
 
-enum class Key { Op, Channel, Data, Id, Unknown };
+enum class Key { Op, Channel, Data, Id, Token, Unknown };
 
 Key classify(std::string_view key) {
     switch (key.size()) {
@@ -49,6 +50,9 @@ Key classify(std::string_view key) {
             break;
         case 4:
             if (key == "data") return Key::Data;
+            break;
+        case 5:
+            if (key == "token") return Key::Token;
             break;
         case 7:
             if (key == "channel") return Key::Channel;
@@ -313,6 +317,8 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
     State op_state = State::Missing;
     State channel_state = State::Missing;  // String: a valid name; Invalid: a string, but not one
     std::string_view op;
+    std::string_view token;
+    State token_state = State::Missing;
     std::string_view channel;
     std::string_view data;
     bool has_data = false;
@@ -379,6 +385,16 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
                 if (rawValue(value, type, data)) return fail(r, ErrorCode::BadRequest, kMalformed);
                 has_data = true;
                 continue;
+            case Key::Token:
+                if (type == od::json_type::string) {
+                    if (stringValue(value, token)) {
+                        return fail(r, ErrorCode::BadRequest, kMalformed);
+                    }
+                    token_state = State::String;
+                    continue;
+                }
+                token_state = State::Other;
+                break;
             case Key::Id: {
                 uint64_t id = 0;
                 if (type != od::json_type::number || value.get_uint64().get(id) || id > kMaxId) {
@@ -424,11 +440,19 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         cmd.op = Op::Publish;
     } else if (op == "ping") {
         cmd.op = Op::Ping;
+    } else if (op == "refresh") {
+        cmd.op = Op::Refresh;
     } else {
         return fail(r, ErrorCode::UnknownOp, "unknown op");
     }
 
-    if (cmd.op != Op::Ping) {
+    if (cmd.op == Op::Refresh) {
+        if (token_state == State::Missing) return fail(r, ErrorCode::BadRequest, "missing token");
+        if (token_state != State::String) {
+            return fail(r, ErrorCode::BadRequest, "token must be a string");
+        }
+        cmd.token = token;
+    } else if (cmd.op != Op::Ping) {
         if (channel_state == State::Missing) {
             return fail(r, ErrorCode::BadRequest, "missing channel");
         }
@@ -516,6 +540,28 @@ FramePtr encodeResubscribed(std::string_view channel) {
     return Writer(kHead.size() + channel.size() + kTail.size())
         .put(kHead)
         .put(channel)
+        .put(kTail)
+        .finish();
+}
+
+FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms) {
+    char text[96];
+    const int n = std::snprintf(text, sizeof text, R"({"op":"token_expiring","exp":%lld,"in_ms":%lld})",
+                                static_cast<long long>(exp_seconds),
+                                static_cast<long long>(in_ms < 0 ? 0 : in_ms));
+    const std::string_view body(text, static_cast<size_t>(n));
+    return Writer(body.size()).put(body).finish();
+}
+
+FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason) {
+    constexpr std::string_view kHead = R"({"op":"unsubscribed","channel":")";
+    constexpr std::string_view kMiddle = R"(","reason":")";
+    constexpr std::string_view kTail = R"("})";
+    return Writer(kHead.size() + channel.size() + kMiddle.size() + reason.size() + kTail.size())
+        .put(kHead)
+        .put(channel)
+        .put(kMiddle)
+        .put(reason)
         .put(kTail)
         .finish();
 }

@@ -12,12 +12,13 @@
 // Pure: no I/O, no globals; the fuzz target drives Parser directly.
 namespace wsrelay::protocol {
 
-enum class Op { Subscribe, Unsubscribe, Publish, Ping };
+enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh };
 
 // Protocol error codes carried in {"op":"error"} frames.
 enum class ErrorCode : int {
     BadRequest = 400,        // not JSON, not an object, missing or mistyped field
-    Forbidden = 403,         // not allowed by the token (issue 4)
+    Unauthorized = 401,      // refresh: the new token was refused
+    Forbidden = 403,         // outside the channels the token (or auth.permissions) grants
     UnknownOp = 404,
     Conflict = 409,          // already subscribed / not subscribed
     LimitExceeded = 413,     // limits.max_subscriptions reached
@@ -31,6 +32,7 @@ struct Command {
     Op op = Op::Ping;
     std::string_view channel;  // Subscribe/Unsubscribe/Publish
     std::string_view data;     // Publish: the JSON text of "data", exactly as the client sent it
+    std::string_view token;    // Refresh: the new JWT
     std::optional<uint64_t> id;
 };
 
@@ -71,6 +73,11 @@ FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
 // After a broker outage: {"op":"resubscribed","channel":C,"gap":true}: the subscription is live
 // again and messages published meanwhile may have been missed.
 FramePtr encodeResubscribed(std::string_view channel);
+// Auth: the connection's token expires soon: {"op":"token_expiring","exp":S,"in_ms":N}.
+FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms);
+// The server ended a subscription: {"op":"unsubscribed","channel":C,"reason":R}. `reason` is a
+// fixed word (no escaping).
+FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason);
 // A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
 FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 

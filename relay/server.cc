@@ -124,6 +124,65 @@ Server::Server(Config config)
     registry_.setReadyProbe([shared] {
         return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load()};
     });
+    if (config_.auth.enabled) {
+        setUpAuth();
+    } else {
+        WSR_LOG(Warn, "AUTHENTICATION IS OFF (auth.enabled: false): any client may connect, "
+                      "subscribe to and publish on any channel. See docs/auth.md.");
+    }
+}
+
+void Server::setUpAuth() {
+    const auto& j = config_.auth.jwt;
+    jwt::KeySet static_keys;
+    std::string error;
+    if (!j.secret.empty()) {
+        if (!static_keys.addSecret(j.secret, error)) throw std::runtime_error("auth.jwt.secret: " + error);
+        if (j.secret.size() < 32) {
+            WSR_LOG(Warn, "auth.jwt.secret is %zu bytes: use at least 32 random bytes for HS256",
+                    j.secret.size());
+        }
+    }
+    if (!j.public_key_file.empty()) {
+        std::string pem;
+        if (!jwt::readFile(j.public_key_file, pem, error) || !static_keys.addPem(pem, error)) {
+            throw std::runtime_error("auth.jwt.public_key_file: " + j.public_key_file + ": " + error);
+        }
+    }
+    if (static_keys.empty() && j.jwks_url.empty()) {
+        throw std::runtime_error(
+            "auth.enabled needs a key: auth.jwt.secret, auth.jwt.public_key_file or auth.jwt.jwks_url");
+    }
+    const size_t static_count = static_keys.keys().size();
+    jwt::JwksOptions options;
+    options.url = j.jwks_url;
+    options.refresh_interval_ms = j.jwks_refresh_ms;
+    options.min_refresh_interval_ms = j.jwks_min_refresh_ms;
+    const bool remote = !j.jwks_url.empty() && !j.jwks_url.starts_with("file://");
+    shared_->auth_keys_missing.store(remote);
+    SharedState* shared = shared_.get();
+    metrics::WorkerMetrics* control = &registry_.control();
+    jwt::JwksEvents events;
+    events.on_fetch = [shared, control, url = j.jwks_url, keys = int64_t{0}](
+                          bool ok, size_t count, const std::string& why) mutable {
+        control->jwks_fetches[ok ? 0 : 1].add();
+        if (!ok) {
+            WSR_LOG(Warn, "JWKS %s: %s (keeping the last good keys)", url.c_str(), why.c_str());
+            return;
+        }
+        control->jwks_keys.add(static_cast<int64_t>(count) - keys);
+        keys = static_cast<int64_t>(count);
+        if (shared->auth_keys_missing.exchange(false)) WSR_LOG(Info, "JWKS %s loaded", url.c_str());
+    };
+    jwks_ = std::make_unique<jwt::JwksFetcher>(options, std::move(static_keys), keys_,
+                                                std::move(events));
+    jwt::JwksFetcher* fetcher = jwks_.get();
+    keys_.setRefreshHook([fetcher] { fetcher->requestRefresh(); });
+    if (!jwks_->start(error)) throw std::runtime_error("auth.jwt.jwks_url: " + error);
+    if (j.jwks_url.empty()) control->jwks_keys.add(static_cast<int64_t>(static_count));
+    shared_->keys = &keys_;
+    WSR_LOG(Info, "auth: JWT required at the handshake (%zu static key(s)%s%s)", static_count,
+            j.jwks_url.empty() ? "" : ", JWKS ", j.jwks_url.c_str());
 }
 
 Server::~Server() {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/jwks_fetcher.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 #include "relay/shared_state.h"
@@ -34,12 +35,16 @@ private:
     bool start(std::string& error);
     void waitForSignals();
     void stopAll();
+    // auth.enabled: loads the static keys and the JWKS; throws on a configuration error.
+    void setUpAuth();
 
     Config config_;
     int workers_count_;
     metrics::Registry registry_;
     std::unique_ptr<BrokerFactory> brokers_;
     std::unique_ptr<SharedState> shared_;
+    jwt::KeySource keys_;
+    std::unique_ptr<jwt::JwksFetcher> jwks_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::thread> threads_;
 };

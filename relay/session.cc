@@ -3,8 +3,10 @@
 #include <libwebsockets.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "relay/authenticator.h"
 #include "relay/log.h"
 #include "relay/worker.h"
 
@@ -22,13 +24,88 @@ constexpr size_t kKeepRxCapacity = 4096;
 constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
-Session::Session(Worker& worker, lws* wsi, uint64_t id)
-    : worker_(worker), wsi_(wsi), id_(id), membership_(*this) {
+Session::Session(Worker& worker, lws* wsi, uint64_t id, std::unique_ptr<Identity> identity)
+    : worker_(worker), wsi_(wsi), id_(id), membership_(*this), identity_(std::move(identity)) {
     worker_.metrics().connections.add();
+    ev_timer_init(&auth_timer_, onAuthTimer, 0., 0.);
+    auth_timer_.data = this;
     armPingTimer();
 }
 
-Session::~Session() = default;
+Session::~Session() { ev_timer_stop(worker_.loop(), &auth_timer_); }
+
+void Session::start() {
+    if (!identity_) return;
+    const auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
+    for (const std::string& channel : identity_->permissions.auto_subscribe) {
+        if (worker_.hub().subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
+            worker_.metrics().subscriptions.add();
+        }
+    }
+    armAuthTimer();
+}
+
+void Session::armAuthTimer() {
+    struct ev_loop* loop = worker_.loop();
+    ev_timer_stop(loop, &auth_timer_);
+    if (!identity_ || identity_->expires_at_ms == 0 || close_code_ != 0) return;
+    const auto& auth = worker_.config().auth;
+    const int64_t now = wallClockMs();
+    const int64_t close_at = identity_->expires_at_ms + auth.jwt.leeway_ms;
+    int64_t due = close_at;
+    if (auth.expiry_warning_ms > 0 && !expiry_warned_) {
+        const int64_t warn_at = identity_->expires_at_ms - auth.expiry_warning_ms;
+        if (now >= warn_at) {
+            expiry_warned_ = true;
+            reply(protocol::encodeTokenExpiring(identity_->expires_at_ms / 1000, close_at - now));
+        } else {
+            due = warn_at;
+        }
+    }
+    ev_timer_set(&auth_timer_, static_cast<double>(std::max<int64_t>(due - now, 0)) / 1000.0, 0.);
+    ev_timer_start(loop, &auth_timer_);
+}
+
+void Session::onAuthTimer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Session*>(w->data);
+    if (self->close_code_ != 0 || !self->identity_) return;
+    const int64_t close_at =
+        self->identity_->expires_at_ms + self->worker_.config().auth.jwt.leeway_ms;
+    if (wallClockMs() >= close_at) {
+        self->closeAfterFlush(CloseCode::TokenExpired);
+        return;
+    }
+    self->armAuthTimer();
+}
+
+void Session::refresh(const protocol::Command& cmd) {
+    auto& m = worker_.metrics();
+    Authenticator* auth = worker_.authenticator();
+    if (auth == nullptr || !identity_) {
+        sendError(cmd.id, ErrorCode::BadRequest, "authentication is disabled");
+        return;
+    }
+    auto next = std::make_unique<Identity>();
+    const jwt::Failure failure = auth->verify(cmd.token, *next);
+    if (failure != jwt::Failure::None || next->user != identity_->user) {
+        m.token_refreshes[1].add();
+        sendError(cmd.id, ErrorCode::Unauthorized,
+                  failure != jwt::Failure::None ? jwt::failureText(failure) : "different user");
+        return;
+    }
+    m.token_refreshes[0].add();
+    // Permissions follow the new token: what it no longer grants is left, and the client told.
+    for (const std::string& channel : worker_.hub().channelsOf(membership_)) {
+        if (next->permissions.subscribe.matches(channel)) continue;
+        worker_.hub().unsubscribe(membership_, channel);
+        m.subscriptions.sub();
+        reply(protocol::encodeUnsubscribed(channel, "forbidden"));
+    }
+    identity_ = std::move(next);
+    expiry_warned_ = false;
+    armAuthTimer();
+    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+}
 
 void Session::armPingTimer() {
     int interval = worker_.config().websocket.ping_interval_ms;
@@ -249,6 +326,10 @@ void Session::runCommand(const protocol::Command& cmd) {
     auto& m = worker_.metrics();
     switch (cmd.op) {
         case Op::Subscribe: {
+            if (identity_ && !identity_->permissions.subscribe.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
+                return;
+            }
             auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
             switch (worker_.hub().subscribe(membership_, cmd.channel, max)) {
                 case Hub::SubscribeResult::Subscribed:
@@ -273,6 +354,10 @@ void Session::runCommand(const protocol::Command& cmd) {
             }
             return;
         case Op::Publish:
+            if (identity_ && !identity_->permissions.publish.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to publish to this channel");
+                return;
+            }
             if (!worker_.broker().usable()) {
                 m.broker_publish_failures.add();
                 sendError(cmd.id, ErrorCode::BrokerUnavailable, "broker unavailable");
@@ -285,10 +370,14 @@ void Session::runCommand(const protocol::Command& cmd) {
         case Op::Ping:
             reply(protocol::encodePong(cmd.id));
             return;
+        case Op::Refresh:
+            refresh(cmd);
+            return;
     }
 }
 
 void Session::onClosed() {
+    ev_timer_stop(worker_.loop(), &auth_timer_);
     auto& m = worker_.metrics();
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
     worker_.hub().leaveAll(membership_);

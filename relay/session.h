@@ -1,11 +1,15 @@
 #pragma once
 
+#include <ev.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "relay/close_codes.h"
 #include "relay/hub.h"
+#include "relay/permissions.h"
 #include "relay/protocol.h"
 #include "relay/send_queue.h"
 #include "relay/sink.h"
@@ -21,7 +25,8 @@ class Worker;
 // shared frames written in batches, one lws_write per WRITEABLE callback (lws allows no more).
 class Session final : public Sink {
 public:
-    Session(Worker& worker, lws* wsi, uint64_t id);
+    // `identity` is null when auth.enabled is false (everything is allowed).
+    Session(Worker& worker, lws* wsi, uint64_t id, std::unique_ptr<Identity> identity);
     ~Session() override;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -30,6 +35,10 @@ public:
     lws* wsi() const { return wsi_; }
     Membership& membership() { return membership_; }
     bool closing() const { return close_code_ != 0; }
+
+    // The connection was admitted: joins auth.permissions.auto_subscribe and starts the token's
+    // expiry clock.
+    void start();
 
     // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
     void push(const FramePtr& frame) override;
@@ -62,12 +71,20 @@ private:
     void countBadCommand();
     void requestWrite();
     void armPingTimer();
+    void refresh(const protocol::Command& cmd);
+    // Arms auth_timer_ for the next token event: the expiry warning, then the close.
+    void armAuthTimer();
+    static void onAuthTimer(struct ev_loop* loop, ev_timer* w, int revents);
 
     Worker& worker_;
     lws* wsi_;
     uint64_t id_;
     Membership membership_;
     SendQueue queue_;
+    std::unique_ptr<Identity> identity_;
+    // Token deadlines are rare and far apart: a libev timer (a heap) rather than lws's sorted list.
+    ev_timer auth_timer_{};
+    bool expiry_warned_ = false;
     std::string rx_;  // only used when a message arrives in more than one piece
     int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts
     bool close_after_flush_ = false;

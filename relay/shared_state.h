@@ -4,6 +4,7 @@
 #include <string>
 
 #include "adapters/broker.h"
+#include "adapters/jwt_verifier.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 
@@ -27,12 +28,16 @@ struct SharedState {
     std::atomic<int> connections{0};
     std::atomic<int> brokers_down{0};    // workers whose broker is not usable
     std::atomic<int> workers_running{0};  // workers whose loop is serving
+    // auth.enabled: the keys tokens are checked against (set before the workers start).
+    const jwt::KeySource* keys = nullptr;
+    std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded
 
     // The answer /readyz gives: empty when ready, else the reason.
     std::string notReadyReason() const {
         if (draining.load(std::memory_order_relaxed)) return "draining";
         if (workers_running.load(std::memory_order_relaxed) < workers) return "starting";
         if (brokers_down.load(std::memory_order_relaxed) > 0) return "broker unavailable";
+        if (auth_keys_missing.load(std::memory_order_relaxed)) return "signing keys not loaded";
         return {};
     }
 };

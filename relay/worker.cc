@@ -8,9 +8,11 @@
 #include <random>
 
 #include "relay/edge.h"
+#include "relay/http_routes.h"
 #include "relay/listener.h"
 #include "relay/log.h"
 #include "relay/session.h"
+#include "relay/subprotocol_token.h"
 
 namespace wsrelay {
 namespace {
@@ -50,7 +52,8 @@ bool Worker::setUp(std::string& error) {
     }
 
     protocols_[0] = {};
-    protocols_[0].name = "wsrelay";
+    // The name lws answers in Sec-WebSocket-Protocol when the client offered it (docs/auth.md).
+    protocols_[0].name = kSubprotocol.data();
     protocols_[0].callback = edge::relayCallback;
     protocols_[0].per_session_data_size = sizeof(edge::ConnectionData);
     protocols_[0].rx_buffer_size = static_cast<size_t>(cfg.websocket.rx_buffer_bytes);
@@ -69,6 +72,8 @@ bool Worker::setUp(std::string& error) {
     info.user = this;
     info.pcontext = &context_;
     info.vhost_name = "default";
+    // Room for a token in Authorization or ?token= (docs/auth.md); lws's default is 4096.
+    info.max_http_header_data = 8192;
     context_ = lws_create_context(&info);
     if (context_ == nullptr) {
         error = "cannot create the libwebsockets context (is libwebsockets-evlib-ev installed?)";
@@ -90,6 +95,14 @@ bool Worker::setUp(std::string& error) {
         return false;
     }
     spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    if (cfg.auth.enabled) {
+        auth_ = std::make_unique<Authenticator>(cfg, *shared_.keys);
+        head_reader_ = std::make_unique<HeadReader>(
+            loop_, [this](int fd, std::string bytes, std::string token) {
+                adoptWithHead(fd, std::move(bytes), std::move(token));
+            });
+    }
 
     broker_ = shared_.brokers.create(index_, loop_, *this);
     if (!broker_) {
@@ -179,6 +192,7 @@ void Worker::stopLoop() {
     if (stopped_) return;
     stopped_ = true;
     ev_timer_stop(loop_, &drain_check_);
+    head_reader_.reset();
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
@@ -191,8 +205,13 @@ void Worker::stopLoop() {
 
 Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     using metrics::HandshakeResult;
+    std::unique_ptr<Identity> identity;
+    if (pending_wsi_ == wsi) identity = std::move(pending_identity_);
+    pending_wsi_ = nullptr;
+    pending_identity_.reset();
+    if (auth_ && !identity) return nullptr;  // cannot happen: every upgrade passes authorizeUpgrade
     const int open = shared_.connections.fetch_add(1) + 1;
-    auto* session = new Session(*this, wsi, next_session_id_++);
+    auto* session = new Session(*this, wsi, next_session_id_++, std::move(identity));
     sessions_.emplace(session->id(), session);
     HandshakeResult result = HandshakeResult::Ok;
     if (origin_rejected) {
@@ -204,6 +223,8 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     } else if (open > shared_.max_connections) {
         result = HandshakeResult::Limit;
         session->closeAfterFlush(CloseCode::TryAgainLater);
+    } else {
+        session->start();
     }
     metrics_.handshakes[static_cast<size_t>(result)].add();
     return session;
@@ -239,9 +260,53 @@ void Worker::onListenerReadable() {
             }
             return;
         }
+        if (head_reader_) {
+            head_reader_->add(fd);
+            continue;
+        }
         // On failure lws has closed the socket itself.
         lws_adopt_socket_vhost(vhost, fd);
     }
+}
+
+void Worker::adoptWithHead(int fd, std::string bytes, std::string token) {
+    // Stored first: lws may parse the head, and ask authorizeUpgrade(), inside the adopt call.
+    if (token.empty()) {
+        subprotocol_tokens_.erase(fd);
+    } else {
+        subprotocol_tokens_[fd] = std::move(token);
+    }
+    lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
+    lws* wsi = bytes.empty() ? lws_adopt_socket_vhost(vhost, fd)
+                             : lws_adopt_socket_vhost_readbuf(vhost, fd, bytes.data(), bytes.size());
+    if (wsi == nullptr) subprotocol_tokens_.erase(fd);
+}
+
+int Worker::authorizeUpgrade(lws* wsi) {
+    pending_wsi_ = nullptr;
+    pending_identity_.reset();
+    if (!auth_) return 0;
+    std::string lifted;
+    if (auto it = subprotocol_tokens_.find(lws_get_socket_fd(wsi)); it != subprotocol_tokens_.end()) {
+        lifted = std::move(it->second);
+        subprotocol_tokens_.erase(it);
+    }
+    jwt::Failure failure = jwt::Failure::KeysUnavailable;
+    auto identity = std::make_unique<Identity>();
+    if (!shared_.auth_keys_missing.load(std::memory_order_relaxed)) {
+        failure = auth_->verify(auth_->findToken(wsi, lifted), *identity);
+    }
+    if (failure == jwt::Failure::None) {
+        pending_wsi_ = wsi;
+        pending_identity_ = std::move(identity);
+        return 0;
+    }
+    metrics_.handshakes[static_cast<size_t>(metrics::HandshakeResult::Auth)].add();
+    metrics_.auth_failures[static_cast<size_t>(failure) - 1].add();
+    const bool unavailable = failure == jwt::Failure::KeysUnavailable;
+    return http::refuseUpgrade(wsi, unavailable ? 503 : 401,
+                               unavailable ? "unavailable" : "unauthorized",
+                               jwt::failureText(failure));
 }
 
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data) {

@@ -27,6 +27,7 @@ stop_relay() {
 }
 trap 'stop_relay; rm -rf "$work"' EXIT
 
+# start_relay [EXTRA_YAML]: EXTRA_YAML is appended to the config (the JWT scenarios' auth section).
 start_relay() {
     cat >"$work/relay.yaml" <<YAML
 listen:
@@ -37,6 +38,7 @@ drain:
   window_ms: 0
 log:
   level: warn
+${1:-}
 YAML
     : >"$work/relay.log"
     "$relay_bin" --config "$work/relay.yaml" 2>"$work/relay.log" &
@@ -94,13 +96,43 @@ start_relay
 run handshake handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
 stop_relay
 
+# Handshakes with a JWT in Authorization (python3-jwt makes the keys and tokens; exp in 2100).
+$py - "$work" <<'PY'
+import sys, jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+work = sys.argv[1]
+claims = {"sub": "bench", "exp": 4102444800, "channels": ["bench:*"]}
+open(f"{work}/hs256.token", "w").write(jwt.encode(claims, "b" * 32, algorithm="HS256"))
+pub = serialization.PublicFormat.SubjectPublicKeyInfo
+for name, key, alg in (("rs256", rsa.generate_private_key(65537, 2048), "RS256"),
+                       ("es256", ec.generate_private_key(ec.SECP256R1()), "ES256")):
+    open(f"{work}/{name}.pem", "wb").write(
+        key.public_key().public_bytes(serialization.Encoding.PEM, pub))
+    open(f"{work}/{name}.token", "w").write(jwt.encode(claims, key, algorithm=alg))
+PY
+for alg in hs256 rs256 es256; do
+    if [[ $alg == hs256 ]]; then
+        keys="    secret: $(printf 'b%.0s' $(seq 32))"
+    else
+        keys="    public_key_file: $work/$alg.pem"
+    fi
+    start_relay "auth:
+  enabled: true
+  jwt:
+$keys"
+    run "handshake_$alg" handshake --url "$url" --duration 10 --concurrency 64 --timeout 30 \
+        --header "Authorization: Bearer $(cat "$work/$alg.token")"
+    stop_relay
+done
+
 echo
 echo "| Scenario | Deliveries/s | Loss | Latency p50 / p99 / p999 (µs) | Relay CPU µs/delivery | Loadgen CPU µs/delivery |"
 echo "|---|---:|---:|---:|---:|---:|"
 fanout_row "Fan-out: 2,000 subscribers × 20 msg/s, 64 B, 20 s" "$work/fanout.json"
 fanout_row "Hot channel: 100 subscribers × 2,000 msg/s, 64 B, 10 s" "$work/hot.json"
 echo
-$py - "$work/idle.json" "$work/handshake.json" <<'PY'
+$py - "$work/idle.json" "$work/handshake.json" "$work"/handshake_{hs256,rs256,es256}.json <<'PY'
 import json, sys
 idle = json.load(open(sys.argv[1]))
 hs = json.load(open(sys.argv[2]))
@@ -112,4 +144,9 @@ print(f"| Idle: relay RSS per connection at {idle['connections']:,} connections 
 print(f"| Handshakes/s ({hs['concurrency']} in flight, {hs['elapsed_s']:.0f} s) | "
       f"{hs['handshakes_per_s']:,.0f} (relay CPU {hs['relay_cpu_us_per_handshake']:.0f} µs each, "
       f"p50 {hs['latency_us']['p50']:,} µs, {hs['errors']} errors) |")
+for path, alg in zip(sys.argv[3:], ("HS256", "RS256 (2048-bit)", "ES256")):
+    r = json.load(open(path))
+    print(f"| Handshakes/s with an {alg} JWT | {r['handshakes_per_s']:,.0f} (relay CPU "
+          f"{r['relay_cpu_us_per_handshake']:.0f} µs each, p50 {r['latency_us']['p50']:,} µs, "
+          f"{r['errors']} errors) |")
 PY

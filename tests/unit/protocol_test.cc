@@ -641,3 +641,46 @@ TEST_F(ProtocolTest, FramesAreSizedExactly) {
 
 }  // namespace
 }  // namespace wsrelay::protocol
+
+namespace wsrelay::protocol {
+namespace {
+
+class RefreshProtocolTest : public ::testing::Test {
+protected:
+    Parser parser_{65536, 255};
+};
+
+TEST_F(RefreshProtocolTest, ParsesRefreshWithToken) {
+    const ParseResult r = parser_.parse(R"({"op":"refresh","token":"aa.bb.cc","id":4})");
+    ASSERT_TRUE(r.ok) << r.reason;
+    EXPECT_EQ(r.command.op, Op::Refresh);
+    EXPECT_EQ(r.command.token, "aa.bb.cc");
+    EXPECT_EQ(r.command.id, 4u);
+}
+
+TEST_F(RefreshProtocolTest, RefreshNeedsAStringToken) {
+    ParseResult r = parser_.parse(R"({"op":"refresh","id":1})");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.reason, "missing token");
+    r = parser_.parse(R"({"op":"refresh","token":5})");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.reason, "token must be a string");
+}
+
+TEST_F(RefreshProtocolTest, TokenIsIgnoredByOtherOps) {
+    const ParseResult r = parser_.parse(R"({"op":"subscribe","channel":"a","token":"x"})");
+    ASSERT_TRUE(r.ok) << r.reason;
+    EXPECT_EQ(r.command.op, Op::Subscribe);
+}
+
+TEST_F(RefreshProtocolTest, EncodesAuthFrames) {
+    FramePtr f = encodeTokenExpiring(1700000000, 2500);
+    std::string_view text(f->data() + 2, f->size() - 2);
+    EXPECT_EQ(text, R"({"op":"token_expiring","exp":1700000000,"in_ms":2500})");
+    f = encodeUnsubscribed("room:1", "forbidden");
+    text = std::string_view(f->data() + 2, f->size() - 2);
+    EXPECT_EQ(text, R"({"op":"unsubscribed","channel":"room:1","reason":"forbidden"})");
+}
+
+}  // namespace
+}  // namespace wsrelay::protocol

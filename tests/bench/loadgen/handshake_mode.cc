@@ -124,6 +124,7 @@ int runHandshake(const Options& o) {
             std::fprintf(stderr, "wsrelay_loadgen: %s\n", error.c_str());
             return 2;
         }
+        ep.headers = o.headers;
         endpoints.push_back(std::move(ep));
     }
     if (uint64_t(o.concurrency) + 32 > raiseFileLimit()) {

@@ -22,6 +22,7 @@ common:
   --timeout S               global deadline: report and exit non-zero after S s (default 60)
   --connect-concurrency N   connections opening at once (default 512)
   --relay-pid PID           also report that process's CPU (fanout) or RSS (idle)
+  --header 'Name: value'    add a header to every upgrade request (repeatable), e.g. a JWT
 
 fanout:
   --subscribers N  --channel NAME | --channels K  --rate MSGS_PER_S
@@ -94,6 +95,13 @@ Options parseOptions(int argc, char** argv) {
             o.timeout_s = number<double>(arg, next());
         } else if (arg == "--connect-concurrency") {
             o.connect_concurrency = number<int>(arg, next());
+        } else if (arg == "--header") {
+            const std::string_view header = next();
+            if (header.find(':') == std::string_view::npos ||
+                header.find_first_of("\r\n") != std::string_view::npos) {
+                usageError("--header needs 'Name: value'");
+            }
+            o.headers.append(header).append("\r\n");
         } else if (arg == "--relay-pid") {
             o.relay_pid = number<int>(arg, next());
         } else if (arg == "--subscribers") {

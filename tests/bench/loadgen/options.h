@@ -18,6 +18,7 @@ struct Options {
     double timeout_s = 60;  // global deadline, every mode
     int connect_concurrency = 512; // connections being opened at once (fanout, idle)
     int relay_pid = 0;      // when set, the relay's CPU (fanout) or RSS (idle) is reported too
+    std::string headers;    // --header lines, each ending in CRLF, added to every upgrade request
 
     // fanout
     uint32_t subscribers = 100;

@@ -24,6 +24,7 @@ bool prepare(RunState& state, uint64_t connections) {
             std::fprintf(stderr, "wsrelay_loadgen: %s\n", error.c_str());
             return false;
         }
+        ep.headers = state.options.headers;
         state.endpoints.push_back(std::move(ep));
     }
     uint64_t limit = raiseFileLimit();

@@ -120,7 +120,8 @@ std::string acceptFor(std::string_view client_key) {
     return base64(digest.data(), digest.size());
 }
 
-std::string handshakeRequest(std::string_view host, std::string_view path, std::string_view key) {
+std::string handshakeRequest(std::string_view host, std::string_view path, std::string_view key,
+                             std::string_view extra_headers) {
     std::string req;
     req.reserve(192);
     req += "GET ";
@@ -129,7 +130,9 @@ std::string handshakeRequest(std::string_view host, std::string_view path, std::
     req += host;
     req += "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ";
     req += key;
-    req += "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    req += "\r\nSec-WebSocket-Version: 13\r\n";
+    req += extra_headers;
+    req += "\r\n";
     return req;
 }
 

@@ -18,7 +18,8 @@ std::string base64(const uint8_t* data, size_t len);
 // base64(SHA-1(key + RFC 6455 GUID)): what the server must send in Sec-WebSocket-Accept.
 std::string acceptFor(std::string_view client_key);
 
-std::string handshakeRequest(std::string_view host, std::string_view path, std::string_view key);
+std::string handshakeRequest(std::string_view host, std::string_view path, std::string_view key,
+                             std::string_view extra_headers = {});
 
 enum class ParseStatus { Incomplete, Ok, Failed };
 

@@ -109,7 +109,7 @@ bool WsConnection::start(const Endpoint& endpoint, in_addr source) {
     }
     std::string key = base64(key_bytes, sizeof key_bytes);
     accept_ = acceptFor(key);
-    out_ = handshakeRequest(endpoint.host, endpoint.path, key);
+    out_ = handshakeRequest(endpoint.host, endpoint.path, key, endpoint.headers);
     return true;
 }
 

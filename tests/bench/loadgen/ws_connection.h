@@ -19,6 +19,7 @@ struct Endpoint {
     sockaddr_in addr{};
     std::string host; // Host header: "127.0.0.1:8080"
     std::string path; // "/ws"
+    std::string headers; // extra request header lines, CRLF-terminated
 };
 
 // Parses ws://HOST:PORT/PATH with an IPv4 literal host. False with `error` set otherwise.

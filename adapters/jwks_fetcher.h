@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "adapters/jwt_key_set.h"
+#include "adapters/jwt_verifier.h"
+
+// Keeps a KeySource filled: the static keys (auth.jwt.secret, auth.jwt.public_key_file) plus the
+// last good JWK Set from auth.jwt.jwks_url (http://, https:// or file://). Fetches run on a thread
+// of their own (blocking libcurl with timeouts): never on a worker loop.
+namespace wsrelay::jwt {
+
+struct JwksOptions {
+    std::string url;                  // empty = static keys only, no thread
+    int refresh_interval_ms = 300000; // periodic refresh
+    int min_refresh_interval_ms = 5000;  // least time between two refreshes asked for by an unknown kid
+    int timeout_ms = 5000;            // one HTTP fetch, connect included
+};
+
+// Outcome of each fetch, for metrics and readiness; called on the fetcher thread.
+struct JwksEvents {
+    std::function<void(bool ok, size_t keys, const std::string& error)> on_fetch;
+};
+
+class JwksFetcher {
+public:
+    JwksFetcher(JwksOptions options, KeySet static_keys, KeySource& source, JwksEvents events);
+    ~JwksFetcher();  // stops the thread
+    JwksFetcher(const JwksFetcher&) = delete;
+    JwksFetcher& operator=(const JwksFetcher&) = delete;
+
+    // Publishes the static keys, then fetches the JWKS once, synchronously. A file:// JWKS that
+    // cannot be read or parsed is a startup error (false, `error` set); an http(s) one that fails
+    // is retried in the background (true; source stays without JWKS keys meanwhile, and
+    // jwksLoaded() is false). Starts the refresh thread when a URL is set.
+    bool start(std::string& error);
+    // Any thread.
+    bool jwksLoaded() const { return loaded_.load(); }
+    void requestRefresh();
+
+private:
+    void run();
+    bool fetchOnce(std::string& error);  // fetch + parse + publish
+
+    JwksOptions options_;
+    KeySet static_keys_;
+    KeySource& source_;
+    JwksEvents events_;
+    std::atomic<bool> loaded_{false};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool refresh_requested_ = false;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+// Reads a whole file; false with `error` set when it cannot.
+bool readFile(const std::string& path, std::string& out, std::string& error);
+
+}  // namespace wsrelay::jwt

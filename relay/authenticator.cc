@@ -1,0 +1,99 @@
+#include "relay/authenticator.h"
+
+#include <libwebsockets.h>
+
+#include <chrono>
+#include <strings.h>
+#include <vector>
+
+#include "metrics/relay_metrics.h"
+
+namespace wsrelay {
+namespace {
+
+constexpr size_t kMaxTokenBytes = 8192;
+
+// wsrelay_auth_failures_total{reason} is indexed by jwt::Failure minus its "none".
+constexpr bool sameFailureNames() {
+    if (metrics::kAuthFailureNames.size() + 1 != jwt::kFailureNames.size()) return false;
+    for (size_t i = 0; i < metrics::kAuthFailureNames.size(); ++i) {
+        if (std::string_view(metrics::kAuthFailureNames[i]) != jwt::kFailureNames[i + 1]) return false;
+    }
+    return true;
+}
+static_assert(sameFailureNames());
+
+jwt::VerifyOptions verifyOptions(const Config& config) {
+    const auto& j = config.auth.jwt;
+    jwt::VerifyOptions o;
+    if (!j.algorithms.empty()) {
+        o.allowed = 0;
+        for (const std::string& name : j.algorithms) {
+            if (auto alg = jwt::algFromName(name)) o.allowed |= jwt::algBit(*alg);
+        }
+    }
+    o.issuer = j.issuer;
+    o.audiences = j.audience;
+    o.leeway_ms = j.leeway_ms;
+    o.user_claim = j.user_claim;
+    o.subscribe_claim = j.subscribe_claim;
+    o.publish_claim = j.publish_claim;
+    return o;
+}
+
+std::string headerValue(lws* wsi, lws_token_indexes token) {
+    const int n = lws_hdr_total_length(wsi, token);
+    if (n <= 0) return {};
+    std::string value(static_cast<size_t>(n) + 1, '\0');
+    const int copied = lws_hdr_copy(wsi, value.data(), n + 1, token);
+    if (copied < 0) return {};
+    value.resize(static_cast<size_t>(copied));
+    return value;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace
+
+int64_t wallClockMs() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+Authenticator::Authenticator(const Config& config, const jwt::KeySource& keys)
+    : config_(config), verifier_(verifyOptions(config), keys) {}
+
+std::string Authenticator::findToken(lws* wsi, std::string_view subprotocol_token) const {
+    constexpr std::string_view kBearer = "bearer ";
+    const std::string authorization = headerValue(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (authorization.size() > kBearer.size() &&
+        strncasecmp(authorization.c_str(), kBearer.data(), kBearer.size()) == 0) {
+        return std::string(trim(std::string_view(authorization).substr(kBearer.size())));
+    }
+    if (!subprotocol_token.empty()) return std::string(subprotocol_token);
+    if (config_.auth.jwt.allow_query_token) {
+        std::vector<char> buf(kMaxTokenBytes + 16);
+        const char* value =
+            lws_get_urlarg_by_name(wsi, "token=", buf.data(), static_cast<int>(buf.size()));
+        if (value != nullptr) return std::string(value);
+    }
+    return {};
+}
+
+jwt::Failure Authenticator::verify(std::string_view token, Identity& out) {
+    if (token.empty()) return jwt::Failure::Missing;
+    jwt::Claims claims;
+    const jwt::Failure failure = verifier_.verify(token, wallClockMs(), claims);
+    if (failure != jwt::Failure::None) return failure;
+    out.permissions = grantPermissions(config_.auth, claims,
+                                       static_cast<size_t>(config_.limits.max_channel_bytes));
+    out.user = std::move(claims.subject);
+    out.expires_at_ms = claims.expires_at_ms;
+    return jwt::Failure::None;
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "adapters/jwt_verifier.h"
+#include "conf/config.h"
+#include "relay/permissions.h"
+
+struct lws;
+
+namespace wsrelay {
+
+// A worker's side of auth.jwt: finds the token on an upgrade request, verifies it and turns its
+// claims into an Identity. One per worker (the verifier reuses its parse buffers); a handshake
+// costs one verify and never waits on anything.
+class Authenticator {
+public:
+    Authenticator(const Config& config, const jwt::KeySource& keys);
+
+    // The upgrade request's token, by the documented precedence: Authorization: Bearer, then the
+    // token lifted out of Sec-WebSocket-Protocol (`subprotocol_token`), then ?token= when allowed.
+    std::string findToken(lws* wsi, std::string_view subprotocol_token) const;
+
+    // On Failure::None `out` is filled.
+    jwt::Failure verify(std::string_view token, Identity& out);
+
+private:
+    const Config& config_;
+    jwt::Verifier verifier_;
+};
+
+// Unix time in milliseconds (the clock tokens are checked against).
+int64_t wallClockMs();
+
+}  // namespace wsrelay

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/config.h"
+
+namespace wsrelay {
+
+namespace jwt {
+struct Claims;
+}
+
+// Channel patterns: an exact name, or a prefix ending in '*' ("chat:*"; "*" alone is every
+// channel). A handful per connection, so a linear scan beats any index.
+class ChannelPatterns {
+public:
+    void add(std::string_view pattern);
+    bool matches(std::string_view channel) const;
+    bool empty() const { return exact_.empty() && prefixes_.empty() && !all_; }
+
+private:
+    std::vector<std::string> exact_;
+    std::vector<std::string> prefixes_;
+    bool all_ = false;
+};
+
+// What one authenticated connection may do, from its token's claims and auth.permissions.
+struct Permissions {
+    ChannelPatterns subscribe;
+    ChannelPatterns publish;
+    std::vector<std::string> auto_subscribe;  // exact channels, also in `subscribe`
+};
+
+// Who a connection is, for as long as its token (or the refreshed one) holds.
+struct Identity {
+    std::string user;
+    int64_t expires_at_ms = 0;  // 0 = the token has no exp
+    Permissions permissions;
+};
+
+// Claims patterns as the token gives them, config patterns with {sub} replaced by the user id.
+// A user id that is not a valid channel name makes the {sub} patterns grant nothing; token
+// patterns with characters no channel has are dropped (they could never match).
+Permissions grantPermissions(const Config::Auth& auth, const jwt::Claims& claims,
+                             size_t max_channel_bytes);
+
+}  // namespace wsrelay
