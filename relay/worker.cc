@@ -301,6 +301,7 @@ int Worker::authorizeUpgrade(lws* wsi) {
         pending_identity_ = std::move(identity);
         return 0;
     }
+    WSR_LOG(Debug, "upgrade refused: %s", std::string(jwt::failureText(failure)).c_str());
     metrics_.handshakes[static_cast<size_t>(metrics::HandshakeResult::Auth)].add();
     metrics_.auth_failures[static_cast<size_t>(failure) - 1].add();
     const bool unavailable = failure == jwt::Failure::KeysUnavailable;

@@ -265,6 +265,38 @@ class Relay:
     async def ahttp_get(self, path, headers=None, timeout=IO_TIMEOUT):
         return await asyncio.to_thread(self.http_get, path, headers, timeout)
 
+    def http_post(self, path, body, headers=None, timeout=IO_TIMEOUT):
+        """POSTs `body` (bytes, str, or anything else as JSON); returns like http_get."""
+        if not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        try:
+            conn.request("POST", path, body=body,
+                         headers={"Content-Type": "application/json", **(headers or {})})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    async def ahttp_post(self, path, body, headers=None, timeout=IO_TIMEOUT):
+        return await asyncio.to_thread(self.http_post, path, body, headers, timeout)
+
+    def http_upgrade(self, path="/ws", headers=None, timeout=IO_TIMEOUT):
+        """A WebSocket upgrade request that is expected to be refused (a 101 is returned with an
+        empty body and the connection dropped); returns like http_get."""
+        upgrade = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+        }
+        upgrade.update(headers or {})
+        return self.http_get(path, upgrade, timeout)
+
+    async def ahttp_upgrade(self, path="/ws", headers=None, timeout=IO_TIMEOUT):
+        return await asyncio.to_thread(self.http_upgrade, path, headers, timeout)
+
     def metrics(self):
         status, _, body = self.http_get("/metrics")
         if status != 200:
