@@ -90,6 +90,19 @@ struct Config {
         int expiry_warning_ms = 60000;
     } auth;
 
+    struct Hook {
+        std::string url;  // empty = no hook
+        std::vector<std::string> events = {"connect", "subscribe", "message", "disconnect"};
+        int timeout_ms = 5000;
+        int max_in_flight = 1024;  // per instance, split between workers
+        int max_connections = 16;  // per worker
+        int retries = 1;
+        std::vector<std::string> forward_headers = {"cookie", "user-agent", "x-forwarded-for",
+                                                    "origin"};
+        std::string secret;
+        std::vector<std::string> routes;  // "pattern=broker|hook|both"
+    } hook;
+
     struct Log {
         LogLevel level = LogLevel::Info;
     } log;

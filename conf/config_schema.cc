@@ -226,6 +226,49 @@ std::string checkAutoSubscribe(std::string_view channel) {
     return checkChannelPattern(channel);
 }
 
+std::string checkHookUrl(std::string_view url) {
+    if (url.empty()) return "";
+    if (hasSpace(url)) return "must not contain whitespace";
+    if (!url.starts_with("http://") && !url.starts_with("https://")) {
+        return "must start with http:// or https://";
+    }
+    return "";
+}
+
+std::string checkHookEvent(std::string_view event) {
+    if (event == "connect" || event == "subscribe" || event == "message" || event == "disconnect") {
+        return "";
+    }
+    return "'" + std::string(event) + "' is not one of connect, subscribe, message, disconnect";
+}
+
+// Header names as lws knows them: lower case, no spaces or colons.
+std::string checkHeaderName(std::string_view name) {
+    if (name.empty()) return "must not be empty";
+    for (char c : name) {
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+              c == '-' || c == '_')) {
+            return "'" + std::string(name) + "' must be a lower-case header name";
+        }
+    }
+    return "";
+}
+
+std::string checkRoute(std::string_view route) {
+    const size_t eq = route.rfind('=');
+    if (eq == std::string_view::npos) {
+        return "'" + std::string(route) + "' is not pattern=target (target: broker, hook, both)";
+    }
+    const std::string_view target = route.substr(eq + 1);
+    if (target != "broker" && target != "hook" && target != "both") {
+        return "'" + std::string(route) + "': the target must be broker, hook or both";
+    }
+    if (route.substr(0, eq).find("{sub}") != std::string_view::npos) {
+        return "'" + std::string(route) + "': {sub} is not supported in routes";
+    }
+    return checkChannelPattern(route.substr(0, eq));
+}
+
 // The form only; relay/server.cc parses it again with the parser that connects.
 std::string checkHostPort(std::string_view text) {
     const std::string bad = "'" + std::string(text) + "' ";
@@ -441,6 +484,44 @@ std::vector<ConfigKey> buildTable() {
         "auth.expiry_warning_ms", 60000, 0, 86400000,
         "How long before its token expires a connection gets the token_expiring frame; 0 = none.",
         [](auto& c) -> auto& { return c.auth.expiry_warning_ms; }));
+    keys.push_back(stringKey(
+        "hook.url", "", checkHookUrl, "http:// or https:// URL",
+        "The app's hook endpoint (docs/hook.md); empty = no hook.",
+        [](auto& c) -> auto& { return c.hook.url; }));
+    keys.push_back(listKey(
+        "hook.events", {"connect", "subscribe", "message", "disconnect"}, checkHookEvent,
+        "connect, subscribe, message, disconnect",
+        "Events sent to the hook; message is always sent for routed publishes and send.",
+        [](auto& c) -> auto& { return c.hook.events; }));
+    keys.push_back(numberKey(
+        "hook.timeout_ms", 5000, 10, 600000,
+        "Time the app has to answer one hook request, connecting included.",
+        [](auto& c) -> auto& { return c.hook.timeout_ms; }));
+    keys.push_back(numberKey(
+        "hook.max_in_flight", 1024, 1, 1000000,
+        "Hook requests under way at once per instance; beyond it commands get 503 hook busy.",
+        [](auto& c) -> auto& { return c.hook.max_in_flight; }));
+    keys.push_back(numberKey(
+        "hook.max_connections", 16, 1, 1024,
+        "Kept-alive HTTP connections from each worker to the app.",
+        [](auto& c) -> auto& { return c.hook.max_connections; }));
+    keys.push_back(numberKey(
+        "hook.retries", 1, 0, 10,
+        "Extra attempts for connect, subscribe and disconnect events that failed or timed out.",
+        [](auto& c) -> auto& { return c.hook.retries; }));
+    keys.push_back(listKey(
+        "hook.forward_headers", {"cookie", "user-agent", "x-forwarded-for", "origin"},
+        checkHeaderName, "lower-case header name",
+        "Handshake headers copied into the connect event.",
+        [](auto& c) -> auto& { return c.hook.forward_headers; }));
+    keys.push_back(stringKey(
+        "hook.secret", "", nullptr, "any",
+        "Key that signs each hook request (X-Wsrelay-Signature); empty = unsigned.",
+        [](auto& c) -> auto& { return c.hook.secret; }));
+    keys.push_back(listKey(
+        "hook.routes", {}, checkRoute, "pattern=target (broker, hook, both)",
+        "Where a client publish goes, by channel pattern; first match wins; default broker.",
+        [](auto& c) -> auto& { return c.hook.routes; }));
     keys.push_back(enumKey(
         "log.level", LogLevel::Info, kLogLevelNames,
         "Least severe level written to the log (stderr).",

@@ -119,10 +119,17 @@ prometheus::MetricFamily makeFamily(const char* name, const char* help, Type typ
     prometheus::MetricFamily family;
     family.name = name;
     family.help = help;
-    family.type = type == Type::Counter ? prometheus::MetricType::Counter
-                                        : prometheus::MetricType::Gauge;
+    family.type = type == Type::Counter   ? prometheus::MetricType::Counter
+                  : type == Type::Gauge ? prometheus::MetricType::Gauge
+                                        : prometheus::MetricType::Histogram;
     return family;
 }
+
+constexpr const char* kHookRequestsName = "wsrelay_hook_requests_total";
+constexpr const char* kHookRequestsHelp = "Hook requests by event and outcome";
+constexpr const char* kHookDurationName = "wsrelay_hook_request_duration_seconds";
+constexpr const char* kHookDurationHelp =
+    "Time from sending a hook request to its answer, retries included, by event";
 
 void addSample(prometheus::MetricFamily& family, Type type, double value,
                const char* label = nullptr, const char* label_value = nullptr) {
@@ -269,14 +276,20 @@ size_t errorCodeIndex(int code) {
 std::vector<MetricInfo> describeMetrics() {
     std::vector<MetricInfo> infos;
 #define WSRELAY_DESCRIBE_X(field, type, name, help)                                                \
-    infos.push_back({name, Type::type, help, "", {}});
+    infos.push_back({name, Type::type, help, "", {}, "", {}, {}});
 #define WSRELAY_DESCRIBE_L(field, type, name, help, label, names)                                  \
-    infos.push_back({name, Type::type, help, label, {names.begin(), names.end()}});
+    infos.push_back({name, Type::type, help, label, {names.begin(), names.end()}, "", {}, {}});
     WSRELAY_METRICS(WSRELAY_DESCRIBE_X, WSRELAY_DESCRIBE_L)
 #undef WSRELAY_DESCRIBE_X
 #undef WSRELAY_DESCRIBE_L
+    infos.push_back({kHookRequestsName, Type::Counter, kHookRequestsHelp, "event",
+                     {kHookEventNames.begin(), kHookEventNames.end()}, "result",
+                     {kHookResultNames.begin(), kHookResultNames.end()}, {}});
+    infos.push_back({kHookDurationName, Type::Histogram, kHookDurationHelp, "event",
+                     {kHookEventNames.begin(), kHookEventNames.end()}, "", {},
+                     {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
     for (const auto& def : kProcessMetrics) {
-        MetricInfo info{def.name, def.type, def.help, "", {}};
+        MetricInfo info{def.name, def.type, def.help, "", {}, "", {}, {}};
         if (def.label != nullptr) {
             info.label = def.label;
             info.label_values = {def.label_value};
@@ -316,6 +329,39 @@ std::string Registry::render() const {
     WSRELAY_METRICS(WSRELAY_RENDER_X, WSRELAY_RENDER_L)
 #undef WSRELAY_RENDER_X
 #undef WSRELAY_RENDER_L
+
+    families.push_back(makeFamily(kHookRequestsName, kHookRequestsHelp, Type::Counter));
+    for (size_t ev = 0; ev < kHookEventNames.size(); ++ev) {
+        for (size_t res = 0; res < kHookResultNames.size(); ++res) {
+            int64_t sum = 0;
+            for (const auto& w : workers_) sum += w->hook_requests[ev][res].value();
+            prometheus::ClientMetric sample;
+            sample.label.push_back({"event", kHookEventNames[ev]});
+            sample.label.push_back({"result", kHookResultNames[res]});
+            sample.counter.value = static_cast<double>(sum);
+            families.back().metric.push_back(std::move(sample));
+        }
+    }
+    families.push_back(makeFamily(kHookDurationName, kHookDurationHelp, Type::Histogram));
+    for (size_t ev = 0; ev < kHookEventNames.size(); ++ev) {
+        std::array<int64_t, kLatencyBuckets.size() + 1> counts{};
+        int64_t sum_us = 0;
+        for (const auto& w : workers_) {
+            for (size_t i = 0; i < counts.size(); ++i) counts[i] += w->hook_duration[ev].count(i);
+            sum_us += w->hook_duration[ev].sumMicros();
+        }
+        prometheus::ClientMetric sample;
+        sample.label.push_back({"event", kHookEventNames[ev]});
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+            cumulative += static_cast<uint64_t>(counts[i]);
+            sample.histogram.bucket.push_back({cumulative, kLatencyBuckets[i]});
+        }
+        cumulative += static_cast<uint64_t>(counts.back());
+        sample.histogram.sample_count = cumulative;
+        sample.histogram.sample_sum = static_cast<double>(sum_us) / 1e6;
+        families.back().metric.push_back(std::move(sample));
+    }
 
     const ReadyState ready = ready_probe_ ? ready_probe_() : ReadyState{};
     std::array<double, kProcessMetrics.size()> values{};

@@ -13,9 +13,9 @@
 namespace wsrelay::metrics {
 
 // Label values are closed sets, so no label ever carries a channel name or a user id.
-enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, Auth, kCount };
-inline constexpr std::array<const char*, 6> kHandshakeResultNames = {
-    "ok", "origin", "limit", "path", "draining", "auth"};
+enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, Auth, Hook, kCount };
+inline constexpr std::array<const char*, 7> kHandshakeResultNames = {
+    "ok", "origin", "limit", "path", "draining", "auth", "hook"};
 static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
 
 enum class DropReason : uint8_t { SlowConsumerDropOldest, SlowConsumerClose, ClientGone, kCount };
@@ -35,10 +35,10 @@ static_assert(kCloseCodes.size() == kCloseCodeNames.size());
 size_t closeCodeIndex(int code);
 
 // Error frames sent, by protocol error code (docs/protocol.md).
-inline constexpr std::array<int, 10> kErrorCodes = {400, 401, 403, 404, 409,
-                                                    413, 422, 429, 503, 500};
-inline constexpr std::array<const char*, 10> kErrorCodeNames = {"400", "401", "403", "404", "409",
-                                                                "413", "422", "429", "503", "500"};
+inline constexpr std::array<int, 11> kErrorCodes = {400, 401, 403, 404, 409, 413,
+                                                    422, 429, 502, 503, 500};
+inline constexpr std::array<const char*, 11> kErrorCodeNames = {
+    "400", "401", "403", "404", "409", "413", "422", "429", "502", "503", "500"};
 static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 // Index into kErrorCodes/kErrorCodeNames for `code`; the index of 500 for any other code.
 size_t errorCodeIndex(int code);
@@ -49,9 +49,21 @@ inline constexpr std::array<const char*, 11> kAuthFailureNames = {
     "not_yet_valid", "issuer",    "audience",  "claims",      "keys_unavailable"};
 
 inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "rejected"};
+
+// Hook requests (docs/hook.md), by event and by outcome.
+inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
+                                                               "disconnect"};
+enum class HookResult : uint8_t { Ok, Denied, Error, Timeout, Unavailable, Overflow, kCount };
+inline constexpr std::array<const char*, 6> kHookResultNames = {
+    "ok", "denied", "error", "timeout", "unavailable", "overflow"};
+static_assert(kHookResultNames.size() == static_cast<size_t>(HookResult::kCount));
+
+// Upper bounds, in seconds, of the latency histograms' buckets (+Inf is implicit).
+inline constexpr std::array<double, 13> kLatencyBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 inline constexpr std::array<const char*, 2> kFetchResultNames = {"ok", "error"};
 
-enum class Type : uint8_t { Counter, Gauge };
+enum class Type : uint8_t { Counter, Gauge, Histogram };
 
 // The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
 // L(field, type, name, help, label, names-array) has one label with a closed set of values.
@@ -96,7 +108,8 @@ enum class Type : uint8_t { Counter, Gauge };
       "In-band token refreshes by result", "result", kRefreshResultNames)                          \
     L(jwks_fetches, Counter, "wsrelay_jwks_refreshes_total",                                       \
       "Fetches of auth.jwt.jwks_url by result", "result", kFetchResultNames)                       \
-    X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")
+    X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
+    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -112,11 +125,32 @@ private:
     std::atomic<int64_t> v_{0};
 };
 
+// A latency histogram over kLatencyBuckets, single writer like Slot.
+class Histogram {
+public:
+    void observe(double seconds) {
+        size_t i = 0;
+        while (i < kLatencyBuckets.size() && seconds > kLatencyBuckets[i]) ++i;
+        counts_[i].add();
+        sum_us_.add(static_cast<int64_t>(seconds * 1e6 + 0.5));
+    }
+    // Observations in bucket i alone (not cumulative); i == kLatencyBuckets.size() is +Inf.
+    int64_t count(size_t i) const { return counts_[i].value(); }
+    int64_t sumMicros() const { return sum_us_.value(); }
+
+private:
+    std::array<Slot, kLatencyBuckets.size() + 1> counts_;
+    Slot sum_us_;
+};
+
 // alignas(64): workers' series never share a cache line.
 struct alignas(64) WorkerMetrics {
 #define WSRELAY_FIELD_X(field, type, name, help) Slot field;
 #define WSRELAY_FIELD_L(field, type, name, help, label, names) std::array<Slot, names.size()> field;
     WSRELAY_METRICS(WSRELAY_FIELD_X, WSRELAY_FIELD_L)
+    // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
+    std::array<std::array<Slot, kHookResultNames.size()>, kHookEventNames.size()> hook_requests;
+    std::array<Histogram, kHookEventNames.size()> hook_duration;
 #undef WSRELAY_FIELD_X
 #undef WSRELAY_FIELD_L
 };
@@ -129,6 +163,10 @@ struct MetricInfo {
     std::string help;
     std::string label;
     std::vector<std::string> label_values;
+    std::string label2;  // a second label, crossed with the first (every pair is rendered)
+    std::vector<std::string> label2_values;
+    // Histograms: _bucket{le} for each bound and +Inf, _sum and _count, per label value.
+    std::vector<double> buckets;
 };
 
 // Every family render() emits, per-worker ones first, then the process-level ones.

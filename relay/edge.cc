@@ -51,6 +51,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
 
         case LWS_CALLBACK_CLOSED_HTTP:
             workerOf(wsi).httpApi().onClosed(conn->api);
+            workerOf(wsi).gate().closed(wsi);
             return 0;
 
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:

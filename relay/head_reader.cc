@@ -18,6 +18,11 @@ constexpr size_t kMaxHeadBytes = 8192;
 constexpr double kHeadTimeoutSeconds = 10.0;
 
 void answer(int fd, std::string_view status, std::string_view reason) {
+    // The head was only peeked: closing with unread bytes would send a reset, which clients may
+    // see before the answer.
+    char sink[4096];
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
     const std::string body = R"({"error":"bad request","reason":")" + std::string(reason) + "\"}";
     const std::string response = "HTTP/1.1 " + std::string(status) +
                                  "\r\ncontent-type: application/json\r\ncontent-length: " +
@@ -89,6 +94,7 @@ void HeadReader::read(Pending& p) {
         return;
     }
     std::string head(peeked.substr(0, end == std::string_view::npos ? peeked.size() : end + 4));
+    std::string original = head;
     SubprotocolLift lift = liftSubprotocolToken(head, kMaxHeadBytes);
     switch (lift.result) {
         case SubprotocolLift::Result::Incomplete:  // not reached: the head is complete here
@@ -110,7 +116,7 @@ void HeadReader::read(Pending& p) {
     }
     if (lift.token.empty()) {
         drop(fd, false);
-        handoff_(fd, {}, {});
+        handoff_(fd, {}, {}, std::move(original));
         return;
     }
     // Consume exactly the head (already in the socket buffer), to hand lws the rewritten one.
@@ -120,7 +126,7 @@ void HeadReader::read(Pending& p) {
         return;
     }
     drop(fd, false);
-    handoff_(fd, std::move(head), std::move(lift.token));
+    handoff_(fd, std::move(head), std::move(lift.token), std::move(original));
 }
 
 void HeadReader::drop(int fd, bool close_fd) {

@@ -17,9 +17,11 @@ namespace wsrelay {
 // and handed to lws without the token entry (see subprotocol_token.h). One per worker, on its loop.
 class HeadReader {
 public:
-    // `bytes`: the rewritten request head, consumed from the socket; empty when nothing was
-    // consumed (no token offered as a subprotocol: lws reads the request itself).
-    using Handoff = std::function<void(int fd, std::string bytes, std::string token)>;
+    // `consumed`: the rewritten request head, consumed from the socket; empty when nothing was
+    // consumed (no token offered as a subprotocol: lws reads the request itself). `head`: the
+    // request head as the client sent it, for the caller to look at.
+    using Handoff =
+        std::function<void(int fd, std::string consumed, std::string token, std::string head)>;
 
     HeadReader(struct ev_loop* loop, Handoff handoff);
     ~HeadReader();  // closes the sockets still being read

@@ -14,6 +14,7 @@ constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf
 const char* statusText(unsigned status) {
     switch (status) {
         case 401: return "Unauthorized";
+        case 403: return "Forbidden";
         case 404: return "Not Found";
         case 503: return "Service Unavailable";
         default: return "Error";
@@ -89,15 +90,13 @@ int confirmUpgrade(Worker& worker, lws* wsi) {
     char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
     if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == worker.config().websocket.path) {
-        return worker.authorizeUpgrade(wsi);
+        return worker.gate().confirm(wsi);
     }
     worker.metrics().handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
     return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");
 }
 
-int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason) {
-    // Written by hand: at this point lws has not recorded the request's HTTP version and would
-    // answer "HTTP/1.0", which WebSocket clients refuse to parse.
+std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason) {
     const std::string body =
         R"({"error":")" + std::string(error) + R"(","reason":")" + std::string(reason) + "\"}";
     std::string response = "HTTP/1.1 " + std::to_string(status) + " " + statusText(status) +
@@ -105,6 +104,13 @@ int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string
                            std::to_string(body.size()) + "\r\ncache-control: no-store\r\n";
     if (status == 401) response += "www-authenticate: Bearer error=\"invalid_token\"\r\n";
     response += "connection: close\r\n\r\n" + body;
+    return response;
+}
+
+int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason) {
+    // Written by hand: at this point lws has not recorded the request's HTTP version and would
+    // answer "HTTP/1.0", which WebSocket clients refuse to parse.
+    const std::string response = refusalResponse(status, error, reason);
     std::vector<unsigned char> buf(LWS_PRE + response.size());
     std::copy(response.begin(), response.end(), buf.begin() + LWS_PRE);
     const int len = static_cast<int>(response.size());

@@ -2,6 +2,7 @@
 
 #include <libwebsockets.h>
 
+#include <string>
 #include <string_view>
 
 #include "relay/http_api.h"
@@ -21,6 +22,8 @@ int confirmUpgrade(Worker& worker, lws* wsi);
 // Refuses an upgrade before it happens: {"error":E,"reason":R} with `status` (401 adds
 // WWW-Authenticate) and connection: close. Returns what CONFIRM_UPGRADE must return.
 int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason);
+// The complete HTTP/1.1 refusal refuseUpgrade() writes, for sockets lws has not seen yet.
+std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason);
 // Writes a complete HTTP/1.1 response. Returns 0, or -1 when the connection must close.
 int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body);
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <string>
 #include <utility>
 
 namespace wsrelay::protocol {
@@ -442,6 +443,8 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         cmd.op = Op::Ping;
     } else if (op == "refresh") {
         cmd.op = Op::Refresh;
+    } else if (op == "send") {
+        cmd.op = Op::Send;
     } else {
         return fail(r, ErrorCode::UnknownOp, "unknown op");
     }
@@ -452,7 +455,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
             return fail(r, ErrorCode::BadRequest, "token must be a string");
         }
         cmd.token = token;
-    } else if (cmd.op != Op::Ping) {
+    } else if (cmd.op != Op::Ping && cmd.op != Op::Send) {
         if (channel_state == State::Missing) {
             return fail(r, ErrorCode::BadRequest, "missing channel");
         }
@@ -464,7 +467,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         }
         cmd.channel = channel;
     }
-    if (cmd.op == Op::Publish) {
+    if (cmd.op == Op::Publish || cmd.op == Op::Send) {
         if (!has_data) return fail(r, ErrorCode::BadRequest, "missing data");
         cmd.data = data;
     }
@@ -562,6 +565,25 @@ FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason) {
         .put(channel)
         .put(kMiddle)
         .put(reason)
+        .put(kTail)
+        .finish();
+}
+
+FramePtr encodeReply(std::optional<uint64_t> id, std::string_view data) {
+    std::string text = R"({"op":"reply")";
+    if (id) text += R"(,"id":)" + std::to_string(*id);
+    text += R"(,"data":)";
+    text.append(data);
+    text += '}';
+    return Writer(text.size()).put(text).finish();
+}
+
+FramePtr encodeSubscribed(std::string_view channel) {
+    constexpr std::string_view kHead = R"({"op":"subscribed","channel":")";
+    constexpr std::string_view kTail = R"("})";
+    return Writer(kHead.size() + channel.size() + kTail.size())
+        .put(kHead)
+        .put(channel)
         .put(kTail)
         .finish();
 }

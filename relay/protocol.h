@@ -12,7 +12,7 @@
 // Pure: no I/O, no globals; the fuzz target drives Parser directly.
 namespace wsrelay::protocol {
 
-enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh };
+enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send };
 
 // Protocol error codes carried in {"op":"error"} frames.
 enum class ErrorCode : int {
@@ -25,13 +25,14 @@ enum class ErrorCode : int {
     InvalidChannel = 422,    // channel name outside the charset or too long
     RateLimited = 429,
     Internal = 500,
+    HookFailed = 502,        // the app's hook failed, timed out or answered with an error
     BrokerUnavailable = 503, // the broker could not take the publish
 };
 
 struct Command {
     Op op = Op::Ping;
     std::string_view channel;  // Subscribe/Unsubscribe/Publish
-    std::string_view data;     // Publish: the JSON text of "data", exactly as the client sent it
+    std::string_view data;     // Publish, Send: the JSON text of "data", exactly as the client sent it
     std::string_view token;    // Refresh: the new JWT
     std::optional<uint64_t> id;
 };
@@ -78,6 +79,11 @@ FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms);
 // The server ended a subscription: {"op":"unsubscribed","channel":C,"reason":R}. `reason` is a
 // fixed word (no escaping).
 FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason);
+// The app's answer to a send (or a routed publish): {"op":"reply","id":N,"data":D}; `data` is
+// valid JSON.
+FramePtr encodeReply(std::optional<uint64_t> id, std::string_view data);
+// The app subscribed this connection to `channel` (hook answer): {"op":"subscribed","channel":C}.
+FramePtr encodeSubscribed(std::string_view channel);
 // A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
 FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 

@@ -34,7 +34,9 @@ Session::Session(Worker& worker, lws* wsi, uint64_t id, std::unique_ptr<Identity
 
 Session::~Session() { ev_timer_stop(worker_.loop(), &auth_timer_); }
 
-void Session::start() {
+void Session::start(const std::vector<std::string>& hook_channels) {
+    announced_ = true;
+    for (const std::string& channel : hook_channels) join(channel);
     if (!identity_) return;
     const auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
     for (const std::string& channel : identity_->permissions.auto_subscribe) {
@@ -159,10 +161,11 @@ void Session::closeNow(CloseCode code) {
 
 int Session::closeImmediately(CloseCode code) {
     close_code_ = static_cast<int>(code);
-    CloseInfo info = closeInfo(code);
+    const std::string_view reason =
+        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
     lws_close_reason(wsi_, static_cast<lws_close_status>(code),
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(info.reason.data())),
-                     info.reason.size());
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
     return -1;  // what the lws callback returns to have the close frame sent now
 }
 
@@ -323,49 +326,51 @@ void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_
 
 void Session::runCommand(const protocol::Command& cmd) {
     using protocol::Op;
-    auto& m = worker_.metrics();
+    HookBridge* hook = worker_.hookBridge();
     switch (cmd.op) {
-        case Op::Subscribe: {
+        case Op::Subscribe:
             if (identity_ && !identity_->permissions.subscribe.matches(cmd.channel)) {
                 sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
                 return;
             }
-            auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
-            switch (worker_.hub().subscribe(membership_, cmd.channel, max)) {
-                case Hub::SubscribeResult::Subscribed:
-                    m.subscriptions.add();
-                    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
-                    break;
-                case Hub::SubscribeResult::AlreadySubscribed:
+            if (hook != nullptr && hook->sends(HookEvent::Subscribe)) {
+                if (worker_.hub().isSubscribed(membership_, cmd.channel)) {
                     sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
-                    break;
-                case Hub::SubscribeResult::LimitReached:
-                    sendError(cmd.id, ErrorCode::LimitExceeded, "subscription limit reached");
-                    break;
+                    return;
+                }
+                hook->subscribe(*this, cmd.channel, cmd.id);
+                return;
             }
+            subscribeAndAnswer(cmd.channel, cmd.id);
             return;
-        }
         case Op::Unsubscribe:
             if (worker_.hub().unsubscribe(membership_, cmd.channel)) {
-                m.subscriptions.sub();
+                worker_.metrics().subscriptions.sub();
                 if (cmd.id) reply(protocol::encodeAck(*cmd.id));
             } else {
                 sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
             }
             return;
-        case Op::Publish:
+        case Op::Publish: {
             if (identity_ && !identity_->permissions.publish.matches(cmd.channel)) {
                 sendError(cmd.id, ErrorCode::Forbidden, "not allowed to publish to this channel");
                 return;
             }
-            if (!worker_.broker().usable()) {
-                m.broker_publish_failures.add();
-                sendError(cmd.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+            const PublishRoute route =
+                hook != nullptr ? hook->routeFor(cmd.channel) : PublishRoute::Broker;
+            if (route == PublishRoute::Broker) {
+                publishNow(cmd.channel, cmd.data, cmd.id);
+            } else {
+                hook->message(*this, cmd.channel, cmd.data, cmd.id, route);
+            }
+            return;
+        }
+        case Op::Send:
+            if (hook == nullptr) {
+                sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");
                 return;
             }
-            m.broker_publishes.add();
-            worker_.broker().publish(cmd.channel, cmd.data,
-                                     PublishTicket{id_, cmd.id.value_or(0), cmd.id.has_value()});
+            hook->send(*this, cmd.data, cmd.id);
             return;
         case Op::Ping:
             reply(protocol::encodePong(cmd.id));
@@ -376,9 +381,78 @@ void Session::runCommand(const protocol::Command& cmd) {
     }
 }
 
+void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
+    auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
+    switch (worker_.hub().subscribe(membership_, channel, max)) {
+        case Hub::SubscribeResult::Subscribed:
+            worker_.metrics().subscriptions.add();
+            if (id) reply(protocol::encodeAck(*id));
+            break;
+        case Hub::SubscribeResult::AlreadySubscribed:
+            sendError(id, ErrorCode::Conflict, "already subscribed");
+            break;
+        case Hub::SubscribeResult::LimitReached:
+            sendError(id, ErrorCode::LimitExceeded, "subscription limit reached");
+            break;
+    }
+}
+
+void Session::publishNow(std::string_view channel, std::string_view data,
+                         std::optional<uint64_t> id) {
+    auto& m = worker_.metrics();
+    if (!worker_.broker().usable()) {
+        m.broker_publish_failures.add();
+        sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");
+        return;
+    }
+    m.broker_publishes.add();
+    worker_.broker().publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
+}
+
+void Session::join(std::string_view channel) {
+    if (!protocol::validChannel(channel,
+                                static_cast<size_t>(worker_.config().limits.max_channel_bytes))) {
+        return;
+    }
+    auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
+    if (worker_.hub().subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
+        worker_.metrics().subscriptions.add();
+        reply(protocol::encodeSubscribed(channel));
+    }
+}
+
+void Session::leave(std::string_view channel, std::string_view reason) {
+    if (worker_.hub().unsubscribe(membership_, channel)) {
+        worker_.metrics().subscriptions.sub();
+        reply(protocol::encodeUnsubscribed(channel, reason));
+    }
+}
+
+void Session::closeWith(int code, std::string_view reason) {
+    if (close_code_ != 0) return;
+    // RFC 6455: a close reason fits in 123 bytes; cut on a UTF-8 boundary.
+    size_t n = std::min<size_t>(reason.size(), 123);
+    while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    close_reason_.assign(reason.substr(0, n));
+    close_code_ = code;
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+const std::string& Session::userId() const {
+    return identity_ ? identity_->user : hook_.user;
+}
+
 void Session::onClosed() {
     ev_timer_stop(worker_.loop(), &auth_timer_);
     auto& m = worker_.metrics();
+    if (announced_) {
+        HookBridge* hook = worker_.hookBridge();
+        if (hook != nullptr && hook->sends(HookEvent::Disconnect)) {
+            hook->disconnect(*this, close_code_ != 0 ? close_code_ : 1006);
+        }
+    }
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
     worker_.hub().leaveAll(membership_);
     m.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "relay/close_codes.h"
+#include "relay/hook_bridge.h"
 #include "relay/hub.h"
 #include "relay/permissions.h"
 #include "relay/protocol.h"
@@ -36,14 +37,31 @@ public:
     Membership& membership() { return membership_; }
     bool closing() const { return close_code_ != 0; }
 
-    // The connection was admitted: joins auth.permissions.auto_subscribe and starts the token's
-    // expiry clock.
-    void start();
+    // The connection was admitted: joins auth.permissions.auto_subscribe and the channels the
+    // connect hook gave it, and starts the token's expiry clock.
+    void start(const std::vector<std::string>& hook_channels);
 
     // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
     void push(const FramePtr& frame) override;
     // A reply only this client gets (ack, error, pong). Counts against the same limits.
     void reply(FramePtr frame) { push(frame); }
+    void error(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason) {
+        sendError(id, code, reason);
+    }
+
+    // What commands and hook answers do (docs/protocol.md, docs/hook.md).
+    void subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id);
+    void publishNow(std::string_view channel, std::string_view data, std::optional<uint64_t> id);
+    // Server-side subscription changes, told to the client with subscribed/unsubscribed frames.
+    void join(std::string_view channel);
+    void leave(std::string_view channel, std::string_view reason);
+    // Closes with an app-chosen code (4000-4999) and reason once the queued frames are written.
+    void closeWith(int code, std::string_view reason);
+    // The JWT's user, or the one the connect hook set; empty when neither.
+    const std::string& userId() const;
+    HookSessionState& hookState() { return hook_; }
+    // The app heard of this connection at connect: it hears of its close too, even if refused.
+    void markAnnounced() { announced_ = true; }
 
     // lws events. A negative return tells lws to close the connection now.
     int onReceive(const char* data, size_t len);
@@ -85,6 +103,9 @@ private:
     // Token deadlines are rare and far apart: a libev timer (a heap) rather than lws's sorted list.
     ev_timer auth_timer_{};
     bool expiry_warned_ = false;
+    HookSessionState hook_;
+    std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
+    bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
     std::string rx_;  // only used when a message arrives in more than one piece
     int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts
     bool close_after_flush_ = false;

@@ -4,9 +4,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <random>
 
+#include "adapters/http_hook.h"
 #include "relay/edge.h"
 #include "relay/http_routes.h"
 #include "relay/listener.h"
@@ -80,6 +82,7 @@ bool Worker::setUp(std::string& error) {
         return false;
     }
     lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
+    vhost_ = vhost;
     tick_.context = context_;
     lws_sul_schedule(context_, 0, &tick_.sul, onLwsTick, kLwsTimerTickUs);
 
@@ -96,13 +99,23 @@ bool Worker::setUp(std::string& error) {
     }
     spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-    if (cfg.auth.enabled) {
-        auth_ = std::make_unique<Authenticator>(cfg, *shared_.keys);
-        head_reader_ = std::make_unique<HeadReader>(
-            loop_, [this](int fd, std::string bytes, std::string token) {
-                adoptWithHead(fd, std::move(bytes), std::move(token));
-            });
+    if (!cfg.hook.url.empty()) {
+        HttpHookOptions options;
+        options.url = cfg.hook.url;
+        options.timeout_ms = cfg.hook.timeout_ms;
+        options.max_in_flight = static_cast<size_t>(
+            std::max(1, cfg.hook.max_in_flight / std::max(1, shared_.workers)));
+        options.max_connections = cfg.hook.max_connections;
+        options.retries = cfg.hook.retries;
+        options.secret = cfg.hook.secret;
+        hook_ = std::make_unique<HttpHook>(loop_, std::move(options));
+        hook_bridge_ = std::make_unique<HookBridge>(*this, *hook_);
     }
+    ev_timer_init(&hook_flush_, onHookFlush, 0., 0.);
+    hook_flush_.data = this;
+
+    if (cfg.auth.enabled) auth_ = std::make_unique<Authenticator>(cfg, *shared_.keys);
+    gate_ = std::make_unique<UpgradeGate>(*this);
 
     broker_ = shared_.brokers.create(index_, loop_, *this);
     if (!broker_) {
@@ -192,7 +205,8 @@ void Worker::stopLoop() {
     if (stopped_) return;
     stopped_ = true;
     ev_timer_stop(loop_, &drain_check_);
-    head_reader_.reset();
+    // Sockets still being read, or parked for the connect hook, are closed from now on.
+    gate_->shutDown();
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
@@ -200,18 +214,44 @@ void Worker::stopLoop() {
     broker_.reset();
     ev_prepare_stop(loop_, &prepare_);
     ev_async_stop(loop_, &control_);
+    if (hook_ && hook_->inFlight() > 0) {
+        // Closing the connections sent their disconnect events: give them the hook timeout.
+        hook_flush_deadline_ = ev_now(loop_) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
+        ev_timer_set(&hook_flush_, 0.01, 0.01);
+        ev_timer_start(loop_, &hook_flush_);
+        return;
+    }
+    finishStop();
+}
+
+void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    if (self->hook_->inFlight() == 0 || ev_now(loop) >= self->hook_flush_deadline_) {
+        self->finishStop();
+    }
+}
+
+void Worker::finishStop() {
+    ev_timer_stop(loop_, &hook_flush_);
+    hook_bridge_.reset();
+    hook_.reset();
+    gate_.reset();
     ev_break(loop_, EVBREAK_ALL);
 }
 
 Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     using metrics::HandshakeResult;
-    std::unique_ptr<Identity> identity;
-    if (pending_wsi_ == wsi) identity = std::move(pending_identity_);
-    pending_wsi_ = nullptr;
-    pending_identity_.reset();
-    if (auth_ && !identity) return nullptr;  // cannot happen: every upgrade passes authorizeUpgrade
+    std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi);
+    // Cannot happen: every upgrade passes UpgradeGate::confirm, which verifies the token.
+    if (auth_ && !(grant && grant->identity)) return nullptr;
     const int open = shared_.connections.fetch_add(1) + 1;
-    auto* session = new Session(*this, wsi, next_session_id_++, std::move(identity));
+    const uint64_t id = grant && grant->session_id != 0 ? grant->session_id : next_session_id_++;
+    auto* session = new Session(*this, wsi, id, grant ? std::move(grant->identity) : nullptr);
+    if (grant) {
+        if (grant->decided) session->markAnnounced();
+        session->hookState().user = std::move(grant->hook_user);
+        session->hookState().meta = std::move(grant->meta);
+    }
     sessions_.emplace(session->id(), session);
     HandshakeResult result = HandshakeResult::Ok;
     if (origin_rejected) {
@@ -224,7 +264,7 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
         result = HandshakeResult::Limit;
         session->closeAfterFlush(CloseCode::TryAgainLater);
     } else {
-        session->start();
+        session->start(grant ? grant->channels : std::vector<std::string>{});
     }
     metrics_.handshakes[static_cast<size_t>(result)].add();
     return session;
@@ -260,54 +300,13 @@ void Worker::onListenerReadable() {
             }
             return;
         }
-        if (head_reader_) {
-            head_reader_->add(fd);
+        if (gate_->readsHeads()) {
+            gate_->add(fd);
             continue;
         }
         // On failure lws has closed the socket itself.
         lws_adopt_socket_vhost(vhost, fd);
     }
-}
-
-void Worker::adoptWithHead(int fd, std::string bytes, std::string token) {
-    // Stored first: lws may parse the head, and ask authorizeUpgrade(), inside the adopt call.
-    if (token.empty()) {
-        subprotocol_tokens_.erase(fd);
-    } else {
-        subprotocol_tokens_[fd] = std::move(token);
-    }
-    lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
-    lws* wsi = bytes.empty() ? lws_adopt_socket_vhost(vhost, fd)
-                             : lws_adopt_socket_vhost_readbuf(vhost, fd, bytes.data(), bytes.size());
-    if (wsi == nullptr) subprotocol_tokens_.erase(fd);
-}
-
-int Worker::authorizeUpgrade(lws* wsi) {
-    pending_wsi_ = nullptr;
-    pending_identity_.reset();
-    if (!auth_) return 0;
-    std::string lifted;
-    if (auto it = subprotocol_tokens_.find(lws_get_socket_fd(wsi)); it != subprotocol_tokens_.end()) {
-        lifted = std::move(it->second);
-        subprotocol_tokens_.erase(it);
-    }
-    jwt::Failure failure = jwt::Failure::KeysUnavailable;
-    auto identity = std::make_unique<Identity>();
-    if (!shared_.auth_keys_missing.load(std::memory_order_relaxed)) {
-        failure = auth_->verify(auth_->findToken(wsi, lifted), *identity);
-    }
-    if (failure == jwt::Failure::None) {
-        pending_wsi_ = wsi;
-        pending_identity_ = std::move(identity);
-        return 0;
-    }
-    WSR_LOG(Debug, "upgrade refused: %s", std::string(jwt::failureText(failure)).c_str());
-    metrics_.handshakes[static_cast<size_t>(metrics::HandshakeResult::Auth)].add();
-    metrics_.auth_failures[static_cast<size_t>(failure) - 1].add();
-    const bool unavailable = failure == jwt::Failure::KeysUnavailable;
-    return http::refuseUpgrade(wsi, unavailable ? 503 : 401,
-                               unavailable ? "unavailable" : "unauthorized",
-                               jwt::failureText(failure));
 }
 
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data) {

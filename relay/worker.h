@@ -14,7 +14,8 @@
 
 #include "adapters/broker.h"
 #include "relay/authenticator.h"
-#include "relay/head_reader.h"
+#include "relay/hook_bridge.h"
+#include "relay/upgrade_gate.h"
 #include "relay/http_api.h"
 #include "relay/hub.h"
 #include "relay/protocol.h"
@@ -56,14 +57,20 @@ public:
     struct ev_loop* loop() const { return loop_; }
     // Null when auth.enabled is false.
     Authenticator* authenticator() { return auth_.get(); }
+    // Null when hook.url is empty.
+    HookBridge* hookBridge() { return hook_bridge_.get(); }
+    Session* findSession(uint64_t id) {
+        auto it = sessions_.find(id);
+        return it == sessions_.end() ? nullptr : it->second;
+    }
     // Per-worker buffer for coalescing queued frames into one socket write.
     char* writeBuffer() { return write_buffer_.data(); }
     size_t writeBufferSize() const { return write_buffer_.size(); }
 
     // Edge events (edge.cc).
-    // An upgrade to the WebSocket path: with auth on, verifies the token and answers 401 (or 503
-    // while no keys are loaded) itself. 0: go on with the upgrade; 1: answered.
-    int authorizeUpgrade(lws* wsi);
+    UpgradeGate& gate() { return *gate_; }
+    lws_vhost* vhost() const { return vhost_; }
+    uint64_t allocateSessionId() { return next_session_id_++; }
     // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,
     // the worker is draining or the instance is at limits.max_connections.
     Session* openSession(lws* wsi, bool origin_rejected);
@@ -84,8 +91,7 @@ private:
     static void onDrainCheck(struct ev_loop* loop, ev_timer* w, int revents);
     void beginDrain();
     void stopLoop();
-    // A head read by head_reader_ goes to lws with the token it carried as a subprotocol.
-    void adoptWithHead(int fd, std::string bytes, std::string token);
+
 
     const int index_;
     SharedState& shared_;
@@ -103,13 +109,14 @@ private:
     std::vector<char> write_buffer_;
     std::unordered_map<uint64_t, Session*> sessions_;
     std::unique_ptr<Authenticator> auth_;
-    std::unique_ptr<HeadReader> head_reader_;
-    // Tokens lifted out of Sec-WebSocket-Protocol, by socket, until the upgrade is confirmed.
-    std::unordered_map<int, std::string> subprotocol_tokens_;
-    // CONFIRM_UPGRADE and ESTABLISHED run in one lws call: the identity verified in the first
-    // waits here for the session the second creates.
-    lws* pending_wsi_ = nullptr;
-    std::unique_ptr<Identity> pending_identity_;
+    std::unique_ptr<Hook> hook_;
+    std::unique_ptr<HookBridge> hook_bridge_;
+    ev_timer hook_flush_{};  // at stop: lets the last disconnect events reach the app
+    double hook_flush_deadline_ = 0;
+    static void onHookFlush(struct ev_loop* loop, ev_timer* w, int revents);
+    void finishStop();
+    std::unique_ptr<UpgradeGate> gate_;
+    lws_vhost* vhost_ = nullptr;
     uint64_t next_session_id_;
     bool broker_up_ = true;
 

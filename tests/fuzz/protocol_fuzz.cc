@@ -97,7 +97,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(validJson(payload), "pong frame is not JSON", payload);
         return 0;
     }
+    if (cmd.op == Op::Refresh) {
+        // The token is only handed to the verifier, never echoed: any string will do.
+        check(cmd.channel.empty() && cmd.data.empty(), "refresh with a channel or data", message);
+        return 0;
+    }
+    if (cmd.op == Op::Send) {
+        check(!cmd.data.empty() && validJson(cmd.data), "send data is not JSON", message);
+        // The app's answer is echoed in the same shape (encodeReply).
+        const FramePtr reply = encodeReply(cmd.id, cmd.data);
+        const std::string_view payload = textPayload(reply);
+        check(validJson(payload), "reply frame is not JSON", payload);
+        return 0;
+    }
     check(validChannel(cmd.channel, kMaxChannel), "accepted an invalid channel", message);
+    const FramePtr subscribed = encodeSubscribed(cmd.channel);
+    check(validJson(textPayload(subscribed)), "subscribed frame is not JSON");
+    const FramePtr unsubscribed = encodeUnsubscribed(cmd.channel, "forbidden");
+    check(validJson(textPayload(unsubscribed)), "unsubscribed frame is not JSON");
     if (cmd.id) {
         const FramePtr ack = encodeAck(*cmd.id);
         check(validJson(textPayload(ack)), "ack frame is not JSON");

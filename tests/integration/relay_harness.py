@@ -699,7 +699,7 @@ class RespConnection:
         raise RedisError(f"unexpected RESP line {line!r}")
 
 
-def _free_port():
+def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((HOST, 0))
@@ -732,7 +732,7 @@ class RedisServer:
 
     def reserve_port(self):
         if self.port is None:
-            self.port = _free_port()
+            self.port = free_port()
         return self.port
 
     def start(self, timeout=READY_TIMEOUT):

@@ -5,14 +5,13 @@ that is down at start or fails later, and the refresh metrics."""
 import asyncio
 import json
 import secrets
-import socket
 import time
 import unittest
 
 from auth_tokens import (AuthTestCase, auth_config, claims, count, jwk, shared_keys,
                          write_atomically, write_jwks)
 from jwks_server import JwksServer
-from relay_harness import HOST, Relay, RelayError, metric, wait_until
+from relay_harness import HOST, Relay, RelayError, free_port, metric, wait_until
 
 KEYS = shared_keys()
 
@@ -22,15 +21,6 @@ def jwks_config(url, extra=None):
                          secret=False, pem=False)
     config.update(extra or {})
     return config
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 class JwksTestCase(AuthTestCase):

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import unittest
 
-from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, _free_port, ping_barrier, recv_json,
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, free_port, ping_barrier, recv_json,
                            redis_overrides, subscribe, wait_until)
 from test_http_api import post
 
@@ -20,7 +20,7 @@ PER_CHANNEL = 50
 class RedisClusterModeTest(RelayTestCase):
     async def start_cluster(self):
         nodes = [self.start_redis(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                   "--cluster-port", str(_free_port()),
+                                   "--cluster-port", str(free_port()),
                                    "--cluster-node-timeout", "2000"]) for _ in range(3)]
         create = [REDIS_CLI, "--cluster", "create"] + [f"{HOST}:{n.port}" for n in nodes] + [
             "--cluster-replicas", "0", "--cluster-yes"]

@@ -25,7 +25,32 @@
 namespace wsrelay::metrics {
 namespace {
 
-const char* typeName(Type type) { return type == Type::Counter ? "counter" : "gauge"; }
+const char* typeName(Type type) {
+    return type == Type::Counter ? "counter" : type == Type::Gauge ? "gauge" : "histogram";
+}
+
+// Series a family renders: one per label value (or pair), and for a histogram its buckets, +Inf,
+// _sum and _count.
+size_t seriesCount(const MetricInfo& info) {
+    const size_t values = std::max<size_t>(info.label_values.size(), 1) *
+                          std::max<size_t>(info.label2_values.size(), 1);
+    return values * (info.buckets.empty() ? 1 : info.buckets.size() + 3);
+}
+
+// The samples of `name`'s family (name{...}, name_bucket{...}, name_sum..., name_count...).
+std::vector<double> familySamples(const std::map<std::string, double>& samples,
+                                  const std::string& name) {
+    std::vector<double> out;
+    for (const auto& [key, value] : samples) {
+        if (key.rfind(name, 0) != 0) continue;
+        const std::string rest = key.substr(name.size());
+        if (rest.empty() || rest[0] == '{' || rest.rfind("_bucket", 0) == 0 ||
+            rest.rfind("_sum", 0) == 0 || rest.rfind("_count", 0) == 0) {
+            out.push_back(value);
+        }
+    }
+    return out;
+}
 
 std::string seriesKey(const std::string& name, const std::string& label, const std::string& value) {
     return name + "{" + label + "=\"" + value + "\"}";
@@ -110,7 +135,10 @@ Exposition parse(const std::string& text) {
             const std::string key = line.substr(0, line.rfind(' '));
             if (!parseValue(m[m.size() - 1], value)) {
                 e.errors.push_back(where + " (bad value)");
-            } else if (m[1] != current_family) {
+            } else if (m[1] != current_family &&
+                       !(e.types[current_family] == "histogram" &&
+                         (m[1] == current_family + "_bucket" || m[1] == current_family + "_sum" ||
+                          m[1] == current_family + "_count"))) {
                 e.errors.push_back(where + " (sample outside its TYPE block)");
             } else if (!e.samples.emplace(key, value).second) {
                 e.errors.push_back(where + " (duplicate series)");
@@ -165,10 +193,14 @@ TEST(RelayMetricsTest, FreshRegistryRendersEveryFamilyAndEverySeriesAtZero) {
         ASSERT_EQ(e.types.count(info.name), 1u);
         EXPECT_EQ(e.types.at(info.name), typeName(info.type));
         EXPECT_EQ(e.helps.count(info.name), 1u);
-        if (isProcessMetric(info)) {
+        if (isProcessMetric(info) && info.label2.empty() && info.buckets.empty()) {
             continue;
         }
-        if (info.label.empty()) {
+        if (!info.label2.empty() || !info.buckets.empty()) {
+            const std::vector<double> values = familySamples(e.samples, info.name);
+            EXPECT_EQ(values.size(), seriesCount(info));
+            for (double v : values) EXPECT_EQ(v, 0.0);
+        } else if (info.label.empty()) {
             EXPECT_EQ(e.at(info.name), 0.0);
         } else {
             for (const std::string& value : info.label_values) {
@@ -187,7 +219,7 @@ TEST(RelayMetricsTest, RenderedFamiliesAreExactlyTheDescribedOnes) {
     size_t described_series = 0;
     for (const MetricInfo& info : describeMetrics()) {
         EXPECT_TRUE(described.insert(info.name).second) << "declared twice: " << info.name;
-        described_series += info.label.empty() ? 1 : info.label_values.size();
+        described_series += seriesCount(info);
     }
     std::set<std::string> rendered;
     for (const auto& [name, type] : e.types) {
@@ -321,7 +353,7 @@ TEST(RelayMetricsTest, ErrorCodeIndexMapsKnownCodesAndFoldsTheRestInto500) {
         }
     }
     ASSERT_LT(index_500, kErrorCodes.size());
-    for (int code : {0, 200, 402, 418, 501, 502, 999}) {
+    for (int code : {0, 200, 402, 418, 501, 504, 999}) {
         EXPECT_EQ(errorCodeIndex(code), index_500) << code;
     }
 }
@@ -478,6 +510,9 @@ TEST(RelayMetricsDocsTest, DocsNameEveryMetricAndEveryLabelValue) {
             continue;  // its one label value is the build's version
         }
         for (const std::string& value : info.label_values) {
+            EXPECT_NE(docs.find("`" + value + "`"), std::string::npos) << value;
+        }
+        for (const std::string& value : info.label2_values) {
             EXPECT_NE(docs.find("`" + value + "`"), std::string::npos) << value;
         }
     }
