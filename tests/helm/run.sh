@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Chart tests for helm/wsrelay, without a helm binary:
+#   bash tests/helm/run.sh [--wsrelay PATH]
+# Builds tests/helm/render (a Helm-compatible renderer on Debian's Go and sprig), installs the npm
+# validator into tests/helm/node_modules if it is missing, then renders the chart in both modes
+# with every values file in tests/helm/values/ and checks each output:
+#   - standalone-*.yaml (and no values file at all): the chart itself must render;
+#   - sidecar-*.yaml: the example app chart (tests/helm/example-app, with the chart vendored into
+#     its charts/) must render;
+#   - fail-*.yaml / fail-sidecar-*.yaml: rendering must fail with the message on its
+#     "# expect-error:" line, as helm does for a missing required value;
+#   - every rendered object validated against the Kubernetes schemas, strictly (validate.mjs);
+#   - yamllint on the output and on every values file;
+#   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
+#     or build/relay/wsrelay), and the alert rules through promtool when it is installed.
+# Needs the Debian packages golang-go golang-github-masterminds-sprig-dev
+# golang-gopkg-yaml.v3-dev yamllint, and node + npm. Ends with "helm: N passed, M failed".
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CHART="$REPO/helm/wsrelay"
+WSRELAY_BIN="${WSRELAY_BIN:-}"
+while (($# > 0)); do
+    case "$1" in
+        --wsrelay)
+            WSRELAY_BIN="$2"
+            shift 2
+            ;;
+        *)
+            echo "usage: bash tests/helm/run.sh [--wsrelay PATH]" >&2
+            exit 2
+            ;;
+    esac
+done
+if [[ -z "$WSRELAY_BIN" && -x "$REPO/build/relay/wsrelay" ]]; then
+    WSRELAY_BIN="$REPO/build/relay/wsrelay"
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/wsrelay-helm.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+FAILURES=()
+pass() {
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+}
+fail() {
+    FAILED=$((FAILED + 1))
+    FAILURES+=("$1")
+    echo "FAIL $1"
+}
+finish() {
+    local f
+    for f in "${FAILURES[@]}"; do
+        echo "  failed: $f"
+    done
+    echo "helm: $PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+    exit
+}
+
+missing=()
+command -v go >/dev/null || missing+=(golang-go)
+[[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ]] || missing+=(golang-github-masterminds-sprig-dev)
+[[ -d /usr/share/gocode/src/gopkg.in/yaml.v3 ]] || missing+=(golang-gopkg-yaml.v3-dev)
+command -v yamllint >/dev/null || missing+=(yamllint)
+if ((${#missing[@]} > 0)); then
+    fail "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
+    finish
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    fail "node and npm are needed for the schema validator"
+    finish
+fi
+
+# Debian ships Go sources in a GOPATH; sprig imports semver as .../semver/v3, which GOPATH mode
+# resolves to Debian's .../semver through its go.mod (minimal module compatibility).
+if (cd "$WORK" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' GOCACHE="$WORK/gocache" \
+    timeout 300 go build -o "$WORK/render" "$HERE/render/main.go") >"$WORK/build.log" 2>&1; then
+    pass "renderer builds"
+else
+    cat "$WORK/build.log"
+    fail "renderer builds"
+    finish
+fi
+if [[ -z "$(gofmt -l "$HERE/render")" ]]; then
+    pass "renderer is gofmt-clean"
+else
+    fail "renderer is gofmt-clean (run gofmt -w tests/helm/render)"
+fi
+
+# The lock file pins every package; node_modules is reinstalled when the lock changed since.
+NODE="$(command -v node)"
+node() { timeout 120 "$NODE" "$@"; }
+if ! cmp -s "$HERE/package-lock.json" "$HERE/node_modules/.installed-from-lock" 2>/dev/null; then
+    if (cd "$HERE" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1; then
+        cp "$HERE/package-lock.json" "$HERE/node_modules/.installed-from-lock"
+    else
+        cat "$WORK/npm.log"
+        fail "npm ci (tests/helm/package-lock.json)"
+        finish
+    fi
+fi
+
+appversion="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")"
+tag="$(sed -n 's/^  tag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/values.yaml" | head -n 1)"
+if [[ -n "$appversion" && "$appversion" == "$tag" ]]; then
+    pass "values image.tag equals Chart.yaml appVersion ($tag)"
+else
+    fail "values image.tag '$tag' differs from Chart.yaml appVersion '$appversion'"
+fi
+
+if node "$HERE/validate.mjs" config-keys "$CHART/values.yaml" "$REPO/conf/wsrelay.sample.yaml"; then
+    pass "values config: has every key of conf/wsrelay.sample.yaml"
+else
+    fail "values config: has every key of conf/wsrelay.sample.yaml"
+fi
+
+values_files=("$CHART/values.yaml" "$CHART/Chart.yaml" "$HERE/example-app/values.yaml"
+    "$HERE/example-app/Chart.yaml" "$HERE"/values/*.yaml "$HERE"/fixtures/alerts/*.yaml)
+if yamllint -c "$HERE/yamllint.yaml" "${values_files[@]}" >"$WORK/lint.log" 2>&1; then
+    pass "yamllint on the values files"
+else
+    cat "$WORK/lint.log"
+    fail "yamllint on the values files"
+fi
+
+# The Dockerfile cannot be built here (no Docker): check its package lists instead.
+# dockerfile_packages N: the packages of the Nth apt-get install in the Dockerfile.
+dockerfile_packages() {
+    awk -v want="$1" '
+        /apt-get install/ { n++; on = (n == want); next }
+        on && /^ *&&/ { on = 0 }
+        on { gsub(/\\/, ""); for (i = 1; i <= NF; i++) print $i }
+    ' "$REPO/Dockerfile" | sort -u
+}
+build_pkgs="$(sed -n '/^BUILD_PACKAGES=(/,/^)/p' "$REPO/tools/dev" | sed '1d;$d' | tr -s ' ' '\n' | sed '/^$/d' | sort -u)"
+if [[ -n "$build_pkgs" && "$build_pkgs" == "$(dockerfile_packages 1)" ]]; then
+    pass "Dockerfile: the build stage installs tools/dev BUILD_PACKAGES"
+else
+    diff <(echo "$build_pkgs") <(dockerfile_packages 1)
+    fail "Dockerfile: the build stage installs tools/dev BUILD_PACKAGES"
+fi
+runtime_pkgs="$(dockerfile_packages 2)"
+if compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    unknown=()
+    for p in $(dockerfile_packages 1) $runtime_pkgs; do
+        candidate="$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
+        [[ -n "$candidate" && "$candidate" != "(none)" ]] || unknown+=("$p")
+    done
+    if ((${#unknown[@]} == 0)); then
+        pass "Dockerfile: every package exists in Debian (apt-cache policy)"
+    else
+        fail "Dockerfile: not in Debian: ${unknown[*]}"
+    fi
+else
+    echo "note: no apt lists (apt-get update): Dockerfile package names not looked up"
+fi
+if [[ -n "$WSRELAY_BIN" ]]; then
+    # Each library the binary links must come from a runtime-stage package; the libev plugin
+    # of libwebsockets is loaded at run time, so it is named on its own.
+    uncovered=()
+    grep -qx libwebsockets-evlib-ev <<<"$runtime_pkgs" || uncovered+=("libwebsockets-evlib-ev")
+    # Sanitizer runtimes (a build-asan binary) are not part of the image.
+    for lib in $(objdump -p "$WSRELAY_BIN" | awk '$1 == "NEEDED" && $2 !~ /^lib(asan|ubsan|lsan|tsan)[.]/ { print $2 }'); do
+        file="$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')"
+        pkg="$(dpkg -S "$file" 2>/dev/null || dpkg -S "$(readlink -f "$file")" 2>/dev/null)"
+        pkg="${pkg%%:*}"
+        if [[ -z "$pkg" ]] || ! grep -qx "$pkg" <<<"$runtime_pkgs"; then
+            uncovered+=("$lib (${pkg:-no package})")
+        fi
+    done
+    if ((${#uncovered[@]} == 0)); then
+        pass "Dockerfile: the runtime stage has every library wsrelay links"
+    else
+        fail "Dockerfile: the runtime stage lacks ${uncovered[*]}"
+    fi
+fi
+
+# The chart with the test dashboard and rules beside any real ones; the example app with the
+# chart vendored as `helm dependency build` would.
+mkdir -p "$WORK/chart" "$WORK/app"
+cp -r "$CHART" "$WORK/chart/wsrelay"
+cp "$HERE"/fixtures/dashboards/*.json "$WORK/chart/wsrelay/dashboards/"
+cp "$HERE"/fixtures/alerts/*.yaml "$WORK/chart/wsrelay/alerts/"
+cp -r "$HERE/example-app" "$WORK/app/chat-app"
+mkdir -p "$WORK/app/chat-app/charts"
+cp -r "$CHART" "$WORK/app/chat-app/charts/wsrelay"
+
+# check_render NAME OUTPUT: schema validation, yamllint, the relay configs and alert rules.
+check_render() {
+    local name="$1" out="$2" problems=0 f
+    if ! node "$HERE/validate.mjs" manifests "$out"; then
+        problems=1
+    fi
+    if ! yamllint -c "$HERE/yamllint.yaml" "$out"; then
+        problems=1
+    fi
+    local extracted="$WORK/extract-$name"
+    mkdir -p "$extracted"
+    node "$HERE/validate.mjs" extract "$extracted" "$out" || problems=1
+    for f in "$extracted"/*.config.yaml; do
+        [[ -e "$f" ]] || continue
+        if [[ -n "$WSRELAY_BIN" ]]; then
+            # A clean environment: WSRELAY_* variables of the caller would change the result.
+            if ! env -i PATH="$PATH" timeout 30 "$WSRELAY_BIN" --check-config "$f"; then
+                problems=1
+            fi
+        fi
+    done
+    for f in "$extracted"/*.rules.yaml; do
+        [[ -e "$f" ]] || continue
+        if command -v promtool >/dev/null; then
+            timeout 60 promtool check rules "$f" || problems=1
+        fi
+    done
+    return "$problems"
+}
+
+# render_case NAME CHART_DIR [render args...]
+render_case() {
+    local name="$1" chart="$2"
+    shift 2
+    local out="$WORK/$name.yaml"
+    if ! timeout 60 "$WORK/render" "$@" "$chart" >"$out" 2>"$WORK/$name.err"; then
+        cat "$WORK/$name.err"
+        fail "$name: renders"
+        return
+    fi
+    if check_render "$name" "$out"; then
+        pass "$name: renders, validates, lints"
+    else
+        fail "$name: renders, validates, lints"
+    fi
+}
+
+# fail_case NAME CHART_DIR VALUES: the render must fail with the values file's expect-error text.
+fail_case() {
+    local name="$1" chart="$2" values="$3"
+    local expected
+    expected="$(sed -n 's/^# expect-error: //p' "$values")"
+    if [[ -z "$expected" ]]; then
+        fail "$name: has no '# expect-error:' line"
+        return
+    fi
+    if timeout 60 "$WORK/render" -f "$values" "$chart" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
+        fail "$name: rendered, but must fail with: $expected"
+    elif grep -qF -- "$expected" "$WORK/$name.err"; then
+        pass "$name: refused: $expected"
+    else
+        cat "$WORK/$name.err"
+        fail "$name: failed, but without: $expected"
+    fi
+}
+
+if [[ -z "$WSRELAY_BIN" ]]; then
+    echo "note: no wsrelay binary (--wsrelay PATH): rendered configs are not run through --check-config"
+fi
+if ! command -v promtool >/dev/null; then
+    echo "note: no promtool (Debian package prometheus): alert rules are checked by schema only"
+fi
+
+render_case standalone-default "$WORK/chart/wsrelay"
+render_case standalone-release-named-wsrelay "$WORK/chart/wsrelay" --name wsrelay --namespace realtime \
+    --set-string image.tag=0.2.0 --set config.drain.window_ms=0
+render_case sidecar-example-app "$WORK/app/chat-app" --name shop
+for values in "$HERE"/values/*.yaml; do
+    base="$(basename "$values" .yaml)"
+    case "$base" in
+        fail-sidecar-*) fail_case "$base" "$WORK/app/chat-app" "$values" ;;
+        fail-*) fail_case "$base" "$WORK/chart/wsrelay" "$values" ;;
+        sidecar-*) render_case "$base" "$WORK/app/chat-app" -f "$values" ;;
+        standalone-*) render_case "$base" "$WORK/chart/wsrelay" -f "$values" ;;
+        *) fail "$base: values file names start with standalone-, sidecar- or fail-" ;;
+    esac
+done
+
+finish

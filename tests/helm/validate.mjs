@@ -1,0 +1,309 @@
+// Validates rendered chart output against the Kubernetes API schemas, strictly, and checks what
+// the schemas cannot see (selectors that match, ports and volumes that exist, a grace period that
+// covers the drain).
+//
+//   node validate.mjs manifests FILE.yaml...     every document of every file
+//   node validate.mjs extract OUT_DIR FILE.yaml  writes each relay config (NAME.config.yaml) and
+//                                                PrometheusRule's rules (NAME.rules.yaml) to OUT_DIR
+//   node validate.mjs config-keys VALUES.yaml SAMPLE.yaml
+//                                                values' config: block has the sample's keys
+//
+// Two checks per object: kubernetes-models' validator (types, formats, required fields; it lets
+// unknown fields through), then the TypeScript compiler on the object as a typed literal, whose
+// excess-property check rejects every field the API does not have, at any depth.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+import YAML from "yaml";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+// apiVersion/kind -> module exporting the model class <kind> and its interface I<kind>.
+const MODELS = {
+  "v1/ConfigMap": "kubernetes-models/v1/ConfigMap",
+  "v1/Secret": "kubernetes-models/v1/Secret",
+  "v1/Service": "kubernetes-models/v1/Service",
+  "v1/ServiceAccount": "kubernetes-models/v1/ServiceAccount",
+  "apps/v1/Deployment": "kubernetes-models/apps/v1/Deployment",
+  "autoscaling/v2/HorizontalPodAutoscaler": "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
+  "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
+  "monitoring.coreos.com/v1/ServiceMonitor":
+    "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
+  "monitoring.coreos.com/v1/PodMonitor":
+    "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor",
+  "monitoring.coreos.com/v1/PrometheusRule":
+    "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+};
+
+function readDocs(file) {
+  const docs = [];
+  for (const doc of YAML.parseAllDocuments(fs.readFileSync(file, "utf8"))) {
+    if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0].message}`);
+    const obj = doc.toJS();
+    if (obj !== null) docs.push(obj);
+  }
+  return docs;
+}
+
+function subset(small, big) {
+  return Object.entries(small ?? {}).every(([k, v]) => big?.[k] === v);
+}
+
+function podSpecOf(obj) {
+  return obj.kind === "Deployment" ? obj.spec?.template?.spec : undefined;
+}
+
+// Checks across objects and the relay-specific rules.
+function crossChecks(objs, fail) {
+  const byKind = (k) => objs.filter((o) => o.obj.kind === k);
+  const deployments = byKind("Deployment");
+  const configMaps = byKind("ConfigMap");
+  const namesSeen = new Set();
+  for (const { obj, where } of objs) {
+    const key = `${obj.kind}/${obj.metadata?.namespace ?? ""}/${obj.metadata?.name}`;
+    if (namesSeen.has(key)) fail(where, `duplicate ${key}`);
+    namesSeen.add(key);
+    if (["Service", "Deployment"].includes(obj.kind) && obj.metadata.name.length > 63) {
+      fail(where, `name longer than 63 characters: ${obj.metadata.name}`);
+    }
+    for (const [k, v] of Object.entries(obj.metadata?.labels ?? {})) {
+      if (typeof v !== "string" || v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) {
+        fail(where, `label ${k} has an invalid value ${JSON.stringify(v)}`);
+      }
+    }
+  }
+  for (const { obj, where } of deployments) {
+    const tmpl = obj.spec.template;
+    if (!subset(obj.spec.selector.matchLabels, tmpl.metadata?.labels)) {
+      fail(where, "spec.selector.matchLabels does not match the pod template's labels");
+    }
+    const pod = tmpl.spec;
+    const volumes = new Set((pod.volumes ?? []).map((v) => v.name));
+    for (const c of pod.containers) {
+      const ports = new Set((c.ports ?? []).map((p) => p.name));
+      const mounts = c.volumeMounts ?? [];
+      for (const m of mounts) {
+        if (!volumes.has(m.name)) fail(where, `container ${c.name} mounts unknown volume ${m.name}`);
+        // The kubelet cannot create a mount point inside a read-only ConfigMap or Secret volume.
+        for (const outer of mounts) {
+          if (outer !== m && m.mountPath.startsWith(`${outer.mountPath.replace(/\/$/, "")}/`)) {
+            fail(where, `container ${c.name} mounts ${m.mountPath} inside ${outer.mountPath}`);
+          }
+        }
+      }
+      for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+        const port = c[probe]?.httpGet?.port;
+        if (typeof port === "string" && !ports.has(port)) {
+          fail(where, `container ${c.name} ${probe} uses unknown port ${port}`);
+        }
+      }
+      if (c.name !== "wsrelay") continue;
+      const configVolume = (pod.volumes ?? []).find((v) => v.name === "wsrelay-config");
+      const configMap = configMaps.find((o) => o.obj.metadata.name === configVolume?.configMap?.name);
+      if (!configMap) {
+        fail(where, "the wsrelay-config volume does not name a rendered ConfigMap");
+        continue;
+      }
+      const config = YAML.parse(configMap.obj.data["wsrelay.yaml"]) ?? {};
+      const port = config.listen?.port ?? 8080;
+      if (!(c.ports ?? []).some((p) => p.containerPort === port)) {
+        fail(where, `the relay container does not expose listen.port ${port}`);
+      }
+      const windowMs = config.drain?.window_ms ?? 10000;
+      const pre = c.lifecycle?.preStop;
+      const sleep = pre?.sleep?.seconds ?? Number(pre?.exec?.command?.[1] ?? NaN);
+      if (!Number.isFinite(sleep)) fail(where, "the relay container has no preStop sleep");
+      // The drain, the relay's 5 s cut-off, and with the hook the last disconnect events.
+      const hookS = config.hook?.url ? Math.ceil((config.hook.timeout_ms ?? 5000) / 1000) + 1 : 0;
+      const needed = sleep + Math.ceil(windowMs / 1000) + 5 + hookS;
+      if (!(pod.terminationGracePeriodSeconds >= needed)) {
+        fail(where, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} < preStop ${sleep} s + drain ${windowMs} ms + 5 s + hook ${hookS} s`);
+      }
+      const sc = c.securityContext ?? {};
+      if (!(sc.readOnlyRootFilesystem && sc.runAsNonRoot && sc.allowPrivilegeEscalation === false &&
+            (sc.capabilities?.drop ?? []).includes("ALL"))) {
+        fail(where, "the relay container is not non-root, read-only, without privilege escalation and capabilities");
+      }
+    }
+  }
+  const podLabels = deployments.map((d) => ({ d, labels: d.obj.spec.template.metadata?.labels ?? {} }));
+  for (const { obj, where } of byKind("Service")) {
+    const matched = podLabels.filter((p) => subset(obj.spec.selector, p.labels));
+    if (matched.length !== 1) {
+      fail(where, `Service selector matches ${matched.length} Deployments' pods, not exactly 1`);
+      continue;
+    }
+    const containers = matched[0].d.obj.spec.template.spec.containers;
+    for (const p of obj.spec.ports) {
+      if (typeof p.targetPort === "string" &&
+          !containers.some((c) => (c.ports ?? []).some((cp) => cp.name === p.targetPort))) {
+        fail(where, `Service port ${p.name} targets unknown container port ${p.targetPort}`);
+      }
+    }
+  }
+  for (const kind of ["PodDisruptionBudget", "HorizontalPodAutoscaler"]) {
+    for (const { obj, where } of byKind(kind)) {
+      const ok = kind === "HorizontalPodAutoscaler"
+        ? deployments.some((d) => d.obj.metadata.name === obj.spec.scaleTargetRef.name)
+        : podLabels.filter((p) => subset(obj.spec.selector.matchLabels, p.labels)).length === 1;
+      if (!ok) fail(where, `${kind} does not select exactly one rendered Deployment`);
+    }
+  }
+  for (const { obj, where } of byKind("ServiceMonitor")) {
+    const services = byKind("Service").filter((s) => subset(obj.spec.selector.matchLabels, s.obj.metadata.labels));
+    if (services.length !== 1) fail(where, `ServiceMonitor selects ${services.length} rendered Services, not 1`);
+    for (const e of obj.spec.endpoints) {
+      if (services.length === 1 && !services[0].obj.spec.ports.some((p) => p.name === e.port)) {
+        fail(where, `ServiceMonitor endpoint port ${e.port} is not a port of the Service`);
+      }
+    }
+  }
+  for (const { obj, where } of byKind("PodMonitor")) {
+    const pods = podLabels.filter((p) => subset(obj.spec.selector.matchLabels, p.labels));
+    for (const p of pods) {
+      for (const e of obj.spec.podMetricsEndpoints) {
+        if (!p.d.obj.spec.template.spec.containers.some((c) => (c.ports ?? []).some((cp) => cp.name === e.port))) {
+          fail(where, `PodMonitor port ${e.port} is not a container port of ${p.d.obj.metadata.name}`);
+        }
+      }
+    }
+  }
+}
+
+function typeCheck(objs, fail) {
+  const imports = new Map();
+  const lines = [];
+  const lineOwner = [];
+  objs.forEach(({ obj, model, where }, i) => {
+    const iface = `I${obj.kind}`;
+    const alias = `T${imports.size}`;
+    if (!imports.has(model)) imports.set(model, { alias, iface });
+    lines.push(`export const d${i}: ${imports.get(model).alias} = ${JSON.stringify(obj, null, 1)};`);
+    lineOwner.push(where);
+  });
+  const header = [...imports].map(([m, { alias, iface }]) => `import type { ${iface} as ${alias} } from "${m}";`);
+  let text = header.join("\n") + "\n";
+  const starts = [];
+  for (const l of lines) {
+    starts.push(text.split("\n").length - 1);
+    text += l + "\n";
+  }
+  // A virtual file beside node_modules: module resolution finds the packages, nothing is written.
+  const fileName = path.join(here, "__rendered_manifests__.ts");
+  const options = {
+    strict: true, noEmit: true, skipLibCheck: true, types: [],
+    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, lang, ...rest) =>
+    name === fileName ? ts.createSourceFile(name, text, lang) : getSourceFile(name, lang, ...rest);
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => name === fileName || fileExists(name);
+  const program = ts.createProgram([fileName], options, host);
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, " ");
+    if (!d.file || d.file.fileName !== fileName) {
+      fail("typescript", message);
+      continue;
+    }
+    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
+    let owner = -1;
+    starts.forEach((s, i) => { if (s <= line) owner = i; });
+    if (owner < 0) {
+      fail("typescript", message);
+      continue;
+    }
+    // The JSON path to the offending field: the keys of the enclosing lines.
+    const objLines = lines[owner].split("\n");
+    const rel = line - starts[owner];
+    const stack = [];
+    for (let i = 0; i <= rel && i < objLines.length; i++) {
+      const m = /^(\s*)"([^"]+)": [[{]$/.exec(objLines[i]);
+      const indent = objLines[i].search(/\S/);
+      while (stack.length && stack[stack.length - 1].indent >= indent) stack.pop();
+      if (m) stack.push({ indent, key: m[2] });
+    }
+    fail(lineOwner[owner], `${stack.map((s) => s.key).join(".")}: ${message}`);
+  }
+}
+
+async function manifests(files) {
+  const errors = [];
+  const fail = (where, msg) => errors.push(`${where}: ${msg}`);
+  const summary = [];
+  for (const file of files) {
+    const objs = [];
+    readDocs(file).forEach((obj, i) => {
+      const where = `${path.basename(file)}#${i + 1} ${obj.kind ?? "?"}/${obj.metadata?.name ?? "?"}`;
+      const model = MODELS[`${obj.apiVersion}/${obj.kind}`];
+      if (!model) return fail(where, `no schema for ${obj.apiVersion} ${obj.kind}`);
+      if (!obj.metadata?.name) return fail(where, "metadata.name is missing");
+      objs.push({ obj, model, where });
+    });
+    for (const o of objs) {
+      const mod = await import(o.model);
+      try {
+        new mod[o.obj.kind](o.obj).validate();
+      } catch (e) {
+        fail(o.where, e.message);
+      }
+    }
+    typeCheck(objs, fail);
+    crossChecks(objs, fail);
+    const kinds = {};
+    for (const o of objs) kinds[o.obj.kind] = (kinds[o.obj.kind] ?? 0) + 1;
+    summary.push(`${path.basename(file)}: ${objs.length} objects (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ")})`);
+  }
+  for (const s of summary) console.log(`  ${s}`);
+  for (const e of errors) console.log(`  INVALID ${e}`);
+  return errors.length === 0;
+}
+
+// The relay config files (for wsrelay --check-config) and the alert rules (for promtool).
+function extract(outDir, file) {
+  for (const obj of readDocs(file)) {
+    if (obj.kind === "ConfigMap" && obj.data?.["wsrelay.yaml"] !== undefined) {
+      fs.writeFileSync(path.join(outDir, `${obj.metadata.name}.config.yaml`), obj.data["wsrelay.yaml"]);
+    }
+    if (obj.kind === "PrometheusRule") {
+      fs.writeFileSync(path.join(outDir, `${obj.metadata.name}.rules.yaml`), YAML.stringify({ groups: obj.spec.groups }));
+    }
+  }
+  return true;
+}
+
+function keyPaths(obj, prefix = "") {
+  const out = [];
+  for (const [k, v] of Object.entries(obj ?? {})) {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) out.push(...keyPaths(v, `${prefix}${k}.`));
+    else out.push(`${prefix}${k}`);
+  }
+  return out;
+}
+
+// Keys the chart sets elsewhere: secrets come from the Secret, hook.* from the hook: block.
+const NOT_IN_CONFIG_BLOCK = [/^api\.key$/, /^auth\.jwt\.secret$/, /^hook\./];
+
+function configKeys(valuesFile, sampleFile) {
+  const values = new Set(keyPaths(YAML.parse(fs.readFileSync(valuesFile, "utf8")).config));
+  const sample = keyPaths(YAML.parse(fs.readFileSync(sampleFile, "utf8")));
+  const missing = sample.filter((k) => !values.has(k) && !NOT_IN_CONFIG_BLOCK.some((re) => re.test(k)));
+  const extra = [...values].filter((k) => !sample.includes(k));
+  for (const k of missing) console.log(`  ${valuesFile}: config.${k} is in ${sampleFile} but not in the values`);
+  for (const k of extra) console.log(`  ${valuesFile}: config.${k} is not a key of ${sampleFile}`);
+  return missing.length === 0 && extra.length === 0;
+}
+
+const [command, ...args] = process.argv.slice(2);
+let ok;
+if (command === "manifests") ok = await manifests(args);
+else if (command === "extract") ok = extract(args[0], args[1]);
+else if (command === "config-keys") ok = configKeys(args[0], args[1]);
+else {
+  console.error("usage: node validate.mjs manifests FILE... | extract OUT_DIR FILE | config-keys VALUES SAMPLE");
+  process.exit(2);
+}
+process.exit(ok ? 0 : 1);
