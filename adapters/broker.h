@@ -15,6 +15,10 @@ struct PublishTicket {
     uint64_t session_id = 0;
     uint64_t request_id = 0;
     bool has_request_id = false;
+    // When the message entered the relay fleet (wall clock, µs since the epoch; 0 = unknown). A
+    // broker carries it to every worker that delivers the message (docs/metrics.md, delivery
+    // latency), and it times the publish itself.
+    int64_t entered_us = 0;
 };
 
 enum class PublishStatus { Accepted, Unavailable, Rejected };
@@ -31,8 +35,10 @@ public:
 
     // A message for a channel this worker subscribed to. `data` is JSON text (already validated or
     // wrapped as a JSON string by the broker). Called once per worker per message, whatever the number
-    // of local subscribers.
-    virtual void onBrokerMessage(std::string_view channel, std::string_view data) = 0;
+    // of local subscribers. `entered_us` is the publisher's PublishTicket::entered_us when the
+    // message carried one, else 0.
+    virtual void onBrokerMessage(std::string_view channel, std::string_view data,
+                                 int64_t entered_us) = 0;
 
     // The outcome of publish(). Called exactly once per publish, possibly before publish() returns
     // is NOT allowed: implementations report on a later loop turn or from flush().
@@ -41,6 +47,9 @@ public:
     // Connectivity changed. After Down → Up every channel the worker holds has been subscribed
     // again, and messages published in between may have been missed: `gap` says so.
     virtual void onBrokerState(BrokerState state, bool gap) = 0;
+
+    // A delivery probe came back after `round_trip_s` seconds. Brokers without probes never call it.
+    virtual void onBrokerProbe(double round_trip_s) { (void)round_trip_s; }
 };
 
 // The pub/sub engine, one instance per worker, used only on that worker's loop thread.

@@ -60,7 +60,7 @@ void MemoryBroker::unsubscribe(std::string_view channel) {
 void MemoryBroker::publish(std::string_view channel, std::string_view data,
                            const PublishTicket& ticket) {
     outbox_.push_back(std::make_shared<const MemoryBrokerFactory::Message>(
-        MemoryBrokerFactory::Message{std::string(channel), std::string(data)}));
+        MemoryBrokerFactory::Message{std::string(channel), std::string(data), ticket.entered_us}));
     tickets_.push_back(ticket);
 }
 
@@ -117,7 +117,9 @@ void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
 }
 
 void MemoryBroker::deliver(const std::vector<MessagePtr>& batch) {
-    for (const auto& msg : batch) handler_.onBrokerMessage(msg->channel, msg->data);
+    for (const auto& msg : batch) {
+        handler_.onBrokerMessage(msg->channel, msg->data, msg->entered_us);
+    }
 }
 
 }  // namespace wsrelay

@@ -32,6 +32,7 @@ private:
     struct Message {
         std::string channel;
         std::string data;
+        int64_t entered_us;
     };
     using MessagePtr = std::shared_ptr<const Message>;
 

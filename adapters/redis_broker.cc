@@ -104,7 +104,11 @@ void RedisBroker::publish(std::string_view channel, std::string_view data,
     Outgoing out;
     out.channel.reserve(options_.prefix.size() + channel.size());
     out.channel.append(options_.prefix).append(channel);
-    out.data.assign(data);
+    if (options_.timestamps && ticket.entered_us != 0) {
+        out.data.reserve(data.size() + 22);
+        appendStamp(ticket.entered_us, out.data);
+    }
+    out.data.append(data);
     out.ticket = ticket;
     outbox_.push_back(std::move(out));
 }
@@ -524,7 +528,8 @@ void RedisBroker::onMessage(std::string_view redis_channel, std::string_view pay
     const std::string_view channel = redis_channel.substr(options_.prefix.size());
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) return;
-    handler_.onBrokerMessage(channel, payload_.toJson(payload));
+    const int64_t entered_us = takeStamp(payload);
+    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us);
 }
 
 
@@ -551,6 +556,9 @@ void RedisBroker::onProbe(std::string_view payload) {
         return;
     }
     while (!probes_outstanding_.empty() && probes_outstanding_.front().first <= seq) {
+        if (probes_outstanding_.front().first == seq) {
+            handler_.onBrokerProbe(ev_now(loop_) - probes_outstanding_.front().second);
+        }
         probes_outstanding_.pop_front();
     }
     ev_timer_stop(loop_, &probe_deadline_);

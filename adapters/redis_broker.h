@@ -37,6 +37,7 @@ struct RedisBrokerOptions {
     int reconnect_max_ms = 5000;
     int probe_interval_ms = 1000;  // 0 = no delivery probe
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
+    bool timestamps = true;        // stamp what this relay publishes with its entry time
 };
 
 // Makes one RedisBroker (or RedisClusterBroker, with cluster seeds) per worker; it only copies

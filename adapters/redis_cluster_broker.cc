@@ -35,6 +35,7 @@ RedisClusterBroker::RedisClusterBroker(const RedisBrokerOptions& options, int wo
     : prefix_(options.prefix), credentials_(options.url), seeds_(options.cluster),
       reconnect_min_ms_(options.reconnect_min_ms), reconnect_max_ms_(options.reconnect_max_ms),
       probe_interval_ms_(options.probe_interval_ms), probe_timeout_ms_(options.probe_timeout_ms),
+      timestamps_(options.timestamps),
       worker_index_(worker_index), loop_(loop), handler_(handler),
       rng_(std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 20) ^
            static_cast<uint64_t>(worker_index)) {
@@ -96,7 +97,11 @@ void RedisClusterBroker::publish(std::string_view channel, std::string_view data
     Outgoing out;
     out.channel.reserve(prefix_.size() + channel.size());
     out.channel.append(prefix_).append(channel);
-    out.data.assign(data);
+    if (timestamps_ && ticket.entered_us != 0) {
+        out.data.reserve(data.size() + 22);
+        appendStamp(ticket.entered_us, out.data);
+    }
+    out.data.append(data);
     out.ticket = ticket;
     outbox_.push_back(std::move(out));
 }
@@ -451,7 +456,8 @@ void RedisClusterBroker::onMessage(Node& node, std::string_view redis_channel,
     const std::string_view channel = redis_channel.substr(prefix_.size());
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) return;
-    handler_.onBrokerMessage(channel, payload_.toJson(payload));
+    const int64_t entered_us = takeStamp(payload);
+    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us);
 }
 
 
@@ -491,7 +497,12 @@ void RedisClusterBroker::onProbe(Node& node, std::string_view payload) {
     if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec != std::errc()) {
         return;
     }
-    while (!node.probes.empty() && node.probes.front().first <= seq) node.probes.pop_front();
+    while (!node.probes.empty() && node.probes.front().first <= seq) {
+        if (node.probes.front().first == seq) {
+            handler_.onBrokerProbe(ev_now(loop_) - node.probes.front().second);
+        }
+        node.probes.pop_front();
+    }
     armProbeDeadline();
 }
 

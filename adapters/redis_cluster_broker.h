@@ -123,6 +123,7 @@ private:
     const int reconnect_max_ms_;
     const int probe_interval_ms_;
     const int probe_timeout_ms_;
+    const bool timestamps_;
     const int worker_index_;
     struct ev_loop* loop_;
     BrokerHandler& handler_;

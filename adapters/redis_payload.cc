@@ -1,6 +1,7 @@
 #include "adapters/redis_payload.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 namespace wsrelay {
@@ -28,6 +29,28 @@ size_t utf8Length(const unsigned char* p, size_t n) {
 }
 
 }  // namespace
+
+void appendStamp(int64_t entered_us, std::string& out) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, entered_us).ptr;
+    out += kStampMark;
+    out.append(digits, end);
+    out += kStampMark;
+}
+
+int64_t takeStamp(std::string_view& payload) {
+    // Longest stamp: RS, 19 digits, RS.
+    if (payload.size() < 3 || payload[0] != kStampMark) return 0;
+    const size_t close = payload.find(kStampMark, 1);
+    if (close == std::string_view::npos || close > 20) return 0;
+    int64_t us = 0;
+    const char* first = payload.data() + 1;
+    const char* last = payload.data() + close;
+    const auto [ptr, ec] = std::from_chars(first, last, us);
+    if (ec != std::errc() || ptr != last || us <= 0) return 0;
+    payload.remove_prefix(close + 1);
+    return us;
+}
 
 void appendJsonString(std::string_view payload, std::string& out) {
     static constexpr char kHex[] = "0123456789abcdef";

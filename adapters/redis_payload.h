@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,15 @@ private:
     size_t padded_capacity_ = 0;
     std::string wrapped_;
 };
+
+// The entry stamp a relay puts in front of what it publishes to Redis (docs/scaling.md): an RS
+// byte (0x1E), the wall-clock µs since the epoch in decimal, another RS. No JSON text and no
+// sensible text payload starts with RS, so a payload without one is taken as it is.
+inline constexpr char kStampMark = '\x1e';
+void appendStamp(int64_t entered_us, std::string& out);
+// Removes a well-formed stamp from the front of `payload` and returns its time; 0 (and `payload`
+// untouched) when there is none.
+int64_t takeStamp(std::string_view& payload);
 
 // `payload` as a JSON string literal: ", \ and control characters escaped (\uXXXX for the
 // latter), valid UTF-8 kept, each byte of an invalid UTF-8 sequence replaced by U+FFFD.

@@ -53,6 +53,7 @@ struct Config {
             int reconnect_max_ms = 5000;
             int probe_interval_ms = 1000;  // 0 = off
             int probe_timeout_ms = 3000;
+            bool timestamps = true;  // stamp publishes with their entry time (delivery latency)
             std::vector<std::string> cluster;  // seed host:port; empty = not a Redis Cluster
             struct Sentinel {
                 std::string master;               // empty = no Sentinel

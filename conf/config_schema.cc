@@ -394,6 +394,11 @@ std::vector<ConfigKey> buildTable() {
         "A probe, or connecting to Redis, taking longer than this drops the connections and "
         "reconnects.",
         [](auto& c) -> auto& { return c.broker.redis.probe_timeout_ms; }));
+    keys.push_back(boolKey(
+        "broker.redis.timestamps", true,
+        "Stamp what the relay publishes to Redis with its entry time (delivery latency metric); "
+        "relays strip it, other Redis readers must too.",
+        [](auto& c) -> auto& { return c.broker.redis.timestamps; }));
     keys.push_back(listKey(
         "broker.redis.cluster", {}, checkHostPort, "host:port",
         "Redis Cluster seed nodes (sharded pub/sub on each channel's slot owner); "

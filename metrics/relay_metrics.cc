@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -49,6 +50,8 @@ enum class ProcessMetric : size_t {
     Workers,
     Ready,
     Draining,
+    BrokerUp,
+    ProbeAge,
     kCount,
 };
 
@@ -81,7 +84,29 @@ constexpr std::array<ProcessMetricDef, static_cast<size_t>(ProcessMetric::kCount
          "1 when /readyz answers 200, 0 otherwise", nullptr, nullptr},
         {ProcessMetric::Draining, "wsrelay_draining", Type::Gauge,
          "1 while the server is draining connections, 0 otherwise", nullptr, nullptr},
+        {ProcessMetric::BrokerUp, "wsrelay_broker_up", Type::Gauge,
+         "1 when every worker's broker connection is usable, 0 otherwise", nullptr, nullptr},
+        {ProcessMetric::ProbeAge, "wsrelay_broker_probe_age_seconds", Type::Gauge,
+         "Seconds since the least recent successful delivery probe of any worker "
+         "(0 without probes)",
+         nullptr, nullptr},
     }};
+
+// Unlabelled histograms written by the workers.
+struct HistogramDef {
+    const char* name;
+    const char* help;
+    Histogram WorkerMetrics::*field;
+};
+constexpr std::array<HistogramDef, 3> kHistograms = {{
+    {"wsrelay_broker_publish_duration_seconds",
+     "Time from queueing a publish to the broker accepting it", &WorkerMetrics::broker_publish_duration},
+    {"wsrelay_broker_probe_duration_seconds", "Round trip of delivery probes through the broker",
+     &WorkerMetrics::broker_probe_duration},
+    {"wsrelay_delivery_latency_seconds",
+     "Time from a message entering the relay fleet to its write to a client socket",
+     &WorkerMetrics::delivery_latency},
+}};
 
 constexpr bool processTableInOrder() {
     for (size_t i = 0; i < kProcessMetrics.size(); ++i) {
@@ -143,6 +168,42 @@ void addSample(prometheus::MetricFamily& family, Type type, double value,
         sample.gauge.value = value;
     }
     family.metric.push_back(std::move(sample));
+}
+
+// One histogram sample: `histograms` summed, with an optional label.
+prometheus::ClientMetric histogramSample(const std::vector<const Histogram*>& histograms,
+                                         const char* label = nullptr,
+                                         const char* label_value = nullptr) {
+    std::array<int64_t, kLatencyBuckets.size() + 1> counts{};
+    int64_t sum_us = 0;
+    for (const Histogram* h : histograms) {
+        for (size_t i = 0; i < counts.size(); ++i) counts[i] += h->count(i);
+        sum_us += h->sumMicros();
+    }
+    prometheus::ClientMetric sample;
+    if (label != nullptr) sample.label.push_back({label, label_value});
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+        cumulative += static_cast<uint64_t>(counts[i]);
+        sample.histogram.bucket.push_back({cumulative, kLatencyBuckets[i]});
+    }
+    cumulative += static_cast<uint64_t>(counts.back());
+    sample.histogram.sample_count = cumulative;
+    sample.histogram.sample_sum = static_cast<double>(sum_us) / 1e6;
+    return sample;
+}
+
+// Age of the least recent probe among workers that send probes; 0 if none does.
+double probeAgeSeconds(const Workers& workers) {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t now_us = int64_t{now.tv_sec} * 1000000 + now.tv_nsec / 1000;
+    int64_t oldest = 0;
+    for (const auto& w : workers) {
+        const int64_t last = w->probe_last_ok_us.value();
+        if (last != 0 && (oldest == 0 || last < oldest)) oldest = last;
+    }
+    return oldest == 0 ? 0.0 : static_cast<double>(std::max<int64_t>(0, now_us - oldest)) / 1e6;
 }
 
 std::string readFile(const char* path) {
@@ -288,6 +349,10 @@ std::vector<MetricInfo> describeMetrics() {
     infos.push_back({kHookDurationName, Type::Histogram, kHookDurationHelp, "event",
                      {kHookEventNames.begin(), kHookEventNames.end()}, "", {},
                      {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
+    for (const auto& def : kHistograms) {
+        infos.push_back({def.name, Type::Histogram, def.help, "", {}, "", {},
+                         {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
+    }
     for (const auto& def : kProcessMetrics) {
         MetricInfo info{def.name, def.type, def.help, "", {}, "", {}, {}};
         if (def.label != nullptr) {
@@ -344,23 +409,15 @@ std::string Registry::render() const {
     }
     families.push_back(makeFamily(kHookDurationName, kHookDurationHelp, Type::Histogram));
     for (size_t ev = 0; ev < kHookEventNames.size(); ++ev) {
-        std::array<int64_t, kLatencyBuckets.size() + 1> counts{};
-        int64_t sum_us = 0;
-        for (const auto& w : workers_) {
-            for (size_t i = 0; i < counts.size(); ++i) counts[i] += w->hook_duration[ev].count(i);
-            sum_us += w->hook_duration[ev].sumMicros();
-        }
-        prometheus::ClientMetric sample;
-        sample.label.push_back({"event", kHookEventNames[ev]});
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-            cumulative += static_cast<uint64_t>(counts[i]);
-            sample.histogram.bucket.push_back({cumulative, kLatencyBuckets[i]});
-        }
-        cumulative += static_cast<uint64_t>(counts.back());
-        sample.histogram.sample_count = cumulative;
-        sample.histogram.sample_sum = static_cast<double>(sum_us) / 1e6;
-        families.back().metric.push_back(std::move(sample));
+        std::vector<const Histogram*> parts;
+        for (const auto& w : workers_) parts.push_back(&w->hook_duration[ev]);
+        families.back().metric.push_back(histogramSample(parts, "event", kHookEventNames[ev]));
+    }
+    for (const auto& def : kHistograms) {
+        families.push_back(makeFamily(def.name, def.help, Type::Histogram));
+        std::vector<const Histogram*> parts;
+        for (const auto& w : workers_) parts.push_back(&((*w).*def.field));
+        families.back().metric.push_back(histogramSample(parts));
     }
 
     const ReadyState ready = ready_probe_ ? ready_probe_() : ReadyState{};
@@ -377,6 +434,8 @@ std::string Registry::render() const {
     set(ProcessMetric::Workers, static_cast<double>(worker_count_));
     set(ProcessMetric::Ready, ready.ready ? 1 : 0);
     set(ProcessMetric::Draining, ready.draining ? 1 : 0);
+    set(ProcessMetric::BrokerUp, ready.broker_up ? 1 : 0);
+    set(ProcessMetric::ProbeAge, probeAgeSeconds(workers_));
     for (const auto& def : kProcessMetrics) {
         families.push_back(makeFamily(def.name, def.help, def.type));
         addSample(families.back(), def.type, values[static_cast<size_t>(def.id)], def.label,

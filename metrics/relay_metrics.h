@@ -58,9 +58,12 @@ inline constexpr std::array<const char*, 6> kHookResultNames = {
     "ok", "denied", "error", "timeout", "unavailable", "overflow"};
 static_assert(kHookResultNames.size() == static_cast<size_t>(HookResult::kCount));
 
-// Upper bounds, in seconds, of the latency histograms' buckets (+Inf is implicit).
+// Upper bounds of the latency histograms' buckets, in seconds and in microseconds (+Inf is
+// implicit).
 inline constexpr std::array<double, 13> kLatencyBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+inline constexpr std::array<int64_t, 13> kLatencyBucketsMicros = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
 inline constexpr std::array<const char*, 2> kFetchResultNames = {"ok", "error"};
 
 enum class Type : uint8_t { Counter, Gauge, Histogram };
@@ -102,6 +105,8 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Client publishes the broker could not accept")                                              \
     X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
       "Messages received from the broker, once per worker")                                        \
+    X(broker_reconnects, Counter, "wsrelay_broker_reconnects_total",                               \
+      "Broker connections re-established after a loss, once per worker")                           \
     L(auth_failures, Counter, "wsrelay_auth_failures_total",                                       \
       "Handshakes refused because of the token, by reason", "reason", kAuthFailureNames)           \
     L(token_refreshes, Counter, "wsrelay_token_refreshes_total",                                   \
@@ -119,6 +124,7 @@ public:
         v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     void sub(int64_t n = 1) { add(-n); }
+    void set(int64_t v) { v_.store(v, std::memory_order_relaxed); }
     int64_t value() const { return v_.load(std::memory_order_relaxed); }
 
 private:
@@ -128,11 +134,14 @@ private:
 // A latency histogram over kLatencyBuckets, single writer like Slot.
 class Histogram {
 public:
-    void observe(double seconds) {
+    void observe(double seconds) { observeMicros(static_cast<int64_t>(seconds * 1e6 + 0.5)); }
+    // Negative durations (a clock stepped back, or two hosts' clocks apart) count as 0.
+    void observeMicros(int64_t us) {
+        if (us < 0) us = 0;
         size_t i = 0;
-        while (i < kLatencyBuckets.size() && seconds > kLatencyBuckets[i]) ++i;
+        while (i < kLatencyBucketsMicros.size() && us > kLatencyBucketsMicros[i]) ++i;
         counts_[i].add();
-        sum_us_.add(static_cast<int64_t>(seconds * 1e6 + 0.5));
+        sum_us_.add(us);
     }
     // Observations in bucket i alone (not cumulative); i == kLatencyBuckets.size() is +Inf.
     int64_t count(size_t i) const { return counts_[i].value(); }
@@ -151,6 +160,12 @@ struct alignas(64) WorkerMetrics {
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
     std::array<std::array<Slot, kHookResultNames.size()>, kHookEventNames.size()> hook_requests;
     std::array<Histogram, kHookEventNames.size()> hook_duration;
+    Histogram broker_publish_duration;
+    Histogram broker_probe_duration;
+    Histogram delivery_latency;
+    // Wall-clock µs of this worker's last delivery probe that came back, or of its broker's start;
+    // 0 when its broker sends no probes. Rendered as wsrelay_broker_probe_age_seconds.
+    Slot probe_last_ok_us;
 #undef WSRELAY_FIELD_X
 #undef WSRELAY_FIELD_L
 };
@@ -172,10 +187,11 @@ struct MetricInfo {
 // Every family render() emits, per-worker ones first, then the process-level ones.
 std::vector<MetricInfo> describeMetrics();
 
-// What the server reports through wsrelay_ready and wsrelay_draining.
+// What the server reports through wsrelay_ready, wsrelay_draining and wsrelay_broker_up.
 struct ReadyState {
-    bool ready = false;     // /readyz would answer 200
-    bool draining = false;  // the server is draining
+    bool ready = false;      // /readyz would answer 200
+    bool draining = false;   // the server is draining
+    bool broker_up = false;  // every worker's broker is usable
 };
 using ReadyProbe = std::function<ReadyState()>;
 
@@ -192,7 +208,7 @@ public:
     WorkerMetrics& control() { return *workers_.back(); }
 
     // Set once before any render(); not synchronised with render(). The probe runs on whichever
-    // thread renders (any worker), so it must be safe to call from there. Without a probe both
+    // thread renders (any worker), so it must be safe to call from there. Without a probe the
     // gauges read 0.
     void setReadyProbe(ReadyProbe probe) { ready_probe_ = std::move(probe); }
 

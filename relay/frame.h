@@ -26,6 +26,10 @@ public:
     size_t capacity() const { return capacity_; }
     void setSize(size_t n) { size_ = static_cast<uint32_t>(n); }
     std::string_view bytes() const { return {data(), size_}; }
+    // When the message in this frame entered the relay fleet (wall clock, µs); 0 = not a stamped
+    // message. Read at the socket write for wsrelay_delivery_latency_seconds.
+    int64_t enteredMicros() const { return entered_us_; }
+    void setEnteredMicros(int64_t us) { entered_us_ = us; }
 
     void ref() { ++refs_; }
     void unref() {
@@ -37,6 +41,7 @@ public:
 
 private:
     explicit Frame(size_t capacity) : capacity_(static_cast<uint32_t>(capacity)) {}
+    int64_t entered_us_ = 0;
     uint32_t refs_ = 1;
     uint32_t size_ = 0;
     uint32_t capacity_;

@@ -408,8 +408,7 @@ void HookBridge::publishFromAnswer(simdjson::dom::element list) {
             worker_.metrics().broker_publish_failures.add();
             continue;
         }
-        worker_.metrics().broker_publishes.add();
-        worker_.broker().publish(channel, minified(data), PublishTicket{});
+        worker_.publish(channel, minified(data), PublishTicket{});
     }
 }
 

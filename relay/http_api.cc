@@ -125,9 +125,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     request.channels = channels.size();
     pending_[request.id] = {wsi, &request};
     for (std::string_view channel : channels) {
-        worker_.metrics().broker_publishes.add();
-        worker_.broker().publish(channel, payload,
-                                 PublishTicket{kTicketBit | request.id, 0, false});
+        worker_.publish(channel, payload, PublishTicket{kTicketBit | request.id, 0, false});
     }
     return 0;
 }

@@ -80,7 +80,7 @@ public:
 
     // Encodes the message once and pushes the same frame to every local subscriber. Returns how
     // many subscribers it reached (0: nobody here wants the channel).
-    size_t deliver(std::string_view channel, std::string_view data);
+    size_t deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0);
 
     // Pushes to every member of every channel a frame built once per channel by make(name).
     template <class Make>

@@ -80,6 +80,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.reconnect_max_ms = redis.reconnect_max_ms;
             options.probe_interval_ms = redis.probe_interval_ms;
             options.probe_timeout_ms = redis.probe_timeout_ms;
+            options.timestamps = redis.timestamps;
             if (!options.cluster.empty()) {
                 WSR_LOG(Info, "broker: redis cluster, %zu seed(s), first %s",
                         options.cluster.size(), options.cluster.front().name().c_str());
@@ -122,7 +123,8 @@ Server::Server(Config config)
     shared_ = std::make_unique<SharedState>(config_, registry_, *brokers_, workers_count_, limit);
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {
-        return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load()};
+        return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load(),
+                                   shared->brokers_down.load() == 0};
     });
     if (config_.auth.enabled) {
         setUpAuth();

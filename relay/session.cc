@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "relay/authenticator.h"
+#include "relay/clock.h"
 #include "relay/log.h"
 #include "relay/worker.h"
 
@@ -259,8 +260,14 @@ int Session::onWriteable() {
     m.socket_writes.add();
     m.bytes_sent.add(static_cast<int64_t>(len));
     m.messages_sent.add(static_cast<int64_t>(frames));
+    int64_t now_us = 0;  // read once per write, and only when a stamped message went out
     for (size_t i = 0; i < frames; ++i) {
-        m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+        const Frame& f = *queue_.front().get();
+        if (f.enteredMicros() != 0) {
+            if (now_us == 0) now_us = wallClockMicros();
+            m.delivery_latency.observeMicros(now_us - f.enteredMicros());
+        }
+        m.send_queue_bytes.sub(static_cast<int64_t>(f.size()));
         queue_.pop();
     }
     if (ping) {
@@ -405,8 +412,7 @@ void Session::publishNow(std::string_view channel, std::string_view data,
         sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");
         return;
     }
-    m.broker_publishes.add();
-    worker_.broker().publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
+    worker_.publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
 }
 
 void Session::join(std::string_view channel) {

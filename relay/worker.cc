@@ -9,6 +9,7 @@
 #include <random>
 
 #include "adapters/http_hook.h"
+#include "relay/clock.h"
 #include "relay/edge.h"
 #include "relay/http_routes.h"
 #include "relay/listener.h"
@@ -127,6 +128,12 @@ bool Worker::setUp(std::string& error) {
     if (!broker_->usable()) {
         broker_up_ = false;
         shared_.brokers_down.fetch_add(1);
+    } else {
+        reached_broker_ = true;
+    }
+    // Probes are counted from the start, so one that never comes back shows as a growing age.
+    if (cfg.broker.type == BrokerType::Redis && cfg.broker.redis.probe_interval_ms > 0) {
+        metrics_.probe_last_ok_us.set(wallClockMicros());
     }
 
     ev_async_init(&control_, onControl);
@@ -309,12 +316,22 @@ void Worker::onListenerReadable() {
     }
 }
 
-void Worker::onBrokerMessage(std::string_view channel, std::string_view data) {
+void Worker::publish(std::string_view channel, std::string_view data, PublishTicket ticket) {
+    ticket.entered_us = wallClockMicros();
+    metrics_.broker_publishes.add();
+    broker_->publish(channel, data, ticket);
+}
+
+void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
+                             int64_t entered_us) {
     metrics_.broker_messages.add();
-    hub_.deliver(channel, data);
+    hub_.deliver(channel, data, entered_us);
 }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+    if (status == PublishStatus::Accepted && ticket.entered_us != 0) {
+        metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);
+    }
     if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
         http_api_.onPublishResult(ticket, status);
         return;
@@ -346,6 +363,8 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
             [](std::string_view channel) { return protocol::encodeResubscribed(channel); });
     }
     if (up == broker_up_) return;
+    if (up && reached_broker_) metrics_.broker_reconnects.add();
+    if (up) reached_broker_ = true;
     broker_up_ = up;
     shared_.brokers_down.fetch_add(up ? -1 : 1);
     if (up) {
@@ -355,6 +374,11 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
                 broker_ && !broker_->lastError().empty() ? broker_->lastError().c_str()
                                                          : "not connected yet");
     }
+}
+
+void Worker::onBrokerProbe(double round_trip_s) {
+    metrics_.broker_probe_duration.observe(round_trip_s);
+    metrics_.probe_last_ok_us.set(wallClockMicros());
 }
 
 void Worker::onChannelOpened(std::string_view channel) {

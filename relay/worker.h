@@ -51,6 +51,9 @@ public:
     metrics::WorkerMetrics& metrics() { return metrics_; }
     Hub& hub() { return hub_; }
     Broker& broker() { return *broker_; }
+    // Publishes through the broker, stamped with the time the message entered the fleet and
+    // counted; the outcome comes back through onPublishResult.
+    void publish(std::string_view channel, std::string_view data, PublishTicket ticket);
     protocol::Parser& parser() { return parser_; }
     HttpApi& httpApi() { return http_api_; }
     bool draining() const { return draining_; }
@@ -78,9 +81,11 @@ public:
     void onListenerReadable();
 
     // BrokerHandler
-    void onBrokerMessage(std::string_view channel, std::string_view data) override;
+    void onBrokerMessage(std::string_view channel, std::string_view data,
+                         int64_t entered_us) override;
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override;
     void onBrokerState(BrokerState state, bool gap) override;
+    void onBrokerProbe(double round_trip_s) override;
     // HubListener
     void onChannelOpened(std::string_view channel) override;
     void onChannelClosed(std::string_view channel) override;
@@ -119,6 +124,7 @@ private:
     lws_vhost* vhost_ = nullptr;
     uint64_t next_session_id_;
     bool broker_up_ = true;
+    bool reached_broker_ = false;  // the broker was up at least once (Up after that = reconnect)
 
     // lws 4.1.6's libev plugin re-arms its one ev_timer with ev_timer_set() while the watcher is
     // still active, which libev ignores: a deadline earlier than the armed one (a ping, a drain

@@ -29,6 +29,14 @@ class PubSubTest(RelayTestCase):
             self.assertEqual([], await ping_barrier(b))
             self.assertEqual([], await ping_barrier(idle))
 
+            # Both deliveries were timed from the publish to the socket write, and the publish
+            # from the queue to the in-process broker taking it.
+            series = await relay.ametrics()
+            self.assertEqual(2, metric(series, "wsrelay_delivery_latency_seconds_count"))
+            self.assertEqual(1, metric(series, "wsrelay_broker_publish_duration_seconds_count"))
+            self.assertEqual(1, metric(series, "wsrelay_broker_up"))
+            self.assertEqual(0, metric(series, "wsrelay_broker_probe_age_seconds"))
+
     async def test_every_json_data_type_is_relayed_unchanged(self):
         relay = await self.start_relay()
         values = ["text", "", 0, -17, 3.25, 1e300, True, False, None, [], {}, [1, [2, [3]]],

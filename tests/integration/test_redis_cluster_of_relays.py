@@ -5,6 +5,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import time
 import unittest
 
 from relay_harness import (RelayTestCase, metric, ping_barrier, recv_json, redis_overrides,
@@ -93,6 +94,10 @@ class RedisClusterOfRelaysTest(RelayTestCase):
                                                for s in series))
             self.assertEqual(0, sum(metric(s, "wsrelay_broker_publish_failures_total")
                                     for s in series))
+            # Every delivery of a client publish is timed end to end: the stamp crossed Redis.
+            self.assertEqual(total * len(clients),
+                             sum(metric(s, "wsrelay_delivery_latency_seconds_count")
+                                 for s in series))
 
     async def test_backend_publish_reaches_every_instance(self):
         redis = self.start_redis()
@@ -134,6 +139,20 @@ class RedisClusterOfRelaysTest(RelayTestCase):
                 self.assertIn('"data":' + exact, raw)
             for ws in clients:
                 self.assertEqual([], await ping_barrier(ws))
+
+            # Unstamped backend publishes are not timed; one the backend stamps is, and the
+            # stamp never reaches clients.
+            series = [await relay.ametrics() for relay in relays]
+            self.assertEqual(0, sum(metric(s, "wsrelay_delivery_latency_seconds_count")
+                                    for s in series))
+            stamp = b"\x1e%d\x1e" % (time.time_ns() // 1000)
+            await redis.apublish("chat:lobby", stamp + b'{"stamped":true}')
+            for ws in clients:
+                self.assertEqual({"op": "message", "channel": "chat:lobby",
+                                  "data": {"stamped": True}}, await recv_json(ws))
+            series = [await relay.ametrics() for relay in relays]
+            self.assertEqual(len(clients), sum(
+                metric(s, "wsrelay_delivery_latency_seconds_count") for s in series))
 
     async def test_prefix_maps_redis_channels_to_client_channels(self):
         redis = self.start_redis()

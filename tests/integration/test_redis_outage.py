@@ -55,6 +55,7 @@ class RedisOutageTest(RelayTestCase):
             self.assertFalse(body["ready"])
             self.assertIn("broker", body["reason"])
             await self.wait_ready_metric(relay, 0)
+            self.assertEqual(0, metric(await relay.ametrics(), "wsrelay_broker_up"))
 
             # Clients stay connected, and a publish is refused out loud, never silently.
             self.assertEqual({"op": "pong", "id": 3}, await request(a, {"op": "ping", "id": 3}))
@@ -95,6 +96,13 @@ class RedisOutageTest(RelayTestCase):
             self.assertEqual(0, await redis.anumsub("out:3"))
 
         after = await relay.ametrics()
+        self.assertEqual(1, metric(after, "wsrelay_broker_up"))
+        self.assertEqual(0, metric(before, "wsrelay_broker_reconnects_total"))
+        # One recovery per worker (the harness's default is two workers).
+        self.assertEqual(metric(after, "wsrelay_workers"),
+                         metric(after, "wsrelay_broker_reconnects_total"))
+        self.assertGreater(metric(after, "wsrelay_broker_publish_duration_seconds_count"),
+                           metric(before, "wsrelay_broker_publish_duration_seconds_count"))
         self.assertGreater(metric(after, "wsrelay_broker_publishes_total"),
                            metric(before, "wsrelay_broker_publishes_total"))
         self.assertGreater(metric(after, "wsrelay_broker_messages_total"),
@@ -174,6 +182,9 @@ class RedisOutageTest(RelayTestCase):
             try:
                 _, body = await self.wait_readyz(relay, 503)
                 self.assertIn("broker", body["reason"])
+                # The probe that never came back shows as an age past the timeout.
+                self.assertGreaterEqual(
+                    metric(await relay.ametrics(), "wsrelay_broker_probe_age_seconds"), 0.25)
             finally:
                 self.assertEqual("OK", await redis.acommand("CLIENT", "UNPAUSE"))
             await self.resubscribed(a, ["wedge"])

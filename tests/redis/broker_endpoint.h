@@ -62,9 +62,16 @@ public:
         return out;
     }
 
-    void onBrokerMessage(std::string_view channel, std::string_view data) override {
+    void onBrokerMessage(std::string_view channel, std::string_view data,
+                         int64_t entered_us) override {
         EXPECT_FALSE(destroyed_) << "message after the broker was destroyed";
         messages.emplace_back(std::string(channel), std::string(data));
+        stamps.push_back(entered_us);
+    }
+    void onBrokerProbe(double round_trip_s) override {
+        EXPECT_FALSE(destroyed_) << "probe after the broker was destroyed";
+        EXPECT_GE(round_trip_s, 0.0);
+        ++probes;
     }
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
         EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
@@ -76,9 +83,10 @@ public:
         states.emplace_back(state, gap);
     }
 
-    void publish(const std::string& channel, const std::string& data, uint64_t id) {
+    void publish(const std::string& channel, const std::string& data, uint64_t id,
+                 int64_t entered_us = 0) {
         in_publish = true;
-        broker->publish(channel, data, PublishTicket{1, id, true});
+        broker->publish(channel, data, PublishTicket{1, id, true, entered_us});
         in_publish = false;
     }
 
@@ -87,6 +95,8 @@ public:
     std::vector<std::pair<std::string, std::string>> messages;
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
+    std::vector<int64_t> stamps;  // entered_us of each message, in order
+    int probes = 0;
     bool in_publish = false;
 
 private:

@@ -190,6 +190,47 @@ TEST_F(RedisBrokerTest, PayloadThatIsNotJsonArrivesAsAJsonString) {
     for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(got[i], cases[i].second) << i;
 }
 
+TEST_F(RedisBrokerTest, EntryStampsCrossRedisAndAreStrippedBeforeDelivery) {
+    Endpoint& a = endpoint(options());
+    Endpoint& b = endpoint(options());
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    RedisClient watcher = server_.client();
+    ASSERT_TRUE(watcher.command({"SUBSCRIBE", "chat"}));
+
+    b.publish("chat", R"({"n":1})", 1, 1763800000123456);
+    ASSERT_TRUE(syncedThrough(a, "chat", R"({"n":1})"));
+    ReplyPtr seen = watcher.next();
+    ASSERT_TRUE(seen);
+    ASSERT_EQ(seen->elements, 3u);
+    EXPECT_EQ(std::string(seen->element[2]->str, seen->element[2]->len),
+              "\x1e" "1763800000123456" "\x1e" R"({"n":1})")
+        << "what other Redis readers see";
+
+    // A backend may stamp its own publishes; unstamped ones arrive with 0.
+    EXPECT_EQ(client_->publish("chat", "\x1e" "77" "\x1e" R"({"n":2})"), 2);
+    EXPECT_EQ(client_->publish("chat", R"({"n":3})"), 2);
+    ASSERT_TRUE(syncedThrough(a, "chat", R"({"n":3})"));
+    EXPECT_THAT(a.messages, ElementsAre(Pair("chat", R"({"n":1})"), Pair("chat", R"({"n":2})"),
+                                        Pair("chat", R"({"n":3})")));
+    EXPECT_THAT(a.stamps, ElementsAre(1763800000123456, 77, 0));
+}
+
+TEST_F(RedisBrokerTest, WithoutTimestampsPublishesArePlainPayloads) {
+    RedisBrokerOptions o = options();
+    o.timestamps = false;
+    Endpoint& a = endpoint(o);
+    ASSERT_TRUE(allUp());
+    RedisClient watcher = server_.client();
+    ASSERT_TRUE(watcher.command({"SUBSCRIBE", "news"}));
+    a.publish("news", R"({"n":1})", 1, 1763800000123456);
+    ASSERT_TRUE(pumpUntil([&] { return a.results.size() == 1; }));
+    ReplyPtr seen = watcher.next();
+    ASSERT_TRUE(seen);
+    ASSERT_EQ(seen->elements, 3u);
+    EXPECT_EQ(std::string(seen->element[2]->str, seen->element[2]->len), R"({"n":1})");
+}
+
 TEST(JsonStringTest, EscapesAndRepairsUtf8) {
     auto wrap = [](std::string_view in) {
         std::string out;
@@ -349,6 +390,8 @@ TEST_F(RedisBrokerTest, ProbesRunWithoutSpuriousDown) {
     EXPECT_EQ(a.dataOf("chat").size(), static_cast<size_t>(sent + 1));
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
     EXPECT_THAT(b.states, ElementsAre(Pair(BrokerState::Up, false)));
+    EXPECT_GE(a.probes, 5) << "each probe that came back is reported with its round trip";
+    EXPECT_GE(b.probes, 5);
     // Both brokers probed about ten times each besides b's own publishes.
     EXPECT_GE(client_->commandCalls("publish"), sent + 1 + 2 * 8);
     EXPECT_EQ(client_->numsub(a.as<RedisBroker>().probeChannel()), 1);

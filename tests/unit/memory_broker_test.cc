@@ -16,8 +16,10 @@ using ::testing::Pair;
 
 class RecordingHandler : public BrokerHandler {
 public:
-    void onBrokerMessage(std::string_view channel, std::string_view data) override {
+    void onBrokerMessage(std::string_view channel, std::string_view data,
+                         int64_t entered_us) override {
         messages.emplace_back(std::string(channel), std::string(data));
+        stamps.push_back(entered_us);
     }
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
         results.emplace_back(ticket.request_id, status);
@@ -26,6 +28,7 @@ public:
 
     std::vector<std::pair<std::string, std::string>> messages;
     std::vector<std::pair<uint64_t, PublishStatus>> results;
+    std::vector<int64_t> stamps;
     int state_changes = 0;
 };
 
@@ -62,6 +65,19 @@ TEST_F(MemoryBrokerTest, DeliversToSubscribedWorkersOnlyAndAcksAfterFlush) {
     EXPECT_THAT(handlers[0].messages, IsEmpty());
     turn(1);
     EXPECT_THAT(handlers[1].messages, ElementsAre(Pair("chat", R"({"t":1})")));
+}
+
+TEST_F(MemoryBrokerTest, CarriesTheEntryStampToEveryWorker) {
+    brokers[0]->subscribe("c");
+    brokers[1]->subscribe("c");
+    PublishTicket stamped;
+    stamped.entered_us = 1763800000123456;
+    brokers[0]->publish("c", "1", stamped);
+    brokers[0]->publish("c", "2", PublishTicket{});
+    brokers[0]->flush();
+    turn(1);
+    EXPECT_THAT(handlers[0].stamps, ElementsAre(1763800000123456, 0));
+    EXPECT_THAT(handlers[1].stamps, ElementsAre(1763800000123456, 0));
 }
 
 TEST_F(MemoryBrokerTest, PublisherSubscribedToItsOwnChannelGetsItOnce) {

@@ -427,6 +427,53 @@ TEST(RelayMetricsTest, ReadyAndDrainingComeFromTheProbe) {
     EXPECT_EQ(e.at("wsrelay_draining"), 1.0);
 }
 
+TEST(RelayMetricsTest, BrokerUpComesFromTheProbe) {
+    Registry registry(1);
+    ReadyState state{true, false, true};
+    registry.setReadyProbe([&state] { return state; });
+    EXPECT_EQ(parse(registry.render()).at("wsrelay_broker_up"), 1.0);
+    state.broker_up = false;
+    EXPECT_EQ(parse(registry.render()).at("wsrelay_broker_up"), 0.0);
+}
+
+TEST(RelayMetricsTest, UnlabelledHistogramsSumWorkersIntoCumulativeBuckets) {
+    Registry registry(2);
+    registry.worker(0).delivery_latency.observeMicros(500);   // on the 0.5 ms bound: that bucket
+    registry.worker(1).delivery_latency.observeMicros(501);   // just above: the next one
+    registry.worker(1).delivery_latency.observeMicros(-30);   // a clock stepped back: 0
+    registry.worker(0).delivery_latency.observeMicros(9000000);  // past 5 s: +Inf only
+    registry.worker(1).broker_publish_duration.observe(0.002);
+    const Exposition e = parse(registry.render());
+    ASSERT_TRUE(e.errors.empty()) << errorsOf(e);
+    const auto bucket = [&](const char* name, const char* le) {
+        return e.at(seriesKey(std::string(name) + "_bucket", "le", le));
+    };
+    EXPECT_EQ(bucket("wsrelay_delivery_latency_seconds", "0.0005"), 2.0);
+    EXPECT_EQ(bucket("wsrelay_delivery_latency_seconds", "0.001"), 3.0);
+    EXPECT_EQ(bucket("wsrelay_delivery_latency_seconds", "5"), 3.0);
+    EXPECT_EQ(bucket("wsrelay_delivery_latency_seconds", "+Inf"), 4.0);
+    EXPECT_EQ(e.at("wsrelay_delivery_latency_seconds_count"), 4.0);
+    EXPECT_NEAR(e.at("wsrelay_delivery_latency_seconds_sum"), 9.001001, 1e-9);
+    EXPECT_EQ(bucket("wsrelay_broker_publish_duration_seconds", "0.001"), 0.0);
+    EXPECT_EQ(bucket("wsrelay_broker_publish_duration_seconds", "0.0025"), 1.0);
+    EXPECT_EQ(e.at("wsrelay_broker_probe_duration_seconds_count"), 0.0);
+}
+
+TEST(RelayMetricsTest, ProbeAgeIsThatOfTheLeastRecentProbingWorker) {
+    Registry registry(3);
+    EXPECT_EQ(parse(registry.render()).at("wsrelay_broker_probe_age_seconds"), 0.0)
+        << "no worker probes: 0";
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t now_us = int64_t{now.tv_sec} * 1000000 + now.tv_nsec / 1000;
+    registry.worker(0).probe_last_ok_us.set(now_us - 2000000);
+    registry.worker(1).probe_last_ok_us.set(now_us - 30000000);
+    // worker 2 sends no probes (0) and does not count
+    const double age = parse(registry.render()).at("wsrelay_broker_probe_age_seconds");
+    EXPECT_GE(age, 30.0);
+    EXPECT_LT(age, 40.0);
+}
+
 TEST(RelayMetricsTest, RejectsZeroWorkers) {
     EXPECT_THROW(Registry(0), std::invalid_argument);
     EXPECT_THROW(Registry(-1), std::invalid_argument);
@@ -524,6 +571,10 @@ TEST(RelayMetricsDocsTest, DocsNameNoUndeclaredMetric) {
     std::set<std::string> declared;
     for (const MetricInfo& info : describeMetrics()) {
         declared.insert(info.name);
+        if (info.type == Type::Histogram) {
+            // The series PromQL names: a histogram's buckets, sum and count.
+            for (const char* suffix : {"_bucket", "_sum", "_count"}) declared.insert(info.name + suffix);
+        }
     }
     static const std::regex name_re("wsrelay_[a-z0-9_]*[a-z0-9]");
     size_t mentioned = 0;
