@@ -146,7 +146,21 @@ void Session::push(const FramePtr& frame) {
     }
     queue_.push(frame);
     m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
-    if (queue_.size() == 1) requestWrite();
+    if (queue_.size() == 1) worker_.scheduleFlush(*this);
+}
+
+void Session::flushQueued() {
+    if (queue_.empty() && !ping_due_) return;
+    // Closing, or lws still holds part of an earlier write: lws decides when to write next.
+    if (close_code_ != 0 || lws_partial_buffered(wsi_)) {
+        requestWrite();
+        return;
+    }
+    if (writeQueued() < 0) {
+        // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
+        close_code_ = 1006;
+        requestWrite();
+    }
 }
 
 void Session::closeNow(CloseCode code) {
@@ -220,7 +234,14 @@ int Session::onWriteable() {
     if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
         return closeImmediately(static_cast<CloseCode>(close_code_));
     }
+    if (writeQueued() < 0) {
+        close_code_ = close_code_ != 0 ? close_code_ : 1006;
+        return -1;
+    }
+    return 0;
+}
 
+int Session::writeQueued() {
     // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
     // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
     char* buf = worker_.writeBuffer();
@@ -252,10 +273,7 @@ int Session::onWriteable() {
     // whatever the socket did not take and calls us again only once that is flushed.
     int written = lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out)), len,
                             LWS_WRITE_RAW);
-    if (written < 0) {
-        close_code_ = close_code_ != 0 ? close_code_ : 1006;
-        return -1;
-    }
+    if (written < 0) return -1;
     auto& m = worker_.metrics();
     m.socket_writes.add();
     m.bytes_sent.add(static_cast<int64_t>(len));

@@ -23,7 +23,8 @@ class Worker;
 
 // One client WebSocket connection, owned by its worker and touched only on that worker's thread.
 // Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
-// shared frames written in batches, one lws_write per WRITEABLE callback (lws allows no more).
+// shared frames written in batches: at the end of the loop turn they arrived in, or one lws_write
+// per WRITEABLE callback while lws holds back part of an earlier write.
 class Session final : public Sink {
 public:
     // `identity` is null when auth.enabled is false (everything is allowed).
@@ -66,6 +67,11 @@ public:
     // lws events. A negative return tells lws to close the connection now.
     int onReceive(const char* data, size_t len);
     int onWriteable();
+    // Once per loop turn, for a session that got frames this turn (Worker::scheduleFlush): writes
+    // them at once when lws holds nothing back, instead of waiting for a WRITEABLE callback. This
+    // spares two epoll_ctl calls and a loop wake-up per delivery; lws_write outside the callback
+    // is safe while lws_partial_buffered() is false (a short send is buffered and finished by lws).
+    void flushQueued();
     int onTimer();
     void onPong();
     void onPeerClose(const unsigned char* payload, size_t len);
@@ -87,7 +93,13 @@ private:
     void runCommand(const protocol::Command& cmd);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
     void countBadCommand();
+    friend class Worker;  // keeps flush_slot_
+    static constexpr size_t kNotScheduled = static_cast<size_t>(-1);
+    size_t flush_slot_ = kNotScheduled;  // this session's index in the worker's flush list
+
     void requestWrite();
+    // One coalesced lws_write of the queue's head (and a due ping); -1 when the socket is gone.
+    int writeQueued();
     void armPingTimer();
     void refresh(const protocol::Command& cmd);
     // Arms auth_timer_ for the next token event: the expiry warning, then the close.

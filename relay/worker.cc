@@ -183,6 +183,14 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     // this turn leaves in one go.
     auto* self = static_cast<Worker*>(w->data);
     if (self->broker_) self->broker_->flush();
+    // After the broker's flush, which may have delivered this worker's own publishes.
+    for (size_t i = 0; i < self->flush_list_.size(); ++i) {
+        Session* session = self->flush_list_[i];
+        if (session == nullptr) continue;
+        session->flush_slot_ = Session::kNotScheduled;
+        session->flushQueued();
+    }
+    self->flush_list_.clear();
 }
 
 void Worker::onLwsTick(lws_sorted_usec_list_t* sul) {
@@ -277,7 +285,16 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     return session;
 }
 
+void Worker::scheduleFlush(Session& session) {
+    if (session.flush_slot_ != Session::kNotScheduled) return;
+    session.flush_slot_ = flush_list_.size();
+    flush_list_.push_back(&session);
+}
+
 void Worker::closeSession(Session* session) {
+    if (session->flush_slot_ != Session::kNotScheduled) {
+        flush_list_[session->flush_slot_] = nullptr;
+    }
     session->onClosed();
     sessions_.erase(session->id());
     shared_.connections.fetch_sub(1);

@@ -78,6 +78,8 @@ public:
     // the worker is draining or the instance is at limits.max_connections.
     Session* openSession(lws* wsi, bool origin_rejected);
     void closeSession(Session* session);
+    // `session` got frames to send: written before the loop sleeps (Session::flushQueued).
+    void scheduleFlush(Session& session);
     void onListenerReadable();
 
     // BrokerHandler
@@ -113,6 +115,7 @@ private:
     HttpApi http_api_;
     std::vector<char> write_buffer_;
     std::unordered_map<uint64_t, Session*> sessions_;
+    std::vector<Session*> flush_list_;  // sessions with frames queued this turn; null = closed
     std::unique_ptr<Authenticator> auth_;
     std::unique_ptr<Hook> hook_;
     std::unique_ptr<HookBridge> hook_bridge_;
