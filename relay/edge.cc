@@ -34,6 +34,15 @@ bool originAllowed(const Config& config, const std::string& origin) {
 
 int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
     auto* conn = static_cast<ConnectionData*>(user);
+    if (conn == nullptr) {
+        // lws binds the per-connection data only once a request head is complete: a client that
+        // sends part of one and goes away is closed without it.
+        if (reason == LWS_CALLBACK_CLOSED_HTTP) workerOf(wsi).gate().closed(wsi);
+        if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
+            return http::confirmUpgrade(workerOf(wsi), wsi);
+        }
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
     switch (reason) {
         case LWS_CALLBACK_HTTP:
             return http::serve(workerOf(wsi), wsi, static_cast<const char*>(in), conn->api);

@@ -1,6 +1,9 @@
 """Plain HTTP on the WebSocket port: probes, metrics, and what is not a WebSocket."""
 
+import asyncio
 import json
+import socket
+import struct
 import unittest
 
 from relay_harness import (RelayTestCase, metric, parse_metrics, ping_barrier, recv_json,
@@ -40,6 +43,27 @@ class HttpTest(RelayTestCase):
         self.assertEqual(426, status)
         # The client is told what to upgrade to.
         self.assertIn("websocket", headers.get("upgrade", "").lower())
+
+    async def test_request_heads_cut_short_leave_the_server_serving(self):
+        # A client that sends part of a request head and goes away, politely or with a reset,
+        # must cost nothing but its own connection.
+        partial = [b"GET /ws?channel=x HTTP/1.1\r\nHost: x\r\nUpgr", b"GET /ws HTTP/1.1\r\n",
+                   b"GE", b"POST /api/publish HTTP/1.1\r\nContent-Length: 10\r\n\r\n{\"a\""]
+        for reset in (False, True):
+            for head in partial * 5:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.relay.port)
+                writer.write(head)
+                await writer.drain()
+                if reset:
+                    writer.get_extra_info("socket").setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.close()
+                await writer.wait_closed()
+        status, _, _ = await self.relay.ahttp_get("/healthz")
+        self.assertEqual(200, status)
+        async with self.relay.ws_connect() as ws:
+            await subscribe(ws, "still:here", id=1)
+            self.assertEqual([], await ping_barrier(ws))
 
     async def test_unknown_path_is_404(self):
         for path in ("/nope", "/ws/extra", "/metricsx", "/"):
