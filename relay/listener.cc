@@ -31,6 +31,8 @@ int openReusePortListener(const std::string& host, int port, int backlog, std::s
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        // Accepted sockets inherit it: one system call per listener, not one per connection.
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
         error = "cannot listen on " + host + ":" + service + ": " + strerror(errno);
         close(fd);
@@ -44,8 +46,6 @@ int openReusePortListener(const std::string& host, int port, int backlog, std::s
 int acceptOne(int listen_fd, int send_buffer_bytes) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (send_buffer_bytes > 0) {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes, sizeof send_buffer_bytes);
     }
