@@ -12,7 +12,10 @@
 #   - every rendered object validated against the Kubernetes schemas, strictly (validate.mjs);
 #   - yamllint on the output and on every values file;
 #   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
-#     or build/relay/wsrelay), and the alert rules through promtool when it is installed.
+#     or build/relay/wsrelay), and the alert rules through promtool when it is installed;
+#   - the chart's dashboards/ and alerts/ byte-identical to their sources in metrics/, each
+#     rendered dashboard ConfigMap carrying its file unchanged, and both switches refused when
+#     the chart has nothing to ship.
 # Needs the Debian packages golang-go golang-github-masterminds-sprig-dev
 # golang-gopkg-yaml.v3-dev yamllint, and node + npm. Ends with "helm: N passed, M failed".
 set -uo pipefail
@@ -120,12 +123,44 @@ else
 fi
 
 values_files=("$CHART/values.yaml" "$CHART/Chart.yaml" "$HERE/example-app/values.yaml"
-    "$HERE/example-app/Chart.yaml" "$HERE"/values/*.yaml "$HERE"/fixtures/alerts/*.yaml)
+    "$HERE/example-app/Chart.yaml" "$HERE"/values/*.yaml "$HERE"/fixtures/alerts/*.yaml
+    "$REPO"/metrics/prometheus/*.yaml)
 if yamllint -c "$HERE/yamllint.yaml" "${values_files[@]}" >"$WORK/lint.log" 2>&1; then
     pass "yamllint on the values files"
 else
     cat "$WORK/lint.log"
     fail "yamllint on the values files"
+fi
+
+# Helm's .Files cannot read outside the chart, so the chart ships copies of the dashboards and
+# alert rules of metrics/: each copy must be byte-identical to its source, and every one shipped.
+copy_problems=()
+for src in "$REPO"/metrics/grafana/*.json "$REPO"/metrics/prometheus/*.yaml; do
+    case "$src" in
+        *.test.yaml) continue ;;
+        *.json) dest="$CHART/dashboards/$(basename "$src")" ;;
+        *) dest="$CHART/alerts/$(basename "$src")" ;;
+    esac
+    copy="cp ${src#"$REPO"/} ${dest#"$REPO"/}"
+    if [[ ! -e "$dest" ]]; then
+        copy_problems+=("${dest#"$REPO"/} is missing ($copy)")
+    elif ! cmp -s "$src" "$dest"; then
+        copy_problems+=("${dest#"$REPO"/} differs from ${src#"$REPO"/} (edit the source, then $copy)")
+    fi
+done
+for dest in "$CHART"/dashboards/*.json "$CHART"/alerts/*.yaml; do
+    [[ -e "$dest" ]] || continue
+    case "$dest" in
+        *.json) src="$REPO/metrics/grafana/$(basename "$dest")" ;;
+        *) src="$REPO/metrics/prometheus/$(basename "$dest")" ;;
+    esac
+    [[ -e "$src" ]] ||
+        copy_problems+=("${dest#"$REPO"/} has no source ${src#"$REPO"/} (move it there and copy it back)")
+done
+if ((${#copy_problems[@]} == 0)); then
+    pass "chart dashboards/ and alerts/ are byte-identical copies of metrics/"
+else
+    fail "chart dashboards/ and alerts/ are byte-identical copies of metrics/: ${copy_problems[*]}"
 fi
 
 # The Dockerfile cannot be built here (no Docker): check its package lists instead.
@@ -186,9 +221,50 @@ mkdir -p "$WORK/chart" "$WORK/app"
 cp -r "$CHART" "$WORK/chart/wsrelay"
 cp "$HERE"/fixtures/dashboards/*.json "$WORK/chart/wsrelay/dashboards/"
 cp "$HERE"/fixtures/alerts/*.yaml "$WORK/chart/wsrelay/alerts/"
+# The chart as shipped, without the fixtures; and with nothing to ship, for the refusals.
+mkdir -p "$WORK/shipped" "$WORK/empty"
+cp -r "$CHART" "$WORK/shipped/wsrelay"
+cp -r "$CHART" "$WORK/empty/wsrelay"
+rm -f "$WORK"/empty/wsrelay/dashboards/*.json "$WORK"/empty/wsrelay/alerts/*.yaml
 cp -r "$HERE/example-app" "$WORK/app/chat-app"
 mkdir -p "$WORK/app/chat-app/charts"
 cp -r "$CHART" "$WORK/app/chat-app/charts/wsrelay"
+
+# dashboards_unchanged OUTPUT: each *.json of a rendered ConfigMap is, byte for byte, the chart's
+# (or the test fixtures') file of that name, and parses as JSON.
+dashboards_unchanged() {
+    (cd "$HERE" && node --input-type=module -e '
+        import fs from "node:fs";
+        import path from "node:path";
+        import YAML from "yaml";
+        const [out, ...dirs] = process.argv.slice(1);
+        let ok = true;
+        for (const doc of YAML.parseAllDocuments(fs.readFileSync(out, "utf8"))) {
+            const obj = doc.toJS();
+            if (obj?.kind !== "ConfigMap") continue;
+            for (const [key, text] of Object.entries(obj.data ?? {})) {
+                if (!key.endsWith(".json")) continue;
+                const file = dirs.map((d) => path.join(d, key)).find((f) => fs.existsSync(f));
+                const where = `ConfigMap ${obj.metadata.name} ${key}`;
+                if (!file) {
+                    console.log(`  ${where}: no file ${key} in ${dirs.join(" or ")}`);
+                    ok = false;
+                } else if (text !== fs.readFileSync(file, "utf8")) {
+                    console.log(`  ${where}: differs from ${file}`);
+                    ok = false;
+                } else {
+                    try {
+                        JSON.parse(text);
+                    } catch (e) {
+                        console.log(`  ${where}: ${e.message}`);
+                        ok = false;
+                    }
+                }
+            }
+        }
+        process.exit(ok ? 0 : 1);
+    ' "$1" "$CHART/dashboards" "$HERE/fixtures/dashboards")
+}
 
 # check_render NAME OUTPUT: schema validation, yamllint, the relay configs and alert rules.
 check_render() {
@@ -196,7 +272,15 @@ check_render() {
     if ! node "$HERE/validate.mjs" manifests "$out"; then
         problems=1
     fi
-    if ! yamllint -c "$HERE/yamllint.yaml" "$out"; then
+    # yamllint judges the YAML; a dashboard's JSON inside its ConfigMap has lines as long as its
+    # PromQL, and is compared with its file instead.
+    awk 'skip && (/^$/ || index($0, "    ") == 1) { next }
+         { skip = 0; print }
+         /^  "[^"]+[.]json": [|]/ { skip = 1 }' "$out" >"$WORK/$name.lint.yaml"
+    if ! yamllint -c "$HERE/yamllint.yaml" "$WORK/$name.lint.yaml"; then
+        problems=1
+    fi
+    if ! dashboards_unchanged "$out"; then
         problems=1
     fi
     local extracted="$WORK/extract-$name"
@@ -246,7 +330,14 @@ fail_case() {
         fail "$name: has no '# expect-error:' line"
         return
     fi
-    if timeout 60 "$WORK/render" -f "$values" "$chart" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
+    refuse_case "$name" "$chart" "$expected" -f "$values"
+}
+
+# refuse_case NAME CHART_DIR EXPECTED [render args...]: the render must fail with EXPECTED.
+refuse_case() {
+    local name="$1" chart="$2" expected="$3"
+    shift 3
+    if timeout 60 "$WORK/render" "$@" "$chart" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
         fail "$name: rendered, but must fail with: $expected"
     elif grep -qF -- "$expected" "$WORK/$name.err"; then
         pass "$name: refused: $expected"
@@ -267,6 +358,12 @@ render_case standalone-default "$WORK/chart/wsrelay"
 render_case standalone-release-named-wsrelay "$WORK/chart/wsrelay" --name wsrelay --namespace realtime \
     --set-string image.tag=0.2.0 --set config.drain.window_ms=0
 render_case sidecar-example-app "$WORK/app/chat-app" --name shop
+render_case standalone-shipped-dashboards-alerts "$WORK/shipped/wsrelay" \
+    --set dashboards.enabled=true --set prometheusRule.enabled=true
+refuse_case refuse-dashboards-without-files "$WORK/empty/wsrelay" \
+    "dashboards.enabled, but the chart has no dashboards/*.json" --set dashboards.enabled=true
+refuse_case refuse-rules-without-files "$WORK/empty/wsrelay" \
+    "prometheusRule.enabled, but the chart has no alerts/*.yaml" --set prometheusRule.enabled=true
 for values in "$HERE"/values/*.yaml; do
     base="$(basename "$values" .yaml)"
     case "$base" in

@@ -1,0 +1,433 @@
+"""The shipped Grafana dashboard and Prometheus alert rules (metrics/) against a real Prometheus:
+two relays on a real Redis, with the example Python hook backend, scraped every second under a
+small bounded load. Every query of every dashboard panel must parse and return data, the
+dashboard's variables must resolve, and every alert rule must load and evaluate cleanly (the hook
+errors of the load make WsrelayHookErrors pending; the healthy fleet's other alerts stay
+inactive). promtool checks the rule file and runs its unit tests."""
+
+import asyncio
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import jwt
+
+from relay_harness import (HOST, IO_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, RelayTestCase,
+                           free_port, metric, recv_json, redis_overrides, send_json, wait_until)
+from test_hook import Backend
+
+SOURCE_DIR = os.path.abspath(os.environ.get(
+    "WSRELAY_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")))
+DASHBOARD = os.path.join(SOURCE_DIR, "metrics/grafana/wsrelay-overview.json")
+ALERTS = os.path.join(SOURCE_DIR, "metrics/prometheus/wsrelay-alerts.yaml")
+ALERT_TESTS = os.path.join(SOURCE_DIR, "metrics/prometheus/wsrelay-alerts.test.yaml")
+PROMETHEUS = "/usr/bin/prometheus"
+PROMTOOL = "/usr/bin/promtool"
+
+HOOK_SECRET = "prometheus-test-hook-secret"
+JWT_SECRET = "prometheus-test-jwt-secret-of-32-bytes"
+API_KEY = "prometheus-test-api-key"
+DATA_TIMEOUT = 30.0  # scrapes and rule evaluations run every second
+# What the dashboard's variables stand for when every value is selected, and a rate window that
+# covers the whole test at a 1 s scrape interval.
+VARIABLES = {"job": ".*", "instance": ".*", "__rate_interval": "1m"}
+# Alerts the load does not trip: each must stay inactive on this healthy fleet.
+QUIET = ["WsrelayBrokerDown", "WsrelayNotReady", "WsrelayDeliveryProbeStale",
+         "WsrelayFileDescriptorsNearLimit", "WsrelayTargetDown", "WsrelayAbsent",
+         "WsrelaySlowConsumers"]
+
+
+def load_dashboard():
+    with open(DASHBOARD) as f:
+        return json.load(f)
+
+
+def panel_targets(dashboard):
+    """(panel title, expr) for every query target of every panel, rows' nested panels included."""
+    out = []
+    for panel in dashboard["panels"]:
+        for p in [panel] + panel.get("panels", []):
+            for t in p.get("targets", []):
+                out.append((p["title"], t["expr"]))
+    return out
+
+
+def substitute(expr):
+    def value(m):
+        name = m.group(1) or m.group(2)
+        if name not in VARIABLES:
+            raise AssertionError(f"unknown dashboard variable ${name} in {expr}")
+        return VARIABLES[name]
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+
+
+def alert_names():
+    with open(ALERTS) as f:
+        return re.findall(r"^\s*- alert: (\S+)\s*$", f.read(), re.MULTILINE)
+
+
+class PrometheusError(AssertionError):
+    pass
+
+
+class Prometheus:
+    """A real prometheus process on a loopback port scraping `targets` every second and
+    evaluating `rule_files` every second; data in a temporary directory; stopped by PID."""
+
+    def __init__(self, targets, rule_files):
+        if not os.access(PROMETHEUS, os.X_OK):
+            raise unittest.SkipTest(f"{PROMETHEUS} is not installed (Debian package prometheus)")
+        self.targets, self.rule_files = list(targets), list(rule_files)
+        self.proc = None
+        self.port = None
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="wsrelay-prometheus-")
+        self.log_path = os.path.join(self._tmpdir.name, "prometheus.log")
+        self._final_log = None
+
+    def start(self):
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
+                       "evaluation_interval": "1s"},
+            "rule_files": self.rule_files,
+            "scrape_configs": [{"job_name": "wsrelay",
+                                "static_configs": [{"targets": self.targets}]}],
+        }
+        config_path = os.path.join(self._tmpdir.name, "prometheus.yml")
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=2)  # JSON is YAML
+        last = None
+        for _ in range(5):
+            self.port = free_port()
+            try:
+                self._start_once(config_path)
+                return self
+            except PrometheusError as e:
+                last = e
+                if "address already in use" not in self.log():
+                    raise
+        raise last
+
+    def _start_once(self, config_path):
+        args = [PROMETHEUS, f"--config.file={config_path}",
+                f"--storage.tsdb.path={os.path.join(self._tmpdir.name, f'data-{self.port}')}",
+                f"--web.listen-address={HOST}:{self.port}", "--log.level=warn"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=self._tmpdir.name)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                code, self.proc = self.proc.returncode, None
+                raise PrometheusError(f"prometheus exited with {code} during startup\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url("/-/ready"), timeout=1.0) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PrometheusError(f"prometheus not ready within {READY_TIMEOUT}s\n{self.log()}")
+            time.sleep(0.05)  # bounded poll of /-/ready, with the deadline above
+
+    def url(self, path):
+        return f"http://{HOST}:{self.port}{path}"
+
+    def api(self, path, **params):
+        """GET /api/v1/<path>; returns the decoded body, also for 4xx answers (query errors)."""
+        query = urllib.parse.urlencode(params, doseq=True)
+        try:
+            with urllib.request.urlopen(self.url(f"/api/v1/{path}?{query}"),
+                                        timeout=IO_TIMEOUT) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read() or b"{}")
+
+    def query(self, expr):
+        return self.api("query", query=expr)
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            self.proc = None
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            self._final_log = self.log()
+            self._tmpdir.cleanup()
+
+    def log(self):
+        if self._final_log is not None:
+            return self._final_log
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Client:
+    """A WebSocket client that keeps the frames it did not ask for (channel messages) aside
+    while it waits for the answer to one of its commands."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.inbox = []
+        self.next_id = 0
+
+    async def call(self, obj):
+        self.next_id += 1
+        obj = dict(obj, id=self.next_id)
+        await send_json(self.ws, obj)
+        while True:
+            frame = await recv_json(self.ws)
+            if frame.get("id") == obj["id"]:
+                return frame
+            self.inbox.append(frame)
+
+    async def wait_messages(self, channel, count):
+        def got():
+            return [f for f in self.inbox if f.get("op") == "message" and f["channel"] == channel]
+        while len(got()) < count:
+            self.inbox.append(await recv_json(self.ws))
+        return got()
+
+
+class DashboardAndRulesFilesTest(unittest.TestCase):
+    """What needs no server: the dashboard's structure, promtool on the rule file and its tests."""
+
+    def promtool(self, *args):
+        if not os.access(PROMTOOL, os.X_OK):
+            self.skipTest(f"{PROMTOOL} is not installed (Debian package prometheus)")
+        done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, done.returncode,
+                         f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def test_promtool_check_rules(self):
+        out = self.promtool("check", "rules", ALERTS)
+        self.assertIn(f"SUCCESS: {len(alert_names())} rules found", out)
+
+    def test_promtool_test_rules(self):
+        self.assertIn("SUCCESS", self.promtool("test", "rules", ALERT_TESTS))
+        # Every alert has a unit test.
+        with open(ALERT_TESTS) as f:
+            tested = set(re.findall(r"alertname: (\S+)", f.read()))
+        self.assertEqual(set(alert_names()), tested)
+
+    def test_dashboard_structure(self):
+        d = load_dashboard()
+        self.assertEqual("wsrelay-overview", d["uid"])
+        self.assertGreaterEqual(d["schemaVersion"], 36)
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        self.assertEqual(("datasource", "prometheus"),
+                         (variables["datasource"]["type"], variables["datasource"]["query"]))
+        for name in ("job", "instance"):
+            v = variables[name]
+            self.assertTrue(v["multi"] and v["includeAll"], name)
+            self.assertEqual({"type": "prometheus", "uid": "${datasource}"}, v["datasource"])
+        ids = [p["id"] for p in d["panels"]]
+        self.assertEqual(len(ids), len(set(ids)), "panel ids must be unique")
+        rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
+        self.assertIn("Per instance", rows)
+        selector = re.compile(r"(wsrelay_\w+)(\{[^}]*\})?")
+        for panel in d["panels"]:
+            if panel["type"] == "row":
+                continue
+            self.assertEqual({"type": "prometheus", "uid": "${datasource}"}, panel["datasource"],
+                             panel["title"])
+            self.assertTrue(panel["targets"], panel["title"])
+            for t in panel["targets"]:
+                self.assertEqual("${datasource}", t["datasource"]["uid"], panel["title"])
+                # Every series selector is filtered by both variables.
+                for name, labels in selector.findall(t["expr"]):
+                    self.assertIn('job=~"$job"', labels, f"{panel['title']}: {name}")
+                    self.assertIn('instance=~"$instance"', labels, f"{panel['title']}: {name}")
+        self.assertNotIn('"uid": "P', json.dumps(d), "no hard-coded datasource uid")
+
+
+class PrometheusTest(RelayTestCase):
+    def start_prometheus(self, relays):
+        prometheus = Prometheus([f"{HOST}:{r.port}" for r in relays], [ALERTS])
+        self.addCleanup(prometheus.close)
+        self._prometheus = prometheus
+        return prometheus.start()
+
+    def _print_logs(self):
+        super()._print_logs()
+        prometheus = getattr(self, "_prometheus", None)
+        if prometheus is not None:
+            print(f"\n----- prometheus log (port {prometheus.port}) -----\n"
+                  f"{prometheus.log()}\n-----")
+
+    async def query(self, prometheus, expr):
+        return await asyncio.to_thread(prometheus.query, expr)
+
+    async def load(self, redis, relays):
+        """Bounded traffic that gives every dashboard panel data: 3 authenticated clients per
+        relay in three channels, client publishes across the two relays through Redis, HTTP API
+        publishes, publishes routed through the hook, hook commands (some refused by the app),
+        an expired token and an unknown path."""
+        def token(sub, ttl=300):
+            now = int(time.time())
+            return jwt.encode({"sub": sub, "iat": now, "exp": now + ttl}, JWT_SECRET, "HS256")
+
+        clients = []
+        for i in range(6):
+            relay = relays[i % 2]
+            ws = await relay.ws_connect(
+                extra_headers={"Authorization": f"Bearer {token(f'user-{i}')}"}).__aenter__()
+            self.addAsyncCleanup(ws.close)
+            # The hook's connect answer puts every connection in the lobby.
+            self.assertEqual({"op": "subscribed", "channel": "lobby"}, await recv_json(ws))
+            clients.append(Client(ws))
+        for c in clients:
+            for channel in ("room:1", "chat:room"):
+                reply = await c.call({"op": "subscribe", "channel": channel})
+                self.assertEqual("ack", reply["op"], reply)
+
+        # Each worker holding clients holds all three channels: wait until Redis has every one of
+        # those workers subscribed, or a publish could miss a relay.
+        async def subscribed():
+            held = sum([metric(await r.ametrics(), "wsrelay_channels") for r in relays])
+            return all([await redis.anumsub(ch) * 3 == held for ch in ("room:1", "chat:room")])
+        await wait_until(subscribed, what="Redis subscriptions of every worker")
+
+        async def talk(n, c):
+            for k in range(5):
+                reply = await c.call({"op": "publish", "channel": "room:1",
+                                      "data": {"n": n, "k": k}})
+                self.assertEqual("ack", reply["op"], reply)
+            for k in range(2):
+                reply = await c.call({"op": "publish", "channel": "chat:room",
+                                      "data": {"text": f"hello {n}.{k}"}})
+                self.assertEqual("ack", reply["op"], reply)
+            reply = await c.call({"op": "send", "data": {"cmd": "echo", "value": n}})
+            self.assertEqual(("reply", n), (reply["op"], reply["data"]), reply)
+            # The app answers {"error"}: a hook request with result "error".
+            reply = await c.call({"op": "send", "data": {"cmd": "no-such-command"}})
+            self.assertEqual(("error", 404), (reply["op"], reply["code"]), reply)
+
+        await asyncio.gather(*(talk(n, c) for n, c in enumerate(clients)))
+        for k, relay in enumerate(relays * 3):
+            status, _, body = await relay.ahttp_post("/api/publish",
+                                                     {"channel": "room:1", "data": {"api": k}},
+                                                     headers={"X-API-Key": API_KEY})
+            self.assertEqual(200, status, body)
+        for c in clients:
+            await c.wait_messages("room:1", 6 * 5 + 6)
+            await c.wait_messages("chat:room", 6 * 2)
+
+        status, _, _ = await relays[0].ahttp_upgrade(
+            headers={"Authorization": f"Bearer {token('late', ttl=-60)}"})
+        self.assertEqual(401, status)
+        status, _, _ = await relays[1].ahttp_upgrade(
+            path="/not-the-ws-path", headers={"Authorization": f"Bearer {token('lost')}"})
+        self.assertEqual(404, status)
+        for c in clients:
+            await c.ws.close()
+
+    async def test_dashboard_queries_and_alert_rules(self):
+        redis = self.start_redis()
+        backend = Backend("python", secret=HOOK_SECRET).start()
+        self.addCleanup(backend.stop)
+        config = redis_overrides(redis, {
+            "broker.redis.probe_interval_ms": 250,
+            "api.key": API_KEY,
+            "auth.enabled": True, "auth.jwt.secret": JWT_SECRET,
+            "auth.permissions.subscribe": ["*"], "auth.permissions.publish": ["*"],
+            "hook.url": backend.url(), "hook.secret": HOOK_SECRET, "hook.timeout_ms": 2000,
+            "hook.routes": ["chat:*=hook"],
+        })
+        relays = [await self.start_relay(config), await self.start_relay(config)]
+        for relay in relays:
+            await relay.wait_metric(lambda s: metric(s, "wsrelay_ready") == 1,
+                                    timeout=READY_TIMEOUT, what="wsrelay_ready == 1")
+        prometheus = await asyncio.to_thread(self.start_prometheus, relays)
+
+        # A scrape of both before the load, so that rates cover it.
+        async def both_up():
+            r = await self.query(prometheus, 'up{job="wsrelay"} == 1')
+            return len(r.get("data", {}).get("result", [])) == 2
+        await wait_until(both_up, DATA_TIMEOUT, "both relays scraped", interval=0.2)
+
+        await self.load(redis, relays)
+
+        targets = [(title, expr, substitute(expr))
+                   for title, expr in panel_targets(load_dashboard())]
+        self.assertGreater(len(targets), 30)
+        missing, invalid = {}, []
+
+        async def every_query_has_data():
+            missing.clear()
+            for title, expr, concrete in targets:
+                r = await self.query(prometheus, concrete)
+                if r.get("status") != "success":
+                    invalid.append(f"{title}: {expr}\n  {r.get('errorType')}: {r.get('error')}")
+                    continue
+                values = [float(s["value"][1]) for s in r["data"]["result"]]
+                if not any(math.isfinite(v) for v in values):
+                    missing[f"{title}: {expr}"] = values
+            return invalid or not missing
+        try:
+            await wait_until(every_query_has_data, DATA_TIMEOUT, "data for every panel query",
+                             interval=0.5)
+        except AssertionError:
+            self.fail("panel queries without a finite value:\n" +
+                      "\n".join(f"  {k} -> {v}" for k, v in missing.items()))
+        self.assertEqual([], invalid, "panel queries Prometheus refuses")
+
+        # The variables' label_values() queries resolve to this Prometheus' job and targets.
+        variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
+        want = {"job": {"wsrelay"}, "instance": {f"{HOST}:{r.port}" for r in relays}}
+        for name, expected in want.items():
+            m = re.fullmatch(r"label_values\((.*), (\w+)\)", variables[name]["definition"])
+            self.assertIsNotNone(m, variables[name]["definition"])
+            r = await asyncio.to_thread(prometheus.api, f"label/{m.group(2)}/values",
+                                        **{"match[]": substitute(m.group(1))})
+            self.assertEqual(expected, set(r["data"]), r)
+
+        names = alert_names()
+        rules = {}
+
+        async def evaluated():
+            r = await asyncio.to_thread(prometheus.api, "rules")
+            groups = r["data"]["groups"]
+            self.assertEqual([("wsrelay", ALERTS)], [(g["name"], g["file"]) for g in groups])
+            rules.clear()
+            rules.update({rule["name"]: rule for rule in groups[0]["rules"]})
+            self.assertEqual(sorted(names), sorted(rules))
+            for rule in rules.values():
+                self.assertEqual("", rule.get("lastError", ""), rule)
+                self.assertIn(rule["health"], ("ok", "unknown"), rule)  # unknown: not run yet
+            hook = rules["WsrelayHookErrors"]
+            return (all(rule["health"] == "ok" for rule in rules.values())
+                    and {a["labels"]["instance"] for a in hook["alerts"]} == instances
+                    and all(a["state"] == "pending" for a in hook["alerts"]))
+        instances = {f"{HOST}:{r.port}" for r in relays}
+        await wait_until(evaluated, DATA_TIMEOUT,
+                         "every rule evaluated, WsrelayHookErrors pending for both relays",
+                         interval=0.5)
+        for name in QUIET:
+            self.assertEqual("inactive", rules[name]["state"], rules[name])
+
+
+if __name__ == "__main__":
+    unittest.main()
