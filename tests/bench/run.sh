@@ -88,9 +88,35 @@ start_relay
 run hot fanout --url "$url" --subscribers 100 --rate 2000 --duration 10 --size 64 --timeout 90
 stop_relay
 
-start_relay
-run idle idle --url "$url" --connections 10000 --hold 0 --timeout 120
-stop_relay
+# Idle connections: the relay's RSS comes from the load generator; the kernel's share (socket
+# structures in slab, TCP buffer pages) from /proc/meminfo and /proc/net/sockstat, sampled while
+# the connections are held. Both ends of every connection live in this kernel, so the delta is
+# halved for the server's share.
+idle_run() {
+    local name=$1 n=$2
+    start_relay
+    kernel_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+    local slab0 tcpmem0 slab1 tcpmem1
+    slab0=$(kernel_kib)
+    tcpmem0=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat)
+    echo "== $name: wsrelay_loadgen idle --connections $n" >&2
+    "$loadgen" idle --url "$url" --connections "$n" --hold 4 --timeout 180 --sources 16 \
+        --relay-pid "$relay_pid" >"$work/$name.json" 2>"$work/$name.err" &
+    local lg=$!
+    for _ in $(seq 1800); do
+        grep -q "connections up" "$work/$name.err" 2>/dev/null && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    slab1=$(kernel_kib)
+    tcpmem1=$(awk '/^TCP:/ {print $NF}' /proc/net/sockstat)
+    wait "$lg" || echo "run.sh: $name failed: $(tail -3 "$work/$name.err")" >&2
+    echo "{\"slab_kib\": $((slab1 - slab0)), \"tcp_pages\": $((tcpmem1 - tcpmem0))}" \
+        >"$work/$name.kernel.json"
+    stop_relay
+}
+idle_run idle 10000
+idle_run idle19k 19000
 
 start_relay
 run handshake handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
@@ -132,15 +158,25 @@ echo "|---|---:|---:|---:|---:|---:|"
 fanout_row "Fan-out: 2,000 subscribers × 20 msg/s, 64 B, 20 s" "$work/fanout.json"
 fanout_row "Hot channel: 100 subscribers × 2,000 msg/s, 64 B, 10 s" "$work/hot.json"
 echo
-$py - "$work/idle.json" "$work/handshake.json" "$work"/handshake_{hs256,rs256,es256}.json <<'PY'
+$py - "$work" "$work/handshake.json" "$work"/handshake_{hs256,rs256,es256}.json <<'PY'
 import json, sys
-idle = json.load(open(sys.argv[1]))
+work = sys.argv[1]
 hs = json.load(open(sys.argv[2]))
 print("| Measure | Result |")
 print("|---|---:|")
-print(f"| Idle: relay RSS per connection at {idle['connections']:,} connections | "
-      f"{idle['relay_rss_per_connection_bytes']:,} B "
-      f"({idle['relay_rss_before_kib']:,} → {idle['relay_rss_after_kib']:,} KiB) |")
+for name in ("idle", "idle19k"):
+    try:
+        idle = json.load(open(f"{work}/{name}.json"))
+        kernel = json.load(open(f"{work}/{name}.kernel.json"))
+    except (OSError, ValueError):
+        print(f"| Idle ({name}) | failed |")
+        continue
+    n = idle["connections"]
+    print(f"| Idle: relay RSS per connection at {n:,} connections | "
+          f"{idle['relay_rss_per_connection_bytes']:,.0f} B "
+          f"({idle['relay_rss_before_kib']:,.0f} → {idle['relay_rss_after_kib']:,.0f} KiB) |")
+    print(f"| Idle: kernel memory per connection at {n:,} (slab ÷ 2 ends; TCP buffer pages) | "
+          f"{kernel['slab_kib'] * 1024 / n / 2:,.0f} B; {kernel['tcp_pages']} pages |")
 print(f"| Handshakes/s ({hs['concurrency']} in flight, {hs['elapsed_s']:.0f} s) | "
       f"{hs['handshakes_per_s']:,.0f} (relay CPU {hs['relay_cpu_us_per_handshake']:.0f} µs each, "
       f"p50 {hs['latency_us']['p50']:,} µs, {hs['errors']} errors) |")

@@ -13,6 +13,7 @@
 #include "modes.h"
 #include "poller.h"
 #include "process_info.h"
+#include "server_processes.h"
 #include "ws_connection.h"
 
 namespace wsrelay::loadgen {
@@ -125,6 +126,9 @@ int runHandshake(const Options& o) {
             return 2;
         }
         ep.headers = o.headers;
+        if (o.protocol == Protocol::Raw) {
+            ep.path += ep.path.find('?') == std::string::npos ? "?channel=hs" : "&channel=hs";
+        }
         endpoints.push_back(std::move(ep));
     }
     if (uint64_t(o.concurrency) + 32 > raiseFileLimit()) {
@@ -139,8 +143,9 @@ int runHandshake(const Options& o) {
         loops.push_back(std::make_unique<HandshakeThread>(o, endpoints, stop, slots,
                                                           uint64_t(i) << 40));
     }
+    ServerProcesses server(o.server_pids);
     const double cpu_start = selfCpuSeconds();
-    const double relay_cpu_start = o.relay_pid > 0 ? processCpuSeconds(o.relay_pid) : -1;
+    server.markCpu();
     const uint64_t t0 = nowNs();
     std::vector<std::thread> threads;
     for (auto& loop : loops) threads.emplace_back([l = loop.get()] { l->run(); });
@@ -159,8 +164,7 @@ int runHandshake(const Options& o) {
     for (std::thread& t : threads) t.join();
     const double elapsed_s = double(nowNs() - t0) / 1e9;
     const double cpu_s = selfCpuSeconds() - cpu_start;
-    const double relay_cpu_s =
-        relay_cpu_start >= 0 ? processCpuSeconds(o.relay_pid) - relay_cpu_start : -1;
+    server.endCpu();
 
     uint64_t handshakes = 0, closes = 0, errors = 0;
     Histogram latency;
@@ -175,12 +179,13 @@ int runHandshake(const Options& o) {
     const double rate = double(handshakes) / elapsed_s;
     char buf[768];
     std::snprintf(buf, sizeof buf,
-                  "{\"mode\":\"handshake\",\"outcome\":\"%s\",\"concurrency\":%u,\"threads\":%d,"
+                  "{\"mode\":\"handshake\",\"outcome\":\"%s\",\"protocol\":\"%s\","
+                  "\"concurrency\":%u,\"threads\":%d,"
                   "\"elapsed_s\":%.3f,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
                   "\"closes\":%llu,\"errors\":%llu,"
                   "\"latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
                   "\"loadgen_cpu_s\":%.3f",
-                  outcome.c_str(), o.concurrency, o.threads, elapsed_s,
+                  outcome.c_str(), protocolName(o.protocol), o.concurrency, o.threads, elapsed_s,
                   static_cast<unsigned long long>(handshakes), rate,
                   static_cast<unsigned long long>(closes), static_cast<unsigned long long>(errors),
                   static_cast<unsigned long long>(latency.quantile(0.5)),
@@ -188,11 +193,7 @@ int runHandshake(const Options& o) {
                   static_cast<unsigned long long>(latency.quantile(0.999)),
                   static_cast<unsigned long long>(latency.max()), cpu_s);
     std::string json = buf;
-    if (relay_cpu_s >= 0) {
-        std::snprintf(buf, sizeof buf, ",\"relay_cpu_s\":%.3f,\"relay_cpu_us_per_handshake\":%.1f",
-                      relay_cpu_s, handshakes ? relay_cpu_s * 1e6 / double(handshakes) : 0.0);
-        json += buf;
-    }
+    server.appendCpu(json, "handshake", handshakes);
     emitReport(json, first_error);
     std::fprintf(stderr, "handshake %s: %llu in %.2f s = %.0f/s, %llu errors%s%s\n",
                  outcome.c_str(), static_cast<unsigned long long>(handshakes), elapsed_s, rate,

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
     switch (options.mode) {
     case Mode::Fanout:
         return runFanout(options);
+    case Mode::Chat:
+        return runChat(options);
     case Mode::Idle:
         return runIdle(options);
     case Mode::Handshake:

@@ -1,6 +1,6 @@
 #pragma once
 
-// The three load-generator modes. Each prints one JSON object on stdout (and a human summary on
+// The four load-generator modes. Each prints one JSON object on stdout (and a human summary on
 // stderr) and returns the process exit status.
 
 #include "options.h"
@@ -8,6 +8,7 @@
 namespace wsrelay::loadgen {
 
 int runFanout(const Options& options);
+int runChat(const Options& options);
 int runIdle(const Options& options);
 int runHandshake(const Options& options);
 

@@ -12,22 +12,39 @@ constexpr const char* kUsage = R"(usage: wsrelay_loadgen MODE [options]
 
 modes:
   fanout     subscribers on channels, one publisher; reports delivery, loss, order and latency
+  chat       N clients on K channels, each publishing on its own channel; same report
   idle       N connections, each subscribed to its own channel, held open
   handshake  open and close connections as fast as possible
 
 common:
-  --url ws://IP:PORT/PATH   relay endpoint (repeatable: connections spread round-robin)
+  --url ws://IP:PORT/PATH   server endpoint (repeatable: connections spread round-robin)
+  --protocol wsrelay|raw    wsrelay: subscribe op + ack, {"op":"message"} frames (default);
+                            raw: ?channel=NAME in the URL, no ack, frames = published bytes
   --threads N               event-loop threads, each with its own epoll (default 1)
   --sources N               loopback source addresses 127.0.0.1..127.0.0.N (default 8)
   --timeout S               global deadline: report and exit non-zero after S s (default 60)
   --connect-concurrency N   connections opening at once (default 512)
-  --relay-pid PID           also report that process's CPU (fanout) or RSS (idle)
+  --server-pid PID          report the CPU (fanout, chat, handshake) or RSS (idle) of the server,
+                            summed over every PID given (repeatable); --relay-pid is an alias
   --header 'Name: value'    add a header to every upgrade request (repeatable), e.g. a JWT
 
 fanout:
   --subscribers N  --channel NAME | --channels K  --rate MSGS_PER_S
-  --duration S | --count M  --size BYTES  --publish-via client
-  --drain-timeout S (default 5)  --allow-loss
+  --duration S | --count M  --size BYTES  --drain-timeout S (default 5)  --allow-loss
+  --publish-via client|redis|http (default client)
+  --redis HOST:PORT                   with --publish-via redis
+  --publish-url http://IP:PORT/PATH   with --publish-via http
+  --api-key KEY                       X-API-Key of the relay's HTTP API (protocol wsrelay)
+  --http-connections N                keep-alive connections for http (default 4)
+
+chat:
+  --clients N  --channels K (default 1)  [--channel BASE]  --rate MSGS_PER_S (in total)
+  --duration S | --count M  --size BYTES  --drain-timeout S  --allow-loss
+
+fanout and chat:
+  --warmup | --no-warmup    publish {"w":1} on every channel every 50 ms until every
+                            subscriber got one (default: on for raw, off for wsrelay)
+  --warmup-timeout S        give up (outcome failed) after S s (default 10)
 
 idle:
   --connections N  --hold S (default: until SIGTERM or SIGINT)
@@ -52,12 +69,28 @@ template <typename T> T number(std::string_view flag, std::string_view text) {
 
 } // namespace
 
+const char* protocolName(Protocol p) { return p == Protocol::Raw ? "raw" : "wsrelay"; }
+
+const char* publishViaName(PublishVia p) {
+    switch (p) {
+    case PublishVia::Client:
+        return "client";
+    case PublishVia::Redis:
+        return "redis";
+    case PublishVia::Http:
+        return "http";
+    }
+    return "?";
+}
+
 Options parseOptions(int argc, char** argv) {
     Options o;
     if (argc < 2) usageError("missing mode");
     std::string_view mode = argv[1];
     if (mode == "fanout") {
         o.mode = Mode::Fanout;
+    } else if (mode == "chat") {
+        o.mode = Mode::Chat;
     } else if (mode == "idle") {
         o.mode = Mode::Idle;
     } else if (mode == "handshake") {
@@ -69,6 +102,9 @@ Options parseOptions(int argc, char** argv) {
         usageError("unknown mode " + std::string(mode));
     }
     bool channel_set = false, channels_set = false;
+    bool subscribers_set = false, clients_set = false;
+    int warmup = -1; // -1: the protocol's default
+    std::string protocol = "wsrelay", publish_via = "client";
     for (int i = 2; i < argc; ++i) {
         std::string_view arg = argv[i];
         std::string_view value;
@@ -85,6 +121,10 @@ Options parseOptions(int argc, char** argv) {
         };
         if (arg == "--allow-loss") {
             o.allow_loss = true;
+        } else if (arg == "--warmup") {
+            warmup = 1;
+        } else if (arg == "--no-warmup") {
+            warmup = 0;
         } else if (arg == "--url") {
             o.urls.emplace_back(next());
         } else if (arg == "--threads") {
@@ -102,10 +142,18 @@ Options parseOptions(int argc, char** argv) {
                 usageError("--header needs 'Name: value'");
             }
             o.headers.append(header).append("\r\n");
-        } else if (arg == "--relay-pid") {
-            o.relay_pid = number<int>(arg, next());
+        } else if (arg == "--server-pid" || arg == "--relay-pid") {
+            const int pid = number<int>(arg, next());
+            if (pid <= 0) usageError(std::string(arg) + " must be positive");
+            o.server_pids.push_back(pid);
+        } else if (arg == "--protocol") {
+            protocol = std::string(next());
         } else if (arg == "--subscribers") {
             o.subscribers = number<uint32_t>(arg, next());
+            subscribers_set = true;
+        } else if (arg == "--clients") {
+            o.subscribers = number<uint32_t>(arg, next());
+            clients_set = true;
         } else if (arg == "--channel") {
             o.channel = std::string(next());
             channel_set = true;
@@ -121,7 +169,20 @@ Options parseOptions(int argc, char** argv) {
         } else if (arg == "--size") {
             o.size = number<uint32_t>(arg, next());
         } else if (arg == "--publish-via") {
-            o.publish_via = std::string(next());
+            publish_via = std::string(next());
+        } else if (arg == "--redis") {
+            o.redis = std::string(next());
+        } else if (arg == "--publish-url") {
+            o.publish_url = std::string(next());
+        } else if (arg == "--api-key") {
+            o.api_key = std::string(next());
+            if (o.api_key.find_first_of("\r\n") != std::string::npos) {
+                usageError("--api-key must not contain line breaks");
+            }
+        } else if (arg == "--http-connections") {
+            o.http_connections = number<int>(arg, next());
+        } else if (arg == "--warmup-timeout") {
+            o.warmup_timeout_s = number<double>(arg, next());
         } else if (arg == "--drain-timeout") {
             o.drain_timeout_s = number<double>(arg, next());
         } else if (arg == "--connections") {
@@ -135,19 +196,56 @@ Options parseOptions(int argc, char** argv) {
         }
     }
     if (o.urls.empty()) usageError("--url is required");
+    if (protocol == "wsrelay") {
+        o.protocol = Protocol::Wsrelay;
+    } else if (protocol == "raw") {
+        o.protocol = Protocol::Raw;
+    } else {
+        usageError("--protocol must be wsrelay or raw");
+    }
+    if (publish_via == "client") {
+        o.publish_via = PublishVia::Client;
+    } else if (publish_via == "redis") {
+        o.publish_via = PublishVia::Redis;
+    } else if (publish_via == "http") {
+        o.publish_via = PublishVia::Http;
+    } else {
+        usageError("--publish-via must be client, redis or http");
+    }
+    o.warmup = warmup < 0 ? o.protocol == Protocol::Raw : warmup == 1;
     if (o.threads < 1 || o.threads > 64) usageError("--threads must be 1..64");
     if (o.sources < 1 || o.sources > 250) usageError("--sources must be 1..250");
     if (o.timeout_s <= 0) usageError("--timeout must be positive");
     if (o.connect_concurrency < 1) usageError("--connect-concurrency must be positive");
-    if (channel_set && channels_set) usageError("--channel and --channels are exclusive");
-    if (o.mode == Mode::Fanout) {
-        if (o.subscribers < 1) usageError("--subscribers must be positive");
+    if (channel_set && channels_set && o.mode == Mode::Fanout) {
+        usageError("--channel and --channels are exclusive");
+    }
+    if (subscribers_set && o.mode != Mode::Fanout) usageError("--subscribers is for fanout");
+    if (clients_set && o.mode != Mode::Chat) usageError("--clients is for chat");
+    if (o.mode == Mode::Fanout || o.mode == Mode::Chat) {
+        if (o.subscribers < 1) usageError("--subscribers/--clients must be positive");
         if (o.channels < 1) usageError("--channels must be positive");
         if (o.rate <= 0) usageError("--rate must be positive");
-        if (o.count == 0 && o.duration_s <= 0) usageError("fanout needs --count or --duration");
+        if (o.count == 0 && o.duration_s <= 0) usageError("--count or --duration is required");
         if (o.count == 0) o.count = uint64_t(o.rate * o.duration_s + 0.5);
-        if (o.publish_via != "client") {
-            usageError("--publish-via: only 'client' is implemented (redis and http come later)");
+        if (o.warmup_timeout_s <= 0) usageError("--warmup-timeout must be positive");
+    }
+    if (o.mode == Mode::Chat) {
+        if (o.channels > o.subscribers) usageError("chat needs --channels <= --clients");
+        if (o.publish_via != PublishVia::Client) usageError("chat publishes via client only");
+    }
+    if (o.mode == Mode::Fanout) {
+        if (o.publish_via == PublishVia::Redis && o.redis.empty()) {
+            usageError("--publish-via redis needs --redis HOST:PORT");
+        }
+        if (o.publish_via == PublishVia::Http) {
+            if (o.publish_url.empty()) usageError("--publish-via http needs --publish-url URL");
+            if (o.protocol == Protocol::Wsrelay && o.api_key.empty()) {
+                usageError("--publish-via http with --protocol wsrelay needs --api-key");
+            }
+            if (o.http_connections < 1 || o.http_connections > 64) {
+                usageError("--http-connections must be 1..64");
+            }
         }
     }
     if (o.mode == Mode::Idle && o.connections < 1) usageError("--connections must be positive");

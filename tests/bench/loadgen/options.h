@@ -8,29 +8,45 @@
 
 namespace wsrelay::loadgen {
 
-enum class Mode { Fanout, Idle, Handshake };
+enum class Mode { Fanout, Chat, Idle, Handshake };
+
+// wsrelay: the relay's JSON protocol (subscribe op + ack, {"op":"message"} envelopes).
+// Raw: the peers' contract: the channel is in the URL (?channel=NAME), subscribing is
+// asynchronous and unacknowledged, frames carry the published bytes unchanged.
+enum class Protocol { Wsrelay, Raw };
+
+enum class PublishVia { Client, Redis, Http };
 
 struct Options {
     Mode mode = Mode::Fanout;
+    Protocol protocol = Protocol::Wsrelay;
     std::vector<std::string> urls;
     int threads = 1;
     int sources = 8;        // loopback source addresses 127.0.0.1 .. 127.0.0.N
     double timeout_s = 60;  // global deadline, every mode
-    int connect_concurrency = 512; // connections being opened at once (fanout, idle)
-    int relay_pid = 0;      // when set, the relay's CPU (fanout) or RSS (idle) is reported too
+    int connect_concurrency = 512; // connections being opened at once (fanout, chat, idle)
+    std::vector<int> server_pids; // their CPU (fanout, chat, handshake) or RSS (idle), summed
     std::string headers;    // --header lines, each ending in CRLF, added to every upgrade request
 
-    // fanout
-    uint32_t subscribers = 100;
+    // fanout and chat
+    uint32_t subscribers = 100; // fanout: --subscribers; chat: --clients
     std::string channel = "bench";
     uint32_t channels = 1;
     double rate = 1000;
     double duration_s = 0;
     uint64_t count = 0;     // 0: rate × duration
     uint32_t size = 64;
-    std::string publish_via = "client";
     double drain_timeout_s = 5; // after the last publish, how long to wait for stragglers
     bool allow_loss = false;
+    bool warmup = false;    // default: on for raw, off for wsrelay
+    double warmup_timeout_s = 10;
+
+    // fanout's publisher
+    PublishVia publish_via = PublishVia::Client;
+    std::string redis;        // HOST:PORT
+    std::string publish_url;  // http://HOST:PORT/PATH
+    std::string api_key;
+    int http_connections = 4;
 
     // idle
     uint32_t connections = 1000;
@@ -39,6 +55,9 @@ struct Options {
     // handshake
     uint32_t concurrency = 64;
 };
+
+const char* protocolName(Protocol p);
+const char* publishViaName(PublishVia p);
 
 // Parses argv; on error prints a message and the usage to stderr and exits with status 2.
 Options parseOptions(int argc, char** argv);

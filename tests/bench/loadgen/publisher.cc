@@ -1,82 +1,56 @@
 #include "publisher.h"
 
-#include <cstdio>
-
 #include "process_info.h"
 
 namespace wsrelay::loadgen {
+namespace {
+
+constexpr uint64_t kWarmupIntervalNs = 50'000'000;
+
+} // namespace
 
 Publisher::Publisher(RunState& state, Poller& poller)
-    : state_(state), conn_(poller, *this, 0) {}
+    : state_(state), sink_(makePublishSink(state, poller)), writer_(state.options.size) {}
 
-bool Publisher::start() {
-    if (!conn_.start(state_.endpoints[0], sourceAddress(0, 1))) {
-        state_.reportError("publisher: " + conn_.error());
-        return false;
-    }
-    return true;
-}
+bool Publisher::start() { return sink_->start(); }
 
-void Publisher::onOpen(WsConnection&) { open_ = true; }
-
-void Publisher::onText(WsConnection&, std::string_view message) {
-    if (message.find("\"op\":\"error\"") != std::string_view::npos) {
-        ++error_frames_;
-        state_.reportError("publisher got " + std::string(message.substr(0, 200)));
-    }
-}
-
-void Publisher::onClosed(WsConnection&, uint16_t close_code, std::string_view error) {
-    open_ = false;
-    state_.reportError("publisher closed (" + std::to_string(close_code) + ") " +
-                       std::string(error));
-    state_.setup_failed = true;
+bool Publisher::active() const {
+    return !finished_ && state_.phase.load(std::memory_order_relaxed) != Phase::Setup;
 }
 
 void Publisher::tick() {
-    if (finished_ || !open_) return;
-    uint64_t now = nowNs();
-    const Options& o = state_.options;
-    if (start_ns_ == 0) {
-        if (state_.acked.load(std::memory_order_acquire) < state_.subscribers) return;
-        cpu_at_start_ = selfCpuSeconds();
-        if (o.relay_pid > 0) relay_cpu_at_start_ = processCpuSeconds(o.relay_pid);
-        now = nowNs();
-        start_ns_ = now;
-        state_.publish_start_ns.store(now, std::memory_order_release);
+    if (finished_) return;
+    const Phase phase = state_.phase.load(std::memory_order_acquire);
+    const uint64_t now = nowNs();
+    const uint64_t k = state_.channel_names.size();
+    if (phase == Phase::Setup) {
+        if (sink_->ready()) state_.publisher_ready.store(true, std::memory_order_release);
+    } else if (phase == Phase::WarmUp) {
+        if (now >= next_warmup_ns_) {
+            warmup_cursor_ = 0;
+            next_warmup_ns_ = now + kWarmupIntervalNs;
+        }
+        while (warmup_cursor_ < k && sink_->canPublish()) {
+            sink_->publish(uint32_t(warmup_cursor_++), kWarmupPayload);
+        }
+    } else {
+        if (start_ns_ == 0) start_ns_ = now;
+        const uint64_t count = state_.options.count;
+        const double elapsed_s = double(now - start_ns_) / 1e9;
+        uint64_t due = uint64_t(elapsed_s * state_.options.rate) + 1;
+        if (due > count) due = count;
+        while (sent_ < due && sink_->canPublish()) {
+            payload_.clear();
+            writer_.append(payload_, sent_ / k, now);
+            sink_->publish(uint32_t(sent_ % k), payload_);
+            ++sent_;
+        }
     }
-    if (sent_ < o.count) {
-        double elapsed_s = double(now - start_ns_) / 1e9;
-        uint64_t due = uint64_t(elapsed_s * o.rate) + 1;
-        if (due > o.count) due = o.count;
-        while (sent_ < due) publishOne(now);
-    }
-    if (sent_ == o.count && conn_.pendingBytes() == 0) {
+    sink_->flush();
+    if (phase == Phase::Measure && sent_ == state_.options.count && sink_->settled()) {
         finished_ = true;
         state_.final_sent.store(sent_, std::memory_order_release);
     }
-}
-
-void Publisher::publishOne(uint64_t now) {
-    const uint64_t k = state_.channel_names.size();
-    const uint64_t channel = sent_ % k;
-    const uint64_t seq = sent_ / k;
-    char head[64];
-    int n = std::snprintf(head, sizeof head, "{\"s\":%llu,\"t\":%llu,\"p\":\"",
-                          static_cast<unsigned long long>(seq),
-                          static_cast<unsigned long long>(now));
-    size_t base = size_t(n) + 2; // + "\"}"
-    size_t pad = state_.options.size > base ? state_.options.size - base : 0;
-    if (pad_.size() < pad) pad_.assign(pad, 'x');
-    frame_.clear();
-    frame_ += "{\"op\":\"publish\",\"channel\":\"";
-    frame_ += state_.channel_names[channel];
-    frame_ += "\",\"data\":";
-    frame_.append(head, size_t(n));
-    frame_.append(pad_, 0, pad);
-    frame_ += "\"}}";
-    conn_.sendText(frame_);
-    ++sent_;
 }
 
 } // namespace wsrelay::loadgen

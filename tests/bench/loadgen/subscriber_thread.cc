@@ -1,25 +1,10 @@
 #include "subscriber_thread.h"
 
-#include <charconv>
-
+#include "message_format.h"
 #include "process_info.h"
 #include "publisher.h"
 
 namespace wsrelay::loadgen {
-namespace {
-
-bool parseNumberAfter(std::string_view text, std::string_view key, size_t from, uint64_t& value,
-                      size_t& end) {
-    size_t at = text.find(key, from);
-    if (at == std::string_view::npos) return false;
-    const char* first = text.data() + at + key.size();
-    auto [ptr, ec] = std::from_chars(first, text.data() + text.size(), value);
-    if (ec != std::errc()) return false;
-    end = size_t(ptr - text.data());
-    return true;
-}
-
-} // namespace
 
 void SubscriberStats::merge(const SubscriberStats& o) {
     delivered += o.delivered;
@@ -29,20 +14,29 @@ void SubscriberStats::merge(const SubscriberStats& o) {
     unexpected += o.unexpected;
     error_frames += o.error_frames;
     disconnects += o.disconnects;
+    unsent += o.unsent;
     if (o.last_rx_ns > last_rx_ns) last_rx_ns = o.last_rx_ns;
     latency_us.merge(o.latency_us);
 }
 
 SubscriberThread::SubscriberThread(RunState& state, int thread_index)
-    : state_(state), thread_index_(thread_index) {
+    : state_(state), thread_index_(thread_index), chat_(state.options.mode == Mode::Chat) {
     const int threads = state.options.threads;
     max_opening_ = std::max(1, state.options.connect_concurrency / threads);
     for (uint64_t g = uint64_t(thread_index); g < state.subscribers; g += uint64_t(threads)) {
         Subscriber sub;
         sub.global = g;
         sub.channel = state.channelOf(g);
+        sub.first_stream = tracker_.addStreams(chat_ ? state.membersOf(sub.channel) : 1);
         sub.conn = std::make_unique<WsConnection>(poller_, *this, uint32_t(subs_.size()));
         subs_.push_back(std::move(sub));
+    }
+    if (chat_) {
+        chat_sender_ = std::make_unique<ChatSender>(
+            state, thread_index,
+            [this, threads](uint64_t client) -> WsConnection& {
+                return *subs_[client / uint64_t(threads)].conn;
+            });
     }
 }
 
@@ -55,10 +49,13 @@ uint64_t SubscriberThread::expectedTotal(uint64_t sent) const {
 }
 
 void SubscriberThread::openMore() {
+    const bool raw = state_.options.protocol == Protocol::Raw;
     while (opening_ < max_opening_ && next_to_open_ < subs_.size() && !state_.setup_failed) {
         Subscriber& sub = subs_[next_to_open_++];
         const Endpoint& ep = state_.endpoints[sub.global % state_.endpoints.size()];
-        if (!sub.conn->start(ep, sourceAddress(sub.global, state_.options.sources))) {
+        const std::string query =
+            raw ? "channel=" + state_.channel_names[sub.channel] : std::string();
+        if (!sub.conn->start(ep, sourceAddress(sub.global, state_.options.sources), query)) {
             state_.reportError("subscriber " + std::to_string(sub.global) + ": " +
                                sub.conn->error());
             state_.setup_failed = true;
@@ -74,11 +71,16 @@ void SubscriberThread::run(Publisher* publisher) {
         int timeout_ms = 5;
         if (publisher != nullptr) {
             publisher->tick();
-            if (publisher->publishing()) timeout_ms = 1;
+            if (publisher->active()) timeout_ms = 1;
+        }
+        if (chat_sender_) {
+            chat_sender_->tick();
+            if (chat_sender_->active()) timeout_ms = 1;
         }
         poller_.poll(timeout_ms);
         checkDone();
     }
+    if (chat_sender_) stats_.unsent = chat_sender_->unsent();
 }
 
 void SubscriberThread::checkDone() {
@@ -91,8 +93,18 @@ void SubscriberThread::checkDone() {
     }
 }
 
+void SubscriberThread::subscribed(Subscriber& sub) {
+    sub.acked = true;
+    --opening_;
+    state_.acked.fetch_add(1, std::memory_order_release);
+}
+
 void SubscriberThread::onOpen(WsConnection& conn) {
-    const Subscriber& sub = subs_[conn.index()];
+    Subscriber& sub = subs_[conn.index()];
+    if (state_.options.protocol == Protocol::Raw) {
+        subscribed(sub);
+        return;
+    }
     std::string cmd = "{\"op\":\"subscribe\",\"channel\":\"";
     cmd += state_.channel_names[sub.channel];
     cmd += "\",\"id\":1}";
@@ -106,9 +118,7 @@ void SubscriberThread::onText(WsConnection& conn, std::string_view message) {
         return;
     }
     if (message.find("\"op\":\"ack\"") != std::string_view::npos) {
-        sub.acked = true;
-        --opening_;
-        state_.acked.fetch_add(1, std::memory_order_release);
+        subscribed(sub);
         return;
     }
     state_.reportError("subscriber " + std::to_string(sub.global) + " before its ack: " +
@@ -117,53 +127,58 @@ void SubscriberThread::onText(WsConnection& conn, std::string_view message) {
 }
 
 void SubscriberThread::onMessage(Subscriber& sub, std::string_view message) {
-    if (message.find("\"op\":\"message\"") == std::string_view::npos) {
-        if (message.find("\"op\":\"error\"") != std::string_view::npos) {
-            ++stats_.error_frames;
-            state_.reportError("error frame: " + std::string(message.substr(0, 200)));
-        }
+    const Delivery d = classifyFrame(message, state_.options.protocol,
+                                     state_.channel_names[sub.channel], chat_);
+    switch (d.kind) {
+    case Delivery::Kind::Control:
         return; // pong, reconnect, or an op this client does not know
-    }
-    uint64_t now = nowNs();
-    const std::string& name = state_.channel_names[sub.channel];
-    size_t at = message.find("\"channel\":\"");
-    if (at == std::string_view::npos || message.substr(at + 11, name.size()) != name ||
-        message.substr(at + 11 + name.size(), 1) != "\"") {
+    case Delivery::Kind::ErrorFrame:
+        ++stats_.error_frames;
+        state_.reportError("error frame: " + std::string(message.substr(0, 200)));
+        return;
+    case Delivery::Kind::Unexpected:
         ++stats_.unexpected;
         return;
-    }
-    size_t data = message.find("\"data\":");
-    uint64_t seq = 0, sent_ns = 0;
-    size_t end = 0;
-    if (data == std::string_view::npos || !parseNumberAfter(message, "\"s\":", data, seq, end) ||
-        !parseNumberAfter(message, "\"t\":", end, sent_ns, end)) {
-        ++stats_.unexpected;
+    case Delivery::Kind::Warmup:
+        if (!sub.warmed) {
+            sub.warmed = true;
+            state_.warmed.fetch_add(1, std::memory_order_release);
+        }
         return;
+    case Delivery::Kind::Measured:
+        break;
     }
-    ++stats_.delivered;
-    stats_.last_rx_ns = now;
-    stats_.latency_us.record(now > sent_ns ? (now - sent_ns) / 1000 : 0);
-
-    if (seq == sub.next) {
-        ++sub.next;
-        ++stats_.unique;
-    } else if (seq > sub.next) {
-        sub.gaps.emplace(sub.next, seq - 1);
-        sub.next = seq + 1;
-        ++stats_.unique;
-    } else {
-        // Behind the highest seen: either a late one filling a gap, or a duplicate.
-        auto it = sub.gaps.upper_bound(seq);
-        if (it == sub.gaps.begin() || (--it)->second < seq) {
-            ++stats_.duplicates;
+    size_t stream = sub.first_stream;
+    if (chat_) {
+        const uint64_t k = state_.channel_names.size();
+        if (d.sender >= state_.subscribers || d.sender % k != sub.channel) {
+            ++stats_.unexpected;
             return;
         }
+        stream += d.sender / k;
+    }
+    const SequenceTracker::Result result = tracker_.record(stream, d.seq);
+    if (result == SequenceTracker::Result::OutOfRange) {
+        ++stats_.unexpected;
+        return;
+    }
+    const uint64_t now = nowNs();
+    ++stats_.delivered;
+    stats_.last_rx_ns = now;
+    stats_.latency_us.record(now > d.sent_ns ? (now - d.sent_ns) / 1000 : 0);
+    switch (result) {
+    case SequenceTracker::Result::InOrder:
+        ++stats_.unique;
+        break;
+    case SequenceTracker::Result::Late:
         ++stats_.unique;
         ++stats_.out_of_order;
-        uint64_t first = it->first, last = it->second;
-        sub.gaps.erase(it);
-        if (first < seq) sub.gaps.emplace(first, seq - 1);
-        if (seq < last) sub.gaps.emplace(seq + 1, last);
+        break;
+    case SequenceTracker::Result::Duplicate:
+        ++stats_.duplicates;
+        break;
+    case SequenceTracker::Result::OutOfRange:
+        break;
     }
 }
 

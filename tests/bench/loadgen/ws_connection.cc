@@ -1,48 +1,19 @@
 #include "ws_connection.h"
 
-#include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <ctime>
+
+#include "socket_util.h"
 
 namespace wsrelay::loadgen {
 
 bool parseWsUrl(std::string_view url, Endpoint& out, std::string& error) {
-    constexpr std::string_view kScheme = "ws://";
-    if (url.substr(0, kScheme.size()) != kScheme) {
-        error = "only ws:// URLs are supported: " + std::string(url);
-        return false;
-    }
-    std::string_view rest = url.substr(kScheme.size());
-    size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    out.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-    size_t colon = authority.rfind(':');
-    std::string host(authority.substr(0, colon));
-    int port = 80;
-    if (colon != std::string_view::npos) {
-        std::string_view p = authority.substr(colon + 1);
-        auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-        if (ec != std::errc() || ptr != p.data() + p.size() || port <= 0 || port > 65535) {
-            error = "bad port in " + std::string(url);
-            return false;
-        }
-    }
-    out.addr = {};
-    out.addr.sin_family = AF_INET;
-    out.addr.sin_port = htons(uint16_t(port));
-    if (inet_pton(AF_INET, host.c_str(), &out.addr.sin_addr) != 1) {
-        error = "the host must be an IPv4 literal: " + std::string(url);
-        return false;
-    }
-    out.host = std::string(authority);
-    return true;
+    return parseUrl(url, "ws", out.addr, out.host, out.path, error);
 }
 
 WsConnection::~WsConnection() {
@@ -57,7 +28,7 @@ uint32_t WsConnection::nextMask() {
     return rng_;
 }
 
-bool WsConnection::start(const Endpoint& endpoint, in_addr source) {
+bool WsConnection::start(const Endpoint& endpoint, in_addr source, std::string_view query) {
     if (fd_ >= 0) abort();
     ++generation_;
     error_.clear();
@@ -72,28 +43,8 @@ bool WsConnection::start(const Endpoint& endpoint, in_addr source) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     rng_ = uint32_t(ts.tv_nsec) ^ (index_ * 2654435761u) ^ uint32_t(generation_ << 20) ^ 1u;
 
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_ = std::string("socket: ") + std::strerror(errno);
-        return false;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    src.sin_addr = source;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
-        error_ = std::string("bind: ") + std::strerror(errno);
-        ::close(fd);
-        return false;
-    }
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&endpoint.addr), sizeof endpoint.addr) != 0 &&
-        errno != EINPROGRESS) {
-        error_ = std::string("connect: ") + std::strerror(errno);
-        ::close(fd);
-        return false;
-    }
+    int fd = openClientSocket(endpoint.addr, source, error_);
+    if (fd < 0) return false;
     if (!poller_.add(fd, this)) {
         error_ = std::string("epoll_ctl: ") + std::strerror(errno);
         ::close(fd);
@@ -109,7 +60,14 @@ bool WsConnection::start(const Endpoint& endpoint, in_addr source) {
     }
     std::string key = base64(key_bytes, sizeof key_bytes);
     accept_ = acceptFor(key);
-    out_ = handshakeRequest(endpoint.host, endpoint.path, key, endpoint.headers);
+    if (query.empty()) {
+        out_ = handshakeRequest(endpoint.host, endpoint.path, key, endpoint.headers);
+    } else {
+        std::string path = endpoint.path;
+        path += path.find('?') == std::string::npos ? '?' : '&';
+        path += query;
+        out_ = handshakeRequest(endpoint.host, path, key, endpoint.headers);
+    }
     return true;
 }
 

@@ -47,9 +47,10 @@ public:
     WsConnection(const WsConnection&) = delete;
     WsConnection& operator=(const WsConnection&) = delete;
 
-    // Starts a non-blocking connect from `source` (bind() with IP_BIND_ADDRESS_NO_PORT, so the
-    // ephemeral port is picked per destination). False with error() set on immediate failure.
-    bool start(const Endpoint& endpoint, in_addr source);
+    // Starts a non-blocking connect from `source` (see openClientSocket). `query` (e.g.
+    // "channel=bench") is appended to the endpoint's path. False with error() set on immediate
+    // failure.
+    bool start(const Endpoint& endpoint, in_addr source, std::string_view query = {});
     // Queues a masked text frame and writes what the socket takes now.
     void sendText(std::string_view payload);
     // Starts the closing handshake; the socket closes when the relay closes its side.
