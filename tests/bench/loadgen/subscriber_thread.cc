@@ -20,7 +20,7 @@ void SubscriberStats::merge(const SubscriberStats& o) {
 }
 
 SubscriberThread::SubscriberThread(RunState& state, int thread_index)
-    : state_(state), thread_index_(thread_index), chat_(state.options.mode == Mode::Chat) {
+    : state_(state), chat_(state.options.mode == Mode::Chat) {
     const int threads = state.options.threads;
     max_opening_ = std::max(1, state.options.connect_concurrency / threads);
     for (uint64_t g = uint64_t(thread_index); g < state.subscribers; g += uint64_t(threads)) {

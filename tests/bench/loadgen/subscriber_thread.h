@@ -73,7 +73,6 @@ private:
     void checkDone();
 
     RunState& state_;
-    const int thread_index_;
     const bool chat_;
     Poller poller_;
     std::vector<Subscriber> subs_;
