@@ -27,6 +27,7 @@ struct Config {
         int pong_timeout_ms = 10000;
         std::vector<std::string> allowed_origins;  // empty = any
         int rx_buffer_bytes = 1024;
+        int write_coalesce_ms = 2;  // 0 = every turn's frames leave at the end of that turn
     } websocket;
 
     struct Limits {

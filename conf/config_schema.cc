@@ -327,6 +327,11 @@ std::vector<ConfigKey> buildTable() {
         "libwebsockets receive buffer per connection: the main per-connection memory cost.",
         [](auto& c) -> auto& { return c.websocket.rx_buffer_bytes; }));
     keys.push_back(numberKey(
+        "websocket.write_coalesce_ms", 2, 0, 1000,
+        "Least time between two writes to one socket: frames that come sooner wait and leave "
+        "together; 0 = no wait.",
+        [](auto& c) -> auto& { return c.websocket.write_coalesce_ms; }));
+    keys.push_back(numberKey(
         "limits.max_connections", 0, 0, 10000000,
         "Open connections per instance before new ones get 1013; "
         "0 = derived from the open-file limit.",

@@ -274,6 +274,7 @@ int Session::writeQueued() {
     int written = lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out)), len,
                             LWS_WRITE_RAW);
     if (written < 0) return -1;
+    last_write_at_ = ev_now(worker_.loop());
     auto& m = worker_.metrics();
     m.socket_writes.add();
     m.bytes_sent.add(static_cast<int64_t>(len));

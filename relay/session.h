@@ -23,8 +23,9 @@ class Worker;
 
 // One client WebSocket connection, owned by its worker and touched only on that worker's thread.
 // Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
-// shared frames written in batches: at the end of the loop turn they arrived in, or one lws_write
-// per WRITEABLE callback while lws holds back part of an earlier write.
+// shared frames written in batches: at the end of the loop turn they arrived in (or, when the
+// socket was written less than websocket.write_coalesce_ms ago, once that much time has passed),
+// or one lws_write per WRITEABLE callback while lws holds back part of an earlier write.
 class Session final : public Sink {
 public:
     // `identity` is null when auth.enabled is false (everything is allowed).
@@ -93,9 +94,11 @@ private:
     void runCommand(const protocol::Command& cmd);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
     void countBadCommand();
-    friend class Worker;  // keeps flush_slot_
-    static constexpr size_t kNotScheduled = static_cast<size_t>(-1);
-    size_t flush_slot_ = kNotScheduled;  // this session's index in the worker's flush list
+    friend class Worker;  // keeps flush_slot_, deferred_slot_ and last_write_at_
+    static constexpr uint32_t kNotScheduled = static_cast<uint32_t>(-1);
+    uint32_t flush_slot_ = kNotScheduled;     // this session's index in the worker's flush list
+    uint32_t deferred_slot_ = kNotScheduled;  // ... in its list of writes held for coalescing
+    ev_tstamp last_write_at_ = 0;             // loop time of the last socket write
 
     void requestWrite();
     // One coalesced lws_write of the queue's head (and a due ping); -1 when the socket is gone.

@@ -144,6 +144,9 @@ bool Worker::setUp(std::string& error) {
     ev_prepare_start(loop_, &prepare_);
     ev_timer_init(&drain_check_, onDrainCheck, 0., 0.);
     drain_check_.data = this;
+    ev_timer_init(&coalesce_timer_, onCoalesceTimer, 0., 0.);
+    coalesce_timer_.data = this;
+    coalesce_window_ = cfg.websocket.write_coalesce_ms / 1000.0;
     accepting_control_.store(true);
     // Counted here, before the server announces it is ready, not when run() starts: /readyz must
     // not say "starting" after the ready line.
@@ -184,13 +187,39 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     auto* self = static_cast<Worker*>(w->data);
     if (self->broker_) self->broker_->flush();
     // After the broker's flush, which may have delivered this worker's own publishes.
+    const ev_tstamp now = ev_now(self->loop_);
     for (size_t i = 0; i < self->flush_list_.size(); ++i) {
         Session* session = self->flush_list_[i];
         if (session == nullptr) continue;
         session->flush_slot_ = Session::kNotScheduled;
-        session->flushQueued();
+        if (now - session->last_write_at_ < self->coalesce_window_) {
+            self->defer(*session, now);
+        } else {
+            session->flushQueued();
+        }
     }
     self->flush_list_.clear();
+}
+
+void Worker::defer(Session& session, ev_tstamp now) {
+    session.deferred_slot_ = static_cast<uint32_t>(deferred_.size());
+    deferred_.push_back(&session);
+    if (!ev_is_active(&coalesce_timer_)) {
+        ev_timer_set(&coalesce_timer_, session.last_write_at_ + coalesce_window_ - now, 0.);
+        ev_timer_start(loop_, &coalesce_timer_);
+    }
+}
+
+void Worker::onCoalesceTimer(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<Worker*>(w->data);
+    // Indexed, not iterated: a write that fails may close its session, which nulls its slot.
+    for (size_t i = 0; i < self->deferred_.size(); ++i) {
+        Session* session = self->deferred_[i];
+        if (session == nullptr) continue;
+        session->deferred_slot_ = Session::kNotScheduled;
+        session->flushQueued();
+    }
+    self->deferred_.clear();
 }
 
 void Worker::onLwsTick(lws_sorted_usec_list_t* sul) {
@@ -220,6 +249,7 @@ void Worker::stopLoop() {
     if (stopped_) return;
     stopped_ = true;
     ev_timer_stop(loop_, &drain_check_);
+    ev_timer_stop(loop_, &coalesce_timer_);
     // Sockets still being read, or parked for the connect hook, are closed from now on.
     gate_->shutDown();
     // lws first: closing the connections unsubscribes their channels through the broker.
@@ -286,14 +316,19 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
 }
 
 void Worker::scheduleFlush(Session& session) {
+    // A deferred session is written by the coalescing timer, with whatever it got meanwhile.
     if (session.flush_slot_ != Session::kNotScheduled) return;
-    session.flush_slot_ = flush_list_.size();
+    if (session.deferred_slot_ != Session::kNotScheduled) return;
+    session.flush_slot_ = static_cast<uint32_t>(flush_list_.size());
     flush_list_.push_back(&session);
 }
 
 void Worker::closeSession(Session* session) {
     if (session->flush_slot_ != Session::kNotScheduled) {
         flush_list_[session->flush_slot_] = nullptr;
+    }
+    if (session->deferred_slot_ != Session::kNotScheduled) {
+        deferred_[session->deferred_slot_] = nullptr;
     }
     session->onClosed();
     sessions_.erase(session->id());

@@ -116,6 +116,14 @@ private:
     std::vector<char> write_buffer_;
     std::unordered_map<uint64_t, Session*> sessions_;
     std::vector<Session*> flush_list_;  // sessions with frames queued this turn; null = closed
+    // Sessions written less than websocket.write_coalesce_ms ago when their frames came: all of
+    // them are written when coalesce_timer_ fires, armed for the first one's window to end. A
+    // frame so waits less than one window, and a hot socket takes a window's frames per write.
+    std::vector<Session*> deferred_;  // null = closed
+    ev_timer coalesce_timer_{};
+    ev_tstamp coalesce_window_ = 0;
+    static void onCoalesceTimer(struct ev_loop* loop, ev_timer* w, int revents);
+    void defer(Session& session, ev_tstamp now);
     std::unique_ptr<Authenticator> auth_;
     std::unique_ptr<Hook> hook_;
     std::unique_ptr<HookBridge> hook_bridge_;

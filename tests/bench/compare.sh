@@ -8,14 +8,17 @@
 # 2. wsrelay alone (tests/bench/run.sh): idle memory, handshakes with JWTs.
 # The tables go to stdout and, with WSRELAY_BENCH_WRITE_DOCS=1, replace the generated block of
 # docs/benchmarks.md. Environment: WSRELAY_BENCH_KINDS (default "wsrelay go node nchan floor"),
-# WSRELAY_BENCH_SCALE (default 1: durations; 0.3 for a quick look whose numbers mean little).
+# WSRELAY_BENCH_SCALE (default 1: durations; 0.3 for a quick look whose numbers mean little),
+# WSRELAY_BENCH_SCENARIOS (default "fanout hot latency chat handshake relay-only": a subset for a
+# quick A/B; the generated table then lacks the others and should not be written to the docs).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-build=${1:-$root/build-bench}
+build=$(realpath -m "${1:-$root/build-bench}")  # absolute: the peers build from their own folders
 kinds=${WSRELAY_BENCH_KINDS:-wsrelay go node nchan floor}
 scale=${WSRELAY_BENCH_SCALE:-1}
+scenarios=" ${WSRELAY_BENCH_SCENARIOS:-fanout hot latency chat handshake relay-only} "
 py=/usr/bin/python3
 port_a=18301
 port_b=18302
@@ -61,6 +64,7 @@ seconds() { $py -c "print(max(2, round($1 * $scale)))"; }
 run() {
     local kind=$1 scenario=$2
     shift 2
+    [[ $scenarios == *" $scenario "* ]] || return 0
     local out pids=() a b
     a=$("$here/peers/start.sh" "$kind" "$port_a" "$redis_port" "$work")
     stops+=("${a##*stop=}")
@@ -113,9 +117,11 @@ for kind in $kinds; do
     run "$kind" handshake handshake --duration "$(seconds 10)" --concurrency 64 --timeout 60
 done
 
-"$here/run.sh" "$build" >"$work/relay-only.md" 2>"$work/relay-only.err" || {
-    echo "run.sh failed: $(tail -5 "$work/relay-only.err")" >&2
-}
+if [[ $scenarios == *" relay-only "* ]]; then
+    "$here/run.sh" "$build" >"$work/relay-only.md" 2>"$work/relay-only.err" || {
+        echo "run.sh failed: $(tail -5 "$work/relay-only.err")" >&2
+    }
+fi
 
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 $py "$here/compare_table.py" "$work" "$kinds" "$machine" "$scale" >"$work/tables.md"
