@@ -20,6 +20,10 @@ public:
     size_t size() const { return count_; }
     bool empty() const { return count_ == 0; }
     uint64_t bytes() const { return bytes_; }
+    // Starts loading the head's slot, for a caller about to write this queue.
+    void prefetchHead() const {
+        if (count_ != 0) __builtin_prefetch(&ring_[head_]);
+    }
 
     // Whether one more frame of `frame_bytes` fits under both limits.
     bool fits(size_t frame_bytes, size_t max_frames, uint64_t max_bytes) const {

@@ -181,6 +181,12 @@ void Worker::onControl(struct ev_loop*, ev_async* w, int) {
     }
 }
 
+// While session i is written: session i + 4's object and session i + 2's queue are fetched.
+static void prefetchAhead(const std::vector<Session*>& list, size_t i) {
+    if (i + 4 < list.size() && list[i + 4] != nullptr) list[i + 4]->prefetchState();
+    if (i + 2 < list.size() && list[i + 2] != nullptr) list[i + 2]->prefetchQueue();
+}
+
 void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     // Runs once per loop turn, just before the loop sleeps: everything the broker batched during
     // this turn leaves in one go.
@@ -189,6 +195,7 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     // After the broker's flush, which may have delivered this worker's own publishes.
     const ev_tstamp now = ev_now(self->loop_);
     for (size_t i = 0; i < self->flush_list_.size(); ++i) {
+        prefetchAhead(self->flush_list_, i);
         Session* session = self->flush_list_[i];
         if (session == nullptr) continue;
         session->flush_slot_ = Session::kNotScheduled;
@@ -214,6 +221,7 @@ void Worker::onCoalesceTimer(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
     // Indexed, not iterated: a write that fails may close its session, which nulls its slot.
     for (size_t i = 0; i < self->deferred_.size(); ++i) {
+        prefetchAhead(self->deferred_, i);
         Session* session = self->deferred_[i];
         if (session == nullptr) continue;
         session->deferred_slot_ = Session::kNotScheduled;
