@@ -333,8 +333,9 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.websocket.write_coalesce_ms; }));
     keys.push_back(numberKey(
         "limits.max_connections", 0, 0, 10000000,
-        "Open connections per instance before new ones get 1013; "
-        "0 = derived from the open-file limit.",
+        "Open connections per instance before new ones get 1013; 0 = what the open-file limit "
+        "allows, up to 65,536. The relay sets its soft open-file limit to this plus a quarter "
+        "plus its own descriptors.",
         [](auto& c) -> auto& { return c.limits.max_connections; }));
     keys.push_back(numberKey(
         "limits.send_queue_bytes", 1048576, 1024, 1073741824,

@@ -17,19 +17,12 @@
 namespace wsrelay {
 namespace {
 
-// Descriptors kept back from connections for listeners, the broker, logs and the spare fd.
+// Descriptors kept back from connections for listeners, logs and the spare fd, and per worker
+// for its loop, its broker connections and its hook connections (hook.max_connections more).
 constexpr rlim_t kReservedFds = 64;
-
-rlim_t raiseOpenFileLimit() {
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur;
-}
+constexpr rlim_t kReservedFdsPerWorker = 8;
+// limits.max_connections: 0 means what the open-file limit allows, up to this.
+constexpr rlim_t kDefaultMaxConnections = 65536;
 
 std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
     switch (config.broker.type) {
@@ -103,19 +96,43 @@ int Server::workerCount(const Config& config) {
     return std::min(cpuBudget(), 64);
 }
 
-int Server::connectionLimit(const Config& config) {
-    rlim_t fds = raiseOpenFileLimit();
-    rlim_t usable = fds > kReservedFds * 2 ? fds - kReservedFds : fds / 2;
-    if (config.limits.max_connections > 0) {
-        return static_cast<int>(std::min<rlim_t>(usable, static_cast<rlim_t>(config.limits.max_connections)));
+// libwebsockets 4.1 sizes a table per worker to the soft RLIMIT_NOFILE, and Debian builds it
+// with its debug checks, which scan that whole table on every new connection: ~4 µs at 20,000
+// entries, milliseconds at the 1,048,576 container runtimes commonly set. So the soft limit is
+// raised (or lowered) only as far as the connection limit needs, not to the hard limit.
+int Server::connectionLimit(const Config& config, int workers) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 512;
+    const rlim_t reserve =
+        kReservedFds + static_cast<rlim_t>(workers) *
+                           (kReservedFdsPerWorker + static_cast<rlim_t>(config.hook.max_connections));
+    const rlim_t hard = rl.rlim_max;
+    const rlim_t usable = hard > reserve * 2 ? hard - reserve : hard / 2;
+    const rlim_t wanted = config.limits.max_connections > 0
+                              ? static_cast<rlim_t>(config.limits.max_connections)
+                              : kDefaultMaxConnections;
+    rlim_t limit = std::min(wanted, usable);
+    // A quarter more than the limit: connections over it are accepted before they are refused
+    // with 1013, and an instance at its cap stays below the 90 % descriptor alert.
+    const rlim_t soft = std::min(hard, limit + limit / 4 + reserve);
+    if (soft != rl.rlim_cur) {
+        rlimit want = rl;
+        want.rlim_cur = soft;
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+            WSR_LOG(Warn, "could not set the open-file limit to %llu (it stays %llu)",
+                    static_cast<unsigned long long>(soft),
+                    static_cast<unsigned long long>(rl.rlim_cur));
+            const rlim_t cur = rl.rlim_cur;
+            limit = std::min(limit, cur > reserve * 2 ? cur - reserve : cur / 2);
+        }
     }
-    return static_cast<int>(std::min<rlim_t>(usable, 10000000));
+    return static_cast<int>(limit);
 }
 
 Server::Server(Config config)
     : config_(std::move(config)), workers_count_(workerCount(config_)), registry_(workers_count_),
       brokers_(makeBrokers(config_, workers_count_)) {
-    int limit = connectionLimit(config_);
+    int limit = connectionLimit(config_, workers_count_);
     if (config_.limits.max_connections > limit) {
         WSR_LOG(Warn, "limits.max_connections %d exceeds what the open-file limit allows; using %d",
                 config_.limits.max_connections, limit);

@@ -29,7 +29,8 @@ public:
     int run();
 
     static int workerCount(const Config& config);
-    static int connectionLimit(const Config& config);
+    // Sets the soft open-file limit to what the connection limit needs and returns that limit.
+    static int connectionLimit(const Config& config, int workers);
 
 private:
     bool start(std::string& error);

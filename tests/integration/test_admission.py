@@ -67,6 +67,19 @@ class ConnectionLimitTest(RelayTestCase):
             await first.close()
             await second.close()
 
+    async def test_open_file_limit_follows_the_connection_limit(self):
+        # The soft RLIMIT_NOFILE sizes a table libwebsockets scans on every new connection, so the
+        # relay sets it from limits.max_connections rather than raising it to the hard limit.
+        relay = await self.start_relay({"limits.max_connections": 100, "workers": 2,
+                                        "hook.max_connections": 16})
+        with open(f"/proc/{relay.proc.pid}/limits") as f:
+            row = next(line for line in f if line.startswith("Max open files")).split()
+        soft, hard = int(row[3]), int(row[4])
+        # 100 connections, a quarter more, 64 for the process, (8 + 16) per worker.
+        self.assertEqual(min(hard, 100 + 25 + 64 + 2 * 24), soft)
+        series = await relay.ametrics()
+        self.assertEqual(soft, metric(series, "wsrelay_process_max_fds"))
+
     async def test_limited_client_cannot_use_the_connection(self):
         relay = await self.start_relay({"limits.max_connections": 1})
         async with relay.ws_connect() as first:
