@@ -15,7 +15,7 @@ END = "<!-- compare.sh:end -->"
 SCENARIOS = [
     ("fanout", "Fan-out: 2,000 subscribers × 20 msg/s, 64 B (Redis PUBLISH in)"),
     ("hot", "Hot channel: 100 subscribers × 2,000 msg/s, 64 B"),
-    ("latency", "Latency: 200 subscribers × 10 msg/s, 64 B"),
+    ("latency", "Latency: 200 subscribers × 10 msg/s, 64 B, 30 s"),
     ("chat", "Chat mix: 1,000 clients in 100 rooms of 10, 200 client messages/s"),
 ]
 
