@@ -106,12 +106,12 @@ int Server::connectionLimit(const Config& config, int workers) {
     const rlim_t reserve =
         kReservedFds + static_cast<rlim_t>(workers) *
                            (kReservedFdsPerWorker + static_cast<rlim_t>(config.hook.max_connections));
+    auto usable = [reserve](rlim_t fds) { return fds > reserve * 2 ? fds - reserve : fds / 2; };
     const rlim_t hard = rl.rlim_max;
-    const rlim_t usable = hard > reserve * 2 ? hard - reserve : hard / 2;
     const rlim_t wanted = config.limits.max_connections > 0
                               ? static_cast<rlim_t>(config.limits.max_connections)
                               : kDefaultMaxConnections;
-    rlim_t limit = std::min(wanted, usable);
+    rlim_t limit = std::min(wanted, usable(hard));
     // A quarter more than the limit: connections over it are accepted before they are refused
     // with 1013, and an instance at its cap stays below the 90 % descriptor alert.
     const rlim_t soft = std::min(hard, limit + limit / 4 + reserve);
@@ -122,8 +122,7 @@ int Server::connectionLimit(const Config& config, int workers) {
             WSR_LOG(Warn, "could not set the open-file limit to %llu (it stays %llu)",
                     static_cast<unsigned long long>(soft),
                     static_cast<unsigned long long>(rl.rlim_cur));
-            const rlim_t cur = rl.rlim_cur;
-            limit = std::min(limit, cur > reserve * 2 ? cur - reserve : cur / 2);
+            limit = std::min(limit, usable(rl.rlim_cur));
         }
     }
     return static_cast<int>(limit);
