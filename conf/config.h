@@ -32,6 +32,9 @@ struct Config {
 
     struct Limits {
         int max_connections = 0;  // 0 = derived from the open-file limit
+        int max_pending_handshakes = 0;  // 0 = a quarter of the connection limit
+        int max_pending_handshakes_per_ip = 0;  // 0 = no per-address bound
+        int handshake_timeout_ms = 10000;
         int64_t send_queue_bytes = 1 << 20;
         int send_queue_messages = 1024;
         SlowConsumerPolicy slow_consumer = SlowConsumerPolicy::Close;

@@ -338,6 +338,24 @@ std::vector<ConfigKey> buildTable() {
         "plus its own descriptors.",
         [](auto& c) -> auto& { return c.limits.max_connections; }));
     keys.push_back(numberKey(
+        "limits.max_pending_handshakes", 0, 1, 10000000,
+        "Accepted connections per instance that are not WebSocket sessions yet (request head "
+        "being read, waiting for the connect hook, upgrade under way, plain HTTP); over it the "
+        "oldest is closed to make room. 0 = a quarter of the connection limit (the descriptors "
+        "the relay keeps above it).",
+        [](auto& c) -> auto& { return c.limits.max_pending_handshakes; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.max_pending_handshakes_per_ip", 0, 1, 10000000,
+        "Of those, how many one client address may hold; a new one over it is closed at once. "
+        "0 = no per-address bound (behind a proxy every client has the proxy's address).",
+        [](auto& c) -> auto& { return c.limits.max_pending_handshakes_per_ip; },
+        /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.handshake_timeout_ms", 10000, 100, 600000,
+        "A connection that has not finished its request head, or its upgrade, or an HTTP "
+        "request, this long after it began is closed.",
+        [](auto& c) -> auto& { return c.limits.handshake_timeout_ms; }));
+    keys.push_back(numberKey(
         "limits.send_queue_bytes", 1048576, 1024, 1073741824,
         "Bytes queued for one client before limits.slow_consumer applies.",
         [](auto& c) -> auto& { return c.limits.send_queue_bytes; }));

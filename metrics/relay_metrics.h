@@ -13,15 +13,23 @@
 namespace wsrelay::metrics {
 
 // Label values are closed sets, so no label ever carries a channel name or a user id.
-enum class HandshakeResult : uint8_t { Ok, Origin, Limit, Path, Draining, Auth, Hook, kCount };
-inline constexpr std::array<const char*, 7> kHandshakeResultNames = {
-    "ok", "origin", "limit", "path", "draining", "auth", "hook"};
+enum class HandshakeResult : uint8_t {
+    Ok, Origin, Limit, Path, Draining, Auth, Hook, BadRequest, kCount
+};
+inline constexpr std::array<const char*, 8> kHandshakeResultNames = {
+    "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request"};
 static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
 
 enum class DropReason : uint8_t { SlowConsumerDropOldest, SlowConsumerClose, ClientGone, kCount };
 inline constexpr std::array<const char*, 3> kDropReasonNames = {
     "slow_consumer_drop", "slow_consumer_close", "client_gone"};
 static_assert(kDropReasonNames.size() == static_cast<size_t>(DropReason::kCount));
+
+// Why a connection was closed before it became a WebSocket session (relay/pending_connections.h).
+enum class PendingClose : uint8_t { Shed, Full, PerAddress, Timeout, kCount };
+inline constexpr std::array<const char*, 4> kPendingCloseNames = {"shed", "full", "per_address",
+                                                                  "timeout"};
+static_assert(kPendingCloseNames.size() == static_cast<size_t>(PendingClose::kCount));
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -76,6 +84,12 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(connections, Gauge, "wsrelay_connections", "Open WebSocket connections")                     \
     L(handshakes, Counter, "wsrelay_handshakes_total", "WebSocket upgrade attempts by result",     \
       "result", kHandshakeResultNames)                                                             \
+    X(pending_connections, Gauge, "wsrelay_pending_connections",                                   \
+      "Accepted connections that are not WebSocket sessions yet (request head being read, waiting " \
+      "for the connect hook, upgrade under way, plain HTTP)")                                      \
+    L(pending_closed, Counter, "wsrelay_pending_closed_total",                                     \
+      "Connections closed before becoming WebSocket sessions, by the bound that closed them",      \
+      "reason", kPendingCloseNames)                                                                \
     X(messages_received, Counter, "wsrelay_messages_received_total",                               \
       "WebSocket messages received from clients")                                                  \
     X(bytes_received, Counter, "wsrelay_received_bytes_total",                                     \

@@ -1,12 +1,10 @@
 #include "relay/authenticator.h"
 
-#include <libwebsockets.h>
-
 #include <chrono>
 #include <strings.h>
-#include <vector>
 
 #include "metrics/relay_metrics.h"
+#include "relay/request_head.h"
 
 namespace wsrelay {
 namespace {
@@ -41,16 +39,6 @@ jwt::VerifyOptions verifyOptions(const Config& config) {
     return o;
 }
 
-std::string headerValue(lws* wsi, lws_token_indexes token) {
-    const int n = lws_hdr_total_length(wsi, token);
-    if (n <= 0) return {};
-    std::string value(static_cast<size_t>(n) + 1, '\0');
-    const int copied = lws_hdr_copy(wsi, value.data(), n + 1, token);
-    if (copied < 0) return {};
-    value.resize(static_cast<size_t>(copied));
-    return value;
-}
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -67,19 +55,19 @@ int64_t wallClockMs() {
 Authenticator::Authenticator(const Config& config, const jwt::KeySource& keys)
     : config_(config), verifier_(verifyOptions(config), keys) {}
 
-std::string Authenticator::findToken(lws* wsi, std::string_view subprotocol_token) const {
+std::string Authenticator::findToken(const RequestHead& request,
+                                     std::string_view subprotocol_token) const {
     constexpr std::string_view kBearer = "bearer ";
-    const std::string authorization = headerValue(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    const std::string_view authorization = request.header("authorization");
     if (authorization.size() > kBearer.size() &&
-        strncasecmp(authorization.c_str(), kBearer.data(), kBearer.size()) == 0) {
-        return std::string(trim(std::string_view(authorization).substr(kBearer.size())));
+        strncasecmp(authorization.data(), kBearer.data(), kBearer.size()) == 0) {
+        return std::string(trim(authorization.substr(kBearer.size())));
     }
     if (!subprotocol_token.empty()) return std::string(subprotocol_token);
     if (config_.auth.jwt.allow_query_token) {
-        std::vector<char> buf(kMaxTokenBytes + 16);
-        const char* value =
-            lws_get_urlarg_by_name(wsi, "token=", buf.data(), static_cast<int>(buf.size()));
-        if (value != nullptr) return std::string(value);
+        const std::string_view raw = request.query("token");
+        std::string token;
+        if (raw.size() <= kMaxTokenBytes * 3 && urlDecode(raw, token)) return token;
     }
     return {};
 }

@@ -9,9 +9,9 @@
 #include "conf/config.h"
 #include "relay/permissions.h"
 
-struct lws;
-
 namespace wsrelay {
+
+struct RequestHead;
 
 // A worker's side of auth.jwt: finds the token on an upgrade request, verifies it and turns its
 // claims into an Identity. One per worker (the verifier reuses its parse buffers); a handshake
@@ -20,9 +20,11 @@ class Authenticator {
 public:
     Authenticator(const Config& config, const jwt::KeySource& keys);
 
-    // The upgrade request's token, by the documented precedence: Authorization: Bearer, then the
-    // token lifted out of Sec-WebSocket-Protocol (`subprotocol_token`), then ?token= when allowed.
-    std::string findToken(lws* wsi, std::string_view subprotocol_token) const;
+    // The upgrade request's token, by the documented precedence (docs/auth.md): Authorization:
+    // Bearer (trimmed), then the token lifted out of Sec-WebSocket-Protocol (`subprotocol_token`),
+    // then ?token= (URL-decoded) when auth.jwt.allow_query_token is on. The one reading of a token
+    // from a request: every upgrade is verified from the head the gate read.
+    std::string findToken(const RequestHead& request, std::string_view subprotocol_token) const;
 
     // On Failure::None `out` is filled.
     jwt::Failure verify(std::string_view token, Identity& out);

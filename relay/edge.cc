@@ -34,17 +34,22 @@ bool originAllowed(const Config& config, const std::string& origin) {
 
 int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
     auto* conn = static_cast<ConnectionData*>(user);
+    // Every connection lws had ends here, whatever state it reached (lws calls CLOSED_HTTP only
+    // for established ones).
+    if (reason == LWS_CALLBACK_WSI_DESTROY) {
+        if (UpgradeGate* gate = workerOf(wsi).gateIfSetUp()) gate->destroyed(wsi);
+        return 0;
+    }
+    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
+        return http::confirmUpgrade(workerOf(wsi), wsi, static_cast<const char*>(in));
+    }
     if (conn == nullptr) {
-        // lws binds the per-connection data only once a request head is complete: a client that
-        // sends part of one and goes away is closed without it.
-        if (reason == LWS_CALLBACK_CLOSED_HTTP) workerOf(wsi).gate().closed(wsi);
-        if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
-            return http::confirmUpgrade(workerOf(wsi), wsi);
-        }
+        // lws binds the per-connection data only once a request head is complete.
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
     switch (reason) {
         case LWS_CALLBACK_HTTP:
+            if (workerOf(wsi).gate().onHttpRequest(wsi) < 0) return -1;
             return http::serve(workerOf(wsi), wsi, static_cast<const char*>(in), conn->api);
 
         case LWS_CALLBACK_HTTP_BODY:
@@ -60,11 +65,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
 
         case LWS_CALLBACK_CLOSED_HTTP:
             workerOf(wsi).httpApi().onClosed(conn->api);
-            workerOf(wsi).gate().closed(wsi);
             return 0;
-
-        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-            return http::confirmUpgrade(workerOf(wsi), wsi);
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             // Headers are only bound until the upgrade completes: decide on Origin now, act on it
@@ -114,6 +115,9 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
 
 int listenerCallback(lws* wsi, lws_callback_reasons reason, void*, void*, size_t) {
     if (reason == LWS_CALLBACK_RAW_RX_FILE) workerOf(wsi).onListenerReadable();
+    // lws binds an upgrade to the first protocol the client offers that it knows, and this one
+    // has a name: a client offering it must not get a WebSocket no session owns.
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) return 1;
     return 0;
 }
 

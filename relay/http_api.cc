@@ -48,9 +48,8 @@ bool HttpApi::handles(std::string_view path) {
 
 int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
     const std::string& key = worker_.config().api.key;
-    auto refuse = [wsi](unsigned status, std::string_view reason) {
-        if (http::respond(wsi, status, kJson, errorBody(reason)) != 0) return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    auto refuse = [this, wsi](unsigned status, std::string_view reason) {
+        return http::answer(worker_, wsi, status, kJson, errorBody(reason));
     };
     if (key.empty()) return refuse(403, "the HTTP API is off: set api.key");
     std::string given(256, '\0');
@@ -150,11 +149,11 @@ void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status)
 
 int HttpApi::onWriteable(lws* wsi, Request*& slot) {
     if (slot == nullptr || slot->status == 0) return 0;
-    int rc = http::respond(wsi, slot->status, kJson, slot->response);
+    const unsigned status = slot->status;
+    const std::string response = std::move(slot->response);
     delete slot;
     slot = nullptr;
-    if (rc != 0) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http::answer(worker_, wsi, status, kJson, response);
 }
 
 void HttpApi::onClosed(Request*& slot) {

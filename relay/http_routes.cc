@@ -1,8 +1,11 @@
 #include "relay/http_routes.h"
 
+#include <strings.h>
+
 #include <string>
 #include <vector>
 
+#include "adapters/redis_payload.h"
 #include "relay/worker.h"
 
 namespace wsrelay::http {
@@ -13,9 +16,14 @@ constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf
 
 const char* statusText(unsigned status) {
     switch (status) {
+        case 400: return "Bad Request";
         case 401: return "Unauthorized";
         case 403: return "Forbidden";
         case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 411: return "Length Required";
+        case 413: return "Payload Too Large";
+        case 431: return "Request Header Fields Too Large";
         case 503: return "Service Unavailable";
         default: return "Error";
     }
@@ -23,15 +31,17 @@ const char* statusText(unsigned status) {
 
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
 
-// Finishes the HTTP transaction; keep-alive connections stay open for the next request.
-int complete(lws* wsi, int rc) {
-    if (rc != 0) return -1;
+}  // namespace
+
+int answer(Worker& worker, lws* wsi, unsigned status, std::string_view content_type,
+           std::string_view body) {
+    const bool close = worker.gate().readsHeads();
+    if (respond(wsi, status, content_type, body, close) != 0 || close) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-}  // namespace
-
-int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
+int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
+            bool close) {
     std::vector<unsigned char> buf(LWS_PRE + 512 + body.size());
     unsigned char* start = buf.data() + LWS_PRE;
     unsigned char* p = start;
@@ -47,6 +57,9 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      reinterpret_cast<const unsigned char*>("no-store"), 8, &p,
                                      end) ||
+        (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                               reinterpret_cast<const unsigned char*>("close"), 5,
+                                               &p, end)) ||
         (status == 426 &&
          lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
                                       reinterpret_cast<const unsigned char*>("websocket"), 9, &p,
@@ -66,39 +79,55 @@ int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
         return worker.httpApi().onRequest(wsi, path, api);
     }
-    if (!isGet(wsi)) {
-        return complete(wsi, respond(wsi, 405, kJson, R"({"error":"method not allowed"})"));
-    }
-    if (path == "/healthz") return complete(wsi, respond(wsi, 200, kJson, R"({"status":"ok"})"));
+    if (!isGet(wsi)) return answer(worker, wsi, 405, kJson, R"({"error":"method not allowed"})");
+    if (path == "/healthz") return answer(worker, wsi, 200, kJson, R"({"status":"ok"})");
     if (path == "/readyz") {
         std::string reason = worker.shared().notReadyReason();
-        if (reason.empty()) return complete(wsi, respond(wsi, 200, kJson, R"({"ready":true})"));
-        return complete(wsi, respond(wsi, 503, kJson,
-                                     R"({"ready":false,"reason":")" + reason + R"("})"));
+        if (reason.empty()) return answer(worker, wsi, 200, kJson, R"({"ready":true})");
+        std::string body = R"({"ready":false,"reason":)";
+        appendJsonString(reason, body);
+        body += '}';
+        return answer(worker, wsi, 503, kJson, body);
     }
     if (path == "/metrics") {
-        return complete(wsi, respond(wsi, 200, kPrometheus, worker.shared().registry.render()));
+        return answer(worker, wsi, 200, kPrometheus, worker.shared().registry.render());
     }
     if (path == worker.config().websocket.path) {
-        return complete(wsi, respond(wsi, 426, kJson,
-                                     R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})"));
+        return answer(worker, wsi, 426, kJson,
+                      R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})");
     }
-    return complete(wsi, respond(wsi, 404, kJson, R"({"error":"not found"})"));
+    return answer(worker, wsi, 404, kJson, R"({"error":"not found"})");
 }
 
-int confirmUpgrade(Worker& worker, lws* wsi) {
+int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
+    auto& m = worker.metrics();
+    // lws 4.1.6 also offers h2c here, and upgrades to it when allowed.
+    if (upgrade == nullptr || strcasecmp(upgrade, "websocket") != 0) {
+        m.handshakes[static_cast<size_t>(metrics::HandshakeResult::BadRequest)].add();
+        return refuseUpgrade(wsi, 400, "bad request", "only the websocket upgrade is supported");
+    }
     char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
     if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == worker.config().websocket.path) {
         return worker.gate().confirm(wsi);
     }
-    worker.metrics().handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
+    m.handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
     return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");
 }
 
 std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason) {
-    const std::string body =
-        R"({"error":")" + std::string(error) + R"(","reason":")" + std::string(reason) + "\"}";
+    // The reason may be the app's deny message: escaped, and cut to a sensible length.
+    constexpr size_t kMaxReason = 256;
+    std::string body = R"({"error":)";
+    appendJsonString(error, body);
+    body += R"(,"reason":)";
+    if (reason.size() > kMaxReason) {
+        size_t n = kMaxReason;
+        while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+        reason = reason.substr(0, n);
+    }
+    appendJsonString(reason, body);
+    body += '}';
     std::string response = "HTTP/1.1 " + std::to_string(status) + " " + statusText(status) +
                            "\r\ncontent-type: application/json\r\ncontent-length: " +
                            std::to_string(body.size()) + "\r\ncache-control: no-store\r\n";

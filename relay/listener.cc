@@ -43,8 +43,10 @@ int openReusePortListener(const std::string& host, int port, int backlog, std::s
     return fd;
 }
 
-int acceptOne(int listen_fd, int send_buffer_bytes) {
-    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+int acceptOne(int listen_fd, int send_buffer_bytes, sockaddr_storage& peer) {
+    socklen_t length = sizeof peer;
+    int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &length,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return -1;
     if (send_buffer_bytes > 0) {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes, sizeof send_buffer_bytes);

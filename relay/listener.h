@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/socket.h>
+
 #include <string>
 
 namespace wsrelay {
@@ -11,9 +13,9 @@ namespace wsrelay {
 // ~15 ms per round trip). Returns the fd, or -1 with `error` set.
 int openReusePortListener(const std::string& host, int port, int backlog, std::string& error);
 
-// Accepts one pending connection: non-blocking, close-on-exec, TCP_NODELAY from the listener.
-// `send_buffer_bytes` > 0 sets SO_SNDBUF (limits.socket_send_buffer_bytes).
-// Returns -1 when nothing is pending or the accept failed.
-int acceptOne(int listen_fd, int send_buffer_bytes);
+// Accepts one pending connection: non-blocking, close-on-exec, TCP_NODELAY from the listener;
+// its address goes to `peer`. `send_buffer_bytes` > 0 sets SO_SNDBUF
+// (limits.socket_send_buffer_bytes). Returns -1 when nothing is pending or the accept failed.
+int acceptOne(int listen_fd, int send_buffer_bytes, sockaddr_storage& peer);
 
 }  // namespace wsrelay

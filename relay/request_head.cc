@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <vector>
+
 namespace wsrelay {
 namespace {
 
@@ -15,6 +17,33 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
     return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Decodes %XX in `in` into `out` (appending); '+' becomes ' ' when `plus_is_space`.
+bool decodeInto(std::string_view in, bool plus_is_space, std::string& out) {
+    for (size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= in.size()) return false;
+            const int hi = hexValue(in[i + 1]);
+            const int lo = hexValue(in[i + 2]);
+            if (hi < 0 || lo < 0) return false;
+            c = static_cast<char>(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        if (c == '\0') return false;
+        out.push_back(c);
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string_view RequestHead::path() const { return target.substr(0, target.find('?')); }
@@ -24,6 +53,12 @@ std::string_view RequestHead::header(std::string_view name) const {
         if (equalsIgnoreCase(n, name)) return v;
     }
     return {};
+}
+
+size_t RequestHead::headerCount(std::string_view name) const {
+    size_t count = 0;
+    for (const auto& [n, v] : headers) count += equalsIgnoreCase(n, name) ? 1 : 0;
+    return count;
 }
 
 std::string_view RequestHead::query(std::string_view name) const {
@@ -66,6 +101,52 @@ bool parseRequestHead(std::string_view head, RequestHead& out) {
         out.headers.emplace_back(h.substr(0, colon), trim(h.substr(colon + 1)));
     }
     return true;
+}
+
+bool urlDecode(std::string_view in, std::string& out) {
+    out.clear();
+    return decodeInto(in, true, out);
+}
+
+bool normalizedPath(std::string_view target, std::string& out) {
+    out.clear();
+    std::string decoded;
+    // Only a literal '?' starts the query: "%3F" is part of the path, as in lws.
+    if (!decodeInto(target.substr(0, target.find('?')), false, decoded)) return false;
+    if (decoded.empty() || decoded.front() != '/') return false;
+    // RFC 3986 remove_dot_segments over '/'-separated segments, empty ones folded away.
+    std::vector<std::string_view> segments;
+    const std::string_view path(decoded);
+    bool directory = false;  // the path ends in '/' (or in a dot segment, which means the same)
+    size_t pos = 1;
+    while (pos <= path.size()) {
+        size_t slash = path.find('/', pos);
+        if (slash == std::string_view::npos) slash = path.size();
+        const std::string_view segment = path.substr(pos, slash - pos);
+        if (segment == "..") {
+            if (!segments.empty()) segments.pop_back();
+        } else if (!segment.empty() && segment != ".") {
+            segments.push_back(segment);
+        }
+        directory = segment.empty() || segment == "." || segment == "..";
+        pos = slash + 1;
+    }
+    for (const std::string_view segment : segments) {
+        out += '/';
+        out.append(segment);
+    }
+    if (out.empty() || directory) out += '/';
+    return true;
+}
+
+bool listHasToken(std::string_view list, std::string_view token) {
+    while (!list.empty()) {
+        const size_t comma = list.find(',');
+        if (equalsIgnoreCase(trim(list.substr(0, comma)), token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
 }
 
 }  // namespace wsrelay

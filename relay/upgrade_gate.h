@@ -1,12 +1,16 @@
 #pragma once
 
+#include <ev.h>
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "metrics/relay_metrics.h"
 #include "relay/head_reader.h"
+#include "relay/pending_connections.h"
 #include "relay/permissions.h"
 
 struct lws;
@@ -16,21 +20,27 @@ namespace wsrelay {
 class Worker;
 struct RequestHead;
 
-// What an upgrade was granted before its session exists.
+// What the gate decided for a connection's one request, kept with the connection until lws
+// upgrades it (then the session takes it) or closes it.
 struct UpgradeGrant {
+    bool upgrade = false;                // the request is the WebSocket upgrade the gate admitted
+    bool decided = false;                // the connect hook allowed it: the app hears of its close
     uint64_t session_id = 0;             // 0: the session gets the next id when it opens
     std::unique_ptr<Identity> identity;  // auth on: the verified token's
-    bool decided = false;                // the connect hook already allowed it (auth included)
-    std::string subprotocol_token;       // lifted out of Sec-WebSocket-Protocol
     std::string hook_user;               // the connect answer's "user"
     std::string meta = "null";           // the connect answer's "meta"
     std::vector<std::string> channels;   // the connect answer's "subscribe"
 };
 
-// Decides whether a WebSocket upgrade may go on: the JWT (auth.enabled) and the app's connect
-// hook, both before the upgrade, so a refusal is a plain HTTP answer. With either on, each new
-// connection's request head is read first (HeadReader); the connect hook's answer is awaited with
-// the socket parked, and lws only gets the connection once it is allowed. One per worker.
+// Admission: every socket a worker accepts passes here until it is a WebSocket session or closed.
+// - All of them are counted (PendingConnections): a new one over its address's bound is closed, a
+//   full table sheds its oldest, and one that has not finished a request in time is closed.
+// - With auth.enabled or a connect hook ("reading heads"), each connection's request head is read
+//   here first (HeadReader), and the JWT and the app's connect hook decide on that request before
+//   lws sees it; the socket is parked meanwhile. A connection then carries exactly that one
+//   request: every answer on the port says Connection: close, lws upgrades only a request the gate
+//   admitted (confirm), and nothing decided for one request is ever used for another.
+// One per worker, on its thread.
 class UpgradeGate {
 public:
     explicit UpgradeGate(Worker& worker);
@@ -38,36 +48,53 @@ public:
     UpgradeGate(const UpgradeGate&) = delete;
     UpgradeGate& operator=(const UpgradeGate&) = delete;
 
-    // True when new sockets must come here rather than straight to lws.
-    bool readsHeads() const { return head_reader_ != nullptr; }
+    bool readsHeads() const { return reads_heads_; }
+    // A socket the worker accepted from `peer`: counted, then read here or handed to lws.
+    void accept(int fd, const sockaddr_storage& peer);
     // The worker stops: sockets being read are closed, and connections the hook allows from now
     // on are closed instead of handed to lws.
     void shutDown();
-    void add(int fd) { head_reader_->add(fd); }
 
-    // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for the WebSocket path: 0 lets it go on, 1 when a refusal
-    // was written. The grant waits for take() in the same lws call.
+    // lws events of a connection that is not a session yet (edge.cc).
+    // LWS_CALLBACK_HTTP: 0 to serve the request, -1 to close instead (a second request on a
+    // connection whose one request the gate read).
+    int onHttpRequest(lws* wsi);
+    // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE at the WebSocket path: 0 lets it go on, 1 when a refusal
+    // was written.
     int confirm(lws* wsi);
-    // LWS_CALLBACK_ESTABLISHED: the grant confirm() made for `wsi` (null without auth or hook).
+    // LWS_CALLBACK_ESTABLISHED: the connection is a session now; its grant (null when heads are
+    // not read).
     std::unique_ptr<UpgradeGrant> take(lws* wsi);
-    // An HTTP connection closed: if the app heard of its connect but it never became a session,
-    // it hears of the disconnect now.
-    void closed(lws* wsi);
+    // LWS_CALLBACK_WSI_DESTROY, for every connection lws had: one the app heard of at connect but
+    // that never became a session is announced as disconnected now.
+    void destroyed(lws* wsi);
 
 private:
-    void onHead(int fd, std::string consumed, std::string token, std::string head);
+    PendingConnection* entryOf(lws* wsi);
+    void onHead(int fd, HeadRead&& read);
+    // The request is an upgrade: 0 when it is a well-formed one at the WebSocket path, else the
+    // HTTP status to refuse it with and `reason`.
+    unsigned checkUpgrade(const RequestHead& request, std::string& reason) const;
     void askHook(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant,
                  const RequestHead& request);
-    void adopt(int fd, const std::string& consumed, std::unique_ptr<UpgradeGrant> grant);
+    void adopt(int fd, std::string_view consumed, std::unique_ptr<UpgradeGrant> grant);
     // Writes a refusal on a socket lws never saw, and closes it.
     void refuse(int fd, unsigned status, std::string_view error, std::string_view reason);
+    // Closes a pending connection for `why` (shed, timed out).
+    void closePending(PendingConnection& c, metrics::PendingClose why);
+    void forget(PendingConnection& c);
+    void announceDisconnect(const UpgradeGrant& grant, int code);
+    void armTimeout();
+    static void onTimeout(struct ev_loop* loop, ev_timer* w, int revents);
 
     Worker& worker_;
+    const bool reads_heads_;
+    const double timeout_s_;
+    PendingConnections pending_;
     std::unique_ptr<HeadReader> head_reader_;
-    std::unordered_map<int, std::unique_ptr<UpgradeGrant>> grants_;  // by socket, until confirm()
+    PendingConnection* adopting_ = nullptr;  // the connection inside an lws adopt call
+    ev_timer timeout_timer_{};
     bool shut_down_ = false;
-    lws* pending_wsi_ = nullptr;
-    std::unique_ptr<UpgradeGrant> pending_;
 };
 
 }  // namespace wsrelay

@@ -351,9 +351,9 @@ void Worker::closeSession(Session* session) {
 }
 
 void Worker::onListenerReadable() {
-    lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
     for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-        int fd = acceptOne(listen_fd_, shared_.config.limits.socket_send_buffer_bytes);
+        sockaddr_storage peer{};
+        int fd = acceptOne(listen_fd_, shared_.config.limits.socket_send_buffer_bytes, peer);
         if (fd < 0) {
             if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
                 // Out of descriptors: accept and close with the spare one, or the level-triggered
@@ -367,12 +367,7 @@ void Worker::onListenerReadable() {
             }
             return;
         }
-        if (gate_->readsHeads()) {
-            gate_->add(fd);
-            continue;
-        }
-        // On failure lws has closed the socket itself.
-        lws_adopt_socket_vhost(vhost, fd);
+        gate_->accept(fd, peer);
     }
 }
 

@@ -46,6 +46,9 @@ public:
     void requestStop();
 
     int index() const { return index_; }
+    int workerCount() const { return shared_.workers; }
+    // The instance's connection limit in force (limits.max_connections, or what descriptors allow).
+    int maxConnections() const { return shared_.max_connections; }
     const Config& config() const { return shared_.config; }
     SharedState& shared() { return shared_; }
     metrics::WorkerMetrics& metrics() { return metrics_; }
@@ -72,6 +75,8 @@ public:
 
     // Edge events (edge.cc).
     UpgradeGate& gate() { return *gate_; }
+    // Null before setUp() made it (lws may call back while a failed setUp is undone).
+    UpgradeGate* gateIfSetUp() { return gate_.get(); }
     lws_vhost* vhost() const { return vhost_; }
     uint64_t allocateSessionId() { return next_session_id_++; }
     // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,

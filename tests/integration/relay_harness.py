@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import struct
@@ -87,10 +88,12 @@ class Relay:
     overrides: dotted config keys, e.g. {"limits.max_connections": 2}.
     check_exit: on leaving the context, fail unless the server exited with code 0 (catches
     sanitizer reports and crashes at shutdown).
+    nofile: start the server with this open-file limit.
     """
 
-    def __init__(self, overrides=None, check_exit=True, ready_timeout=READY_TIMEOUT):
+    def __init__(self, overrides=None, check_exit=True, ready_timeout=READY_TIMEOUT, nofile=None):
         self.overrides = dict(overrides or {})
+        self.nofile = nofile  # the server's open-file limit (soft and hard), when set
         self.check_exit = check_exit
         self.ready_timeout = ready_timeout
         self.port = None
@@ -130,12 +133,16 @@ class Relay:
         with self._cond:
             self._lines = []
         self.returncode = None
+        limit = None
+        if self.nofile is not None:
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen(
             [binary(), "--config", self.config_path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
+            preexec_fn=limit,
         )
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
         self._reader.start()
