@@ -358,11 +358,15 @@ void UpgradeGate::closePending(PendingConnection& c, metrics::PendingClose why) 
             head_reader_->close(fd);
             return;
         }
-        case PendingConnection::Stage::Lws:
-            // Closed by lws on its next turn; counted until then (destroyed() forgets it).
+        case PendingConnection::Stage::Lws: {
+            // Closed now, not on lws's next turn: a burst of new sockets sheds one each, and
+            // descriptors of asynchronous kills would pile up meanwhile. lws calls back
+            // destroyed(), which forgets `c`; it stays Closing only if lws still has bytes to send.
+            lws* wsi = c.wsi;
             pending_.setStage(c, PendingConnection::Stage::Closing, 0);
-            lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             return;
+        }
         case PendingConnection::Stage::Parked:
         case PendingConnection::Stage::Closing:
             return;  // not in the age order: never chosen
