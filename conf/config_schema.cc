@@ -464,8 +464,8 @@ std::vector<ConfigKey> buildTable() {
         "Clock skew allowed when checking exp and nbf.",
         [](auto& c) -> auto& { return c.auth.jwt.leeway_ms; }));
     keys.push_back(boolKey(
-        "auth.jwt.allow_query_token", true,
-        "Accept the token as ?token= in the upgrade URL (it may end up in proxy access logs).",
+        "auth.jwt.allow_query_token", false,
+        "Also accept the token as ?token= in the upgrade URL (URLs end up in access logs).",
         [](auto& c) -> auto& { return c.auth.jwt.allow_query_token; }));
     keys.push_back(stringKey(
         "auth.jwt.user_claim", "sub", checkClaimName, "non-empty",

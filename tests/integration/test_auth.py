@@ -29,8 +29,8 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(0, count(series, "wsrelay_handshakes_total", result="auth"))
         self.assertNoTokenLogged(relay)
 
-    async def test_query_parameter(self):
-        relay = await self.start_relay(auth_config())
+    async def test_query_parameter_when_turned_on(self):
+        relay = await self.start_relay(auth_config({"auth.jwt.allow_query_token": True}))
         for alg in ("HS256", "RS256", "ES256", "EdDSA"):
             with self.subTest(alg=alg):
                 await self.assertAccepted(relay, self.tok(alg), via="query")
@@ -68,8 +68,18 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="missing"))
         self.assertNoTokenLogged(relay)
 
+    async def test_query_token_is_off_by_default(self):
+        config = auth_config()
+        self.assertNotIn("auth.jwt.allow_query_token", config)
+        relay = await self.start_relay(config)
+        await self.assertRefused(relay, "missing token", self.tok("HS256"), via="query")
+        await self.assertAccepted(relay, self.tok("HS256"), via="bearer")
+        series = await relay.ametrics()
+        self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="missing"))
+        self.assertNoTokenLogged(relay)
+
     async def test_first_place_found_wins(self):
-        relay = await self.start_relay(auth_config())
+        relay = await self.start_relay(auth_config({"auth.jwt.allow_query_token": True}))
         good, bad = self.tok("HS256"), "not-a-token"
         # Authorization before the subprotocol before ?token=.
         async with relay.ws_connect(query_path(bad),
@@ -87,7 +97,8 @@ class HandshakeTest(AuthTestCase):
     async def test_every_refusal_reason(self):
         issuer, audience = "https://issuer.test", ["wsrelay", "other-service"]
         relay = await self.start_relay(auth_config({"auth.jwt.issuer": issuer,
-                                                    "auth.jwt.audience": audience}))
+                                                    "auth.jwt.audience": audience,
+                                                    "auth.jwt.allow_query_token": True}))
 
         def good(**extra):
             return claims(iss=issuer, aud="wsrelay", **extra)
