@@ -44,9 +44,9 @@ static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 size_t errorCodeIndex(int code);
 
 // Why a handshake's token was refused; the same order as jwt::Failure without its "none".
-inline constexpr std::array<const char*, 11> kAuthFailureNames = {
-    "missing",       "malformed", "algorithm", "unknown_key", "bad_signature",   "expired",
-    "not_yet_valid", "issuer",    "audience",  "claims",      "keys_unavailable"};
+inline constexpr std::array<const char*, 12> kAuthFailureNames = {
+    "missing", "malformed", "algorithm", "unknown_key", "bad_signature", "expired",
+    "missing_exp", "not_yet_valid", "issuer", "audience", "claims", "keys_unavailable"};
 
 inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "rejected"};
 

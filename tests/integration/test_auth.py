@@ -117,6 +117,8 @@ class HandshakeTest(AuthTestCase):
             ("missing", "missing token", None),
             ("expired", "token expired", self.tok("HS256", good(exp=now() - 10))),
             ("expired", "token expired", self.tok("ES256", good(exp=now() - 1))),
+            ("missing_exp", "missing exp claim", self.tok("HS256", good(ttl=None))),
+            ("missing_exp", "missing exp claim", self.tok("EdDSA", good(ttl=None))),
             ("not_yet_valid", "token not yet valid", self.tok("HS256", good(nbf=now() + 60))),
             ("issuer", "wrong issuer",
              self.tok("HS256", claims(iss="https://evil.test", aud="wsrelay"))),
@@ -354,7 +356,9 @@ class ExpiryTest(AuthTestCase):
         self.assertNoTokenLogged(relay)
 
     async def test_refresh_moves_the_deadline(self):
-        relay = await self.start_relay(auth_config({"auth.expiry_warning_ms": WARNING_MS}))
+        # require_exp off for the second connection, whose token has no exp.
+        relay = await self.start_relay(auth_config({"auth.expiry_warning_ms": WARNING_MS,
+                                                    "auth.jwt.require_exp": False}))
         exp = now() + 3
         async with connect(relay, self.tok("HS256", claims(exp=exp))) as ws, \
                 connect(relay, self.tok("HS256", claims("service", ttl=None))) as forever:
@@ -366,7 +370,7 @@ class ExpiryTest(AuthTestCase):
             await asyncio.sleep(max(0.0, exp + 1.5 - time.time()))
             self.assertEqual([], await ping_barrier(ws))
             self.assertTrue(ws.open)
-            # A token without exp never expires on the connection.
+            # A token without exp (accepted: require_exp is off) never expires on the connection.
             self.assertEqual([], await ping_barrier(forever))
         series = await relay.ametrics()
         self.assertEqual(1, metric(series, "wsrelay_token_refreshes_total", result="ok"))
@@ -382,6 +386,7 @@ class ExpiryTest(AuthTestCase):
             refusals = [
                 (self.tok("HS256", claims("mallory", ttl=60)), "different user"),
                 (self.tok("HS256", claims(exp=now() - 5)), "token expired"),
+                (self.tok("HS256", claims(ttl=None)), "missing exp claim"),
                 (self.tok("HS256", claims(ttl=60), key="wrong-secret-wrong-secret-wrong"),
                  "bad signature"),
                 ("garbage", "malformed token"),

@@ -92,11 +92,33 @@ TEST_F(JwtVerifierTest, TimeClaims) {
     useStaticAndJwks();
     EXPECT_EQ(verifyFixture("expired"), Failure::Expired);
     EXPECT_EQ(verifyFixture("nbf_future"), Failure::NotYetValid);
-    EXPECT_EQ(verifyFixture("no_exp"), Failure::None);
-    EXPECT_EQ(claims_.expires_at_ms, 0);
     EXPECT_EQ(verifyFixture("float_exp"), Failure::None);
     EXPECT_EQ(claims_.expires_at_ms, kExp2100Ms + 500);
     EXPECT_EQ(verifyFixture("exp_string"), Failure::Malformed);
+}
+
+TEST_F(JwtVerifierTest, ATokenWithoutExpIsRefusedUnlessAllowed) {
+    useStaticAndJwks();
+    EXPECT_TRUE(VerifyOptions{}.require_exp);
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::MissingExp);
+    EXPECT_EQ(claims_.subject, "");
+    // Checked where exp is: after the signature, before iss and aud.
+    options_.issuer = "https://other.test";
+    options_.audiences = {"other"};
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::MissingExp);
+    const std::string no_exp = token("no_exp");
+    EXPECT_EQ(verify(no_exp.substr(0, no_exp.size() - 3)), Failure::BadSignature);
+
+    options_ = VerifyOptions{};
+    options_.require_exp = false;
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::None);
+    EXPECT_EQ(claims_.subject, "alice");
+    EXPECT_EQ(claims_.expires_at_ms, 0);
+    // The switch only concerns an absent exp: a present one is checked the same.
+    EXPECT_EQ(verifyFixture("expired"), Failure::Expired);
+    EXPECT_EQ(verifyFixture("exp_string"), Failure::Malformed);
+    EXPECT_EQ(verifyFixture("valid_rs256"), Failure::None);
+    EXPECT_EQ(claims_.expires_at_ms, kExp2100Ms);
 }
 
 TEST_F(JwtVerifierTest, ExpiryEdgesAreExact) {
@@ -346,6 +368,7 @@ TEST(JwtFailureTest, TextsAreTheContractsTable) {
         {Failure::UnknownKey, "unknown key"},
         {Failure::BadSignature, "bad signature"},
         {Failure::Expired, "token expired"},
+        {Failure::MissingExp, "missing exp claim"},
         {Failure::NotYetValid, "token not yet valid"},
         {Failure::Issuer, "wrong issuer"},
         {Failure::Audience, "wrong audience"},
