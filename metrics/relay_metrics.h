@@ -114,6 +114,8 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     L(jwks_fetches, Counter, "wsrelay_jwks_refreshes_total",                                       \
       "Fetches of auth.jwt.jwks_url by result", "result", kFetchResultNames)                       \
     X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
+    X(jwks_skipped_keys, Gauge, "wsrelay_jwks_skipped_keys",                                       \
+      "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
     X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,

@@ -7,8 +7,8 @@ import unittest
 
 from auth_tokens import (AuthTestCase, auth_config, claims, connect, count, forge, hmac_sha256,
                          jwk, new_rsa_key, now, query_path, shared_keys)
-from relay_harness import (closed_with, metric, ping_barrier, recv_json, request, send_json,
-                           subscribe)
+from relay_harness import (Relay, RelayError, closed_with, metric, ping_barrier, recv_json,
+                           request, send_json, subscribe)
 
 KEYS = shared_keys()
 
@@ -188,6 +188,28 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="bad_signature"))
         self.assertNoTokenLogged(only_rsa)
         self.assertNoTokenLogged(both)
+
+    async def test_rsa_key_under_2048_bits_stops_startup(self):
+        weak = await asyncio.to_thread(new_rsa_key, 1024)
+        for name, keys, certificates, block in (
+                ("weak.pem", [weak], [], "PEM block 1 (PUBLIC KEY)"),
+                ("weak-cert.pem", [KEYS.rsa, KEYS.ec256], [weak], "PEM block 3 (CERTIFICATE)")):
+            with self.subTest(file=name):
+                pem = KEYS.write_pem(name, *keys, certificates=certificates)
+                relay = Relay(auth_config({"auth.jwt.public_key_file": pem}, pem=False),
+                              check_exit=False)
+                try:
+                    with self.assertRaises(RelayError):
+                        await asyncio.to_thread(relay.start)
+                    self.assertNotEqual(0, relay.returncode, relay.log())
+                    self.assertIn(f"auth.jwt.public_key_file: {pem}: {block}: RSA key of 1024 "
+                                  "bits (at least 2048 are required)", relay.log())
+                finally:
+                    await asyncio.to_thread(relay.close)
+        # The same file with a 2048-bit key in its place starts.
+        pem = KEYS.write_pem("strong-cert.pem", KEYS.rsa, KEYS.ec256, certificates=[KEYS.rsa_cert])
+        relay = await self.start_relay(auth_config({"auth.jwt.public_key_file": pem}, pem=False))
+        await self.assertAccepted(relay, self.tok("RS256", key=KEYS.rsa_cert))
 
     async def test_algorithms_setting_narrows_what_the_keys_allow(self):
         relay = await self.start_relay(auth_config({"auth.jwt.algorithms": ["RS256", "EdDSA"]}))

@@ -8,7 +8,7 @@ import secrets
 import time
 import unittest
 
-from auth_tokens import (AuthTestCase, auth_config, claims, count, jwk, shared_keys,
+from auth_tokens import (AuthTestCase, auth_config, claims, count, jwk, new_rsa_key, shared_keys,
                          write_atomically, write_jwks)
 from jwks_server import JwksServer
 from relay_harness import HOST, Relay, RelayError, free_port, metric, wait_until
@@ -167,6 +167,39 @@ class JwksHttpTest(JwksTestCase):
         self.assertNoTokenLogged(relay)
 
 
+    async def test_rsa_key_under_2048_bits_is_skipped_and_the_rest_served(self):
+        weak = await asyncio.to_thread(new_rsa_key, 1024)
+        write_jwks(self.jwks_file, [jwk(weak, kid="weak"), jwk(self.k1, kid="k1")])
+        server = self.start_jwks()
+        relay = await self.start_relay(jwks_config(server.url))
+        line = await asyncio.to_thread(relay.wait_for_log, "key skipped", 5)
+        self.assertIn(f"JWKS {server.url}: key skipped: kid \"weak\": RSA key of 1024 bits "
+                      "(at least 2048 are required)", line)
+        self.assertIn("WARN", line.upper())
+        await self.assertAccepted(relay, self.k1_token())
+        # Refused like a token of a key the relay never had (here: RS256 keys exist, no "weak").
+        await self.assertRefused(relay, "unknown key",
+                                 self.tok("RS256", claims(), key=weak, kid="weak"))
+        series = await relay.ametrics()
+        self.assertEqual(1, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(1, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertEqual(0, count(series, "wsrelay_jwks_refreshes_total", result="error"))
+
+        # The unknown kid asked for a refresh: the same set again, not logged again.
+        await asyncio.to_thread(server.wait_requests, 2, status=200, timeout=5)
+        # The fixed set clears the gauge.
+        served = server.count(200)
+        write_jwks(self.jwks_file, [jwk(self.k1, kid="k1"), jwk(self.k2, kid="k2")])
+        await wait_until(self.accepted_check(relay, self.k2_token()), timeout=5,
+                         what="k2 accepted once the set no longer has the weak key")
+        self.assertGreater(server.count(200), served)
+        series = await relay.ametrics()
+        self.assertEqual(2, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(0, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertEqual(1, relay.log().count("key skipped"))
+        self.assertNoTokenLogged(relay)
+
+
 class JwksFileTest(JwksTestCase):
     async def test_every_key_type_from_a_file_url(self):
         hmac_secret = secrets.token_hex(32)
@@ -199,6 +232,8 @@ class JwksFileTest(JwksTestCase):
         await self.assertRefused(relay, "bad signature", self.tok("HS256"))
         series = await relay.ametrics()
         self.assertEqual(6, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(1, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertIn('key skipped: kid "x1": "use" is not "sig"', relay.log())
         self.assertNoTokenLogged(relay)
 
     async def test_file_rotation_on_unknown_kid(self):
