@@ -93,8 +93,13 @@ bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string&
     char curl_error[CURL_ERROR_SIZE] = {0};
     CURL* c = curl.get();
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    // Fails closed: without the restriction a redirect could go anywhere libcurl can.
+    const char* protocols = jwksFetchProtocols(url);
+    if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols) != CURLE_OK) {
+        error = "libcurl cannot restrict the protocols of a fetch (7.85 or later is needed)";
+        return false;
+    }
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, kMaxRedirects);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max(timeout_ms, 1)));
@@ -128,6 +133,10 @@ bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string&
 }
 
 }  // namespace
+
+const char* jwksFetchProtocols(std::string_view url) {
+    return startsWithNoCase(url, "https://") ? "https" : "http,https";
+}
 
 bool readFile(const std::string& path, std::string& out, std::string& error) {
     out.clear();

@@ -6,6 +6,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -69,6 +70,12 @@ private:
     bool stop_ = false;
     std::thread thread_;
 };
+
+// The protocols a fetch of the http(s) `url` may use, redirects included, in the form of
+// CURLOPT_PROTOCOLS_STR and CURLOPT_REDIR_PROTOCOLS_STR: "https" for an https:// URL, since a
+// redirect to http:// would let anyone on the path serve their own keys; "http,https" for an
+// http:// URL, which trusts the path already.
+const char* jwksFetchProtocols(std::string_view url);
 
 // Reads a whole file; false with `error` set when it cannot.
 bool readFile(const std::string& path, std::string& out, std::string& error);

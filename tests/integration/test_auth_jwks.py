@@ -200,6 +200,39 @@ class JwksHttpTest(JwksTestCase):
         self.assertNoTokenLogged(relay)
 
 
+    async def test_redirects(self):
+        """An http:// URL follows up to 3 redirects, to http:// or https://, never elsewhere. (That
+        an https:// URL is only redirected to https:// is a unit test, JwksFetchProtocolsTest: a
+        test cannot run a TLS server that the relay's libcurl trusts.)"""
+        server = self.start_jwks()
+        followed = await self.start_relay(jwks_config(server.redirect_url(3)))
+        self.assertEqual(200, (await self.readyz(followed))[0])
+        await self.assertAccepted(followed, self.k1_token())
+        self.assertEqual(1, metric(await followed.ametrics(), "wsrelay_jwks_keys"))
+
+        refused = [
+            (server.redirect_url(4), "Maximum (3) redirects followed"),
+            (server.redirect_to(f"file://{self.jwks_file}"), '"file" not supported'),
+            # https is allowed from http: followed, and it fails at the TLS handshake (the
+            # server speaks plain HTTP), not as a protocol refused.
+            (server.redirect_to(f"https://{HOST}:{server.port}/jwks.json"), "SSL"),
+        ]
+        for url, why in refused:
+            with self.subTest(url=url):
+                relay = await self.start_relay(jwks_config(url))
+                line = await asyncio.to_thread(relay.wait_for_log, why, 5)
+                self.assertIn(f"JWKS {url}: ", line)
+                self.assertEqual((503, {"ready": False, "reason": "signing keys not loaded"}),
+                                 await self.readyz(relay))
+                await self.assertRefused(relay, "signing keys not loaded", self.k1_token(),
+                                         status=503)
+                series = await relay.ametrics()
+                self.assertGreaterEqual(
+                    count(series, "wsrelay_jwks_refreshes_total", result="error"), 1)
+                self.assertEqual(0, count(series, "wsrelay_jwks_refreshes_total", result="ok"))
+        self.assertNoTokenLogged(followed)
+
+
 class JwksFileTest(JwksTestCase):
     async def test_every_key_type_from_a_file_url(self):
         hmac_secret = secrets.token_hex(32)

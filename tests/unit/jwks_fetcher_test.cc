@@ -246,6 +246,21 @@ TEST_F(JwksFetcherTest, OnlyHttpHttpsAndFileUrls) {
     EXPECT_THAT(error, HasSubstr("http://"));
 }
 
+// Which protocols a fetch may be redirected to (libcurl's *_PROTOCOLS_STR). Tested here rather
+// than end to end: the https side would need a TLS server that the relay's libcurl trusts, which a
+// test cannot set up without touching the system's CA store. tests/integration/test_auth_jwks.py
+// follows real redirects from an http:// URL.
+TEST(JwksFetchProtocolsTest, HttpsStaysOnHttps) {
+    EXPECT_STREQ(jwksFetchProtocols("https://idp.example.com/.well-known/jwks.json"), "https");
+    EXPECT_STREQ(jwksFetchProtocols("HTTPS://IDP.EXAMPLE.COM/jwks.json"), "https");
+    EXPECT_STREQ(jwksFetchProtocols("HttPs://idp/jwks.json"), "https");
+}
+
+TEST(JwksFetchProtocolsTest, HttpMayGoToEither) {
+    EXPECT_STREQ(jwksFetchProtocols("http://idp.internal/jwks.json"), "http,https");
+    EXPECT_STREQ(jwksFetchProtocols("HTTP://idp.internal/jwks.json"), "http,https");
+}
+
 TEST(JwksReadFileTest, ReadsWholeFilesAndSaysWhyNot) {
     std::string text, error;
     ASSERT_TRUE(readFile(testing::fixturePath("jwks.json"), text, error)) << error;
