@@ -373,7 +373,11 @@ Failure Verifier::Impl::verify(std::string_view token, int64_t now_ms, Claims& o
             break;
         }
     }
-    if (!verified) return Failure::BadSignature;
+    if (!verified) {
+        // Keys without a kid were tried for a kid no key has: that kid may still be a rotation.
+        if (!kid.empty() && !kid_known) source.requestRefresh();
+        return Failure::BadSignature;
+    }
     return checkClaims(now_ms, out);
 }
 

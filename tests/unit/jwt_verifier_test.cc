@@ -269,6 +269,19 @@ TEST_F(JwtVerifierTest, UnknownKidAsksForARefresh) {
     EXPECT_EQ(refreshes_, 2);
 }
 
+TEST_F(JwtVerifierTest, AnUnknownKidThatNoKeyWithoutKidVerifiesAsksForARefresh) {
+    source_.setRefreshHook([this] { ++refreshes_; });
+    useStaticAndJwks();  // the PEM RSA key has no kid, so it is tried for any unknown kid
+    EXPECT_EQ(verifyFixture("valid_rs256_rotated"), Failure::BadSignature);  // signed by rsa-2
+    EXPECT_EQ(refreshes_, 1);
+    // The PEM key verifies it: nothing to fetch.
+    EXPECT_EQ(verifyFixture("unknown_kid"), Failure::None);
+    EXPECT_EQ(refreshes_, 1);
+    // A known kid with a bad signature is not a rotation either.
+    EXPECT_EQ(verifyFixture("bad_signature"), Failure::BadSignature);
+    EXPECT_EQ(refreshes_, 1);
+}
+
 TEST_F(JwtVerifierTest, AKnownKidIsTheOnlyKeyTried) {
     KeySet keys = jwksKeys();
     KeySet rotated = jwksKeys("jwks_rotated.json");
