@@ -93,8 +93,13 @@ bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string&
     char curl_error[CURL_ERROR_SIZE] = {0};
     CURL* c = curl.get();
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    // Fails closed: without the restriction a redirect could go anywhere libcurl can.
+    const char* protocols = jwksFetchProtocols(url);
+    if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols) != CURLE_OK) {
+        error = "libcurl cannot restrict the protocols of a fetch (7.85 or later is needed)";
+        return false;
+    }
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, kMaxRedirects);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max(timeout_ms, 1)));
@@ -128,6 +133,10 @@ bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string&
 }
 
 }  // namespace
+
+const char* jwksFetchProtocols(std::string_view url) {
+    return startsWithNoCase(url, "https://") ? "https" : "http,https";
+}
 
 bool readFile(const std::string& path, std::string& out, std::string& error) {
     out.clear();
@@ -186,15 +195,12 @@ bool JwksFetcher::start(std::string& error) {
         error = "the JWKS URL must start with http://, https:// or file://";
         return false;
     }
-    std::string fetch_error;
-    const bool ok = fetchOnce(fetch_error);
-    if (!ok && scheme == Scheme::File) {
-        error = fetch_error;
+    const JwksFetch first = fetchOnce();
+    if (!first.ok && scheme == Scheme::File) {
+        error = first.error;
         return false;
     }
-    if (events_.on_fetch) {
-        events_.on_fetch(ok, ok ? source_.current()->keys().size() : 0, fetch_error);
-    }
+    if (events_.on_fetch) events_.on_fetch(first);
     thread_ = std::thread([this] { run(); });
     return true;
 }
@@ -209,26 +215,33 @@ void JwksFetcher::requestRefresh() {
     cv_.notify_all();
 }
 
-bool JwksFetcher::fetchOnce(std::string& error) {
+JwksFetch JwksFetcher::fetchOnce() {
+    JwksFetch result;
     Transfer transfer;
     transfer.mu = &mu_;
     transfer.stop = &stop_;
     if (schemeOf(options_.url) == Scheme::File) {
         std::string path;
-        if (!pathOfFileUrl(options_.url, path, error) || !readFile(path, transfer.body, error)) {
-            return false;
+        if (!pathOfFileUrl(options_.url, path, result.error) ||
+            !readFile(path, transfer.body, result.error)) {
+            return result;
         }
-    } else if (!fetchHttp(options_.url, options_.timeout_ms, transfer, error)) {
-        return false;
+    } else if (!fetchHttp(options_.url, options_.timeout_ms, transfer, result.error)) {
+        return result;
     }
     KeySet jwks;
-    if (!jwks.addJwks(transfer.body, error)) return false;
+    if (!jwks.addJwks(transfer.body, result.error, &result.skipped)) {
+        result.skipped.clear();
+        return result;
+    }
     auto keys = std::make_shared<KeySet>();
     keys->addAll(static_keys_);
     keys->addAll(jwks);
+    result.keys = keys->keys().size();
     source_.publish(std::move(keys));
     loaded_.store(true);
-    return true;
+    result.ok = true;
+    return result;
 }
 
 void JwksFetcher::run() {
@@ -247,20 +260,18 @@ void JwksFetcher::run() {
         }
         refresh_requested_ = false;
         lock.unlock();
-        std::string error;
-        const bool ok = fetchOnce(error);
-        const size_t count = ok ? source_.current()->keys().size() : 0;
+        const JwksFetch fetch = fetchOnce();
         lock.lock();
         last = Clock::now();
         if (stop_) break;
-        if (ok) {
+        if (fetch.ok) {
             retry = kFirstRetry;
         } else if (failing) {
             retry = std::min(retry * 2, interval);
         }
-        failing = !ok;
+        failing = !fetch.ok;
         lock.unlock();
-        if (events_.on_fetch) events_.on_fetch(ok, count, error);
+        if (events_.on_fetch) events_.on_fetch(fetch);
         lock.lock();
     }
 }

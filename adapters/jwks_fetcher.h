@@ -6,7 +6,9 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "adapters/jwt_key_set.h"
 #include "adapters/jwt_verifier.h"
@@ -23,9 +25,18 @@ struct JwksOptions {
     int timeout_ms = 5000;            // one HTTP fetch, connect included
 };
 
-// Outcome of each fetch, for metrics and readiness; called on the fetcher thread.
+// What one fetch came to.
+struct JwksFetch {
+    bool ok = false;
+    size_t keys = 0;                   // ok: keys now published (static keys + the JWK Set)
+    std::string error;                 // not ok: why, one line
+    std::vector<std::string> skipped;  // ok: one line per JWK left out (KeySet::addJwks)
+};
+
+// Outcome of each fetch, for metrics, logs and readiness: called from start() for the first fetch,
+// then on the fetcher thread, never two at once.
 struct JwksEvents {
-    std::function<void(bool ok, size_t keys, const std::string& error)> on_fetch;
+    std::function<void(const JwksFetch&)> on_fetch;
 };
 
 class JwksFetcher {
@@ -46,7 +57,7 @@ public:
 
 private:
     void run();
-    bool fetchOnce(std::string& error);  // fetch + parse + publish
+    JwksFetch fetchOnce();  // fetch + parse + publish
 
     JwksOptions options_;
     KeySet static_keys_;
@@ -59,6 +70,12 @@ private:
     bool stop_ = false;
     std::thread thread_;
 };
+
+// The protocols a fetch of the http(s) `url` may use, redirects included, in the form of
+// CURLOPT_PROTOCOLS_STR and CURLOPT_REDIR_PROTOCOLS_STR: "https" for an https:// URL, since a
+// redirect to http:// would let anyone on the path serve their own keys; "http,https" for an
+// http:// URL, which trusts the path already.
+const char* jwksFetchProtocols(std::string_view url);
 
 // Reads a whole file; false with `error` set when it cannot.
 bool readFile(const std::string& path, std::string& out, std::string& error);

@@ -50,6 +50,15 @@ AlgSet algsForKey(EVP_PKEY* pkey, std::string& why) {
     return 0;
 }
 
+// Why an RSA key is too small to trust, or "" when it is not an RSA key or is large enough.
+std::string weakRsa(EVP_PKEY* pkey) {
+    if (!EVP_PKEY_is_a(pkey, "RSA")) return {};
+    const int bits = EVP_PKEY_get_bits(pkey);
+    if (bits >= kMinRsaBits) return {};
+    return "RSA key of " + std::to_string(bits) + " bits (at least " +
+           std::to_string(kMinRsaBits) + " are required)";
+}
+
 bool publicKeyIsValid(EVP_PKEY* pkey) {
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
     if (ctx == nullptr) return false;
@@ -104,6 +113,16 @@ EVP_PKEY* ecFromJwk(const char* group, const std::string& x, const std::string& 
     }
     OSSL_PARAM_BLD_free(bld);
     return pkey;
+}
+
+// Text from a JWK Set (a kid, a kty...) as it may appear in a message that gets logged: the set
+// comes from the identity provider, so it is cut short and anything but printable ASCII becomes '?'
+// (no line breaks or terminal escapes in the log).
+std::string printable(std::string_view text, size_t max) {
+    std::string out;
+    for (char c : text.substr(0, max)) out += c >= 0x20 && c < 0x7f ? c : '?';
+    if (text.size() > max) out += "...";
+    return out;
 }
 
 bool stringMember(simdjson::dom::object obj, std::string_view name, std::string_view& out,
@@ -211,6 +230,10 @@ bool keyFromJwk(simdjson::dom::object jwk, Key& key, std::string& why) {
         why = std::string("invalid ") + std::string(kty) + " key";
         return false;
     }
+    if (key.pkey) {
+        why = weakRsa(key.pkey.get());
+        if (!why.empty()) return false;
+    }
     if (has_alg) {
         const std::optional<Alg> named = algFromName(alg);
         if (!named || (key.algs & algBit(*named)) == 0) {
@@ -273,7 +296,8 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
         error = "out of memory";
         return false;
     }
-    size_t added = 0;
+    const size_t before = keys_.size();
+    size_t added = 0, block_number = 0;
     std::string skipped;
     for (;;) {
         char* name = nullptr;
@@ -287,8 +311,10 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
             // PEM_R_NO_START_LINE: no further block, the normal end.
             if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) break;
             error = "unreadable PEM block";
+            keys_.resize(before);
             return false;
         }
+        ++block_number;
         const std::string block = name;
         const unsigned char* p = data;
         EVP_PKEY* pkey = nullptr;
@@ -311,6 +337,11 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
             why = "a " + block + " block is not a public key";
         } else if (pkey == nullptr) {
             why = "a " + block + " block does not parse";
+        } else if (std::string weak = weakRsa(pkey); !weak.empty()) {
+            EVP_PKEY_free(pkey);
+            error = "PEM block " + std::to_string(block_number) + " (" + block + "): " + weak;
+            keys_.resize(before);
+            return false;
         } else if (const AlgSet algs = algsForKey(pkey, why); algs != 0) {
             Key key;
             key.algs = algs;
@@ -329,8 +360,9 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
     return true;
 }
 
-bool KeySet::addJwks(std::string_view json, std::string& error, size_t* skipped) {
-    if (skipped != nullptr) *skipped = 0;
+bool KeySet::addJwks(std::string_view json, std::string& error,
+                     std::vector<std::string>* skipped) {
+    if (skipped != nullptr) skipped->clear();
     simdjson::dom::parser parser;
     simdjson::dom::element root;
     const simdjson::padded_string padded(json);
@@ -343,25 +375,28 @@ bool KeySet::addJwks(std::string_view json, std::string& error, size_t* skipped)
         error = "the JWK Set has no \"keys\" array";
         return false;
     }
-    size_t added = 0, ignored = 0;
+    size_t added = 0, position = 0;
     std::string first_why;
     for (simdjson::dom::element item : list) {
+        ++position;
         simdjson::dom::object jwk;
         Key key;
         std::string why;
         if (item.get_object().get(jwk) != simdjson::SUCCESS) {
-            why = "a key is not an object";
+            why = "key " + std::to_string(position) + ": not an object";
         } else if (keyFromJwk(jwk, key, why)) {
             add(std::move(key));
             ++added;
             continue;
         } else if (!key.kid.empty()) {
-            why = "kid \"" + key.kid + "\": " + why;
+            why = "kid \"" + printable(key.kid, 64) + "\": " + why;
+        } else {
+            why = "key " + std::to_string(position) + ": " + why;
         }
-        ++ignored;
+        why = printable(why, 256);
         if (first_why.empty()) first_why = why;
+        if (skipped != nullptr) skipped->push_back(std::move(why));
     }
-    if (skipped != nullptr) *skipped = ignored;
     if (added == 0) {
         error = "no usable key in the JWK Set";
         if (!first_why.empty()) error += " (" + first_why + ")";

@@ -18,6 +18,10 @@ namespace wsrelay::jwt {
 enum class Alg : uint8_t { HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA, kCount };
 using AlgSet = uint32_t;  // bit (1 << Alg)
 
+// RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used" with RS256/384/512. A smaller
+// key is refused rather than warned about: 1024-bit RSA is within reach of a well-funded attacker.
+inline constexpr int kMinRsaBits = 2048;
+
 constexpr AlgSet algBit(Alg a) { return AlgSet{1} << static_cast<unsigned>(a); }
 inline constexpr AlgSet kHmacAlgs = algBit(Alg::HS256) | algBit(Alg::HS384) | algBit(Alg::HS512);
 inline constexpr AlgSet kAllAlgs = (AlgSet{1} << static_cast<unsigned>(Alg::kCount)) - 1;
@@ -45,13 +49,18 @@ public:
     void addAll(const KeySet& other);
 
     // Each returns false with `error` set (one line, no key material) when nothing usable came
-    // out of the input.
+    // out of the input; the set is then as it was before the call.
     bool addSecret(std::string secret, std::string& error);
-    // One or more PEM blocks: PUBLIC KEY (RSA, EC P-256/P-384, Ed25519) or CERTIFICATE.
+    // One or more PEM blocks: PUBLIC KEY (RSA, EC P-256/P-384, Ed25519) or CERTIFICATE. Blocks of
+    // other types are skipped, but an RSA key under kMinRsaBits fails the whole input, naming its
+    // block: a configured key that cannot be trusted is a configuration error.
     bool addPem(std::string_view pem, std::string& error);
     // A JWK Set ({"keys":[...]}): RSA, EC (P-256, P-384), OKP (Ed25519) and oct keys. Keys with
-    // "use" other than "sig", or of unsupported types, are skipped (counted in `skipped`).
-    bool addJwks(std::string_view json, std::string& error, size_t* skipped = nullptr);
+    // "use" other than "sig", of unsupported types, or RSA under kMinRsaBits are skipped: one line
+    // each in `skipped` (its kid, or its position, and why). The set is the identity provider's,
+    // and one bad key must not take the others down.
+    bool addJwks(std::string_view json, std::string& error,
+                 std::vector<std::string>* skipped = nullptr);
 
 private:
     std::vector<Key> keys_;

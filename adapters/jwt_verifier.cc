@@ -106,6 +106,7 @@ std::string_view failureText(Failure failure) {
     case Failure::UnknownKey: return "unknown key";
     case Failure::BadSignature: return "bad signature";
     case Failure::Expired: return "token expired";
+    case Failure::MissingExp: return "missing exp claim";
     case Failure::NotYetValid: return "token not yet valid";
     case Failure::Issuer: return "wrong issuer";
     case Failure::Audience: return "wrong audience";
@@ -279,6 +280,7 @@ Failure Verifier::Impl::checkClaims(int64_t now_ms, Claims& out) {
         nbf_ms = numericDateMs(e);
         if (!nbf_ms) return Failure::Malformed;
     }
+    if (!exp_ms && options.require_exp) return Failure::MissingExp;
     if (exp_ms && now_ms >= saturatingAdd(*exp_ms, options.leeway_ms)) return Failure::Expired;
     if (nbf_ms && saturatingAdd(now_ms, options.leeway_ms) < *nbf_ms) return Failure::NotYetValid;
 
@@ -371,7 +373,11 @@ Failure Verifier::Impl::verify(std::string_view token, int64_t now_ms, Claims& o
             break;
         }
     }
-    if (!verified) return Failure::BadSignature;
+    if (!verified) {
+        // Keys without a kid were tried for a kid no key has: that kid may still be a rotation.
+        if (!kid.empty() && !kid_known) source.requestRefresh();
+        return Failure::BadSignature;
+    }
     return checkClaims(now_ms, out);
 }
 

@@ -24,6 +24,7 @@ enum class Failure : uint8_t {
     UnknownKey,       // a kid no key has
     BadSignature,
     Expired,
+    MissingExp,       // no exp claim while VerifyOptions::require_exp
     NotYetValid,
     Issuer,
     Audience,
@@ -32,14 +33,15 @@ enum class Failure : uint8_t {
     kCount
 };
 inline constexpr std::array<const char*, static_cast<size_t>(Failure::kCount)> kFailureNames = {
-    "none",     "missing",        "malformed", "algorithm", "unknown_key", "bad_signature",
-    "expired",  "not_yet_valid",  "issuer",    "audience",  "claims",      "keys_unavailable"};
+    "none",    "missing",     "malformed",     "algorithm", "unknown_key", "bad_signature",
+    "expired", "missing_exp", "not_yet_valid", "issuer",    "audience",    "claims",
+    "keys_unavailable"};
 // Short, fixed, safe to send to the client: "token expired", "unknown key", ...
 std::string_view failureText(Failure failure);
 
 struct Claims {
     std::string subject;                  // the user claim; an integer is kept as its digits
-    int64_t expires_at_ms = 0;            // exp * 1000; 0 = the token has no exp
+    int64_t expires_at_ms = 0;            // exp * 1000; 0 = no exp (only when not required)
     std::vector<std::string> subscribe;   // patterns from the subscribe claim (absent = none)
     std::vector<std::string> publish;     // patterns from the publish claim
 };
@@ -49,6 +51,7 @@ struct VerifyOptions {
     std::string issuer;                   // empty = not checked
     std::vector<std::string> audiences;   // empty = not checked; else aud must contain one
     int64_t leeway_ms = 0;
+    bool require_exp = true;              // false: a token without exp never expires
     std::string user_claim = "sub";
     std::string subscribe_claim = "channels";
     std::string publish_claim = "publish";

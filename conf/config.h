@@ -82,7 +82,8 @@ struct Config {
             std::string issuer;                   // empty = not checked
             std::vector<std::string> audience;    // empty = not checked
             int leeway_ms = 0;
-            bool allow_query_token = true;
+            bool require_exp = true;
+            bool allow_query_token = false;  // URLs end up in access logs (docs/auth.md)
             std::string user_claim = "sub";
             std::string subscribe_claim = "channels";
             std::string publish_claim = "publish";

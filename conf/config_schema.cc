@@ -482,8 +482,12 @@ std::vector<ConfigKey> buildTable() {
         "Clock skew allowed when checking exp and nbf.",
         [](auto& c) -> auto& { return c.auth.jwt.leeway_ms; }));
     keys.push_back(boolKey(
-        "auth.jwt.allow_query_token", true,
-        "Accept the token as ?token= in the upgrade URL (it may end up in proxy access logs).",
+        "auth.jwt.require_exp", true,
+        "Refuse tokens without an exp claim; false accepts them, and they never expire.",
+        [](auto& c) -> auto& { return c.auth.jwt.require_exp; }));
+    keys.push_back(boolKey(
+        "auth.jwt.allow_query_token", false,
+        "Also accept the token as ?token= in the upgrade URL (URLs end up in access logs).",
         [](auto& c) -> auto& { return c.auth.jwt.allow_query_token; }));
     keys.push_back(stringKey(
         "auth.jwt.user_claim", "sub", checkClaimName, "non-empty",

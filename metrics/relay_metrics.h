@@ -52,9 +52,9 @@ static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 size_t errorCodeIndex(int code);
 
 // Why a handshake's token was refused; the same order as jwt::Failure without its "none".
-inline constexpr std::array<const char*, 11> kAuthFailureNames = {
-    "missing",       "malformed", "algorithm", "unknown_key", "bad_signature",   "expired",
-    "not_yet_valid", "issuer",    "audience",  "claims",      "keys_unavailable"};
+inline constexpr std::array<const char*, 12> kAuthFailureNames = {
+    "missing", "malformed", "algorithm", "unknown_key", "bad_signature", "expired",
+    "missing_exp", "not_yet_valid", "issuer", "audience", "claims", "keys_unavailable"};
 
 inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "rejected"};
 
@@ -128,6 +128,8 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     L(jwks_fetches, Counter, "wsrelay_jwks_refreshes_total",                                       \
       "Fetches of auth.jwt.jwks_url by result", "result", kFetchResultNames)                       \
     X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
+    X(jwks_skipped_keys, Gauge, "wsrelay_jwks_skipped_keys",                                       \
+      "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
     X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,

@@ -33,6 +33,7 @@ jwt::VerifyOptions verifyOptions(const Config& config) {
     o.issuer = j.issuer;
     o.audiences = j.audience;
     o.leeway_ms = j.leeway_ms;
+    o.require_exp = j.require_exp;
     o.user_claim = j.user_claim;
     o.subscribe_claim = j.subscribe_claim;
     o.publish_claim = j.publish_claim;

@@ -59,6 +59,32 @@ bool ChannelPatterns::matches(std::string_view channel) const {
     return false;
 }
 
+void AppGrants::add(std::string_view channel) {
+    if (contains(channel)) return;
+    if (!channels_) channels_ = std::make_unique<std::vector<std::string>>();
+    channels_->emplace_back(channel);
+}
+
+void AppGrants::remove(std::string_view channel) {
+    if (!channels_) return;
+    auto& list = *channels_;
+    for (size_t i = 0; i < list.size(); ++i) {
+        if (list[i] != channel) continue;
+        if (i + 1 != list.size()) list[i] = std::move(list.back());
+        list.pop_back();
+        break;
+    }
+    if (list.empty()) channels_.reset();
+}
+
+bool AppGrants::contains(std::string_view channel) const {
+    if (!channels_) return false;
+    for (const std::string& c : *channels_) {
+        if (c == channel) return true;
+    }
+    return false;
+}
+
 Permissions grantPermissions(const Config::Auth& auth, const jwt::Claims& claims,
                              size_t max_channel_bytes) {
     Permissions out;

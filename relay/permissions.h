@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,21 @@ struct Permissions {
     ChannelPatterns subscribe;
     ChannelPatterns publish;
     std::vector<std::string> auto_subscribe;  // exact channels, also in `subscribe`
+};
+
+// The channels the app subscribed one connection to (the connect answer's or a hook answer's
+// "subscribe"). They are the app's decision, not the token's: a token refresh re-checks only the
+// channels the client subscribed to itself. A grant ends when the connection leaves the channel,
+// whoever asks. One null pointer until the first grant: most connections never get one.
+class AppGrants {
+public:
+    void add(std::string_view channel);
+    void remove(std::string_view channel);
+    bool contains(std::string_view channel) const;
+    bool empty() const { return channels_ == nullptr; }
+
+private:
+    std::unique_ptr<std::vector<std::string>> channels_;  // a handful at most: a linear scan
 };
 
 // Who a connection is, for as long as its token (or the refreshed one) holds.

@@ -181,15 +181,25 @@ void Server::setUpAuth() {
     SharedState* shared = shared_.get();
     metrics::WorkerMetrics* control = &registry_.control();
     jwt::JwksEvents events;
-    events.on_fetch = [shared, control, url = j.jwks_url, keys = int64_t{0}](
-                          bool ok, size_t count, const std::string& why) mutable {
-        control->jwks_fetches[ok ? 0 : 1].add();
-        if (!ok) {
-            WSR_LOG(Warn, "JWKS %s: %s (keeping the last good keys)", url.c_str(), why.c_str());
+    events.on_fetch = [shared, control, url = j.jwks_url, keys = int64_t{0},
+                       skipped = std::vector<std::string>{}](const jwt::JwksFetch& fetch) mutable {
+        control->jwks_fetches[fetch.ok ? 0 : 1].add();
+        if (!fetch.ok) {
+            WSR_LOG(Warn, "JWKS %s: %s (keeping the last good keys)", url.c_str(),
+                    fetch.error.c_str());
             return;
         }
-        control->jwks_keys.add(static_cast<int64_t>(count) - keys);
-        keys = static_cast<int64_t>(count);
+        control->jwks_keys.add(static_cast<int64_t>(fetch.keys) - keys);
+        keys = static_cast<int64_t>(fetch.keys);
+        control->jwks_skipped_keys.add(static_cast<int64_t>(fetch.skipped.size()) -
+                                       static_cast<int64_t>(skipped.size()));
+        // Once per change, not on every refresh: the same set is fetched every few minutes.
+        if (fetch.skipped != skipped) {
+            for (const std::string& why : fetch.skipped) {
+                WSR_LOG(Warn, "JWKS %s: key skipped: %s", url.c_str(), why.c_str());
+            }
+            skipped = fetch.skipped;
+        }
         if (shared->auth_keys_missing.exchange(false)) WSR_LOG(Info, "JWKS %s loaded", url.c_str());
     };
     jwks_ = std::make_unique<jwt::JwksFetcher>(options, std::move(static_keys), keys_,

@@ -106,8 +106,9 @@ void Session::refresh(const protocol::Command& cmd) {
     }
     m.token_refreshes[0].add();
     // Permissions follow the new token: what it no longer grants is left, and the client told.
+    // The app's grants are not the token's to take away.
     for (const std::string& channel : worker_.hub().channelsOf(membership_)) {
-        if (next->permissions.subscribe.matches(channel)) continue;
+        if (app_grants_.contains(channel) || next->permissions.subscribe.matches(channel)) continue;
         worker_.hub().unsubscribe(membership_, channel);
         m.subscriptions.sub();
         reply(protocol::encodeUnsubscribed(channel, "forbidden"));
@@ -389,6 +390,7 @@ void Session::runCommand(const protocol::Command& cmd) {
             subscribeAndAnswer(cmd.channel, cmd.id);
             return;
         case Op::Unsubscribe:
+            app_grants_.remove(cmd.channel);
             if (worker_.hub().unsubscribe(membership_, cmd.channel)) {
                 worker_.metrics().subscriptions.sub();
                 if (cmd.id) reply(protocol::encodeAck(*cmd.id));
@@ -459,13 +461,17 @@ void Session::join(std::string_view channel) {
         return;
     }
     auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
-    if (worker_.hub().subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
+    const Hub::SubscribeResult result = worker_.hub().subscribe(membership_, channel, max);
+    if (result == Hub::SubscribeResult::Subscribed) {
         worker_.metrics().subscriptions.add();
         reply(protocol::encodeSubscribed(channel));
     }
+    // Also a channel the client was in already: from now on the app vouches for it.
+    if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
 }
 
 void Session::leave(std::string_view channel, std::string_view reason) {
+    app_grants_.remove(channel);
     if (worker_.hub().unsubscribe(membership_, channel)) {
         worker_.metrics().subscriptions.sub();
         reply(protocol::encodeUnsubscribed(channel, reason));

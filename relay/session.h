@@ -55,6 +55,7 @@ public:
     void subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id);
     void publishNow(std::string_view channel, std::string_view data, std::optional<uint64_t> id);
     // Server-side subscription changes, told to the client with subscribed/unsubscribed frames.
+    // join() is the app's grant (connect answer, hook answer): a token refresh keeps it.
     void join(std::string_view channel);
     void leave(std::string_view channel, std::string_view reason);
     // Closes with an app-chosen code (4000-4999) and reason once the queued frames are written.
@@ -144,6 +145,9 @@ private:
     bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
     std::string rx_;  // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
+    // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
+    // chunk, so no memory per connection until the app grants something.
+    AppGrants app_grants_;
 };
 
 }  // namespace wsrelay

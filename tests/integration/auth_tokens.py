@@ -105,8 +105,8 @@ def jwk(key, kid=None, alg=None, use="sig"):
     return out
 
 
-def new_rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def new_rsa_key(bits=2048):
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 def write_atomically(path, data):

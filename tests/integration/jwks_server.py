@@ -5,7 +5,9 @@
 Listens on 127.0.0.1 (port 0 = any free one), prints `listening <port>`, then one line per request:
 `request <path> <status>`. GET /jwks.json answers the file's current content (re-read on every
 request, so a test rotates keys by rewriting it); while the status file exists and holds a number,
-it answers that status instead (a failing identity provider). Anything else is 404.
+it answers that status instead (a failing identity provider). Redirects, 302: GET /redirect/N to
+/redirect/N-1, and /redirect/1 to /jwks.json (N hops in all); GET /to?url=U to U, any URL.
+Anything else is 404.
 
 Imported, JwksServer runs that process and follows its output.
 """
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "127.0.0.1"
@@ -26,10 +29,22 @@ JWKS_PATH = "/jwks.json"
 def _serve(args):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            status, body = 404, b"not found"
+            status, body, location = 404, b"not found", None
+            url = urllib.parse.urlsplit(self.path)
             if self.path == JWKS_PATH:
                 status, body = self._jwks()
+            elif url.path.startswith("/redirect/") and url.path[10:].isdigit():
+                hops = int(url.path[10:])
+                if hops >= 1:
+                    status, body = 302, b""
+                    location = JWKS_PATH if hops == 1 else f"/redirect/{hops - 1}"
+            elif url.path == "/to":
+                target = urllib.parse.parse_qs(url.query).get("url")
+                if target:
+                    status, body, location = 302, b"", target[0]
             self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -75,6 +90,14 @@ class JwksServer:
     @property
     def url(self):
         return f"http://{HOST}:{self.port}{JWKS_PATH}"
+
+    def redirect_url(self, hops):
+        """A URL that reaches /jwks.json after `hops` redirects."""
+        return f"http://{HOST}:{self.port}/redirect/{hops}"
+
+    def redirect_to(self, target):
+        """A URL that redirects once, to `target`."""
+        return f"http://{HOST}:{self.port}/to?url={urllib.parse.quote(target, safe='')}"
 
     def start(self, timeout=10.0):
         script = os.path.abspath(__file__)

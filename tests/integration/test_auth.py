@@ -7,8 +7,8 @@ import unittest
 
 from auth_tokens import (AuthTestCase, auth_config, claims, connect, count, forge, hmac_sha256,
                          jwk, new_rsa_key, now, query_path, shared_keys)
-from relay_harness import (closed_with, metric, ping_barrier, recv_json, request, send_json,
-                           subscribe)
+from relay_harness import (Relay, RelayError, closed_with, metric, ping_barrier, recv_json,
+                           request, send_json, subscribe)
 
 KEYS = shared_keys()
 
@@ -29,8 +29,8 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(0, count(series, "wsrelay_handshakes_total", result="auth"))
         self.assertNoTokenLogged(relay)
 
-    async def test_query_parameter(self):
-        relay = await self.start_relay(auth_config())
+    async def test_query_parameter_when_turned_on(self):
+        relay = await self.start_relay(auth_config({"auth.jwt.allow_query_token": True}))
         for alg in ("HS256", "RS256", "ES256", "EdDSA"):
             with self.subTest(alg=alg):
                 await self.assertAccepted(relay, self.tok(alg), via="query")
@@ -68,8 +68,18 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="missing"))
         self.assertNoTokenLogged(relay)
 
+    async def test_query_token_is_off_by_default(self):
+        config = auth_config()
+        self.assertNotIn("auth.jwt.allow_query_token", config)
+        relay = await self.start_relay(config)
+        await self.assertRefused(relay, "missing token", self.tok("HS256"), via="query")
+        await self.assertAccepted(relay, self.tok("HS256"), via="bearer")
+        series = await relay.ametrics()
+        self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="missing"))
+        self.assertNoTokenLogged(relay)
+
     async def test_first_place_found_wins(self):
-        relay = await self.start_relay(auth_config())
+        relay = await self.start_relay(auth_config({"auth.jwt.allow_query_token": True}))
         good, bad = self.tok("HS256"), "not-a-token"
         # Authorization before the subprotocol before ?token=.
         async with relay.ws_connect(query_path(bad),
@@ -87,7 +97,8 @@ class HandshakeTest(AuthTestCase):
     async def test_every_refusal_reason(self):
         issuer, audience = "https://issuer.test", ["wsrelay", "other-service"]
         relay = await self.start_relay(auth_config({"auth.jwt.issuer": issuer,
-                                                    "auth.jwt.audience": audience}))
+                                                    "auth.jwt.audience": audience,
+                                                    "auth.jwt.allow_query_token": True}))
 
         def good(**extra):
             return claims(iss=issuer, aud="wsrelay", **extra)
@@ -106,6 +117,8 @@ class HandshakeTest(AuthTestCase):
             ("missing", "missing token", None),
             ("expired", "token expired", self.tok("HS256", good(exp=now() - 10))),
             ("expired", "token expired", self.tok("ES256", good(exp=now() - 1))),
+            ("missing_exp", "missing exp claim", self.tok("HS256", good(ttl=None))),
+            ("missing_exp", "missing exp claim", self.tok("EdDSA", good(ttl=None))),
             ("not_yet_valid", "token not yet valid", self.tok("HS256", good(nbf=now() + 60))),
             ("issuer", "wrong issuer",
              self.tok("HS256", claims(iss="https://evil.test", aud="wsrelay"))),
@@ -175,6 +188,28 @@ class HandshakeTest(AuthTestCase):
         self.assertEqual(1, count(series, "wsrelay_auth_failures_total", reason="bad_signature"))
         self.assertNoTokenLogged(only_rsa)
         self.assertNoTokenLogged(both)
+
+    async def test_rsa_key_under_2048_bits_stops_startup(self):
+        weak = await asyncio.to_thread(new_rsa_key, 1024)
+        for name, keys, certificates, block in (
+                ("weak.pem", [weak], [], "PEM block 1 (PUBLIC KEY)"),
+                ("weak-cert.pem", [KEYS.rsa, KEYS.ec256], [weak], "PEM block 3 (CERTIFICATE)")):
+            with self.subTest(file=name):
+                pem = KEYS.write_pem(name, *keys, certificates=certificates)
+                relay = Relay(auth_config({"auth.jwt.public_key_file": pem}, pem=False),
+                              check_exit=False)
+                try:
+                    with self.assertRaises(RelayError):
+                        await asyncio.to_thread(relay.start)
+                    self.assertNotEqual(0, relay.returncode, relay.log())
+                    self.assertIn(f"auth.jwt.public_key_file: {pem}: {block}: RSA key of 1024 "
+                                  "bits (at least 2048 are required)", relay.log())
+                finally:
+                    await asyncio.to_thread(relay.close)
+        # The same file with a 2048-bit key in its place starts.
+        pem = KEYS.write_pem("strong-cert.pem", KEYS.rsa, KEYS.ec256, certificates=[KEYS.rsa_cert])
+        relay = await self.start_relay(auth_config({"auth.jwt.public_key_file": pem}, pem=False))
+        await self.assertAccepted(relay, self.tok("RS256", key=KEYS.rsa_cert))
 
     async def test_algorithms_setting_narrows_what_the_keys_allow(self):
         relay = await self.start_relay(auth_config({"auth.jwt.algorithms": ["RS256", "EdDSA"]}))
@@ -343,7 +378,9 @@ class ExpiryTest(AuthTestCase):
         self.assertNoTokenLogged(relay)
 
     async def test_refresh_moves_the_deadline(self):
-        relay = await self.start_relay(auth_config({"auth.expiry_warning_ms": WARNING_MS}))
+        # require_exp off for the second connection, whose token has no exp.
+        relay = await self.start_relay(auth_config({"auth.expiry_warning_ms": WARNING_MS,
+                                                    "auth.jwt.require_exp": False}))
         exp = now() + 3
         async with connect(relay, self.tok("HS256", claims(exp=exp))) as ws, \
                 connect(relay, self.tok("HS256", claims("service", ttl=None))) as forever:
@@ -355,7 +392,7 @@ class ExpiryTest(AuthTestCase):
             await asyncio.sleep(max(0.0, exp + 1.5 - time.time()))
             self.assertEqual([], await ping_barrier(ws))
             self.assertTrue(ws.open)
-            # A token without exp never expires on the connection.
+            # A token without exp (accepted: require_exp is off) never expires on the connection.
             self.assertEqual([], await ping_barrier(forever))
         series = await relay.ametrics()
         self.assertEqual(1, metric(series, "wsrelay_token_refreshes_total", result="ok"))
@@ -371,6 +408,7 @@ class ExpiryTest(AuthTestCase):
             refusals = [
                 (self.tok("HS256", claims("mallory", ttl=60)), "different user"),
                 (self.tok("HS256", claims(exp=now() - 5)), "token expired"),
+                (self.tok("HS256", claims(ttl=None)), "missing exp claim"),
                 (self.tok("HS256", claims(ttl=60), key="wrong-secret-wrong-secret-wrong"),
                  "bad signature"),
                 ("garbage", "malformed token"),

@@ -8,7 +8,7 @@ import secrets
 import time
 import unittest
 
-from auth_tokens import (AuthTestCase, auth_config, claims, count, jwk, shared_keys,
+from auth_tokens import (AuthTestCase, auth_config, claims, count, jwk, new_rsa_key, shared_keys,
                          write_atomically, write_jwks)
 from jwks_server import JwksServer
 from relay_harness import HOST, Relay, RelayError, free_port, metric, wait_until
@@ -167,6 +167,72 @@ class JwksHttpTest(JwksTestCase):
         self.assertNoTokenLogged(relay)
 
 
+    async def test_rsa_key_under_2048_bits_is_skipped_and_the_rest_served(self):
+        weak = await asyncio.to_thread(new_rsa_key, 1024)
+        write_jwks(self.jwks_file, [jwk(weak, kid="weak"), jwk(self.k1, kid="k1")])
+        server = self.start_jwks()
+        relay = await self.start_relay(jwks_config(server.url))
+        line = await asyncio.to_thread(relay.wait_for_log, "key skipped", 5)
+        self.assertIn(f"JWKS {server.url}: key skipped: kid \"weak\": RSA key of 1024 bits "
+                      "(at least 2048 are required)", line)
+        self.assertIn("WARN", line.upper())
+        await self.assertAccepted(relay, self.k1_token())
+        # Refused like a token of a key the relay never had (here: RS256 keys exist, no "weak").
+        await self.assertRefused(relay, "unknown key",
+                                 self.tok("RS256", claims(), key=weak, kid="weak"))
+        series = await relay.ametrics()
+        self.assertEqual(1, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(1, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertEqual(0, count(series, "wsrelay_jwks_refreshes_total", result="error"))
+
+        # The unknown kid asked for a refresh: the same set again, not logged again.
+        await asyncio.to_thread(server.wait_requests, 2, status=200, timeout=5)
+        # The fixed set clears the gauge.
+        served = server.count(200)
+        write_jwks(self.jwks_file, [jwk(self.k1, kid="k1"), jwk(self.k2, kid="k2")])
+        await wait_until(self.accepted_check(relay, self.k2_token()), timeout=5,
+                         what="k2 accepted once the set no longer has the weak key")
+        self.assertGreater(server.count(200), served)
+        series = await relay.ametrics()
+        self.assertEqual(2, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(0, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertEqual(1, relay.log().count("key skipped"))
+        self.assertNoTokenLogged(relay)
+
+
+    async def test_redirects(self):
+        """An http:// URL follows up to 3 redirects, to http:// or https://, never elsewhere. (That
+        an https:// URL is only redirected to https:// is a unit test, JwksFetchProtocolsTest: a
+        test cannot run a TLS server that the relay's libcurl trusts.)"""
+        server = self.start_jwks()
+        followed = await self.start_relay(jwks_config(server.redirect_url(3)))
+        self.assertEqual(200, (await self.readyz(followed))[0])
+        await self.assertAccepted(followed, self.k1_token())
+        self.assertEqual(1, metric(await followed.ametrics(), "wsrelay_jwks_keys"))
+
+        refused = [
+            (server.redirect_url(4), "Maximum (3) redirects followed"),
+            (server.redirect_to(f"file://{self.jwks_file}"), '"file" not supported'),
+            # https is allowed from http: followed, and it fails at the TLS handshake (the
+            # server speaks plain HTTP), not as a protocol refused.
+            (server.redirect_to(f"https://{HOST}:{server.port}/jwks.json"), "SSL"),
+        ]
+        for url, why in refused:
+            with self.subTest(url=url):
+                relay = await self.start_relay(jwks_config(url))
+                line = await asyncio.to_thread(relay.wait_for_log, why, 5)
+                self.assertIn(f"JWKS {url}: ", line)
+                self.assertEqual((503, {"ready": False, "reason": "signing keys not loaded"}),
+                                 await self.readyz(relay))
+                await self.assertRefused(relay, "signing keys not loaded", self.k1_token(),
+                                         status=503)
+                series = await relay.ametrics()
+                self.assertGreaterEqual(
+                    count(series, "wsrelay_jwks_refreshes_total", result="error"), 1)
+                self.assertEqual(0, count(series, "wsrelay_jwks_refreshes_total", result="ok"))
+        self.assertNoTokenLogged(followed)
+
+
 class JwksFileTest(JwksTestCase):
     async def test_every_key_type_from_a_file_url(self):
         hmac_secret = secrets.token_hex(32)
@@ -199,6 +265,8 @@ class JwksFileTest(JwksTestCase):
         await self.assertRefused(relay, "bad signature", self.tok("HS256"))
         series = await relay.ametrics()
         self.assertEqual(6, metric(series, "wsrelay_jwks_keys"))
+        self.assertEqual(1, metric(series, "wsrelay_jwks_skipped_keys"))
+        self.assertIn('key skipped: kid "x1": "use" is not "sig"', relay.log())
         self.assertNoTokenLogged(relay)
 
     async def test_file_rotation_on_unknown_kid(self):

@@ -17,6 +17,7 @@
 namespace wsrelay::jwt {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::IsEmpty;
@@ -25,21 +26,17 @@ using testing::token;
 
 constexpr int64_t kNow = 1750000000000;
 
-struct Fetch {
-    bool ok;
-    size_t keys;
-    std::string error;
-};
+using Fetch = JwksFetch;
 
 // What the fetcher thread reported, awaited with a bounded wait.
 class FetchLog {
 public:
     JwksEvents events() {
         JwksEvents e;
-        e.on_fetch = [this](bool ok, size_t keys, const std::string& error) {
+        e.on_fetch = [this](const JwksFetch& fetch) {
             {
                 std::lock_guard<std::mutex> lock(mu_);
-                fetches_.push_back({ok, keys, error});
+                fetches_.push_back(fetch);
             }
             cv_.notify_all();
         };
@@ -122,6 +119,33 @@ TEST_F(JwksFetcherTest, FileJwksIsLoadedAtStartBesideTheStaticKeys) {
     ASSERT_TRUE(first);
     EXPECT_TRUE(first->ok);
     EXPECT_EQ(first->keys, 6u);
+    EXPECT_EQ(first->skipped.size(), 3u);  // use "enc", P-521, alg RSA-OAEP
+}
+
+TEST_F(JwksFetcherTest, AWeakRsaKeyIsReportedAndTheOthersServe) {
+    // The weak set plus rsa-2 of the rotated one: another RSA key, so that RS256 tokens get as
+    // far as the key look-up.
+    const std::string weak = fixture("jwks_weak_rsa.json");
+    const std::string rotated = fixture("jwks_rotated.json");
+    const size_t open = rotated.find('[') + 1;
+    writeJwks(weak.substr(0, weak.rfind(']')) + "," +
+              rotated.substr(open, rotated.rfind(']') - open) + "]}");
+    JwksFetcher fetcher(options_, KeySet{}, source_, log_.events());
+    std::string error;
+    ASSERT_TRUE(fetcher.start(error)) << error;
+    const auto first = log_.waitFor(1);
+    ASSERT_TRUE(first);
+    EXPECT_TRUE(first->ok) << first->error;
+    EXPECT_EQ(first->keys, 2u);
+    EXPECT_THAT(first->skipped,
+                ElementsAre("kid \"rsa-1024\": RSA key of 1024 bits (at least 2048 are required)"));
+
+    Verifier verifier(VerifyOptions{}, source_);
+    Claims claims;
+    EXPECT_EQ(verifier.verify(token("ec_good_es256"), kNow, claims), Failure::None);
+    EXPECT_EQ(verifier.verify(token("valid_rs256_rotated"), kNow, claims), Failure::None);
+    EXPECT_EQ(verifier.verify(token("rsa1024_rs256"), kNow, claims), Failure::UnknownKey);
+    EXPECT_EQ(verifier.verify(token("rsa1024_rs256_nokid"), kNow, claims), Failure::BadSignature);
 }
 
 TEST_F(JwksFetcherTest, RotationIsPickedUpOnRequest) {
@@ -220,6 +244,21 @@ TEST_F(JwksFetcherTest, OnlyHttpHttpsAndFileUrls) {
     std::string error;
     EXPECT_FALSE(fetcher.start(error));
     EXPECT_THAT(error, HasSubstr("http://"));
+}
+
+// Which protocols a fetch may be redirected to (libcurl's *_PROTOCOLS_STR). Tested here rather
+// than end to end: the https side would need a TLS server that the relay's libcurl trusts, which a
+// test cannot set up without touching the system's CA store. tests/integration/test_auth_jwks.py
+// follows real redirects from an http:// URL.
+TEST(JwksFetchProtocolsTest, HttpsStaysOnHttps) {
+    EXPECT_STREQ(jwksFetchProtocols("https://idp.example.com/.well-known/jwks.json"), "https");
+    EXPECT_STREQ(jwksFetchProtocols("HTTPS://IDP.EXAMPLE.COM/jwks.json"), "https");
+    EXPECT_STREQ(jwksFetchProtocols("HttPs://idp/jwks.json"), "https");
+}
+
+TEST(JwksFetchProtocolsTest, HttpMayGoToEither) {
+    EXPECT_STREQ(jwksFetchProtocols("http://idp.internal/jwks.json"), "http,https");
+    EXPECT_STREQ(jwksFetchProtocols("HTTP://idp.internal/jwks.json"), "http,https");
 }
 
 TEST(JwksReadFileTest, ReadsWholeFilesAndSaysWhyNot) {

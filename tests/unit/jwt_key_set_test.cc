@@ -10,6 +10,7 @@
 namespace wsrelay::jwt {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -150,9 +151,11 @@ TEST(JwtKeySetTest, PemWithoutAUsableKeyIsAnError) {
 TEST(JwtKeySetTest, JwksKeepsSigningKeysAndSkipsTheRest) {
     KeySet keys;
     std::string error;
-    size_t skipped = 99;
+    std::vector<std::string> skipped = {"left over"};
     ASSERT_TRUE(keys.addJwks(fixture("jwks.json"), error, &skipped)) << error;
-    EXPECT_EQ(skipped, 3u);  // use "enc", P-521, alg RSA-OAEP
+    EXPECT_THAT(skipped, ElementsAre("kid \"rsa-enc\": \"use\" is not \"sig\"",
+                                     "kid \"ec-521\": unsupported EC curve P-521",
+                                     "kid \"rsa-oaep\": \"alg\" RSA-OAEP does not fit the key"));
     ASSERT_EQ(keys.keys().size(), 5u);
     const struct {
         const char* kid;
@@ -227,11 +230,71 @@ TEST(JwtKeySetTest, EcPointNotOnTheCurveIsSkipped) {
     broken[at] = broken[at] == 'A' ? 'B' : 'A';
     KeySet keys;
     std::string error;
-    size_t skipped = 0;
+    std::vector<std::string> skipped;
     ASSERT_TRUE(keys.addJwks(broken, error, &skipped)) << error;
-    EXPECT_EQ(skipped, 4u);
+    ASSERT_EQ(skipped.size(), 4u);
+    EXPECT_EQ(skipped[0], "kid \"ec-256\": invalid EC key");
     EXPECT_FALSE(keys.hasKid("ec-256"));
     EXPECT_TRUE(keys.hasKid("ec-384"));
+}
+
+TEST(JwtKeySetTest, RsaPemUnder2048BitsIsAnErrorNamingItsBlock) {
+    for (const char* file : {"rsa1024_public.pem", "rsa1024_cert.pem"}) {
+        KeySet keys;
+        std::string error;
+        EXPECT_FALSE(keys.addPem(fixture(file), error)) << file;
+        EXPECT_THAT(error, HasSubstr("PEM block 1 ")) << file;
+        EXPECT_THAT(error, HasSubstr("RSA key of 1024 bits (at least 2048 are required)")) << file;
+        EXPECT_TRUE(keys.empty()) << file;
+    }
+    // Beside usable keys it still fails the whole file, and leaves the set as it was.
+    KeySet keys;
+    std::string error;
+    ASSERT_TRUE(keys.addSecret("s3cret", error));
+    EXPECT_FALSE(keys.addPem(fixture("all_public.pem") + fixture("rsa1024_cert.pem"), error));
+    EXPECT_EQ(error,
+              "PEM block 5 (CERTIFICATE): RSA key of 1024 bits (at least 2048 are required)");
+    ASSERT_EQ(keys.keys().size(), 1u);
+    EXPECT_EQ(keys.keys()[0].secret, "s3cret");
+    // 2048 bits is enough.
+    EXPECT_TRUE(keys.addPem(fixture("rsa_public.pem"), error)) << error;
+}
+
+TEST(JwtKeySetTest, RsaJwkUnder2048BitsIsSkippedAndTheRestLoaded) {
+    KeySet keys;
+    std::string error;
+    std::vector<std::string> skipped;
+    ASSERT_TRUE(keys.addJwks(fixture("jwks_weak_rsa.json"), error, &skipped)) << error;
+    EXPECT_THAT(skipped, ElementsAre("kid \"rsa-1024\": RSA key of 1024 bits (at least 2048 are "
+                                     "required)"));
+    ASSERT_EQ(keys.keys().size(), 1u);
+    EXPECT_TRUE(keys.hasKid("ec-good"));
+    EXPECT_FALSE(keys.hasKid("rsa-1024"));
+
+    // Alone in a set, it leaves nothing usable: an error that says why.
+    const std::string jwks = fixture("jwks_weak_rsa.json");
+    const std::string only_weak = jwks.substr(0, jwks.find("},") + 1) + "]}";
+    KeySet none;
+    EXPECT_FALSE(none.addJwks(only_weak, error));
+    EXPECT_THAT(error, HasSubstr("kid \"rsa-1024\": RSA key of 1024 bits"));
+    EXPECT_TRUE(none.empty());
+}
+
+TEST(JwtKeySetTest, WhatASkippedJwkSaysIsShortAndPrintable) {
+    const std::string long_kid(500, 'k');
+    const std::string json =
+        R"({"keys":[{"kty":"oct","kid":"a\nb\u001b[31m","k":"c2VjcmV0","use":"enc"},)"
+        R"({"kty":"oct","kid":")" + long_kid + R"(","use":"x","k":"c2VjcmV0"},)"
+        R"({"kty":"what\u0007ever"},)"
+        R"({"kty":"oct","k":"c2VjcmV0"}]})";
+    KeySet keys;
+    std::string error;
+    std::vector<std::string> skipped;
+    ASSERT_TRUE(keys.addJwks(json, error, &skipped)) << error;
+    ASSERT_EQ(skipped.size(), 3u);
+    EXPECT_EQ(skipped[0], "kid \"a?b?[31m\": \"use\" is not \"sig\"");
+    EXPECT_EQ(skipped[1], "kid \"" + std::string(64, 'k') + "...\": \"use\" is not \"sig\"");
+    EXPECT_EQ(skipped[2], "key 3: unsupported kty what?ever");
 }
 
 TEST(JwtKeySetTest, AddAllAppends) {

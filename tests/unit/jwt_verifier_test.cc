@@ -92,11 +92,33 @@ TEST_F(JwtVerifierTest, TimeClaims) {
     useStaticAndJwks();
     EXPECT_EQ(verifyFixture("expired"), Failure::Expired);
     EXPECT_EQ(verifyFixture("nbf_future"), Failure::NotYetValid);
-    EXPECT_EQ(verifyFixture("no_exp"), Failure::None);
-    EXPECT_EQ(claims_.expires_at_ms, 0);
     EXPECT_EQ(verifyFixture("float_exp"), Failure::None);
     EXPECT_EQ(claims_.expires_at_ms, kExp2100Ms + 500);
     EXPECT_EQ(verifyFixture("exp_string"), Failure::Malformed);
+}
+
+TEST_F(JwtVerifierTest, ATokenWithoutExpIsRefusedUnlessAllowed) {
+    useStaticAndJwks();
+    EXPECT_TRUE(VerifyOptions{}.require_exp);
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::MissingExp);
+    EXPECT_EQ(claims_.subject, "");
+    // Checked where exp is: after the signature, before iss and aud.
+    options_.issuer = "https://other.test";
+    options_.audiences = {"other"};
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::MissingExp);
+    const std::string no_exp = token("no_exp");
+    EXPECT_EQ(verify(no_exp.substr(0, no_exp.size() - 3)), Failure::BadSignature);
+
+    options_ = VerifyOptions{};
+    options_.require_exp = false;
+    EXPECT_EQ(verifyFixture("no_exp"), Failure::None);
+    EXPECT_EQ(claims_.subject, "alice");
+    EXPECT_EQ(claims_.expires_at_ms, 0);
+    // The switch only concerns an absent exp: a present one is checked the same.
+    EXPECT_EQ(verifyFixture("expired"), Failure::Expired);
+    EXPECT_EQ(verifyFixture("exp_string"), Failure::Malformed);
+    EXPECT_EQ(verifyFixture("valid_rs256"), Failure::None);
+    EXPECT_EQ(claims_.expires_at_ms, kExp2100Ms);
 }
 
 TEST_F(JwtVerifierTest, ExpiryEdgesAreExact) {
@@ -247,6 +269,19 @@ TEST_F(JwtVerifierTest, UnknownKidAsksForARefresh) {
     EXPECT_EQ(refreshes_, 2);
 }
 
+TEST_F(JwtVerifierTest, AnUnknownKidThatNoKeyWithoutKidVerifiesAsksForARefresh) {
+    source_.setRefreshHook([this] { ++refreshes_; });
+    useStaticAndJwks();  // the PEM RSA key has no kid, so it is tried for any unknown kid
+    EXPECT_EQ(verifyFixture("valid_rs256_rotated"), Failure::BadSignature);  // signed by rsa-2
+    EXPECT_EQ(refreshes_, 1);
+    // The PEM key verifies it: nothing to fetch.
+    EXPECT_EQ(verifyFixture("unknown_kid"), Failure::None);
+    EXPECT_EQ(refreshes_, 1);
+    // A known kid with a bad signature is not a rotation either.
+    EXPECT_EQ(verifyFixture("bad_signature"), Failure::BadSignature);
+    EXPECT_EQ(refreshes_, 1);
+}
+
 TEST_F(JwtVerifierTest, AKnownKidIsTheOnlyKeyTried) {
     KeySet keys = jwksKeys();
     KeySet rotated = jwksKeys("jwks_rotated.json");
@@ -346,6 +381,7 @@ TEST(JwtFailureTest, TextsAreTheContractsTable) {
         {Failure::UnknownKey, "unknown key"},
         {Failure::BadSignature, "bad signature"},
         {Failure::Expired, "token expired"},
+        {Failure::MissingExp, "missing exp claim"},
         {Failure::NotYetValid, "token not yet valid"},
         {Failure::Issuer, "wrong issuer"},
         {Failure::Audience, "wrong audience"},

@@ -67,5 +67,43 @@ TEST(PermissionsTest, TokenPatternsNoChannelCouldMatchAreDropped) {
     EXPECT_TRUE(p.subscribe.matches("ok"));
 }
 
+TEST(AppGrantsTest, EmptyUntilTheFirstGrantAndAgainAfterTheLast) {
+    AppGrants grants;
+    EXPECT_TRUE(grants.empty());
+    EXPECT_FALSE(grants.contains("private:room42"));
+    grants.remove("private:room42");  // nothing to remove: no allocation either
+    EXPECT_TRUE(grants.empty());
+
+    grants.add("private:room42");
+    grants.add("lobby");
+    grants.add("private:room42");  // once
+    EXPECT_FALSE(grants.empty());
+    EXPECT_TRUE(grants.contains("private:room42"));
+    EXPECT_TRUE(grants.contains("lobby"));
+    EXPECT_FALSE(grants.contains("private:room4"));
+    EXPECT_FALSE(grants.contains("private:room42x"));
+
+    grants.remove("private:room42");
+    EXPECT_FALSE(grants.contains("private:room42"));
+    EXPECT_TRUE(grants.contains("lobby"));
+    grants.remove("lobby");
+    EXPECT_FALSE(grants.contains("lobby"));
+    EXPECT_TRUE(grants.empty());
+}
+
+TEST(AppGrantsTest, RemovingAnyEntryKeepsTheOthers) {
+    AppGrants grants;
+    for (const char* c : {"a", "b", "c", "d"}) grants.add(c);
+    grants.remove("b");  // from the middle
+    grants.remove("d");  // the last
+    grants.remove("x");  // never granted
+    EXPECT_TRUE(grants.contains("a"));
+    EXPECT_FALSE(grants.contains("b"));
+    EXPECT_TRUE(grants.contains("c"));
+    EXPECT_FALSE(grants.contains("d"));
+    // A pointer: what a connection pays before its first grant.
+    EXPECT_EQ(sizeof(AppGrants), sizeof(void*));
+}
+
 }  // namespace
 }  // namespace wsrelay
