@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ bool keyMatches(const std::string& expected, const std::string& given) {
     return expected.size() == given.size() &&
            CRYPTO_memcmp(expected.data(), given.data(), expected.size()) == 0;
 }
+
+// The fields of a body, each read once (protocol::FieldsSeen).
+enum Field : unsigned { kData, kChannel };
 }  // namespace
 
 struct HttpApi::Request {
@@ -82,19 +86,37 @@ int HttpApi::finish(lws* wsi, Request& request, unsigned status, std::string bod
 
 int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
-    simdjson::dom::element root;
-    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS || !root.is_object()) {
+    simdjson::dom::object root;
+    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS) {
         return finish(wsi, request, 400, errorBody("body must be a JSON object"));
     }
-    simdjson::dom::element data;
-    if (root["data"].get(data) != simdjson::SUCCESS) {
-        return finish(wsi, request, 400, errorBody("missing data"));
+    const std::string_view channel_key = request.broadcast ? "channels" : "channel";
+    std::optional<simdjson::dom::element> data;
+    std::optional<simdjson::dom::element> channel_value;
+    protocol::FieldsSeen seen;
+    for (const simdjson::dom::key_value_pair field : root) {
+        Field read;
+        if (field.key == "data") {
+            read = kData;
+            data = field.value;
+        } else if (field.key == channel_key) {
+            read = kChannel;
+            channel_value = field.value;
+        } else {
+            continue;  // other fields are ignored
+        }
+        if (!seen.first(read)) {
+            return finish(wsi, request, 400,
+                          errorBody(std::string(protocol::kDuplicateField) + ": " +
+                                    std::string(field.key)));
+        }
     }
+    if (!data) return finish(wsi, request, 400, errorBody("missing data"));
     std::vector<std::string_view> channels;
     const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
     if (request.broadcast) {
         simdjson::dom::array list;
-        if (root["channels"].get(list) != simdjson::SUCCESS || list.size() == 0 ||
+        if (!channel_value || channel_value->get(list) != simdjson::SUCCESS || list.size() == 0 ||
             list.size() > kMaxBroadcastChannels) {
             return finish(wsi, request, 400,
                           errorBody("channels must be an array of 1..1000 channel names"));
@@ -108,7 +130,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         }
     } else {
         std::string_view name;
-        if (root["channel"].get(name) != simdjson::SUCCESS ||
+        if (!channel_value || channel_value->get(name) != simdjson::SUCCESS ||
             !protocol::validChannel(name, max_channel)) {
             return finish(wsi, request, 400, errorBody("missing or invalid channel"));
         }
@@ -119,7 +141,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, 503, errorBody("broker unavailable"));
     }
     // Minified once; every channel gets the same bytes.
-    const std::string payload = simdjson::minify(data);
+    const std::string payload = simdjson::minify(*data);
     request.id = next_id_++;
     request.outstanding = channels.size();
     request.channels = channels.size();

@@ -326,7 +326,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
     bool duplicate = false;
     bool id_duplicate = false;
     std::string_view value_error;  // first malformed value; iteration goes on to find the id
-    unsigned seen = 0;
+    FieldsSeen seen;
 
     for (auto field_result : object) {
         od::field field;
@@ -338,14 +338,10 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         if (value.type().get(type)) return fail(r, ErrorCode::BadRequest, kMalformed);
 
         Key key = classify(key_text);
-        if (key != Key::Unknown) {
-            const unsigned bit = 1u << static_cast<unsigned>(key);
-            if (seen & bit) {
-                duplicate = true;
-                if (key == Key::Id) id_duplicate = true;
-                key = Key::Unknown;  // keep the first occurrence; still validate this one
-            }
-            seen |= bit;
+        if (key != Key::Unknown && !seen.first(static_cast<unsigned>(key))) {
+            duplicate = true;
+            if (key == Key::Id) id_duplicate = true;
+            key = Key::Unknown;  // keep the first occurrence; still validate this one
         }
 
         switch (key) {
@@ -428,7 +424,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         }
         if (err) return fail(r, ErrorCode::BadRequest, kMalformed);
     }
-    if (duplicate) return fail(r, ErrorCode::BadRequest, "duplicate field");
+    if (duplicate) return fail(r, ErrorCode::BadRequest, kDuplicateField);
     if (op_state == State::Missing) return fail(r, ErrorCode::BadRequest, "missing op");
     if (op_state != State::String) return fail(r, ErrorCode::BadRequest, "op must be a string");
 

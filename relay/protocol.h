@@ -48,6 +48,26 @@ struct ParseResult {
 // True when `name` is 1..max_bytes bytes of [A-Za-z0-9] and _ - : . / @ = + , # ! ~ $
 bool validChannel(std::string_view name, size_t max_bytes);
 
+// The one rule for repeated keys in a JSON object the relay reads from outside (client commands,
+// HTTP API bodies; docs/protocol.md): a field the reader uses may appear once, and a second
+// occurrence refuses the whole object with kDuplicateField instead of picking one (parsers differ
+// on first or last wins, so a proxy or the app could read another value than the relay). Fields
+// the reader ignores are not checked. Each reader numbers its fields from 0 to 31.
+class FieldsSeen {
+public:
+    // False when `field` was seen before in this object.
+    bool first(unsigned field) {
+        const uint32_t bit = uint32_t{1} << field;
+        const bool fresh = (seen_ & bit) == 0;
+        seen_ |= bit;
+        return fresh;
+    }
+
+private:
+    uint32_t seen_ = 0;
+};
+inline constexpr std::string_view kDuplicateField = "duplicate field";
+
 // Parses one client text message. Reuses its buffers; the views in a result stay valid until the
 // next parse() on the same Parser. One Parser per worker.
 class Parser {

@@ -5,7 +5,8 @@ import http.client
 import json
 import unittest
 
-from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json, subscribe
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json,
+                           subscribe)
 
 KEY = "test-key-123"
 
@@ -97,6 +98,35 @@ class HttpApiTest(RelayTestCase):
         status, reply = await self.apost("/api/publish", {"channel": "c", "data": "x" * 2000})
         self.assertEqual(413, status)
         self.assertEqual("body too large", reply["error"])
+
+    async def test_duplicate_fields_are_400_like_client_commands(self):
+        self.relay = await self.start_relay({"api.key": KEY})
+        async with self.relay.ws_connect() as ws:
+            await subscribe(ws, "news")
+            cases = [
+                ("/api/publish", '{"channel":"news","channel":"other","data":1}', "channel"),
+                ("/api/publish", '{"channel":"news","data":1,"data":2}', "data"),
+                # Compared unescaped: \u0063hannel is channel.
+                ("/api/publish", '{"channel":"news","\\u0063hannel":"other","data":1}', "channel"),
+                ("/api/broadcast", '{"channels":["news"],"data":1,"channels":["other"]}',
+                 "channels"),
+                ("/api/broadcast", '{"data":{"a":1},"channels":["news"],"data":2}', "data"),
+            ]
+            for path, body, field in cases:
+                status, reply = await self.apost(path, body)
+                self.assertEqual((400, {"error": f"duplicate field: {field}"}), (status, reply),
+                                 body)
+            # The client protocol follows the same rule.
+            await ws.send('{"op":"publish","channel":"news","channel":"other","data":1,"id":2}')
+            self.assertEqual({"op": "error", "id": 2, "code": 400, "reason": "duplicate field"},
+                             await recv_json(ws))
+            self.assertEqual([], await ping_barrier(ws))
+            # Fields the API does not read are ignored, repeated or not; nested keys are data.
+            status, reply = await self.apost(
+                "/api/publish", '{"channel":"news","x":1,"x":2,"data":{"k":1,"k":2}}')
+            self.assertEqual((200, {"ok": True, "channels": 1}), (status, reply))
+            message = await ws.recv()
+            self.assertEqual('{"op":"message","channel":"news","data":{"k":1,"k":2}}', message)
 
     async def test_api_is_off_without_a_key(self):
         self.relay = await self.start_relay()

@@ -630,6 +630,15 @@ TEST_F(ProtocolTest, EncodedMessageHeaderBoundaries) {
     }
 }
 
+TEST_F(ProtocolTest, FieldsSeenAllowsEachFieldOnce) {
+    FieldsSeen seen;
+    EXPECT_TRUE(seen.first(0));
+    EXPECT_TRUE(seen.first(31));
+    EXPECT_FALSE(seen.first(0));
+    EXPECT_FALSE(seen.first(31));
+    EXPECT_TRUE(seen.first(5));
+}
+
 TEST_F(ProtocolTest, FramesAreSizedExactly) {
     for (const FramePtr& frame :
          {encodeAck(123), encodePong(std::nullopt), encodePong(1), encodeReconnect(),
