@@ -29,9 +29,8 @@ int complete(lws* wsi, int rc) {
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-}  // namespace
-
-int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
+int writeResponse(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
+                  bool close) {
     std::vector<unsigned char> buf(LWS_PRE + 512 + body.size());
     unsigned char* start = buf.data() + LWS_PRE;
     unsigned char* p = start;
@@ -51,6 +50,10 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
          lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
                                       reinterpret_cast<const unsigned char*>("websocket"), 9, &p,
                                       end)) ||
+        (close &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                      reinterpret_cast<const unsigned char*>("close"), 5, &p,
+                                      end)) ||
         lws_finalize_http_header(wsi, &p, end)) {
         return -1;
     }
@@ -59,6 +62,19 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
     p += body.size();
     int n = static_cast<int>(p - start);
     return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP) == n ? 0 : -1;
+}
+
+}  // namespace
+
+int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
+    return writeResponse(wsi, status, content_type, body, false);
+}
+
+int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
+                    std::string_view body) {
+    // lws writes what the socket does not take before it closes (LRS_FLUSHING_BEFORE_CLOSE).
+    writeResponse(wsi, status, content_type, body, true);
+    return -1;
 }
 
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {

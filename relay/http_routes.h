@@ -26,5 +26,9 @@ int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string
 std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason);
 // Writes a complete HTTP/1.1 response. Returns 0, or -1 when the connection must close.
 int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body);
+// Writes a complete HTTP/1.1 response with `connection: close`, for a request whose body is not to
+// be read. Returns -1: what the lws callback returns to close the connection once it is written.
+int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
+                    std::string_view body);
 
 }  // namespace wsrelay::http
