@@ -339,7 +339,8 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.limits.max_connections; }));
     keys.push_back(numberKey(
         "limits.send_queue_bytes", 1048576, 1024, 1073741824,
-        "Bytes queued for one client before limits.slow_consumer applies.",
+        "Bytes queued for one client before limits.slow_consumer applies; a message whose frame "
+        "is larger is refused where it enters the relay.",
         [](auto& c) -> auto& { return c.limits.send_queue_bytes; }));
     keys.push_back(numberKey(
         "limits.send_queue_messages", 1024, 1, 1000000,

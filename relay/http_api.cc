@@ -183,12 +183,19 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         }
         channels.push_back(name);
     }
+    // Minified once; every channel gets the same bytes.
+    const std::string payload = simdjson::minify(*data);
+    for (std::string_view channel : channels) {
+        if (!worker_.admit(channel, payload, metrics::MessageSource::Api)) {
+            return finish(wsi, request, 413,
+                          errorBody(std::string(protocol::kTooLargeToDeliver) +
+                                    ": its frame would exceed limits.send_queue_bytes"));
+        }
+    }
     if (!worker_.broker().usable()) {
         worker_.metrics().broker_publish_failures.add(static_cast<int64_t>(channels.size()));
         return finish(wsi, request, 503, errorBody("broker unavailable"));
     }
-    // Minified once; every channel gets the same bytes.
-    const std::string payload = simdjson::minify(*data);
     request.id = next_id_++;
     request.outstanding = channels.size();
     request.channels = channels.size();

@@ -486,11 +486,30 @@ size_t writeTextHeader(char* out, uint64_t payload_len) {
     return writeHeader(out, 0x81, payload_len);
 }
 
+namespace {
+constexpr std::string_view kMessageHead = R"({"op":"message","channel":")";
+constexpr std::string_view kMessageMid = R"(","data":)";
+constexpr std::string_view kMessageTail = "}";
+
+size_t messagePayloadSize(std::string_view channel, std::string_view data) {
+    return kMessageHead.size() + channel.size() + kMessageMid.size() + data.size() +
+           kMessageTail.size();
+}
+}  // namespace
+
 FramePtr encodeMessage(std::string_view channel, std::string_view data) {
-    constexpr std::string_view kHead = R"({"op":"message","channel":")";
-    constexpr std::string_view kMid = R"(","data":)";
-    const size_t len = kHead.size() + channel.size() + kMid.size() + data.size() + 1;
-    return Writer(len).put(kHead).put(channel).put(kMid).put(data).put("}").finish();
+    return Writer(messagePayloadSize(channel, data))
+        .put(kMessageHead)
+        .put(channel)
+        .put(kMessageMid)
+        .put(data)
+        .put(kMessageTail)
+        .finish();
+}
+
+size_t messageFrameSize(std::string_view channel, std::string_view data) {
+    const size_t payload = messagePayloadSize(channel, data);
+    return headerSize(payload) + payload;
 }
 
 FramePtr encodeAck(uint64_t id) {

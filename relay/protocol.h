@@ -21,7 +21,7 @@ enum class ErrorCode : int {
     Forbidden = 403,         // outside the channels the token (or auth.permissions) grants
     UnknownOp = 404,
     Conflict = 409,          // already subscribed / not subscribed
-    LimitExceeded = 413,     // limits.max_subscriptions reached
+    LimitExceeded = 413,     // limits.max_subscriptions reached, or a message too large to deliver
     InvalidChannel = 422,    // channel name outside the charset or too long
     RateLimited = 429,
     Internal = 500,
@@ -87,6 +87,11 @@ private:
 // Server frames. Each returns a complete unmasked WebSocket text frame (RFC 6455 header + JSON).
 // `channel` must already be valid (validChannel) and `data` valid JSON: neither is escaped again.
 FramePtr encodeMessage(std::string_view channel, std::string_view data);
+// The size of the frame encodeMessage(channel, data) builds, without building it: the one
+// computation behind every "too large to deliver" check, so entry points and delivery agree.
+size_t messageFrameSize(std::string_view channel, std::string_view data);
+// Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
+inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
 FramePtr encodeAck(uint64_t id);
 FramePtr encodePong(std::optional<uint64_t> id);
 FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);

@@ -630,6 +630,18 @@ TEST_F(ProtocolTest, EncodedMessageHeaderBoundaries) {
     }
 }
 
+TEST_F(ProtocolTest, MessageFrameSizeIsWhatEncodeMessageBuilds) {
+    // Around each header boundary, and with a channel name that is not one byte long.
+    for (const std::string_view channel : {std::string_view("c"), std::string_view("room:42")}) {
+        for (size_t data_len : {size_t{1}, size_t{60}, size_t{80}, size_t{90}, size_t{65460},
+                                size_t{65490}, size_t{65500}, size_t{70000}}) {
+            const std::string data(data_len, '7');
+            EXPECT_EQ(messageFrameSize(channel, data), encodeMessage(channel, data)->size())
+                << channel << " " << data_len;
+        }
+    }
+}
+
 TEST_F(ProtocolTest, FieldsSeenAllowsEachFieldOnce) {
     FieldsSeen seen;
     EXPECT_TRUE(seen.first(0));
