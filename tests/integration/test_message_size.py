@@ -1,6 +1,7 @@
 """Messages whose frame could never fit in a send queue (limits.send_queue_bytes) are refused where
 they enter the relay, and never close the subscribers: a backend's own Redis PUBLISH, a publish in
-a hook answer, a hook rewriting a client's data, the HTTP API."""
+a hook answer, a hook rewriting a client's data, the HTTP API. And the largest publish the
+configuration allows is delivered."""
 
 import asyncio
 import http.server
@@ -179,6 +180,25 @@ class MessageSizeTest(RelayTestCase):
         series = await relay.ametrics()
         self.assertEqual(2, metric(series, "wsrelay_too_large_messages_total", source="api"))
         self.assertEqual(1, metric(series, "wsrelay_broker_publishes_total"))
+
+    async def test_the_largest_client_publish_allowed_is_delivered(self):
+        """websocket.max_message_bytes = limits.send_queue_bytes - 10 (the configuration rule's
+        bound): a publish of exactly that size reaches a subscriber, who is not closed."""
+        relay = await self.start_relay({"limits.send_queue_bytes": QUEUE,
+                                        "websocket.max_message_bytes": MAX_MESSAGE})
+        async with relay.ws_connect() as sub, relay.ws_connect() as pub:
+            await subscribe(sub, "c")
+            head = '{"op":"publish","channel":"c","id":7,"data":'
+            command = head + string_json(MAX_MESSAGE - len(head) - 3) + "}"
+            self.assertEqual(MAX_MESSAGE, len(command))
+            await pub.send(command)
+            self.assertEqual({"op": "ack", "id": 7}, await recv_json(pub))
+            frame = await recv_json(sub)
+            self.assertEqual(MAX_MESSAGE - len(head) - 3, len(frame["data"]))
+            self.assertEqual([], await ping_barrier(sub))
+        series = await relay.ametrics()
+        self.assertEqual(0, metric(series, "wsrelay_too_large_messages_total", source="client"))
+        self.assertEqual(0, metric(series, "wsrelay_disconnects_total", code="4001"))
 
 
 if __name__ == "__main__":
