@@ -86,9 +86,18 @@ std::string unknownKeyMessage(std::string_view path) {
     return "unknown key (did you mean '" + best->path + "'?)";
 }
 
+// Where a key's value came from, for errors about it found after loading (the rules across keys).
+struct Origin {
+    std::string source;
+    int line = 0;
+    int column = 0;
+};
+using Origins = std::map<std::string, Origin>;
+
 class Loader {
 public:
-    Loader(ConfigLoad& out, std::string source) : out_(out), source_(std::move(source)) {}
+    Loader(ConfigLoad& out, Origins& origins, std::string source)
+        : out_(out), origins_(origins), source_(std::move(source)) {}
 
     void text(std::string_view yaml) {
         std::vector<YAML::Node> docs;
@@ -198,7 +207,7 @@ private:
                 }
                 items.push_back(std::get<std::string>(*parsed.value));
             }
-            if (good) key.store(out_.config, ConfigValue{std::move(items)});
+            if (good) store(key, value, ConfigValue{std::move(items)});
             return;
         }
         if (!value.IsScalar()) {
@@ -211,10 +220,16 @@ private:
             error(value.Mark(), key.path, parsed.error);
             return;
         }
-        key.store(out_.config, *parsed.value);
+        store(key, value, *parsed.value);
+    }
+
+    void store(const ConfigKey& key, const YAML::Node& value, const ConfigValue& converted) {
+        key.store(out_.config, converted);
+        origins_[key.path] = {source_, value.Mark().line + 1, value.Mark().column + 1};
     }
 
     ConfigLoad& out_;
+    Origins& origins_;
     std::string source_;
 };
 
@@ -243,7 +258,7 @@ void applyDefaults(ConfigLoad& out) {
     for (const ConfigKey& key : configKeys()) key.store(out.config, key.default_value);
 }
 
-void applyEnvironment(ConfigLoad& out, const Environment& env) {
+void applyEnvironment(ConfigLoad& out, Origins& origins, const Environment& env) {
     std::map<std::string, const ConfigKey*> by_name;
     for (const ConfigKey& key : configKeys()) by_name.emplace(key.envName(), &key);
     for (const auto& [name, value] : env) {
@@ -264,6 +279,33 @@ void applyEnvironment(ConfigLoad& out, const Environment& env) {
             continue;
         }
         it->second->store(out.config, *parsed.value);
+        origins[it->second->path] = {"env " + name, 0, 0};
+    }
+}
+
+// The rules across keys, on the loaded values. A rule reading a key that failed to load is
+// skipped: that key holds its default, which nobody wrote. An error points at the first of the
+// rule's keys that the file or the environment set (`fallback` names the source otherwise).
+void applyRules(ConfigLoad& out, const Origins& origins, const std::string& fallback) {
+    for (const ConfigRule& rule : configRules()) {
+        const auto reads = [&rule](const ConfigError& e) {
+            return std::find(rule.keys.begin(), rule.keys.end(), e.key) != rule.keys.end();
+        };
+        if (std::any_of(out.errors.begin(), out.errors.end(), reads)) continue;
+        std::string message = rule.check(out.config);
+        if (message.empty()) continue;
+        ConfigError e;
+        e.source = fallback;
+        for (const std::string& key : rule.keys) {
+            const auto it = origins.find(key);
+            if (it == origins.end()) continue;
+            e.source = it->second.source;
+            e.line = it->second.line;
+            e.column = it->second.column;
+            break;
+        }
+        e.message = std::move(message);  // names every key itself, so `key` stays empty
+        out.errors.push_back(std::move(e));
     }
 }
 
@@ -312,9 +354,11 @@ std::string ConfigError::toString() const {
 ConfigLoad loadConfigText(std::string_view yaml, const std::string& source,
                           const Environment& env) {
     ConfigLoad out;
+    Origins origins;
     applyDefaults(out);
-    Loader(out, source).text(yaml);
-    applyEnvironment(out, env);
+    Loader(out, origins, source).text(yaml);
+    applyEnvironment(out, origins, env);
+    applyRules(out, origins, source);
     return out;
 }
 
@@ -344,7 +388,9 @@ ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
         e.source = path;
         e.message = std::string("cannot read the file: ") + std::strerror(read_errno);
         out.errors.push_back(std::move(e));
-        applyEnvironment(out, env);
+        Origins origins;
+        applyEnvironment(out, origins, env);
+        applyRules(out, origins, path);
         return out;
     }
     return loadConfigText(text, path, env);
@@ -352,8 +398,10 @@ ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
 
 ConfigLoad loadDefaultConfig(const Environment& env) {
     ConfigLoad out;
+    Origins origins;
     applyDefaults(out);
-    applyEnvironment(out, env);
+    applyEnvironment(out, origins, env);
+    applyRules(out, origins, "the defaults");
     return out;
 }
 
@@ -375,6 +423,8 @@ std::string describeConfigKeys() {
         out += "; env " + key.envName() + "\n";
         out += wrap(key.meaning, "      ", 100);
     }
+    out += "\nRules across keys (checked once the file and the environment are applied):\n";
+    for (const ConfigRule& rule : configRules()) out += "  " + rule.rule + "\n";
     return out;
 }
 

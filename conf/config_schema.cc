@@ -307,7 +307,8 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.websocket.path; }));
     keys.push_back(numberKey(
         "websocket.max_message_bytes", 65536, 128, 16777216,
-        "Largest message accepted from a client; a bigger one closes the connection with 1009.",
+        "Largest message accepted from a client, and largest HTTP API body; a bigger message "
+        "closes the connection with 1009. At most limits.send_queue_bytes - 10.",
         [](auto& c) -> auto& { return c.websocket.max_message_bytes; }));
     keys.push_back(numberKey(
         "websocket.ping_interval_ms", 25000, 1000, 3600000,
@@ -357,7 +358,8 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.limits.handshake_timeout_ms; }));
     keys.push_back(numberKey(
         "limits.send_queue_bytes", 1048576, 1024, 1073741824,
-        "Bytes queued for one client before limits.slow_consumer applies.",
+        "Bytes queued for one client before limits.slow_consumer applies; a message whose frame "
+        "is larger is refused where it enters the relay.",
         [](auto& c) -> auto& { return c.limits.send_queue_bytes; }));
     keys.push_back(numberKey(
         "limits.send_queue_messages", 1024, 1, 1000000,
@@ -567,6 +569,37 @@ const std::vector<ConfigKey>& table() {
     return keys;
 }
 
+// The largest WebSocket frame header: RFC 6455's 2 bytes plus an 8-byte length (server frames
+// carry no mask). tests/unit/protocol_test.cc checks it against the encoder.
+constexpr int64_t kMaxFrameHeaderBytes = 10;
+
+// A client's publish is never shorter than the JSON of the frame that delivers it
+// ({"op":"publish",...} and {"op":"message",...} differ in the op word only, both 7 letters), so
+// with this rule every publish a client may send fits in an empty send queue once framed.
+// Anything larger could only close every subscriber as a slow consumer.
+std::string checkMessageFitsSendQueue(const Config& c) {
+    const int64_t message = c.websocket.max_message_bytes;
+    const int64_t queue = c.limits.send_queue_bytes;
+    if (message + kMaxFrameHeaderBytes <= queue) return "";
+    return "websocket.max_message_bytes (" + std::to_string(message) + ") plus a " +
+           std::to_string(kMaxFrameHeaderBytes) +
+           "-byte frame header exceeds limits.send_queue_bytes (" + std::to_string(queue) +
+           "): a message of the largest size could never be queued for a subscriber; set "
+           "websocket.max_message_bytes to at most " +
+           std::to_string(queue - kMaxFrameHeaderBytes) +
+           " or limits.send_queue_bytes to at least " +
+           std::to_string(message + kMaxFrameHeaderBytes);
+}
+
+const std::vector<ConfigRule>& rules() {
+    static const std::vector<ConfigRule> all = {
+        {{"websocket.max_message_bytes", "limits.send_queue_bytes"},
+         "websocket.max_message_bytes + 10 <= limits.send_queue_bytes",
+         checkMessageFitsSendQueue},
+    };
+    return all;
+}
+
 std::string lower(std::string_view s) {
     std::string out(s);
     for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -625,6 +658,8 @@ std::string ConfigKey::envName() const {
 }
 
 std::span<const ConfigKey> configKeys() { return table(); }
+
+std::span<const ConfigRule> configRules() { return rules(); }
 
 const ConfigKey* findConfigKey(std::string_view path) {
     for (const ConfigKey& key : table()) {

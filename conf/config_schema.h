@@ -45,6 +45,16 @@ struct ConfigKey {
 std::span<const ConfigKey> configKeys();
 const ConfigKey* findConfigKey(std::string_view path);
 
+// A rule across keys, checked by the loader once the file and the environment are applied, so
+// that startup and `wsrelay --check-config` refuse the same configurations. docs/config.md lists
+// every `rule` (tests/unit/config_docs_test.cc).
+struct ConfigRule {
+    std::vector<std::string> keys;  // the keys it reads; its error points at the first one set
+    std::string rule;               // what must hold, one line, as docs/config.md states it
+    std::string (*check)(const Config& config);  // an error message naming the keys, or ""
+};
+std::span<const ConfigRule> configRules();
+
 // "int", "int64", "bool", "string", "enum", "string list".
 std::string_view configTypeName(ConfigType type);
 // A value as it is written in YAML: 8080, close, /ws, [] or [a, b]; an empty string as "".

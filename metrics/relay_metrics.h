@@ -20,9 +20,15 @@ inline constexpr std::array<const char*, 8> kHandshakeResultNames = {
     "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request"};
 static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
 
-enum class DropReason : uint8_t { SlowConsumerDropOldest, SlowConsumerClose, ClientGone, kCount };
-inline constexpr std::array<const char*, 3> kDropReasonNames = {
-    "slow_consumer_drop", "slow_consumer_close", "client_gone"};
+enum class DropReason : uint8_t {
+    SlowConsumerDropOldest,
+    SlowConsumerClose,
+    ClientGone,
+    TooLarge,
+    kCount
+};
+inline constexpr std::array<const char*, 4> kDropReasonNames = {
+    "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
 static_assert(kDropReasonNames.size() == static_cast<size_t>(DropReason::kCount));
 
 // Why a connection was closed before it became a WebSocket session (relay/pending_connections.h).
@@ -30,6 +36,12 @@ enum class PendingClose : uint8_t { Shed, Full, PerAddress, Timeout, kCount };
 inline constexpr std::array<const char*, 4> kPendingCloseNames = {"shed", "full", "per_address",
                                                                   "timeout"};
 static_assert(kPendingCloseNames.size() == static_cast<size_t>(PendingClose::kCount));
+
+// Where a message too large to deliver (its frame over limits.send_queue_bytes) came in.
+enum class MessageSource : uint8_t { Client, Api, Hook, Broker, kCount };
+inline constexpr std::array<const char*, 4> kMessageSourceNames = {"client", "api", "hook",
+                                                                   "broker"};
+static_assert(kMessageSourceNames.size() == static_cast<size_t>(MessageSource::kCount));
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -108,6 +120,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Bytes queued for clients and not yet written")                                              \
     L(dropped, Counter, "wsrelay_dropped_messages_total",                                          \
       "Messages not delivered to a client, by reason", "reason", kDropReasonNames)                 \
+    L(too_large, Counter, "wsrelay_too_large_messages_total",                                     \
+      "Messages refused because their frame would exceed limits.send_queue_bytes, by where they "  \
+      "came in (broker: once per worker)", "source", kMessageSourceNames)                          \
     L(disconnects, Counter, "wsrelay_disconnects_total",                                           \
       "Closed WebSocket connections by close code (1006: no close frame)", "code",                 \
       kCloseCodeNames)                                                                             \
@@ -185,6 +200,14 @@ struct alignas(64) WorkerMetrics {
 #undef WSRELAY_FIELD_X
 #undef WSRELAY_FIELD_L
 };
+
+// The series of a labelled family for a label value given as its enum, so the family and the enum
+// cannot be mismatched silently: slot(m.dropped, DropReason::TooLarge).add().
+template <class Label, size_t N>
+Slot& slot(std::array<Slot, N>& family, Label value) {
+    static_assert(N == static_cast<size_t>(Label::kCount), "the family is not labelled by this enum");
+    return family[static_cast<size_t>(value)];
+}
 
 // One metric family as exposed on /metrics; `label` is empty for unlabelled families, otherwise
 // `label_values` is the complete set of values it takes (every one is always rendered).

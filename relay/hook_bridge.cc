@@ -408,7 +408,9 @@ void HookBridge::publishFromAnswer(simdjson::dom::element list) {
             worker_.metrics().broker_publish_failures.add();
             continue;
         }
-        worker_.publish(channel, minified(data), PublishTicket{});
+        const std::string payload = minified(data);
+        if (!worker_.admit(channel, payload, metrics::MessageSource::Hook)) continue;  // logged
+        worker_.publish(channel, payload, PublishTicket{});
     }
 }
 

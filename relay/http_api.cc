@@ -2,7 +2,11 @@
 
 #include <openssl/crypto.h>
 
+#include <charconv>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "relay/http_routes.h"
@@ -25,6 +29,34 @@ bool keyMatches(const std::string& expected, const std::string& given) {
     return expected.size() == given.size() &&
            CRYPTO_memcmp(expected.data(), given.data(), expected.size()) == 0;
 }
+
+enum class Framing { Ok, Chunked, NoLength, BadLength, TooLarge };
+
+// How the request says where its body ends. lws 4.1.6 reads a request body by Content-Length
+// only: it does not decode a chunked body, and without a Content-Length it expects 100 MB for a
+// POST, so either request would sit unanswered until lws's 5 s timeout. Content-Length must be
+// plain digits, as lws reads it with atoll(): "12abc", "-1" or a repeated header ("5,5") would make
+// lws read another length than the one checked here.
+Framing bodyFraming(lws* wsi, size_t limit) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) return Framing::Chunked;
+    const int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n <= 0) return Framing::NoLength;
+    char text[32];
+    if (n >= static_cast<int>(sizeof text) ||
+        lws_hdr_copy(wsi, text, sizeof text, WSI_TOKEN_HTTP_CONTENT_LENGTH) != n) {
+        return Framing::BadLength;
+    }
+    uint64_t length = 0;
+    const auto [end, ec] = std::from_chars(text, text + n, length);
+    if (end != text + n || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+        return Framing::BadLength;
+    }
+    if (ec == std::errc::result_out_of_range || length > limit) return Framing::TooLarge;
+    return Framing::Ok;
+}
+
+// The fields of a body, each read once (protocol::FieldsSeen).
+enum Field : unsigned { kData, kChannel };
 }  // namespace
 
 struct HttpApi::Request {
@@ -47,6 +79,23 @@ bool HttpApi::handles(std::string_view path) {
 }
 
 int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
+    // The body's framing first: a body that is not going to be read closes the connection, and
+    // every refusal below can then leave lws to skip a body of known length and keep it alive.
+    const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
+    switch (bodyFraming(wsi, limit)) {
+        case Framing::Ok:
+            break;
+        case Framing::Chunked:
+            return http::respondAndClose(
+                wsi, 411, kJson,
+                errorBody("Transfer-Encoding is not supported: send the body with a Content-Length"));
+        case Framing::NoLength:
+            return http::respondAndClose(wsi, 411, kJson, errorBody("Content-Length required"));
+        case Framing::BadLength:
+            return http::respondAndClose(wsi, 400, kJson, errorBody("invalid Content-Length"));
+        case Framing::TooLarge:
+            return http::respondAndClose(wsi, 413, kJson, errorBody("body too large"));
+    }
     const std::string& key = worker_.config().api.key;
     auto refuse = [this, wsi](unsigned status, std::string_view reason) {
         return http::answer(worker_, wsi, status, kJson, errorBody(reason));
@@ -62,6 +111,8 @@ int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
 }
 
 int HttpApi::onBody(Request& request, const char* data, size_t len) {
+    // lws hands over Content-Length bytes, which onRequest() checked against the limit; this only
+    // guards the buffer should lws ever pass more.
     const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
     if (request.too_large || request.body.size() + len > limit) {
         request.too_large = true;  // keep reading, answer 413 at the end
@@ -81,19 +132,37 @@ int HttpApi::finish(lws* wsi, Request& request, unsigned status, std::string bod
 
 int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
-    simdjson::dom::element root;
-    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS || !root.is_object()) {
+    simdjson::dom::object root;
+    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS) {
         return finish(wsi, request, 400, errorBody("body must be a JSON object"));
     }
-    simdjson::dom::element data;
-    if (root["data"].get(data) != simdjson::SUCCESS) {
-        return finish(wsi, request, 400, errorBody("missing data"));
+    const std::string_view channel_key = request.broadcast ? "channels" : "channel";
+    std::optional<simdjson::dom::element> data;
+    std::optional<simdjson::dom::element> channel_value;
+    protocol::FieldsSeen seen;
+    for (const simdjson::dom::key_value_pair field : root) {
+        Field read;
+        if (field.key == "data") {
+            read = kData;
+            data = field.value;
+        } else if (field.key == channel_key) {
+            read = kChannel;
+            channel_value = field.value;
+        } else {
+            continue;  // other fields are ignored
+        }
+        if (!seen.first(read)) {
+            return finish(wsi, request, 400,
+                          errorBody(std::string(protocol::kDuplicateField) + ": " +
+                                    std::string(field.key)));
+        }
     }
+    if (!data) return finish(wsi, request, 400, errorBody("missing data"));
     std::vector<std::string_view> channels;
     const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
     if (request.broadcast) {
         simdjson::dom::array list;
-        if (root["channels"].get(list) != simdjson::SUCCESS || list.size() == 0 ||
+        if (!channel_value || channel_value->get(list) != simdjson::SUCCESS || list.size() == 0 ||
             list.size() > kMaxBroadcastChannels) {
             return finish(wsi, request, 400,
                           errorBody("channels must be an array of 1..1000 channel names"));
@@ -107,18 +176,25 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         }
     } else {
         std::string_view name;
-        if (root["channel"].get(name) != simdjson::SUCCESS ||
+        if (!channel_value || channel_value->get(name) != simdjson::SUCCESS ||
             !protocol::validChannel(name, max_channel)) {
             return finish(wsi, request, 400, errorBody("missing or invalid channel"));
         }
         channels.push_back(name);
     }
+    // Minified once; every channel gets the same bytes.
+    const std::string payload = simdjson::minify(*data);
+    for (std::string_view channel : channels) {
+        if (!worker_.admit(channel, payload, metrics::MessageSource::Api)) {
+            return finish(wsi, request, 413,
+                          errorBody(std::string(protocol::kTooLargeToDeliver) +
+                                    ": its frame would exceed limits.send_queue_bytes"));
+        }
+    }
     if (!worker_.broker().usable()) {
         worker_.metrics().broker_publish_failures.add(static_cast<int64_t>(channels.size()));
         return finish(wsi, request, 503, errorBody("broker unavailable"));
     }
-    // Minified once; every channel gets the same bytes.
-    const std::string payload = simdjson::minify(data);
     request.id = next_id_++;
     request.outstanding = channels.size();
     request.channels = channels.size();

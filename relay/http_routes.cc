@@ -74,6 +74,13 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
     return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP) == n ? 0 : -1;
 }
 
+int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
+                    std::string_view body) {
+    // lws writes what the socket does not take before it closes (LRS_FLUSHING_BEFORE_CLOSE).
+    respond(wsi, status, content_type, body, true);
+    return -1;
+}
+
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     std::string_view path = uri != nullptr ? uri : "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {

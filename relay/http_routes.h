@@ -35,5 +35,9 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
 // lws callback must return.
 int answer(Worker& worker, lws* wsi, unsigned status, std::string_view content_type,
            std::string_view body);
+// Writes a complete response with `Connection: close`, for a request whose body is not to be
+// read. Returns -1: what the lws callback returns to close the connection once it is written.
+int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
+                    std::string_view body);
 
 }  // namespace wsrelay::http

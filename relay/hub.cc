@@ -93,14 +93,15 @@ void Hub::leaveAll(Membership& m) {
     while (!m.entries_.empty()) removeEntry(m, m.entries_.size() - 1);
 }
 
-size_t Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us) {
+Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us) {
     HubChannel* ch = find(channel);
-    if (ch == nullptr) return 0;
+    if (ch == nullptr) return {};
+    if (!fits(ch->name_, data)) return {0, ch->members_.size()};
     FramePtr frame = protocol::encodeMessage(ch->name_, data);
     frame->setEnteredMicros(entered_us);
     // Sinks never touch the index from push(), so iterating the vector directly is safe.
     for (const auto& member : ch->members_) member.membership->sink_->push(frame);
-    return ch->members_.size();
+    return {ch->members_.size(), 0};
 }
 
 std::vector<std::string> Hub::channelsOf(const Membership& m) const {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "relay/protocol.h"
 #include "relay/sink.h"
 
 namespace wsrelay {
@@ -66,7 +67,10 @@ class Hub {
 public:
     enum class SubscribeResult { Subscribed, AlreadySubscribed, LimitReached };
 
-    explicit Hub(HubListener& listener) : listener_(listener) {}
+    // `max_frame_bytes` is the largest message frame deliver() builds (limits.send_queue_bytes): a
+    // larger one could never enter a send queue, and every subscriber would be closed for it.
+    Hub(HubListener& listener, uint64_t max_frame_bytes)
+        : listener_(listener), max_frame_bytes_(max_frame_bytes) {}
     ~Hub();
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
@@ -78,9 +82,19 @@ public:
     // Copies, so the caller may unsubscribe while walking them.
     std::vector<std::string> channelsOf(const Membership& m) const;
 
-    // Encodes the message once and pushes the same frame to every local subscriber. Returns how
-    // many subscribers it reached (0: nobody here wants the channel).
-    size_t deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0);
+    // Whether the message frame of `data` on `channel` is at most max_frame_bytes: what deliver()
+    // requires, for entry points to refuse a message before it is published.
+    bool fits(std::string_view channel, std::string_view data) const {
+        return protocol::messageFrameSize(channel, data) <= max_frame_bytes_;
+    }
+
+    struct Delivery {
+        size_t reached = 0;    // local subscribers the frame was pushed to
+        size_t too_large = 0;  // local subscribers not reached because the frame would not fit
+    };
+    // Encodes the message once and pushes the same frame to every local subscriber; a message that
+    // does not fit() is not encoded, and reaches none of them.
+    Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0);
 
     // Pushes to every member of every channel a frame built once per channel by make(name).
     template <class Make>
@@ -98,6 +112,7 @@ private:
     void removeEntry(Membership& m, size_t entry_index);
 
     HubListener& listener_;
+    const uint64_t max_frame_bytes_;
     std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
     size_t subscriptions_ = 0;
 };

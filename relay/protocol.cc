@@ -326,7 +326,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
     bool duplicate = false;
     bool id_duplicate = false;
     std::string_view value_error;  // first malformed value; iteration goes on to find the id
-    unsigned seen = 0;
+    FieldsSeen seen;
 
     for (auto field_result : object) {
         od::field field;
@@ -338,14 +338,10 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         if (value.type().get(type)) return fail(r, ErrorCode::BadRequest, kMalformed);
 
         Key key = classify(key_text);
-        if (key != Key::Unknown) {
-            const unsigned bit = 1u << static_cast<unsigned>(key);
-            if (seen & bit) {
-                duplicate = true;
-                if (key == Key::Id) id_duplicate = true;
-                key = Key::Unknown;  // keep the first occurrence; still validate this one
-            }
-            seen |= bit;
+        if (key != Key::Unknown && !seen.first(static_cast<unsigned>(key))) {
+            duplicate = true;
+            if (key == Key::Id) id_duplicate = true;
+            key = Key::Unknown;  // keep the first occurrence; still validate this one
         }
 
         switch (key) {
@@ -428,7 +424,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         }
         if (err) return fail(r, ErrorCode::BadRequest, kMalformed);
     }
-    if (duplicate) return fail(r, ErrorCode::BadRequest, "duplicate field");
+    if (duplicate) return fail(r, ErrorCode::BadRequest, kDuplicateField);
     if (op_state == State::Missing) return fail(r, ErrorCode::BadRequest, "missing op");
     if (op_state != State::String) return fail(r, ErrorCode::BadRequest, "op must be a string");
 
@@ -490,11 +486,30 @@ size_t writeTextHeader(char* out, uint64_t payload_len) {
     return writeHeader(out, 0x81, payload_len);
 }
 
+namespace {
+constexpr std::string_view kMessageHead = R"({"op":"message","channel":")";
+constexpr std::string_view kMessageMid = R"(","data":)";
+constexpr std::string_view kMessageTail = "}";
+
+size_t messagePayloadSize(std::string_view channel, std::string_view data) {
+    return kMessageHead.size() + channel.size() + kMessageMid.size() + data.size() +
+           kMessageTail.size();
+}
+}  // namespace
+
 FramePtr encodeMessage(std::string_view channel, std::string_view data) {
-    constexpr std::string_view kHead = R"({"op":"message","channel":")";
-    constexpr std::string_view kMid = R"(","data":)";
-    const size_t len = kHead.size() + channel.size() + kMid.size() + data.size() + 1;
-    return Writer(len).put(kHead).put(channel).put(kMid).put(data).put("}").finish();
+    return Writer(messagePayloadSize(channel, data))
+        .put(kMessageHead)
+        .put(channel)
+        .put(kMessageMid)
+        .put(data)
+        .put(kMessageTail)
+        .finish();
+}
+
+size_t messageFrameSize(std::string_view channel, std::string_view data) {
+    const size_t payload = messagePayloadSize(channel, data);
+    return headerSize(payload) + payload;
 }
 
 FramePtr encodeAck(uint64_t id) {

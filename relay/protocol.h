@@ -21,7 +21,7 @@ enum class ErrorCode : int {
     Forbidden = 403,         // outside the channels the token (or auth.permissions) grants
     UnknownOp = 404,
     Conflict = 409,          // already subscribed / not subscribed
-    LimitExceeded = 413,     // limits.max_subscriptions reached
+    LimitExceeded = 413,     // limits.max_subscriptions reached, or a message too large to deliver
     InvalidChannel = 422,    // channel name outside the charset or too long
     RateLimited = 429,
     Internal = 500,
@@ -48,6 +48,26 @@ struct ParseResult {
 // True when `name` is 1..max_bytes bytes of [A-Za-z0-9] and _ - : . / @ = + , # ! ~ $
 bool validChannel(std::string_view name, size_t max_bytes);
 
+// The one rule for repeated keys in a JSON object the relay reads from outside (client commands,
+// HTTP API bodies; docs/protocol.md): a field the reader uses may appear once, and a second
+// occurrence refuses the whole object with kDuplicateField instead of picking one (parsers differ
+// on first or last wins, so a proxy or the app could read another value than the relay). Fields
+// the reader ignores are not checked. Each reader numbers its fields from 0 to 31.
+class FieldsSeen {
+public:
+    // False when `field` was seen before in this object.
+    bool first(unsigned field) {
+        const uint32_t bit = uint32_t{1} << field;
+        const bool fresh = (seen_ & bit) == 0;
+        seen_ |= bit;
+        return fresh;
+    }
+
+private:
+    uint32_t seen_ = 0;
+};
+inline constexpr std::string_view kDuplicateField = "duplicate field";
+
 // Parses one client text message. Reuses its buffers; the views in a result stay valid until the
 // next parse() on the same Parser. One Parser per worker.
 class Parser {
@@ -67,6 +87,11 @@ private:
 // Server frames. Each returns a complete unmasked WebSocket text frame (RFC 6455 header + JSON).
 // `channel` must already be valid (validChannel) and `data` valid JSON: neither is escaped again.
 FramePtr encodeMessage(std::string_view channel, std::string_view data);
+// The size of the frame encodeMessage(channel, data) builds, without building it: the one
+// computation behind every "too large to deliver" check, so entry points and delivery agree.
+size_t messageFrameSize(std::string_view channel, std::string_view data);
+// Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
+inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
 FramePtr encodeAck(uint64_t id);
 FramePtr encodePong(std::optional<uint64_t> id);
 FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);

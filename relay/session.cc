@@ -447,6 +447,10 @@ void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_
 void Session::publishNow(std::string_view channel, std::string_view data,
                          std::optional<uint64_t> id) {
     auto& m = worker_.metrics();
+    if (!worker_.admit(channel, data, metrics::MessageSource::Client)) {
+        sendError(id, ErrorCode::LimitExceeded, protocol::kTooLargeToDeliver);
+        return;
+    }
     if (!worker_.broker().usable()) {
         m.broker_publish_failures.add();
         sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");

@@ -27,12 +27,14 @@ constexpr size_t kTxPacketBytes = 64 * 1024 * 1024;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr double kDrainGraceSeconds = 5.0;
 constexpr lws_usec_t kLwsTimerTickUs = 100 * 1000;
+constexpr ev_tstamp kTooLargeLogSeconds = 10.0;
 
 }  // namespace
 
 Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
-      thread_name_("w" + std::to_string(index)), hub_(*this),
+      thread_name_("w" + std::to_string(index)),
+      hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes)),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
       http_api_(*this), write_buffer_(kWriteBufferBytes),
@@ -377,10 +379,55 @@ void Worker::publish(std::string_view channel, std::string_view data, PublishTic
     broker_->publish(channel, data, ticket);
 }
 
+bool Worker::admit(std::string_view channel, std::string_view data,
+                   metrics::MessageSource source) {
+    if (hub_.fits(channel, data)) return true;
+    metrics::slot(metrics_.too_large, source).add();
+    if (source == metrics::MessageSource::Hook) {
+        warnTooLarge(source, channel, data, 0);
+    }
+    return false;
+}
+
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
                              int64_t entered_us) {
     metrics_.broker_messages.add();
-    hub_.deliver(channel, data, entered_us);
+    const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us);
+    if (delivery.too_large != 0) {
+        // Published around the relay's entry checks (a backend's own PUBLISH into Redis): refused
+        // here, once for this worker, and counted for every subscriber it did not reach.
+        metrics::slot(metrics_.too_large, metrics::MessageSource::Broker).add();
+        metrics::slot(metrics_.dropped, metrics::DropReason::TooLarge)
+            .add(static_cast<int64_t>(delivery.too_large));
+        warnTooLarge(metrics::MessageSource::Broker, channel, data, delivery.too_large);
+    }
+}
+
+void Worker::warnTooLarge(metrics::MessageSource source, std::string_view channel,
+                          std::string_view data, size_t subscribers) {
+    const ev_tstamp now = ev_now(loop_);
+    if (now - too_large_logged_at_ < kTooLargeLogSeconds) {
+        ++too_large_unlogged_;
+        return;
+    }
+    const auto limit = static_cast<long long>(shared_.config.limits.send_queue_bytes);
+    const auto unlogged = static_cast<unsigned long long>(too_large_unlogged_);
+    const int n = static_cast<int>(channel.size());
+    const size_t frame_bytes = protocol::messageFrameSize(channel, data);
+    if (source == metrics::MessageSource::Hook) {
+        WSR_LOG(Warn,
+                "dropped a publish in a hook answer on channel %.*s: its %zu-byte frame exceeds "
+                "limits.send_queue_bytes (%lld); %llu more dropped since the last such warning",
+                n, channel.data(), frame_bytes, limit, unlogged);
+    } else {
+        WSR_LOG(Warn,
+                "dropped a message from the broker on channel %.*s: its %zu-byte frame exceeds "
+                "limits.send_queue_bytes (%lld), %zu local subscriber(s) not reached; %llu more "
+                "dropped since the last such warning",
+                n, channel.data(), frame_bytes, limit, subscribers, unlogged);
+    }
+    too_large_logged_at_ = now;
+    too_large_unlogged_ = 0;
 }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {

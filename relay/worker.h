@@ -57,6 +57,10 @@ public:
     // Publishes through the broker, stamped with the time the message entered the fleet and
     // counted; the outcome comes back through onPublishResult.
     void publish(std::string_view channel, std::string_view data, PublishTicket ticket);
+    // Whether `data` on `channel` can be delivered at all: its message frame fits in an empty send
+    // queue (Hub::fits). Every entry point asks before publishing; a refusal is counted for `source`
+    // and, for a hook answer, which has nobody to answer, logged.
+    bool admit(std::string_view channel, std::string_view data, metrics::MessageSource source);
     protocol::Parser& parser() { return parser_; }
     HttpApi& httpApi() { return http_api_; }
     bool draining() const { return draining_; }
@@ -103,6 +107,13 @@ private:
     static void onDrainCheck(struct ev_loop* loop, ev_timer* w, int revents);
     void beginDrain();
     void stopLoop();
+    // A warning for a message refused as too large, at most one per kTooLargeLogSeconds per worker
+    // with the count of those not logged meanwhile: a backend publishing them in a loop must not
+    // flood the log.
+    void warnTooLarge(metrics::MessageSource source, std::string_view channel,
+                      std::string_view data, size_t subscribers);
+    ev_tstamp too_large_logged_at_ = -1e9;
+    uint64_t too_large_unlogged_ = 0;
 
 
     const int index_;

@@ -1,11 +1,14 @@
-"""POST /api/publish and /api/broadcast: key check, body validation, delivery through the broker."""
+"""POST /api/publish and /api/broadcast: key check, body framing and validation, delivery through
+the broker."""
 
 import asyncio
 import http.client
 import json
+import socket
 import unittest
 
-from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json, subscribe
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json,
+                           subscribe)
 
 KEY = "test-key-123"
 
@@ -23,6 +26,36 @@ def post(port, path, body, key=KEY):
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def raw_exchange(port, head, body=b""):
+    """Sends a hand-written request (`head`: request line and header lines, without the blank
+    line) and `body`, then reads until the server closes the connection. Returns (status, header
+    dict with lower-case names, parsed JSON body). A server that never closes fails the read after
+    IO_TIMEOUT."""
+    data = b""
+    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as s:
+        s.sendall(head.encode() + b"\r\n\r\n" + body)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:  # closed with our unread body still in its buffer
+                break
+            if not chunk:
+                break
+            data += chunk
+    header, _, payload = data.partition(b"\r\n\r\n")
+    lines = header.decode().split("\r\n")
+    if not lines[0].startswith("HTTP/1.1 "):
+        raise AssertionError(f"no HTTP answer before the connection ended: {data!r}")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    length = int(headers["content-length"])
+    return int(lines[0].split()[1]), headers, json.loads(payload[:length])
+
+
+def post_head(path="/api/publish", *headers):
+    return "\r\n".join([f"POST {path} HTTP/1.1", f"Host: {HOST}", f"X-API-Key: {KEY}",
+                        "Content-Type: application/json", *headers])
 
 
 class HttpApiTest(RelayTestCase):
@@ -97,6 +130,97 @@ class HttpApiTest(RelayTestCase):
         status, reply = await self.apost("/api/publish", {"channel": "c", "data": "x" * 2000})
         self.assertEqual(413, status)
         self.assertEqual("body too large", reply["error"])
+
+    async def test_body_framing_is_refused_at_once_and_the_connection_closed(self):
+        """A body lws cannot delimit (chunked, or no Content-Length) and a Content-Length over the
+        limit are answered from the request head alone, with connection: close."""
+        self.relay = await self.start_relay({"api.key": KEY, "websocket.max_message_bytes": 1024})
+        port = self.relay.port
+        async with self.relay.ws_connect() as ws:
+            await subscribe(ws, "news")
+            body = json.dumps({"channel": "news", "data": 1}).encode()
+            chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            cases = [
+                (post_head("/api/publish", "Transfer-Encoding: chunked"), chunked, 411,
+                 "Transfer-Encoding"),
+                (post_head("/api/broadcast", "Transfer-Encoding: chunked"), chunked, 411,
+                 "Transfer-Encoding"),
+                # Chunked wins over a Content-Length (RFC 9112 6.3): still refused.
+                (post_head("/api/publish", "Transfer-Encoding: chunked",
+                           f"Content-Length: {len(chunked)}"), chunked, 411, "Transfer-Encoding"),
+                (post_head("/api/publish"), b"", 411, "Content-Length required"),
+                (post_head("/api/broadcast"), b"", 411, "Content-Length required"),
+                # Only the head is sent: an answer proves the body was not waited for.
+                (post_head("/api/publish", "Content-Length: 10000000"), b"", 413, "body too large"),
+                (post_head("/api/publish", "Content-Length: 1025"), b"", 413, "body too large"),
+                (post_head("/api/publish", "Content-Length: 99999999999999999999999"), b"", 413,
+                 "body too large"),
+                (post_head("/api/publish", "Content-Length: -1"), b"", 400,
+                 "invalid Content-Length"),
+                (post_head("/api/publish", "Content-Length: 2x"), b"", 400,
+                 "invalid Content-Length"),
+                (post_head("/api/publish", f"Content-Length: {len(body)}",
+                           f"Content-Length: {len(body)}"), body, 400, "invalid Content-Length"),
+            ]
+            for head, payload, status, reason in cases:
+                got, headers, reply = await asyncio.to_thread(raw_exchange, port, head, payload)
+                self.assertEqual((status, "close"), (got, headers.get("connection")), head)
+                self.assertIn(reason, reply["error"], head)
+            # Nothing was published.
+            self.assertEqual([], await ping_barrier(ws))
+        self.assertEqual(0, metric(await self.relay.ametrics(), "wsrelay_broker_publishes_total"))
+
+    async def test_refusals_after_the_head_keep_the_connection(self):
+        """With the body's length known, a refused request's body is skipped and the connection
+        serves the next request."""
+        self.relay = await self.start_relay({"api.key": KEY})
+
+        def two_requests():
+            conn = http.client.HTTPConnection(HOST, self.relay.port, timeout=IO_TIMEOUT)
+            try:
+                out = []
+                for key in ("wrong", KEY):
+                    conn.request("POST", "/api/publish",
+                                 body=json.dumps({"channel": "news", "data": 1}),
+                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    out.append((resp.status, json.loads(resp.read())))
+                return out
+            finally:
+                conn.close()
+
+        first, second = await asyncio.to_thread(two_requests)
+        self.assertEqual(401, first[0])
+        self.assertEqual((200, {"ok": True, "channels": 1}), second)
+
+    async def test_duplicate_fields_are_400_like_client_commands(self):
+        self.relay = await self.start_relay({"api.key": KEY})
+        async with self.relay.ws_connect() as ws:
+            await subscribe(ws, "news")
+            cases = [
+                ("/api/publish", '{"channel":"news","channel":"other","data":1}', "channel"),
+                ("/api/publish", '{"channel":"news","data":1,"data":2}', "data"),
+                # Compared unescaped: \u0063hannel is channel.
+                ("/api/publish", '{"channel":"news","\\u0063hannel":"other","data":1}', "channel"),
+                ("/api/broadcast", '{"channels":["news"],"data":1,"channels":["other"]}',
+                 "channels"),
+                ("/api/broadcast", '{"data":{"a":1},"channels":["news"],"data":2}', "data"),
+            ]
+            for path, body, field in cases:
+                status, reply = await self.apost(path, body)
+                self.assertEqual((400, {"error": f"duplicate field: {field}"}), (status, reply),
+                                 body)
+            # The client protocol follows the same rule.
+            await ws.send('{"op":"publish","channel":"news","channel":"other","data":1,"id":2}')
+            self.assertEqual({"op": "error", "id": 2, "code": 400, "reason": "duplicate field"},
+                             await recv_json(ws))
+            self.assertEqual([], await ping_barrier(ws))
+            # Fields the API does not read are ignored, repeated or not; nested keys are data.
+            status, reply = await self.apost(
+                "/api/publish", '{"channel":"news","x":1,"x":2,"data":{"k":1,"k":2}}')
+            self.assertEqual((200, {"ok": True, "channels": 1}), (status, reply))
+            message = await ws.recv()
+            self.assertEqual('{"op":"message","channel":"news","data":{"k":1,"k":2}}', message)
 
     async def test_api_is_off_without_a_key(self):
         self.relay = await self.start_relay()

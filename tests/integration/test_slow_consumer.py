@@ -30,6 +30,7 @@ class SlowConsumerTest(RelayTestCase):
     async def test_slow_consumer_is_closed_and_fast_one_gets_everything(self):
         relay = await self.start_relay({
             "limits.send_queue_bytes": 65536,
+            "websocket.max_message_bytes": 16384,  # at most the queue less a frame header
             "limits.slow_consumer": "close",
         })
 
@@ -91,6 +92,7 @@ class SlowConsumerTest(RelayTestCase):
     async def test_drop_oldest_keeps_the_connection(self):
         relay = await self.start_relay({
             "limits.send_queue_bytes": 65536,
+            "websocket.max_message_bytes": 16384,
             "limits.slow_consumer": "drop_oldest",
         })
         slow = await relay.raw_connect(rcvbuf=4096)

@@ -104,6 +104,14 @@ TEST(ConfigDocsTest, EveryKeyHasOneAccurateRow) {
     }
 }
 
+TEST(ConfigDocsTest, EveryRuleAcrossKeysIsListed) {
+    const std::string docs = readFile(kDocsPath);
+    for (const ConfigRule& rule : configRules()) {
+        EXPECT_THAT(docs, HasSubstr("- `" + rule.rule + "`")) << "docs/config.md: rules section";
+        for (const std::string& key : rule.keys) EXPECT_NE(findConfigKey(key), nullptr) << key;
+    }
+}
+
 TEST(ConfigDocsTest, TheDocumentedEnvErrorIsReal) {
     const std::string docs = readFile(kDocsPath);
     const ConfigLoad load = loadDefaultConfig({{"WSRELAY_LISTEN_PORT", "x"}});

@@ -19,6 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::StartsWith;
 
 std::vector<std::string> errorStrings(const ConfigLoad& load) {
     std::vector<std::string> out;
@@ -648,6 +649,62 @@ TEST(ConfigLoaderTest, ErrorToString) {
     EXPECT_EQ(e.toString(), "f.yaml: m");
 }
 
+// --- Rules across keys ---
+
+constexpr std::string_view kRuleText =
+    "websocket.max_message_bytes (65536) plus a 10-byte frame header exceeds "
+    "limits.send_queue_bytes (65536): a message of the largest size could never be queued for a "
+    "subscriber; set websocket.max_message_bytes to at most 65526 or limits.send_queue_bytes to "
+    "at least 65546";
+
+TEST(ConfigRulesTest, MessageLimitMustLeaveRoomForTheFrameHeaderInTheSendQueue) {
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65526}\n"
+                         "limits: {send_queue_bytes: 65536}\n").ok());
+    const ConfigLoad load = loadYaml("websocket:\n  max_message_bytes: 65536\n"
+                                     "limits:\n  send_queue_bytes: 65536\n");
+    EXPECT_THAT(errorStrings(load), ElementsAre("cfg.yaml:2:22: " + std::string(kRuleText)));
+    ASSERT_EQ(load.errors.size(), 1u);
+    EXPECT_EQ(load.errors[0].key, "") << "the message names both keys";
+    EXPECT_THAT(errorStrings(loadYaml("websocket: {max_message_bytes: 65527}\n"
+                                      "limits: {send_queue_bytes: 65536}\n")),
+                ElementsAre(HasSubstr("(65527) plus a 10-byte frame header exceeds")));
+}
+
+TEST(ConfigRulesTest, TheErrorPointsAtTheKeyThatWasSet) {
+    // Only the queue in the file: the default message limit is fine, the queue is what changed.
+    EXPECT_THAT(
+        errorStrings(loadYaml("listen:\n  port: 9000\nlimits:\n  send_queue_bytes: 65536\n")),
+        ElementsAre("cfg.yaml:4:21: " + std::string(kRuleText)));
+    // The environment wins over the file, and is then what the error names.
+    EXPECT_THAT(errorStrings(loadYaml("websocket:\n  max_message_bytes: 1024\n",
+                                      {{"WSRELAY_WEBSOCKET_MAX_MESSAGE_BYTES", "65536"},
+                                       {"WSRELAY_LIMITS_SEND_QUEUE_BYTES", "65536"}})),
+                ElementsAre("env WSRELAY_WEBSOCKET_MAX_MESSAGE_BYTES: " + std::string(kRuleText)));
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_LIMITS_SEND_QUEUE_BYTES", "65536"}})),
+                ElementsAre("env WSRELAY_LIMITS_SEND_QUEUE_BYTES: " + std::string(kRuleText)));
+}
+
+TEST(ConfigRulesTest, AKeyThatFailedToLoadIsNotJudgedAgain) {
+    // The queue's bad value leaves its default; only the conversion error is reported.
+    EXPECT_THAT(errorStrings(loadYaml("websocket: {max_message_bytes: 4194304}\n"
+                                      "limits: {send_queue_bytes: lots}\n")),
+                ElementsAre(HasSubstr("limits.send_queue_bytes: cannot convert 'lots'")));
+}
+
+TEST(ConfigRulesTest, TheFailingSampleIsRefused) {
+    const std::string path =
+        WSRELAY_SOURCE_DIR "/tests/unit/fixtures/config/fail-message-over-send-queue.yaml";
+    std::ifstream in(path);
+    std::string expected;
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with("# expect-error: ")) expected = line.substr(16);
+    }
+    ASSERT_FALSE(expected.empty()) << path;
+    const ConfigLoad load = loadConfigFile(path, {});
+    ASSERT_EQ(load.errors.size(), 1u) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_THAT(load.errors[0].toString(), StartsWith(path + expected));
+}
+
 TEST(ConfigLoaderTest, DescribeListsEveryKey) {
     const std::string text = describeConfigKeys();
     for (const ConfigKey& key : configKeys()) {
@@ -656,6 +713,9 @@ TEST(ConfigLoaderTest, DescribeListsEveryKey) {
         EXPECT_THAT(text, HasSubstr("env " + key.envName() + "\n"));
     }
     EXPECT_THAT(text, HasSubstr("int (1..65535); env WSRELAY_LISTEN_PORT"));
+    for (const ConfigRule& rule : configRules()) {
+        EXPECT_THAT(text, HasSubstr("  " + rule.rule + "\n"));
+    }
     size_t start = 0;
     while (start < text.size()) {
         const size_t end = text.find('\n', start);

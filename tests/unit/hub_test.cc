@@ -32,10 +32,13 @@ struct Client {
     Membership membership{sink};
 };
 
+// limits.send_queue_bytes' default: the largest frame the hub builds.
+constexpr uint64_t kMaxFrame = 1 << 20;
+
 class HubTest : public ::testing::Test {
 protected:
     RecordingListener listener;
-    Hub hub{listener};
+    Hub hub{listener, kMaxFrame};
 };
 
 TEST_F(HubTest, FirstSubscriberOpensTheChannelAndLastOneClosesIt) {
@@ -72,7 +75,7 @@ TEST_F(HubTest, DeliverEncodesOnceAndSharesTheFrame) {
     hub.subscribe(a.membership, "news", 10);
     hub.subscribe(b.membership, "news", 10);
     hub.subscribe(c.membership, "other", 10);
-    EXPECT_EQ(hub.deliver("news", R"({"n":1})"), 2u);
+    EXPECT_EQ(hub.deliver("news", R"({"n":1})").reached, 2u);
     ASSERT_EQ(a.sink.frames.size(), 1u);
     ASSERT_EQ(b.sink.frames.size(), 1u);
     EXPECT_THAT(c.sink.frames, IsEmpty());
@@ -82,7 +85,43 @@ TEST_F(HubTest, DeliverEncodesOnceAndSharesTheFrame) {
 }
 
 TEST_F(HubTest, DeliverToUnknownChannelReachesNobody) {
-    EXPECT_EQ(hub.deliver("nobody", "1"), 0u);
+    const Hub::Delivery d = hub.deliver("nobody", "1");
+    EXPECT_EQ(d.reached, 0u);
+    EXPECT_EQ(d.too_large, 0u);
+}
+
+TEST(HubSizeTest, AFrameThatFitsNoSendQueueReachesNobodyAndCountsThem) {
+    RecordingListener listener;
+    const std::string fits(100, 'x');
+    const std::string channel = "news";
+    // The limit is exactly the frame of `fits`: one byte more does not fit.
+    const uint64_t limit = protocol::messageFrameSize(channel, fits);
+    Hub hub(listener, limit);
+    Client a, b;
+    hub.subscribe(a.membership, channel, 10);
+    hub.subscribe(b.membership, channel, 10);
+
+    EXPECT_TRUE(hub.fits(channel, fits));
+    Hub::Delivery d = hub.deliver(channel, fits);
+    EXPECT_EQ(d.reached, 2u);
+    EXPECT_EQ(d.too_large, 0u);
+    ASSERT_EQ(a.sink.frames.size(), 1u);
+    EXPECT_EQ(a.sink.frames[0]->size(), limit);
+
+    const std::string over(101, 'x');
+    EXPECT_FALSE(hub.fits(channel, over));
+    d = hub.deliver(channel, over);
+    EXPECT_EQ(d.reached, 0u);
+    EXPECT_EQ(d.too_large, 2u);
+    EXPECT_EQ(a.sink.frames.size(), 1u) << "nothing pushed";
+    EXPECT_EQ(b.sink.frames.size(), 1u);
+
+    // The channel and its subscribers are untouched: the next message that fits is delivered.
+    d = hub.deliver(channel, fits);
+    EXPECT_EQ(d.reached, 2u);
+    EXPECT_EQ(b.sink.frames.size(), 2u);
+    hub.leaveAll(a.membership);
+    hub.leaveAll(b.membership);
 }
 
 TEST_F(HubTest, RemovalKeepsEveryOtherMemberReachable) {
@@ -129,7 +168,7 @@ namespace {
 
 TEST(HubNotifyTest, OneFramePerChannelReachesEveryMemberOnce) {
     RecordingListener listener;
-    Hub hub(listener);
+    Hub hub(listener, kMaxFrame);
     Client a, b;
     hub.subscribe(a.membership, "x", 10);
     hub.subscribe(a.membership, "y", 10);

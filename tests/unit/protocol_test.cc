@@ -630,6 +630,45 @@ TEST_F(ProtocolTest, EncodedMessageHeaderBoundaries) {
     }
 }
 
+TEST_F(ProtocolTest, MessageFrameSizeIsWhatEncodeMessageBuilds) {
+    // Around each header boundary, and with a channel name that is not one byte long.
+    for (const std::string_view channel : {std::string_view("c"), std::string_view("room:42")}) {
+        for (size_t data_len : {size_t{1}, size_t{60}, size_t{80}, size_t{90}, size_t{65460},
+                                size_t{65490}, size_t{65500}, size_t{70000}}) {
+            const std::string data(data_len, '7');
+            EXPECT_EQ(messageFrameSize(channel, data), encodeMessage(channel, data)->size())
+                << channel << " " << data_len;
+        }
+    }
+}
+
+TEST_F(ProtocolTest, APublishWithinTheMessageLimitFramesToAtMostTenBytesMore) {
+    // The documented config rule (docs/config.md, "Rules across keys") rests on this: a publish
+    // command is never shorter than the JSON of the message frame it becomes, so a delivery frame
+    // is at most the command's size plus the largest frame header (10 bytes).
+    for (size_t command_len : {size_t{100}, size_t{125}, size_t{70000}}) {
+        const std::string head = R"({"op":"publish","channel":"room:42","data":")";
+        const std::string command = head + std::string(command_len - head.size() - 2, 'x') + "\"}";
+        ASSERT_EQ(command.size(), command_len);
+        Parser parser(command_len, kMaxChannel);
+        const ParseResult r = parser.parse(command);
+        ASSERT_TRUE(r.ok) << r.reason;
+        EXPECT_LE(messageFrameSize(r.command.channel, r.command.data), command_len + 10);
+    }
+    EXPECT_EQ(messageFrameSize("c", std::string(70000, '1')) -
+                  std::string_view(R"({"op":"message","channel":"c","data":})").size() - 70000,
+              10u);
+}
+
+TEST_F(ProtocolTest, FieldsSeenAllowsEachFieldOnce) {
+    FieldsSeen seen;
+    EXPECT_TRUE(seen.first(0));
+    EXPECT_TRUE(seen.first(31));
+    EXPECT_FALSE(seen.first(0));
+    EXPECT_FALSE(seen.first(31));
+    EXPECT_TRUE(seen.first(5));
+}
+
 TEST_F(ProtocolTest, FramesAreSizedExactly) {
     for (const FramePtr& frame :
          {encodeAck(123), encodePong(std::nullopt), encodePong(1), encodeReconnect(),
