@@ -53,9 +53,11 @@ inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "reject
 // Hook requests (docs/hook.md), by event and by outcome.
 inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
                                                                "disconnect"};
-enum class HookResult : uint8_t { Ok, Denied, Error, Timeout, Unavailable, Overflow, kCount };
-inline constexpr std::array<const char*, 6> kHookResultNames = {
-    "ok", "denied", "error", "timeout", "unavailable", "overflow"};
+enum class HookResult : uint8_t {
+    Ok, Denied, Error, Timeout, Unavailable, Overflow, Abandoned, kCount
+};
+inline constexpr std::array<const char*, 7> kHookResultNames = {
+    "ok", "denied", "error", "timeout", "unavailable", "overflow", "abandoned"};
 static_assert(kHookResultNames.size() == static_cast<size_t>(HookResult::kCount));
 
 // Upper bounds of the latency histograms' buckets, in seconds and in microseconds (+Inf is

@@ -263,13 +263,14 @@ void Worker::stopLoop() {
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
-    if (broker_) broker_->flush();
-    broker_.reset();
-    ev_prepare_stop(loop_, &prepare_);
     ev_async_stop(loop_, &control_);
-    if (hook_ && hook_->inFlight() > 0) {
-        // Closing the connections sent their disconnect events: give them the hook timeout.
+    if (hook_bridge_ && !hook_bridge_->idle()) {
+        // Closing the connections queued their disconnect events behind what they had queued for
+        // the app: give those the hook timeout. The broker stays (and prepare_ flushes it every
+        // turn) for the publishes in the answers.
         hook_flush_deadline_ = ev_now(loop_) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
+        WSR_LOG(Info, "stopping: waiting up to %d ms for the hook's last events",
+                shared_.config.hook.timeout_ms + 1000);
         ev_timer_set(&hook_flush_, 0.01, 0.01);
         ev_timer_start(loop_, &hook_flush_);
         return;
@@ -279,7 +280,10 @@ void Worker::stopLoop() {
 
 void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
-    if (self->hook_->inFlight() == 0 || ev_now(loop) >= self->hook_flush_deadline_) {
+    if (self->hook_bridge_->idle()) {
+        self->finishStop();
+    } else if (ev_now(loop) >= self->hook_flush_deadline_) {
+        self->hook_bridge_->abandon();  // counted and logged
         self->finishStop();
     }
 }
@@ -289,6 +293,9 @@ void Worker::finishStop() {
     hook_bridge_.reset();
     hook_.reset();
     gate_.reset();
+    if (broker_) broker_->flush();
+    broker_.reset();
+    ev_prepare_stop(loop_, &prepare_);
     ev_break(loop_, EVBREAK_ALL);
 }
 
