@@ -116,7 +116,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     L(jwks_fetches, Counter, "wsrelay_jwks_refreshes_total",                                       \
       "Fetches of auth.jwt.jwks_url by result", "result", kFetchResultNames)                       \
     X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
-    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")
+    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                 \
+    X(hook_queued_bytes, Gauge, "wsrelay_hook_queued_bytes",                                       \
+      "Bytes of hook events waiting for the app behind their connection's request under way")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

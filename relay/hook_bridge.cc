@@ -1,5 +1,7 @@
 #include "relay/hook_bridge.h"
 
+#include <algorithm>
+
 #include "adapters/redis_payload.h"
 #include "relay/log.h"
 #include "relay/protocol.h"
@@ -47,18 +49,21 @@ bool deny(simdjson::dom::object answer, std::string& message) {
     return true;
 }
 
-HookQueues::Limits queueLimits() {
+// hook.max_queued_bytes is per instance: each worker bounds its share, like hook.max_in_flight.
+HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
     HookQueues::Limits limits;
     limits.events_per_connection = kMaxQueuedPerConnection;
-    limits.bytes_per_connection = UINT64_MAX;
-    limits.bytes = UINT64_MAX;
+    limits.bytes_per_connection = static_cast<uint64_t>(cfg.max_queued_bytes_per_connection);
+    limits.bytes = static_cast<uint64_t>(cfg.max_queued_bytes / std::max(1, workers));
     return limits;
 }
 
 }  // namespace
 
 HookBridge::HookBridge(Worker& worker, Hook& hook)
-    : worker_(worker), hook_(hook), queues_(queueLimits()) {
+    : worker_(worker),
+      hook_(hook),
+      queues_(queueLimits(worker.config().hook, worker.shared().workers)) {
     const auto& cfg = worker.config().hook;
     for (const std::string& name : cfg.events) {
         for (size_t i = 0; i < kHookEventNames.size(); ++i) {
@@ -142,6 +147,10 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
     return out;
 }
 
+void HookBridge::syncQueuedBytes() {
+    worker_.metrics().hook_queued_bytes.set(static_cast<int64_t>(queues_.bytes()));
+}
+
 void HookBridge::count(HookEvent event, metrics::HookResult result) {
     worker_.metrics().hook_requests[static_cast<size_t>(event)][static_cast<size_t>(result)].add();
 }
@@ -204,6 +213,7 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
             }
             decide(std::move(d));
             sendReady();  // a request slot is free
+            syncQueuedBytes();
         });
     if (!sent) {
         count(HookEvent::Connect, metrics::HookResult::Overflow);
@@ -250,11 +260,12 @@ void HookBridge::closed(uint64_t connection, std::string user, std::string meta,
         disconnect->event = HookEvent::Disconnect;
         disconnect->code = *disconnect_code;
     }
-    if (!queues_.close(connection, std::move(user), std::move(meta), std::move(disconnect))) {
-        return;  // nothing, or it goes after the connection's queued events
+    // The disconnect goes after the connection's queued events; when there are none, it goes now,
+    // or as soon as a request slot is free.
+    if (queues_.close(connection, std::move(user), std::move(meta), std::move(disconnect))) {
+        if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
     }
-    // Only the disconnect: it goes now, or as soon as a request slot is free.
-    if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
+    syncQueuedBytes();
 }
 
 void HookBridge::enqueue(Session& session, PendingHookEvent event) {
@@ -263,11 +274,15 @@ void HookBridge::enqueue(Session& session, PendingHookEvent event) {
     const std::optional<uint64_t> id = event.id;
     switch (queues_.push(connection, std::move(event))) {
         case HookQueues::Push::Queued:
+            syncQueuedBytes();
             return;
         case HookQueues::Push::Current:
             // Nothing of this connection is pending: it goes now, or is refused like a full
             // instance (nothing is queued at max_in_flight).
-            if (sendCurrent(connection)) return;
+            if (sendCurrent(connection)) {
+                syncQueuedBytes();
+                return;
+            }
             queues_.finish(connection);
             break;
         case HookQueues::Push::Full:
@@ -313,6 +328,7 @@ size_t HookBridge::abandon() {
         if (sent) ++in_flight;
     });
     m.hook_in_flight.sub(static_cast<int64_t>(in_flight));
+    syncQueuedBytes();
     const size_t total = connects + events;
     if (total > 0) {
         WSR_LOG(Warn,
@@ -392,6 +408,7 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
         if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
     }
     sendReady();
+    syncQueuedBytes();
 }
 
 void HookBridge::apply(Session* session, const PendingHookEvent& pending,

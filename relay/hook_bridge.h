@@ -89,6 +89,7 @@ private:
     std::string baseBody(uint64_t connection, const std::string& user, const std::string& meta,
                          HookEvent event) const;
     void count(HookEvent event, metrics::HookResult result);
+    void syncQueuedBytes();  // wsrelay_hook_queued_bytes
 
     Worker& worker_;
     Hook& hook_;

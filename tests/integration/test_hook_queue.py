@@ -179,6 +179,80 @@ class HookQueueTest(RelayTestCase):
         self.assertEqual([("connect", None), ("message", 1), ("message", 2)],
                          sequence(await backend.events(), conn))
 
+    async def test_queued_bytes_are_bounded_and_the_rest_refused_out_loud(self):
+        """A slow app and 40 clients each publishing 65 messages of 60 KB: without a byte bound
+        the relay held ~300 MiB; now what exceeds the per-connection and the instance's bound
+        gets 503 hook busy at once, is counted, and memory stays bounded."""
+        per_connection, instance, pad = 512 * 1024, 4 * 1024 * 1024, 60 * 1024
+        backend, relay = await self.start_pair({
+            "workers": 1, "hook.timeout_ms": 60000,
+            "hook.max_queued_bytes_per_connection": per_connection,
+            "hook.max_queued_bytes": instance})
+        await backend.hold()
+        clients = [await self.open(relay, backend) for _ in range(40)]
+        filler = "x" * pad
+
+        def publish(n):
+            return ('{"op":"publish","channel":"chat:big","data":{"n":%d,"pad":"%s"},"id":%d}'
+                    % (n, filler, n))
+
+        def counted(n):  # what one queued event counts: its data and channel, plus 256
+            data = '{"n":%d,"pad":"%s"}' % (n, filler)
+            return len(data) + len("chat:big") + 256
+
+        async def burst(ws):
+            for n in range(1, 66):
+                await ws.send(publish(n))
+            errors = await ping_barrier(ws, timeout=60)
+            for e in errors:
+                self.assertEqual(("error", 503, "hook busy"), (e["op"], e["code"], e["reason"]))
+            return sorted(e["id"] for e in errors)
+
+        rss_before = rss_kib(relay)
+        # The first client alone: its first message goes to the app (and is held there), as many
+        # as fit in its own bound wait, the rest are refused.
+        fit, used = 0, 0
+        while used + counted(fit + 2) <= per_connection:
+            used += counted(fit + 2)
+            fit += 1
+        first_ws, first_conn = clients[0]
+        self.assertEqual(list(range(2 + fit, 66)), await burst(first_ws))
+        m = await relay.ametrics()
+        self.assertEqual(used, metric(m, "wsrelay_hook_queued_bytes"))
+        # Then the other 39 at once, until the instance's bound.
+        refused = await asyncio.gather(*(burst(ws) for ws, _ in clients[1:]))
+        m = await relay.ametrics()
+        busy = 65 - 1 - fit + sum(len(r) for r in refused)
+        self.assertEqual(busy, metric(m, "wsrelay_hook_requests_total", event="message",
+                                      result="overflow"))
+        queued = metric(m, "wsrelay_hook_queued_bytes")
+        self.assertLessEqual(queued, instance)
+        self.assertGreater(queued, instance - counted(65))  # the instance's bound was reached
+        grown_mib = (rss_kib(relay) - rss_before) / 1024
+        # Held without bounds, the same load took the relay from 13 to 326 MiB.
+        self.assertLess(grown_mib, 96, f"RSS grew by {grown_mib:.0f} MiB")
+
+        # Released: everything that was accepted reaches the app, in order, and is acked.
+        await backend.release()
+        for (ws, conn), refused_ids in zip(clients, [list(range(2 + fit, 66))] + refused):
+            accepted = [n for n in range(1, 66) if n not in refused_ids]
+            acks = [await recv_json(ws, timeout=30) for _ in accepted]
+            self.assertEqual([{"op": "ack", "id": n} for n in accepted], acks)
+            messages = [n for e, n in sequence(await backend.events(), conn) if e == "message"]
+            self.assertEqual(accepted, messages)
+        m = await relay.ametrics()
+        self.assertEqual(0, metric(m, "wsrelay_hook_queued_bytes"))
+        self.assertEqual(40 * 65 - busy, metric(m, "wsrelay_hook_requests_total", event="message",
+                                                result="ok"))
+
+
+def rss_kib(relay):
+    with open(f"/proc/{relay.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
 
 if __name__ == "__main__":
     unittest.main()

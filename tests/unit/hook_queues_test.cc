@@ -65,6 +65,49 @@ TEST(HookQueuesTest, ACountBoundRefusesAndKeepsNothing) {
     EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(5)));
 }
 
+TEST(HookQueuesTest, BytesAreBoundedPerConnectionAndPerWorker) {
+    const uint64_t one = message(0, 100).bytes();  // data, channel and the fixed share
+    EXPECT_EQ(100u + 6u + PendingHookEvent::kOverheadBytes, one);
+    const uint64_t small = message(0, 0).bytes();
+    HookQueues::Limits limits = unbounded();
+    limits.bytes_per_connection = 2 * one + small;
+    limits.bytes = 3 * one;
+    HookQueues q(limits);
+
+    ASSERT_EQ(HookQueues::Push::Current, q.push(1, message(1, 100)));
+    EXPECT_EQ(one, q.bytes());  // counted until it is handed to the hook
+    q.sent(1);
+    EXPECT_EQ(0u, q.bytes());
+    EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(2, 100)));
+    EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(3, 100)));
+    EXPECT_EQ(HookQueues::Push::Full, q.push(1, message(4, 100)));  // the connection's bound
+    EXPECT_EQ(2 * one, q.bytes());                                   // nothing kept
+    EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(5, 0)));   // a smaller one fits
+    EXPECT_EQ(2 * one + small, q.bytes());
+
+    // Connection 2 is far from its own bound, but the worker's is reached.
+    ASSERT_EQ(HookQueues::Push::Current, q.push(2, message(6, 100)));
+    q.sent(2);
+    EXPECT_EQ(HookQueues::Push::Full, q.push(2, message(7, 100)));
+
+    // A disconnect is never refused; an idle connection's event goes at once whatever its size.
+    EXPECT_FALSE(q.close(1, "", "null", disconnect(1000)));
+    EXPECT_EQ(2 * one + small + PendingHookEvent::kOverheadBytes, q.bytes());
+    EXPECT_EQ(HookQueues::Push::Current, q.push(3, message(9, 10 * one)));
+    q.sent(3);
+
+    // Handed to the hook, an event's bytes are given back.
+    q.finish(1);  // message 1 (sent): message 2 becomes current
+    q.sent(1);
+    EXPECT_EQ(one + small + PendingHookEvent::kOverheadBytes, q.bytes());
+    q.finish(1);  // message 2: message 3 becomes current
+    q.sent(1);
+    EXPECT_EQ(small + PendingHookEvent::kOverheadBytes, q.bytes());  // message 5, the disconnect
+    EXPECT_EQ(HookQueues::Push::Queued, q.push(2, message(10, 100)));
+    q.abandon([](const PendingHookEvent&, bool) {});
+    EXPECT_EQ(0u, q.bytes());
+}
+
 TEST(HookQueuesTest, AClosedConnectionKeepsItsEventsAndTheDisconnectComesLast) {
     HookQueues q(unbounded());
     q.push(7, message(1));
