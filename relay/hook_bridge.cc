@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "adapters/redis_payload.h"
+#include "relay/hook_answer.h"
 #include "relay/log.h"
 #include "relay/protocol.h"
 #include "relay/session.h"
@@ -25,29 +26,6 @@ void appendString(std::string& out, std::string_view key, std::string_view value
 }
 
 std::string minified(simdjson::dom::element e) { return simdjson::minify(e); }
-
-// The app's {"error":{"code":N,"message":M}}: a 4xx code is passed to the client as is, anything
-// else becomes 502.
-bool appError(simdjson::dom::object answer, int& code, std::string& message) {
-    simdjson::dom::object error;
-    if (answer["error"].get_object().get(error) != simdjson::SUCCESS) return false;
-    int64_t c = 0;
-    code = error["code"].get_int64().get(c) == simdjson::SUCCESS && c >= 400 && c < 500
-               ? static_cast<int>(c)
-               : static_cast<int>(ErrorCode::HookFailed);
-    std::string_view m;
-    message = error["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m)
-                                                                        : "hook error";
-    return true;
-}
-
-bool deny(simdjson::dom::object answer, std::string& message) {
-    simdjson::dom::element d;
-    if (answer["deny"].get(d) != simdjson::SUCCESS) return false;
-    std::string_view m;
-    message = d["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m) : "denied";
-    return true;
-}
 
 // hook.max_queued_bytes is per instance: each worker bounds its share, like hook.max_in_flight.
 HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
@@ -188,10 +166,10 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                 std::string why;
                 if (parser_.parse(padded_.data(), length, false).get_object().get(answer) !=
                         simdjson::SUCCESS ||
-                    appError(answer, code, why)) {
+                    hook_answer::error(answer, code, why)) {
                     count(metrics::HookResult::Error);
                     d.message = "hook error";
-                } else if (deny(answer, why)) {
+                } else if (hook_answer::deny(answer, why)) {
                     count(metrics::HookResult::Denied);
                     d.kind = ConnectDecision::Kind::Deny;
                     d.message = why;
@@ -377,7 +355,7 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
             }
             int code = 0;
             std::string message;
-            if (appError(answer, code, message)) {
+            if (hook_answer::error(answer, code, message)) {
                 count(event.event, metrics::HookResult::Error);
                 if (session != nullptr) {
                     session->error(event.id, static_cast<ErrorCode>(code), message);
@@ -395,7 +373,7 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
     }
     if (has_answer) {
         std::string why;
-        if (deny(answer, why)) {
+        if (hook_answer::deny(answer, why)) {
             count(event.event, metrics::HookResult::Denied);
             if (session != nullptr) session->error(event.id, ErrorCode::Forbidden, why);
         } else {
@@ -456,7 +434,7 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
             break;
     }
 
-    if (answer["disconnect"].get(e) == simdjson::SUCCESS) {
+    if (hook_answer::command(answer, "disconnect", e)) {
         int64_t code = 4000;
         if (e["code"].get_int64().get(code) != simdjson::SUCCESS || code < 4000 || code > 4999) {
             code = 4000;

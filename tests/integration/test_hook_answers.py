@@ -1,0 +1,58 @@
+"""What the relay does with the app's answers (docs/hook.md#the-answer), against the scriptable
+backend process hook_gate_backend.py: command members set to null or false."""
+
+import unittest
+
+from relay_harness import RelayTestCase, closed_with, metric, request, subscribe
+from test_hook_queue import GateBackend
+
+
+class HookAnswerTest(RelayTestCase):
+    async def start_pair(self, extra=None):
+        backend = GateBackend()
+        self.addCleanup(backend.stop)
+        config = {"hook.url": backend.url(), "hook.routes": ["chat:*=hook"]}
+        config.update(extra or {})
+        relay = await self.start_relay(config)
+        return backend, relay
+
+    async def send(self, ws, answer, id):
+        """A `send` (RPC) the app answers with `answer`; returns what the client got."""
+        return await request(ws, {"op": "send", "data": {"answer": answer}, "id": id})
+
+    async def test_null_or_false_commands_are_absent(self):
+        backend, relay = await self.start_pair()
+        for answer in ({"deny": None}, {"deny": False}):
+            await backend.script("connect", answer)
+            await backend.script("subscribe", answer)
+            async with relay.ws_connect() as ws:  # the upgrade is not refused
+                await subscribe(ws, "room")
+        async with relay.ws_connect() as ws:
+            for i, answer in enumerate([{"deny": None}, {"deny": False}, {"disconnect": None},
+                                        {"disconnect": False}, {"error": None},
+                                        {"error": False}]):
+                got = await self.send(ws, dict(answer, reply=i), id=i + 1)
+                self.assertEqual({"op": "reply", "id": i + 1, "data": i}, got, answer)
+                routed = await request(ws, {"op": "publish", "channel": "chat:x",
+                                            "data": {"answer": answer}, "id": 100 + i})
+                self.assertEqual({"op": "ack", "id": 100 + i}, routed, answer)
+            # The connection is still open, and a real command still acts.
+            denied = await self.send(ws, {"deny": {"message": "no"}}, id=50)
+            self.assertEqual(("error", 403, "no"), (denied["op"], denied["code"],
+                                                    denied["reason"]))
+            failed = await self.send(ws, {"error": "not an object"}, id=51)
+            self.assertEqual(("error", 502), (failed["op"], failed["code"]))
+            await self.send(ws, {"disconnect": {"code": 4321, "reason": "bye"}, "reply": 0}, id=52)
+            code, _ = await closed_with(ws)
+            self.assertEqual(4321, code)
+        m = await relay.ametrics()
+        self.assertEqual(0, metric(m, "wsrelay_hook_requests_total", event="connect",
+                                   result="denied"))
+        self.assertEqual(0, metric(m, "wsrelay_hook_requests_total", event="subscribe",
+                                   result="denied"))
+        self.assertEqual(1, metric(m, "wsrelay_hook_requests_total", event="message",
+                                   result="denied"))
+
+
+if __name__ == "__main__":
+    unittest.main()
