@@ -186,7 +186,9 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                             if (c.get_string().get(text) == simdjson::SUCCESS) d.channels.emplace_back(text);
                         }
                     }
-                    if (answer["publish"].get(e) == simdjson::SUCCESS) publishFromAnswer(e);
+                    if (answer["publish"].get(e) == simdjson::SUCCESS) {
+                        warnUnpublished(HookEvent::Connect, publishFromAnswer(e));
+                    }
                 }
             }
             decide(std::move(d));
@@ -394,8 +396,12 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
     simdjson::dom::element e;
     // Publishes run even when the connection has gone: a chat message must not vanish because
     // its sender closed the tab.
-    if (answer["publish"].get(e) == simdjson::SUCCESS) publishFromAnswer(e);
-    if (session == nullptr || session->closing()) return;
+    size_t unpublished = 0;
+    if (answer["publish"].get(e) == simdjson::SUCCESS) unpublished = publishFromAnswer(e);
+    if (session == nullptr || session->closing()) {
+        warnUnpublished(pending.event, unpublished);
+        return;
+    }
 
     if (answer["meta"].get(e) == simdjson::SUCCESS) session->hookState().meta = minified(e);
     simdjson::dom::array list;
@@ -411,27 +417,34 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
         }
     }
 
-    bool answered = false;
-    if (answer["reply"].get(e) == simdjson::SUCCESS) {
-        session->reply(protocol::encodeReply(pending.id, minified(e)));
-        answered = true;
-    }
-    switch (pending.event) {
-        case HookEvent::Subscribe:
-            session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id);
-            break;
-        case HookEvent::Message:
-            if (!pending.rpc && pending.route == PublishRoute::Both) {
-                // The app may rewrite what goes to the channel; the broker's result acks it.
-                std::string data = answer["data"].get(e) == simdjson::SUCCESS ? minified(e)
-                                                                               : pending.data;
-                session->publishNow(pending.channel, data, answered ? std::nullopt : pending.id);
-            } else if (pending.id && !answered) {
-                session->reply(protocol::encodeAck(*pending.id));
-            }
-            break;
-        default:
-            break;
+    simdjson::dom::element reply;
+    const bool answered = answer["reply"].get(reply) == simdjson::SUCCESS;
+    if (pending.event == HookEvent::Message && unpublished > 0) {
+        // What the command asked for was published through the app, and the broker could not
+        // take it: the client gets the broker's error, not a reply or an ack that would say it
+        // went out.
+        session->error(pending.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+    } else {
+        warnUnpublished(pending.event, unpublished);
+        if (answered) session->reply(protocol::encodeReply(pending.id, minified(reply)));
+        switch (pending.event) {
+            case HookEvent::Subscribe:
+                session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id);
+                break;
+            case HookEvent::Message:
+                if (!pending.rpc && pending.route == PublishRoute::Both) {
+                    // The app may rewrite what goes to the channel; the broker's result acks it.
+                    std::string data = answer["data"].get(e) == simdjson::SUCCESS ? minified(e)
+                                                                                   : pending.data;
+                    session->publishNow(pending.channel, data,
+                                        answered ? std::nullopt : pending.id);
+                } else if (pending.id && !answered) {
+                    session->reply(protocol::encodeAck(*pending.id));
+                }
+                break;
+            default:
+                break;
+        }
     }
 
     if (hook_answer::command(answer, "disconnect", e)) {
@@ -445,9 +458,16 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
     }
 }
 
-void HookBridge::publishFromAnswer(simdjson::dom::element list) {
+void HookBridge::warnUnpublished(HookEvent event, size_t count) {
+    if (count == 0) return;
+    WSR_LOG(Warn, "the answer to a %s hook event had %zu publishes the broker could not take "
+            "(unavailable); nobody was told", kHookEventNames[static_cast<size_t>(event)], count);
+}
+
+size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
     simdjson::dom::array items;
-    if (list.get_array().get(items) != simdjson::SUCCESS) return;
+    if (list.get_array().get(items) != simdjson::SUCCESS) return 0;
+    size_t refused = 0;
     const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
     for (simdjson::dom::element item : items) {
         std::string_view channel;
@@ -460,10 +480,12 @@ void HookBridge::publishFromAnswer(simdjson::dom::element list) {
         }
         if (!worker_.broker().usable()) {
             worker_.metrics().broker_publish_failures.add();
+            ++refused;
             continue;
         }
         worker_.publish(channel, minified(data), PublishTicket{});
     }
+    return refused;
 }
 
 }  // namespace wsrelay

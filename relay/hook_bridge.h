@@ -84,7 +84,10 @@ private:
     void onAnswer(uint64_t connection, HookResult&& result);
     // Carries out the answer's commands for `session` (null when it has gone meanwhile).
     void apply(Session* session, const PendingHookEvent& event, simdjson::dom::object answer);
-    void publishFromAnswer(simdjson::dom::element list);
+    // Hands the answer's publishes to the broker; returns how many it could not take (down).
+    size_t publishFromAnswer(simdjson::dom::element list);
+    // Logs publishes of an answer to `event` that failed when no client hears of it.
+    void warnUnpublished(HookEvent event, size_t count);
     std::string body(uint64_t connection, const PendingHookEvent& event);
     std::string baseBody(uint64_t connection, const std::string& user, const std::string& meta,
                          HookEvent event) const;

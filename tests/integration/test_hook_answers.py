@@ -1,9 +1,12 @@
 """What the relay does with the app's answers (docs/hook.md#the-answer), against the scriptable
-backend process hook_gate_backend.py: command members set to null or false."""
+backend process hook_gate_backend.py: command members set to null or false, and publishes in an
+answer that the broker (a real Redis) cannot take."""
 
+import asyncio
 import unittest
 
-from relay_harness import RelayTestCase, closed_with, metric, request, subscribe
+from relay_harness import (IO_TIMEOUT, RelayTestCase, closed_with, metric, redis_overrides,
+                           request, subscribe)
 from test_hook_queue import GateBackend
 
 
@@ -52,6 +55,44 @@ class HookAnswerTest(RelayTestCase):
                                    result="denied"))
         self.assertEqual(1, metric(m, "wsrelay_hook_requests_total", event="message",
                                    result="denied"))
+
+    async def test_answer_publishes_the_broker_cannot_take_fail_the_command(self):
+        redis = self.start_redis()
+        backend, relay = await self.start_pair(redis_overrides(redis))
+        await relay.wait_metric(lambda s: metric(s, "wsrelay_broker_up") == 1, timeout=15,
+                                what="the broker up")
+        await backend.script("subscribe", {"publish": [{"channel": "news", "data": "joined"}]})
+        publish = {"publish": [{"channel": "news", "data": 1}]}
+        async with relay.ws_connect() as ws:
+            ok = await request(ws, {"op": "publish", "channel": "chat:x",
+                                    "data": {"answer": publish}, "id": 1})
+            self.assertEqual({"op": "ack", "id": 1}, ok)
+
+            redis.kill()
+            before = await relay.wait_metric(lambda s: metric(s, "wsrelay_broker_up") == 0,
+                                             timeout=15, what="the broker down")
+            # The answer's publish could not be handed to the broker: the command gets the
+            # broker's error, not an ack (nor the app's reply) saying it went out.
+            routed = await request(ws, {"op": "publish", "channel": "chat:x",
+                                        "data": {"answer": publish}, "id": 2})
+            self.assertEqual(("error", 503, "broker unavailable"),
+                             (routed["op"], routed["code"], routed["reason"]), routed)
+            rpc = await request(ws, {"op": "send", "data": {"answer": dict(publish, reply="sent")},
+                                     "id": 3})
+            self.assertEqual(("error", 503, "broker unavailable"),
+                             (rpc["op"], rpc["code"], rpc["reason"]), rpc)
+            # Answers without publishes still work while the broker is down.
+            plain = await self.send(ws, {"reply": "x"}, id=4)
+            self.assertEqual({"op": "reply", "id": 4, "data": "x"}, plain)
+            # A subscribe stands; its answer's failed publish is counted and logged.
+            await subscribe(ws, "room", id=5)
+            after = await relay.ametrics()
+            self.assertEqual(metric(before, "wsrelay_broker_publish_failures_total") + 3,
+                             metric(after, "wsrelay_broker_publish_failures_total"))
+            await asyncio.to_thread(
+                relay.wait_for_log,
+                "the answer to a subscribe hook event had 1 publishes the broker could not take",
+                IO_TIMEOUT)
 
 
 if __name__ == "__main__":
