@@ -104,7 +104,7 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(broker_publishes, Counter, "wsrelay_broker_publishes_total",                                 \
       "Messages published to the broker")                                                          \
     X(broker_publish_failures, Counter, "wsrelay_broker_publish_failures_total",                   \
-      "Client publishes the broker could not accept")                                              \
+      "Publishes the broker could not accept: clients', the HTTP API's and hook answers'")                                              \
     X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
       "Messages received from the broker, once per worker")                                        \
     X(broker_reconnects, Counter, "wsrelay_broker_reconnects_total",                               \

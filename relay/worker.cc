@@ -396,23 +396,32 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
 }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
-    if (status == PublishStatus::Accepted && ticket.entered_us != 0) {
+    const bool accepted = status == PublishStatus::Accepted;
+    if (accepted && ticket.entered_us != 0) {
         metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);
     }
+    // Every failure counts, whoever hears of it, if anyone does.
+    if (!accepted) metrics_.broker_publish_failures.add();
     if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
         http_api_.onPublishResult(ticket, status);
         return;
     }
-    auto it = sessions_.find(ticket.session_id);
-    if (it == sessions_.end()) return;  // the publisher left meanwhile
-    Session* session = it->second;
+    // Session 0: a publish from a hook answer, whose client (if any) was answered already.
+    Session* session = ticket.session_id == 0 ? nullptr : findSession(ticket.session_id);
+    if (session == nullptr) {
+        if (!accepted) {
+            WSR_LOG(Warn, "a publish %s failed after it was handed to the broker (%s)",
+                    ticket.session_id == 0 ? "from a hook answer" : "of a client that has gone",
+                    status == PublishStatus::Unavailable ? "broker unavailable" : "rejected");
+        }
+        return;
+    }
     std::optional<uint64_t> id;
     if (ticket.has_request_id) id = ticket.request_id;
-    if (status == PublishStatus::Accepted) {
+    if (accepted) {
         if (id) session->reply(protocol::encodeAck(*id));
         return;
     }
-    metrics_.broker_publish_failures.add();
     auto code = status == PublishStatus::Unavailable ? protocol::ErrorCode::BrokerUnavailable
                                                      : protocol::ErrorCode::Internal;
     metrics_.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();

@@ -94,6 +94,32 @@ class HookAnswerTest(RelayTestCase):
                 "the answer to a subscribe hook event had 1 publishes the broker could not take",
                 IO_TIMEOUT)
 
+    async def test_an_answer_publish_failing_later_is_counted_and_logged(self):
+        redis = self.start_redis()
+        backend, relay = await self.start_pair(redis_overrides(redis, {
+            "workers": 1, "broker.redis.probe_interval_ms": 100,
+            "broker.redis.probe_timeout_ms": 2000}))
+        await relay.wait_metric(lambda s: metric(s, "wsrelay_broker_up") == 1, timeout=15,
+                                what="the broker up")
+        before = await relay.ametrics()
+        # Redis stops answering PUBLISH: the answer's publish is taken (the broker is up) and
+        # then lost when the delivery probe times out and the relay drops the connection.
+        await redis.acommand("CLIENT", "PAUSE", "30000", "WRITE")
+        self.addCleanup(redis.command, "CLIENT", "UNPAUSE")
+        async with relay.ws_connect() as ws:
+            ok = await request(ws, {"op": "publish", "channel": "chat:x", "data": {
+                "answer": {"publish": [{"channel": "news", "data": 1}]}}, "id": 1})
+            self.assertEqual({"op": "ack", "id": 1}, ok)
+            await relay.wait_metric(
+                lambda s: metric(s, "wsrelay_broker_publish_failures_total")
+                > metric(before, "wsrelay_broker_publish_failures_total"),
+                timeout=15, what="the failure counted")
+            await asyncio.to_thread(
+                relay.wait_for_log,
+                "a publish from a hook answer failed after it was handed to the broker "
+                "(broker unavailable)", IO_TIMEOUT)
+        await redis.acommand("CLIENT", "UNPAUSE")
+
 
 if __name__ == "__main__":
     unittest.main()
