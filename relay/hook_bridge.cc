@@ -258,8 +258,9 @@ void HookBridge::enqueue(Session& session, PendingHookEvent event) {
             return;
         case HookQueues::Push::Current:
             // Nothing of this connection is pending: it goes now, or is refused like a full
-            // instance (nothing is queued at max_in_flight).
-            if (sendCurrent(connection)) {
+            // instance (nothing is queued at max_in_flight; events waiting for a slot mean the
+            // hook is at max_in_flight).
+            if (!queues_.anyReady() && sendCurrent(connection)) {
                 syncQueuedBytes();
                 return;
             }
