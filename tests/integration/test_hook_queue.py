@@ -166,9 +166,10 @@ class HookQueueTest(RelayTestCase):
         self.assertNotIn("abandoned", relay.log())
 
     async def test_what_the_stop_cannot_send_is_counted_and_logged(self):
-        # hook.timeout_ms long enough that the second message, sent when the first times out,
-        # is still unanswered when the stop gives up (hook.timeout_ms + 1 s after it began).
-        backend, relay = await self.start_pair({"drain.window_ms": 100, "hook.timeout_ms": 2500})
+        # The second message is sent when the first times out, and is still unanswered when the
+        # stop gives up (hook.timeout_ms + 1 s after it began) as long as the stop began less than
+        # hook.timeout_ms - 1 s (3 s here) after the first was sent.
+        backend, relay = await self.start_pair({"drain.window_ms": 100, "hook.timeout_ms": 4000})
         await backend.hold()
         ws, conn = await self.open(relay, backend)
         await self.publish_held(backend, ws, conn, 3)
