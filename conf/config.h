@@ -101,6 +101,8 @@ struct Config {
         std::vector<std::string> events = {"connect", "subscribe", "message", "disconnect"};
         int timeout_ms = 5000;
         int max_in_flight = 1024;  // per instance, split between workers
+        int64_t max_queued_bytes_per_connection = 1 << 20;
+        int64_t max_queued_bytes = int64_t{64} << 20;  // per instance, split between workers
         int max_connections = 16;  // per worker
         int retries = 1;
         std::vector<std::string> forward_headers = {"cookie", "user-agent", "x-forwarded-for",

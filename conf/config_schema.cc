@@ -537,6 +537,15 @@ std::vector<ConfigKey> buildTable() {
         "Hook requests under way at once per instance; beyond it commands get 503 hook busy.",
         [](auto& c) -> auto& { return c.hook.max_in_flight; }));
     keys.push_back(numberKey(
+        "hook.max_queued_bytes_per_connection", 1048576, 1024, 1073741824,
+        "Bytes of one connection's events waiting for the app; beyond it its commands get "
+        "503 hook busy.",
+        [](auto& c) -> auto& { return c.hook.max_queued_bytes_per_connection; }));
+    keys.push_back(numberKey(
+        "hook.max_queued_bytes", 67108864, 65536, 68719476736,
+        "Bytes of events waiting for the app per instance; beyond it commands get 503 hook busy.",
+        [](auto& c) -> auto& { return c.hook.max_queued_bytes; }));
+    keys.push_back(numberKey(
         "hook.max_connections", 16, 1, 1024,
         "Kept-alive HTTP connections from each worker to the app.",
         [](auto& c) -> auto& { return c.hook.max_connections; }));

@@ -73,9 +73,11 @@ inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "reject
 // Hook requests (docs/hook.md), by event and by outcome.
 inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
                                                                "disconnect"};
-enum class HookResult : uint8_t { Ok, Denied, Error, Timeout, Unavailable, Overflow, kCount };
-inline constexpr std::array<const char*, 6> kHookResultNames = {
-    "ok", "denied", "error", "timeout", "unavailable", "overflow"};
+enum class HookResult : uint8_t {
+    Ok, Denied, Error, Timeout, Unavailable, Overflow, Abandoned, kCount
+};
+inline constexpr std::array<const char*, 7> kHookResultNames = {
+    "ok", "denied", "error", "timeout", "unavailable", "overflow", "abandoned"};
 static_assert(kHookResultNames.size() == static_cast<size_t>(HookResult::kCount));
 
 // Upper bounds of the latency histograms' buckets, in seconds and in microseconds (+Inf is
@@ -131,7 +133,7 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(broker_publishes, Counter, "wsrelay_broker_publishes_total",                                 \
       "Messages published to the broker")                                                          \
     X(broker_publish_failures, Counter, "wsrelay_broker_publish_failures_total",                   \
-      "Client publishes the broker could not accept")                                              \
+      "Publishes the broker could not accept: clients', the HTTP API's and hook answers'")                                              \
     X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
       "Messages received from the broker, once per worker")                                        \
     X(broker_reconnects, Counter, "wsrelay_broker_reconnects_total",                               \
@@ -145,7 +147,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
     X(jwks_skipped_keys, Gauge, "wsrelay_jwks_skipped_keys",                                       \
       "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
-    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")
+    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                 \
+    X(hook_queued_bytes, Gauge, "wsrelay_hook_queued_bytes",                                       \
+      "Bytes of hook events waiting for the app behind their connection's request under way")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

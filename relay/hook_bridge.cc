@@ -1,6 +1,9 @@
 #include "relay/hook_bridge.h"
 
+#include <algorithm>
+
 #include "adapters/redis_payload.h"
+#include "relay/hook_answer.h"
 #include "relay/log.h"
 #include "relay/protocol.h"
 #include "relay/session.h"
@@ -11,9 +14,9 @@ namespace {
 
 using protocol::ErrorCode;
 
-// Events of one connection waiting behind the one in flight; beyond this its commands get
+// Events of one connection waiting behind its current one; beyond this its commands get
 // 503 "hook busy" at once, like a full instance.
-constexpr size_t kMaxQueuedPerSession = 64;
+constexpr size_t kMaxQueuedPerConnection = 64;
 
 void appendString(std::string& out, std::string_view key, std::string_view value) {
     out += ",\"";
@@ -24,32 +27,21 @@ void appendString(std::string& out, std::string_view key, std::string_view value
 
 std::string minified(simdjson::dom::element e) { return simdjson::minify(e); }
 
-// The app's {"error":{"code":N,"message":M}}: a 4xx code is passed to the client as is, anything
-// else becomes 502.
-bool appError(simdjson::dom::object answer, int& code, std::string& message) {
-    simdjson::dom::object error;
-    if (answer["error"].get_object().get(error) != simdjson::SUCCESS) return false;
-    int64_t c = 0;
-    code = error["code"].get_int64().get(c) == simdjson::SUCCESS && c >= 400 && c < 500
-               ? static_cast<int>(c)
-               : static_cast<int>(ErrorCode::HookFailed);
-    std::string_view m;
-    message = error["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m)
-                                                                        : "hook error";
-    return true;
-}
-
-bool deny(simdjson::dom::object answer, std::string& message) {
-    simdjson::dom::element d;
-    if (answer["deny"].get(d) != simdjson::SUCCESS) return false;
-    std::string_view m;
-    message = d["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m) : "denied";
-    return true;
+// hook.max_queued_bytes is per instance: each worker bounds its share, like hook.max_in_flight.
+HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
+    HookQueues::Limits limits;
+    limits.events_per_connection = kMaxQueuedPerConnection;
+    limits.bytes_per_connection = static_cast<uint64_t>(cfg.max_queued_bytes_per_connection);
+    limits.bytes = static_cast<uint64_t>(cfg.max_queued_bytes / std::max(1, workers));
+    return limits;
 }
 
 }  // namespace
 
-HookBridge::HookBridge(Worker& worker, Hook& hook) : worker_(worker), hook_(hook) {
+HookBridge::HookBridge(Worker& worker, Hook& hook)
+    : worker_(worker),
+      hook_(hook),
+      queues_(queueLimits(worker.config().hook, worker.shared().workers)) {
     const auto& cfg = worker.config().hook;
     for (const std::string& name : cfg.events) {
         for (size_t i = 0; i < kHookEventNames.size(); ++i) {
@@ -79,10 +71,6 @@ PublishRoute HookBridge::routeFor(std::string_view channel) const {
     return PublishRoute::Broker;
 }
 
-std::string HookBridge::baseBody(Session& session, HookEvent event) const {
-    return baseBody(session.id(), session.userId(), session.hookState().meta, event);
-}
-
 std::string HookBridge::baseBody(uint64_t connection, const std::string& user,
                                  const std::string& meta, HookEvent event) const {
     std::string body = "{\"event\":\"";
@@ -100,21 +88,64 @@ std::string HookBridge::baseBody(uint64_t connection, const std::string& user,
     return body;
 }
 
+std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event) {
+    static const std::string kNoUser;
+    static const std::string kNoMeta = "null";
+    const std::string* user = &kNoUser;
+    const std::string* meta = &kNoMeta;
+    if (const HookQueues::Closed* gone = queues_.closed(connection)) {
+        user = &gone->user;
+        meta = &gone->meta;
+    } else if (Session* session = worker_.findSession(connection)) {
+        user = &session->userId();
+        meta = &session->hookState().meta;
+    }
+    std::string out = baseBody(connection, *user, *meta, event.event);
+    switch (event.event) {
+        case HookEvent::Subscribe:
+            appendString(out, "channel", event.channel);
+            break;
+        case HookEvent::Message:
+            if (event.rpc) {
+                out += ",\"rpc\":true";
+            } else {
+                appendString(out, "channel", event.channel);
+            }
+            out += ",\"data\":";
+            out += event.data;
+            if (event.id) out += ",\"id\":" + std::to_string(*event.id);
+            break;
+        case HookEvent::Disconnect:
+            out += ",\"code\":" + std::to_string(event.code);
+            break;
+        default:
+            break;
+    }
+    out += '}';
+    return out;
+}
+
+void HookBridge::syncQueuedBytes() {
+    worker_.metrics().hook_queued_bytes.set(static_cast<int64_t>(queues_.bytes()));
+}
+
+void HookBridge::count(HookEvent event, metrics::HookResult result) {
+    worker_.metrics().hook_requests[static_cast<size_t>(event)][static_cast<size_t>(result)].add();
+}
+
 bool HookBridge::connect(uint64_t connection, const std::string& user,
                          const std::string& headers_json,
                          std::function<void(ConnectDecision&&)> decide) {
     std::string body = baseBody(connection, user, "null", HookEvent::Connect);
     body += ",\"headers\":" + headers_json + "}";
-    auto& m = worker_.metrics();
     const bool sent = hook_.send(
         HookEvent::Connect, std::move(body),
         [this, decide = std::move(decide)](HookResult&& result) {
             auto& m = worker_.metrics();
             m.hook_in_flight.sub();
+            --connects_in_flight_;
             m.hook_duration[static_cast<size_t>(HookEvent::Connect)].observe(result.seconds);
-            auto count = [&](metrics::HookResult r) {
-                m.hook_requests[static_cast<size_t>(HookEvent::Connect)][static_cast<size_t>(r)].add();
-            };
+            auto count = [&](metrics::HookResult r) { this->count(HookEvent::Connect, r); };
             ConnectDecision d;
             simdjson::dom::object answer;
             const bool empty = result.body.find_first_not_of(" \t\r\n") == std::string::npos;
@@ -135,10 +166,10 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                 std::string why;
                 if (parser_.parse(padded_.data(), length, false).get_object().get(answer) !=
                         simdjson::SUCCESS ||
-                    appError(answer, code, why)) {
+                    hook_answer::error(answer, code, why)) {
                     count(metrics::HookResult::Error);
                     d.message = "hook error";
-                } else if (deny(answer, why)) {
+                } else if (hook_answer::deny(answer, why)) {
                     count(metrics::HookResult::Denied);
                     d.kind = ConnectDecision::Kind::Deny;
                     d.message = why;
@@ -155,131 +186,152 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                             if (c.get_string().get(text) == simdjson::SUCCESS) d.channels.emplace_back(text);
                         }
                     }
-                    if (answer["publish"].get(e) == simdjson::SUCCESS) publishFromAnswer(e);
+                    if (answer["publish"].get(e) == simdjson::SUCCESS) {
+                        warnUnpublished(HookEvent::Connect, publishFromAnswer(e));
+                    }
                 }
             }
             decide(std::move(d));
+            sendReady();  // a request slot is free
+            syncQueuedBytes();
         });
     if (!sent) {
-        m.hook_requests[static_cast<size_t>(HookEvent::Connect)][static_cast<size_t>(metrics::HookResult::Overflow)].add();
+        count(HookEvent::Connect, metrics::HookResult::Overflow);
         return false;
     }
-    m.hook_in_flight.add();
+    ++connects_in_flight_;
+    worker_.metrics().hook_in_flight.add();
     return true;
 }
 
 void HookBridge::subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id) {
-    HookSessionState::Pending p;
-    p.event = HookEvent::Subscribe;
-    p.body = baseBody(session, p.event);
-    appendString(p.body, "channel", channel);
-    p.body += '}';
-    p.channel = channel;
-    p.id = id;
-    enqueue(session, std::move(p));
+    PendingHookEvent e;
+    e.event = HookEvent::Subscribe;
+    e.channel = channel;
+    e.id = id;
+    enqueue(session, std::move(e));
 }
 
 void HookBridge::message(Session& session, std::string_view channel, std::string_view data,
                          std::optional<uint64_t> id, PublishRoute route) {
-    HookSessionState::Pending p;
-    p.event = HookEvent::Message;
-    p.body = baseBody(session, p.event);
-    appendString(p.body, "channel", channel);
-    p.body += ",\"data\":";
-    p.body += data;
-    if (id) p.body += ",\"id\":" + std::to_string(*id);
-    p.body += '}';
-    p.channel = channel;
-    p.data = data;
-    p.id = id;
-    p.route = route;
-    enqueue(session, std::move(p));
+    PendingHookEvent e;
+    e.event = HookEvent::Message;
+    e.channel = channel;
+    e.data = data;
+    e.id = id;
+    e.route = route;
+    enqueue(session, std::move(e));
 }
 
 void HookBridge::send(Session& session, std::string_view data, std::optional<uint64_t> id) {
-    HookSessionState::Pending p;
-    p.event = HookEvent::Message;
-    p.rpc = true;
-    p.body = baseBody(session, p.event);
-    p.body += ",\"rpc\":true,\"data\":";
-    p.body += data;
-    if (id) p.body += ",\"id\":" + std::to_string(*id);
-    p.body += '}';
-    p.id = id;
-    enqueue(session, std::move(p));
+    PendingHookEvent e;
+    e.event = HookEvent::Message;
+    e.rpc = true;
+    e.data = data;
+    e.id = id;
+    enqueue(session, std::move(e));
 }
 
-void HookBridge::disconnect(Session& session, int code) {
-    disconnect(session.id(), session.userId(), session.hookState().meta, code);
-}
-
-void HookBridge::disconnect(uint64_t connection, const std::string& user, const std::string& meta,
-                            int code) {
-    HookSessionState::Pending p;
-    p.event = HookEvent::Disconnect;
-    p.body = baseBody(connection, user, meta, p.event);
-    p.body += ",\"code\":" + std::to_string(code) + "}";
-    // Not queued behind the connection's other events: the session is going away now, so its
-    // queue dies with it. What is already in flight stays in flight.
-    const uint64_t id = connection;
-    auto& m = worker_.metrics();
-    if (!hook_.send(p.event, p.body, [this, id, p](HookResult&& r) { onAnswer(id, p, std::move(r)); })) {
-        m.hook_requests[static_cast<size_t>(p.event)][static_cast<size_t>(metrics::HookResult::Overflow)].add();
-        WSR_LOG(Warn, "hook busy: disconnect event of connection %llu not sent",
-                static_cast<unsigned long long>(id));
-        return;
+void HookBridge::closed(uint64_t connection, std::string user, std::string meta,
+                        std::optional<int> disconnect_code) {
+    std::optional<PendingHookEvent> disconnect;
+    if (disconnect_code) {
+        disconnect.emplace();
+        disconnect->event = HookEvent::Disconnect;
+        disconnect->code = *disconnect_code;
     }
-    m.hook_in_flight.add();
-}
-
-void HookBridge::enqueue(Session& session, HookSessionState::Pending pending) {
-    HookSessionState& state = session.hookState();
-    if (state.queue.size() >= kMaxQueuedPerSession) {
-        worker_.metrics()
-            .hook_requests[static_cast<size_t>(pending.event)]
-                          [static_cast<size_t>(metrics::HookResult::Overflow)]
-            .add();
-        session.error(pending.id, ErrorCode::BrokerUnavailable, "hook busy");
-        return;
+    // The disconnect goes after the connection's queued events; when there are none, it goes now,
+    // or as soon as a request slot is free.
+    if (queues_.close(connection, std::move(user), std::move(meta), std::move(disconnect))) {
+        if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
     }
-    state.queue.push_back(std::move(pending));
-    if (!state.busy) startNext(session);
+    syncQueuedBytes();
 }
 
-void HookBridge::startNext(Session& session) {
-    HookSessionState& state = session.hookState();
-    while (!state.busy && !state.queue.empty()) {
-        HookSessionState::Pending p = std::move(state.queue.front());
-        state.queue.pop_front();
-        const uint64_t id = session.id();
-        auto& m = worker_.metrics();
-        std::string body = p.body;
-        if (hook_.send(p.event, std::move(body),
-                       [this, id, p](HookResult&& r) { onAnswer(id, p, std::move(r)); })) {
-            state.busy = true;
-            m.hook_in_flight.add();
+void HookBridge::enqueue(Session& session, PendingHookEvent event) {
+    const uint64_t connection = session.id();
+    const HookEvent kind = event.event;
+    const std::optional<uint64_t> id = event.id;
+    switch (queues_.push(connection, std::move(event))) {
+        case HookQueues::Push::Queued:
+            syncQueuedBytes();
             return;
-        }
-        m.hook_requests[static_cast<size_t>(p.event)][static_cast<size_t>(metrics::HookResult::Overflow)].add();
-        session.error(p.id, ErrorCode::BrokerUnavailable, "hook busy");
+        case HookQueues::Push::Current:
+            // Nothing of this connection is pending: it goes now, or is refused like a full
+            // instance (nothing is queued at max_in_flight; events waiting for a slot mean the
+            // hook is at max_in_flight).
+            if (!queues_.anyReady() && sendCurrent(connection)) {
+                syncQueuedBytes();
+                return;
+            }
+            queues_.finish(connection);
+            break;
+        case HookQueues::Push::Full:
+            break;
+    }
+    count(kind, metrics::HookResult::Overflow);
+    session.error(id, ErrorCode::BrokerUnavailable, "hook busy");
+}
+
+bool HookBridge::sendCurrent(uint64_t connection) {
+    PendingHookEvent& e = *queues_.current(connection);
+    if (!hook_.send(e.event, body(connection, e),
+                    [this, connection](HookResult&& r) { onAnswer(connection, std::move(r)); })) {
+        return false;
+    }
+    queues_.sent(connection);
+    // The request holds the data now; the event keeps it only for a `both` route, which
+    // publishes it once the app has answered.
+    if (e.event == HookEvent::Message && (e.rpc || e.route != PublishRoute::Both)) {
+        std::string().swap(e.data);
+    }
+    worker_.metrics().hook_in_flight.add();
+    return true;
+}
+
+void HookBridge::sendReady() {
+    while (const std::optional<uint64_t> connection = queues_.firstReady()) {
+        if (!sendCurrent(*connection)) return;
+        queues_.popReady();
     }
 }
 
-void HookBridge::onAnswer(uint64_t session_id, const HookSessionState::Pending& pending,
-                          HookResult&& result) {
+size_t HookBridge::abandon() {
+    auto& m = worker_.metrics();
+    size_t in_flight = connects_in_flight_;
+    for (size_t i = 0; i < connects_in_flight_; ++i) {
+        count(HookEvent::Connect, metrics::HookResult::Abandoned);
+    }
+    const size_t connects = connects_in_flight_;
+    connects_in_flight_ = 0;
+    const size_t events = queues_.abandon([&](const PendingHookEvent& e, bool sent) {
+        count(e.event, metrics::HookResult::Abandoned);
+        if (sent) ++in_flight;
+    });
+    m.hook_in_flight.sub(static_cast<int64_t>(in_flight));
+    syncQueuedBytes();
+    const size_t total = connects + events;
+    if (total > 0) {
+        WSR_LOG(Warn,
+                "stopping: %zu hook events abandoned: %zu sent and not answered, %zu never sent "
+                "(hook.timeout_ms + 1 s have passed)",
+                total, in_flight, total - in_flight);
+    }
+    return total;
+}
+
+void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
     auto& m = worker_.metrics();
     m.hook_in_flight.sub();
-    m.hook_duration[static_cast<size_t>(pending.event)].observe(result.seconds);
-    Session* session = pending.event == HookEvent::Disconnect ? nullptr
-                                                              : worker_.findSession(session_id);
-    if (session != nullptr) session->hookState().busy = false;
+    const PendingHookEvent event = queues_.finish(connection);
+    m.hook_duration[static_cast<size_t>(event.event)].observe(result.seconds);
+    // Null once the connection has closed; a disconnect's never exists.
+    Session* session =
+        event.event == HookEvent::Disconnect ? nullptr : worker_.findSession(connection);
 
-    auto count = [&](metrics::HookResult r) {
-        m.hook_requests[static_cast<size_t>(pending.event)][static_cast<size_t>(r)].add();
-    };
     auto fail = [&](metrics::HookResult r, std::string_view reason) {
-        count(r);
-        if (session != nullptr) session->error(pending.id, ErrorCode::HookFailed, reason);
+        count(event.event, r);
+        if (session != nullptr) session->error(event.id, ErrorCode::HookFailed, reason);
     };
 
     simdjson::dom::object answer;
@@ -306,10 +358,10 @@ void HookBridge::onAnswer(uint64_t session_id, const HookSessionState::Pending& 
             }
             int code = 0;
             std::string message;
-            if (appError(answer, code, message)) {
-                count(metrics::HookResult::Error);
+            if (hook_answer::error(answer, code, message)) {
+                count(event.event, metrics::HookResult::Error);
                 if (session != nullptr) {
-                    session->error(pending.id, static_cast<ErrorCode>(code), message);
+                    session->error(event.id, static_cast<ErrorCode>(code), message);
                 }
                 break;
             }
@@ -324,24 +376,33 @@ void HookBridge::onAnswer(uint64_t session_id, const HookSessionState::Pending& 
     }
     if (has_answer) {
         std::string why;
-        if (deny(answer, why)) {
-            count(metrics::HookResult::Denied);
-            if (session != nullptr) session->error(pending.id, ErrorCode::Forbidden, why);
+        if (hook_answer::deny(answer, why)) {
+            count(event.event, metrics::HookResult::Denied);
+            if (session != nullptr) session->error(event.id, ErrorCode::Forbidden, why);
         } else {
-            count(metrics::HookResult::Ok);
-            apply(session, pending, answer);
+            count(event.event, metrics::HookResult::Ok);
+            apply(session, event, answer);
         }
     }
-    if (session != nullptr) startNext(*session);
+    // A request slot is free: the connection's next event competes for it with those waiting.
+    if (queues_.current(connection) != nullptr) {
+        if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
+    }
+    sendReady();
+    syncQueuedBytes();
 }
 
-void HookBridge::apply(Session* session, const HookSessionState::Pending& pending,
+void HookBridge::apply(Session* session, const PendingHookEvent& pending,
                        simdjson::dom::object answer) {
     simdjson::dom::element e;
     // Publishes run even when the connection has gone: a chat message must not vanish because
     // its sender closed the tab.
-    if (answer["publish"].get(e) == simdjson::SUCCESS) publishFromAnswer(e);
-    if (session == nullptr || session->closing()) return;
+    size_t unpublished = 0;
+    if (answer["publish"].get(e) == simdjson::SUCCESS) unpublished = publishFromAnswer(e);
+    if (session == nullptr || session->closing()) {
+        warnUnpublished(pending.event, unpublished);
+        return;
+    }
 
     if (answer["meta"].get(e) == simdjson::SUCCESS) session->hookState().meta = minified(e);
     simdjson::dom::array list;
@@ -357,30 +418,37 @@ void HookBridge::apply(Session* session, const HookSessionState::Pending& pendin
         }
     }
 
-    bool answered = false;
-    if (answer["reply"].get(e) == simdjson::SUCCESS) {
-        session->reply(protocol::encodeReply(pending.id, minified(e)));
-        answered = true;
-    }
-    switch (pending.event) {
-        case HookEvent::Subscribe:
-            session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id);
-            break;
-        case HookEvent::Message:
-            if (!pending.rpc && pending.route == PublishRoute::Both) {
-                // The app may rewrite what goes to the channel; the broker's result acks it.
-                std::string data = answer["data"].get(e) == simdjson::SUCCESS ? minified(e)
-                                                                               : pending.data;
-                session->publishNow(pending.channel, data, answered ? std::nullopt : pending.id);
-            } else if (pending.id && !answered) {
-                session->reply(protocol::encodeAck(*pending.id));
-            }
-            break;
-        default:
-            break;
+    simdjson::dom::element reply;
+    const bool answered = answer["reply"].get(reply) == simdjson::SUCCESS;
+    if (pending.event == HookEvent::Message && unpublished > 0) {
+        // What the command asked for was published through the app, and the broker could not
+        // take it: the client gets the broker's error, not a reply or an ack that would say it
+        // went out.
+        session->error(pending.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+    } else {
+        warnUnpublished(pending.event, unpublished);
+        if (answered) session->reply(protocol::encodeReply(pending.id, minified(reply)));
+        switch (pending.event) {
+            case HookEvent::Subscribe:
+                session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id);
+                break;
+            case HookEvent::Message:
+                if (!pending.rpc && pending.route == PublishRoute::Both) {
+                    // The app may rewrite what goes to the channel; the broker's result acks it.
+                    std::string data = answer["data"].get(e) == simdjson::SUCCESS ? minified(e)
+                                                                                   : pending.data;
+                    session->publishNow(pending.channel, data,
+                                        answered ? std::nullopt : pending.id);
+                } else if (pending.id && !answered) {
+                    session->reply(protocol::encodeAck(*pending.id));
+                }
+                break;
+            default:
+                break;
+        }
     }
 
-    if (answer["disconnect"].get(e) == simdjson::SUCCESS) {
+    if (hook_answer::command(answer, "disconnect", e)) {
         int64_t code = 4000;
         if (e["code"].get_int64().get(code) != simdjson::SUCCESS || code < 4000 || code > 4999) {
             code = 4000;
@@ -391,9 +459,16 @@ void HookBridge::apply(Session* session, const HookSessionState::Pending& pendin
     }
 }
 
-void HookBridge::publishFromAnswer(simdjson::dom::element list) {
+void HookBridge::warnUnpublished(HookEvent event, size_t count) {
+    if (count == 0) return;
+    WSR_LOG(Warn, "the answer to a %s hook event had %zu publishes the broker could not take "
+            "(unavailable); nobody was told", kHookEventNames[static_cast<size_t>(event)], count);
+}
+
+size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
     simdjson::dom::array items;
-    if (list.get_array().get(items) != simdjson::SUCCESS) return;
+    if (list.get_array().get(items) != simdjson::SUCCESS) return 0;
+    size_t refused = 0;
     const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
     for (simdjson::dom::element item : items) {
         std::string_view channel;
@@ -406,12 +481,14 @@ void HookBridge::publishFromAnswer(simdjson::dom::element list) {
         }
         if (!worker_.broker().usable()) {
             worker_.metrics().broker_publish_failures.add();
+            ++refused;
             continue;
         }
         const std::string payload = minified(data);
         if (!worker_.admit(channel, payload, metrics::MessageSource::Hook)) continue;  // logged
         worker_.publish(channel, payload, PublishTicket{});
     }
+    return refused;
 }
 
 }  // namespace wsrelay

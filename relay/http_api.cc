@@ -209,10 +209,7 @@ void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status)
     auto it = pending_.find(ticket.session_id & ~kTicketBit);
     if (it == pending_.end()) return;  // the client went away meanwhile
     auto [wsi, request] = it->second;
-    if (status != PublishStatus::Accepted) {
-        request->failed = true;
-        worker_.metrics().broker_publish_failures.add();
-    }
+    if (status != PublishStatus::Accepted) request->failed = true;  // counted by the worker
     if (--request->outstanding > 0) return;
     pending_.erase(it);
     if (request->failed) {

@@ -501,11 +501,13 @@ const std::string& Session::userId() const {
 void Session::onClosed() {
     ev_timer_stop(worker_.loop(), &auth_timer_);
     auto& m = worker_.metrics();
-    if (announced_) {
-        HookBridge* hook = worker_.hookBridge();
-        if (hook != nullptr && hook->sends(HookEvent::Disconnect)) {
-            hook->disconnect(*this, close_code_ != 0 ? close_code_ : 1006);
+    if (HookBridge* hook = worker_.hookBridge()) {
+        // Events this connection queued for the app still go, then its disconnect.
+        std::optional<int> disconnect;
+        if (announced_ && hook->sends(HookEvent::Disconnect)) {
+            disconnect = close_code_ != 0 ? close_code_ : 1006;
         }
+        hook->closed(id_, userId(), hook_.meta, disconnect);
     }
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
     worker_.hub().leaveAll(membership_);

@@ -265,13 +265,14 @@ void Worker::stopLoop() {
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
-    if (broker_) broker_->flush();
-    broker_.reset();
-    ev_prepare_stop(loop_, &prepare_);
     ev_async_stop(loop_, &control_);
-    if (hook_ && hook_->inFlight() > 0) {
-        // Closing the connections sent their disconnect events: give them the hook timeout.
+    if (hook_bridge_ && !hook_bridge_->idle()) {
+        // Closing the connections queued their disconnect events behind what they had queued for
+        // the app: give those the hook timeout. The broker stays (and prepare_ flushes it every
+        // turn) for the publishes in the answers.
         hook_flush_deadline_ = ev_now(loop_) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
+        WSR_LOG(Info, "stopping: waiting up to %d ms for the hook's last events",
+                shared_.config.hook.timeout_ms + 1000);
         ev_timer_set(&hook_flush_, 0.01, 0.01);
         ev_timer_start(loop_, &hook_flush_);
         return;
@@ -281,7 +282,10 @@ void Worker::stopLoop() {
 
 void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
-    if (self->hook_->inFlight() == 0 || ev_now(loop) >= self->hook_flush_deadline_) {
+    if (self->hook_bridge_->idle()) {
+        self->finishStop();
+    } else if (ev_now(loop) >= self->hook_flush_deadline_) {
+        self->hook_bridge_->abandon();  // counted and logged
         self->finishStop();
     }
 }
@@ -291,6 +295,9 @@ void Worker::finishStop() {
     hook_bridge_.reset();
     hook_.reset();
     gate_.reset();
+    if (broker_) broker_->flush();
+    broker_.reset();
+    ev_prepare_stop(loop_, &prepare_);
     ev_break(loop_, EVBREAK_ALL);
 }
 
@@ -431,23 +438,32 @@ void Worker::warnTooLarge(metrics::MessageSource source, std::string_view channe
 }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
-    if (status == PublishStatus::Accepted && ticket.entered_us != 0) {
+    const bool accepted = status == PublishStatus::Accepted;
+    if (accepted && ticket.entered_us != 0) {
         metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);
     }
+    // Every failure counts, whoever hears of it, if anyone does.
+    if (!accepted) metrics_.broker_publish_failures.add();
     if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
         http_api_.onPublishResult(ticket, status);
         return;
     }
-    auto it = sessions_.find(ticket.session_id);
-    if (it == sessions_.end()) return;  // the publisher left meanwhile
-    Session* session = it->second;
+    // Session 0: a publish from a hook answer, whose client (if any) was answered already.
+    Session* session = ticket.session_id == 0 ? nullptr : findSession(ticket.session_id);
+    if (session == nullptr) {
+        if (!accepted) {
+            WSR_LOG(Warn, "a publish %s failed after it was handed to the broker (%s)",
+                    ticket.session_id == 0 ? "from a hook answer" : "of a client that has gone",
+                    status == PublishStatus::Unavailable ? "broker unavailable" : "rejected");
+        }
+        return;
+    }
     std::optional<uint64_t> id;
     if (ticket.has_request_id) id = ticket.request_id;
-    if (status == PublishStatus::Accepted) {
+    if (accepted) {
         if (id) session->reply(protocol::encodeAck(*id));
         return;
     }
-    metrics_.broker_publish_failures.add();
     auto code = status == PublishStatus::Unavailable ? protocol::ErrorCode::BrokerUnavailable
                                                      : protocol::ErrorCode::Internal;
     metrics_.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();

@@ -143,7 +143,7 @@ private:
     std::unique_ptr<Authenticator> auth_;
     std::unique_ptr<Hook> hook_;
     std::unique_ptr<HookBridge> hook_bridge_;
-    ev_timer hook_flush_{};  // at stop: lets the last disconnect events reach the app
+    ev_timer hook_flush_{};  // at stop: lets the connections' last hook events reach the app
     double hook_flush_deadline_ = 0;
     static void onHookFlush(struct ev_loop* loop, ev_timer* w, int revents);
     void finishStop();

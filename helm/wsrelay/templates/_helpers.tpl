@@ -125,7 +125,7 @@ in-chart Redis, the mounted JWT key files, the hook).
 {{/*
 The longest the relay takes to exit once its pod is being deleted: the preStop sleep, the drain
 window (rounded up), the relay's own 5 s cut-off after the window and, with the hook, the wait
-for the last disconnect events (hook.timeout_ms + 1 s, docs/hook.md).
+for the last hook events and disconnects (hook.timeout_ms + 1 s, docs/hook.md).
 */}}
 {{- define "wsrelay.stopSeconds" -}}
 {{- $window := dig "drain" "window_ms" 10000 (default dict .Values.config) | int64 -}}

@@ -1,0 +1,113 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "adapters/hook.h"
+
+namespace wsrelay {
+
+// Where a client publish on a channel goes (hook.routes).
+enum class PublishRoute : uint8_t { Broker, Hook, Both };
+
+// One event of a connection for the app. Its request body is built when it is sent, so it carries
+// the connection's metadata of that moment (docs/hook.md: "meta").
+struct PendingHookEvent {
+    HookEvent event = HookEvent::Message;
+    std::string channel;         // subscribe, routed publish
+    std::string data;            // message: the client's data, as sent
+    std::optional<uint64_t> id;  // the client's command id
+    PublishRoute route = PublishRoute::Hook;
+    bool rpc = false;
+    int code = 0;  // disconnect: the close code
+
+    // What it counts against hook.max_queued_bytes*: its data and channel, and a fixed share for
+    // the rest (the event's own memory), so that many small events count too.
+    static constexpr size_t kOverheadBytes = 256;
+    size_t bytes() const { return data.size() + channel.size() + kOverheadBytes; }
+};
+
+// Every connection's events for the app on one worker, kept in order (docs/hook.md#order): each
+// connection has at most one current event (being sent, or waiting for a free request slot) and
+// the rest wait behind it. Kept apart from the Session so that they outlive it: what a client
+// sent before it closed still reaches the app, followed by its disconnect. Single-threaded; no I/O.
+//
+// Bounds: a client's event that cannot go at once waits only while its connection has fewer than
+// `events_per_connection` waiting, and while its bytes fit under both `bytes_per_connection` and
+// the worker's `bytes`; otherwise push() refuses it and keeps nothing. A disconnect is never
+// refused: it is small, and the app must hear of every close.
+class HookQueues {
+public:
+    struct Limits {
+        size_t events_per_connection = 64;
+        uint64_t bytes_per_connection = 1 << 20;
+        uint64_t bytes = 64 << 20;  // the worker's share of hook.max_queued_bytes
+    };
+    enum class Push : uint8_t {
+        Current,  // the connection had nothing pending: this is its current event, to send now
+        Queued,   // it waits behind the connection's current event
+        Full,     // refused: a bound was reached
+    };
+    // What a closed connection's remaining events carry as its user and metadata.
+    struct Closed {
+        std::string user;
+        std::string meta;
+    };
+
+    explicit HookQueues(Limits limits) : limits_(limits) {}
+
+    Push push(uint64_t connection, PendingHookEvent event);
+    // The connection is gone: its queued events stay, carrying `user` and `meta` from now on, and
+    // `disconnect` (when given) is queued after them. True when the disconnect became the
+    // current event (nothing else was pending): the caller sends it.
+    bool close(uint64_t connection, std::string user, std::string meta,
+               std::optional<PendingHookEvent> disconnect);
+
+    // The connection's current event; null when it has none.
+    PendingHookEvent* current(uint64_t connection);
+    // Non-null once the connection has closed.
+    const Closed* closed(uint64_t connection) const;
+    // The current event was handed to the hook: its bytes no longer count as queued (the hook's
+    // in-flight bound holds it now).
+    void sent(uint64_t connection);
+    // The current event is done (answered, or refused unsent): returns it; the next one, if any,
+    // becomes current and must be sent (or waited for, with wait()) by the caller.
+    PendingHookEvent finish(uint64_t connection);
+
+    // The connection's current event waits for a free request slot; ready() lists them in the
+    // order they began to wait.
+    void wait(uint64_t connection) { ready_.push_back(connection); }
+    std::optional<uint64_t> firstReady() const {
+        return ready_.empty() ? std::nullopt : std::optional<uint64_t>(ready_.front());
+    }
+    void popReady() { ready_.pop_front(); }
+    bool anyReady() const { return !ready_.empty(); }
+
+    // Bytes of the events not handed to the hook yet, on this worker.
+    uint64_t bytes() const { return bytes_; }
+    // True when no connection has an event pending.
+    bool empty() const { return connections_.empty(); }
+    // Drops everything, calling `f` for each event left (in flight or not) in each connection's
+    // order; returns how many there were.
+    size_t abandon(const std::function<void(const PendingHookEvent&, bool in_flight)>& f);
+
+private:
+    struct Connection {
+        std::deque<PendingHookEvent> events;  // front() is the current event
+        uint64_t bytes = 0;                   // of the events not sent yet
+        bool current_sent = false;
+        std::optional<Closed> closed;
+    };
+
+    Limits limits_;
+    std::unordered_map<uint64_t, Connection> connections_;
+    std::deque<uint64_t> ready_;
+    uint64_t bytes_ = 0;
+};
+
+}  // namespace wsrelay
