@@ -6,7 +6,8 @@ records what arrived in arrival order, and it answers what the test scripts.
     /usr/bin/python3 hook_gate_backend.py [PORT]      (0 or nothing: any free port)
 
 Prints `listening <port>` once ready; binds 127.0.0.1 only; standard library only; no signature
-check (the tests that use it leave hook.secret empty).
+check (the tests that use it leave hook.secret empty). Imported, GateBackend runs it as a separate
+process, drives its controls and stops it by PID.
 
 The hook: a POST to any path but /control/... Each request is recorded as
 {"event", "connection", "channel", "id", "n", "rpc", "code", "bytes"} (n: data.n when data is an
@@ -21,10 +22,17 @@ Control:
   GET  /control/held       how many answers are being held right now
 """
 
+import asyncio
 import json
+import os
+import queue
+import subprocess
 import sys
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from relay_harness import HOST, IO_TIMEOUT, wait_until
 
 HOLD_LIMIT_S = 60  # a held answer goes anyway after this: a forgotten release cannot hang a test
 
@@ -111,9 +119,64 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class GateBackend:
+    """hook_gate_backend.py as a separate process, stopped by PID."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "0"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        lines = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout],
+                                       daemon=True)
+        self.reader.start()
+        first = lines.get(timeout=IO_TIMEOUT)
+        if not first.startswith("listening "):
+            raise AssertionError(f"backend said {first!r}")
+        self.port = int(first.split()[1])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=IO_TIMEOUT)
+        self.reader.join(timeout=IO_TIMEOUT)
+        self.proc.stdout.close()
+
+    def url(self):
+        return f"http://{HOST}:{self.port}/ws-hook"
+
+    def _call(self, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{HOST}:{self.port}{path}", data=data,
+                                     method="GET" if body is None else "POST")
+        with urllib.request.urlopen(req, timeout=IO_TIMEOUT) as r:
+            return json.loads(r.read())
+
+    async def hold(self):
+        await asyncio.to_thread(self._call, "/control/hold", {})
+
+    async def release(self):
+        await asyncio.to_thread(self._call, "/control/release", {})
+
+    async def script(self, event, answer):
+        await asyncio.to_thread(self._call, "/control/answer", {"event": event, "answer": answer})
+
+    async def events(self, connection=None):
+        got = await asyncio.to_thread(self._call, "/control/events")
+        return [e for e in got if connection is None or e["connection"] == connection]
+
+    async def held(self):
+        return (await asyncio.to_thread(self._call, "/control/held"))["held"]
+
+    async def wait_events(self, predicate, what, timeout=IO_TIMEOUT):
+        async def check():
+            got = await self.events()
+            return got if predicate(got) else None
+        return await wait_until(check, timeout, what)
+
+
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((HOST, port), Handler)
     server.daemon_threads = True
     sys.stdout.write(f"listening {server.server_address[1]}\n")
     sys.stdout.flush()

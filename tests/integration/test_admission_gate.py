@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
@@ -23,10 +22,9 @@ import urllib.request
 import websockets
 
 from auth_tokens import auth_config, claims, shared_keys
-from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, parse_metrics, request,
-                           wait_until)
+from hook_gate_backend import GateBackend
+from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, parse_metrics, request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 NGINX = "/usr/sbin/nginx"
 
 
@@ -103,47 +101,21 @@ def statuses(raw):
             if line.startswith("HTTP/1.1 ")]
 
 
-class HookBackend:
-    """admission_hook.py as a separate process."""
-
-    def __init__(self, policy, message=None):
-        args = ["/usr/bin/python3", os.path.join(HERE, "admission_hook.py"), policy]
-        if message is not None:
-            args.append(message)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening "):
-            self.stop()
-            raise AssertionError(f"hook backend said {line!r}")
-        self.port = int(line.split()[1])
-
-    def url(self):
-        return f"http://{HOST}:{self.port}/hook"
-
-    def events(self, kind=None):
-        with urllib.request.urlopen(f"http://{HOST}:{self.port}/events", timeout=IO_TIMEOUT) as r:
-            events = json.loads(r.read())
-        return [e for e in events if kind is None or e["event"] == kind]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=IO_TIMEOUT)
-
-
 class GateTestCase(RelayTestCase):
-    async def start_hook(self, policy, message=None):
-        backend = await asyncio.to_thread(HookBackend, policy, message)
+    async def hooked_relay(self, policy, extra=None, message="denied by the test backend"):
+        """A relay whose connect hook (hook_gate_backend.py) allows or denies every connect."""
+        backend = await asyncio.to_thread(GateBackend)
         self.addCleanup(backend.stop)
-        return backend
-
-    async def hooked_relay(self, policy, extra=None, message=None):
-        backend = await self.start_hook(policy, message)
+        if policy == "deny":
+            await backend.script("connect", {"deny": {"message": message}})
         config = {"hook.url": backend.url(), "hook.timeout_ms": 2000,
                   "hook.events": ["connect", "disconnect"]}
         config.update(extra or {})
         return backend, await self.start_relay(config)
+
+    @staticmethod
+    async def events(backend, kind):
+        return [e for e in await backend.events() if e["event"] == kind]
 
 
 SPELLINGS = ["//ws", "/./ws", "/%77s", "/x/../ws", "/ws/../ws", "//./x/..//ws"]
@@ -155,12 +127,12 @@ class PathSpellingTest(GateTestCase):
         for path in ["/ws"] + SPELLINGS:
             raw = await asyncio.to_thread(exchange, relay.port, upgrade_head(path))
             self.assertEqual([403], statuses(raw), f"{path}: {raw!r}")
-        self.assertEqual(1 + len(SPELLINGS), len(backend.events("connect")))
+        self.assertEqual(1 + len(SPELLINGS), len(await self.events(backend, "connect")))
         # Not the WebSocket path, however spelled: 404, and the app is not asked.
         for path in ["/ws/", "/wsx", "/x/ws", "/%2577s"]:
             raw = await asyncio.to_thread(exchange, relay.port, upgrade_head(path))
             self.assertEqual([404], statuses(raw), f"{path}: {raw!r}")
-        self.assertEqual(1 + len(SPELLINGS), len(backend.events("connect")))
+        self.assertEqual(1 + len(SPELLINGS), len(await self.events(backend, "connect")))
 
     async def test_the_token_is_required_on_every_spelling(self):
         relay = await self.start_relay(auth_config())
@@ -199,7 +171,7 @@ class OneRequestPerConnectionTest(GateTestCase):
             exchange, relay.port, plain_get("/metrics") + upgrade_head() + upgrade_head())
         self.assertEqual([200], statuses(also_api)[:1])
         self.assertNotIn(101, statuses(also_api))
-        self.assertEqual([], backend.events("connect"))
+        self.assertEqual([], await self.events(backend, "connect"))
 
     async def test_without_a_gate_keep_alive_still_works(self):
         relay = await self.start_relay()
@@ -413,7 +385,7 @@ class ConnectAndDisconnectTest(GateTestCase):
         for head in broken:
             raw = await asyncio.to_thread(exchange, relay.port, head)
             self.assertEqual([400], statuses(raw), f"{head!r}: {raw!r}")
-        self.assertEqual([], backend.events("connect"))
+        self.assertEqual([], await self.events(backend, "connect"))
         series = await relay.ametrics()
         self.assertEqual(len(broken), metric(series, "wsrelay_handshakes_total", result="bad_request"))
 
@@ -425,10 +397,10 @@ class ConnectAndDisconnectTest(GateTestCase):
         with socket.create_connection((HOST, relay.port), timeout=IO_TIMEOUT) as s:
             s.sendall(upgrade_head())
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        await wait_until(lambda: len(backend.events("disconnect")) >= 2, IO_TIMEOUT,
-                         what="two disconnect events")
-        connects = {e["connection"] for e in backend.events("connect")}
-        disconnects = {e["connection"] for e in backend.events("disconnect")}
+        await backend.wait_events(lambda got: sum(e["event"] == "disconnect" for e in got) >= 2,
+                                  "two disconnect events")
+        connects = {e["connection"] for e in await self.events(backend, "connect")}
+        disconnects = {e["connection"] for e in await self.events(backend, "disconnect")}
         self.assertEqual(2, len(connects))
         self.assertEqual(connects, disconnects)
 

@@ -1,11 +1,12 @@
 """Subscriptions the app grants through the hook (docs/auth.md, "Live expiry and refresh"): a token
 refresh re-checks only the channels the client subscribed to itself; the app's grants stay until
-the connection leaves them. The app is grant_hook.py, a process of its own."""
+the connection leaves them. The app is hook_gate_backend.py, a process of its own: its connect
+answer subscribes the client, and an RPC answers with the `answer` its data carries."""
 
 import unittest
 
 from auth_tokens import AuthTestCase, auth_config, claims, connect
-from grant_hook import GrantHook
+from hook_gate_backend import GateBackend
 from relay_harness import ping_barrier, recv_json, request, send_json, subscribe
 
 GRANTED = "private:room42"
@@ -13,8 +14,9 @@ GRANTED = "private:room42"
 
 class AppGrantsTest(AuthTestCase):
     async def asyncSetUp(self):
-        self.app = GrantHook(connect_subscribe=[GRANTED]).start()
+        self.app = GateBackend()
         self.addCleanup(self.app.stop)
+        await self.app.script("connect", {"subscribe": [GRANTED]})
         # One worker: API publishes reach the client in the order sent, which proves absences.
         self.relay = await self.start_relay(auth_config({
             "workers": 1,
@@ -39,8 +41,13 @@ class AppGrantsTest(AuthTestCase):
         self.assertIn({"op": "ack", "id": id}, frames)
         return [f for f in frames if f != {"op": "ack", "id": id}]
 
+    @staticmethod
+    async def rpc(ws, answer, id):
+        """A `send` whose answer from the app is `answer`."""
+        await send_json(ws, {"op": "send", "data": {"answer": answer}, "id": id})
+
     async def grant(self, ws, channel, id):
-        await send_json(ws, {"op": "send", "data": {"cmd": "grant", "channel": channel}, "id": id})
+        await self.rpc(ws, {"subscribe": [channel], "reply": {"granted": channel}}, id)
         self.assertEqual({"op": "subscribed", "channel": channel}, await recv_json(ws))
         self.assertEqual({"op": "reply", "id": id, "data": {"granted": channel}},
                          await recv_json(ws))
@@ -88,8 +95,7 @@ class AppGrantsTest(AuthTestCase):
         await subscribe(ws, "room:a", id=3)
         # The app revokes: the same.
         await self.grant(ws, "room:b", 4)
-        await send_json(ws, {"op": "send", "data": {"cmd": "revoke", "channel": "room:b"},
-                             "id": 5})
+        await self.rpc(ws, {"unsubscribe": ["room:b"], "reply": {"revoked": "room:b"}}, 5)
         self.assertEqual({"op": "unsubscribed", "channel": "room:b", "reason": "hook"},
                          await recv_json(ws))
         self.assertEqual({"op": "reply", "id": 5, "data": {"revoked": "room:b"}},
@@ -97,8 +103,7 @@ class AppGrantsTest(AuthTestCase):
         await subscribe(ws, "room:b", id=6)
         # A channel the client was in already, granted by the app: the app's from now on.
         await subscribe(ws, "room:c", id=7)
-        await send_json(ws, {"op": "send", "data": {"cmd": "grant", "channel": "room:c"},
-                             "id": 8})
+        await self.rpc(ws, {"subscribe": ["room:c"], "reply": {"granted": "room:c"}}, 8)
         self.assertEqual({"op": "reply", "id": 8, "data": {"granted": "room:c"}},
                          await recv_json(ws))
 

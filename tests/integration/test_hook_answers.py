@@ -7,7 +7,7 @@ import unittest
 
 from relay_harness import (IO_TIMEOUT, RelayTestCase, closed_with, metric, redis_overrides,
                            request, subscribe)
-from test_hook_queue import GateBackend
+from hook_gate_backend import GateBackend
 
 
 class HookAnswerTest(RelayTestCase):

@@ -3,75 +3,13 @@ holds its answers until told (hook_gate_backend.py): events a client sent before
 reach the app, in order, followed by its disconnect, also when the relay stops."""
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import threading
-import queue
 import unittest
-import urllib.request
 
+from hook_gate_backend import GateBackend
 from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json,
                            request, send_json, wait_until)
-
-BACKEND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hook_gate_backend.py")
-
-
-class GateBackend:
-    """hook_gate_backend.py as a separate process, stopped by PID."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(["/usr/bin/python3", BACKEND, "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        lines = queue.Queue()
-        self.reader = threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout],
-                                       daemon=True)
-        self.reader.start()
-        first = lines.get(timeout=IO_TIMEOUT)
-        if not first.startswith("listening "):
-            raise AssertionError(f"backend said {first!r}")
-        self.port = int(first.split()[1])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=IO_TIMEOUT)
-        self.reader.join(timeout=IO_TIMEOUT)
-        self.proc.stdout.close()
-
-    def url(self):
-        return f"http://{HOST}:{self.port}/ws-hook"
-
-    def _call(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://{HOST}:{self.port}{path}", data=data,
-                                     method="GET" if body is None else "POST")
-        with urllib.request.urlopen(req, timeout=IO_TIMEOUT) as r:
-            return json.loads(r.read())
-
-    async def hold(self):
-        await asyncio.to_thread(self._call, "/control/hold", {})
-
-    async def release(self):
-        await asyncio.to_thread(self._call, "/control/release", {})
-
-    async def script(self, event, answer):
-        await asyncio.to_thread(self._call, "/control/answer", {"event": event, "answer": answer})
-
-    async def events(self, connection=None):
-        got = await asyncio.to_thread(self._call, "/control/events")
-        return [e for e in got if connection is None or e["connection"] == connection]
-
-    async def held(self):
-        return (await asyncio.to_thread(self._call, "/control/held"))["held"]
-
-    async def wait_events(self, predicate, what, timeout=IO_TIMEOUT):
-        async def check():
-            got = await self.events()
-            return got if predicate(got) else None
-        return await wait_until(check, timeout, what)
-
 
 def sequence(events, connection):
     """(event, n) of one connection's requests, in arrival order; n for messages, code for
