@@ -62,6 +62,9 @@ enum Field : unsigned { kData, kChannel };
 struct HttpApi::Request {
     bool broadcast = false;
     bool too_large = false;
+    // Refused at the head (no or wrong key): answered once the body is read, not before.
+    unsigned refused = 0;
+    std::string refusal;
     std::string body;
     uint64_t id = 0;
     size_t outstanding = 0;  // publishes the broker has not answered yet
@@ -79,40 +82,50 @@ bool HttpApi::handles(std::string_view path) {
 }
 
 int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
-    // The body's framing first: a body that is not going to be read closes the connection, and
-    // every refusal below can then leave lws to skip a body of known length and keep it alive.
+    // The body's framing first: a body that is not going to be read is refused at once; any
+    // other refusal is answered once the body is read.
     const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
     switch (bodyFraming(wsi, limit)) {
         case Framing::Ok:
             break;
         case Framing::Chunked:
-            return http::respondAndClose(
+            return http::answer(
                 wsi, 411, kJson,
                 errorBody("Transfer-Encoding is not supported: send the body with a Content-Length"));
         case Framing::NoLength:
-            return http::respondAndClose(wsi, 411, kJson, errorBody("Content-Length required"));
+            return http::answer(wsi, 411, kJson, errorBody("Content-Length required"));
         case Framing::BadLength:
-            return http::respondAndClose(wsi, 400, kJson, errorBody("invalid Content-Length"));
+            return http::answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
         case Framing::TooLarge:
-            return http::respondAndClose(wsi, 413, kJson, errorBody("body too large"));
+            return http::answer(wsi, 413, kJson, errorBody("body too large"));
     }
+    // A refusal waits for the body: lws 4.1.6, answered before a body it must then skip, can
+    // take the next pipelined request for the body and loop on it forever (a POST with a wrong
+    // key, then the rest of its body and another request in one packet, hung the worker). The
+    // body is bounded above, so reading it costs an unauthenticated client no more than a
+    // publish would.
+    slot = new Request();
+    slot->broadcast = path == kBroadcastPath;
     const std::string& key = worker_.config().api.key;
-    auto refuse = [this, wsi](unsigned status, std::string_view reason) {
-        return http::answer(worker_, wsi, status, kJson, errorBody(reason));
-    };
-    if (key.empty()) return refuse(403, "the HTTP API is off: set api.key");
+    if (key.empty()) {
+        slot->refused = 403;
+        slot->refusal = "the HTTP API is off: set api.key";
+        return 0;
+    }
     std::string given(256, '\0');
     int n = lws_hdr_custom_copy(wsi, given.data(), static_cast<int>(given.size()), "x-api-key:", 10);
     given.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    if (!keyMatches(key, given)) return refuse(401, "missing or wrong X-API-Key");
-    slot = new Request();
-    slot->broadcast = path == kBroadcastPath;
+    if (!keyMatches(key, given)) {
+        slot->refused = 401;
+        slot->refusal = "missing or wrong X-API-Key";
+    }
     return 0;
 }
 
 int HttpApi::onBody(Request& request, const char* data, size_t len) {
     // lws hands over Content-Length bytes, which onRequest() checked against the limit; this only
     // guards the buffer should lws ever pass more.
+    if (request.refused != 0) return 0;  // read and dropped
     const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
     if (request.too_large || request.body.size() + len > limit) {
         request.too_large = true;  // keep reading, answer 413 at the end
@@ -131,6 +144,9 @@ int HttpApi::finish(lws* wsi, Request& request, unsigned status, std::string bod
 }
 
 int HttpApi::onBodyComplete(lws* wsi, Request& request) {
+    if (request.refused != 0) {
+        return finish(wsi, request, request.refused, errorBody(request.refusal));
+    }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
     simdjson::dom::object root;
     if (parser_.parse(request.body).get(root) != simdjson::SUCCESS) {
@@ -226,7 +242,7 @@ int HttpApi::onWriteable(lws* wsi, Request*& slot) {
     const std::string response = std::move(slot->response);
     delete slot;
     slot = nullptr;
-    return http::answer(worker_, wsi, status, kJson, response);
+    return http::answer(wsi, status, kJson, response);
 }
 
 void HttpApi::onClosed(Request*& slot) {

@@ -31,17 +31,9 @@ const char* statusText(unsigned status) {
 
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
 
-}  // namespace
 
-int answer(Worker& worker, lws* wsi, unsigned status, std::string_view content_type,
-           std::string_view body) {
-    const bool close = worker.gate().readsHeads();
-    if (respond(wsi, status, content_type, body, close) != 0 || close) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
-            bool close) {
+int writeResponse(lws* wsi, unsigned status, std::string_view content_type,
+                  std::string_view body) {
     std::vector<unsigned char> buf(LWS_PRE + 512 + body.size());
     unsigned char* start = buf.data() + LWS_PRE;
     unsigned char* p = start;
@@ -57,9 +49,8 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      reinterpret_cast<const unsigned char*>("no-store"), 8, &p,
                                      end) ||
-        (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
-                                               reinterpret_cast<const unsigned char*>("close"), 5,
-                                               &p, end)) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                     reinterpret_cast<const unsigned char*>("close"), 5, &p, end) ||
         (status == 426 &&
          lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
                                       reinterpret_cast<const unsigned char*>("websocket"), 9, &p,
@@ -74,36 +65,38 @@ int respond(lws* wsi, unsigned status, std::string_view content_type, std::strin
     return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP) == n ? 0 : -1;
 }
 
-int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
-                    std::string_view body) {
-    // lws writes what the socket does not take before it closes (LRS_FLUSHING_BEFORE_CLOSE).
-    respond(wsi, status, content_type, body, true);
-    return -1;
+}  // namespace
+
+int answer(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
+    writeResponse(wsi, status, content_type, body);
+    return -1;  // lws sends what the socket did not take before it closes
 }
+
+
 
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     std::string_view path = uri != nullptr ? uri : "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
         return worker.httpApi().onRequest(wsi, path, api);
     }
-    if (!isGet(wsi)) return answer(worker, wsi, 405, kJson, R"({"error":"method not allowed"})");
-    if (path == "/healthz") return answer(worker, wsi, 200, kJson, R"({"status":"ok"})");
+    if (!isGet(wsi)) return answer(wsi, 405, kJson, R"({"error":"method not allowed"})");
+    if (path == "/healthz") return answer(wsi, 200, kJson, R"({"status":"ok"})");
     if (path == "/readyz") {
         std::string reason = worker.shared().notReadyReason();
-        if (reason.empty()) return answer(worker, wsi, 200, kJson, R"({"ready":true})");
+        if (reason.empty()) return answer(wsi, 200, kJson, R"({"ready":true})");
         std::string body = R"({"ready":false,"reason":)";
         appendJsonString(reason, body);
         body += '}';
-        return answer(worker, wsi, 503, kJson, body);
+        return answer(wsi, 503, kJson, body);
     }
     if (path == "/metrics") {
-        return answer(worker, wsi, 200, kPrometheus, worker.shared().registry.render());
+        return answer(wsi, 200, kPrometheus, worker.shared().registry.render());
     }
     if (path == worker.config().websocket.path) {
-        return answer(worker, wsi, 426, kJson,
+        return answer(wsi, 426, kJson,
                       R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})");
     }
-    return answer(worker, wsi, 404, kJson, R"({"error":"not found"})");
+    return answer(wsi, 404, kJson, R"({"error":"not found"})");
 }
 
 int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {

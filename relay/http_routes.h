@@ -25,19 +25,12 @@ int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade);
 int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason);
 // The complete HTTP/1.1 refusal refuseUpgrade() writes, for sockets lws has not seen yet.
 std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason);
-// Writes a complete HTTP/1.1 response (with `Connection: close` when `close`). Returns 0, or -1
-// when the connection must close.
-int respond(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
-            bool close);
-// Writes a complete response and ends the request: the connection stays open for the next one,
-// unless the upgrade gate reads request heads (then every connection carries one request, and
-// the answer says Connection: close; lws sends what it holds before closing). Returns what the
-// lws callback must return.
-int answer(Worker& worker, lws* wsi, unsigned status, std::string_view content_type,
-           std::string_view body);
-// Writes a complete response with `Connection: close`, for a request whose body is not to be
-// read. Returns -1: what the lws callback returns to close the connection once it is written.
-int respondAndClose(lws* wsi, unsigned status, std::string_view content_type,
-                    std::string_view body);
+// Writes a complete response with `Connection: close` and ends the connection: every
+// connection on the port carries one request. The upgrade gate decides on that one request
+// (docs/security.md), and Debian's lws 4.1.6 loops forever on a pipelined request with a body
+// that it parses from bytes it already holds (a GET, then a POST in the same packet, hung the
+// worker at 100 % CPU), so lws never gets to parse a second request. Returns what the lws
+// callback must return (-1: lws sends what the socket did not take, then closes).
+int answer(lws* wsi, unsigned status, std::string_view content_type, std::string_view body);
 
 }  // namespace wsrelay::http

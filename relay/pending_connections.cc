@@ -76,13 +76,6 @@ void PendingConnections::setStage(PendingConnection& c, PendingConnection::Stage
     link(c);
 }
 
-void PendingConnections::touch(PendingConnection& c, double now) {
-    if (!c.listed) return;
-    unlink(c);
-    c.since = now;
-    link(c);
-}
-
 void PendingConnections::remove(PendingConnection& c) {
     unlink(c);
     if (c.stage == PendingConnection::Stage::Closing) --closing_;

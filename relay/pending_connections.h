@@ -29,7 +29,7 @@ struct PendingConnection {
     int fd = -1;
     lws* wsi = nullptr;  // once libwebsockets has it
     AddressKey address{};
-    double since = 0;  // loop time it was accepted, or its latest HTTP request began
+    double since = 0;  // loop time it was accepted (or left the connect hook's parking)
     Stage stage = Stage::ReadingHead;
     bool request_seen = false;  // lws has called back for its (first) request
     // The gate's decision on the connection's one request (with the gate reading heads).
@@ -68,8 +68,6 @@ public:
     // Moves `c` to the new stage; Parked and Closing leave the age order, anything else joins it
     // as the newest, aged from `now`.
     void setStage(PendingConnection& c, PendingConnection::Stage stage, double now);
-    // A new request began on a plain HTTP connection: it is aged from `now`.
-    void touch(PendingConnection& c, double now);
     // Forgets `c` (it became a session, or its socket is closed); `c` is destroyed.
     void remove(PendingConnection& c);
 

@@ -408,11 +408,7 @@ void UpgradeGate::onTimeout(struct ev_loop* loop, ev_timer* w, int) {
 int UpgradeGate::onHttpRequest(lws* wsi) {
     PendingConnection* c = entryOf(wsi);
     if (c == nullptr) return 0;
-    if (!reads_heads_) {
-        pending_.touch(*c, ev_now(worker_.loop()));  // a keep-alive connection's next request
-        return 0;
-    }
-    // One request per connection: its answer says Connection: close. Anything after it is not
+    // One request per connection (its answer says Connection: close): anything after it is not
     // the request the gate read, so it is not served.
     if (c->request_seen) return -1;
     c->request_seen = true;
@@ -426,9 +422,10 @@ int UpgradeGate::onHttpRequest(lws* wsi) {
 }
 
 int UpgradeGate::confirm(lws* wsi) {
-    if (!reads_heads_) return 0;
     PendingConnection* c = entryOf(wsi);
-    const bool admitted = c != nullptr && !c->request_seen && c->grant && c->grant->upgrade;
+    // Without the gate reading heads lws's own reading decides: only the one request counts.
+    const bool admitted = c != nullptr && !c->request_seen &&
+                          (!reads_heads_ || (c->grant && c->grant->upgrade));
     if (c != nullptr) c->request_seen = true;
     if (admitted) return 0;
     // Not the request the gate read and admitted (cannot happen while the gate and lws agree on

@@ -172,6 +172,11 @@ class Relay:
         if self._reader:
             self._reader.join(timeout=STOP_TIMEOUT)
 
+    def sanitized(self):
+        """Whether the running server is built with AddressSanitizer (its runtime is mapped)."""
+        with open(f"/proc/{self.proc.pid}/maps") as f:
+            return any("libasan" in line or "libclang_rt.asan" in line for line in f)
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 

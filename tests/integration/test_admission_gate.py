@@ -173,20 +173,21 @@ class OneRequestPerConnectionTest(GateTestCase):
         self.assertNotIn(101, statuses(also_api))
         self.assertEqual([], await self.events(backend, "connect"))
 
-    async def test_without_a_gate_keep_alive_still_works(self):
-        relay = await self.start_relay()
-
-        def two_requests():
-            with socket.create_connection((HOST, relay.port), timeout=IO_TIMEOUT) as s:
-                s.sendall(plain_get())
-                first = read_response(s)
-                s.sendall(plain_get("/readyz"))
-                return first, read_response(s)
-
-        first, second = await asyncio.to_thread(two_requests)
-        self.assertEqual(200, first[0])
-        self.assertNotEqual("close", first[1].get("connection"))
-        self.assertEqual(200, second[0])
+    async def test_pipelined_requests_never_reach_lws_and_never_hang_a_worker(self):
+        # Debian's lws 4.1.6 loops forever on a pipelined request with a body that it parses from
+        # bytes it already holds; every answer closes the connection, so it never parses one.
+        body = json.dumps({"channel": "news", "data": 1}).encode()
+        post = (b"POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        for config in ({}, auth_config()):
+            relay = await self.start_relay({**config, "workers": 1, "api.key": "k"})
+            for sent in (post + post, plain_get() + post, plain_get() + plain_get(),
+                         b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" + post):
+                raw = await asyncio.to_thread(exchange, relay.port, sent)
+                self.assertEqual(1, len(statuses(raw)), raw)
+                self.assertIn(b"connection: close", raw.lower())
+                # The one worker still serves.
+                self.assertEqual(200, (await relay.ahttp_get("/healthz"))[0])
 
 
 class Nginx:

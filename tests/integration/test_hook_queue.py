@@ -169,7 +169,10 @@ class HookQueueTest(RelayTestCase):
         self.assertGreater(queued, instance - counted(65))  # the instance's bound was reached
         grown_mib = (rss_kib(relay) - rss_before) / 1024
         # Held without bounds, the same load took the relay from 13 to 326 MiB.
-        self.assertLess(grown_mib, 96, f"RSS grew by {grown_mib:.0f} MiB")
+        if not relay.sanitized():
+            # AddressSanitizer keeps freed memory in quarantine (256 MiB by default): RSS says
+            # nothing there. The counters and the gauge above hold in every build.
+            self.assertLess(grown_mib, 96, f"RSS grew by {grown_mib:.0f} MiB")
 
         # Released: everything that was accepted reaches the app, in order, and is acked.
         await backend.release()

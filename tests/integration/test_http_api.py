@@ -170,28 +170,40 @@ class HttpApiTest(RelayTestCase):
             self.assertEqual([], await ping_barrier(ws))
         self.assertEqual(0, metric(await self.relay.ametrics(), "wsrelay_broker_publishes_total"))
 
-    async def test_refusals_after_the_head_keep_the_connection(self):
-        """With the body's length known, a refused request's body is skipped and the connection
-        serves the next request."""
-        self.relay = await self.start_relay({"api.key": KEY})
+    async def test_a_refusal_waits_for_the_body_then_closes(self):
+        """A request refused for its key is answered once its body is read (lws 4.1.6 must never
+        skip a body: it can take what follows for it), with Connection: close; what the client
+        sent behind it on the same connection is not served, and the worker stays healthy."""
+        self.relay = await self.start_relay({"api.key": KEY, "workers": 1})
+        body = json.dumps({"channel": "news", "data": 1}).encode()
 
-        def two_requests():
-            conn = http.client.HTTPConnection(HOST, self.relay.port, timeout=IO_TIMEOUT)
-            try:
-                out = []
-                for key in ("wrong", KEY):
-                    conn.request("POST", "/api/publish",
-                                 body=json.dumps({"channel": "news", "data": 1}),
-                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
-                    resp = conn.getresponse()
-                    out.append((resp.status, json.loads(resp.read())))
-                return out
-            finally:
-                conn.close()
+        def head(key):
+            return (f"POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                    ).encode()
 
-        first, second = await asyncio.to_thread(two_requests)
-        self.assertEqual(401, first[0])
-        self.assertEqual((200, {"ok": True, "channels": 1}), second)
+        def refused_then_more():
+            with socket.create_connection((HOST, self.relay.port), timeout=IO_TIMEOUT) as s:
+                s.sendall(head("wrong") + body[:5])
+                s.settimeout(0.2)
+                with self.assertRaises(socket.timeout):  # no answer before the body
+                    s.recv(1)
+                s.settimeout(IO_TIMEOUT)
+                s.sendall(body[5:] + head(KEY) + body)
+                out = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return out
+                    out += chunk
+
+        raw = await asyncio.to_thread(refused_then_more)
+        self.assertEqual(1, raw.count(b"HTTP/1.1 "), raw)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 401 "), raw)
+        self.assertIn(b"connection: close", raw.lower())
+        self.assertEqual(0, metric(await self.relay.ametrics(), "wsrelay_broker_publishes_total"))
+        status, reply = await self.apost("/api/publish", {"channel": "news", "data": 2})
+        self.assertEqual((200, {"ok": True, "channels": 1}), (status, reply))
 
     async def test_duplicate_fields_are_400_like_client_commands(self):
         self.relay = await self.start_relay({"api.key": KEY})

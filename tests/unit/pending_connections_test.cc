@@ -59,19 +59,14 @@ TEST(PendingConnectionsTest, AnAddressAtItsBoundIsRefusedOthersAreNot) {
     EXPECT_EQ(Admit::Added, table.add(3, v4(1), 0));
 }
 
-TEST(PendingConnectionsTest, ParkedConnectionsAreNeitherShedNorAgedAndTouchRenews) {
+TEST(PendingConnectionsTest, ParkedConnectionsAreNeitherShedNorAged) {
     PendingConnections table(10, 0);
     table.add(1, v4(1), 1.0);
     table.add(2, v4(1), 2.0);
-    table.add(3, v4(1), 3.0);
-    table.setStage(*table.find(1), Stage::Parked, 4.0);
+    table.setStage(*table.find(1), Stage::Parked, 3.0);
     EXPECT_EQ(2, table.oldest()->fd);
-    table.touch(*table.find(2), 5.0);  // a keep-alive connection's next request
-    EXPECT_EQ(3, table.oldest()->fd);
     table.setStage(*table.find(1), Stage::Lws, 6.0);  // the hook answered: aged from now
-    table.remove(*table.find(3));
     EXPECT_EQ(2, table.oldest()->fd);
-    EXPECT_EQ(5.0, table.oldest()->since);
     table.remove(*table.find(2));
     EXPECT_EQ(1, table.oldest()->fd);
     EXPECT_EQ(6.0, table.oldest()->since);
