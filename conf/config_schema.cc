@@ -343,7 +343,7 @@ std::vector<ConfigKey> buildTable() {
         "Accepted connections per instance that are not WebSocket sessions yet (request head "
         "being read, waiting for the connect hook, upgrade under way, plain HTTP); over it the "
         "oldest is closed to make room. 0 = a quarter of the connection limit (the descriptors "
-        "the relay keeps above it).",
+        "the relay keeps above it), at least 16.",
         [](auto& c) -> auto& { return c.limits.max_pending_handshakes; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
         "limits.max_pending_handshakes_per_ip", 0, 1, 10000000,

@@ -13,10 +13,6 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 int hexValue(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -45,6 +41,10 @@ bool decodeInto(std::string_view in, bool plus_is_space, std::string& out) {
 }
 
 }  // namespace
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
 
 std::string_view RequestHead::path() const { return target.substr(0, target.find('?')); }
 

@@ -40,6 +40,9 @@ bool normalizedPath(std::string_view target, std::string& out);
 // %XX and '+' decoded, as lws does for query arguments. False on a bad escape or a decoded NUL.
 bool urlDecode(std::string_view in, std::string& out);
 
+// ASCII case-insensitive equality (header names, tokens).
+bool equalsIgnoreCase(std::string_view a, std::string_view b);
+
 // Whether the comma-separated header value `list` holds `token` (case-insensitive, RFC 7230
 // lists: "keep-alive, Upgrade").
 bool listHasToken(std::string_view list, std::string_view token);

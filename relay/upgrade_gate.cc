@@ -1,7 +1,6 @@
 #include "relay/upgrade_gate.h"
 
 #include <libwebsockets.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +24,8 @@ constexpr size_t kLwsHeaderBuffer = 127;
 // The name of the listener's lws protocol: a client offering it as a subprotocol would be bound
 // to it by lws.
 constexpr std::string_view kListenerProtocol = "wsrelay-listener";
+// limits.max_pending_handshakes: 0 means a quarter of the connection limit, at least this.
+constexpr size_t kMinPendingBound = 16;
 
 void countHandshake(metrics::WorkerMetrics& m, metrics::HandshakeResult result) {
     m.handshakes[static_cast<size_t>(result)].add();
@@ -45,7 +46,8 @@ size_t pendingBound(const Worker& worker) {
     const auto& limits = worker.config().limits;
     const size_t total = limits.max_pending_handshakes > 0
                              ? static_cast<size_t>(limits.max_pending_handshakes)
-                             : std::max<size_t>(16, static_cast<size_t>(worker.maxConnections()) / 4);
+                             : std::max<size_t>(kMinPendingBound,
+                                                static_cast<size_t>(worker.maxConnections()) / 4);
     return perWorker(total, worker.workerCount());
 }
 
@@ -55,7 +57,7 @@ bool subprotocolsAcceptable(const RequestHead& request, std::string& reason) {
     bool offered = false;
     bool ours = false;
     for (const auto& [name, value] : request.headers) {
-        if (strcasecmp(std::string(name).c_str(), "sec-websocket-protocol") != 0) continue;
+        if (!equalsIgnoreCase(name, "sec-websocket-protocol")) continue;
         if (value.size() > kLwsHeaderBuffer) {
             reason = "Sec-WebSocket-Protocol is too long";
             return false;
@@ -216,8 +218,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
 }
 
 unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reason) const {
-    if (request.headerCount("upgrade") != 1 ||
-        strcasecmp(std::string(request.header("upgrade")).c_str(), "websocket") != 0) {
+    if (request.headerCount("upgrade") != 1 || !equalsIgnoreCase(request.header("upgrade"), "websocket")) {
         reason = "only the websocket upgrade is supported";
         return 400;
     }

@@ -55,7 +55,7 @@ bool offersBearer(std::string_view text) {
     RequestHead head;
     if (!parseRequestHead(text, head)) return false;
     for (const auto& [name, value] : head.headers) {
-        if (name.size() != 22 || !listHasToken(name, "sec-websocket-protocol")) continue;
+        if (!equalsIgnoreCase(name, "sec-websocket-protocol")) continue;
         std::string_view rest = value;
         while (!rest.empty()) {
             const size_t comma = rest.find(',');
