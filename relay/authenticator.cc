@@ -40,12 +40,6 @@ jwt::VerifyOptions verifyOptions(const Config& config) {
     return o;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 }  // namespace
 
 int64_t wallClockMs() {
@@ -62,7 +56,7 @@ std::string Authenticator::findToken(const RequestHead& request,
     const std::string_view authorization = request.header("authorization");
     if (authorization.size() > kBearer.size() &&
         strncasecmp(authorization.data(), kBearer.data(), kBearer.size()) == 0) {
-        return std::string(trim(authorization.substr(kBearer.size())));
+        return std::string(trimSpaces(authorization.substr(kBearer.size())));
     }
     if (!subprotocol_token.empty()) return std::string(subprotocol_token);
     if (config_.auth.jwt.allow_query_token) {

@@ -7,12 +7,6 @@
 namespace wsrelay {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 int hexValue(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -41,6 +35,12 @@ bool decodeInto(std::string_view in, bool plus_is_space, std::string& out) {
 }
 
 }  // namespace
+
+std::string_view trimSpaces(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
     return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -98,7 +98,7 @@ bool parseRequestHead(std::string_view head, RequestHead& out) {
         pos = eol + 2;
         const size_t colon = h.find(':');
         if (colon == std::string_view::npos || colon == 0) return false;
-        out.headers.emplace_back(h.substr(0, colon), trim(h.substr(colon + 1)));
+        out.headers.emplace_back(h.substr(0, colon), trimSpaces(h.substr(colon + 1)));
     }
     return true;
 }
@@ -142,7 +142,7 @@ bool normalizedPath(std::string_view target, std::string& out) {
 bool listHasToken(std::string_view list, std::string_view token) {
     while (!list.empty()) {
         const size_t comma = list.find(',');
-        if (equalsIgnoreCase(trim(list.substr(0, comma)), token)) return true;
+        if (equalsIgnoreCase(trimSpaces(list.substr(0, comma)), token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }

@@ -40,6 +40,9 @@ bool normalizedPath(std::string_view target, std::string& out);
 // %XX and '+' decoded, as lws does for query arguments. False on a bad escape or a decoded NUL.
 bool urlDecode(std::string_view in, std::string& out);
 
+// `s` without leading and trailing spaces and tabs (HTTP's optional white space).
+std::string_view trimSpaces(std::string_view s);
+
 // ASCII case-insensitive equality (header names, tokens).
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 

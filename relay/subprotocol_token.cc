@@ -5,16 +5,12 @@
 #include <string_view>
 #include <vector>
 
+#include "relay/request_head.h"
+
 namespace wsrelay {
 namespace {
 
 constexpr std::string_view kHeaderName = "sec-websocket-protocol";
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 bool isProtocolHeader(std::string_view line, std::string_view& value) {
     const size_t colon = line.find(':');
@@ -60,7 +56,7 @@ SubprotocolLift liftSubprotocolToken(std::string& bytes, size_t max_head_bytes) 
         while (from <= value.size()) {
             size_t comma = value.find(',', from);
             if (comma == std::string_view::npos) comma = value.size();
-            const std::string_view entry = trim(value.substr(from, comma - from));
+            const std::string_view entry = trimSpaces(value.substr(from, comma - from));
             from = comma + 1;
             if (entry.starts_with(kBearerSubprotocolPrefix)) {
                 if (out.token.empty()) out.token = entry.substr(kBearerSubprotocolPrefix.size());
