@@ -1,5 +1,6 @@
 #include "conf/config_schema.h"
 
+#include "adapters/jwks_file_url.h"
 #include "adapters/redis_url.h"
 
 #include <algorithm>
@@ -177,6 +178,9 @@ std::string checkJwksUrl(std::string_view url) {
         !url.starts_with("file://")) {
         return "must start with http://, https:// or file://";
     }
+    std::string path;
+    std::string error;
+    if (url.starts_with("file://") && !jwt::pathOfFileUrl(url, path, error)) return error;
     return "";
 }
 
