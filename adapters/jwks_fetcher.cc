@@ -1,5 +1,7 @@
 #include "adapters/jwks_fetcher.h"
 
+#include "adapters/jwks_file_url.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -34,18 +36,6 @@ Scheme schemeOf(std::string_view url) {
     if (startsWithNoCase(url, "file://")) return Scheme::File;
     if (startsWithNoCase(url, "http://") || startsWithNoCase(url, "https://")) return Scheme::Http;
     return Scheme::Unsupported;
-}
-
-// file:///abs/path or file://localhost/abs/path; no percent-decoding.
-bool pathOfFileUrl(std::string_view url, std::string& path, std::string& error) {
-    std::string_view rest = url.substr(7);
-    if (rest.starts_with("localhost/")) rest.remove_prefix(9);
-    if (!rest.starts_with('/')) {
-        error = "a file:// URL needs an absolute path (file:///path/to/jwks.json)";
-        return false;
-    }
-    path.assign(rest);
-    return true;
 }
 
 // libcurl_global_init is not safe to race with other libcurl users starting up; once per process.

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "adapters/redis_url.h"
+
 struct redisReply;
 
 namespace wsrelay {
@@ -15,13 +17,6 @@ constexpr int kClusterSlots = 16384;
 // The slot of a key (or sharded channel): CRC16/XMODEM of the key, or of the text inside its first
 // non-empty {hash tag}, modulo 16384, exactly as Redis computes it.
 uint16_t clusterKeySlot(std::string_view key);
-
-struct ClusterNode {
-    std::string host;
-    int port = 0;
-    std::string name() const { return host + ":" + std::to_string(port); }
-    bool operator==(const ClusterNode&) const = default;
-};
 
 // Which master owns each slot.
 struct ClusterTopology {
@@ -38,8 +33,5 @@ struct ClusterTopology {
 // so a broker never runs on a cluster that refuses part of its channels.
 bool parseClusterSlots(const redisReply* reply, const std::string& asked_host,
                        ClusterTopology& out, std::string& error);
-
-// "host:port" or "[v6]:port"; port 1..65535 required.
-bool parseHostPort(std::string_view text, ClusterNode& out, std::string& error);
 
 }  // namespace wsrelay

@@ -139,4 +139,40 @@ std::string describeRedisUrl(const RedisUrl& url) {
     return host + ":" + std::to_string(url.port) + "/" + std::to_string(url.db);
 }
 
+bool parseHostPort(std::string_view text, ClusterNode& out, std::string& error) {
+    std::string_view host;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const size_t close = text.find("]:");
+        if (close == std::string_view::npos) {
+            error = "'" + std::string(text) + "' is not [IPv6]:port";
+            return false;
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos || text.find(':') != colon) {
+            error = "'" + std::string(text) + "' is not host:port";
+            return false;
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (hasSpaceOrControl(host)) {
+        error = "'" + std::string(text) + "': the host has whitespace or control characters";
+        return false;
+    }
+    int value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (host.empty() || port.empty() || ec != std::errc() || end != port.data() + port.size() ||
+        value < 1 || value > 65535) {
+        error = "'" + std::string(text) + "' is not host:port with a port in 1..65535";
+        return false;
+    }
+    out.host = std::string(host);
+    out.port = value;
+    return true;
+}
+
 }  // namespace wsrelay

@@ -5,6 +5,9 @@
 
 namespace wsrelay {
 
+// Redis addresses as the configuration writes them. This file depends on nothing but the standard
+// library, so conf/ checks the same syntax the brokers connect with (library wsrelay_redis_address).
+
 // Where and how to reach a standalone Redis: redis://[user:password@]host[:port][/db].
 struct RedisUrl {
     std::string host;
@@ -25,5 +28,16 @@ RedisUrlParse parseRedisUrl(std::string_view text);
 
 // host:port/db, for logs: never the credentials.
 std::string describeRedisUrl(const RedisUrl& url);
+
+// A Redis Cluster node or a Sentinel.
+struct ClusterNode {
+    std::string host;
+    int port = 0;
+    std::string name() const { return host + ":" + std::to_string(port); }
+    bool operator==(const ClusterNode&) const = default;
+};
+
+// "host:port" or "[v6]:port"; port 1..65535 required.
+bool parseHostPort(std::string_view text, ClusterNode& out, std::string& error);
 
 }  // namespace wsrelay

@@ -1,5 +1,8 @@
 #include "conf/config_schema.h"
 
+#include "adapters/jwks_file_url.h"
+#include "adapters/redis_url.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -165,14 +168,8 @@ std::string checkOrigin(std::string_view origin) {
     return "";
 }
 
-// The scheme only: the rest is checked when the Redis broker is built (relay/server.cc), the same
-// parser that connects.
-std::string checkRedisUrl(std::string_view url) {
-    if (hasSpace(url)) return "must not contain whitespace";
-    if (url.starts_with("rediss://")) return "TLS (rediss://) is not supported by this build";
-    if (!url.starts_with("redis://")) return "must start with redis://";
-    return "";
-}
+// The parser the Redis broker connects with (adapters/redis_url.h); it never echoes a password.
+std::string checkRedisUrl(std::string_view url) { return parseRedisUrl(url).error; }
 
 std::string checkJwksUrl(std::string_view url) {
     if (url.empty()) return "";
@@ -181,6 +178,9 @@ std::string checkJwksUrl(std::string_view url) {
         !url.starts_with("file://")) {
         return "must start with http://, https:// or file://";
     }
+    std::string path;
+    std::string error;
+    if (url.starts_with("file://") && !jwt::pathOfFileUrl(url, path, error)) return error;
     return "";
 }
 
@@ -269,21 +269,11 @@ std::string checkRoute(std::string_view route) {
     return checkChannelPattern(route.substr(0, eq));
 }
 
-// The form only; relay/server.cc parses it again with the parser that connects.
+// The parser the Cluster and Sentinel clients connect with (adapters/redis_url.h).
 std::string checkHostPort(std::string_view text) {
-    const std::string bad = "'" + std::string(text) + "' ";
-    const size_t colon = text.rfind(':');
-    if (hasSpace(text) || colon == std::string_view::npos || colon == 0) {
-        return bad + "is not host:port";
-    }
-    const std::string_view port = text.substr(colon + 1);
-    int value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
-        value > 65535) {
-        return bad + "needs a port in 1..65535";
-    }
-    return "";
+    ClusterNode node;
+    std::string error;
+    return parseHostPort(text, node, error) ? "" : error;
 }
 
 // The only place a key is declared. Defaults must equal those of conf/config.h, and the
@@ -600,11 +590,69 @@ std::string checkMessageFitsSendQueue(const Config& c) {
            std::to_string(message + kMaxFrameHeaderBytes);
 }
 
+std::string checkReconnectOrder(const Config& c) {
+    const Config::Broker::Redis& redis = c.broker.redis;
+    if (redis.reconnect_max_ms >= redis.reconnect_min_ms) return "";
+    return "broker.redis.reconnect_max_ms (" + std::to_string(redis.reconnect_max_ms) +
+           ") is less than broker.redis.reconnect_min_ms (" +
+           std::to_string(redis.reconnect_min_ms) + ")";
+}
+
+std::string checkClusterOrSentinel(const Config& c) {
+    const Config::Broker::Redis& redis = c.broker.redis;
+    if (redis.cluster.empty() || redis.sentinel.master.empty()) return "";
+    return "broker.redis.cluster and broker.redis.sentinel.master exclude each other: a Redis "
+           "Cluster has no Sentinel; set one of them";
+}
+
+std::string checkSentinelAddrs(const Config& c) {
+    const Config::Broker::Redis& redis = c.broker.redis;
+    if (redis.sentinel.master.empty() || !redis.sentinel.addrs.empty()) return "";
+    return "broker.redis.sentinel.master needs broker.redis.sentinel.addrs (the Sentinels to ask "
+           "for it)";
+}
+
+// A URL that does not parse is the key's own error; this rule is skipped then.
+std::string checkClusterDatabase(const Config& c) {
+    const Config::Broker::Redis& redis = c.broker.redis;
+    if (redis.cluster.empty()) return "";
+    const RedisUrlParse url = parseRedisUrl(redis.url);
+    if (!url.error.empty() || url.url.db == 0) return "";
+    return "broker.redis.url selects database " + std::to_string(url.url.db) +
+           ", but with broker.redis.cluster a Redis Cluster has only database 0";
+}
+
+// Whether a PEM file holds a usable key is known only once it is read, at startup.
+std::string checkAuthKey(const Config& c) {
+    const Config::Auth& auth = c.auth;
+    if (!auth.enabled || !auth.jwt.secret.empty() || !auth.jwt.public_key_file.empty() ||
+        !auth.jwt.jwks_url.empty()) {
+        return "";
+    }
+    return "auth.enabled needs a key: auth.jwt.secret, auth.jwt.public_key_file or "
+           "auth.jwt.jwks_url";
+}
+
 const std::vector<ConfigRule>& rules() {
     static const std::vector<ConfigRule> all = {
         {{"websocket.max_message_bytes", "limits.send_queue_bytes"},
          "websocket.max_message_bytes + 10 <= limits.send_queue_bytes",
          checkMessageFitsSendQueue},
+        {{"broker.redis.reconnect_max_ms", "broker.redis.reconnect_min_ms"},
+         "broker.redis.reconnect_min_ms <= broker.redis.reconnect_max_ms",
+         checkReconnectOrder},
+        {{"broker.redis.cluster", "broker.redis.sentinel.master"},
+         "broker.redis.cluster and broker.redis.sentinel.master are not both set",
+         checkClusterOrSentinel},
+        {{"broker.redis.sentinel.master", "broker.redis.sentinel.addrs"},
+         "broker.redis.sentinel.master set => broker.redis.sentinel.addrs not empty",
+         checkSentinelAddrs},
+        {{"broker.redis.url", "broker.redis.cluster"},
+         "broker.redis.cluster set => the database of broker.redis.url is 0",
+         checkClusterDatabase},
+        {{"auth.enabled", "auth.jwt.secret", "auth.jwt.public_key_file", "auth.jwt.jwks_url"},
+         "auth.enabled => one of auth.jwt.secret, auth.jwt.public_key_file, auth.jwt.jwks_url set",
+         checkAuthKey},
     };
     return all;
 }

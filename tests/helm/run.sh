@@ -266,6 +266,14 @@ dashboards_unchanged() {
     ' "$1" "$CHART/dashboards" "$HERE/fixtures/dashboards")
 }
 
+# relay_check_config EXTRACTED CONFIG: `wsrelay --check-config CONFIG` in a clean environment
+# holding only the pod's WSRELAY_* variables (EXTRACTED/relay.env, from validate.mjs extract).
+relay_check_config() {
+    local pod_env=()
+    [[ -e "$1/relay.env" ]] && mapfile -t pod_env <"$1/relay.env"
+    env -i PATH="$PATH" "${pod_env[@]}" timeout 30 "$WSRELAY_BIN" --check-config "$2"
+}
+
 # check_render NAME OUTPUT: schema validation, yamllint, the relay configs and alert rules.
 check_render() {
     local name="$1" out="$2" problems=0 f
@@ -289,8 +297,9 @@ check_render() {
     for f in "$extracted"/*.config.yaml; do
         [[ -e "$f" ]] || continue
         if [[ -n "$WSRELAY_BIN" ]]; then
-            # A clean environment: WSRELAY_* variables of the caller would change the result.
-            if ! env -i PATH="$PATH" timeout 30 "$WSRELAY_BIN" --check-config "$f"; then
+            # A clean environment: WSRELAY_* variables of the caller would change the result; the
+            # pod's own (relay.env) take part, as they do at startup.
+            if ! relay_check_config "$extracted" "$f"; then
                 problems=1
             fi
         fi
@@ -321,16 +330,56 @@ render_case() {
     fi
 }
 
-# fail_case NAME CHART_DIR VALUES: the render must fail with the values file's expect-error text.
+# fail_case NAME CHART_DIR VALUES: the render must fail with the values file's expect-error text,
+# or, with an expect-check-config-error line, render and then be refused by `--check-config`.
 fail_case() {
     local name="$1" chart="$2" values="$3"
     local expected
+    expected="$(sed -n 's/^# expect-check-config-error: //p' "$values")"
+    if [[ -n "$expected" ]]; then
+        check_config_refuses "$name" "$chart" "$expected" -f "$values"
+        return
+    fi
     expected="$(sed -n 's/^# expect-error: //p' "$values")"
     if [[ -z "$expected" ]]; then
         fail "$name: has no '# expect-error:' line"
         return
     fi
     refuse_case "$name" "$chart" "$expected" -f "$values"
+}
+
+# check_config_refuses NAME CHART_DIR EXPECTED [render args...]: the chart renders (its own checks
+# cannot see every rule across keys), and `wsrelay --check-config` refuses the rendered relay
+# config with EXPECTED at a FILE:LINE:COLUMN position, as the pod would refuse it at start.
+check_config_refuses() {
+    local name="$1" chart="$2" expected="$3"
+    shift 3
+    if [[ -z "$WSRELAY_BIN" ]]; then
+        fail "$name: needs the wsrelay binary (--wsrelay PATH) for --check-config"
+        return
+    fi
+    if ! timeout 60 "$WORK/render" "$@" "$chart" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
+        cat "$WORK/$name.err"
+        fail "$name: renders (then --check-config must refuse it)"
+        return
+    fi
+    local extracted="$WORK/extract-$name" f refused=0
+    mkdir -p "$extracted"
+    node "$HERE/validate.mjs" extract "$extracted" "$WORK/$name.yaml" || true
+    for f in "$extracted"/*.config.yaml; do
+        [[ -e "$f" ]] || continue
+        if ! relay_check_config "$extracted" "$f" >"$WORK/$name.check" 2>&1 &&
+            awk -v want="$expected" 'index($0, want) && /:[0-9]+:[0-9]+: / { found = 1 }
+                END { exit !found }' "$WORK/$name.check"; then
+            refused=1
+        fi
+    done
+    if ((refused)); then
+        pass "$name: --check-config refuses the rendered config: $expected"
+    else
+        cat "$WORK/$name.check" 2>/dev/null
+        fail "$name: --check-config must refuse the rendered config with: $expected"
+    fi
 }
 
 # refuse_case NAME CHART_DIR EXPECTED [render args...]: the render must fail with EXPECTED.

@@ -3,8 +3,10 @@
 // covers the drain).
 //
 //   node validate.mjs manifests FILE.yaml...     every document of every file
-//   node validate.mjs extract OUT_DIR FILE.yaml  writes each relay config (NAME.config.yaml) and
-//                                                PrometheusRule's rules (NAME.rules.yaml) to OUT_DIR
+//   node validate.mjs extract OUT_DIR FILE.yaml  writes each relay config (NAME.config.yaml),
+//                                                PrometheusRule's rules (NAME.rules.yaml) and the
+//                                                containers' WSRELAY_* variables (relay.env, a
+//                                                Secret's value as a stand-in) to OUT_DIR
 //   node validate.mjs config-keys VALUES.yaml SAMPLE.yaml
 //                                                values' config: block has the sample's keys
 //
@@ -263,8 +265,22 @@ async function manifests(files) {
 }
 
 // The relay config files (for wsrelay --check-config) and the alert rules (for promtool).
+// A stand-in for a WSRELAY_* variable whose value comes from a Secret, unknown when rendering: the
+// key is set, as in the pod. A URL key needs a value of its syntax.
+const SECRET_STAND_INS = { WSRELAY_BROKER_REDIS_URL: "redis://redis-from-secret.invalid:6379/0" };
+
 function extract(outDir, file) {
+  const env = [];
   for (const obj of readDocs(file)) {
+    if (obj.kind === "Deployment") {
+      for (const container of obj.spec?.template?.spec?.containers ?? []) {
+        for (const e of container.env ?? []) {
+          if (!e.name.startsWith("WSRELAY_")) continue;
+          const value = e.valueFrom ? (SECRET_STAND_INS[e.name] ?? "set-from-a-secret") : (e.value ?? "");
+          env.push(`${e.name}=${value}`);
+        }
+      }
+    }
     if (obj.kind === "ConfigMap" && obj.data?.["wsrelay.yaml"] !== undefined) {
       fs.writeFileSync(path.join(outDir, `${obj.metadata.name}.config.yaml`), obj.data["wsrelay.yaml"]);
     }
@@ -272,6 +288,7 @@ function extract(outDir, file) {
       fs.writeFileSync(path.join(outDir, `${obj.metadata.name}.rules.yaml`), YAML.stringify({ groups: obj.spec.groups }));
     }
   }
+  fs.writeFileSync(path.join(outDir, "relay.env"), env.map((line) => `${line}\n`).join(""));
   return true;
 }
 

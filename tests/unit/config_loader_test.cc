@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
@@ -691,18 +692,30 @@ TEST(ConfigRulesTest, AKeyThatFailedToLoadIsNotJudgedAgain) {
                 ElementsAre(HasSubstr("limits.send_queue_bytes: cannot convert 'lots'")));
 }
 
-TEST(ConfigRulesTest, TheFailingSampleIsRefused) {
-    const std::string path =
-        WSRELAY_SOURCE_DIR "/tests/unit/fixtures/config/fail-message-over-send-queue.yaml";
-    std::ifstream in(path);
-    std::string expected;
-    for (std::string line; std::getline(in, line);) {
-        if (line.starts_with("# expect-error: ")) expected = line.substr(16);
+// Each tests/unit/fixtures/config/fail-*.yaml is refused with exactly one error, the one on its
+// "# expect-error:" line (position included); tests/integration/test_config_check.py checks that
+// startup refuses it alike.
+TEST(ConfigRulesTest, TheFailingSamplesAreRefused) {
+    const std::filesystem::path dir = WSRELAY_SOURCE_DIR "/tests/unit/fixtures/config";
+    size_t samples = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with("fail-") || !name.ends_with(".yaml")) continue;
+        ++samples;
+        const std::string path = entry.path().string();
+        std::ifstream in(path);
+        std::string expected;
+        for (std::string line; std::getline(in, line);) {
+            if (line.starts_with("# expect-error: ")) expected = line.substr(16);
+        }
+        ASSERT_FALSE(expected.empty()) << path;
+        const ConfigLoad load = loadConfigFile(path, {});
+        ASSERT_EQ(load.errors.size(), 1u) << path << ::testing::PrintToString(errorStrings(load));
+        EXPECT_THAT(load.errors[0].toString(), StartsWith(path + expected));
+        EXPECT_GT(load.errors[0].line, 0) << path;
     }
-    ASSERT_FALSE(expected.empty()) << path;
-    const ConfigLoad load = loadConfigFile(path, {});
-    ASSERT_EQ(load.errors.size(), 1u) << ::testing::PrintToString(errorStrings(load));
-    EXPECT_THAT(load.errors[0].toString(), StartsWith(path + expected));
+    // One per rule at least (the URL and address syntax are checks of their keys).
+    EXPECT_GE(samples, configRules().size()) << dir;
 }
 
 TEST(ConfigLoaderTest, DescribeListsEveryKey) {

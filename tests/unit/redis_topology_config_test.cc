@@ -1,5 +1,5 @@
-// broker.redis.cluster and broker.redis.sentinel.*: what the loader accepts, and what building the
-// Redis broker (relay/server.cc) refuses. No Redis is contacted: workers never start.
+// broker.redis.cluster and broker.redis.sentinel.*: what the loader accepts and refuses, and that
+// the Redis broker (relay/server.cc) builds from what it accepts. No Redis is contacted: workers never start.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -16,16 +16,19 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(RedisTopologyConfigTest, ListsComeFromTheEnvironment) {
-    const ConfigLoad load = loadDefaultConfig({
+    const ConfigLoad cluster = loadDefaultConfig({
         {"WSRELAY_BROKER_REDIS_CLUSTER", "10.0.0.1:7000, redis-1:7001,[::1]:7002"},
+    });
+    ASSERT_TRUE(cluster.ok()) << cluster.errors[0].toString();
+    EXPECT_THAT(cluster.config.broker.redis.cluster,
+                ElementsAre("10.0.0.1:7000", "redis-1:7001", "[::1]:7002"));
+    const ConfigLoad sentinel = loadDefaultConfig({
         {"WSRELAY_BROKER_REDIS_SENTINEL_MASTER", "mymaster"},
         {"WSRELAY_BROKER_REDIS_SENTINEL_ADDRS", "10.0.0.5:26379"},
     });
-    ASSERT_TRUE(load.ok()) << load.errors[0].toString();
-    EXPECT_THAT(load.config.broker.redis.cluster,
-                ElementsAre("10.0.0.1:7000", "redis-1:7001", "[::1]:7002"));
-    EXPECT_EQ(load.config.broker.redis.sentinel.master, "mymaster");
-    EXPECT_THAT(load.config.broker.redis.sentinel.addrs, ElementsAre("10.0.0.5:26379"));
+    ASSERT_TRUE(sentinel.ok()) << sentinel.errors[0].toString();
+    EXPECT_EQ(sentinel.config.broker.redis.sentinel.master, "mymaster");
+    EXPECT_THAT(sentinel.config.broker.redis.sentinel.addrs, ElementsAre("10.0.0.5:26379"));
 }
 
 TEST(RedisTopologyConfigTest, AddressesWithoutAPortAreRefused) {
@@ -55,7 +58,7 @@ std::string buildError(const Config& config) {
     return "";
 }
 
-TEST(RedisTopologyConfigTest, BrokerBuildChecksTheCombination) {
+TEST(RedisTopologyConfigTest, ValidTopologiesBuildABroker) {
     Config cluster = redisConfig();
     cluster.broker.redis.cluster = {"127.0.0.1:7000", "[::1]:7001"};
     EXPECT_EQ(buildError(cluster), "");
@@ -64,18 +67,26 @@ TEST(RedisTopologyConfigTest, BrokerBuildChecksTheCombination) {
     sentinel.broker.redis.sentinel.master = "m";
     sentinel.broker.redis.sentinel.addrs = {"127.0.0.1:26379"};
     EXPECT_EQ(buildError(sentinel), "");
+}
 
-    Config both = cluster;
-    both.broker.redis.sentinel = sentinel.broker.redis.sentinel;
-    EXPECT_THAT(buildError(both), HasSubstr("exclude each other"));
-
-    Config no_sentinels = redisConfig();
-    no_sentinels.broker.redis.sentinel.master = "m";
-    EXPECT_THAT(buildError(no_sentinels), HasSubstr("broker.redis.sentinel.addrs"));
-
-    Config cluster_db = cluster;
-    cluster_db.broker.redis.url = "redis://127.0.0.1:6379/2";
-    EXPECT_THAT(buildError(cluster_db), HasSubstr("database 0"));
+// The combinations are rules of conf/, so `--check-config` refuses them as startup does.
+TEST(RedisTopologyConfigTest, TheLoaderRefusesTheCombinations) {
+    auto errors = [](const Environment& env) {
+        std::string out;
+        for (const ConfigError& e : loadDefaultConfig(env).errors) out += e.toString() + "\n";
+        return out;
+    };
+    const Environment cluster = {{"WSRELAY_BROKER_REDIS_CLUSTER", "127.0.0.1:7000"}};
+    Environment both = cluster;
+    both["WSRELAY_BROKER_REDIS_SENTINEL_MASTER"] = "m";
+    both["WSRELAY_BROKER_REDIS_SENTINEL_ADDRS"] = "127.0.0.1:26379";
+    EXPECT_THAT(errors(both), HasSubstr("exclude each other"));
+    EXPECT_THAT(errors({{"WSRELAY_BROKER_REDIS_SENTINEL_MASTER", "m"}}),
+                HasSubstr("needs broker.redis.sentinel.addrs"));
+    Environment cluster_db = cluster;
+    cluster_db["WSRELAY_BROKER_REDIS_URL"] = "redis://127.0.0.1:6379/2";
+    EXPECT_THAT(errors(cluster_db), HasSubstr("has only database 0"));
+    EXPECT_EQ(errors(cluster), "");
 }
 
 }  // namespace
