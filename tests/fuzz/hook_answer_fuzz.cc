@@ -15,16 +15,13 @@
 
 #include "relay/hook_answer.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
 
-using namespace wsrelay;
+using wsrelay::fuzz::check;
 
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (condition) return;
-    std::fprintf(stderr, "hook_answer_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
+using namespace wsrelay;
 
 // Whether `key` is a command by the documented rule, read without hook_answer.
 bool isSet(simdjson::dom::object answer, std::string_view key) {

@@ -17,16 +17,13 @@
 
 #include "adapters/jwt_key_set.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
 
-using namespace wsrelay::jwt;
+using wsrelay::fuzz::check;
 
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (condition) return;
-    std::fprintf(stderr, "jwks_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
+using namespace wsrelay::jwt;
 
 }  // namespace
 

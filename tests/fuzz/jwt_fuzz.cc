@@ -17,19 +17,16 @@
 #include "adapters/jwks_fetcher.h"
 #include "adapters/jwt_verifier.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
+
+using wsrelay::fuzz::check;
 
 using namespace wsrelay;
 using namespace wsrelay::jwt;
 
 constexpr int64_t kNow = 1750000000000;  // 2025-06-15, as in jwt_verifier_test.cc
-
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (condition) return;
-    std::fprintf(stderr, "jwt_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
 
 std::string fixture(const std::string& name) {
     std::string text, error;

@@ -12,7 +12,11 @@
 
 #include "relay/protocol.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
+
+using wsrelay::fuzz::check;
 
 using namespace wsrelay;
 using namespace wsrelay::protocol;
@@ -20,16 +24,6 @@ using namespace wsrelay::protocol;
 constexpr size_t kMaxMessage = 2048;  // below libFuzzer's -max_len, so "too big" is reached too
 constexpr size_t kMaxChannel = 16;
 constexpr uint64_t kMaxId = (uint64_t{1} << 53) - 1;
-
-[[noreturn]] void failure(const char* what, std::string_view detail) {
-    std::fprintf(stderr, "protocol_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
-
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (!condition) failure(what, detail);
-}
 
 bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 

@@ -15,16 +15,13 @@
 
 #include "adapters/redis_payload.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
 
-using namespace wsrelay;
+using wsrelay::fuzz::check;
 
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (condition) return;
-    std::fprintf(stderr, "redis_payload_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
+using namespace wsrelay;
 
 bool validJson(std::string_view text) {
     static simdjson::dom::parser parser;

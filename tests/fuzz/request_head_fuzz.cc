@@ -17,16 +17,13 @@
 #include "relay/request_head.h"
 #include "relay/subprotocol_token.h"
 
+#include "tests/fuzz/fuzz_check.h"
+
 namespace {
 
-using namespace wsrelay;
+using wsrelay::fuzz::check;
 
-void check(bool condition, const char* what, std::string_view detail = {}) {
-    if (condition) return;
-    std::fprintf(stderr, "request_head_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()),
-                 detail.data());
-    std::abort();
-}
+using namespace wsrelay;
 
 void checkPath(std::string_view target) {
     std::string path;
