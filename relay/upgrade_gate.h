@@ -48,7 +48,6 @@ public:
     UpgradeGate(const UpgradeGate&) = delete;
     UpgradeGate& operator=(const UpgradeGate&) = delete;
 
-    bool readsHeads() const { return reads_heads_; }
     // A socket the worker accepted from `peer`: counted, then read here or handed to lws.
     void accept(int fd, const sockaddr_storage& peer);
     // The worker stops: sockets being read are closed, and connections the hook allows from now
