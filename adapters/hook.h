@@ -1,17 +1,14 @@
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "adapters/hook_event.h"
+
 // The seam to the app server (docs/hook.md): an event goes out as a JSON body, its answer comes
 // back on the worker's loop. HttpHook is the only implementation outside tests.
 namespace wsrelay {
-
-enum class HookEvent : uint8_t { Connect, Subscribe, Message, Disconnect, kCount };
-inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
-                                                               "disconnect"};
 
 enum class HookOutcome : uint8_t {
     Ok,           // 2xx; `body` is the answer (may be empty)

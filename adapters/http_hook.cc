@@ -135,7 +135,7 @@ bool HttpHook::start(Request& r) {
     r.headers = curl_slist_append(r.headers, "Content-Type: application/json");
     r.headers = curl_slist_append(r.headers, "Expect:");
     r.headers = curl_slist_append(
-        r.headers, (std::string("X-Wsrelay-Event: ") + kHookEventNames[static_cast<size_t>(r.event)]).c_str());
+        r.headers, (std::string("X-Wsrelay-Event: ") + hookEventName(r.event)).c_str());
     if (!options_.secret.empty()) {
         const std::string signature =
             hookSignature(options_.secret, static_cast<long long>(std::time(nullptr)), r.body);

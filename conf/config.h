@@ -1,5 +1,14 @@
 #pragma once
 
+// Each configuration default is written once, here, as a member initialiser. The key table in
+// conf/config_schema.cc declares every field (path, type, bounds, meaning) without a default and
+// reads it from a default-constructed Config, so `wsrelay --help`, docs/config.md and the sample
+// are checked against these values. The default lives here rather than in the table because it
+// must have the field's own type (int, int64_t, an enum, a list), and a sub-struct built on its
+// own (a Config::Auth in a test) must come with its defaults. tests/unit/config_loader_test.cc
+// proves a default Config equals the configuration loaded from an empty document, and that each
+// default is inside its key's bounds.
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,12 +19,12 @@ enum class SlowConsumerPolicy { Close, DropOldest };
 enum class BrokerType { Memory, Redis };
 enum class LogLevel { Debug, Info, Warn, Error };
 
-// Plain values with their defaults; no yaml types leak past conf/. Every field is declared
-// (type, bounds, default, meaning) once, in conf/config_schema.cc: the defaults here must match.
+// Plain values with their defaults; no yaml types leak past conf/.
 struct Config {
     struct Listen {
         std::string host = "0.0.0.0";
         int port = 8080;
+        bool operator==(const Listen&) const = default;
     } listen;
 
     int workers = 0;  // 0 = one per core
@@ -28,6 +37,7 @@ struct Config {
         std::vector<std::string> allowed_origins;  // empty = any
         int rx_buffer_bytes = 1024;
         int write_coalesce_ms = 2;  // 0 = every turn's frames leave at the end of that turn
+        bool operator==(const WebSocket&) const = default;
     } websocket;
 
     struct Limits {
@@ -42,10 +52,12 @@ struct Config {
         int max_channel_bytes = 255;
         int max_bad_commands = 10;
         int socket_send_buffer_bytes = 0;  // 0 = the kernel's autotuning (up to tcp_wmem max)
+        bool operator==(const Limits&) const = default;
     } limits;
 
     struct Drain {
         int window_ms = 10000;
+        bool operator==(const Drain&) const = default;
     } drain;
 
     struct Broker {
@@ -62,12 +74,16 @@ struct Config {
             struct Sentinel {
                 std::string master;               // empty = no Sentinel
                 std::vector<std::string> addrs;   // host:port of the sentinels
+                bool operator==(const Sentinel&) const = default;
             } sentinel;
+            bool operator==(const Redis&) const = default;
         } redis;
+        bool operator==(const Broker&) const = default;
     } broker;
 
     struct Api {
         std::string key;  // empty = the HTTP publish API is disabled
+        bool operator==(const Api&) const = default;
     } api;
 
     struct Auth {
@@ -87,13 +103,16 @@ struct Config {
             std::string user_claim = "sub";
             std::string subscribe_claim = "channels";
             std::string publish_claim = "publish";
+            bool operator==(const Jwt&) const = default;
         } jwt;
         struct Permissions {
             std::vector<std::string> subscribe;       // patterns; {sub} = the user id
             std::vector<std::string> publish;
             std::vector<std::string> auto_subscribe;  // exact channels, subscribed at connect
+            bool operator==(const Permissions&) const = default;
         } permissions;
         int expiry_warning_ms = 60000;
+        bool operator==(const Auth&) const = default;
     } auth;
 
     struct Hook {
@@ -109,11 +128,16 @@ struct Config {
                                                     "origin"};
         std::string secret;
         std::vector<std::string> routes;  // "pattern=broker|hook|both"
+        bool operator==(const Hook&) const = default;
     } hook;
 
     struct Log {
         LogLevel level = LogLevel::Info;
+        bool operator==(const Log&) const = default;
     } log;
+
+    // Member-wise, every field (each sub-struct compares the same way).
+    bool operator==(const Config&) const = default;
 };
 
 }  // namespace wsrelay

@@ -254,10 +254,6 @@ ConfigParse parseEnvValue(const ConfigKey& key, std::string_view raw) {
     return {ConfigValue{std::move(items)}, ""};
 }
 
-void applyDefaults(ConfigLoad& out) {
-    for (const ConfigKey& key : configKeys()) key.store(out.config, key.default_value);
-}
-
 void applyEnvironment(ConfigLoad& out, Origins& origins, const Environment& env) {
     std::map<std::string, const ConfigKey*> by_name;
     for (const ConfigKey& key : configKeys()) by_name.emplace(key.envName(), &key);
@@ -355,7 +351,6 @@ ConfigLoad loadConfigText(std::string_view yaml, const std::string& source,
                           const Environment& env) {
     ConfigLoad out;
     Origins origins;
-    applyDefaults(out);
     Loader(out, origins, source).text(yaml);
     applyEnvironment(out, origins, env);
     applyRules(out, origins, source);
@@ -383,8 +378,7 @@ ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
     }
     if (read_errno != 0) {
         ConfigLoad out;
-        applyDefaults(out);
-        ConfigError e;
+            ConfigError e;
         e.source = path;
         e.message = std::string("cannot read the file: ") + std::strerror(read_errno);
         out.errors.push_back(std::move(e));
@@ -399,7 +393,6 @@ ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
 ConfigLoad loadDefaultConfig(const Environment& env) {
     ConfigLoad out;
     Origins origins;
-    applyDefaults(out);
     applyEnvironment(out, origins, env);
     applyRules(out, origins, "the defaults");
     return out;

@@ -29,7 +29,7 @@ struct ConfigError {
 };
 
 struct ConfigLoad {
-    Config config;  // defaults, overridden by every value that was valid
+    Config config;  // the defaults of conf/config.h, overridden by every value that was valid
     std::vector<ConfigError> errors;
     // Unknown WSRELAY_* variables (Kubernetes injects WSRELAY_PORT, WSRELAY_SERVICE_HOST, ... for
     // a Service named wsrelay): worth a debug line, never an error.

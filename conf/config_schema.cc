@@ -1,3 +1,11 @@
+// Each configuration key is declared here once: path, type, bounds, meaning, and how it reaches
+// its field of Config. Its default is written once too, but not here: it is the member
+// initialiser in conf/config.h, and a key's `default_value` is read from a default-constructed
+// Config when this table is built. The struct wins over the table because the default has to
+// have the field's own type (int, int64_t, an enum, a list), sub-structs such as Config::Auth
+// are built on their own and must come with their defaults, and Config stays a plain aggregate
+// that needs no table to construct. tests/unit/config_loader_test.cc proves a default Config
+// equals the configuration loaded from an empty document, key by key.
 #include "conf/config_schema.h"
 
 #include "adapters/jwks_file_url.h"
@@ -34,14 +42,13 @@ constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{
 // `access` is a generic lambda returning a reference to the field, so one expression serves both
 // store (Config&) and read (const Config&); the field's own type decides Int or Int64.
 template <typename Access>
-ConfigKey numberKey(std::string path, int64_t def, int64_t min, int64_t max, std::string meaning,
-                    Access access, bool zero_allowed = false) {
+ConfigKey numberKey(std::string path, int64_t min, int64_t max, std::string meaning, Access access,
+                    bool zero_allowed = false) {
     using Field = std::remove_cvref_t<decltype(access(std::declval<Config&>()))>;
     static_assert(std::is_same_v<Field, int> || std::is_same_v<Field, int64_t>);
     ConfigKey key;
     key.path = std::move(path);
     key.type = std::is_same_v<Field, int> ? ConfigType::Int : ConfigType::Int64;
-    key.default_value = def;
     key.min = min;
     key.max = max;
     key.zero_allowed = zero_allowed;
@@ -54,12 +61,11 @@ ConfigKey numberKey(std::string path, int64_t def, int64_t min, int64_t max, std
 }
 
 template <typename Access>
-ConfigKey stringKey(std::string path, std::string def, std::string (*check)(std::string_view),
+ConfigKey stringKey(std::string path, std::string (*check)(std::string_view),
                     std::string constraint, std::string meaning, Access access) {
     ConfigKey key;
     key.path = std::move(path);
     key.type = ConfigType::String;
-    key.default_value = std::move(def);
     key.check = check;
     key.constraint = std::move(constraint);
     key.meaning = std::move(meaning);
@@ -69,11 +75,10 @@ ConfigKey stringKey(std::string path, std::string def, std::string (*check)(std:
 }
 
 template <typename Access>
-ConfigKey boolKey(std::string path, bool def, std::string meaning, Access access) {
+ConfigKey boolKey(std::string path, std::string meaning, Access access) {
     ConfigKey key;
     key.path = std::move(path);
     key.type = ConfigType::Bool;
-    key.default_value = def;
     key.meaning = std::move(meaning);
     key.store = [access](Config& c, const ConfigValue& v) { access(c) = std::get<bool>(v); };
     key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
@@ -81,13 +86,11 @@ ConfigKey boolKey(std::string path, bool def, std::string meaning, Access access
 }
 
 template <typename Access>
-ConfigKey listKey(std::string path, std::vector<std::string> def,
-                  std::string (*check)(std::string_view), std::string constraint,
+ConfigKey listKey(std::string path, std::string (*check)(std::string_view), std::string constraint,
                   std::string meaning, Access access) {
     ConfigKey key;
     key.path = std::move(path);
     key.type = ConfigType::StringList;
-    key.default_value = std::move(def);
     key.check = check;
     key.constraint = std::move(constraint);
     key.meaning = std::move(meaning);
@@ -99,7 +102,7 @@ ConfigKey listKey(std::string path, std::vector<std::string> def,
 }
 
 template <typename E, size_t N, typename Access>
-ConfigKey enumKey(std::string path, E def, const EnumNames<E, N>& names, std::string meaning,
+ConfigKey enumKey(std::string path, const EnumNames<E, N>& names, std::string meaning,
                   Access access) {
     auto nameOf = [names](E value) {
         for (const auto& [name, e] : names) {
@@ -110,7 +113,6 @@ ConfigKey enumKey(std::string path, E def, const EnumNames<E, N>& names, std::st
     ConfigKey key;
     key.path = std::move(path);
     key.type = ConfigType::Enum;
-    key.default_value = nameOf(def);
     for (const auto& entry : names) key.allowed.emplace_back(entry.first);
     key.meaning = std::move(meaning);
     key.store = [access, names](Config& c, const ConfigValue& v) {
@@ -276,290 +278,293 @@ std::string checkHostPort(std::string_view text) {
     return parseHostPort(text, node, error) ? "" : error;
 }
 
-// The only place a key is declared. Defaults must equal those of conf/config.h, and the
-// documentation must match (tests/unit/config_loader_test.cc, config_docs_test.cc).
+// The only place a key is declared; its default is not written here but read from a
+// default-constructed Config (see the top of this file). The documentation must match
+// (tests/unit/config_docs_test.cc).
 std::vector<ConfigKey> buildTable() {
     std::vector<ConfigKey> keys;
     keys.push_back(stringKey(
-        "listen.host", "0.0.0.0", checkHost, "non-empty",
+        "listen.host", checkHost, "non-empty",
         "Address to bind: an IP literal or host name; 0.0.0.0 = every IPv4 interface.",
         [](auto& c) -> auto& { return c.listen.host; }));
     keys.push_back(numberKey(
-        "listen.port", 8080, 1, 65535, "TCP port for WebSocket upgrades and the HTTP endpoints.",
+        "listen.port", 1, 65535, "TCP port for WebSocket upgrades and the HTTP endpoints.",
         [](auto& c) -> auto& { return c.listen.port; }));
     keys.push_back(numberKey(
-        "workers", 0, 0, 64,
+        "workers", 0, 64,
         "Worker threads, each with its own event loop and listening socket; 0 = one per usable CPU.",
         [](auto& c) -> auto& { return c.workers; }));
     keys.push_back(stringKey(
-        "websocket.path", "/ws", checkPath, "starts with /",
+        "websocket.path", checkPath, "starts with /",
         "HTTP path that accepts WebSocket upgrades.",
         [](auto& c) -> auto& { return c.websocket.path; }));
     keys.push_back(numberKey(
-        "websocket.max_message_bytes", 65536, 128, 16777216,
+        "websocket.max_message_bytes", 128, 16777216,
         "Largest message accepted from a client, and largest HTTP API body; a bigger message "
         "closes the connection with 1009. At most limits.send_queue_bytes - 10.",
         [](auto& c) -> auto& { return c.websocket.max_message_bytes; }));
     keys.push_back(numberKey(
-        "websocket.ping_interval_ms", 25000, 1000, 3600000,
+        "websocket.ping_interval_ms", 1000, 3600000,
         "Interval between server pings to each client; 0 = no pings.",
         [](auto& c) -> auto& { return c.websocket.ping_interval_ms; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
-        "websocket.pong_timeout_ms", 10000, 100, 600000,
+        "websocket.pong_timeout_ms", 100, 600000,
         "Time a client has to answer a ping before it is closed with 4002.",
         [](auto& c) -> auto& { return c.websocket.pong_timeout_ms; }));
     keys.push_back(listKey(
-        "websocket.allowed_origins", {}, checkOrigin, "* or scheme://host[:port]",
+        "websocket.allowed_origins", checkOrigin, "* or scheme://host[:port]",
         "Allowed Origin headers: exact (https://app.example.com) or *; "
         "empty = any; others get 1008.",
         [](auto& c) -> auto& { return c.websocket.allowed_origins; }));
     keys.push_back(numberKey(
-        "websocket.rx_buffer_bytes", 1024, 128, 65536,
+        "websocket.rx_buffer_bytes", 128, 65536,
         "libwebsockets receive buffer per connection: the main per-connection memory cost.",
         [](auto& c) -> auto& { return c.websocket.rx_buffer_bytes; }));
     keys.push_back(numberKey(
-        "websocket.write_coalesce_ms", 2, 0, 1000,
+        "websocket.write_coalesce_ms", 0, 1000,
         "Least time between two writes to one socket: frames that come sooner wait and leave "
         "together; 0 = no wait.",
         [](auto& c) -> auto& { return c.websocket.write_coalesce_ms; }));
     keys.push_back(numberKey(
-        "limits.max_connections", 0, 0, 10000000,
+        "limits.max_connections", 0, 10000000,
         "Open connections per instance before new ones get 1013; 0 = what the open-file limit "
         "allows, up to 65,536. The relay sets its soft open-file limit to this plus a quarter "
         "plus its own descriptors.",
         [](auto& c) -> auto& { return c.limits.max_connections; }));
     keys.push_back(numberKey(
-        "limits.max_pending_handshakes", 0, 1, 10000000,
+        "limits.max_pending_handshakes", 1, 10000000,
         "Accepted connections per instance that are not WebSocket sessions yet (request head "
         "being read, waiting for the connect hook, upgrade under way, plain HTTP); over it the "
         "oldest is closed to make room. 0 = a quarter of the connection limit (the descriptors "
         "the relay keeps above it), at least 16.",
         [](auto& c) -> auto& { return c.limits.max_pending_handshakes; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
-        "limits.max_pending_handshakes_per_ip", 0, 1, 10000000,
+        "limits.max_pending_handshakes_per_ip", 1, 10000000,
         "Of those, how many one client address may hold; a new one over it is closed at once. "
         "0 = no per-address bound (behind a proxy every client has the proxy's address).",
         [](auto& c) -> auto& { return c.limits.max_pending_handshakes_per_ip; },
         /*zero_allowed=*/true));
     keys.push_back(numberKey(
-        "limits.handshake_timeout_ms", 10000, 100, 600000,
+        "limits.handshake_timeout_ms", 100, 600000,
         "A connection that has not finished its request head, or its upgrade, or an HTTP "
         "request, this long after it began is closed.",
         [](auto& c) -> auto& { return c.limits.handshake_timeout_ms; }));
     keys.push_back(numberKey(
-        "limits.send_queue_bytes", 1048576, 1024, 1073741824,
+        "limits.send_queue_bytes", 1024, 1073741824,
         "Bytes queued for one client before limits.slow_consumer applies; a message whose frame "
         "is larger is refused where it enters the relay.",
         [](auto& c) -> auto& { return c.limits.send_queue_bytes; }));
     keys.push_back(numberKey(
-        "limits.send_queue_messages", 1024, 1, 1000000,
+        "limits.send_queue_messages", 1, 1000000,
         "Messages queued for one client before limits.slow_consumer applies.",
         [](auto& c) -> auto& { return c.limits.send_queue_messages; }));
     keys.push_back(enumKey(
-        "limits.slow_consumer", SlowConsumerPolicy::Close, kSlowConsumerNames,
+        "limits.slow_consumer", kSlowConsumerNames,
         "When a send queue is full: close the connection (4001) or drop its oldest messages.",
         [](auto& c) -> auto& { return c.limits.slow_consumer; }));
     keys.push_back(numberKey(
-        "limits.max_subscriptions", 128, 1, 100000,
+        "limits.max_subscriptions", 1, 100000,
         "Channels one connection may be subscribed to at once.",
         [](auto& c) -> auto& { return c.limits.max_subscriptions; }));
     keys.push_back(numberKey(
-        "limits.max_channel_bytes", 255, 1, 1024, "Longest channel name, in bytes.",
+        "limits.max_channel_bytes", 1, 1024, "Longest channel name, in bytes.",
         [](auto& c) -> auto& { return c.limits.max_channel_bytes; }));
     keys.push_back(numberKey(
-        "limits.max_bad_commands", 10, 1, 1000000,
+        "limits.max_bad_commands", 1, 1000000,
         "Malformed or unknown commands a connection may send before it is closed with 4500.",
         [](auto& c) -> auto& { return c.limits.max_bad_commands; }));
     keys.push_back(numberKey(
-        "limits.socket_send_buffer_bytes", 0, 4096, 67108864,
+        "limits.socket_send_buffer_bytes", 4096, 67108864,
         "Kernel send buffer per client socket (SO_SNDBUF); 0 = kernel autotuning.",
         [](auto& c) -> auto& { return c.limits.socket_send_buffer_bytes; },
         /*zero_allowed=*/true));
     keys.push_back(numberKey(
-        "drain.window_ms", 10000, 0, 3600000,
+        "drain.window_ms", 0, 3600000,
         "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "
         "0 = at once.",
         [](auto& c) -> auto& { return c.drain.window_ms; }));
     keys.push_back(enumKey(
-        "broker.type", BrokerType::Memory, kBrokerNames,
+        "broker.type", kBrokerNames,
         "Message broker: memory (this instance only) or redis.",
         [](auto& c) -> auto& { return c.broker.type; }));
     keys.push_back(stringKey(
-        "broker.redis.url", "redis://127.0.0.1:6379/0", checkRedisUrl,
+        "broker.redis.url", checkRedisUrl,
         "redis://[user:password@]host[:port][/db]",
         "Redis server for broker.type redis; user and password are percent-encoded.",
         [](auto& c) -> auto& { return c.broker.redis.url; }));
     keys.push_back(stringKey(
-        "broker.redis.prefix", "", nullptr, "any",
+        "broker.redis.prefix", nullptr, "any",
         "Prepended to each channel name to get the Redis channel name (app: makes chat app:chat).",
         [](auto& c) -> auto& { return c.broker.redis.prefix; }));
     keys.push_back(numberKey(
-        "broker.redis.reconnect_min_ms", 100, 1, 600000,
+        "broker.redis.reconnect_min_ms", 1, 600000,
         "Shortest wait before reconnecting to Redis; waits double per failure, with full jitter.",
         [](auto& c) -> auto& { return c.broker.redis.reconnect_min_ms; }));
     keys.push_back(numberKey(
-        "broker.redis.reconnect_max_ms", 5000, 1, 600000,
+        "broker.redis.reconnect_max_ms", 1, 600000,
         "Longest wait before reconnecting to Redis; at least broker.redis.reconnect_min_ms.",
         [](auto& c) -> auto& { return c.broker.redis.reconnect_max_ms; }));
     keys.push_back(numberKey(
-        "broker.redis.probe_interval_ms", 1000, 10, 3600000,
+        "broker.redis.probe_interval_ms", 10, 3600000,
         "Interval between delivery probes through Redis pub/sub; 0 = no probes.",
         [](auto& c) -> auto& { return c.broker.redis.probe_interval_ms; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
-        "broker.redis.probe_timeout_ms", 3000, 10, 3600000,
+        "broker.redis.probe_timeout_ms", 10, 3600000,
         "A probe, or connecting to Redis, taking longer than this drops the connections and "
         "reconnects.",
         [](auto& c) -> auto& { return c.broker.redis.probe_timeout_ms; }));
     keys.push_back(boolKey(
-        "broker.redis.timestamps", true,
+        "broker.redis.timestamps",
         "Stamp what the relay publishes to Redis with its entry time (delivery latency metric); "
         "relays strip it, other Redis readers must too.",
         [](auto& c) -> auto& { return c.broker.redis.timestamps; }));
     keys.push_back(listKey(
-        "broker.redis.cluster", {}, checkHostPort, "host:port",
+        "broker.redis.cluster", checkHostPort, "host:port",
         "Redis Cluster seed nodes (sharded pub/sub on each channel's slot owner); "
         "empty = not a cluster.",
         [](auto& c) -> auto& { return c.broker.redis.cluster; }));
     keys.push_back(stringKey(
-        "broker.redis.sentinel.master", "", nullptr, "any",
+        "broker.redis.sentinel.master", nullptr, "any",
         "Master name that Redis Sentinel monitors; the broker finds and follows it; "
         "empty = no Sentinel.",
         [](auto& c) -> auto& { return c.broker.redis.sentinel.master; }));
     keys.push_back(listKey(
-        "broker.redis.sentinel.addrs", {}, checkHostPort, "host:port",
+        "broker.redis.sentinel.addrs", checkHostPort, "host:port",
         "Sentinels to ask for broker.redis.sentinel.master, in order.",
         [](auto& c) -> auto& { return c.broker.redis.sentinel.addrs; }));
     keys.push_back(stringKey(
-        "api.key", "", nullptr, "any",
+        "api.key", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
         [](auto& c) -> auto& { return c.api.key; }));
     keys.push_back(boolKey(
-        "auth.enabled", false,
+        "auth.enabled",
         "Require a JWT at the WebSocket handshake (docs/auth.md); false logs a warning at start.",
         [](auto& c) -> auto& { return c.auth.enabled; }));
     keys.push_back(stringKey(
-        "auth.jwt.secret", "", nullptr, "any",
+        "auth.jwt.secret", nullptr, "any",
         "HMAC secret that verifies HS256/HS384/HS512 tokens; empty = no HMAC key.",
         [](auto& c) -> auto& { return c.auth.jwt.secret; }));
     keys.push_back(stringKey(
-        "auth.jwt.public_key_file", "", nullptr, "a file path",
+        "auth.jwt.public_key_file", nullptr, "a file path",
         "PEM file with one or more public keys (RSA, EC P-256/P-384, Ed25519) or certificates.",
         [](auto& c) -> auto& { return c.auth.jwt.public_key_file; }));
     keys.push_back(stringKey(
-        "auth.jwt.jwks_url", "", checkJwksUrl, "http://, https:// or file:// URL",
+        "auth.jwt.jwks_url", checkJwksUrl, "http://, https:// or file:// URL",
         "JWK Set to verify tokens with, fetched at start and refreshed; empty = none.",
         [](auto& c) -> auto& { return c.auth.jwt.jwks_url; }));
     keys.push_back(numberKey(
-        "auth.jwt.jwks_refresh_ms", 300000, 1000, 86400000,
+        "auth.jwt.jwks_refresh_ms", 1000, 86400000,
         "Interval between two fetches of auth.jwt.jwks_url.",
         [](auto& c) -> auto& { return c.auth.jwt.jwks_refresh_ms; }));
     keys.push_back(numberKey(
-        "auth.jwt.jwks_min_refresh_ms", 5000, 100, 3600000,
+        "auth.jwt.jwks_min_refresh_ms", 100, 3600000,
         "Least time between two JWKS fetches caused by tokens with an unknown kid.",
         [](auto& c) -> auto& { return c.auth.jwt.jwks_min_refresh_ms; }));
     keys.push_back(listKey(
-        "auth.jwt.algorithms", {}, checkAlgorithm, "HS256 ... ES384, EdDSA",
+        "auth.jwt.algorithms", checkAlgorithm, "HS256 ... ES384, EdDSA",
         "Accepted token algorithms; empty = every algorithm the configured keys support.",
         [](auto& c) -> auto& { return c.auth.jwt.algorithms; }));
     keys.push_back(stringKey(
-        "auth.jwt.issuer", "", nullptr, "any",
+        "auth.jwt.issuer", nullptr, "any",
         "Required iss claim; empty = not checked.",
         [](auto& c) -> auto& { return c.auth.jwt.issuer; }));
     keys.push_back(listKey(
-        "auth.jwt.audience", {}, nullptr, "any",
+        "auth.jwt.audience", nullptr, "any",
         "The aud claim must contain one of these; empty = not checked.",
         [](auto& c) -> auto& { return c.auth.jwt.audience; }));
     keys.push_back(numberKey(
-        "auth.jwt.leeway_ms", 0, 0, 600000,
+        "auth.jwt.leeway_ms", 0, 600000,
         "Clock skew allowed when checking exp and nbf.",
         [](auto& c) -> auto& { return c.auth.jwt.leeway_ms; }));
     keys.push_back(boolKey(
-        "auth.jwt.require_exp", true,
+        "auth.jwt.require_exp",
         "Refuse tokens without an exp claim; false accepts them, and they never expire.",
         [](auto& c) -> auto& { return c.auth.jwt.require_exp; }));
     keys.push_back(boolKey(
-        "auth.jwt.allow_query_token", false,
+        "auth.jwt.allow_query_token",
         "Also accept the token as ?token= in the upgrade URL (URLs end up in access logs).",
         [](auto& c) -> auto& { return c.auth.jwt.allow_query_token; }));
     keys.push_back(stringKey(
-        "auth.jwt.user_claim", "sub", checkClaimName, "non-empty",
+        "auth.jwt.user_claim", checkClaimName, "non-empty",
         "Claim that holds the user id (a string or an integer).",
         [](auto& c) -> auto& { return c.auth.jwt.user_claim; }));
     keys.push_back(stringKey(
-        "auth.jwt.subscribe_claim", "channels", checkClaimName, "non-empty",
+        "auth.jwt.subscribe_claim", checkClaimName, "non-empty",
         "Claim listing the channel patterns the user may subscribe to.",
         [](auto& c) -> auto& { return c.auth.jwt.subscribe_claim; }));
     keys.push_back(stringKey(
-        "auth.jwt.publish_claim", "publish", checkClaimName, "non-empty",
+        "auth.jwt.publish_claim", checkClaimName, "non-empty",
         "Claim listing the channel patterns the user may publish to.",
         [](auto& c) -> auto& { return c.auth.jwt.publish_claim; }));
     keys.push_back(listKey(
-        "auth.permissions.subscribe", {}, checkChannelPattern, "channel pattern",
+        "auth.permissions.subscribe", checkChannelPattern, "channel pattern",
         "Channel patterns every authenticated user may subscribe to; {sub} = the user id.",
         [](auto& c) -> auto& { return c.auth.permissions.subscribe; }));
     keys.push_back(listKey(
-        "auth.permissions.publish", {}, checkChannelPattern, "channel pattern",
+        "auth.permissions.publish", checkChannelPattern, "channel pattern",
         "Channel patterns every authenticated user may publish to; {sub} = the user id.",
         [](auto& c) -> auto& { return c.auth.permissions.publish; }));
     keys.push_back(listKey(
-        "auth.permissions.auto_subscribe", {}, checkAutoSubscribe, "exact channel",
+        "auth.permissions.auto_subscribe", checkAutoSubscribe, "exact channel",
         "Channels ({sub} = the user id) each connection is subscribed to when it opens.",
         [](auto& c) -> auto& { return c.auth.permissions.auto_subscribe; }));
     keys.push_back(numberKey(
-        "auth.expiry_warning_ms", 60000, 0, 86400000,
+        "auth.expiry_warning_ms", 0, 86400000,
         "How long before its token expires a connection gets the token_expiring frame; 0 = none.",
         [](auto& c) -> auto& { return c.auth.expiry_warning_ms; }));
     keys.push_back(stringKey(
-        "hook.url", "", checkHookUrl, "http:// or https:// URL",
+        "hook.url", checkHookUrl, "http:// or https:// URL",
         "The app's hook endpoint (docs/hook.md); empty = no hook.",
         [](auto& c) -> auto& { return c.hook.url; }));
     keys.push_back(listKey(
-        "hook.events", {"connect", "subscribe", "message", "disconnect"}, checkHookEvent,
+        "hook.events", checkHookEvent,
         "connect, subscribe, message, disconnect",
         "Events sent to the hook; message is always sent for routed publishes and send.",
         [](auto& c) -> auto& { return c.hook.events; }));
     keys.push_back(numberKey(
-        "hook.timeout_ms", 5000, 10, 600000,
+        "hook.timeout_ms", 10, 600000,
         "Time the app has to answer one hook request, connecting included.",
         [](auto& c) -> auto& { return c.hook.timeout_ms; }));
     keys.push_back(numberKey(
-        "hook.max_in_flight", 1024, 1, 1000000,
+        "hook.max_in_flight", 1, 1000000,
         "Hook requests under way at once per instance; beyond it commands get 503 hook busy.",
         [](auto& c) -> auto& { return c.hook.max_in_flight; }));
     keys.push_back(numberKey(
-        "hook.max_queued_bytes_per_connection", 1048576, 1024, 1073741824,
+        "hook.max_queued_bytes_per_connection", 1024, 1073741824,
         "Bytes of one connection's events waiting for the app; beyond it its commands get "
         "503 hook busy.",
         [](auto& c) -> auto& { return c.hook.max_queued_bytes_per_connection; }));
     keys.push_back(numberKey(
-        "hook.max_queued_bytes", 67108864, 65536, 68719476736,
+        "hook.max_queued_bytes", 65536, 68719476736,
         "Bytes of events waiting for the app per instance; beyond it commands get 503 hook busy.",
         [](auto& c) -> auto& { return c.hook.max_queued_bytes; }));
     keys.push_back(numberKey(
-        "hook.max_connections", 16, 1, 1024,
+        "hook.max_connections", 1, 1024,
         "Kept-alive HTTP connections from each worker to the app.",
         [](auto& c) -> auto& { return c.hook.max_connections; }));
     keys.push_back(numberKey(
-        "hook.retries", 1, 0, 10,
+        "hook.retries", 0, 10,
         "Extra attempts for connect, subscribe and disconnect events that failed or timed out.",
         [](auto& c) -> auto& { return c.hook.retries; }));
     keys.push_back(listKey(
-        "hook.forward_headers", {"cookie", "user-agent", "x-forwarded-for", "origin"},
+        "hook.forward_headers",
         checkHeaderName, "lower-case header name",
         "Handshake headers copied into the connect event.",
         [](auto& c) -> auto& { return c.hook.forward_headers; }));
     keys.push_back(stringKey(
-        "hook.secret", "", nullptr, "any",
+        "hook.secret", nullptr, "any",
         "Key that signs each hook request (X-Wsrelay-Signature); empty = unsigned.",
         [](auto& c) -> auto& { return c.hook.secret; }));
     keys.push_back(listKey(
-        "hook.routes", {}, checkRoute, "pattern=target (broker, hook, both)",
+        "hook.routes", checkRoute, "pattern=target (broker, hook, both)",
         "Where a client publish goes, by channel pattern; first match wins; default broker.",
         [](auto& c) -> auto& { return c.hook.routes; }));
     keys.push_back(enumKey(
-        "log.level", LogLevel::Info, kLogLevelNames,
+        "log.level", kLogLevelNames,
         "Least severe level written to the log (stderr).",
         [](auto& c) -> auto& { return c.log.level; }));
+    const Config defaults;
+    for (ConfigKey& key : keys) key.default_value = key.read(defaults);
     return keys;
 }
 

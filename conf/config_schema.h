@@ -12,7 +12,8 @@
 #include "conf/config.h"
 
 // The one table of configuration keys. The loader, `wsrelay --help`, docs/config.md and
-// conf/wsrelay.sample.yaml are all checked against it (tests/unit/config_docs_test.cc).
+// conf/wsrelay.sample.yaml are all checked against it (tests/unit/config_docs_test.cc). Defaults
+// are the member initialisers of conf/config.h, copied into the table (see config_schema.cc).
 namespace wsrelay {
 
 enum class ConfigType { Int, Int64, Bool, String, Enum, StringList };
@@ -23,6 +24,7 @@ using ConfigValue = std::variant<int64_t, bool, std::string, std::vector<std::st
 struct ConfigKey {
     std::string path;  // dotted, e.g. "websocket.max_message_bytes"
     ConfigType type = ConfigType::String;
+    // Read from a default-constructed Config when the table is built: conf/config.h holds it.
     ConfigValue default_value;
     // Int and Int64: accepted range, plus 0 when zero_allowed (0 then means off/automatic).
     int64_t min = 0;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -128,14 +129,13 @@ int64_t sumSlot(const Workers& workers, Slot WorkerMetrics::*field) {
     return sum;
 }
 
-template <size_t N>
-std::array<int64_t, N> sumSlots(const Workers& workers, std::array<Slot, N> WorkerMetrics::*field) {
-    std::array<int64_t, N> sums{};
+// A labelled family's sums across workers, in the order of its label values.
+template <class Series>
+std::vector<int64_t> sumSlots(const Workers& workers, Series WorkerMetrics::*field) {
+    std::vector<int64_t> sums(std::size(workers.front().get()->*field), 0);
     for (const auto& w : workers) {
-        const auto& slots = (*w).*field;
-        for (size_t i = 0; i < N; ++i) {
-            sums[i] += slots[i].value();
-        }
+        size_t i = 0;
+        for (const Slot& slot : (*w).*field) sums[i++] += slot.value();
     }
     return sums;
 }
@@ -387,8 +387,9 @@ std::string Registry::render() const {
     {                                                                                              \
         families.push_back(makeFamily(name, help, Type::type));                                    \
         const auto sums = sumSlots(workers_, &WorkerMetrics::field);                               \
-        for (size_t i = 0; i < names.size(); ++i) {                                                \
-            addSample(families.back(), Type::type, static_cast<double>(sums[i]), label, names[i]); \
+        size_t i = 0;                                                                              \
+        for (const char* value : names) {                                                          \
+            addSample(families.back(), Type::type, static_cast<double>(sums[i++]), label, value);  \
         }                                                                                          \
     }
     WSRELAY_METRICS(WSRELAY_RENDER_X, WSRELAY_RENDER_L)
@@ -396,22 +397,22 @@ std::string Registry::render() const {
 #undef WSRELAY_RENDER_L
 
     families.push_back(makeFamily(kHookRequestsName, kHookRequestsHelp, Type::Counter));
-    for (size_t ev = 0; ev < kHookEventNames.size(); ++ev) {
-        for (size_t res = 0; res < kHookResultNames.size(); ++res) {
+    for (const HookEvent ev : enumValues<HookEvent>()) {
+        for (const HookResult res : enumValues<HookResult>()) {
             int64_t sum = 0;
             for (const auto& w : workers_) sum += w->hook_requests[ev][res].value();
             prometheus::ClientMetric sample;
-            sample.label.push_back({"event", kHookEventNames[ev]});
+            sample.label.push_back({"event", hookEventName(ev)});
             sample.label.push_back({"result", kHookResultNames[res]});
             sample.counter.value = static_cast<double>(sum);
             families.back().metric.push_back(std::move(sample));
         }
     }
     families.push_back(makeFamily(kHookDurationName, kHookDurationHelp, Type::Histogram));
-    for (size_t ev = 0; ev < kHookEventNames.size(); ++ev) {
+    for (const HookEvent ev : enumValues<HookEvent>()) {
         std::vector<const Histogram*> parts;
         for (const auto& w : workers_) parts.push_back(&w->hook_duration[ev]);
-        families.back().metric.push_back(histogramSample(parts, "event", kHookEventNames[ev]));
+        families.back().metric.push_back(histogramSample(parts, "event", hookEventName(ev)));
     }
     for (const auto& def : kHistograms) {
         families.push_back(makeFamily(def.name, def.help, Type::Histogram));
@@ -421,10 +422,8 @@ std::string Registry::render() const {
     }
 
     const ReadyState ready = ready_probe_ ? ready_probe_() : ReadyState{};
-    std::array<double, kProcessMetrics.size()> values{};
-    auto set = [&values](ProcessMetric id, double value) {
-        values[static_cast<size_t>(id)] = value;
-    };
+    EnumArray<ProcessMetric, double> values;
+    auto set = [&values](ProcessMetric id, double value) { values[id] = value; };
     set(ProcessMetric::BuildInfo, 1);
     set(ProcessMetric::ResidentMemory, residentMemoryBytes());
     set(ProcessMetric::CpuSeconds, cpuSeconds());
@@ -438,7 +437,7 @@ std::string Registry::render() const {
     set(ProcessMetric::ProbeAge, probeAgeSeconds(workers_));
     for (const auto& def : kProcessMetrics) {
         families.push_back(makeFamily(def.name, def.help, def.type));
-        addSample(families.back(), def.type, values[static_cast<size_t>(def.id)], def.label,
+        addSample(families.back(), def.type, values[def.id], def.label,
                   def.label_value);
     }
 

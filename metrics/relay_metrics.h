@@ -7,18 +7,22 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "adapters/hook_event.h"
+#include "metrics/enum_array.h"
+
 namespace wsrelay::metrics {
 
-// Label values are closed sets, so no label ever carries a channel name or a user id.
+// Label values are closed sets, so no label ever carries a channel name or a user id. A family
+// labelled by an enum is an EnumArray indexed by it: m.dropped[DropReason::TooLarge].add().
 enum class HandshakeResult : uint8_t {
     Ok, Origin, Limit, Path, Draining, Auth, Hook, BadRequest, kCount
 };
-inline constexpr std::array<const char*, 8> kHandshakeResultNames = {
+inline constexpr EnumArray<HandshakeResult, const char*> kHandshakeResultNames = {
     "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request"};
-static_assert(kHandshakeResultNames.size() == static_cast<size_t>(HandshakeResult::kCount));
 
 enum class DropReason : uint8_t {
     SlowConsumerDropOldest,
@@ -27,21 +31,18 @@ enum class DropReason : uint8_t {
     TooLarge,
     kCount
 };
-inline constexpr std::array<const char*, 4> kDropReasonNames = {
+inline constexpr EnumArray<DropReason, const char*> kDropReasonNames = {
     "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
-static_assert(kDropReasonNames.size() == static_cast<size_t>(DropReason::kCount));
 
 // Why a connection was closed before it became a WebSocket session (relay/pending_connections.h).
 enum class PendingClose : uint8_t { Shed, Full, PerAddress, Timeout, kCount };
-inline constexpr std::array<const char*, 4> kPendingCloseNames = {"shed", "full", "per_address",
-                                                                  "timeout"};
-static_assert(kPendingCloseNames.size() == static_cast<size_t>(PendingClose::kCount));
+inline constexpr EnumArray<PendingClose, const char*> kPendingCloseNames = {
+    "shed", "full", "per_address", "timeout"};
 
 // Where a message too large to deliver (its frame over limits.send_queue_bytes) came in.
 enum class MessageSource : uint8_t { Client, Api, Hook, Broker, kCount };
-inline constexpr std::array<const char*, 4> kMessageSourceNames = {"client", "api", "hook",
-                                                                   "broker"};
-static_assert(kMessageSourceNames.size() == static_cast<size_t>(MessageSource::kCount));
+inline constexpr EnumArray<MessageSource, const char*> kMessageSourceNames = {
+    "client", "api", "hook", "broker"};
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -63,22 +64,25 @@ static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 // Index into kErrorCodes/kErrorCodeNames for `code`; the index of 500 for any other code.
 size_t errorCodeIndex(int code);
 
-// Why a handshake's token was refused; the same order as jwt::Failure without its "none".
-inline constexpr std::array<const char*, 12> kAuthFailureNames = {
+// Why a handshake's token was refused: jwt::Failure without its None, in the same order
+// (relay/authenticator.cc checks the names and converts).
+enum class AuthFailure : uint8_t {
+    Missing, Malformed, Algorithm, UnknownKey, BadSignature, Expired, MissingExp, NotYetValid,
+    Issuer, Audience, Claims, KeysUnavailable, kCount
+};
+inline constexpr EnumArray<AuthFailure, const char*> kAuthFailureNames = {
     "missing", "malformed", "algorithm", "unknown_key", "bad_signature", "expired",
     "missing_exp", "not_yet_valid", "issuer", "audience", "claims", "keys_unavailable"};
 
-inline constexpr std::array<const char*, 2> kRefreshResultNames = {"ok", "rejected"};
+enum class RefreshResult : uint8_t { Ok, Rejected, kCount };
+inline constexpr EnumArray<RefreshResult, const char*> kRefreshResultNames = {"ok", "rejected"};
 
-// Hook requests (docs/hook.md), by event and by outcome.
-inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
-                                                               "disconnect"};
+// Hook requests (docs/hook.md), by event (HookEvent, adapters/hook_event.h) and by outcome.
 enum class HookResult : uint8_t {
     Ok, Denied, Error, Timeout, Unavailable, Overflow, Abandoned, kCount
 };
-inline constexpr std::array<const char*, 7> kHookResultNames = {
+inline constexpr EnumArray<HookResult, const char*> kHookResultNames = {
     "ok", "denied", "error", "timeout", "unavailable", "overflow", "abandoned"};
-static_assert(kHookResultNames.size() == static_cast<size_t>(HookResult::kCount));
 
 // Upper bounds of the latency histograms' buckets, in seconds and in microseconds (+Inf is
 // implicit).
@@ -86,7 +90,8 @@ inline constexpr std::array<double, 13> kLatencyBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 inline constexpr std::array<int64_t, 13> kLatencyBucketsMicros = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
-inline constexpr std::array<const char*, 2> kFetchResultNames = {"ok", "error"};
+enum class FetchResult : uint8_t { Ok, Error, kCount };
+inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
 
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
@@ -187,14 +192,29 @@ private:
     Slot sum_us_;
 };
 
+// The series of a family labelled by `Names`: indexed by its enum when the names are an
+// EnumArray, by position (closeCodeIndex(), errorCodeIndex()) when they are a plain array.
+template <class Names>
+struct SeriesOf;
+template <class E>
+struct SeriesOf<EnumArray<E, const char*>> {
+    using type = EnumArray<E, Slot>;
+};
+template <size_t N>
+struct SeriesOf<std::array<const char*, N>> {
+    using type = std::array<Slot, N>;
+};
+template <const auto& Names>
+using Series = typename SeriesOf<std::remove_cvref_t<decltype(Names)>>::type;
+
 // alignas(64): workers' series never share a cache line.
 struct alignas(64) WorkerMetrics {
 #define WSRELAY_FIELD_X(field, type, name, help) Slot field;
-#define WSRELAY_FIELD_L(field, type, name, help, label, names) std::array<Slot, names.size()> field;
+#define WSRELAY_FIELD_L(field, type, name, help, label, names) Series<names> field;
     WSRELAY_METRICS(WSRELAY_FIELD_X, WSRELAY_FIELD_L)
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
-    std::array<std::array<Slot, kHookResultNames.size()>, kHookEventNames.size()> hook_requests;
-    std::array<Histogram, kHookEventNames.size()> hook_duration;
+    EnumArray<HookEvent, EnumArray<HookResult, Slot>> hook_requests;
+    EnumArray<HookEvent, Histogram> hook_duration;
     Histogram broker_publish_duration;
     Histogram broker_probe_duration;
     Histogram delivery_latency;
@@ -204,14 +224,6 @@ struct alignas(64) WorkerMetrics {
 #undef WSRELAY_FIELD_X
 #undef WSRELAY_FIELD_L
 };
-
-// The series of a labelled family for a label value given as its enum, so the family and the enum
-// cannot be mismatched silently: slot(m.dropped, DropReason::TooLarge).add().
-template <class Label, size_t N>
-Slot& slot(std::array<Slot, N>& family, Label value) {
-    static_assert(N == static_cast<size_t>(Label::kCount), "the family is not labelled by this enum");
-    return family[static_cast<size_t>(value)];
-}
 
 // One metric family as exposed on /metrics; `label` is empty for unlabelled families, otherwise
 // `label_values` is the complete set of values it takes (every one is always rendered).

@@ -11,11 +11,13 @@ namespace {
 
 constexpr size_t kMaxTokenBytes = 8192;
 
-// wsrelay_auth_failures_total{reason} is indexed by jwt::Failure minus its "none".
+// metrics::AuthFailure is jwt::Failure without its leading None: same names, same order, which
+// is what lets authFailureLabel() convert by subtracting one.
 constexpr bool sameFailureNames() {
     if (metrics::kAuthFailureNames.size() + 1 != jwt::kFailureNames.size()) return false;
-    for (size_t i = 0; i < metrics::kAuthFailureNames.size(); ++i) {
-        if (std::string_view(metrics::kAuthFailureNames[i]) != jwt::kFailureNames[i + 1]) return false;
+    size_t i = 1;
+    for (const char* name : metrics::kAuthFailureNames) {
+        if (std::string_view(name) != jwt::kFailureNames[i++]) return false;
     }
     return true;
 }
@@ -41,6 +43,10 @@ jwt::VerifyOptions verifyOptions(const Config& config) {
 }
 
 }  // namespace
+
+metrics::AuthFailure authFailureLabel(jwt::Failure failure) {
+    return static_cast<metrics::AuthFailure>(static_cast<uint8_t>(failure) - 1);
+}
 
 int64_t wallClockMs() {
     using namespace std::chrono;

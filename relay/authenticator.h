@@ -7,6 +7,7 @@
 
 #include "adapters/jwt_verifier.h"
 #include "conf/config.h"
+#include "metrics/relay_metrics.h"
 #include "relay/permissions.h"
 
 namespace wsrelay {
@@ -33,6 +34,9 @@ private:
     const Config& config_;
     jwt::Verifier verifier_;
 };
+
+// The reason label of wsrelay_auth_failures_total for a refused token; `failure` is not None.
+metrics::AuthFailure authFailureLabel(jwt::Failure failure);
 
 // Unix time in milliseconds (the clock tokens are checked against).
 int64_t wallClockMs();

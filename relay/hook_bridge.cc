@@ -74,7 +74,7 @@ PublishRoute HookBridge::routeFor(std::string_view channel) const {
 std::string HookBridge::baseBody(uint64_t connection, const std::string& user,
                                  const std::string& meta, HookEvent event) const {
     std::string body = "{\"event\":\"";
-    body += kHookEventNames[static_cast<size_t>(event)];
+    body += hookEventName(event);
     body += "\",\"connection\":\"";
     body += std::to_string(connection);
     body += "\",\"user\":";
@@ -130,7 +130,7 @@ void HookBridge::syncQueuedBytes() {
 }
 
 void HookBridge::count(HookEvent event, metrics::HookResult result) {
-    worker_.metrics().hook_requests[static_cast<size_t>(event)][static_cast<size_t>(result)].add();
+    worker_.metrics().hook_requests[event][result].add();
 }
 
 bool HookBridge::connect(uint64_t connection, const std::string& user,
@@ -144,7 +144,7 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
             auto& m = worker_.metrics();
             m.hook_in_flight.sub();
             --connects_in_flight_;
-            m.hook_duration[static_cast<size_t>(HookEvent::Connect)].observe(result.seconds);
+            m.hook_duration[HookEvent::Connect].observe(result.seconds);
             auto count = [&](metrics::HookResult r) { this->count(HookEvent::Connect, r); };
             ConnectDecision d;
             simdjson::dom::object answer;
@@ -324,7 +324,7 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
     auto& m = worker_.metrics();
     m.hook_in_flight.sub();
     const PendingHookEvent event = queues_.finish(connection);
-    m.hook_duration[static_cast<size_t>(event.event)].observe(result.seconds);
+    m.hook_duration[event.event].observe(result.seconds);
     // Null once the connection has closed; a disconnect's never exists.
     Session* session =
         event.event == HookEvent::Disconnect ? nullptr : worker_.findSession(connection);
@@ -462,7 +462,7 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
 void HookBridge::warnUnpublished(HookEvent event, size_t count) {
     if (count == 0) return;
     WSR_LOG(Warn, "the answer to a %s hook event had %zu publishes the broker could not take "
-            "(unavailable); nobody was told", kHookEventNames[static_cast<size_t>(event)], count);
+            "(unavailable); nobody was told", hookEventName(event), count);
 }
 
 size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {

@@ -103,7 +103,7 @@ int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
     auto& m = worker.metrics();
     // lws 4.1.6 also offers h2c here, and upgrades to it when allowed.
     if (upgrade == nullptr || strcasecmp(upgrade, "websocket") != 0) {
-        m.handshakes[static_cast<size_t>(metrics::HandshakeResult::BadRequest)].add();
+        m.handshakes[metrics::HandshakeResult::BadRequest].add();
         return refuseUpgrade(wsi, 400, "bad request", "only the websocket upgrade is supported");
     }
     char uri[256];
@@ -111,7 +111,7 @@ int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
     if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == worker.config().websocket.path) {
         return worker.gate().confirm(wsi);
     }
-    m.handshakes[static_cast<size_t>(metrics::HandshakeResult::Path)].add();
+    m.handshakes[metrics::HandshakeResult::Path].add();
     return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");
 }
 

@@ -167,7 +167,8 @@ void Server::setUpAuth() {
     jwt::JwksEvents events;
     events.on_fetch = [shared, control, url = j.jwks_url, keys = int64_t{0},
                        skipped = std::vector<std::string>{}](const jwt::JwksFetch& fetch) mutable {
-        control->jwks_fetches[fetch.ok ? 0 : 1].add();
+        control->jwks_fetches[fetch.ok ? metrics::FetchResult::Ok : metrics::FetchResult::Error]
+            .add();
         if (!fetch.ok) {
             WSR_LOG(Warn, "JWKS %s: %s (keeping the last good keys)", url.c_str(),
                     fetch.error.c_str());

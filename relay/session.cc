@@ -99,12 +99,12 @@ void Session::refresh(const protocol::Command& cmd) {
     auto next = std::make_unique<Identity>();
     const jwt::Failure failure = auth->verify(cmd.token, *next);
     if (failure != jwt::Failure::None || next->user != identity_->user) {
-        m.token_refreshes[1].add();
+        m.token_refreshes[metrics::RefreshResult::Rejected].add();
         sendError(cmd.id, ErrorCode::Unauthorized,
                   failure != jwt::Failure::None ? jwt::failureText(failure) : "different user");
         return;
     }
-    m.token_refreshes[0].add();
+    m.token_refreshes[metrics::RefreshResult::Ok].add();
     // Permissions follow the new token: what it no longer grants is left, and the client told.
     // The app's grants are not the token's to take away.
     for (const std::string& channel : worker_.hub().channelsOf(membership_)) {
@@ -129,7 +129,7 @@ void Session::requestWrite() { lws_callback_on_writable(wsi_); }
 void Session::push(const FramePtr& frame) {
     auto& m = worker_.metrics();
     if (close_code_ != 0) {
-        m.dropped[static_cast<size_t>(metrics::DropReason::ClientGone)].add();
+        m.dropped[metrics::DropReason::ClientGone].add();
         return;
     }
     const auto& limits = worker_.config().limits;
@@ -137,12 +137,12 @@ void Session::push(const FramePtr& frame) {
     const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
     if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
         if (limits.slow_consumer == SlowConsumerPolicy::Close) {
-            m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerClose)].add(
+            m.dropped[metrics::DropReason::SlowConsumerClose].add(
                 static_cast<int64_t>(queue_.size() + 1));
             closeNow(CloseCode::SlowConsumer);
             return;
         }
-        auto& dropped = m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerDropOldest)];
+        auto& dropped = m.dropped[metrics::DropReason::SlowConsumerDropOldest];
         while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
             m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
             queue_.pop();

@@ -28,13 +28,13 @@ constexpr std::string_view kListenerProtocol = "wsrelay-listener";
 constexpr size_t kMinPendingBound = 16;
 
 void countHandshake(metrics::WorkerMetrics& m, metrics::HandshakeResult result) {
-    m.handshakes[static_cast<size_t>(result)].add();
+    m.handshakes[result].add();
 }
 
 void countAuthFailure(metrics::WorkerMetrics& m, jwt::Failure failure) {
     WSR_LOG(Debug, "upgrade refused: %s", std::string(jwt::failureText(failure)).c_str());
     countHandshake(m, metrics::HandshakeResult::Auth);
-    m.auth_failures[static_cast<size_t>(failure) - 1].add();
+    m.auth_failures[authFailureLabel(failure)].add();
 }
 
 size_t perWorker(size_t total, int workers) {
@@ -121,9 +121,9 @@ void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
         verdict = pending_.add(fd, address, now);
     }
     if (verdict != PendingConnections::Admit::Added) {
-        m.pending_closed[static_cast<size_t>(verdict == PendingConnections::Admit::Full
-                                                 ? metrics::PendingClose::Full
-                                                 : metrics::PendingClose::PerAddress)]
+        m.pending_closed[verdict == PendingConnections::Admit::Full
+                             ? metrics::PendingClose::Full
+                             : metrics::PendingClose::PerAddress]
             .add();
         close(fd);
         return;
@@ -351,7 +351,7 @@ void UpgradeGate::refuse(int fd, unsigned status, std::string_view error, std::s
 }
 
 void UpgradeGate::closePending(PendingConnection& c, metrics::PendingClose why) {
-    worker_.metrics().pending_closed[static_cast<size_t>(why)].add();
+    worker_.metrics().pending_closed[why].add();
     switch (c.stage) {
         case PendingConnection::Stage::ReadingHead: {
             const int fd = c.fd;

@@ -328,7 +328,7 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     } else {
         session->start(grant ? grant->channels : std::vector<std::string>{});
     }
-    metrics_.handshakes[static_cast<size_t>(result)].add();
+    metrics_.handshakes[result].add();
     return session;
 }
 
@@ -371,7 +371,7 @@ void Worker::onListenerReadable() {
                 int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
                 if (refused >= 0) close(refused);
                 spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                metrics_.handshakes[static_cast<size_t>(metrics::HandshakeResult::Limit)].add();
+                metrics_.handshakes[metrics::HandshakeResult::Limit].add();
                 WSR_LOG(Warn, "out of file descriptors: refused a connection");
             }
             return;
@@ -389,7 +389,7 @@ void Worker::publish(std::string_view channel, std::string_view data, PublishTic
 bool Worker::admit(std::string_view channel, std::string_view data,
                    metrics::MessageSource source) {
     if (hub_.fits(channel, data)) return true;
-    metrics::slot(metrics_.too_large, source).add();
+    metrics_.too_large[source].add();
     if (source == metrics::MessageSource::Hook) {
         warnTooLarge(source, channel, data, 0);
     }
@@ -403,8 +403,8 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
     if (delivery.too_large != 0) {
         // Published around the relay's entry checks (a backend's own PUBLISH into Redis): refused
         // here, once for this worker, and counted for every subscriber it did not reach.
-        metrics::slot(metrics_.too_large, metrics::MessageSource::Broker).add();
-        metrics::slot(metrics_.dropped, metrics::DropReason::TooLarge)
+        metrics_.too_large[metrics::MessageSource::Broker].add();
+        metrics_.dropped[metrics::DropReason::TooLarge]
             .add(static_cast<int64_t>(delivery.too_large));
         warnTooLarge(metrics::MessageSource::Broker, channel, data, delivery.too_large);
     }

@@ -32,27 +32,13 @@ ConfigLoad loadYaml(std::string_view yaml, const Environment& env = {}) {
     return loadConfigText(yaml, "cfg.yaml", env);
 }
 
-// Field by field, so a mismatch names the field.
+// Key by key through the table, so a mismatch names the key; then whole, so that a field the
+// table does not reach cannot differ either.
 void expectSameConfig(const Config& got, const Config& want) {
-    EXPECT_EQ(got.listen.host, want.listen.host);
-    EXPECT_EQ(got.listen.port, want.listen.port);
-    EXPECT_EQ(got.workers, want.workers);
-    EXPECT_EQ(got.websocket.path, want.websocket.path);
-    EXPECT_EQ(got.websocket.max_message_bytes, want.websocket.max_message_bytes);
-    EXPECT_EQ(got.websocket.ping_interval_ms, want.websocket.ping_interval_ms);
-    EXPECT_EQ(got.websocket.pong_timeout_ms, want.websocket.pong_timeout_ms);
-    EXPECT_EQ(got.websocket.allowed_origins, want.websocket.allowed_origins);
-    EXPECT_EQ(got.websocket.rx_buffer_bytes, want.websocket.rx_buffer_bytes);
-    EXPECT_EQ(got.limits.max_connections, want.limits.max_connections);
-    EXPECT_EQ(got.limits.send_queue_bytes, want.limits.send_queue_bytes);
-    EXPECT_EQ(got.limits.send_queue_messages, want.limits.send_queue_messages);
-    EXPECT_EQ(got.limits.slow_consumer, want.limits.slow_consumer);
-    EXPECT_EQ(got.limits.max_subscriptions, want.limits.max_subscriptions);
-    EXPECT_EQ(got.limits.max_channel_bytes, want.limits.max_channel_bytes);
-    EXPECT_EQ(got.limits.max_bad_commands, want.limits.max_bad_commands);
-    EXPECT_EQ(got.drain.window_ms, want.drain.window_ms);
-    EXPECT_EQ(got.broker.type, want.broker.type);
-    EXPECT_EQ(got.log.level, want.log.level);
+    for (const ConfigKey& key : configKeys()) {
+        EXPECT_EQ(key.read(got), key.read(want)) << key.path;
+    }
+    EXPECT_TRUE(got == want) << "a field outside the key table differs";
 }
 
 // --- The table ---
@@ -68,6 +54,16 @@ TEST(ConfigSchemaTest, TableDefaultsEqualConfigStructDefaults) {
     const Config defaults;
     for (const ConfigKey& key : configKeys()) {
         EXPECT_EQ(key.read(defaults), key.default_value) << key.path;
+    }
+}
+
+// The table takes its defaults from the struct; storing one back must change nothing, or --help
+// and the docs would show a value the relay does not run with.
+TEST(ConfigSchemaTest, StoringEachDefaultLeavesADefaultConfig) {
+    for (const ConfigKey& key : configKeys()) {
+        Config config;
+        key.store(config, key.default_value);
+        EXPECT_TRUE(config == Config{}) << key.path;
     }
 }
 
@@ -94,6 +90,11 @@ TEST(ConfigSchemaTest, TableIsWellFormed) {
             const ConfigParse parsed = parseConfigScalar(key, text);
             ASSERT_TRUE(parsed.value.has_value()) << parsed.error;
             EXPECT_EQ(*parsed.value, key.default_value);
+        } else {
+            for (const std::string& entry : std::get<std::vector<std::string>>(key.default_value)) {
+                const ConfigParse parsed = parseConfigScalar(key, entry);
+                EXPECT_TRUE(parsed.value.has_value()) << entry << ": " << parsed.error;
+            }
         }
         if (key.type == ConfigType::Int || key.type == ConfigType::Int64) {
             EXPECT_LE(key.min, key.max);
@@ -256,7 +257,7 @@ log:
 }
 
 TEST(ConfigLoaderTest, EmptyFileIsAllDefaults) {
-    for (const char* text : {"", "\n\n", "# only a comment\n", "---\n"}) {
+    for (const char* text : {"", "\n\n", "# only a comment\n", "---\n", "{}\n"}) {
         const ConfigLoad load = loadYaml(text);
         EXPECT_TRUE(load.ok()) << text;
         expectSameConfig(load.config, Config{});

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -24,6 +25,18 @@
 
 namespace wsrelay::metrics {
 namespace {
+
+// A family takes its own label enum as the index, and nothing else.
+template <class Family, class Index>
+concept IndexableBy = requires(Family& family, Index index) { family[index]; };
+static_assert(IndexableBy<decltype(WorkerMetrics::dropped), DropReason>);
+static_assert(!IndexableBy<decltype(WorkerMetrics::dropped), size_t>);
+static_assert(!IndexableBy<decltype(WorkerMetrics::dropped), HandshakeResult>);
+static_assert(IndexableBy<decltype(WorkerMetrics::hook_requests), HookEvent>);
+static_assert(!IndexableBy<decltype(WorkerMetrics::hook_requests), HookResult>);
+static_assert(enumValues<RefreshResult>() ==
+              std::array<RefreshResult, 2>{RefreshResult::Ok, RefreshResult::Rejected});
+static_assert(std::string_view(kDropReasonNames[DropReason::TooLarge]) == "too_large");
 
 const char* typeName(Type type) {
     return type == Type::Counter ? "counter" : type == Type::Gauge ? "gauge" : "histogram";
@@ -283,11 +296,11 @@ TEST(RelayMetricsTest, LabelValuesLandOnTheirSeries) {
     Registry registry(2);
     WorkerMetrics& w0 = registry.worker(0);
     WorkerMetrics& w1 = registry.worker(1);
-    w0.handshakes[static_cast<size_t>(HandshakeResult::Ok)].add(7);
-    w1.handshakes[static_cast<size_t>(HandshakeResult::Ok)].add(1);
-    w1.handshakes[static_cast<size_t>(HandshakeResult::Origin)].add(2);
-    w0.dropped[static_cast<size_t>(DropReason::SlowConsumerDropOldest)].add(5);
-    w1.dropped[static_cast<size_t>(DropReason::ClientGone)].add(1);
+    w0.handshakes[HandshakeResult::Ok].add(7);
+    w1.handshakes[HandshakeResult::Ok].add(1);
+    w1.handshakes[HandshakeResult::Origin].add(2);
+    w0.dropped[DropReason::SlowConsumerDropOldest].add(5);
+    w1.dropped[DropReason::ClientGone].add(1);
     w0.disconnects[closeCodeIndex(4001)].add(2);
     w1.disconnects[closeCodeIndex(4001)].add(1);
     w1.disconnects[closeCodeIndex(1006)].add(1);

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+// The events the hook is told about (docs/hook.md): the vocabulary of the hook seam
+// (adapters/hook.h) and the `event` label of the hook metrics (metrics/relay_metrics.h).
+namespace wsrelay {
+
+enum class HookEvent : uint8_t { Connect, Subscribe, Message, Disconnect, kCount };
+inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
+                                                               "disconnect"};
+static_assert(kHookEventNames.size() == static_cast<size_t>(HookEvent::kCount));
+
+// The event's name in a hook body, the X-Wsrelay-Event header and the metrics.
+constexpr const char* hookEventName(HookEvent event) {
+    return kHookEventNames[static_cast<size_t>(event)];
+}
+
+}  // namespace wsrelay
