@@ -62,6 +62,8 @@ struct Config {
             struct Sentinel {
                 std::string master;               // empty = no Sentinel
                 std::vector<std::string> addrs;   // host:port of the sentinels
+                std::string user;                 // AUTH user for the sentinels; empty = default
+                std::string password;             // AUTH to the sentinels; empty = none
             } sentinel;
         } redis;
     } broker;
