@@ -23,7 +23,6 @@ struct RedisBrokerOptions {
     // Seed nodes of a Redis Cluster; non-empty = cluster mode (sharded pub/sub, see
     // adapters/redis_cluster_broker.h).
     std::vector<ClusterNode> cluster;
-    int cluster_refresh_ms = 30000;  // re-reading CLUSTER SLOTS while up; 0 = never
     // Sentinel mode when sentinel_master is not empty: the master's address comes from these
     // sentinels (see adapters/redis_sentinel.h).
     std::string sentinel_master;
