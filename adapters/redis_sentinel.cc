@@ -15,9 +15,11 @@ std::string_view textOf(const redisReply* r) { return std::string_view(r->str, r
 
 }  // namespace
 
-RedisSentinel::RedisSentinel(struct ev_loop* loop, std::string master_name,
-                             std::vector<ClusterNode> sentinels, Listener& listener)
-    : loop_(loop), master_name_(std::move(master_name)), sentinels_(std::move(sentinels)),
+RedisSentinel::RedisSentinel(struct ev_loop* loop, AsyncResolver& resolver,
+                             std::string master_name, std::vector<ClusterNode> sentinels,
+                             RedisHandshake auth, double timeout_s, Listener& listener)
+    : loop_(loop), resolver_(resolver), master_name_(std::move(master_name)),
+      sentinels_(std::move(sentinels)), auth_(std::move(auth)), timeout_s_(timeout_s),
       listener_(listener) {
     ev_init(&retry_timer_, onRetryTimer);
     retry_timer_.data = this;
@@ -39,13 +41,13 @@ void RedisSentinel::ask(bool quiet) {
 void RedisSentinel::tryNext() {
     while (next_ < sentinels_.size()) {
         const ClusterNode& sentinel = sentinels_[next_++];
-        link_ = std::make_unique<RedisLink>(loop_, static_cast<RedisLink::Handler&>(*this));
-        std::string error;
-        if (!link_->connect(sentinel.host, sentinel.port, error)) {
-            errors_ += (errors_.empty() ? "" : "; ") + error;
-            continue;
-        }
-        link_->command({"SENTINEL", "get-master-addr-by-name", master_name_});
+        link_ = std::make_unique<RedisConnection>(
+            loop_, resolver_, static_cast<RedisConnection::Handler&>(*this));
+        RedisHandshake auth = auth_;
+        auth.db = 0;  // a sentinel has no databases
+        link_->connect(sentinel.host, sentinel.port, auth, timeout_s_);
+        link_->command({"SENTINEL", "get-master-addr-by-name", master_name_},
+                       [this](RedisStatus s, const redisReply* r) { onMasterReply(s, r); });
         link_->command({"SUBSCRIBE", kSwitchChannel});
         return;
     }
@@ -70,43 +72,43 @@ void RedisSentinel::found(const ClusterNode& master) {
     }
 }
 
-void RedisSentinel::onLinkReply(RedisLink& link, redisReply* reply) {
-    const std::string where = link.host() + ":" + std::to_string(link.port());
-    if (state_ == State::Asking) {
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-            reply->element[0]->type == REDIS_REPLY_STRING &&
-            reply->element[1]->type == REDIS_REPLY_STRING) {
-            ClusterNode master;
-            master.host.assign(textOf(reply->element[0]));
-            const std::string_view port = textOf(reply->element[1]);
-            const auto [end, ec] =
-                std::from_chars(port.data(), port.data() + port.size(), master.port);
-            if (ec == std::errc() && end == port.data() + port.size() && master.port > 0 &&
-                master.port <= 65535 && !master.host.empty()) {
-                found(master);
-                return;
-            }
+void RedisSentinel::onMasterReply(RedisStatus status, const redisReply* reply) {
+    // A lost connection is handled by onClosed.
+    if (status != RedisStatus::Reply || state_ != State::Asking) return;
+    const std::string where = link_->name();
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        ClusterNode master;
+        master.host.assign(textOf(reply->element[0]));
+        const std::string_view port = textOf(reply->element[1]);
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), master.port);
+        if (ec == std::errc() && end == port.data() + port.size() && master.port > 0 &&
+            master.port <= 65535 && !master.host.empty()) {
+            found(master);
+            return;
         }
-        std::string error = where + ": ";
-        if (reply->type == REDIS_REPLY_ERROR) {
-            error += std::string(textOf(reply));
-        } else if (reply->type == REDIS_REPLY_NIL) {
-            error += "unknown master";
-        } else {
-            error += "unexpected reply";
-        }
-        errors_ += (errors_.empty() ? "" : "; ") + error;
-        tryNext();  // replaces (destroys) this link
-        return;
     }
-    if (state_ != State::Watching || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[2]->type != REDIS_REPLY_STRING ||
-        textOf(reply->element[0]) != "message") {
+    std::string error = where + ": ";
+    if (reply->type == REDIS_REPLY_ERROR) {
+        error += std::string(textOf(reply));
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        error += "unknown master";
+    } else {
+        error += "unexpected reply";
+    }
+    errors_ += (errors_.empty() ? "" : "; ") + error;
+    tryNext();  // replaces (destroys) this connection
+}
+
+void RedisSentinel::onPush(RedisConnection&, const redisReply& reply) {
+    if (state_ != State::Watching || reply.type != REDIS_REPLY_ARRAY || reply.elements != 3 ||
+        reply.element[0]->type != REDIS_REPLY_STRING ||
+        reply.element[2]->type != REDIS_REPLY_STRING || textOf(reply.element[0]) != "message") {
         return;
     }
     // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-    std::istringstream in{std::string(textOf(reply->element[2]))};
+    std::istringstream in{std::string(textOf(reply.element[2]))};
     std::string name;
     std::string old_host;
     int old_port = 0;
@@ -119,7 +121,7 @@ void RedisSentinel::onLinkReply(RedisLink& link, redisReply* reply) {
     listener_.onMasterSwitched(master);
 }
 
-void RedisSentinel::onLinkClosed(RedisLink&, const std::string& reason) {
+void RedisSentinel::onClosed(RedisConnection&, const std::string& reason) {
     if (state_ == State::Asking) {
         errors_ += (errors_.empty() ? "" : "; ") + reason;
         tryNext();

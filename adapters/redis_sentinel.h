@@ -7,15 +7,17 @@
 #include <vector>
 
 #include "adapters/redis_cluster.h"
-#include "adapters/redis_link.h"
+#include "adapters/async_resolver.h"
+#include "adapters/redis_connection.h"
 
 namespace wsrelay {
 
 // Finds the master of a group that Redis Sentinel monitors, and follows it: the sentinel that
 // answered stays connected, subscribed to +switch-master. If that connection drops, the
 // sentinels are asked again (quietly: only a different master is reported), retrying every
-// second while none answers. Sentinels are reached without AUTH. One per worker, on its loop.
-class RedisSentinel final : private RedisLink::Handler {
+// second while none answers. Sentinels that require a password get AUTH (RedisHandshake; no
+// SELECT). One per worker, on its loop; its destructor calls nothing back.
+class RedisSentinel final : private RedisConnection::Handler {
 public:
     class Listener {
     public:
@@ -27,8 +29,9 @@ public:
         virtual void onMasterSwitched(const ClusterNode& master) = 0;
     };
 
-    RedisSentinel(struct ev_loop* loop, std::string master_name,
-                  std::vector<ClusterNode> sentinels, Listener& listener);
+    RedisSentinel(struct ev_loop* loop, AsyncResolver& resolver, std::string master_name,
+                  std::vector<ClusterNode> sentinels, RedisHandshake auth, double timeout_s,
+                  Listener& listener);
     ~RedisSentinel() override;
     RedisSentinel(const RedisSentinel&) = delete;
     RedisSentinel& operator=(const RedisSentinel&) = delete;
@@ -39,21 +42,25 @@ public:
 private:
     enum class State { Idle, Asking, Watching };
 
-    // RedisLink::Handler
-    void onLinkConnected(RedisLink&) override {}
-    void onLinkReply(RedisLink& link, redisReply* reply) override;
-    void onLinkClosed(RedisLink& link, const std::string& reason) override;
+    // RedisConnection::Handler
+    void onReady(RedisConnection&) override {}
+    void onPush(RedisConnection& connection, const redisReply& reply) override;
+    void onClosed(RedisConnection& connection, const std::string& reason) override;
 
     static void onRetryTimer(struct ev_loop* loop, ev_timer* w, int revents);
     void ask(bool quiet);
     void tryNext();
     void found(const ClusterNode& master);
+    void onMasterReply(RedisStatus status, const redisReply* reply);
 
     struct ev_loop* loop_;
+    AsyncResolver& resolver_;
     const std::string master_name_;
     const std::vector<ClusterNode> sentinels_;
+    const RedisHandshake auth_;
+    const double timeout_s_;
     Listener& listener_;
-    std::unique_ptr<RedisLink> link_;
+    std::unique_ptr<RedisConnection> link_;
     State state_ = State::Idle;
     bool quiet_ = false;  // a re-ask after a lost watch: report only a different master
     size_t next_ = 0;

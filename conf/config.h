@@ -74,6 +74,8 @@ struct Config {
             struct Sentinel {
                 std::string master;               // empty = no Sentinel
                 std::vector<std::string> addrs;   // host:port of the sentinels
+                std::string user;                 // AUTH user for the sentinels; empty = default
+                std::string password;             // AUTH to the sentinels; empty = none
                 bool operator==(const Sentinel&) const = default;
             } sentinel;
             bool operator==(const Redis&) const = default;

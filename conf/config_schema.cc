@@ -433,6 +433,14 @@ std::vector<ConfigKey> buildTable() {
         "Sentinels to ask for broker.redis.sentinel.master, in order.",
         [](auto& c) -> auto& { return c.broker.redis.sentinel.addrs; }));
     keys.push_back(stringKey(
+        "broker.redis.sentinel.user", nullptr, "any",
+        "ACL user the relay authenticates as to the sentinels; empty = the default user.",
+        [](auto& c) -> auto& { return c.broker.redis.sentinel.user; }));
+    keys.push_back(stringKey(
+        "broker.redis.sentinel.password", nullptr, "any",
+        "Password of the sentinels (their requirepass); empty = sentinels without AUTH.",
+        [](auto& c) -> auto& { return c.broker.redis.sentinel.password; }));
+    keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
         [](auto& c) -> auto& { return c.api.key; }));

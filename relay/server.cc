@@ -54,6 +54,8 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.cluster = addresses(redis.cluster, "broker.redis.cluster");
             options.sentinel_master = redis.sentinel.master;
             options.sentinels = addresses(redis.sentinel.addrs, "broker.redis.sentinel.addrs");
+            options.sentinel_user = redis.sentinel.user;
+            options.sentinel_password = redis.sentinel.password;
             options.prefix = redis.prefix;
             options.reconnect_min_ms = redis.reconnect_min_ms;
             options.reconnect_max_ms = redis.reconnect_max_ms;

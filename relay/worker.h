@@ -97,6 +97,7 @@ public:
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override;
     void onBrokerState(BrokerState state, bool gap) override;
     void onBrokerProbe(double round_trip_s) override;
+    void onSubscribed(std::string_view) override {}
     // HubListener
     void onChannelOpened(std::string_view channel) override;
     void onChannelClosed(std::string_view channel) override;

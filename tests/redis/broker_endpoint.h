@@ -82,6 +82,10 @@ public:
         EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
         states.emplace_back(state, gap);
     }
+    void onSubscribed(std::string_view channel) override {
+        EXPECT_FALSE(destroyed_) << "subscription confirmed after the broker was destroyed";
+        subscribed.emplace_back(channel);
+    }
 
     void publish(const std::string& channel, const std::string& data, uint64_t id,
                  int64_t entered_us = 0) {
@@ -96,6 +100,7 @@ public:
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
     std::vector<int64_t> stamps;  // entered_us of each message, in order
+    std::vector<std::string> subscribed;  // onSubscribed, in order
     int probes = 0;
     bool in_publish = false;
 

@@ -206,5 +206,33 @@ TEST_F(RedisSentinelTest, UnknownMasterNameIsReportedAndRetried) {
     EXPECT_FALSE(a.up());
 }
 
+TEST_F(RedisSentinelTest, AuthenticatesToPasswordProtectedSentinels) {
+    // What requirepass in a sentinel's configuration does, set at run time: the default user
+    // needs a password, and an ACL user exists besides it.
+    for (RedisServer& s : sentinels_) {
+        RedisClient c = s.client();
+        ReplyPtr user = c.command({"ACL", "SETUSER", "relay", "on", ">s3cret", "+@all"});
+        ASSERT_TRUE(user && user->type == REDIS_REPLY_STATUS) << (user ? user->str : "no reply");
+        ReplyPtr r = c.command({"ACL", "SETUSER", "default", "resetpass", ">sentinel-pw"});
+        ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
+    }
+    RedisBrokerOptions without = options();
+    Endpoint& refused = endpoint(without);
+    RedisBrokerOptions by_password = options();
+    by_password.sentinel_password = "sentinel-pw";
+    Endpoint& a = endpoint(by_password);
+    RedisBrokerOptions by_user = options();
+    by_user.sentinel_user = "relay";
+    by_user.sentinel_password = "s3cret";
+    Endpoint& b = endpoint(by_user);
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(pumpUntil([&] { return a.up() && b.up(); })) << a.as<RedisBroker>().lastError();
+    b.publish("chat", "\"through the master\"", 1);
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"through the master\""));
+    ASSERT_TRUE(pumpUntil([&] { return !refused.as<RedisBroker>().lastError().empty(); }));
+    EXPECT_THAT(refused.as<RedisBroker>().lastError(), ::testing::HasSubstr("NOAUTH"));
+    EXPECT_FALSE(refused.up());
+}
+
 }  // namespace
 }  // namespace wsrelay

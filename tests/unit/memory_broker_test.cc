@@ -25,6 +25,7 @@ public:
         results.emplace_back(ticket.request_id, status);
     }
     void onBrokerState(BrokerState, bool) override { ++state_changes; }
+    void onSubscribed(std::string_view) override {}
 
     std::vector<std::pair<std::string, std::string>> messages;
     std::vector<std::pair<uint64_t, PublishStatus>> results;

@@ -228,7 +228,7 @@ configMap:
 {{- define "wsrelay.secretEnv" -}}
 {{- $s := .Values.secret -}}
 {{- $name := include "wsrelay.secretName" . -}}
-{{- range $item := list (list "WSRELAY_API_KEY" "apiKey") (list "WSRELAY_AUTH_JWT_SECRET" "jwtSecret") (list "WSRELAY_BROKER_REDIS_URL" "redisUrl") (list "WSRELAY_HOOK_SECRET" "hookSecret") }}
+{{- range $item := list (list "WSRELAY_API_KEY" "apiKey") (list "WSRELAY_AUTH_JWT_SECRET" "jwtSecret") (list "WSRELAY_BROKER_REDIS_URL" "redisUrl") (list "WSRELAY_BROKER_REDIS_SENTINEL_PASSWORD" "sentinelPassword") (list "WSRELAY_HOOK_SECRET" "hookSecret") }}
 {{- $env := index $item 0 }}
 {{- $field := index $item 1 }}
 {{- if or $s.existingSecret (index $s $field) }}
@@ -246,7 +246,7 @@ configMap:
 
 {{- define "wsrelay.secretData" -}}
 {{- $s := .Values.secret -}}
-{{- range $field := list "apiKey" "jwtSecret" "redisUrl" "hookSecret" }}
+{{- range $field := list "apiKey" "jwtSecret" "redisUrl" "sentinelPassword" "hookSecret" }}
 {{- if index $s $field }}
 {{ index $s.keys $field }}: {{ index $s $field | toString | b64enc }}
 {{- end }}

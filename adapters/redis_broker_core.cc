@@ -1,0 +1,420 @@
+#include "adapters/redis_broker_core.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace wsrelay {
+namespace {
+
+// Redis takes any number of arguments, but one huge command delays every reply behind it and
+// costs one big buffer: subscriptions go out in commands of at most this many names.
+constexpr size_t kChannelsPerCommand = 512;
+constexpr std::string_view kProbeChannel = "__wsrelay_probe:";
+
+}  // namespace
+
+ReconnectBackoff::ReconnectBackoff(int min_ms, int max_ms, uint64_t seed)
+    : min_ms_(min_ms), max_ms_(std::max(min_ms, max_ms)), rng_(seed) {}
+
+double ReconnectBackoff::nextSeconds() {
+    const int64_t cap = std::min<int64_t>(max_ms_, int64_t{min_ms_} << std::min(attempts_, 20));
+    std::uniform_int_distribution<int64_t> jitter(min_ms_, std::max<int64_t>(min_ms_, cap));
+    ++attempts_;
+    return static_cast<double>(jitter(rng_)) / 1000.0;
+}
+
+RedisBrokerCore::RedisBrokerCore(const RedisBrokerOptions& options, int worker_index,
+                                 struct ev_loop* loop, BrokerHandler& handler)
+    : options_(options), loop_(loop), handler_(handler), worker_index_(worker_index),
+      backoff_(options.reconnect_min_ms, options.reconnect_max_ms,
+               std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 20) ^
+                   static_cast<uint64_t>(worker_index)) {
+    probe_base_ = options_.prefix + std::string(kProbeChannel) + std::to_string(getpid()) + ":" +
+                  std::to_string(worker_index_);
+    // Containers often all run as pid 1: the nonce keeps another instance's probes apart.
+    char nonce[17];
+    const uint64_t value = backoff_.random();
+    for (int i = 0; i < 16; ++i) nonce[i] = "0123456789abcdef"[(value >> (i * 4)) & 0xF];
+    probe_nonce_.assign(nonce, 16);
+
+    ev_init(&reconnect_timer_, onReconnectTimer);
+    reconnect_timer_.data = this;
+    ev_init(&setup_timer_, onSetupTimeout);
+    setup_timer_.data = this;
+    ev_init(&probe_timer_, onProbeTimer);
+    probe_timer_.data = this;
+    ev_init(&probe_deadline_, onProbeDeadline);
+    probe_deadline_.data = this;
+}
+
+RedisBrokerCore::~RedisBrokerCore() {
+    ev_timer_stop(loop_, &reconnect_timer_);
+    ev_timer_stop(loop_, &setup_timer_);
+    ev_timer_stop(loop_, &probe_timer_);
+    ev_timer_stop(loop_, &probe_deadline_);
+}
+
+void RedisBrokerCore::queue(ChannelMap::iterator it) {
+    if (it->second.queued) return;
+    it->second.queued = true;
+    changed_.push_back(it->first);
+}
+
+void RedisBrokerCore::subscribe(std::string_view channel) {
+    auto it = channels_.find(channel);
+    if (it == channels_.end()) it = channels_.emplace(std::string(channel), Channel{}).first;
+    it->second.wanted = true;
+    it->second.announce = true;
+    queue(it);
+}
+
+void RedisBrokerCore::unsubscribe(std::string_view channel) {
+    auto it = channels_.find(channel);
+    if (it == channels_.end()) return;
+    it->second.wanted = false;
+    it->second.announce = false;
+    queue(it);
+}
+
+void RedisBrokerCore::publish(std::string_view channel, std::string_view data,
+                              const PublishTicket& ticket) {
+    Outgoing out;
+    out.channel.reserve(options_.prefix.size() + channel.size());
+    out.channel.append(options_.prefix).append(channel);
+    if (options_.timestamps && ticket.entered_us != 0) {
+        out.data.reserve(data.size() + 22);
+        appendStamp(ticket.entered_us, out.data);
+    }
+    out.data.append(data);
+    out.ticket = ticket;
+    outbox_.push_back(std::move(out));
+}
+
+void RedisBrokerCore::flush() {
+    if (!changed_.empty()) applyChanges();
+    if (outbox_.empty()) return;
+    sending_.swap(outbox_);
+    std::vector<PublishTicket> unavailable;
+    for (Outgoing& out : sending_) {
+        // Sent in one loop turn, these leave in one write per connection.
+        if (!up_ || !sendPublish(out)) unavailable.push_back(out.ticket);
+    }
+    sending_.clear();
+    for (const PublishTicket& t : unavailable) {
+        handler_.onPublishResult(t, PublishStatus::Unavailable);
+    }
+}
+
+bool RedisBrokerCore::isProbe(std::string_view client_channel) const {
+    for (const Probe& probe : probes_) {
+        const std::string_view name = probe.channel;
+        if (name.size() == options_.prefix.size() + client_channel.size() &&
+            name.substr(options_.prefix.size()) == client_channel) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const std::string& RedisBrokerCore::probeChannel(uint16_t shard) const {
+    static const std::string none;
+    return shard < probes_.size() ? probes_[shard].channel : none;
+}
+
+// Sends what changed since the last turn: one SUBSCRIBE for channels newly wanted, one UNSUBSCRIBE
+// for channels no longer wanted. A channel whose UNSUBSCRIBE is unconfirmed is subscribed again
+// only once Redis confirmed it (unsubscribeConfirmed), so the remote state is always known.
+void RedisBrokerCore::applyChanges() {
+    std::vector<Target> subs;
+    std::vector<Target> unsubs;
+    std::vector<std::string> announce;
+    std::vector<std::string> changed;
+    changed.swap(changed_);
+    for (const std::string& name : changed) {
+        auto it = channels_.find(name);
+        if (it == channels_.end()) continue;
+        Channel& ch = it->second;
+        ch.queued = false;
+        if (isProbe(name)) {
+            // The probe channel is always subscribed, and its messages are never delivered.
+            if (!ch.wanted) channels_.erase(it);
+            continue;
+        }
+        if (ch.wanted && ch.remote == Remote::None) {
+            if (!live_) continue;  // resubscribeAll() sends it once connected
+            std::string redis_channel = options_.prefix + name;
+            ch.shard = shardOf(redis_channel);
+            ch.remote = Remote::Subscribing;
+            subs.push_back(Target{ch.shard, std::move(redis_channel)});
+        } else if (ch.wanted && ch.remote == Remote::Subscribed && ch.announce && up_) {
+            // Unsubscribed and subscribed again within one turn: it never stopped being live.
+            ch.announce = false;
+            announce.push_back(name);
+        } else if (!ch.wanted && ch.remote == Remote::None) {
+            channels_.erase(it);
+        } else if (!ch.wanted &&
+                   (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed)) {
+            ch.remote = Remote::Unsubscribing;
+            unsubs.push_back(Target{ch.shard, options_.prefix + name});
+        }
+    }
+    if (!subs.empty()) {
+        pending_confirms_ += subs.size();
+        sendSubscriptions(true, subs);
+    }
+    if (!unsubs.empty()) sendSubscriptions(false, unsubs);
+    for (const std::string& name : announce) handler_.onSubscribed(name);
+}
+
+void RedisBrokerCore::inBatches(
+    std::string_view command, const std::vector<std::string_view>& names,
+    const std::function<void(const std::vector<std::string_view>&)>& send) {
+    std::vector<std::string_view> args;
+    for (size_t begin = 0; begin < names.size(); begin += kChannelsPerCommand) {
+        const size_t end = std::min(names.size(), begin + kChannelsPerCommand);
+        args.assign(1, command);
+        args.insert(args.end(), names.begin() + static_cast<ptrdiff_t>(begin),
+                    names.begin() + static_cast<ptrdiff_t>(end));
+        send(args);
+    }
+}
+
+void RedisBrokerCore::startAttempt() {
+    ev_timer_stop(loop_, &reconnect_timer_);
+    ev_timer_set(&setup_timer_, options_.probe_timeout_ms / 1000.0, 0.);
+    ev_timer_start(loop_, &setup_timer_);
+    connect();
+}
+
+// After a (re)connect: the probe channels first, then every channel a local subscriber holds.
+void RedisBrokerCore::resubscribeAll(std::vector<std::string> probe_channels) {
+    probes_.clear();
+    std::vector<Target> targets;
+    targets.reserve(channels_.size() + probe_channels.size());
+    for (size_t shard = 0; shard < probe_channels.size(); ++shard) {
+        probes_.push_back(Probe{probe_channels[shard], {}});
+        if (probe_channels[shard].empty()) continue;
+        targets.push_back(Target{static_cast<uint16_t>(shard), probe_channels[shard]});
+    }
+    for (auto it = channels_.begin(); it != channels_.end();) {
+        Channel& ch = it->second;
+        if (!ch.wanted) {
+            it = channels_.erase(it);
+            continue;
+        }
+        ch.queued = false;
+        if (isProbe(it->first)) {
+            ch.remote = Remote::Subscribed;
+        } else {
+            std::string redis_channel = options_.prefix + it->first;
+            ch.shard = shardOf(redis_channel);
+            ch.remote = Remote::Subscribing;
+            targets.push_back(Target{ch.shard, std::move(redis_channel)});
+        }
+        ++it;
+    }
+    changed_.clear();
+    live_ = true;
+    pending_confirms_ = targets.size();
+    sendSubscriptions(true, targets);
+}
+
+void RedisBrokerCore::maybeUp() {
+    if (up_ || !live_ || pending_confirms_ > 0 || !connectionsReady()) return;
+    up_ = true;
+    backoff_.reset();
+    ev_timer_stop(loop_, &setup_timer_);
+    if (options_.probe_interval_ms > 0) {
+        const double interval = options_.probe_interval_ms / 1000.0;
+        ev_timer_set(&probe_timer_, interval, interval);
+        ev_timer_start(loop_, &probe_timer_);
+    }
+    const bool gap = ever_up_;
+    ever_up_ = true;
+    handler_.onBrokerState(BrokerState::Up, gap);
+    announceConfirmed();
+}
+
+void RedisBrokerCore::announceConfirmed() {
+    std::vector<std::string> names;
+    for (const auto& [name, ch] : channels_) {
+        if (ch.wanted && ch.announce && ch.remote == Remote::Subscribed) names.push_back(name);
+    }
+    // The handler may subscribe or unsubscribe meanwhile: each one is checked again.
+    for (const std::string& name : names) {
+        auto it = channels_.find(name);
+        if (it == channels_.end() || !it->second.wanted || !it->second.announce ||
+            it->second.remote != Remote::Subscribed || !up_) {
+            continue;
+        }
+        it->second.announce = false;
+        handler_.onSubscribed(name);
+    }
+}
+
+void RedisBrokerCore::subscribeConfirmed(std::string_view redis_channel) {
+    if (pending_confirms_ > 0) --pending_confirms_;
+    if (redis_channel.starts_with(options_.prefix)) {
+        auto it = channels_.find(redis_channel.substr(options_.prefix.size()));
+        if (it != channels_.end() && it->second.remote == Remote::Subscribing) {
+            Channel& ch = it->second;
+            ch.remote = Remote::Subscribed;
+            // Before Up, maybeUp() announces it together with the others.
+            if (up_ && ch.wanted && ch.announce && !isProbe(it->first)) {
+                ch.announce = false;
+                handler_.onSubscribed(it->first);
+            }
+        }
+    }
+    maybeUp();
+}
+
+bool RedisBrokerCore::unsubscribeConfirmed(std::string_view redis_channel) {
+    for (const Probe& probe : probes_) {
+        if (probe.channel == redis_channel) return false;
+    }
+    if (!redis_channel.starts_with(options_.prefix)) return true;
+    auto it = channels_.find(redis_channel.substr(options_.prefix.size()));
+    if (it == channels_.end()) return true;
+    Channel& ch = it->second;
+    if (ch.remote != Remote::Unsubscribing) return ch.remote == Remote::None;
+    ch.remote = Remote::None;
+    if (!ch.wanted) {
+        if (!ch.queued) channels_.erase(it);
+    } else {
+        // Wanted again while the UNSUBSCRIBE was in flight: subscribe it on the next flush.
+        queue(it);
+    }
+    return true;
+}
+
+void RedisBrokerCore::deliver(uint16_t shard, std::string_view redis_channel,
+                              std::string_view payload) {
+    if (shard < probes_.size() && redis_channel == probes_[shard].channel) {
+        probeReceived(probes_[shard], payload);
+        return;
+    }
+    if (!redis_channel.starts_with(options_.prefix)) return;
+    const std::string_view channel = redis_channel.substr(options_.prefix.size());
+    auto it = channels_.find(channel);
+    if (it == channels_.end() || !it->second.wanted) return;
+    const int64_t entered_us = takeStamp(payload);
+    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us);
+}
+
+// Drops every connection (a half-working set would deliver without publishing or the reverse),
+// fails what is in flight, and retries after a backoff.
+void RedisBrokerCore::fail(std::string reason) {
+    if (destroying_) return;
+    last_error_ = std::move(reason);
+    std::vector<PublishTicket> lost;
+    disconnect(lost);
+    live_ = false;
+    ev_timer_stop(loop_, &setup_timer_);
+    ev_timer_stop(loop_, &probe_timer_);
+    ev_timer_stop(loop_, &probe_deadline_);
+    for (Probe& probe : probes_) probe.sent.clear();
+    for (auto it = channels_.begin(); it != channels_.end();) {
+        Channel& ch = it->second;
+        if (!ch.wanted) {
+            it = channels_.erase(it);
+            continue;
+        }
+        ch.remote = Remote::None;
+        ch.queued = false;
+        ch.announce = true;  // confirmed again once subscribed again
+        ++it;
+    }
+    changed_.clear();
+    pending_confirms_ = 0;
+
+    if (!ev_is_active(&reconnect_timer_)) {
+        ev_timer_set(&reconnect_timer_, backoff_.nextSeconds(), 0.);
+        ev_timer_start(loop_, &reconnect_timer_);
+    }
+    const bool was_up = up_;
+    up_ = false;
+    if (was_up) handler_.onBrokerState(BrokerState::Down, false);
+    for (const PublishTicket& t : lost) handler_.onPublishResult(t, PublishStatus::Unavailable);
+}
+
+void RedisBrokerCore::sendProbes() {
+    if (!up_) return;
+    for (size_t shard = 0; shard < probes_.size(); ++shard) {
+        Probe& probe = probes_[shard];
+        if (probe.channel.empty()) continue;
+        const uint64_t seq = ++probe_seq_;
+        const std::string payload = probe_nonce_ + ":" + std::to_string(seq);
+        if (!sendProbe(static_cast<uint16_t>(shard), probe.channel, payload)) continue;
+        probe.sent.emplace_back(seq, ev_now(loop_));
+    }
+    armProbeDeadline();
+}
+
+void RedisBrokerCore::probeReceived(Probe& probe, std::string_view payload) {
+    const size_t colon = payload.find(':');
+    if (colon == std::string_view::npos || payload.substr(0, colon) != probe_nonce_) return;
+    uint64_t seq = 0;
+    const std::string_view digits = payload.substr(colon + 1);
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec != std::errc()) {
+        return;
+    }
+    while (!probe.sent.empty() && probe.sent.front().first <= seq) {
+        if (probe.sent.front().first == seq) {
+            handler_.onBrokerProbe(ev_now(loop_) - probe.sent.front().second);
+        }
+        probe.sent.pop_front();
+    }
+    armProbeDeadline();
+}
+
+// The deadline is that of the oldest probe not yet back, on any shard.
+void RedisBrokerCore::armProbeDeadline() {
+    ev_timer_stop(loop_, &probe_deadline_);
+    bool any = false;
+    ev_tstamp oldest = 0;
+    for (const Probe& probe : probes_) {
+        if (probe.sent.empty()) continue;
+        if (!any || probe.sent.front().second < oldest) oldest = probe.sent.front().second;
+        any = true;
+    }
+    if (!any) return;
+    const double due = oldest + options_.probe_timeout_ms / 1000.0 - ev_now(loop_);
+    ev_timer_set(&probe_deadline_, std::max(0.0, due), 0.);
+    ev_timer_start(loop_, &probe_deadline_);
+}
+
+void RedisBrokerCore::onReconnectTimer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<RedisBrokerCore*>(w->data)->startAttempt();
+}
+
+void RedisBrokerCore::onSetupTimeout(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<RedisBrokerCore*>(w->data);
+    self->fail(self->timeoutReason());
+}
+
+void RedisBrokerCore::onProbeTimer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<RedisBrokerCore*>(w->data)->sendProbes();
+}
+
+void RedisBrokerCore::onProbeDeadline(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<RedisBrokerCore*>(w->data);
+    std::string where;
+    ev_tstamp oldest = 0;
+    bool any = false;
+    for (size_t shard = 0; shard < self->probes_.size(); ++shard) {
+        const Probe& probe = self->probes_[shard];
+        if (!probe.sent.empty() && (!any || probe.sent.front().second < oldest)) {
+            oldest = probe.sent.front().second;
+            where = self->shardName(static_cast<uint16_t>(shard));
+            any = true;
+        }
+    }
+    self->fail("delivery probe" + (where.empty() ? std::string() : " through " + where) +
+               " not received within " + std::to_string(self->options_.probe_timeout_ms) +
+               " ms");
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,206 @@
+#pragma once
+
+#include <ev.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "adapters/broker.h"
+#include "adapters/redis_payload.h"
+#include "adapters/redis_url.h"
+
+namespace wsrelay {
+
+struct RedisBrokerOptions {
+    RedisUrl url;  // in cluster and sentinel mode, its host and port are not used
+    // Seed nodes of a Redis Cluster; non-empty = cluster mode (sharded pub/sub, see
+    // adapters/redis_cluster_broker.h).
+    std::vector<ClusterNode> cluster;
+    // Sentinel mode when sentinel_master is not empty: the master's address comes from these
+    // sentinels (see adapters/redis_sentinel.h).
+    std::string sentinel_master;
+    std::vector<ClusterNode> sentinels;
+    std::string sentinel_user;      // AUTH to the sentinels: empty user = the default user
+    std::string sentinel_password;  // empty = no AUTH to the sentinels
+    std::string prefix;  // prepended to every client channel name to get the Redis channel name
+    int reconnect_min_ms = 100;
+    int reconnect_max_ms = 5000;
+    int probe_interval_ms = 1000;  // 0 = no delivery probe
+    int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
+    bool timestamps = true;        // stamp what this relay publishes with its entry time
+};
+
+// Reconnect delays: doubling from min to max per failed attempt, with full jitter (a uniform pick
+// between min and the current cap), so workers and relays that lost Redis together do not return
+// together.
+class ReconnectBackoff {
+public:
+    ReconnectBackoff(int min_ms, int max_ms, uint64_t seed);
+    double nextSeconds();
+    void reset() { attempts_ = 0; }
+    uint64_t random() { return rng_(); }
+
+private:
+    const int min_ms_;
+    const int max_ms_;
+    int attempts_ = 0;
+    std::mt19937_64 rng_;
+};
+
+// What the standalone and the Cluster broker share; each adds only how it reaches Redis.
+//  - Desired subscriptions: subscribe()/unsubscribe() record what the worker wants; flush()
+//    reconciles that with Redis (wanted / queued / in flight / confirmed per channel), batched;
+//    after a reconnect everything wanted is subscribed again (resubscribeAll), probes first.
+//  - The publish outbox: publish() stamps and queues, flush() sends it or fails it Unavailable.
+//  - Up and Down: Up once the connections are ready and every subscription is confirmed; any
+//    failure drops every connection (fail), reports Down, fails what is in flight and retries
+//    after a ReconnectBackoff delay.
+//  - The delivery probe: a PUBLISH to an internal channel this worker subscribes, one per shard
+//    (the Cluster's masters; standalone has one), with a deadline.
+// Must be destroyed on its loop thread, outside its own callbacks, while the loop still exists.
+class RedisBrokerCore : public Broker {
+public:
+    ~RedisBrokerCore() override;
+    RedisBrokerCore(const RedisBrokerCore&) = delete;
+    RedisBrokerCore& operator=(const RedisBrokerCore&) = delete;
+
+    // adapters::Broker
+    void subscribe(std::string_view channel) override;
+    void unsubscribe(std::string_view channel) override;
+    void publish(std::string_view channel, std::string_view data,
+                 const PublishTicket& ticket) override;
+    void flush() override;
+    bool usable() const override { return up_; }
+    // Why the connections were last dropped (for logs and tests); empty if they never were.
+    const std::string& lastError() const override { return last_error_; }
+
+protected:
+    // A Redis channel and the shard (Cluster master index; 0 standalone) it lives on.
+    struct Target {
+        uint16_t shard = 0;
+        std::string redis_channel;
+    };
+    struct Outgoing {
+        std::string channel;  // Redis channel name (prefixed)
+        std::string data;
+        PublishTicket ticket;
+    };
+
+    RedisBrokerCore(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
+                    BrokerHandler& handler);
+
+    // ---- What a broker implements; none of these may call the handler.
+    // Starts one attempt: find the server(s), open the connections, then resubscribeAll().
+    virtual void connect() = 0;
+    // Drops every connection (calling nothing back) and hands over the tickets in flight.
+    virtual void disconnect(std::vector<PublishTicket>& lost) = 0;
+    // Every connection completed its handshake (and anything else Up waits for).
+    virtual bool connectionsReady() const = 0;
+    virtual uint16_t shardOf(std::string_view redis_channel) const = 0;
+    // Sends (S)SUBSCRIBE or (S)UNSUBSCRIBE for `targets` (use inBatches).
+    virtual void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) = 0;
+    // Sends one publish; false when it cannot (it is then reported Unavailable).
+    virtual bool sendPublish(Outgoing& out) = 0;
+    virtual bool sendProbe(uint16_t shard, const std::string& channel,
+                           const std::string& payload) = 0;
+    // For messages: where a shard is ("" standalone).
+    virtual std::string shardName(uint16_t shard) const = 0;
+    // The reason given when an attempt is not up within probe_timeout_ms.
+    virtual std::string timeoutReason() const = 0;
+
+    // ---- What the core gives a broker.
+    // Begins an attempt now (stops the reconnect timer, arms the setup deadline).
+    void startAttempt();
+    // Everything that goes wrong ends here.
+    void fail(std::string reason);
+    void maybeUp();
+    // Sets each shard's probe channel (empty: none) and subscribes them, then every wanted channel.
+    void resubscribeAll(std::vector<std::string> probe_channels);
+    // Redis confirmed a subscription (a subscribe/ssubscribe push).
+    void subscribeConfirmed(std::string_view redis_channel);
+    // Redis confirmed an unsubscription; false when nobody asked for it while the channel (or a
+    // probe channel) was held: Redis dropped it by itself.
+    bool unsubscribeConfirmed(std::string_view redis_channel);
+    // A message pushed on `shard`'s subscriber connection.
+    void deliver(uint16_t shard, std::string_view redis_channel, std::string_view payload);
+    // Calls `send` with the arguments of each command: `command` then at most a bounded number of
+    // names, so no single command delays every reply behind it.
+    static void inBatches(std::string_view command, const std::vector<std::string_view>& names,
+                          const std::function<void(const std::vector<std::string_view>&)>& send);
+    const std::string& probeBase() const { return probe_base_; }
+    const std::string& probeChannel(uint16_t shard) const;
+    bool up() const { return up_; }
+
+    const RedisBrokerOptions options_;
+    struct ev_loop* const loop_;
+    BrokerHandler& handler_;
+    bool destroying_ = false;  // set by the broker's destructor: fail() does nothing
+
+private:
+    enum class Remote { None, Subscribing, Subscribed, Unsubscribing };
+    struct Channel {
+        bool wanted = false;
+        bool queued = false;    // listed in changed_
+        bool announce = false;  // a subscribe() still waits for its onSubscribed
+        Remote remote = Remote::None;
+        uint16_t shard = 0;     // where it is (being) subscribed, while remote != None
+    };
+    struct StringHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using ChannelMap = std::unordered_map<std::string, Channel, StringHash, std::equal_to<>>;
+    struct Probe {
+        std::string channel;
+        std::deque<std::pair<uint64_t, ev_tstamp>> sent;  // seq, sent at
+    };
+
+    static void onReconnectTimer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void onSetupTimeout(struct ev_loop* loop, ev_timer* w, int revents);
+    static void onProbeTimer(struct ev_loop* loop, ev_timer* w, int revents);
+    static void onProbeDeadline(struct ev_loop* loop, ev_timer* w, int revents);
+
+    void applyChanges();
+    void queue(ChannelMap::iterator it);
+    bool isProbe(std::string_view client_channel) const;
+    // Tells the handler of every live subscription still waiting for its onSubscribed.
+    void announceConfirmed();
+    void sendProbes();
+    void probeReceived(Probe& probe, std::string_view payload);
+    void armProbeDeadline();
+
+    const int worker_index_;
+    std::string probe_base_;
+    std::string probe_nonce_;
+    bool up_ = false;
+    bool ever_up_ = false;
+    bool live_ = false;  // resubscribeAll() ran for this attempt: changes go out at once
+    std::string last_error_;
+
+    ChannelMap channels_;  // keyed by client channel name
+    std::vector<std::string> changed_;
+    size_t pending_confirms_ = 0;  // subscribe arguments Redis has not confirmed yet
+
+    std::vector<Outgoing> outbox_;
+    std::vector<Outgoing> sending_;
+
+    std::vector<Probe> probes_;  // by shard
+    uint64_t probe_seq_ = 0;
+
+    ReconnectBackoff backoff_;
+    ev_timer reconnect_timer_{};
+    ev_timer setup_timer_{};
+    ev_timer probe_timer_{};
+    ev_timer probe_deadline_{};
+
+    RedisPayload payload_;
+};
+
+}  // namespace wsrelay
