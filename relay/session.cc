@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "relay/authenticator.h"
 #include "relay/clock.h"
 #include "relay/log.h"
 #include "relay/publisher.h"
@@ -58,269 +57,7 @@ void Session::start(const std::vector<std::string>& hook_channels) {
     armAuthTimer();
 }
 
-void Session::armAuthTimer() {
-    struct ev_loop* loop = ctx_.loop;
-    ev_timer_stop(loop, &auth_timer_);
-    if (!identity_ || identity_->expires_at_ms == 0 || close_code_ != 0) return;
-    const auto& auth = ctx_.config.auth;
-    const int64_t now = wallClockMs();
-    const int64_t close_at = identity_->expires_at_ms + auth.jwt.leeway_ms;
-    int64_t due = close_at;
-    if (auth.expiry_warning_ms > 0 && !expiry_warned_) {
-        const int64_t warn_at = identity_->expires_at_ms - auth.expiry_warning_ms;
-        if (now >= warn_at) {
-            expiry_warned_ = true;
-            reply(protocol::encodeTokenExpiring(identity_->expires_at_ms / 1000, close_at - now));
-        } else {
-            due = warn_at;
-        }
-    }
-    ev_timer_set(&auth_timer_, static_cast<double>(std::max<int64_t>(due - now, 0)) / 1000.0, 0.);
-    ev_timer_start(loop, &auth_timer_);
-}
-
-void Session::onAuthTimer(struct ev_loop*, ev_timer* w, int) {
-    auto* self = static_cast<Session*>(w->data);
-    if (self->close_code_ != 0 || !self->identity_) return;
-    const int64_t close_at =
-        self->identity_->expires_at_ms + self->ctx_.config.auth.jwt.leeway_ms;
-    if (wallClockMs() >= close_at) {
-        self->closeAfterFlush(CloseCode::TokenExpired);
-        return;
-    }
-    self->armAuthTimer();
-}
-
-void Session::refresh(const protocol::Command& cmd) {
-    auto& m = ctx_.metrics;
-    Authenticator* auth = ctx_.authenticator;
-    if (auth == nullptr || !identity_) {
-        sendError(cmd.id, ErrorCode::BadRequest, "authentication is disabled");
-        return;
-    }
-    auto next = std::make_unique<Identity>();
-    const jwt::Failure failure = auth->verify(cmd.token, *next);
-    if (failure != jwt::Failure::None || next->user != identity_->user) {
-        m.token_refreshes[1].add();
-        sendError(cmd.id, ErrorCode::Unauthorized,
-                  failure != jwt::Failure::None ? jwt::failureText(failure) : "different user");
-        return;
-    }
-    m.token_refreshes[0].add();
-    // Permissions follow the new token: what it no longer grants is left, and the client told.
-    // The app's grants are not the token's to take away.
-    for (const std::string& channel : ctx_.hub.channelsOf(membership_)) {
-        if (app_grants_.contains(channel) || next->permissions.subscribe.matches(channel)) continue;
-        ctx_.hub.unsubscribe(membership_, channel);
-        m.subscriptions.sub();
-        reply(protocol::encodeUnsubscribed(channel, "forbidden"));
-    }
-    identity_ = std::move(next);
-    expiry_warned_ = false;
-    armAuthTimer();
-    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
-}
-
-void Session::armPingTimer() {
-    int interval = ctx_.config.websocket.ping_interval_ms;
-    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
-}
-
-void Session::requestWrite() { lws_callback_on_writable(wsi_); }
-
-void Session::push(const FramePtr& frame) {
-    auto& m = ctx_.metrics;
-    if (close_code_ != 0) {
-        m.dropped[static_cast<size_t>(metrics::DropReason::ClientGone)].add();
-        return;
-    }
-    const auto& limits = ctx_.config.limits;
-    const size_t max_frames = static_cast<size_t>(limits.send_queue_messages);
-    const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
-    if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
-        if (limits.slow_consumer == SlowConsumerPolicy::Close) {
-            m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerClose)].add(
-                static_cast<int64_t>(queue_.size() + 1));
-            closeNow(CloseCode::SlowConsumer);
-            return;
-        }
-        auto& dropped = m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerDropOldest)];
-        while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
-            m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
-            queue_.pop();
-            dropped.add();
-        }
-        if (!queue_.fits(frame->size(), max_frames, max_bytes)) {  // larger than the whole queue
-            dropped.add();
-            return;
-        }
-    }
-    queue_.push(frame);
-    m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
-    if (queue_.size() == 1) ctx_.flush.schedule(*this);
-}
-
-void Session::flushQueued() {
-    if (queue_.empty() && !ping_due_) return;
-    // Closing, or lws still holds part of an earlier write: lws decides when to write next.
-    if (close_code_ != 0 || lws_partial_buffered(wsi_)) {
-        requestWrite();
-        return;
-    }
-    if (writeQueued() < 0) {
-        // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
-        close_code_ = 1006;
-        requestWrite();
-    }
-}
-
-void Session::closeNow(CloseCode code) {
-    if (close_code_ != 0 && !close_after_flush_) return;
-    close_code_ = static_cast<int>(code);
-    close_after_flush_ = false;
-    ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
-    queue_.clear();
-    rx_.clear();
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
-    requestWrite();
-}
-
-int Session::closeImmediately(CloseCode code) {
-    close_code_ = static_cast<int>(code);
-    const std::string_view reason =
-        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
-    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                     reason.size());
-    return -1;  // what the lws callback returns to have the close frame sent now
-}
-
-void Session::closeAfterFlush(CloseCode code) {
-    if (close_code_ != 0) return;
-    close_code_ = static_cast<int>(code);
-    close_after_flush_ = true;
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
-    requestWrite();
-}
-
-void Session::scheduleDrain(int64_t delay_us) {
-    drain_scheduled_ = true;
-    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
-    // next ping, which no longer matters.
-    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
-}
-
-int Session::onTimer() {
-    if (close_code_ != 0) return 0;
-    if (drain_scheduled_) {
-        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
-        queue_.push(protocol::encodeReconnect());
-        ctx_.metrics.send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
-        closeAfterFlush(CloseCode::GoingAway);
-        return 0;
-    }
-    if (awaiting_pong_) {
-        closeNow(CloseCode::PingTimeout);
-        return 0;
-    }
-    ping_due_ = true;
-    requestWrite();
-    return 0;
-}
-
-void Session::onPong() {
-    if (!awaiting_pong_) return;
-    awaiting_pong_ = false;
-    armPingTimer();
-}
-
-void Session::onPeerClose(const unsigned char* payload, size_t len) {
-    peer_closed_ = true;
-    if (close_code_ == 0) {
-        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
-    }
-}
-
-int Session::onWriteable() {
-    if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
-        return closeImmediately(static_cast<CloseCode>(close_code_));
-    }
-    if (writeQueued() < 0) {
-        close_code_ = close_code_ != 0 ? close_code_ : 1006;
-        return -1;
-    }
-    return 0;
-}
-
-int Session::writeQueued() {
-    // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
-    // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
-    char* buf = ctx_.flush.buffer();
-    const size_t cap = ctx_.flush.bufferSize();
-    size_t len = 0;
-    size_t frames = 0;
-    const char* out = buf;
-    bool ping = false;
-    if (ping_due_) {
-        std::memcpy(buf, kPingFrame, sizeof kPingFrame);
-        len = sizeof kPingFrame;
-        ping = true;
-    }
-    if (!ping && !queue_.empty() && (queue_.size() == 1 || queue_.front()->size() >= cap)) {
-        out = queue_.front()->data();  // one frame: write it from the shared buffer, no copy
-        len = queue_.front()->size();
-        frames = 1;
-    } else {
-        while (frames < queue_.size() && len + queue_.at(frames)->size() <= cap) {
-            const Frame* f = queue_.at(frames).get();
-            std::memcpy(buf + len, f->data(), f->size());
-            len += f->size();
-            ++frames;
-        }
-    }
-    if (len == 0) return 0;
-
-    // Straight to the socket: for raw bytes lws_write adds only its extension hook and bookkeeping
-    // on the way to the same send(), and touches several more cache lines of the wsi. What the
-    // kernel does not take goes to lws_write (LWS_WRITE_RAW never modifies the buffer, so a shared
-    // frame can be passed as is): lws keeps it and writes it before anything else, its own pongs
-    // and close frames included, so the stream stays whole, and calls us again once it is flushed.
-    ssize_t sent = ::send(fd_, out, len, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
-        sent = 0;
-    }
-    const auto taken = static_cast<size_t>(sent);
-    if (taken < len &&
-        lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out + taken)),
-                  len - taken, LWS_WRITE_RAW) < 0) {
-        return -1;
-    }
-    ctx_.flush.wrote(flush_slot_);
-    auto& m = ctx_.metrics;
-    m.socket_writes.add();
-    m.bytes_sent.add(static_cast<int64_t>(len));
-    m.messages_sent.add(static_cast<int64_t>(frames));
-    int64_t now_us = 0;  // read once per write, and only when a stamped message went out
-    for (size_t i = 0; i < frames; ++i) {
-        const Frame& f = *queue_.front().get();
-        if (f.enteredMicros() != 0) {
-            if (now_us == 0) now_us = wallClockMicros();
-            m.delivery_latency.observeMicros(now_us - f.enteredMicros());
-        }
-        m.send_queue_bytes.sub(static_cast<int64_t>(f.size()));
-        queue_.pop();
-    }
-    if (ping) {
-        ping_due_ = false;
-        awaiting_pong_ = true;
-        if (!drain_scheduled_) {
-            lws_set_timer_usecs(wsi_, int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
-        }
-    }
-    if (!queue_.empty() || close_code_ != 0) requestWrite();
-    return 0;
-}
+// Receive: lws hands a message over in pieces; a whole one is checked, then parsed.
 
 int Session::onReceive(const char* data, size_t len) {
     if (close_code_ != 0) return 0;  // closing: input no longer matters
@@ -371,6 +108,8 @@ void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_
     ctx_.metrics.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
     reply(protocol::encodeError(id, code, reason));
 }
+
+// Commands: what the client asks for, and what the app's answers do to the session.
 
 void Session::runCommand(const protocol::Command& cmd) {
     using protocol::Op;
@@ -484,6 +223,183 @@ void Session::leave(std::string_view channel, std::string_view reason) {
     }
 }
 
+const std::string& Session::userId() const {
+    return identity_ ? identity_->user : hook_.user;
+}
+
+// Push: every frame for this client enters its bounded queue here.
+
+void Session::push(const FramePtr& frame) {
+    auto& m = ctx_.metrics;
+    if (close_code_ != 0) {
+        m.dropped[static_cast<size_t>(metrics::DropReason::ClientGone)].add();
+        return;
+    }
+    const auto& limits = ctx_.config.limits;
+    const size_t max_frames = static_cast<size_t>(limits.send_queue_messages);
+    const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
+    if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
+        if (limits.slow_consumer == SlowConsumerPolicy::Close) {
+            m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerClose)].add(
+                static_cast<int64_t>(queue_.size() + 1));
+            closeNow(CloseCode::SlowConsumer);
+            return;
+        }
+        auto& dropped = m.dropped[static_cast<size_t>(metrics::DropReason::SlowConsumerDropOldest)];
+        while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
+            m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+            queue_.pop();
+            dropped.add();
+        }
+        if (!queue_.fits(frame->size(), max_frames, max_bytes)) {  // larger than the whole queue
+            dropped.add();
+            return;
+        }
+    }
+    queue_.push(frame);
+    m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
+    if (queue_.size() == 1) ctx_.flush.schedule(*this);
+}
+
+// Flush and write: the queue leaves in coalesced writes when the FlushScheduler says so.
+
+void Session::flushQueued() {
+    if (queue_.empty() && !ping_due_) return;
+    // Closing, or lws still holds part of an earlier write: lws decides when to write next.
+    if (close_code_ != 0 || lws_partial_buffered(wsi_)) {
+        requestWrite();
+        return;
+    }
+    if (writeQueued() < 0) {
+        // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
+        close_code_ = 1006;
+        requestWrite();
+    }
+}
+
+int Session::onWriteable() {
+    if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
+        return closeImmediately(static_cast<CloseCode>(close_code_));
+    }
+    if (writeQueued() < 0) {
+        close_code_ = close_code_ != 0 ? close_code_ : 1006;
+        return -1;
+    }
+    return 0;
+}
+
+int Session::writeQueued() {
+    // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
+    // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
+    char* buf = ctx_.flush.buffer();
+    const size_t cap = ctx_.flush.bufferSize();
+    size_t len = 0;
+    size_t frames = 0;
+    const char* out = buf;
+    bool ping = false;
+    if (ping_due_) {
+        std::memcpy(buf, kPingFrame, sizeof kPingFrame);
+        len = sizeof kPingFrame;
+        ping = true;
+    }
+    if (!ping && !queue_.empty() && (queue_.size() == 1 || queue_.front()->size() >= cap)) {
+        out = queue_.front()->data();  // one frame: write it from the shared buffer, no copy
+        len = queue_.front()->size();
+        frames = 1;
+    } else {
+        while (frames < queue_.size() && len + queue_.at(frames)->size() <= cap) {
+            const Frame* f = queue_.at(frames).get();
+            std::memcpy(buf + len, f->data(), f->size());
+            len += f->size();
+            ++frames;
+        }
+    }
+    if (len == 0) return 0;
+
+    // Straight to the socket: for raw bytes lws_write adds only its extension hook and bookkeeping
+    // on the way to the same send(), and touches several more cache lines of the wsi. What the
+    // kernel does not take goes to lws_write (LWS_WRITE_RAW never modifies the buffer, so a shared
+    // frame can be passed as is): lws keeps it and writes it before anything else, its own pongs
+    // and close frames included, so the stream stays whole, and calls us again once it is flushed.
+    ssize_t sent = ::send(fd_, out, len, MSG_NOSIGNAL);
+    if (sent < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        sent = 0;
+    }
+    const auto taken = static_cast<size_t>(sent);
+    if (taken < len &&
+        lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out + taken)),
+                  len - taken, LWS_WRITE_RAW) < 0) {
+        return -1;
+    }
+    ctx_.flush.wrote(flush_slot_);
+    auto& m = ctx_.metrics;
+    m.socket_writes.add();
+    m.bytes_sent.add(static_cast<int64_t>(len));
+    m.messages_sent.add(static_cast<int64_t>(frames));
+    int64_t now_us = 0;  // read once per write, and only when a stamped message went out
+    for (size_t i = 0; i < frames; ++i) {
+        const Frame& f = *queue_.front().get();
+        if (f.enteredMicros() != 0) {
+            if (now_us == 0) now_us = wallClockMicros();
+            m.delivery_latency.observeMicros(now_us - f.enteredMicros());
+        }
+        m.send_queue_bytes.sub(static_cast<int64_t>(f.size()));
+        queue_.pop();
+    }
+    if (ping) {
+        ping_due_ = false;
+        awaiting_pong_ = true;
+        if (!drain_scheduled_) {
+            lws_set_timer_usecs(wsi_, int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
+        }
+    }
+    if (!queue_.empty() || close_code_ != 0) requestWrite();
+    return 0;
+}
+
+void Session::requestWrite() { lws_callback_on_writable(wsi_); }
+
+// Timers: keepalive and the drain deadline share the connection's one lws timer.
+
+void Session::armPingTimer() {
+    int interval = ctx_.config.websocket.ping_interval_ms;
+    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
+}
+
+int Session::onTimer() {
+    if (close_code_ != 0) return 0;
+    if (drain_scheduled_) {
+        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
+        queue_.push(protocol::encodeReconnect());
+        ctx_.metrics.send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        closeAfterFlush(CloseCode::GoingAway);
+        return 0;
+    }
+    if (awaiting_pong_) {
+        closeNow(CloseCode::PingTimeout);
+        return 0;
+    }
+    ping_due_ = true;
+    requestWrite();
+    return 0;
+}
+
+void Session::onPong() {
+    if (!awaiting_pong_) return;
+    awaiting_pong_ = false;
+    armPingTimer();
+}
+
+void Session::scheduleDrain(int64_t delay_us) {
+    drain_scheduled_ = true;
+    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
+    // next ping, which no longer matters.
+    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
+}
+
+// Close.
+
 void Session::closeWith(int code, std::string_view reason) {
     if (close_code_ != 0) return;
     // RFC 6455: a close reason fits in 123 bytes; cut on a UTF-8 boundary.
@@ -496,8 +412,40 @@ void Session::closeWith(int code, std::string_view reason) {
     requestWrite();
 }
 
-const std::string& Session::userId() const {
-    return identity_ ? identity_->user : hook_.user;
+void Session::closeAfterFlush(CloseCode code) {
+    if (close_code_ != 0) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::closeNow(CloseCode code) {
+    if (close_code_ != 0 && !close_after_flush_) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = false;
+    ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    rx_.clear();
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+int Session::closeImmediately(CloseCode code) {
+    close_code_ = static_cast<int>(code);
+    const std::string_view reason =
+        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
+    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;  // what the lws callback returns to have the close frame sent now
+}
+
+void Session::onPeerClose(const unsigned char* payload, size_t len) {
+    peer_closed_ = true;
+    if (close_code_ == 0) {
+        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
+    }
 }
 
 void Session::onClosed() {

@@ -117,6 +117,7 @@ private:
     // One coalesced write of the queue's head (and a due ping); -1 when the socket is gone.
     int writeQueued();
     void armPingTimer();
+    // The token (session_token.cc): {"op":"refresh"} replaces it.
     void refresh(const protocol::Command& cmd);
     // Arms auth_timer_ for the next token event: the expiry warning, then the close.
     void armAuthTimer();
