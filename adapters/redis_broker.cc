@@ -151,6 +151,7 @@ void RedisBroker::applyChanges() {
     std::vector<std::string> subs;
     std::vector<std::string> unsubs;
     std::vector<std::string> changed;
+    std::vector<std::string> confirmed;
     changed.swap(changed_);
     const bool live = sub_.ac != nullptr;
     for (const std::string& name : changed) {
@@ -173,8 +174,11 @@ void RedisBroker::applyChanges() {
                    (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed)) {
             ch.remote = Remote::Unsubscribing;
             unsubs.push_back(options_.prefix + name);
+        } else if (ch.wanted && ch.remote == Remote::Subscribed) {
+            confirmed.push_back(name);  // unsubscribed and subscribed again within the turn
         }
     }
+    for (const std::string& name : confirmed) handler_.onSubscribed(name);
     if (!subs.empty()) {
         pending_confirms_ += subs.size();
         sendChannelCommand("SUBSCRIBE", subs);
@@ -499,6 +503,7 @@ void RedisBroker::onSubscribed(std::string_view redis_channel) {
         auto it = channels_.find(redis_channel.substr(options_.prefix.size()));
         if (it != channels_.end() && it->second.remote == Remote::Subscribing) {
             it->second.remote = Remote::Subscribed;
+            handler_.onSubscribed(it->first);
         }
     }
     maybeUp();

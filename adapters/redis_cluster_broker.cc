@@ -134,6 +134,7 @@ void RedisClusterBroker::applyChanges() {
     std::vector<std::pair<uint16_t, std::string>> subs;
     std::vector<std::pair<uint16_t, std::string>> unsubs;
     std::vector<std::string> changed;
+    std::vector<std::string> confirmed;
     changed.swap(changed_);
     const bool live = !nodes_.empty();
     for (const std::string& name : changed) {
@@ -153,8 +154,11 @@ void RedisClusterBroker::applyChanges() {
                    (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed)) {
             ch.remote = Remote::Unsubscribing;
             unsubs.emplace_back(ch.node, prefix_ + name);
+        } else if (ch.wanted && ch.remote == Remote::Subscribed) {
+            confirmed.push_back(name);  // unsubscribed and subscribed again within the turn
         }
     }
+    for (const std::string& name : confirmed) handler_.onSubscribed(name);
     if (!subs.empty()) sendGrouped("SSUBSCRIBE", subs);
     if (!unsubs.empty()) sendGrouped("SUNSUBSCRIBE", unsubs);
 }
@@ -394,7 +398,10 @@ void RedisClusterBroker::onSubscriberReply(Node& node, redisReply* reply) {
     }
     if (kind == "ssubscribe") {
         if (node.pending_confirms > 0) --node.pending_confirms;
-        if (ch != nullptr && ch->remote == Remote::Subscribing) ch->remote = Remote::Subscribed;
+        if (ch != nullptr && ch->remote == Remote::Subscribing) {
+            ch->remote = Remote::Subscribed;
+            handler_.onSubscribed(channel.substr(prefix_.size()));
+        }
         maybeUp();
     } else if (kind == "sunsubscribe") {
         if (ch != nullptr && ch->remote == Remote::Unsubscribing) {

@@ -171,10 +171,11 @@ void Session::runCommand(const protocol::Command& cmd) {
 
 void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
     auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
-    switch (ctx_.hub.subscribe(membership_, channel, max)) {
+    // The hub sends the ack once the subscription is live everywhere.
+    const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
+    switch (ctx_.hub.subscribe(membership_, channel, max, ack)) {
         case Hub::SubscribeResult::Subscribed:
             ctx_.metrics.subscriptions.add();
-            if (id) reply(protocol::encodeAck(*id));
             break;
         case Hub::SubscribeResult::AlreadySubscribed:
             sendError(id, ErrorCode::Conflict, "already subscribed");
@@ -206,11 +207,10 @@ void Session::join(std::string_view channel) {
         return;
     }
     auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
-    const Hub::SubscribeResult result = ctx_.hub.subscribe(membership_, channel, max);
-    if (result == Hub::SubscribeResult::Subscribed) {
-        ctx_.metrics.subscriptions.add();
-        reply(protocol::encodeSubscribed(channel));
-    }
+    // {"op":"subscribed"} goes once the subscription is live everywhere (the hub sends it).
+    const Hub::SubscribeResult result =
+        ctx_.hub.subscribe(membership_, channel, max, {SubscribeAck::Kind::Subscribed, 0});
+    if (result == Hub::SubscribeResult::Subscribed) ctx_.metrics.subscriptions.add();
     // Also a channel the client was in already: from now on the app vouches for it.
     if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
 }

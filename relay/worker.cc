@@ -167,6 +167,7 @@ bool Worker::setUp(std::string& error) {
     // first Up.
     if (!broker_->usable()) {
         broker_up_ = false;
+        hub_.setBrokerUp(false);
         shared_.brokers_down.fetch_add(1);
     } else {
         reached_broker_ = true;
@@ -372,6 +373,8 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
     }
 }
 
+void Worker::onSubscribed(std::string_view channel) { hub_.confirm(channel); }
+
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
     const bool accepted = status == PublishStatus::Accepted;
     if (accepted && ticket.entered_us != 0) {
@@ -415,6 +418,9 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
         hub_.notifyEveryChannel(
             [](std::string_view channel) { return protocol::encodeResubscribed(channel); });
     }
+    // While the broker is down a subscribe is acknowledged at once (the client hears of the
+    // outage from {"op":"resubscribed"} at Up); at Up every channel is live again.
+    hub_.setBrokerUp(up);
     if (up == broker_up_) return;
     if (up && reached_broker_) metrics_.broker_reconnects.add();
     if (up) reached_broker_ = true;

@@ -64,6 +64,7 @@ public:
     // BrokerHandler
     void onBrokerMessage(std::string_view channel, std::string_view data,
                          int64_t entered_us) override;
+    void onSubscribed(std::string_view channel) override;
     void onPublishResult(const PublishTicket& ticket, PublishStatus status) override;
     void onBrokerState(BrokerState state, bool gap) override;
     void onBrokerProbe(double round_trip_s) override;

@@ -40,6 +40,11 @@ TEST(SessionTest, SubscribesThroughTheHubAndPublishesThroughThePublisher) {
     EXPECT_THAT(w.broker.subscribed, ElementsAre("chat"));
     EXPECT_TRUE(w.hub.isSubscribed(session->membership(), "chat"));
     EXPECT_EQ(w.metrics.subscriptions.value(), 1);
+    // The ack waits for the broker's confirmation (BrokerHandler::onSubscribed).
+    EXPECT_EQ(w.flush.listedThisTurn(), 0u);
+    w.hub.confirm("chat");
+    EXPECT_EQ(w.flush.listedThisTurn(), 1u);
+    EXPECT_GT(w.metrics.send_queue_bytes.value(), 0);
 
     session->publishNow("chat", "\"hi\"", 8);
     ASSERT_EQ(w.broker.published.size(), 1u);
