@@ -1,5 +1,6 @@
 #include "adapters/memory_broker.h"
 
+#include <algorithm>
 #include <bit>
 #include <stdexcept>
 
@@ -43,13 +44,19 @@ MemoryBroker::~MemoryBroker() {
 }
 
 // Subscriptions change the shared map at once, under the lock, so a publish from any worker that
-// follows the subscriber's ack reaches it. They happen per channel per worker, not per message.
+// follows the confirmation reaches it. They happen per channel per worker, not per message.
 void MemoryBroker::subscribe(std::string_view channel) {
-    std::lock_guard lock(bus_.mutex_);
-    bus_.subscribers_[std::string(channel)] |= uint64_t{1} << index_;
+    {
+        std::lock_guard lock(bus_.mutex_);
+        bus_.subscribers_[std::string(channel)] |= uint64_t{1} << index_;
+    }
+    confirming_.emplace_back(channel);
 }
 
 void MemoryBroker::unsubscribe(std::string_view channel) {
+    // A subscription cancelled before it was confirmed is never confirmed.
+    auto pending = std::find(confirming_.begin(), confirming_.end(), channel);
+    if (pending != confirming_.end()) confirming_.erase(pending);
     std::lock_guard lock(bus_.mutex_);
     auto it = bus_.subscribers_.find(std::string(channel));
     if (it == bus_.subscribers_.end()) return;
@@ -64,7 +71,14 @@ void MemoryBroker::publish(std::string_view channel, std::string_view data,
     tickets_.push_back(ticket);
 }
 
+void MemoryBroker::confirmSubscriptions() {
+    std::vector<std::string> confirmed;
+    confirmed.swap(confirming_);
+    for (const std::string& channel : confirmed) handler_.onSubscribed(channel);
+}
+
 void MemoryBroker::flush() {
+    confirmSubscriptions();
     if (outbox_.empty()) return;
     std::vector<MessagePtr> local;
     {
@@ -113,6 +127,8 @@ void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
         std::lock_guard lock(self->inbox_mutex_);
         batch.swap(self->inbox_);
     }
+    // Before the messages: a subscriber is told its subscription is live before any of them.
+    self->confirmSubscriptions();
     self->deliver(batch);
 }
 

@@ -24,7 +24,8 @@ public:
     explicit MemoryBrokerFactory(int workers);
     ~MemoryBrokerFactory() override;
 
-    // adapters::BrokerFactory
+    // adapters::Broker (subscribe() takes effect at once; onSubscribed follows on the next flush()
+    // or inbox delivery, whichever comes first, so it precedes every message of the channel)Factory
     BrokerPtr create(int worker_index, struct ev_loop* loop, BrokerHandler& handler) override;
 
 private:
@@ -61,6 +62,8 @@ private:
     using MessagePtr = MemoryBrokerFactory::MessagePtr;
     static void onInbox(struct ev_loop* loop, ev_async* w, int revents);
     void deliver(const std::vector<MessagePtr>& batch);
+    // Tells the handler of the subscriptions made since the last call.
+    void confirmSubscriptions();
 
     MemoryBrokerFactory& bus_;
     const int index_;
@@ -68,6 +71,7 @@ private:
     BrokerHandler& handler_;
     std::vector<MessagePtr> outbox_;
     std::vector<PublishTicket> tickets_;
+    std::vector<std::string> confirming_;  // subscribed, not yet confirmed; one per subscribe()
     ev_async wake_{};
     std::mutex inbox_mutex_;
     std::vector<MessagePtr> inbox_;  // guarded by inbox_mutex_; filled by other workers

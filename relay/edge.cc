@@ -5,6 +5,7 @@
 
 #include "relay/http_routes.h"
 #include "relay/session.h"
+#include "relay/upgrade_gate.h"
 #include "relay/worker.h"
 
 namespace wsrelay::edge {
@@ -72,7 +73,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
             // once established so the browser gets a close code it can read (1008).
             conn->session = nullptr;
             conn->origin_rejected =
-                !originAllowed(workerOf(wsi).config(), header(wsi, WSI_TOKEN_ORIGIN));
+                !originAllowed(workerOf(wsi).context().config, header(wsi, WSI_TOKEN_ORIGIN));
             return 0;
 
         case LWS_CALLBACK_ESTABLISHED:

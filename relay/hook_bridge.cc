@@ -7,7 +7,9 @@
 #include "relay/log.h"
 #include "relay/protocol.h"
 #include "relay/session.h"
-#include "relay/worker.h"
+#include "relay/publisher.h"
+#include "relay/session_table.h"
+#include "relay/worker_context.h"
 
 namespace wsrelay {
 namespace {
@@ -38,11 +40,11 @@ HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
 
 }  // namespace
 
-HookBridge::HookBridge(Worker& worker, Hook& hook)
-    : worker_(worker),
+HookBridge::HookBridge(WorkerContext& ctx, Hook& hook)
+    : ctx_(ctx),
       hook_(hook),
-      queues_(queueLimits(worker.config().hook, worker.shared().workers)) {
-    const auto& cfg = worker.config().hook;
+      queues_(queueLimits(ctx.config.hook, ctx.shared.workers)) {
+    const auto& cfg = ctx.config.hook;
     for (const std::string& name : cfg.events) {
         for (size_t i = 0; i < kHookEventNames.size(); ++i) {
             if (name == kHookEventNames[i]) events_ |= 1u << i;
@@ -96,7 +98,7 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
     if (const HookQueues::Closed* gone = queues_.closed(connection)) {
         user = &gone->user;
         meta = &gone->meta;
-    } else if (Session* session = worker_.findSession(connection)) {
+    } else if (Session* session = ctx_.sessions.find(connection)) {
         user = &session->userId();
         meta = &session->hookState().meta;
     }
@@ -126,11 +128,11 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
 }
 
 void HookBridge::syncQueuedBytes() {
-    worker_.metrics().hook_queued_bytes.set(static_cast<int64_t>(queues_.bytes()));
+    ctx_.metrics.hook_queued_bytes.set(static_cast<int64_t>(queues_.bytes()));
 }
 
 void HookBridge::count(HookEvent event, metrics::HookResult result) {
-    worker_.metrics().hook_requests[event][result].add();
+    ctx_.metrics.hook_requests[event][result].add();
 }
 
 bool HookBridge::connect(uint64_t connection, const std::string& user,
@@ -141,7 +143,7 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
     const bool sent = hook_.send(
         HookEvent::Connect, std::move(body),
         [this, decide = std::move(decide)](HookResult&& result) {
-            auto& m = worker_.metrics();
+            auto& m = ctx_.metrics;
             m.hook_in_flight.sub();
             --connects_in_flight_;
             m.hook_duration[HookEvent::Connect].observe(result.seconds);
@@ -200,7 +202,7 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
         return false;
     }
     ++connects_in_flight_;
-    worker_.metrics().hook_in_flight.add();
+    ctx_.metrics.hook_in_flight.add();
     return true;
 }
 
@@ -285,7 +287,7 @@ bool HookBridge::sendCurrent(uint64_t connection) {
     if (e.event == HookEvent::Message && (e.rpc || e.route != PublishRoute::Both)) {
         std::string().swap(e.data);
     }
-    worker_.metrics().hook_in_flight.add();
+    ctx_.metrics.hook_in_flight.add();
     return true;
 }
 
@@ -297,7 +299,7 @@ void HookBridge::sendReady() {
 }
 
 size_t HookBridge::abandon() {
-    auto& m = worker_.metrics();
+    auto& m = ctx_.metrics;
     size_t in_flight = connects_in_flight_;
     for (size_t i = 0; i < connects_in_flight_; ++i) {
         count(HookEvent::Connect, metrics::HookResult::Abandoned);
@@ -321,13 +323,13 @@ size_t HookBridge::abandon() {
 }
 
 void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
-    auto& m = worker_.metrics();
+    auto& m = ctx_.metrics;
     m.hook_in_flight.sub();
     const PendingHookEvent event = queues_.finish(connection);
     m.hook_duration[event.event].observe(result.seconds);
     // Null once the connection has closed; a disconnect's never exists.
     Session* session =
-        event.event == HookEvent::Disconnect ? nullptr : worker_.findSession(connection);
+        event.event == HookEvent::Disconnect ? nullptr : ctx_.sessions.find(connection);
 
     auto fail = [&](metrics::HookResult r, std::string_view reason) {
         count(event.event, r);
@@ -469,7 +471,7 @@ size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
     simdjson::dom::array items;
     if (list.get_array().get(items) != simdjson::SUCCESS) return 0;
     size_t refused = 0;
-    const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
+    const auto max_channel = static_cast<size_t>(ctx_.config.limits.max_channel_bytes);
     for (simdjson::dom::element item : items) {
         std::string_view channel;
         simdjson::dom::element data;
@@ -479,14 +481,14 @@ size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
             WSR_LOG(Warn, "hook answer: a publish without a valid channel and data was ignored");
             continue;
         }
-        if (!worker_.broker().usable()) {
-            worker_.metrics().broker_publish_failures.add();
+        if (!ctx_.publisher.usable()) {
+            ctx_.metrics.broker_publish_failures.add();
             ++refused;
             continue;
         }
         const std::string payload = minified(data);
-        if (!worker_.admit(channel, payload, metrics::MessageSource::Hook)) continue;  // logged
-        worker_.publish(channel, payload, PublishTicket{});
+        if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Hook)) continue;  // logged
+        ctx_.publisher.publish(channel, payload, PublishTicket{});
     }
     return refused;
 }

@@ -18,7 +18,7 @@
 namespace wsrelay {
 
 class Session;
-class Worker;
+struct WorkerContext;
 
 // What the hook knows about one connection, kept in its Session. Its events wait in the
 // HookBridge's queues, which outlive it.
@@ -41,7 +41,7 @@ struct ConnectDecision {
 // Single-threaded.
 class HookBridge {
 public:
-    HookBridge(Worker& worker, Hook& hook);
+    HookBridge(WorkerContext& ctx, Hook& hook);
     ~HookBridge();
     HookBridge(const HookBridge&) = delete;
     HookBridge& operator=(const HookBridge&) = delete;
@@ -94,7 +94,7 @@ private:
     void count(HookEvent event, metrics::HookResult result);
     void syncQueuedBytes();  // wsrelay_hook_queued_bytes
 
-    Worker& worker_;
+    WorkerContext& ctx_;
     Hook& hook_;
     unsigned events_ = 0;
     struct Route {

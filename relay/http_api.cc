@@ -1,5 +1,6 @@
 #include "relay/http_api.h"
 
+#include <libwebsockets.h>
 #include <openssl/crypto.h>
 
 #include <charconv>
@@ -11,7 +12,8 @@
 
 #include "relay/http_routes.h"
 #include "relay/protocol.h"
-#include "relay/worker.h"
+#include "relay/publisher.h"
+#include "relay/worker_context.h"
 
 namespace wsrelay {
 
@@ -74,7 +76,7 @@ struct HttpApi::Request {
     std::string response;
 };
 
-HttpApi::HttpApi(Worker& worker) : worker_(worker) {}
+HttpApi::HttpApi(WorkerContext& ctx) : ctx_(ctx) {}
 HttpApi::~HttpApi() = default;
 
 bool HttpApi::handles(std::string_view path) {
@@ -84,7 +86,7 @@ bool HttpApi::handles(std::string_view path) {
 int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
     // The body's framing first: a body that is not going to be read is refused at once; any
     // other refusal is answered once the body is read.
-    const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
+    const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
     switch (bodyFraming(wsi, limit)) {
         case Framing::Ok:
             break;
@@ -106,7 +108,7 @@ int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
     // publish would.
     slot = new Request();
     slot->broadcast = path == kBroadcastPath;
-    const std::string& key = worker_.config().api.key;
+    const std::string& key = ctx_.config.api.key;
     if (key.empty()) {
         slot->refused = 403;
         slot->refusal = "the HTTP API is off: set api.key";
@@ -126,7 +128,7 @@ int HttpApi::onBody(Request& request, const char* data, size_t len) {
     // lws hands over Content-Length bytes, which onRequest() checked against the limit; this only
     // guards the buffer should lws ever pass more.
     if (request.refused != 0) return 0;  // read and dropped
-    const auto limit = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
+    const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
     if (request.too_large || request.body.size() + len > limit) {
         request.too_large = true;  // keep reading, answer 413 at the end
         request.body.clear();
@@ -175,7 +177,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     }
     if (!data) return finish(wsi, request, 400, errorBody("missing data"));
     std::vector<std::string_view> channels;
-    const auto max_channel = static_cast<size_t>(worker_.config().limits.max_channel_bytes);
+    const auto max_channel = static_cast<size_t>(ctx_.config.limits.max_channel_bytes);
     if (request.broadcast) {
         simdjson::dom::array list;
         if (!channel_value || channel_value->get(list) != simdjson::SUCCESS || list.size() == 0 ||
@@ -201,14 +203,14 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     // Minified once; every channel gets the same bytes.
     const std::string payload = simdjson::minify(*data);
     for (std::string_view channel : channels) {
-        if (!worker_.admit(channel, payload, metrics::MessageSource::Api)) {
+        if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Api)) {
             return finish(wsi, request, 413,
                           errorBody(std::string(protocol::kTooLargeToDeliver) +
                                     ": its frame would exceed limits.send_queue_bytes"));
         }
     }
-    if (!worker_.broker().usable()) {
-        worker_.metrics().broker_publish_failures.add(static_cast<int64_t>(channels.size()));
+    if (!ctx_.publisher.usable()) {
+        ctx_.metrics.broker_publish_failures.add(static_cast<int64_t>(channels.size()));
         return finish(wsi, request, 503, errorBody("broker unavailable"));
     }
     request.id = next_id_++;
@@ -216,7 +218,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     request.channels = channels.size();
     pending_[request.id] = {wsi, &request};
     for (std::string_view channel : channels) {
-        worker_.publish(channel, payload, PublishTicket{kTicketBit | request.id, 0, false});
+        ctx_.publisher.publish(channel, payload, PublishTicket{kTicketBit | request.id, 0, false});
     }
     return 0;
 }

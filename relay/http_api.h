@@ -1,7 +1,5 @@
 #pragma once
 
-#include <libwebsockets.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -11,9 +9,11 @@
 
 #include "adapters/broker.h"
 
+struct lws;
+
 namespace wsrelay {
 
-class Worker;
+struct WorkerContext;
 
 // POST /api/publish {"channel":C,"data":D} and POST /api/broadcast {"channels":[...],"data":D}
 // for backends without a broker client: authorised by X-API-Key (api.key), published through the
@@ -25,7 +25,7 @@ public:
     static constexpr uint64_t kTicketBit = uint64_t{1} << 63;
     static constexpr size_t kMaxBroadcastChannels = 1000;
 
-    explicit HttpApi(Worker& worker);
+    explicit HttpApi(WorkerContext& ctx);
     ~HttpApi();
 
     // The state of one API request, kept in the connection's lws data while it is in flight.
@@ -44,7 +44,7 @@ public:
 private:
     int finish(lws* wsi, Request& request, unsigned status, std::string body);
 
-    Worker& worker_;
+    WorkerContext& ctx_;
     simdjson::dom::parser parser_;
     uint64_t next_id_ = 1;
     std::unordered_map<uint64_t, std::pair<lws*, Request*>> pending_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "adapters/redis_payload.h"
+#include "relay/upgrade_gate.h"
 #include "relay/worker.h"
 
 namespace wsrelay::http {
@@ -82,7 +83,7 @@ int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     if (!isGet(wsi)) return answer(wsi, 405, kJson, R"({"error":"method not allowed"})");
     if (path == "/healthz") return answer(wsi, 200, kJson, R"({"status":"ok"})");
     if (path == "/readyz") {
-        std::string reason = worker.shared().notReadyReason();
+        std::string reason = worker.context().shared.notReadyReason();
         if (reason.empty()) return answer(wsi, 200, kJson, R"({"ready":true})");
         std::string body = R"({"ready":false,"reason":)";
         appendJsonString(reason, body);
@@ -90,9 +91,9 @@ int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
         return answer(wsi, 503, kJson, body);
     }
     if (path == "/metrics") {
-        return answer(wsi, 200, kPrometheus, worker.shared().registry.render());
+        return answer(wsi, 200, kPrometheus, worker.context().shared.registry.render());
     }
-    if (path == worker.config().websocket.path) {
+    if (path == worker.context().config.websocket.path) {
         return answer(wsi, 426, kJson,
                       R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})");
     }
@@ -100,7 +101,7 @@ int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
 }
 
 int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
-    auto& m = worker.metrics();
+    auto& m = worker.context().metrics;
     // lws 4.1.6 also offers h2c here, and upgrades to it when allowed.
     if (upgrade == nullptr || strcasecmp(upgrade, "websocket") != 0) {
         m.handshakes[metrics::HandshakeResult::BadRequest].add();
@@ -108,7 +109,8 @@ int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
     }
     char uri[256];
     int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-    if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == worker.config().websocket.path) {
+    const std::string& path = worker.context().config.websocket.path;
+    if (n >= 0 && std::string_view(uri, static_cast<size_t>(n)) == path) {
         return worker.gate().confirm(wsi);
     }
     m.handshakes[metrics::HandshakeResult::Path].add();

@@ -36,6 +36,17 @@ private:
     std::vector<Entry> entries_;
 };
 
+// What a subscriber is told once its subscription is live (Hub::subscribe).
+struct SubscribeAck {
+    enum class Kind : uint8_t {
+        None,        // nothing (auth.permissions.auto_subscribe)
+        Ack,         // {"op":"ack","id":id}: the client's own subscribe
+        Subscribed,  // {"op":"subscribed","channel":...}: the app's grant
+    };
+    Kind kind = Kind::None;
+    uint64_t id = 0;
+};
+
 // A channel with at least one local subscriber (there are no empty channels in the index).
 class HubChannel {
 public:
@@ -43,12 +54,23 @@ public:
 
 private:
     friend class Hub;
+    static constexpr uint32_t kNoAck = static_cast<uint32_t>(-1);
     struct Member {
         Membership* membership;
-        uint32_t entry_index;  // position of this channel in membership->entries_
+        uint32_t entry_index;          // position of this channel in membership->entries_
+        uint32_t pending_ack = kNoAck;  // position of its ack in pending_acks_ (same 16 bytes)
+    };
+    struct PendingAck {
+        uint32_t member_index;  // position of its member in members_
+        SubscribeAck ack;
     };
     std::string name_;
     std::vector<Member> members_;
+    // The broker confirmed the worker's subscription: a message published now reaches it.
+    bool live_ = false;
+    // Acks of members that joined before then; empty once live. At most one per member, so a
+    // session's are bounded by its subscription limit.
+    std::vector<PendingAck> pending_acks_;
 };
 
 // Told when a channel gains its first or loses its last local subscriber, so the worker holds a
@@ -75,10 +97,25 @@ public:
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
 
-    SubscribeResult subscribe(Membership& m, std::string_view channel, size_t max_subscriptions);
+    // Joins `channel`. The ack goes once the broker confirmed the worker's subscription to the
+    // channel ("live everywhere": a message published after the ack reaches this subscriber): at
+    // once when it is live already, else from confirm(). While the broker is down it goes at once
+    // (the client hears of the outage from the resubscribed notice at Up). A member that leaves
+    // first is told nothing.
+    SubscribeResult subscribe(Membership& m, std::string_view channel, size_t max_subscriptions,
+                              SubscribeAck ack = {});
     bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
     void leaveAll(Membership& m);
     bool isSubscribed(const Membership& m, std::string_view channel) const;
+
+    // The broker confirmed the subscription to `channel` (BrokerHandler::onSubscribed): it is live,
+    // and the acks waiting for it go now. Ignored for a channel not in the index, or live already.
+    void confirm(std::string_view channel);
+    // The broker's state. Down: acks go at once, and those waiting go now. Up: the broker has
+    // subscribed every channel again (BrokerHandler::onBrokerState), so every channel is live.
+    void setBrokerUp(bool up);
+    // Whether the broker confirmed `channel` (false when no local subscriber holds it).
+    bool isLive(std::string_view channel) const;
     // Copies, so the caller may unsubscribe while walking them.
     std::vector<std::string> channelsOf(const Membership& m) const;
 
@@ -110,11 +147,15 @@ private:
     };
     HubChannel* find(std::string_view channel) const;
     void removeEntry(Membership& m, size_t entry_index);
+    void sendAck(HubChannel& ch, Membership& m, SubscribeAck ack);
+    // Sends the acks waiting on `ch` and marks it live (`live`) or leaves it waiting.
+    void releaseAcks(HubChannel& ch, bool live);
 
     HubListener& listener_;
     const uint64_t max_frame_bytes_;
     std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
     size_t subscriptions_ = 0;
+    bool broker_up_ = true;
 };
 
 template <class Make>

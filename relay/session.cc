@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "relay/authenticator.h"
 #include "relay/clock.h"
 #include "relay/log.h"
-#include "relay/worker.h"
+#include "relay/publisher.h"
+#include "relay/worker_context.h"
 
 namespace wsrelay {
 
@@ -28,111 +28,214 @@ constexpr size_t kKeepRxCapacity = 4096;
 constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
-Session::Session(Worker& worker, lws* wsi, uint64_t id, std::unique_ptr<Identity> identity)
-    : worker_(worker),
+Session::Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id,
+                 std::unique_ptr<Identity> identity)
+    : ctx_(ctx),
       wsi_(wsi),
-      fd_(lws_get_socket_fd(wsi)),
+      fd_(fd),
       id_(id),
       membership_(*this),
       identity_(std::move(identity)) {
-    worker_.metrics().connections.add();
+    ctx_.metrics.connections.add();
     ev_timer_init(&auth_timer_, onAuthTimer, 0., 0.);
     auth_timer_.data = this;
-    armPingTimer();
 }
 
-Session::~Session() { ev_timer_stop(worker_.loop(), &auth_timer_); }
+Session::~Session() { ev_timer_stop(ctx_.loop, &auth_timer_); }
 
 void Session::start(const std::vector<std::string>& hook_channels) {
+    armPingTimer();
     announced_ = true;
     for (const std::string& channel : hook_channels) join(channel);
     if (!identity_) return;
-    const auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
+    const auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
     for (const std::string& channel : identity_->permissions.auto_subscribe) {
-        if (worker_.hub().subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
-            worker_.metrics().subscriptions.add();
+        if (ctx_.hub.subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
+            ctx_.metrics.subscriptions.add();
         }
     }
     armAuthTimer();
 }
 
-void Session::armAuthTimer() {
-    struct ev_loop* loop = worker_.loop();
-    ev_timer_stop(loop, &auth_timer_);
-    if (!identity_ || identity_->expires_at_ms == 0 || close_code_ != 0) return;
-    const auto& auth = worker_.config().auth;
-    const int64_t now = wallClockMs();
-    const int64_t close_at = identity_->expires_at_ms + auth.jwt.leeway_ms;
-    int64_t due = close_at;
-    if (auth.expiry_warning_ms > 0 && !expiry_warned_) {
-        const int64_t warn_at = identity_->expires_at_ms - auth.expiry_warning_ms;
-        if (now >= warn_at) {
-            expiry_warned_ = true;
-            reply(protocol::encodeTokenExpiring(identity_->expires_at_ms / 1000, close_at - now));
-        } else {
-            due = warn_at;
+// Receive: lws hands a message over in pieces; a whole one is checked, then parsed.
+
+int Session::onReceive(const char* data, size_t len) {
+    if (close_code_ != 0) return 0;  // closing: input no longer matters
+    const auto max = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
+    if (lws_frame_is_binary(wsi_)) return closeImmediately(CloseCode::UnsupportedData);
+
+    const size_t remaining = lws_remaining_packet_payload(wsi_);
+    const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
+    if (rx_.size() + len + remaining > max) {
+        rx_.clear();
+        return closeImmediately(CloseCode::MessageTooBig);
+    }
+    if (rx_.empty() && complete) return handleMessage({data, len});
+
+    rx_.append(data, len);
+    if (!complete) return 0;
+    int rc = handleMessage(rx_);
+    rx_.clear();
+    if (rx_.capacity() > kKeepRxCapacity) std::string().swap(rx_);
+    return rc;
+}
+
+int Session::handleMessage(std::string_view message) {
+    auto& m = ctx_.metrics;
+    m.messages_received.add();
+    m.bytes_received.add(static_cast<int64_t>(message.size()));
+    // Checked here, on the whole message, rather than by lws: we choose the close and count it.
+    if (!simdjson::validate_utf8(message.data(), message.size())) {
+        return closeImmediately(CloseCode::InvalidPayload);
+    }
+    protocol::ParseResult result = ctx_.parser.parse(message);
+    if (!result.ok) {
+        sendError(result.id, result.error, result.reason);
+        countBadCommand();
+        return 0;
+    }
+    runCommand(result.command);
+    return 0;
+}
+
+void Session::countBadCommand() {
+    if (++bad_commands_ > static_cast<uint32_t>(ctx_.config.limits.max_bad_commands)) {
+        closeAfterFlush(CloseCode::TooManyBadCommands);
+    }
+}
+
+void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
+    ctx_.metrics.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
+    reply(protocol::encodeError(id, code, reason));
+}
+
+// Commands: what the client asks for, and what the app's answers do to the session.
+
+void Session::runCommand(const protocol::Command& cmd) {
+    using protocol::Op;
+    HookBridge* hook = ctx_.hook;
+    switch (cmd.op) {
+        case Op::Subscribe:
+            if (identity_ && !identity_->permissions.subscribe.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
+                return;
+            }
+            if (hook != nullptr && hook->sends(HookEvent::Subscribe)) {
+                if (ctx_.hub.isSubscribed(membership_, cmd.channel)) {
+                    sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
+                    return;
+                }
+                hook->subscribe(*this, cmd.channel, cmd.id);
+                return;
+            }
+            subscribeAndAnswer(cmd.channel, cmd.id);
+            return;
+        case Op::Unsubscribe:
+            app_grants_.remove(cmd.channel);
+            if (ctx_.hub.unsubscribe(membership_, cmd.channel)) {
+                ctx_.metrics.subscriptions.sub();
+                if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+            } else {
+                sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
+            }
+            return;
+        case Op::Publish: {
+            if (identity_ && !identity_->permissions.publish.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to publish to this channel");
+                return;
+            }
+            const PublishRoute route =
+                hook != nullptr ? hook->routeFor(cmd.channel) : PublishRoute::Broker;
+            if (route == PublishRoute::Broker) {
+                publishNow(cmd.channel, cmd.data, cmd.id);
+            } else {
+                hook->message(*this, cmd.channel, cmd.data, cmd.id, route);
+            }
+            return;
         }
+        case Op::Send:
+            if (hook == nullptr) {
+                sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");
+                return;
+            }
+            hook->send(*this, cmd.data, cmd.id);
+            return;
+        case Op::Ping:
+            reply(protocol::encodePong(cmd.id));
+            return;
+        case Op::Refresh:
+            refresh(cmd);
+            return;
     }
-    ev_timer_set(&auth_timer_, static_cast<double>(std::max<int64_t>(due - now, 0)) / 1000.0, 0.);
-    ev_timer_start(loop, &auth_timer_);
 }
 
-void Session::onAuthTimer(struct ev_loop*, ev_timer* w, int) {
-    auto* self = static_cast<Session*>(w->data);
-    if (self->close_code_ != 0 || !self->identity_) return;
-    const int64_t close_at =
-        self->identity_->expires_at_ms + self->worker_.config().auth.jwt.leeway_ms;
-    if (wallClockMs() >= close_at) {
-        self->closeAfterFlush(CloseCode::TokenExpired);
+void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
+    auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
+    // The hub sends the ack once the subscription is live everywhere.
+    const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
+    switch (ctx_.hub.subscribe(membership_, channel, max, ack)) {
+        case Hub::SubscribeResult::Subscribed:
+            ctx_.metrics.subscriptions.add();
+            break;
+        case Hub::SubscribeResult::AlreadySubscribed:
+            sendError(id, ErrorCode::Conflict, "already subscribed");
+            break;
+        case Hub::SubscribeResult::LimitReached:
+            sendError(id, ErrorCode::LimitExceeded, "subscription limit reached");
+            break;
+    }
+}
+
+void Session::publishNow(std::string_view channel, std::string_view data,
+                         std::optional<uint64_t> id) {
+    auto& m = ctx_.metrics;
+    if (!ctx_.publisher.admit(channel, data, metrics::MessageSource::Client)) {
+        sendError(id, ErrorCode::LimitExceeded, protocol::kTooLargeToDeliver);
         return;
     }
-    self->armAuthTimer();
-}
-
-void Session::refresh(const protocol::Command& cmd) {
-    auto& m = worker_.metrics();
-    Authenticator* auth = worker_.authenticator();
-    if (auth == nullptr || !identity_) {
-        sendError(cmd.id, ErrorCode::BadRequest, "authentication is disabled");
+    if (!ctx_.publisher.usable()) {
+        m.broker_publish_failures.add();
+        sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");
         return;
     }
-    auto next = std::make_unique<Identity>();
-    const jwt::Failure failure = auth->verify(cmd.token, *next);
-    if (failure != jwt::Failure::None || next->user != identity_->user) {
-        m.token_refreshes[metrics::RefreshResult::Rejected].add();
-        sendError(cmd.id, ErrorCode::Unauthorized,
-                  failure != jwt::Failure::None ? jwt::failureText(failure) : "different user");
+    ctx_.publisher.publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
+}
+
+void Session::join(std::string_view channel) {
+    if (!protocol::validChannel(channel,
+                                static_cast<size_t>(ctx_.config.limits.max_channel_bytes))) {
         return;
     }
-    m.token_refreshes[metrics::RefreshResult::Ok].add();
-    // Permissions follow the new token: what it no longer grants is left, and the client told.
-    // The app's grants are not the token's to take away.
-    for (const std::string& channel : worker_.hub().channelsOf(membership_)) {
-        if (app_grants_.contains(channel) || next->permissions.subscribe.matches(channel)) continue;
-        worker_.hub().unsubscribe(membership_, channel);
-        m.subscriptions.sub();
-        reply(protocol::encodeUnsubscribed(channel, "forbidden"));
+    auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
+    // {"op":"subscribed"} goes once the subscription is live everywhere (the hub sends it).
+    const Hub::SubscribeResult result =
+        ctx_.hub.subscribe(membership_, channel, max, {SubscribeAck::Kind::Subscribed, 0});
+    if (result == Hub::SubscribeResult::Subscribed) ctx_.metrics.subscriptions.add();
+    // Also a channel the client was in already: from now on the app vouches for it.
+    if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
+}
+
+void Session::leave(std::string_view channel, std::string_view reason) {
+    app_grants_.remove(channel);
+    if (ctx_.hub.unsubscribe(membership_, channel)) {
+        ctx_.metrics.subscriptions.sub();
+        reply(protocol::encodeUnsubscribed(channel, reason));
     }
-    identity_ = std::move(next);
-    expiry_warned_ = false;
-    armAuthTimer();
-    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
 }
 
-void Session::armPingTimer() {
-    int interval = worker_.config().websocket.ping_interval_ms;
-    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
+const std::string& Session::userId() const {
+    return identity_ ? identity_->user : hook_.user;
 }
 
-void Session::requestWrite() { lws_callback_on_writable(wsi_); }
+// Push: every frame for this client enters its bounded queue here.
 
 void Session::push(const FramePtr& frame) {
-    auto& m = worker_.metrics();
+    auto& m = ctx_.metrics;
     if (close_code_ != 0) {
         m.dropped[metrics::DropReason::ClientGone].add();
         return;
     }
-    const auto& limits = worker_.config().limits;
+    const auto& limits = ctx_.config.limits;
     const size_t max_frames = static_cast<size_t>(limits.send_queue_messages);
     const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
     if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
@@ -155,8 +258,10 @@ void Session::push(const FramePtr& frame) {
     }
     queue_.push(frame);
     m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
-    if (queue_.size() == 1) worker_.scheduleFlush(*this);
+    if (queue_.size() == 1) ctx_.flush.schedule(*this);
 }
+
+// Flush and write: the queue leaves in coalesced writes when the FlushScheduler says so.
 
 void Session::flushQueued() {
     if (queue_.empty() && !ping_due_) return;
@@ -169,73 +274,6 @@ void Session::flushQueued() {
         // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
         close_code_ = 1006;
         requestWrite();
-    }
-}
-
-void Session::closeNow(CloseCode code) {
-    if (close_code_ != 0 && !close_after_flush_) return;
-    close_code_ = static_cast<int>(code);
-    close_after_flush_ = false;
-    worker_.metrics().send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
-    queue_.clear();
-    rx_.clear();
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
-    requestWrite();
-}
-
-int Session::closeImmediately(CloseCode code) {
-    close_code_ = static_cast<int>(code);
-    const std::string_view reason =
-        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
-    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                     reason.size());
-    return -1;  // what the lws callback returns to have the close frame sent now
-}
-
-void Session::closeAfterFlush(CloseCode code) {
-    if (close_code_ != 0) return;
-    close_code_ = static_cast<int>(code);
-    close_after_flush_ = true;
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
-    requestWrite();
-}
-
-void Session::scheduleDrain(int64_t delay_us) {
-    drain_scheduled_ = true;
-    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
-    // next ping, which no longer matters.
-    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
-}
-
-int Session::onTimer() {
-    if (close_code_ != 0) return 0;
-    if (drain_scheduled_) {
-        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
-        queue_.push(protocol::encodeReconnect());
-        worker_.metrics().send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
-        closeAfterFlush(CloseCode::GoingAway);
-        return 0;
-    }
-    if (awaiting_pong_) {
-        closeNow(CloseCode::PingTimeout);
-        return 0;
-    }
-    ping_due_ = true;
-    requestWrite();
-    return 0;
-}
-
-void Session::onPong() {
-    if (!awaiting_pong_) return;
-    awaiting_pong_ = false;
-    armPingTimer();
-}
-
-void Session::onPeerClose(const unsigned char* payload, size_t len) {
-    peer_closed_ = true;
-    if (close_code_ == 0) {
-        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
     }
 }
 
@@ -253,8 +291,8 @@ int Session::onWriteable() {
 int Session::writeQueued() {
     // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
     // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
-    char* buf = worker_.writeBuffer();
-    const size_t cap = worker_.writeBufferSize();
+    char* buf = ctx_.flush.buffer();
+    const size_t cap = ctx_.flush.bufferSize();
     size_t len = 0;
     size_t frames = 0;
     const char* out = buf;
@@ -294,8 +332,8 @@ int Session::writeQueued() {
                   len - taken, LWS_WRITE_RAW) < 0) {
         return -1;
     }
-    last_write_at_ = ev_now(worker_.loop());
-    auto& m = worker_.metrics();
+    ctx_.flush.wrote(flush_slot_);
+    auto& m = ctx_.metrics;
     m.socket_writes.add();
     m.bytes_sent.add(static_cast<int64_t>(len));
     m.messages_sent.add(static_cast<int64_t>(frames));
@@ -313,174 +351,54 @@ int Session::writeQueued() {
         ping_due_ = false;
         awaiting_pong_ = true;
         if (!drain_scheduled_) {
-            lws_set_timer_usecs(wsi_, int64_t{worker_.config().websocket.pong_timeout_ms} * 1000);
+            lws_set_timer_usecs(wsi_, int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
         }
     }
     if (!queue_.empty() || close_code_ != 0) requestWrite();
     return 0;
 }
 
-int Session::onReceive(const char* data, size_t len) {
-    if (close_code_ != 0) return 0;  // closing: input no longer matters
-    const auto max = static_cast<size_t>(worker_.config().websocket.max_message_bytes);
-    if (lws_frame_is_binary(wsi_)) return closeImmediately(CloseCode::UnsupportedData);
+void Session::requestWrite() { lws_callback_on_writable(wsi_); }
 
-    const size_t remaining = lws_remaining_packet_payload(wsi_);
-    const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
-    if (rx_.size() + len + remaining > max) {
-        rx_.clear();
-        return closeImmediately(CloseCode::MessageTooBig);
-    }
-    if (rx_.empty() && complete) return handleMessage({data, len});
+// Timers: keepalive and the drain deadline share the connection's one lws timer.
 
-    rx_.append(data, len);
-    if (!complete) return 0;
-    int rc = handleMessage(rx_);
-    rx_.clear();
-    if (rx_.capacity() > kKeepRxCapacity) std::string().swap(rx_);
-    return rc;
+void Session::armPingTimer() {
+    int interval = ctx_.config.websocket.ping_interval_ms;
+    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
 }
 
-int Session::handleMessage(std::string_view message) {
-    auto& m = worker_.metrics();
-    m.messages_received.add();
-    m.bytes_received.add(static_cast<int64_t>(message.size()));
-    // Checked here, on the whole message, rather than by lws: we choose the close and count it.
-    if (!simdjson::validate_utf8(message.data(), message.size())) {
-        return closeImmediately(CloseCode::InvalidPayload);
-    }
-    protocol::ParseResult result = worker_.parser().parse(message);
-    if (!result.ok) {
-        sendError(result.id, result.error, result.reason);
-        countBadCommand();
+int Session::onTimer() {
+    if (close_code_ != 0) return 0;
+    if (drain_scheduled_) {
+        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
+        queue_.push(protocol::encodeReconnect());
+        ctx_.metrics.send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        closeAfterFlush(CloseCode::GoingAway);
         return 0;
     }
-    runCommand(result.command);
+    if (awaiting_pong_) {
+        closeNow(CloseCode::PingTimeout);
+        return 0;
+    }
+    ping_due_ = true;
+    requestWrite();
     return 0;
 }
 
-void Session::countBadCommand() {
-    if (++bad_commands_ > static_cast<uint32_t>(worker_.config().limits.max_bad_commands)) {
-        closeAfterFlush(CloseCode::TooManyBadCommands);
-    }
+void Session::onPong() {
+    if (!awaiting_pong_) return;
+    awaiting_pong_ = false;
+    armPingTimer();
 }
 
-void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
-    worker_.metrics().errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
-    reply(protocol::encodeError(id, code, reason));
+void Session::scheduleDrain(int64_t delay_us) {
+    drain_scheduled_ = true;
+    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
+    // next ping, which no longer matters.
+    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
 }
 
-void Session::runCommand(const protocol::Command& cmd) {
-    using protocol::Op;
-    HookBridge* hook = worker_.hookBridge();
-    switch (cmd.op) {
-        case Op::Subscribe:
-            if (identity_ && !identity_->permissions.subscribe.matches(cmd.channel)) {
-                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
-                return;
-            }
-            if (hook != nullptr && hook->sends(HookEvent::Subscribe)) {
-                if (worker_.hub().isSubscribed(membership_, cmd.channel)) {
-                    sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
-                    return;
-                }
-                hook->subscribe(*this, cmd.channel, cmd.id);
-                return;
-            }
-            subscribeAndAnswer(cmd.channel, cmd.id);
-            return;
-        case Op::Unsubscribe:
-            app_grants_.remove(cmd.channel);
-            if (worker_.hub().unsubscribe(membership_, cmd.channel)) {
-                worker_.metrics().subscriptions.sub();
-                if (cmd.id) reply(protocol::encodeAck(*cmd.id));
-            } else {
-                sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
-            }
-            return;
-        case Op::Publish: {
-            if (identity_ && !identity_->permissions.publish.matches(cmd.channel)) {
-                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to publish to this channel");
-                return;
-            }
-            const PublishRoute route =
-                hook != nullptr ? hook->routeFor(cmd.channel) : PublishRoute::Broker;
-            if (route == PublishRoute::Broker) {
-                publishNow(cmd.channel, cmd.data, cmd.id);
-            } else {
-                hook->message(*this, cmd.channel, cmd.data, cmd.id, route);
-            }
-            return;
-        }
-        case Op::Send:
-            if (hook == nullptr) {
-                sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");
-                return;
-            }
-            hook->send(*this, cmd.data, cmd.id);
-            return;
-        case Op::Ping:
-            reply(protocol::encodePong(cmd.id));
-            return;
-        case Op::Refresh:
-            refresh(cmd);
-            return;
-    }
-}
-
-void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
-    auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
-    switch (worker_.hub().subscribe(membership_, channel, max)) {
-        case Hub::SubscribeResult::Subscribed:
-            worker_.metrics().subscriptions.add();
-            if (id) reply(protocol::encodeAck(*id));
-            break;
-        case Hub::SubscribeResult::AlreadySubscribed:
-            sendError(id, ErrorCode::Conflict, "already subscribed");
-            break;
-        case Hub::SubscribeResult::LimitReached:
-            sendError(id, ErrorCode::LimitExceeded, "subscription limit reached");
-            break;
-    }
-}
-
-void Session::publishNow(std::string_view channel, std::string_view data,
-                         std::optional<uint64_t> id) {
-    auto& m = worker_.metrics();
-    if (!worker_.admit(channel, data, metrics::MessageSource::Client)) {
-        sendError(id, ErrorCode::LimitExceeded, protocol::kTooLargeToDeliver);
-        return;
-    }
-    if (!worker_.broker().usable()) {
-        m.broker_publish_failures.add();
-        sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");
-        return;
-    }
-    worker_.publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
-}
-
-void Session::join(std::string_view channel) {
-    if (!protocol::validChannel(channel,
-                                static_cast<size_t>(worker_.config().limits.max_channel_bytes))) {
-        return;
-    }
-    auto max = static_cast<size_t>(worker_.config().limits.max_subscriptions);
-    const Hub::SubscribeResult result = worker_.hub().subscribe(membership_, channel, max);
-    if (result == Hub::SubscribeResult::Subscribed) {
-        worker_.metrics().subscriptions.add();
-        reply(protocol::encodeSubscribed(channel));
-    }
-    // Also a channel the client was in already: from now on the app vouches for it.
-    if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
-}
-
-void Session::leave(std::string_view channel, std::string_view reason) {
-    app_grants_.remove(channel);
-    if (worker_.hub().unsubscribe(membership_, channel)) {
-        worker_.metrics().subscriptions.sub();
-        reply(protocol::encodeUnsubscribed(channel, reason));
-    }
-}
+// Close.
 
 void Session::closeWith(int code, std::string_view reason) {
     if (close_code_ != 0) return;
@@ -494,14 +412,46 @@ void Session::closeWith(int code, std::string_view reason) {
     requestWrite();
 }
 
-const std::string& Session::userId() const {
-    return identity_ ? identity_->user : hook_.user;
+void Session::closeAfterFlush(CloseCode code) {
+    if (close_code_ != 0) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::closeNow(CloseCode code) {
+    if (close_code_ != 0 && !close_after_flush_) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = false;
+    ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    rx_.clear();
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+int Session::closeImmediately(CloseCode code) {
+    close_code_ = static_cast<int>(code);
+    const std::string_view reason =
+        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
+    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;  // what the lws callback returns to have the close frame sent now
+}
+
+void Session::onPeerClose(const unsigned char* payload, size_t len) {
+    peer_closed_ = true;
+    if (close_code_ == 0) {
+        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
+    }
 }
 
 void Session::onClosed() {
-    ev_timer_stop(worker_.loop(), &auth_timer_);
-    auto& m = worker_.metrics();
-    if (HookBridge* hook = worker_.hookBridge()) {
+    ev_timer_stop(ctx_.loop, &auth_timer_);
+    auto& m = ctx_.metrics;
+    if (HookBridge* hook = ctx_.hook) {
         // Events this connection queued for the app still go, then its disconnect.
         std::optional<int> disconnect;
         if (announced_ && hook->sends(HookEvent::Disconnect)) {
@@ -510,7 +460,7 @@ void Session::onClosed() {
         hook->closed(id_, userId(), hook_.meta, disconnect);
     }
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
-    worker_.hub().leaveAll(membership_);
+    ctx_.hub.leaveAll(membership_);
     m.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
     queue_.clear();
     int code = close_code_ != 0 ? close_code_ : 1006;

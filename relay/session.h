@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "relay/close_codes.h"
+#include "relay/flush_scheduler.h"
 #include "relay/hook_bridge.h"
 #include "relay/hub.h"
 #include "relay/permissions.h"
@@ -19,17 +20,18 @@ struct lws;
 
 namespace wsrelay {
 
-class Worker;
+struct WorkerContext;
 
 // One client WebSocket connection, owned by its worker and touched only on that worker's thread.
 // Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
-// shared frames written in batches: at the end of the loop turn they arrived in (or, when the
-// socket was written less than websocket.write_coalesce_ms ago, once that much time has passed),
+// shared frames written in batches when the worker's FlushScheduler says so (at the end of the
+// loop turn they arrived in, or once websocket.write_coalesce_ms has passed since the last write),
 // or one lws_write per WRITEABLE callback while lws holds back part of an earlier write.
+// Construction touches neither lws nor the socket: a unit test can build one from a context.
 class Session final : public Sink {
 public:
-    // `identity` is null when auth.enabled is false (everything is allowed).
-    Session(Worker& worker, lws* wsi, uint64_t id, std::unique_ptr<Identity> identity);
+    // `fd` is `wsi`'s socket. `identity` is null when auth.enabled is false (all is allowed).
+    Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id, std::unique_ptr<Identity> identity);
     ~Session() override;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -39,8 +41,8 @@ public:
     Membership& membership() { return membership_; }
     bool closing() const { return close_code_ != 0; }
 
-    // The connection was admitted: joins auth.permissions.auto_subscribe and the channels the
-    // connect hook gave it, and starts the token's expiry clock.
+    // The connection was admitted: starts keepalive, joins auth.permissions.auto_subscribe and the
+    // channels the connect hook gave it, and starts the token's expiry clock.
     void start(const std::vector<std::string>& hook_channels);
 
     // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
@@ -69,7 +71,7 @@ public:
     // lws events. A negative return tells lws to close the connection now.
     int onReceive(const char* data, size_t len);
     int onWriteable();
-    // Once per loop turn, for a session that got frames this turn (Worker::scheduleFlush): writes
+    // Once per loop turn, for a session that got frames this turn (FlushScheduler): writes
     // them at once when lws holds nothing back, instead of waiting for a WRITEABLE callback. This
     // spares two epoll_ctl calls and a loop wake-up per delivery; writing outside the callback is
     // safe while lws_partial_buffered() is false (a short send is handed to lws, which finishes it).
@@ -84,6 +86,8 @@ public:
         __builtin_prefetch(self + kWriteStateEnd - 1);
     }
     void prefetchQueue() const { queue_.prefetchHead(); }
+    // The flush scheduler's bookkeeping for this session.
+    FlushSlot& flushSlot() { return flush_slot_; }
     int onTimer();
     void onPong();
     void onPeerClose(const unsigned char* payload, size_t len);
@@ -105,26 +109,23 @@ private:
     void runCommand(const protocol::Command& cmd);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
     void countBadCommand();
-    friend class Worker;  // keeps flush_slot_, deferred_slot_ and last_write_at_
-    static constexpr uint32_t kNotScheduled = static_cast<uint32_t>(-1);
     // A hint only: fields moved past it cost a cache miss per write, nothing else.
     static constexpr size_t kWriteStateEnd = 128;
-    uint32_t flush_slot_ = kNotScheduled;     // this session's index in the worker's flush list
-    uint32_t deferred_slot_ = kNotScheduled;  // ... in its list of writes held for coalescing
-    ev_tstamp last_write_at_ = 0;             // loop time of the last socket write
+    FlushSlot flush_slot_;  // kept by the worker's FlushScheduler
 
     void requestWrite();
     // One coalesced write of the queue's head (and a due ping); -1 when the socket is gone.
     int writeQueued();
     void armPingTimer();
+    // The token (session_token.cc): {"op":"refresh"} replaces it.
     void refresh(const protocol::Command& cmd);
     // Arms auth_timer_ for the next token event: the expiry warning, then the close.
     void armAuthTimer();
     static void onAuthTimer(struct ev_loop* loop, ev_timer* w, int revents);
 
-    // What a write reads, together in the object's first kWriteStateEnd bytes (with the slots
+    // What a write reads, together in the object's first kWriteStateEnd bytes (with the slot
     // above): the worker writes hundreds of sessions per turn, each a cache miss otherwise.
-    Worker& worker_;
+    WorkerContext& ctx_;
     lws* wsi_;
     int fd_;  // wsi_'s socket, kept so a write need not read it from the wsi
     int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts

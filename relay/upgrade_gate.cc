@@ -8,11 +8,13 @@
 
 #include "adapters/redis_payload.h"
 #include "relay/authenticator.h"
+#include "relay/hook_bridge.h"
 #include "relay/http_routes.h"
 #include "relay/log.h"
 #include "relay/request_head.h"
 #include "relay/subprotocol_token.h"
-#include "relay/worker.h"
+#include "relay/session_table.h"
+#include "relay/worker_context.h"
 
 namespace wsrelay {
 namespace {
@@ -42,13 +44,13 @@ size_t perWorker(size_t total, int workers) {
     return (total + n - 1) / n;
 }
 
-size_t pendingBound(const Worker& worker) {
-    const auto& limits = worker.config().limits;
+size_t pendingBound(const WorkerContext& ctx) {
+    const auto& limits = ctx.config.limits;
     const size_t total = limits.max_pending_handshakes > 0
                              ? static_cast<size_t>(limits.max_pending_handshakes)
                              : std::max<size_t>(kMinPendingBound,
-                                                static_cast<size_t>(worker.maxConnections()) / 4);
-    return perWorker(total, worker.workerCount());
+                                                static_cast<size_t>(ctx.shared.max_connections) / 4);
+    return perWorker(total, ctx.shared.workers);
 }
 
 // Every entry of every Sec-WebSocket-Protocol header, for the checks lws would otherwise make
@@ -78,27 +80,27 @@ bool subprotocolsAcceptable(const RequestHead& request, std::string& reason) {
 
 }  // namespace
 
-UpgradeGate::UpgradeGate(Worker& worker)
-    : worker_(worker),
-      reads_heads_(worker.authenticator() != nullptr ||
-                   (worker.hookBridge() != nullptr && worker.hookBridge()->sends(HookEvent::Connect))),
-      timeout_s_(worker.config().limits.handshake_timeout_ms / 1000.0),
-      pending_(pendingBound(worker),
-               perWorker(static_cast<size_t>(worker.config().limits.max_pending_handshakes_per_ip),
-                         worker.workerCount())) {
+UpgradeGate::UpgradeGate(WorkerContext& ctx)
+    : ctx_(ctx),
+      reads_heads_(ctx.authenticator != nullptr ||
+                   (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect))),
+      timeout_s_(ctx.config.limits.handshake_timeout_ms / 1000.0),
+      pending_(pendingBound(ctx),
+               perWorker(static_cast<size_t>(ctx.config.limits.max_pending_handshakes_per_ip),
+                         ctx.shared.workers)) {
     if (reads_heads_) {
         head_reader_ = std::make_unique<HeadReader>(
-            worker.loop(), [this](int fd, HeadRead&& read) { onHead(fd, std::move(read)); });
+            ctx.loop, [this](int fd, HeadRead&& read) { onHead(fd, std::move(read)); });
     }
     ev_timer_init(&timeout_timer_, onTimeout, 0., 0.);
     timeout_timer_.data = this;
 }
 
-UpgradeGate::~UpgradeGate() { ev_timer_stop(worker_.loop(), &timeout_timer_); }
+UpgradeGate::~UpgradeGate() { ev_timer_stop(ctx_.loop, &timeout_timer_); }
 
 void UpgradeGate::shutDown() {
     shut_down_ = true;
-    ev_timer_stop(worker_.loop(), &timeout_timer_);
+    ev_timer_stop(ctx_.loop, &timeout_timer_);
     head_reader_.reset();  // closes the sockets being read
     // What lws holds is closed with the lws context, each through destroyed().
     while (PendingConnection* c = pending_.oldest()) {
@@ -111,8 +113,8 @@ void UpgradeGate::shutDown() {
 }
 
 void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
-    auto& m = worker_.metrics();
-    const double now = ev_now(worker_.loop());
+    auto& m = ctx_.metrics;
+    const double now = ev_now(ctx_.loop);
     const AddressKey address = addressKey(peer);
     auto verdict = pending_.add(fd, address, now);
     if (verdict == PendingConnections::Admit::Full && pending_.oldest() != nullptr) {
@@ -149,7 +151,7 @@ PendingConnection* UpgradeGate::entryOf(lws* wsi) {
 
 void UpgradeGate::onHead(int fd, HeadRead&& read) {
     using Outcome = HeadRead::Outcome;
-    auto& m = worker_.metrics();
+    auto& m = ctx_.metrics;
     PendingConnection* c = pending_.find(fd);
     if (c == nullptr) {  // cannot happen: every socket being read is pending
         close(fd);
@@ -195,10 +197,10 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
         return;
     }
     grant->upgrade = true;
-    if (Authenticator* auth = worker_.authenticator()) {
+    if (Authenticator* auth = ctx_.authenticator) {
         jwt::Failure failure = jwt::Failure::KeysUnavailable;
         grant->identity = std::make_unique<Identity>();
-        if (!worker_.shared().auth_keys_missing.load(std::memory_order_relaxed)) {
+        if (!ctx_.shared.auth_keys_missing.load(std::memory_order_relaxed)) {
             failure = auth->verify(auth->findToken(request, read.token), *grant->identity);
         }
         if (failure != jwt::Failure::None) {
@@ -209,7 +211,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
             return;
         }
     }
-    HookBridge* hook = worker_.hookBridge();
+    HookBridge* hook = ctx_.hook;
     if (hook != nullptr && hook->sends(HookEvent::Connect)) {
         askHook(fd, std::move(read.consumed), std::move(grant), request);
         return;
@@ -227,7 +229,7 @@ unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reas
         reason = "malformed request path";
         return 400;
     }
-    if (path != worker_.config().websocket.path) {
+    if (path != ctx_.config.websocket.path) {
         reason = "no WebSocket endpoint at this path";
         return 404;
     }
@@ -261,9 +263,9 @@ unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reas
 
 void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant,
                           const RequestHead& request) {
-    auto& m = worker_.metrics();
+    auto& m = ctx_.metrics;
     std::string headers = "{";
-    for (const std::string& name : worker_.config().hook.forward_headers) {
+    for (const std::string& name : ctx_.config.hook.forward_headers) {
         const std::string_view value = request.header(name);
         if (value.empty()) continue;
         if (headers.size() > 1) headers += ',';
@@ -273,7 +275,7 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
     }
     headers += '}';
 
-    grant->session_id = worker_.allocateSessionId();
+    grant->session_id = ctx_.sessions.allocateId();
     const uint64_t id = grant->session_id;
     const std::string user = grant->identity ? grant->identity->user : std::string();
     // std::function needs a copyable callable: the grant and the bytes travel in a shared_ptr.
@@ -282,10 +284,10 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
         std::unique_ptr<UpgradeGrant> grant;
     };
     auto parked = std::make_shared<Parked>(Parked{std::move(consumed), std::move(grant)});
-    const bool sent = worker_.hookBridge()->connect(
+    const bool sent = ctx_.hook->connect(
         id, user, headers, [this, fd, parked](ConnectDecision&& d) {
             if (d.kind != ConnectDecision::Kind::Allow) {
-                countHandshake(worker_.metrics(), metrics::HandshakeResult::Hook);
+                countHandshake(ctx_.metrics, metrics::HandshakeResult::Hook);
                 if (d.kind == ConnectDecision::Kind::Deny) {
                     refuse(fd, 403, "forbidden", d.message);
                 } else {
@@ -306,7 +308,7 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
         return;
     }
     if (PendingConnection* c = pending_.find(fd)) {
-        pending_.setStage(*c, PendingConnection::Stage::Parked, ev_now(worker_.loop()));
+        pending_.setStage(*c, PendingConnection::Stage::Parked, ev_now(ctx_.loop));
     }
 }
 
@@ -318,9 +320,9 @@ void UpgradeGate::adopt(int fd, std::string_view consumed, std::unique_ptr<Upgra
         return;
     }
     c->grant = std::move(grant);
-    pending_.setStage(*c, PendingConnection::Stage::Lws, ev_now(worker_.loop()));
+    pending_.setStage(*c, PendingConnection::Stage::Lws, ev_now(ctx_.loop));
     armTimeout();
-    lws_vhost* vhost = worker_.vhost();
+    lws_vhost* vhost = ctx_.vhost;
     adopting_ = c;
     lws* wsi = consumed.empty()
                    ? lws_adopt_socket_vhost(vhost, fd)
@@ -351,7 +353,7 @@ void UpgradeGate::refuse(int fd, unsigned status, std::string_view error, std::s
 }
 
 void UpgradeGate::closePending(PendingConnection& c, metrics::PendingClose why) {
-    worker_.metrics().pending_closed[why].add();
+    ctx_.metrics.pending_closed[why].add();
     switch (c.stage) {
         case PendingConnection::Stage::ReadingHead: {
             const int fd = c.fd;
@@ -377,11 +379,11 @@ void UpgradeGate::closePending(PendingConnection& c, metrics::PendingClose why) 
 void UpgradeGate::forget(PendingConnection& c) {
     if (adopting_ == &c) adopting_ = nullptr;
     pending_.remove(c);
-    worker_.metrics().pending_connections.sub();
+    ctx_.metrics.pending_connections.sub();
 }
 
 void UpgradeGate::announceDisconnect(const UpgradeGrant& grant, int code) {
-    HookBridge* hook = worker_.hookBridge();
+    HookBridge* hook = ctx_.hook;
     if (hook == nullptr || !hook->sends(HookEvent::Disconnect)) return;
     const std::string& user = grant.identity ? grant.identity->user : grant.hook_user;
     hook->disconnect(grant.session_id, user, grant.meta, code);
@@ -391,9 +393,9 @@ void UpgradeGate::armTimeout() {
     if (ev_is_active(&timeout_timer_) || shut_down_) return;
     const PendingConnection* oldest = pending_.oldest();
     if (oldest == nullptr) return;
-    const double due = oldest->since + timeout_s_ - ev_now(worker_.loop());
+    const double due = oldest->since + timeout_s_ - ev_now(ctx_.loop);
     ev_timer_set(&timeout_timer_, std::max(due, 0.001), 0.);
-    ev_timer_start(worker_.loop(), &timeout_timer_);
+    ev_timer_start(ctx_.loop, &timeout_timer_);
 }
 
 void UpgradeGate::onTimeout(struct ev_loop* loop, ev_timer* w, int) {
@@ -431,7 +433,7 @@ int UpgradeGate::confirm(lws* wsi) {
     if (admitted) return 0;
     // Not the request the gate read and admitted (cannot happen while the gate and lws agree on
     // where a request ends and which path it names): refused, never let through.
-    countHandshake(worker_.metrics(), metrics::HandshakeResult::BadRequest);
+    countHandshake(ctx_.metrics, metrics::HandshakeResult::BadRequest);
     return http::refuseUpgrade(wsi, 400, "bad request", "upgrade not admitted");
 }
 

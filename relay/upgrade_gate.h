@@ -17,8 +17,8 @@ struct lws;
 
 namespace wsrelay {
 
-class Worker;
 struct RequestHead;
+struct WorkerContext;
 
 // What the gate decided for a connection's one request, kept with the connection until lws
 // upgrades it (then the session takes it) or closes it.
@@ -40,10 +40,10 @@ struct UpgradeGrant {
 //   lws sees it; the socket is parked meanwhile. A connection then carries exactly that one
 //   request: every answer on the port says Connection: close, lws upgrades only a request the gate
 //   admitted (confirm), and nothing decided for one request is ever used for another.
-// One per worker, on its thread.
+// One per worker, on its thread. Construction needs no socket and no lws context.
 class UpgradeGate {
 public:
-    explicit UpgradeGate(Worker& worker);
+    explicit UpgradeGate(WorkerContext& ctx);
     ~UpgradeGate();
     UpgradeGate(const UpgradeGate&) = delete;
     UpgradeGate& operator=(const UpgradeGate&) = delete;
@@ -86,7 +86,7 @@ private:
     void armTimeout();
     static void onTimeout(struct ev_loop* loop, ev_timer* w, int revents);
 
-    Worker& worker_;
+    WorkerContext& ctx_;
     const bool reads_heads_;
     const double timeout_s_;
     PendingConnections pending_;

@@ -8,54 +8,87 @@
 #include <cerrno>
 #include <random>
 
+#include <libwebsockets.h>
+
+#include <array>
+
 #include "adapters/http_hook.h"
+#include "relay/authenticator.h"
 #include "relay/clock.h"
 #include "relay/edge.h"
-#include "relay/http_routes.h"
+#include "relay/hook_bridge.h"
 #include "relay/listener.h"
 #include "relay/log.h"
 #include "relay/session.h"
 #include "relay/subprotocol_token.h"
+#include "relay/upgrade_gate.h"
 
 namespace wsrelay {
 namespace {
 
-constexpr size_t kWriteBufferBytes = 64 * 1024;
 // Lets lws hand a whole coalesced batch (or one large frame) to send() in one call; it otherwise
 // caps each send at the receive buffer size and copies the rest aside.
 constexpr size_t kTxPacketBytes = 64 * 1024 * 1024;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr double kDrainGraceSeconds = 5.0;
 constexpr lws_usec_t kLwsTimerTickUs = 100 * 1000;
-constexpr ev_tstamp kTooLargeLogSeconds = 10.0;
 
 }  // namespace
 
+struct Worker::LwsParts {
+    std::array<lws_protocols, 3> protocols{};
+    // lws 4.1.6's libev plugin re-arms its one ev_timer with ev_timer_set() while the watcher is
+    // still active, which libev ignores: a deadline earlier than the armed one (a ping, a drain
+    // jitter, a close timeout) waits until the armed one fires. A self-rescheduling tick bounds
+    // that wait to kLwsTimerTickUs for every lws timer, ours and lws's own.
+    struct Tick {
+        lws_sorted_usec_list_t sul;  // first member: the callback casts back from it
+        lws_context* context;
+    } tick{};
+    static void onTick(lws_sorted_usec_list_t* sul) {
+        auto* tick = reinterpret_cast<Tick*>(sul);
+        lws_sul_schedule(tick->context, 0, &tick->sul, onTick, kLwsTimerTickUs);
+    }
+};
+
+Worker::Loop::~Loop() {
+    if (loop != nullptr) ev_loop_destroy(loop);
+}
+
+// The loop is made here, not in setUp(), so that every part of the context exists as soon as the
+// worker does; it is only run on the worker's thread.
 Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
       thread_name_("w" + std::to_string(index)),
+      loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
       hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes)),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
-      http_api_(*this), write_buffer_(kWriteBufferBytes),
-      next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
+      publisher_(hub_, metrics_, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
+                 loop_.loop),
+      flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
+      sessions_(index),
+      ctx_{shared, shared.config, metrics_, loop_.loop, hub_, publisher_, parser_, flush_,
+           sessions_},
+      http_api_(ctx_), lws_(std::make_unique<LwsParts>()) {}
 
 Worker::~Worker() {
     if (context_ != nullptr) lws_context_destroy(context_);
+    publisher_.setBroker(nullptr);
     broker_.reset();
-    if (loop_ != nullptr) ev_loop_destroy(loop_);
     if (spare_fd_ >= 0) close(spare_fd_);
 }
 
 bool Worker::setUp(std::string& error) {
     log::setThreadName(thread_name_.c_str());
     const Config& cfg = shared_.config;
-    loop_ = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (loop_ == nullptr) {
+    struct ev_loop* loop = loop_.loop;
+    if (loop == nullptr) {
         error = "cannot create an event loop";
         return false;
     }
 
+    auto& protocols_ = lws_->protocols;
     protocols_[0] = {};
     // The name lws answers in Sec-WebSocket-Protocol when the client offered it (docs/auth.md).
     protocols_[0].name = kSubprotocol.data();
@@ -68,7 +101,7 @@ bool Worker::setUp(std::string& error) {
     protocols_[1].callback = edge::listenerCallback;
     protocols_[2] = {};
 
-    void* foreign_loops[1] = {loop_};
+    void* foreign_loops[1] = {loop};
     lws_context_creation_info info{};
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols_.data();
@@ -85,9 +118,9 @@ bool Worker::setUp(std::string& error) {
         return false;
     }
     lws_vhost* vhost = lws_get_vhost_by_name(context_, "default");
-    vhost_ = vhost;
-    tick_.context = context_;
-    lws_sul_schedule(context_, 0, &tick_.sul, onLwsTick, kLwsTimerTickUs);
+    ctx_.vhost = vhost;
+    lws_->tick.context = context_;
+    lws_sul_schedule(context_, 0, &lws_->tick.sul, LwsParts::onTick, kLwsTimerTickUs);
 
     listen_fd_ = openReusePortListener(cfg.listen.host, cfg.listen.port, 4096, error);
     if (listen_fd_ < 0) return false;
@@ -111,24 +144,30 @@ bool Worker::setUp(std::string& error) {
         options.max_connections = cfg.hook.max_connections;
         options.retries = cfg.hook.retries;
         options.secret = cfg.hook.secret;
-        hook_ = std::make_unique<HttpHook>(loop_, std::move(options));
-        hook_bridge_ = std::make_unique<HookBridge>(*this, *hook_);
+        hook_ = std::make_unique<HttpHook>(loop, std::move(options));
+        hook_bridge_ = std::make_unique<HookBridge>(ctx_, *hook_);
+        ctx_.hook = hook_bridge_.get();
     }
     ev_timer_init(&hook_flush_, onHookFlush, 0., 0.);
     hook_flush_.data = this;
 
-    if (cfg.auth.enabled) auth_ = std::make_unique<Authenticator>(cfg, *shared_.keys);
-    gate_ = std::make_unique<UpgradeGate>(*this);
+    if (cfg.auth.enabled) {
+        auth_ = std::make_unique<Authenticator>(cfg, *shared_.keys);
+        ctx_.authenticator = auth_.get();
+    }
+    gate_ = std::make_unique<UpgradeGate>(ctx_);
 
-    broker_ = shared_.brokers.create(index_, loop_, *this);
+    broker_ = shared_.brokers.create(index_, loop, *this);
     if (!broker_) {
         error = "cannot create the broker";
         return false;
     }
+    publisher_.setBroker(broker_.get());
     // A broker that starts disconnected (Redis not reachable yet) keeps /readyz at 503 until its
     // first Up.
     if (!broker_->usable()) {
         broker_up_ = false;
+        hub_.setBrokerUp(false);
         shared_.brokers_down.fetch_add(1);
     } else {
         reached_broker_ = true;
@@ -140,15 +179,12 @@ bool Worker::setUp(std::string& error) {
 
     ev_async_init(&control_, onControl);
     control_.data = this;
-    ev_async_start(loop_, &control_);
+    ev_async_start(loop, &control_);
     ev_prepare_init(&prepare_, onPrepare);
     prepare_.data = this;
-    ev_prepare_start(loop_, &prepare_);
+    ev_prepare_start(loop, &prepare_);
     ev_timer_init(&drain_check_, onDrainCheck, 0., 0.);
     drain_check_.data = this;
-    ev_timer_init(&coalesce_timer_, onCoalesceTimer, 0., 0.);
-    coalesce_timer_.data = this;
-    coalesce_window_ = cfg.websocket.write_coalesce_ms / 1000.0;
     accepting_control_.store(true);
     // Counted here, before the server announces it is ready, not when run() starts: /readyz must
     // not say "starting" after the ready line.
@@ -159,34 +195,28 @@ bool Worker::setUp(std::string& error) {
 void Worker::run() {
     log::setThreadName(thread_name_.c_str());
     // A request that arrived while we were setting up must not be lost.
-    if (drain_requested_.load() || stop_requested_.load()) ev_async_send(loop_, &control_);
-    ev_run(loop_, 0);
+    if (drain_requested_.load() || stop_requested_.load()) ev_async_send(loop_.loop, &control_);
+    ev_run(loop_.loop, 0);
     shared_.workers_running.fetch_sub(1);
 }
 
 void Worker::requestDrain() {
     drain_requested_.store(true);
-    if (accepting_control_.load()) ev_async_send(loop_, &control_);
+    if (accepting_control_.load()) ev_async_send(loop_.loop, &control_);
 }
 
 void Worker::requestStop() {
     stop_requested_.store(true);
-    if (accepting_control_.load()) ev_async_send(loop_, &control_);
+    if (accepting_control_.load()) ev_async_send(loop_.loop, &control_);
 }
 
 void Worker::onControl(struct ev_loop*, ev_async* w, int) {
     auto* self = static_cast<Worker*>(w->data);
     if (self->stop_requested_.load()) {
         self->stopLoop();
-    } else if (self->drain_requested_.load() && !self->draining_) {
+    } else if (self->drain_requested_.load() && !self->ctx_.draining) {
         self->beginDrain();
     }
-}
-
-// While session i is written: session i + 4's object and session i + 2's queue are fetched.
-static void prefetchAhead(const std::vector<Session*>& list, size_t i) {
-    if (i + 4 < list.size() && list[i + 4] != nullptr) list[i + 4]->prefetchState();
-    if (i + 2 < list.size() && list[i + 2] != nullptr) list[i + 2]->prefetchQueue();
 }
 
 void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
@@ -195,46 +225,7 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     auto* self = static_cast<Worker*>(w->data);
     if (self->broker_) self->broker_->flush();
     // After the broker's flush, which may have delivered this worker's own publishes.
-    const ev_tstamp now = ev_now(self->loop_);
-    for (size_t i = 0; i < self->flush_list_.size(); ++i) {
-        prefetchAhead(self->flush_list_, i);
-        Session* session = self->flush_list_[i];
-        if (session == nullptr) continue;
-        session->flush_slot_ = Session::kNotScheduled;
-        if (now - session->last_write_at_ < self->coalesce_window_) {
-            self->defer(*session, now);
-        } else {
-            session->flushQueued();
-        }
-    }
-    self->flush_list_.clear();
-}
-
-void Worker::defer(Session& session, ev_tstamp now) {
-    session.deferred_slot_ = static_cast<uint32_t>(deferred_.size());
-    deferred_.push_back(&session);
-    if (!ev_is_active(&coalesce_timer_)) {
-        ev_timer_set(&coalesce_timer_, session.last_write_at_ + coalesce_window_ - now, 0.);
-        ev_timer_start(loop_, &coalesce_timer_);
-    }
-}
-
-void Worker::onCoalesceTimer(struct ev_loop*, ev_timer* w, int) {
-    auto* self = static_cast<Worker*>(w->data);
-    // Indexed, not iterated: a write that fails may close its session, which nulls its slot.
-    for (size_t i = 0; i < self->deferred_.size(); ++i) {
-        prefetchAhead(self->deferred_, i);
-        Session* session = self->deferred_[i];
-        if (session == nullptr) continue;
-        session->deferred_slot_ = Session::kNotScheduled;
-        session->flushQueued();
-    }
-    self->deferred_.clear();
-}
-
-void Worker::onLwsTick(lws_sorted_usec_list_t* sul) {
-    auto* tick = reinterpret_cast<LwsTick*>(sul);
-    lws_sul_schedule(tick->context, 0, &tick->sul, onLwsTick, kLwsTimerTickUs);
+    self->flush_.flushTurn();
 }
 
 void Worker::onDrainCheck(struct ev_loop*, ev_timer* w, int) {
@@ -242,39 +233,39 @@ void Worker::onDrainCheck(struct ev_loop*, ev_timer* w, int) {
 }
 
 void Worker::beginDrain() {
-    draining_ = true;
+    ctx_.draining = true;
     const int64_t window_us = int64_t{shared_.config.drain.window_ms} * 1000;
     std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(index_));
     std::uniform_int_distribution<int64_t> jitter(0, window_us > 0 ? window_us - 1 : 0);
-    for (auto& [id, session] : sessions_) session->scheduleDrain(jitter(rng));
+    sessions_.forEach([&](Session& session) { session.scheduleDrain(jitter(rng)); });
     WSR_LOG(Info, "draining %zu connections over %d ms", sessions_.size(),
             shared_.config.drain.window_ms);
     // Whatever is still open after the window and a grace period is cut off.
     double deadline = sessions_.empty() ? 0. : static_cast<double>(window_us) / 1e6 + kDrainGraceSeconds;
     ev_timer_set(&drain_check_, deadline, 0.);
-    ev_timer_start(loop_, &drain_check_);
+    ev_timer_start(loop_.loop, &drain_check_);
 }
 
 void Worker::stopLoop() {
     if (stopped_) return;
     stopped_ = true;
-    ev_timer_stop(loop_, &drain_check_);
-    ev_timer_stop(loop_, &coalesce_timer_);
+    ev_timer_stop(loop_.loop, &drain_check_);
+    flush_.stop();
     // Sockets still being read, or parked for the connect hook, are closed from now on.
     gate_->shutDown();
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
-    ev_async_stop(loop_, &control_);
+    ev_async_stop(loop_.loop, &control_);
     if (hook_bridge_ && !hook_bridge_->idle()) {
         // Closing the connections queued their disconnect events behind what they had queued for
         // the app: give those the hook timeout. The broker stays (and prepare_ flushes it every
         // turn) for the publishes in the answers.
-        hook_flush_deadline_ = ev_now(loop_) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
+        hook_flush_deadline_ = ev_now(loop_.loop) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
         WSR_LOG(Info, "stopping: waiting up to %d ms for the hook's last events",
                 shared_.config.hook.timeout_ms + 1000);
         ev_timer_set(&hook_flush_, 0.01, 0.01);
-        ev_timer_start(loop_, &hook_flush_);
+        ev_timer_start(loop_.loop, &hook_flush_);
         return;
     }
     finishStop();
@@ -291,14 +282,16 @@ void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
 }
 
 void Worker::finishStop() {
-    ev_timer_stop(loop_, &hook_flush_);
+    ev_timer_stop(loop_.loop, &hook_flush_);
+    ctx_.hook = nullptr;
     hook_bridge_.reset();
     hook_.reset();
     gate_.reset();
     if (broker_) broker_->flush();
+    publisher_.setBroker(nullptr);
     broker_.reset();
-    ev_prepare_stop(loop_, &prepare_);
-    ev_break(loop_, EVBREAK_ALL);
+    ev_prepare_stop(loop_.loop, &prepare_);
+    ev_break(loop_.loop, EVBREAK_ALL);
 }
 
 Session* Worker::openSession(lws* wsi, bool origin_rejected) {
@@ -307,19 +300,21 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     // Cannot happen: every upgrade passes UpgradeGate::confirm, which verifies the token.
     if (auth_ && !(grant && grant->identity)) return nullptr;
     const int open = shared_.connections.fetch_add(1) + 1;
-    const uint64_t id = grant && grant->session_id != 0 ? grant->session_id : next_session_id_++;
-    auto* session = new Session(*this, wsi, id, grant ? std::move(grant->identity) : nullptr);
+    const uint64_t id =
+        grant && grant->session_id != 0 ? grant->session_id : sessions_.allocateId();
+    auto* session = new Session(ctx_, wsi, lws_get_socket_fd(wsi), id,
+                                grant ? std::move(grant->identity) : nullptr);
     if (grant) {
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);
     }
-    sessions_.emplace(session->id(), session);
+    sessions_.add(session->id(), session);
     HandshakeResult result = HandshakeResult::Ok;
     if (origin_rejected) {
         result = HandshakeResult::Origin;
         session->closeAfterFlush(CloseCode::PolicyViolation);
-    } else if (draining_) {
+    } else if (ctx_.draining) {
         result = HandshakeResult::Draining;
         session->scheduleDrain(0);
     } else if (open > shared_.max_connections) {
@@ -332,30 +327,17 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     return session;
 }
 
-void Worker::scheduleFlush(Session& session) {
-    // A deferred session is written by the coalescing timer, with whatever it got meanwhile.
-    if (session.flush_slot_ != Session::kNotScheduled) return;
-    if (session.deferred_slot_ != Session::kNotScheduled) return;
-    session.flush_slot_ = static_cast<uint32_t>(flush_list_.size());
-    flush_list_.push_back(&session);
-}
-
 void Worker::closeSession(Session* session) {
-    if (session->flush_slot_ != Session::kNotScheduled) {
-        flush_list_[session->flush_slot_] = nullptr;
-    }
-    if (session->deferred_slot_ != Session::kNotScheduled) {
-        deferred_[session->deferred_slot_] = nullptr;
-    }
+    flush_.cancel(*session);
     session->onClosed();
-    sessions_.erase(session->id());
+    sessions_.remove(session->id());
     shared_.connections.fetch_sub(1);
     delete session;
-    if (draining_ && sessions_.empty() && !stopped_) {
+    if (ctx_.draining && sessions_.empty() && !stopped_) {
         // Not from inside an lws callback: stop on the next loop turn.
-        ev_timer_stop(loop_, &drain_check_);
+        ev_timer_stop(loop_.loop, &drain_check_);
         ev_timer_set(&drain_check_, 0., 0.);
-        ev_timer_start(loop_, &drain_check_);
+        ev_timer_start(loop_.loop, &drain_check_);
     }
 }
 
@@ -380,22 +362,6 @@ void Worker::onListenerReadable() {
     }
 }
 
-void Worker::publish(std::string_view channel, std::string_view data, PublishTicket ticket) {
-    ticket.entered_us = wallClockMicros();
-    metrics_.broker_publishes.add();
-    broker_->publish(channel, data, ticket);
-}
-
-bool Worker::admit(std::string_view channel, std::string_view data,
-                   metrics::MessageSource source) {
-    if (hub_.fits(channel, data)) return true;
-    metrics_.too_large[source].add();
-    if (source == metrics::MessageSource::Hook) {
-        warnTooLarge(source, channel, data, 0);
-    }
-    return false;
-}
-
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
                              int64_t entered_us) {
     metrics_.broker_messages.add();
@@ -403,39 +369,11 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
     if (delivery.too_large != 0) {
         // Published around the relay's entry checks (a backend's own PUBLISH into Redis): refused
         // here, once for this worker, and counted for every subscriber it did not reach.
-        metrics_.too_large[metrics::MessageSource::Broker].add();
-        metrics_.dropped[metrics::DropReason::TooLarge]
-            .add(static_cast<int64_t>(delivery.too_large));
-        warnTooLarge(metrics::MessageSource::Broker, channel, data, delivery.too_large);
+        publisher_.refusedFromBroker(channel, data, delivery.too_large);
     }
 }
 
-void Worker::warnTooLarge(metrics::MessageSource source, std::string_view channel,
-                          std::string_view data, size_t subscribers) {
-    const ev_tstamp now = ev_now(loop_);
-    if (now - too_large_logged_at_ < kTooLargeLogSeconds) {
-        ++too_large_unlogged_;
-        return;
-    }
-    const auto limit = static_cast<long long>(shared_.config.limits.send_queue_bytes);
-    const auto unlogged = static_cast<unsigned long long>(too_large_unlogged_);
-    const int n = static_cast<int>(channel.size());
-    const size_t frame_bytes = protocol::messageFrameSize(channel, data);
-    if (source == metrics::MessageSource::Hook) {
-        WSR_LOG(Warn,
-                "dropped a publish in a hook answer on channel %.*s: its %zu-byte frame exceeds "
-                "limits.send_queue_bytes (%lld); %llu more dropped since the last such warning",
-                n, channel.data(), frame_bytes, limit, unlogged);
-    } else {
-        WSR_LOG(Warn,
-                "dropped a message from the broker on channel %.*s: its %zu-byte frame exceeds "
-                "limits.send_queue_bytes (%lld), %zu local subscriber(s) not reached; %llu more "
-                "dropped since the last such warning",
-                n, channel.data(), frame_bytes, limit, subscribers, unlogged);
-    }
-    too_large_logged_at_ = now;
-    too_large_unlogged_ = 0;
-}
+void Worker::onSubscribed(std::string_view channel) { hub_.confirm(channel); }
 
 void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
     const bool accepted = status == PublishStatus::Accepted;
@@ -449,7 +387,7 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) 
         return;
     }
     // Session 0: a publish from a hook answer, whose client (if any) was answered already.
-    Session* session = ticket.session_id == 0 ? nullptr : findSession(ticket.session_id);
+    Session* session = ticket.session_id == 0 ? nullptr : sessions_.find(ticket.session_id);
     if (session == nullptr) {
         if (!accepted) {
             WSR_LOG(Warn, "a publish %s failed after it was handed to the broker (%s)",
@@ -480,6 +418,9 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
         hub_.notifyEveryChannel(
             [](std::string_view channel) { return protocol::encodeResubscribed(channel); });
     }
+    // While the broker is down a subscribe is acknowledged at once (the client hears of the
+    // outage from {"op":"resubscribed"} at Up); at Up every channel is live again.
+    hub_.setBrokerUp(up);
     if (up == broker_up_) return;
     if (up && reached_broker_) metrics_.broker_reconnects.add();
     if (up) reached_broker_ = true;

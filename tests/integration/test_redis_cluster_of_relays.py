@@ -21,9 +21,8 @@ class RedisClusterOfRelaysTest(RelayTestCase):
 
     async def wait_redis_holds(self, redis, relays, channel):
         """Waits until Redis has a subscriber for `channel` from every worker that has a local
-        subscriber of it (the relays' wsrelay_channels, when `channel` is their only channel).
-        A subscribe ack does not wait for Redis' SUBSCRIBE reply, so a test publishing from
-        another instance right after the acks must wait for this."""
+        subscriber of it (the relays' wsrelay_channels, when `channel` is their only channel):
+        the relays' subscriptions as Redis counts them, for tests that compare that count."""
         async def holds():
             wanted = 0
             for relay in relays:
@@ -98,6 +97,23 @@ class RedisClusterOfRelaysTest(RelayTestCase):
             self.assertEqual(total * len(clients),
                              sum(metric(s, "wsrelay_delivery_latency_seconds_count")
                                  for s in series))
+
+    async def test_a_publish_right_after_the_ack_reaches_the_subscriber(self):
+        # The ack of a subscribe says the subscription is live everywhere: Redis confirmed the
+        # relay's SUBSCRIBE, so a message another instance publishes the moment the ack arrives
+        # reaches the subscriber, with no wait on Redis' side. Each round takes a fresh channel,
+        # whose SUBSCRIBE is in flight when the client subscribes.
+        redis = self.start_redis()
+        subscriber_relay, publisher_relay = await self.start_instances(redis, 2)
+        async with subscriber_relay.ws_connect() as sub, publisher_relay.ws_connect() as pub:
+            for round_ in range(30):
+                channel = f"fresh:{round_}"
+                await subscribe(sub, channel, id=round_ + 1)
+                reply = await request(pub, {"op": "publish", "channel": channel,
+                                            "data": {"round": round_}, "id": 1000 + round_})
+                self.assertEqual({"op": "ack", "id": 1000 + round_}, reply)
+                self.assertEqual({"op": "message", "channel": channel, "data": {"round": round_}},
+                                 await recv_json(sub))
 
     async def test_backend_publish_reaches_every_instance(self):
         redis = self.start_redis()

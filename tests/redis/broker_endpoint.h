@@ -68,6 +68,10 @@ public:
         messages.emplace_back(std::string(channel), std::string(data));
         stamps.push_back(entered_us);
     }
+    void onSubscribed(std::string_view channel) override {
+        EXPECT_FALSE(destroyed_) << "confirmation after the broker was destroyed";
+        subscribed.emplace_back(channel);
+    }
     void onBrokerProbe(double round_trip_s) override {
         EXPECT_FALSE(destroyed_) << "probe after the broker was destroyed";
         EXPECT_GE(round_trip_s, 0.0);
@@ -82,10 +86,6 @@ public:
         EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
         states.emplace_back(state, gap);
     }
-    void onSubscribed(std::string_view channel) override {
-        EXPECT_FALSE(destroyed_) << "subscription confirmed after the broker was destroyed";
-        subscribed.emplace_back(channel);
-    }
 
     void publish(const std::string& channel, const std::string& data, uint64_t id,
                  int64_t entered_us = 0) {
@@ -97,10 +97,10 @@ public:
     struct ev_loop* loop = nullptr;
     BrokerPtr broker;
     std::vector<std::pair<std::string, std::string>> messages;
+    std::vector<std::string> subscribed;  // onSubscribed, in order
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
     std::vector<int64_t> stamps;  // entered_us of each message, in order
-    std::vector<std::string> subscribed;  // onSubscribed, in order
     int probes = 0;
     bool in_publish = false;
 

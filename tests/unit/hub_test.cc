@@ -185,5 +185,75 @@ TEST(HubNotifyTest, OneFramePerChannelReachesEveryMemberOnce) {
               std::string_view::npos);
 }
 
+// The acks of subscribes wait until the broker confirmed the channel (Hub::confirm).
+class HubAckTest : public ::testing::Test {
+protected:
+    static SubscribeAck ack(uint64_t id) { return {SubscribeAck::Kind::Ack, id}; }
+    static bool holds(const RecordingSink& sink, std::string_view json) {
+        for (const FramePtr& f : sink.frames) {
+            if (f->bytes().find(json) != std::string_view::npos) return true;
+        }
+        return false;
+    }
+    RecordingListener listener;
+    Hub hub{listener, kMaxFrame};
+};
+
+TEST_F(HubAckTest, AcksGoOnceTheChannelIsConfirmedAndAtOnceAfterThat) {
+    Client a, b, c;
+    hub.subscribe(a.membership, "chat", 10, ack(1));
+    hub.subscribe(b.membership, "chat", 10, ack(2));
+    EXPECT_THAT(a.sink.frames, IsEmpty());
+    EXPECT_THAT(b.sink.frames, IsEmpty());
+    EXPECT_FALSE(hub.isLive("chat"));
+    hub.confirm("chat");
+    EXPECT_TRUE(hub.isLive("chat"));
+    ASSERT_EQ(a.sink.frames.size(), 1u);
+    EXPECT_TRUE(holds(a.sink, R"({"op":"ack","id":1})"));
+    ASSERT_EQ(b.sink.frames.size(), 1u);
+    EXPECT_TRUE(holds(b.sink, R"({"op":"ack","id":2})"));
+    hub.subscribe(c.membership, "chat", 10, ack(3));  // live: no round trip
+    EXPECT_TRUE(holds(c.sink, R"({"op":"ack","id":3})"));
+    hub.confirm("chat");  // a repeated confirmation sends nothing more
+    EXPECT_EQ(a.sink.frames.size(), 1u);
+}
+
+TEST_F(HubAckTest, AMemberThatLeavesFirstGetsNothingAndTheOthersStillDo) {
+    Client a, b, c, d;
+    hub.subscribe(a.membership, "chat", 10, ack(1));
+    hub.subscribe(b.membership, "chat", 10, ack(2));
+    hub.subscribe(c.membership, "chat", 10);  // no ack asked for
+    hub.subscribe(d.membership, "chat", 10, ack(4));
+    hub.subscribe(d.membership, "other", 10, ack(5));
+    EXPECT_TRUE(hub.unsubscribe(b.membership, "chat"));  // from the middle of both lists
+    hub.leaveAll(d.membership);
+    hub.confirm("chat");
+    hub.confirm("other");  // closed with d's leaving: ignored
+    EXPECT_TRUE(holds(a.sink, R"({"op":"ack","id":1})"));
+    EXPECT_THAT(b.sink.frames, IsEmpty());
+    EXPECT_THAT(c.sink.frames, IsEmpty());
+    EXPECT_THAT(d.sink.frames, IsEmpty());
+}
+
+TEST_F(HubAckTest, AGrantIsToldWithSubscribed) {
+    Client a;
+    hub.subscribe(a.membership, "room", 10, {SubscribeAck::Kind::Subscribed, 0});
+    hub.confirm("room");
+    EXPECT_TRUE(holds(a.sink, R"({"op":"subscribed","channel":"room"})"));
+}
+
+TEST_F(HubAckTest, WhileTheBrokerIsDownAcksGoAtOnce) {
+    Client a, b;
+    hub.subscribe(a.membership, "chat", 10, ack(1));
+    hub.setBrokerUp(false);  // the waiting ack goes now: the client hears of the gap at Up
+    EXPECT_TRUE(holds(a.sink, R"({"op":"ack","id":1})"));
+    hub.subscribe(b.membership, "new", 10, ack(2));
+    EXPECT_TRUE(holds(b.sink, R"({"op":"ack","id":2})"));
+    EXPECT_FALSE(hub.isLive("new"));
+    hub.setBrokerUp(true);  // the broker subscribed every channel again before it said Up
+    EXPECT_TRUE(hub.isLive("chat"));
+    EXPECT_TRUE(hub.isLive("new"));
+}
+
 }  // namespace
 }  // namespace wsrelay

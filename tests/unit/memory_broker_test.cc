@@ -25,11 +25,12 @@ public:
         results.emplace_back(ticket.request_id, status);
     }
     void onBrokerState(BrokerState, bool) override { ++state_changes; }
-    void onSubscribed(std::string_view) override {}
+    void onSubscribed(std::string_view channel) override { confirmed.emplace_back(channel); }
 
     std::vector<std::pair<std::string, std::string>> messages;
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<int64_t> stamps;
+    std::vector<std::string> confirmed;
     int state_changes = 0;
 };
 
@@ -119,6 +120,29 @@ TEST_F(MemoryBrokerTest, StoppedWorkerIsSkipped) {
     brokers[0]->flush();
     EXPECT_THAT(handlers[0].results, ElementsAre(Pair(3u, PublishStatus::Accepted)));
     EXPECT_THAT(handlers[1].messages, IsEmpty());
+}
+
+TEST_F(MemoryBrokerTest, ConfirmsASubscriptionOnTheNextFlushNeverInsideSubscribe) {
+    brokers[0]->subscribe("a");
+    brokers[0]->subscribe("b");
+    brokers[0]->subscribe("c");
+    brokers[0]->unsubscribe("b");  // cancelled before it was confirmed: never confirmed
+    EXPECT_THAT(handlers[0].confirmed, IsEmpty());
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].confirmed, ElementsAre("a", "c"));
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].confirmed, ElementsAre("a", "c"));
+}
+
+TEST_F(MemoryBrokerTest, TheConfirmationPrecedesTheChannelsMessages) {
+    // Worker 1 subscribes and, in the same loop turn, gets a message for the channel from worker
+    // 0's inbox hand-over: it hears of the subscription first.
+    brokers[1]->subscribe("c");
+    brokers[0]->publish("c", "1", PublishTicket{});
+    brokers[0]->flush();
+    turn(1);
+    ASSERT_THAT(handlers[1].confirmed, ElementsAre("c"));
+    EXPECT_THAT(handlers[1].messages, ElementsAre(Pair("c", "1")));
 }
 
 TEST_F(MemoryBrokerTest, AlwaysUsable) {
