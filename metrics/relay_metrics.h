@@ -34,7 +34,7 @@ enum class DropReason : uint8_t {
 inline constexpr EnumArray<DropReason, const char*> kDropReasonNames = {
     "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
 
-// Why a connection was closed before it became a WebSocket session (relay/pending_connections.h).
+// Why a connection was closed before it became a WebSocket session (relay/admission/pending_connections.h).
 enum class PendingClose : uint8_t { Shed, Full, PerAddress, Timeout, kCount };
 inline constexpr EnumArray<PendingClose, const char*> kPendingCloseNames = {
     "shed", "full", "per_address", "timeout"};
@@ -65,7 +65,7 @@ static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 size_t errorCodeIndex(int code);
 
 // Why a handshake's token was refused: jwt::Failure without its None, in the same order
-// (relay/authenticator.cc checks the names and converts).
+// (relay/auth/authenticator.cc checks the names and converts).
 enum class AuthFailure : uint8_t {
     Missing, Malformed, Algorithm, UnknownKey, BadSignature, Expired, MissingExp, NotYetValid,
     Issuer, Audience, Claims, KeysUnavailable, kCount

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "conf/config_loader.h"
-#include "relay/log.h"
-#include "relay/server.h"
+#include "relay/common/log.h"
+#include "relay/edge/server.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "relay/protocol.h"
+#include "relay/protocol/protocol.h"
 
 #include "tests/fuzz/fuzz_check.h"
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <string_view>
 
-#include "relay/head_reader.h"
-#include "relay/request_head.h"
-#include "relay/subprotocol_token.h"
+#include "relay/admission/head_reader.h"
+#include "relay/http/request_head.h"
+#include "relay/auth/subprotocol_token.h"
 
 #include "tests/fuzz/fuzz_check.h"
 

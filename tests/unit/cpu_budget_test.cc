@@ -1,4 +1,4 @@
-#include "relay/cpu_budget.h"
+#include "relay/edge/cpu_budget.h"
 
 #include <gtest/gtest.h>
 

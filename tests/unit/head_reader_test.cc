@@ -1,4 +1,4 @@
-#include "relay/head_reader.h"
+#include "relay/admission/head_reader.h"
 
 #include <string>
 

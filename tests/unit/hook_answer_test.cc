@@ -1,4 +1,4 @@
-#include "relay/hook_answer.h"
+#include "relay/hook/hook_answer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "relay/hook_queues.h"
+#include "relay/hook/hook_queues.h"
 
 #include <gtest/gtest.h>
 

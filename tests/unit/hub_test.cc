@@ -1,4 +1,4 @@
-#include "relay/hub.h"
+#include "relay/fanout/hub.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/protocol.h"
+#include "relay/protocol/protocol.h"
 
 namespace wsrelay {
 namespace {

@@ -1,9 +1,9 @@
-#include "relay/pending_connections.h"
+#include "relay/admission/pending_connections.h"
 
 #include <netinet/in.h>
 
 #include "gtest/gtest.h"
-#include "relay/upgrade_gate.h"
+#include "relay/admission/upgrade_gate.h"
 
 namespace wsrelay {
 namespace {

@@ -1,4 +1,4 @@
-#include "relay/permissions.h"
+#include "relay/auth/permissions.h"
 
 #include "adapters/jwt_verifier.h"
 #include "gtest/gtest.h"

@@ -1,4 +1,4 @@
-#include "relay/protocol.h"
+#include "relay/protocol/protocol.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>

@@ -1,4 +1,4 @@
-#include "relay/request_head.h"
+#include "relay/http/request_head.h"
 
 #include <string>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "relay/send_queue.h"
+#include "relay/fanout/send_queue.h"
 
 #include <gtest/gtest.h>
 

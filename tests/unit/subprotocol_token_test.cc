@@ -1,4 +1,4 @@
-#include "relay/subprotocol_token.h"
+#include "relay/auth/subprotocol_token.h"
 
 #include <string>
 

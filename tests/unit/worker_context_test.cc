@@ -1,15 +1,15 @@
 // The per-connection classes built from a WorkerContext of fakes: no socket, no lws context, no
 // worker thread. Each test shows one class constructed and doing one thing through the context.
 
-#include "relay/worker_context.h"
+#include "relay/session/worker_context.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "relay/hook_bridge.h"
-#include "relay/http_api.h"
-#include "relay/session.h"
-#include "relay/upgrade_gate.h"
+#include "relay/hook/hook_bridge.h"
+#include "relay/edge/http_api.h"
+#include "relay/session/session.h"
+#include "relay/admission/upgrade_gate.h"
 #include "tests/unit/worker_parts.h"
 
 namespace wsrelay {

@@ -15,13 +15,13 @@
 #include "adapters/memory_broker.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
-#include "relay/flush_scheduler.h"
-#include "relay/hub.h"
-#include "relay/protocol.h"
-#include "relay/publisher.h"
-#include "relay/session_table.h"
-#include "relay/shared_state.h"
-#include "relay/worker_context.h"
+#include "relay/session/flush_scheduler.h"
+#include "relay/fanout/hub.h"
+#include "relay/protocol/protocol.h"
+#include "relay/fanout/publisher.h"
+#include "relay/session/session_table.h"
+#include "relay/common/shared_state.h"
+#include "relay/session/worker_context.h"
 
 namespace wsrelay::testing {
 

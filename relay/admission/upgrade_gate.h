@@ -1,0 +1,99 @@
+#pragma once
+
+#include <ev.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metrics/relay_metrics.h"
+#include "relay/admission/head_reader.h"
+#include "relay/admission/pending_connections.h"
+#include "relay/auth/permissions.h"
+
+struct lws;
+
+namespace wsrelay {
+
+struct RequestHead;
+struct WorkerContext;
+
+// What the gate decided for a connection's one request, kept with the connection until lws
+// upgrades it (then the session takes it) or closes it.
+struct UpgradeGrant {
+    bool upgrade = false;                // the request is the WebSocket upgrade the gate admitted
+    bool decided = false;                // the connect hook allowed it: the app hears of its close
+    uint64_t session_id = 0;             // 0: the session gets the next id when it opens
+    std::unique_ptr<Identity> identity;  // auth on: the verified token's
+    std::string hook_user;               // the connect answer's "user"
+    std::string meta = "null";           // the connect answer's "meta"
+    std::vector<std::string> channels;   // the connect answer's "subscribe"
+};
+
+// Admission: every socket a worker accepts passes here until it is a WebSocket session or closed.
+// - All of them are counted (PendingConnections): a new one over its address's bound is closed, a
+//   full table sheds its oldest, and one that has not finished a request in time is closed.
+// - With auth.enabled or a connect hook ("reading heads"), each connection's request head is read
+//   here first (HeadReader), and the JWT and the app's connect hook decide on that request before
+//   lws sees it; the socket is parked meanwhile. A connection then carries exactly that one
+//   request: every answer on the port says Connection: close, lws upgrades only a request the gate
+//   admitted (confirm), and nothing decided for one request is ever used for another.
+// One per worker, on its thread. Construction needs no socket and no lws context.
+class UpgradeGate {
+public:
+    explicit UpgradeGate(WorkerContext& ctx);
+    ~UpgradeGate();
+    UpgradeGate(const UpgradeGate&) = delete;
+    UpgradeGate& operator=(const UpgradeGate&) = delete;
+
+    // A socket the worker accepted from `peer`: counted, then read here or handed to lws.
+    void accept(int fd, const sockaddr_storage& peer);
+    // The worker stops: sockets being read are closed, and connections the hook allows from now
+    // on are closed instead of handed to lws.
+    void shutDown();
+
+    // lws events of a connection that is not a session yet (edge.cc).
+    // LWS_CALLBACK_HTTP: 0 to serve the request, -1 to close instead (a second request on a
+    // connection whose one request the gate read).
+    int onHttpRequest(lws* wsi);
+    // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE at the WebSocket path: 0 lets it go on, 1 when a refusal
+    // was written.
+    int confirm(lws* wsi);
+    // LWS_CALLBACK_ESTABLISHED: the connection is a session now; its grant (null when heads are
+    // not read).
+    std::unique_ptr<UpgradeGrant> take(lws* wsi);
+    // LWS_CALLBACK_WSI_DESTROY, for every connection lws had: one the app heard of at connect but
+    // that never became a session is announced as disconnected now.
+    void destroyed(lws* wsi);
+
+private:
+    PendingConnection* entryOf(lws* wsi);
+    void onHead(int fd, HeadRead&& read);
+    // The request is an upgrade: 0 when it is a well-formed one at the WebSocket path, else the
+    // HTTP status to refuse it with and `reason`.
+    unsigned checkUpgrade(const RequestHead& request, std::string& reason) const;
+    void askHook(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant,
+                 const RequestHead& request);
+    void adopt(int fd, std::string_view consumed, std::unique_ptr<UpgradeGrant> grant);
+    // Writes a refusal on a socket lws never saw, and closes it.
+    void refuse(int fd, unsigned status, std::string_view error, std::string_view reason);
+    // Closes a pending connection for `why` (shed, timed out).
+    void closePending(PendingConnection& c, metrics::PendingClose why);
+    void forget(PendingConnection& c);
+    void announceDisconnect(const UpgradeGrant& grant, int code);
+    void armTimeout();
+    static void onTimeout(struct ev_loop* loop, ev_timer* w, int revents);
+
+    WorkerContext& ctx_;
+    const bool reads_heads_;
+    const double timeout_s_;
+    PendingConnections pending_;
+    std::unique_ptr<HeadReader> head_reader_;
+    PendingConnection* adopting_ = nullptr;  // the connection inside an lws adopt call
+    ev_timer timeout_timer_{};
+    bool shut_down_ = false;
+};
+
+}  // namespace wsrelay

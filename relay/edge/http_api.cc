@@ -1,0 +1,253 @@
+#include "relay/edge/http_api.h"
+
+#include <libwebsockets.h>
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "relay/http/http_answer.h"
+#include "relay/protocol/protocol.h"
+#include "relay/fanout/publisher.h"
+#include "relay/session/worker_context.h"
+
+namespace wsrelay {
+
+namespace {
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kPublishPath = "/api/publish";
+constexpr std::string_view kBroadcastPath = "/api/broadcast";
+
+std::string errorBody(std::string_view reason) {
+    return R"({"error":")" + std::string(reason) + R"("})";
+}
+
+// Constant time, so the key cannot be guessed byte by byte from response timings.
+bool keyMatches(const std::string& expected, const std::string& given) {
+    return expected.size() == given.size() &&
+           CRYPTO_memcmp(expected.data(), given.data(), expected.size()) == 0;
+}
+
+enum class Framing { Ok, Chunked, NoLength, BadLength, TooLarge };
+
+// How the request says where its body ends. lws 4.1.6 reads a request body by Content-Length
+// only: it does not decode a chunked body, and without a Content-Length it expects 100 MB for a
+// POST, so either request would sit unanswered until lws's 5 s timeout. Content-Length must be
+// plain digits, as lws reads it with atoll(): "12abc", "-1" or a repeated header ("5,5") would make
+// lws read another length than the one checked here.
+Framing bodyFraming(lws* wsi, size_t limit) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) return Framing::Chunked;
+    const std::string text = http::header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (text.empty()) return Framing::NoLength;
+    uint64_t length = 0;
+    const char* const last = text.data() + text.size();
+    const auto [end, ec] = std::from_chars(text.data(), last, length);
+    if (end != last || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+        return Framing::BadLength;
+    }
+    if (ec == std::errc::result_out_of_range || length > limit) return Framing::TooLarge;
+    return Framing::Ok;
+}
+
+// The fields of a body, each read once (protocol::FieldsSeen).
+enum Field : unsigned { kData, kChannel };
+}  // namespace
+
+struct HttpApi::Request {
+    bool broadcast = false;
+    bool too_large = false;
+    // Refused at the head (no or wrong key): answered once the body is read, not before.
+    unsigned refused = 0;
+    std::string refusal;
+    std::string body;
+    uint64_t id = 0;
+    size_t outstanding = 0;  // publishes the broker has not answered yet
+    size_t channels = 0;
+    bool failed = false;
+    unsigned status = 0;  // nonzero once the response is decided
+    std::string response;
+};
+
+HttpApi::HttpApi(WorkerContext& ctx) : ctx_(ctx) {}
+HttpApi::~HttpApi() = default;
+
+bool HttpApi::handles(std::string_view path) {
+    return path == kPublishPath || path == kBroadcastPath;
+}
+
+int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
+    // The body's framing first: a body that is not going to be read is refused at once; any
+    // other refusal is answered once the body is read.
+    const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
+    switch (bodyFraming(wsi, limit)) {
+        case Framing::Ok:
+            break;
+        case Framing::Chunked:
+            return http::answer(
+                wsi, 411, kJson,
+                errorBody("Transfer-Encoding is not supported: send the body with a Content-Length"));
+        case Framing::NoLength:
+            return http::answer(wsi, 411, kJson, errorBody("Content-Length required"));
+        case Framing::BadLength:
+            return http::answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
+        case Framing::TooLarge:
+            return http::answer(wsi, 413, kJson, errorBody("body too large"));
+    }
+    // A refusal waits for the body: lws 4.1.6, answered before a body it must then skip, can
+    // take the next pipelined request for the body and loop on it forever (a POST with a wrong
+    // key, then the rest of its body and another request in one packet, hung the worker). The
+    // body is bounded above, so reading it costs an unauthenticated client no more than a
+    // publish would.
+    slot = new Request();
+    slot->broadcast = path == kBroadcastPath;
+    const std::string& key = ctx_.config.api.key;
+    if (key.empty()) {
+        slot->refused = 403;
+        slot->refusal = "the HTTP API is off: set api.key";
+        return 0;
+    }
+    std::string given(256, '\0');
+    int n = lws_hdr_custom_copy(wsi, given.data(), static_cast<int>(given.size()), "x-api-key:", 10);
+    given.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (!keyMatches(key, given)) {
+        slot->refused = 401;
+        slot->refusal = "missing or wrong X-API-Key";
+    }
+    return 0;
+}
+
+int HttpApi::onBody(Request& request, const char* data, size_t len) {
+    // lws hands over Content-Length bytes, which onRequest() checked against the limit; this only
+    // guards the buffer should lws ever pass more.
+    if (request.refused != 0) return 0;  // read and dropped
+    const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
+    if (request.too_large || request.body.size() + len > limit) {
+        request.too_large = true;  // keep reading, answer 413 at the end
+        request.body.clear();
+        return 0;
+    }
+    request.body.append(data, len);
+    return 0;
+}
+
+int HttpApi::finish(lws* wsi, Request& request, unsigned status, std::string body) {
+    request.status = status;
+    request.response = std::move(body);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int HttpApi::onBodyComplete(lws* wsi, Request& request) {
+    if (request.refused != 0) {
+        return finish(wsi, request, request.refused, errorBody(request.refusal));
+    }
+    if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
+    simdjson::dom::object root;
+    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS) {
+        return finish(wsi, request, 400, errorBody("body must be a JSON object"));
+    }
+    const std::string_view channel_key = request.broadcast ? "channels" : "channel";
+    std::optional<simdjson::dom::element> data;
+    std::optional<simdjson::dom::element> channel_value;
+    protocol::FieldsSeen seen;
+    for (const simdjson::dom::key_value_pair field : root) {
+        Field read;
+        if (field.key == "data") {
+            read = kData;
+            data = field.value;
+        } else if (field.key == channel_key) {
+            read = kChannel;
+            channel_value = field.value;
+        } else {
+            continue;  // other fields are ignored
+        }
+        if (!seen.first(read)) {
+            return finish(wsi, request, 400,
+                          errorBody(std::string(protocol::kDuplicateField) + ": " +
+                                    std::string(field.key)));
+        }
+    }
+    if (!data) return finish(wsi, request, 400, errorBody("missing data"));
+    std::vector<std::string_view> channels;
+    const auto max_channel = static_cast<size_t>(ctx_.config.limits.max_channel_bytes);
+    if (request.broadcast) {
+        simdjson::dom::array list;
+        if (!channel_value || channel_value->get(list) != simdjson::SUCCESS || list.size() == 0 ||
+            list.size() > kMaxBroadcastChannels) {
+            return finish(wsi, request, 400,
+                          errorBody("channels must be an array of 1..1000 channel names"));
+        }
+        for (simdjson::dom::element e : list) {
+            std::string_view name;
+            if (e.get(name) != simdjson::SUCCESS || !protocol::validChannel(name, max_channel)) {
+                return finish(wsi, request, 400, errorBody("invalid channel name"));
+            }
+            channels.push_back(name);
+        }
+    } else {
+        std::string_view name;
+        if (!channel_value || channel_value->get(name) != simdjson::SUCCESS ||
+            !protocol::validChannel(name, max_channel)) {
+            return finish(wsi, request, 400, errorBody("missing or invalid channel"));
+        }
+        channels.push_back(name);
+    }
+    // Minified once; every channel gets the same bytes.
+    const std::string payload = simdjson::minify(*data);
+    for (std::string_view channel : channels) {
+        if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Api)) {
+            return finish(wsi, request, 413,
+                          errorBody(std::string(protocol::kTooLargeToDeliver) +
+                                    ": its frame would exceed limits.send_queue_bytes"));
+        }
+    }
+    if (!ctx_.publisher.usable()) {
+        ctx_.metrics.broker_publish_failures.add(static_cast<int64_t>(channels.size()));
+        return finish(wsi, request, 503, errorBody("broker unavailable"));
+    }
+    request.id = next_id_++;
+    request.outstanding = channels.size();
+    request.channels = channels.size();
+    pending_[request.id] = {wsi, &request};
+    for (std::string_view channel : channels) {
+        ctx_.publisher.publish(channel, payload, PublishTicket{kTicketBit | request.id, 0, false});
+    }
+    return 0;
+}
+
+void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+    auto it = pending_.find(ticket.session_id & ~kTicketBit);
+    if (it == pending_.end()) return;  // the client went away meanwhile
+    auto [wsi, request] = it->second;
+    if (status != PublishStatus::Accepted) request->failed = true;  // counted by the worker
+    if (--request->outstanding > 0) return;
+    pending_.erase(it);
+    if (request->failed) {
+        finish(wsi, *request, 503, errorBody("broker unavailable"));
+    } else {
+        finish(wsi, *request, 200,
+               R"({"ok":true,"channels":)" + std::to_string(request->channels) + "}");
+    }
+}
+
+int HttpApi::onWriteable(lws* wsi, Request*& slot) {
+    if (slot == nullptr || slot->status == 0) return 0;
+    const unsigned status = slot->status;
+    const std::string response = std::move(slot->response);
+    delete slot;
+    slot = nullptr;
+    return http::answer(wsi, status, kJson, response);
+}
+
+void HttpApi::onClosed(Request*& slot) {
+    if (slot == nullptr) return;
+    if (slot->id != 0) pending_.erase(slot->id);
+    delete slot;
+    slot = nullptr;
+}
+
+}  // namespace wsrelay

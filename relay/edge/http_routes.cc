@@ -1,0 +1,62 @@
+#include "relay/edge/http_routes.h"
+
+#include <strings.h>
+
+#include <string>
+#include <vector>
+
+#include "adapters/redis_payload.h"
+#include "relay/admission/upgrade_gate.h"
+#include "relay/http/http_answer.h"
+#include "relay/edge/worker.h"
+
+namespace wsrelay::http {
+namespace {
+
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
+
+bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
+
+}  // namespace
+
+int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
+    std::string_view path = uri != nullptr ? uri : "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
+        return worker.httpApi().onRequest(wsi, path, api);
+    }
+    if (!isGet(wsi)) return answer(wsi, 405, kJson, R"({"error":"method not allowed"})");
+    if (path == "/healthz") return answer(wsi, 200, kJson, R"({"status":"ok"})");
+    if (path == "/readyz") {
+        std::string reason = worker.context().shared.notReadyReason();
+        if (reason.empty()) return answer(wsi, 200, kJson, R"({"ready":true})");
+        std::string body = R"({"ready":false,"reason":)";
+        appendJsonString(reason, body);
+        body += '}';
+        return answer(wsi, 503, kJson, body);
+    }
+    if (path == "/metrics") {
+        return answer(wsi, 200, kPrometheus, worker.context().shared.registry.render());
+    }
+    if (path == worker.context().config.websocket.path) {
+        return answer(wsi, 426, kJson,
+                      R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})");
+    }
+    return answer(wsi, 404, kJson, R"({"error":"not found"})");
+}
+
+int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
+    auto& m = worker.context().metrics;
+    // lws 4.1.6 also offers h2c here, and upgrades to it when allowed.
+    if (upgrade == nullptr || strcasecmp(upgrade, "websocket") != 0) {
+        m.handshakes[metrics::HandshakeResult::BadRequest].add();
+        return refuseUpgrade(wsi, 400, "bad request", "only the websocket upgrade is supported");
+    }
+    if (header(wsi, WSI_TOKEN_GET_URI) == worker.context().config.websocket.path) {
+        return worker.gate().confirm(wsi);
+    }
+    m.handshakes[metrics::HandshakeResult::Path].add();
+    return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");
+}
+
+}  // namespace wsrelay::http

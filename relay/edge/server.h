@@ -1,0 +1,53 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/broker.h"
+#include "adapters/jwks_fetcher.h"
+#include "conf/config.h"
+#include "metrics/relay_metrics.h"
+#include "relay/common/shared_state.h"
+
+namespace wsrelay {
+
+class Worker;
+
+// The process: N workers on N threads, the broker factory they share, the metrics registry, and
+// the signal-driven drain. The main thread only starts workers and waits for signals.
+class Server {
+public:
+    explicit Server(Config config);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Starts every worker, blocks until the process should exit, returns the exit code:
+    // 0 after a completed drain, 1 when startup failed.
+    int run();
+
+    static int workerCount(const Config& config);
+    // Sets the soft open-file limit to what the connection limit needs and returns that limit.
+    static int connectionLimit(const Config& config, int workers);
+
+private:
+    bool start(std::string& error);
+    void waitForSignals();
+    void stopAll();
+    // auth.enabled: loads the static keys and the JWKS; throws on a configuration error.
+    void setUpAuth();
+
+    Config config_;
+    int workers_count_;
+    metrics::Registry registry_;
+    std::unique_ptr<BrokerFactory> brokers_;
+    std::unique_ptr<SharedState> shared_;
+    jwt::KeySource keys_;
+    std::unique_ptr<jwt::JwksFetcher> jwks_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace wsrelay

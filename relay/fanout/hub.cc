@@ -1,0 +1,168 @@
+#include "relay/fanout/hub.h"
+
+#include <cassert>
+
+#include "relay/protocol/protocol.h"
+
+namespace wsrelay {
+
+Hub::~Hub() = default;
+
+HubChannel* Hub::find(std::string_view channel) const {
+    auto it = channels_.find(channel);
+    return it == channels_.end() ? nullptr : it->second.get();
+}
+
+bool Hub::isSubscribed(const Membership& m, std::string_view channel) const {
+    HubChannel* ch = find(channel);
+    if (ch == nullptr) return false;
+    // Scan the smaller side: a connection has few channels, a channel may have many members.
+    for (const auto& e : m.entries_) {
+        if (e.channel == ch) return true;
+    }
+    return false;
+}
+
+Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
+                                    size_t max_subscriptions, SubscribeAck ack) {
+    HubChannel* ch = find(channel);
+    if (ch != nullptr) {
+        for (const auto& e : m.entries_) {
+            if (e.channel == ch) return SubscribeResult::AlreadySubscribed;
+        }
+    }
+    if (m.entries_.size() >= max_subscriptions) return SubscribeResult::LimitReached;
+    bool opened = false;
+    if (ch == nullptr) {
+        auto owned = std::make_unique<HubChannel>(std::string(channel));
+        ch = owned.get();
+        channels_.emplace(ch->name_, std::move(owned));
+        opened = true;
+    }
+    ch->members_.push_back({&m, static_cast<uint32_t>(m.entries_.size())});
+    m.entries_.push_back({ch, static_cast<uint32_t>(ch->members_.size() - 1)});
+    ++subscriptions_;
+    if (opened) listener_.onChannelOpened(ch->name_);
+    if (ack.kind == SubscribeAck::Kind::None) return SubscribeResult::Subscribed;
+    if (ch->live_ || !broker_up_) {
+        sendAck(*ch, m, ack);
+    } else {
+        ch->members_.back().pending_ack = static_cast<uint32_t>(ch->pending_acks_.size());
+        ch->pending_acks_.push_back({static_cast<uint32_t>(ch->members_.size() - 1), ack});
+    }
+    return SubscribeResult::Subscribed;
+}
+
+void Hub::sendAck(HubChannel& ch, Membership& m, SubscribeAck ack) {
+    m.sink_->push(ack.kind == SubscribeAck::Kind::Ack ? protocol::encodeAck(ack.id)
+                                                      : protocol::encodeSubscribed(ch.name_));
+}
+
+void Hub::releaseAcks(HubChannel& ch, bool live) {
+    ch.live_ = ch.live_ || live;
+    // Sinks never touch the index from push(), so the lists stay as they are while walked.
+    for (const HubChannel::PendingAck& pending : ch.pending_acks_) {
+        HubChannel::Member& member = ch.members_[pending.member_index];
+        member.pending_ack = HubChannel::kNoAck;
+        sendAck(ch, *member.membership, pending.ack);
+    }
+    ch.pending_acks_.clear();
+}
+
+void Hub::confirm(std::string_view channel) {
+    HubChannel* ch = find(channel);
+    if (ch == nullptr || ch->live_) return;
+    releaseAcks(*ch, true);
+}
+
+void Hub::setBrokerUp(bool up) {
+    if (!up && !broker_up_) return;
+    broker_up_ = up;
+    // Down: nothing confirms until Up, and a subscribe is acknowledged at once meanwhile. Up: the
+    // broker re-established every channel it holds before it said so.
+    for (auto& [name, channel] : channels_) releaseAcks(*channel, up);
+}
+
+bool Hub::isLive(std::string_view channel) const {
+    const HubChannel* ch = find(channel);
+    return ch != nullptr && ch->live_;
+}
+
+void Hub::removeEntry(Membership& m, size_t entry_index) {
+    Membership::Entry entry = m.entries_[entry_index];
+    HubChannel* ch = entry.channel;
+
+    // Swap-remove from the channel's member list, fixing the back-index of the member moved; an
+    // ack still waiting for the broker is dropped with its member, likewise.
+    auto& members = ch->members_;
+    assert(members[entry.member_index].membership == &m);
+    if (const uint32_t p = members[entry.member_index].pending_ack; p != HubChannel::kNoAck) {
+        auto& acks = ch->pending_acks_;
+        if (p + 1 != acks.size()) {
+            acks[p] = acks.back();
+            members[acks[p].member_index].pending_ack = p;
+        }
+        acks.pop_back();
+    }
+    if (entry.member_index + 1 != members.size()) {
+        HubChannel::Member moved = members.back();
+        members[entry.member_index] = moved;
+        moved.membership->entries_[moved.entry_index].member_index = entry.member_index;
+        if (moved.pending_ack != HubChannel::kNoAck) {
+            ch->pending_acks_[moved.pending_ack].member_index = entry.member_index;
+        }
+    }
+    members.pop_back();
+
+    // Swap-remove from the membership's entry list, likewise.
+    auto& entries = m.entries_;
+    if (entry_index + 1 != entries.size()) {
+        Membership::Entry moved = entries.back();
+        entries[entry_index] = moved;
+        moved.channel->members_[moved.member_index].entry_index = static_cast<uint32_t>(entry_index);
+    }
+    entries.pop_back();
+    --subscriptions_;
+
+    if (members.empty()) {
+        // Tell the listener before the name dies with the channel.
+        listener_.onChannelClosed(ch->name_);
+        channels_.erase(channels_.find(std::string_view(ch->name_)));
+    }
+}
+
+bool Hub::unsubscribe(Membership& m, std::string_view channel) {
+    HubChannel* ch = find(channel);
+    if (ch == nullptr) return false;
+    for (size_t i = 0; i < m.entries_.size(); ++i) {
+        if (m.entries_[i].channel == ch) {
+            removeEntry(m, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+void Hub::leaveAll(Membership& m) {
+    while (!m.entries_.empty()) removeEntry(m, m.entries_.size() - 1);
+}
+
+Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us) {
+    HubChannel* ch = find(channel);
+    if (ch == nullptr) return {};
+    if (!fits(ch->name_, data)) return {0, ch->members_.size()};
+    FramePtr frame = protocol::encodeMessage(ch->name_, data);
+    frame->setEnteredMicros(entered_us);
+    // Sinks never touch the index from push(), so iterating the vector directly is safe.
+    for (const auto& member : ch->members_) member.membership->sink_->push(frame);
+    return {ch->members_.size(), 0};
+}
+
+std::vector<std::string> Hub::channelsOf(const Membership& m) const {
+    std::vector<std::string> out;
+    out.reserve(m.entries_.size());
+    for (const auto& entry : m.entries_) out.push_back(entry.channel->name_);
+    return out;
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,169 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/protocol/protocol.h"
+#include "relay/fanout/sink.h"
+
+namespace wsrelay {
+
+class HubChannel;
+class Membership;
+
+// One connection's side of the index: which channels it is in. Lives inside the Session.
+class Membership {
+public:
+    explicit Membership(Sink& sink) : sink_(&sink) {}
+    Membership(const Membership&) = delete;
+    Membership& operator=(const Membership&) = delete;
+
+    size_t count() const { return entries_.size(); }
+
+private:
+    friend class Hub;
+    struct Entry {
+        HubChannel* channel;
+        uint32_t member_index;  // position of this membership in channel->members_
+    };
+    Sink* sink_;
+    std::vector<Entry> entries_;
+};
+
+// What a subscriber is told once its subscription is live (Hub::subscribe).
+struct SubscribeAck {
+    enum class Kind : uint8_t {
+        None,        // nothing (auth.permissions.auto_subscribe)
+        Ack,         // {"op":"ack","id":id}: the client's own subscribe
+        Subscribed,  // {"op":"subscribed","channel":...}: the app's grant
+    };
+    Kind kind = Kind::None;
+    uint64_t id = 0;
+};
+
+// A channel with at least one local subscriber (there are no empty channels in the index).
+class HubChannel {
+public:
+    explicit HubChannel(std::string name) : name_(std::move(name)) {}
+
+private:
+    friend class Hub;
+    static constexpr uint32_t kNoAck = static_cast<uint32_t>(-1);
+    struct Member {
+        Membership* membership;
+        uint32_t entry_index;          // position of this channel in membership->entries_
+        uint32_t pending_ack = kNoAck;  // position of its ack in pending_acks_ (same 16 bytes)
+    };
+    struct PendingAck {
+        uint32_t member_index;  // position of its member in members_
+        SubscribeAck ack;
+    };
+    std::string name_;
+    std::vector<Member> members_;
+    // The broker confirmed the worker's subscription: a message published now reaches it.
+    bool live_ = false;
+    // Acks of members that joined before then; empty once live. At most one per member, so a
+    // session's are bounded by its subscription limit.
+    std::vector<PendingAck> pending_acks_;
+};
+
+// Told when a channel gains its first or loses its last local subscriber, so the worker holds a
+// broker subscription exactly while someone here wants the channel.
+class HubListener {
+public:
+    virtual ~HubListener() = default;
+    virtual void onChannelOpened(std::string_view channel) = 0;
+    virtual void onChannelClosed(std::string_view channel) = 0;
+};
+
+// A worker's channel -> local subscribers index and its fan-out. Single-threaded, no locks.
+// Subscribe, unsubscribe and leaving are O(1) (swap-remove with back-indices on both sides), so a
+// client leaving a channel of 100k members costs the same as leaving one of 2.
+class Hub {
+public:
+    enum class SubscribeResult { Subscribed, AlreadySubscribed, LimitReached };
+
+    // `max_frame_bytes` is the largest message frame deliver() builds (limits.send_queue_bytes): a
+    // larger one could never enter a send queue, and every subscriber would be closed for it.
+    Hub(HubListener& listener, uint64_t max_frame_bytes)
+        : listener_(listener), max_frame_bytes_(max_frame_bytes) {}
+    ~Hub();
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    // Joins `channel`. The ack goes once the broker confirmed the worker's subscription to the
+    // channel ("live everywhere": a message published after the ack reaches this subscriber): at
+    // once when it is live already, else from confirm(). While the broker is down it goes at once
+    // (the client hears of the outage from the resubscribed notice at Up). A member that leaves
+    // first is told nothing.
+    SubscribeResult subscribe(Membership& m, std::string_view channel, size_t max_subscriptions,
+                              SubscribeAck ack = {});
+    bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
+    void leaveAll(Membership& m);
+    bool isSubscribed(const Membership& m, std::string_view channel) const;
+
+    // The broker confirmed the subscription to `channel` (BrokerHandler::onSubscribed): it is live,
+    // and the acks waiting for it go now. Ignored for a channel not in the index, or live already.
+    void confirm(std::string_view channel);
+    // The broker's state. Down: acks go at once, and those waiting go now. Up: the broker has
+    // subscribed every channel again (BrokerHandler::onBrokerState), so every channel is live.
+    void setBrokerUp(bool up);
+    // Whether the broker confirmed `channel` (false when no local subscriber holds it).
+    bool isLive(std::string_view channel) const;
+    // Copies, so the caller may unsubscribe while walking them.
+    std::vector<std::string> channelsOf(const Membership& m) const;
+
+    // Whether the message frame of `data` on `channel` is at most max_frame_bytes: what deliver()
+    // requires, for entry points to refuse a message before it is published.
+    bool fits(std::string_view channel, std::string_view data) const {
+        return protocol::messageFrameSize(channel, data) <= max_frame_bytes_;
+    }
+
+    struct Delivery {
+        size_t reached = 0;    // local subscribers the frame was pushed to
+        size_t too_large = 0;  // local subscribers not reached because the frame would not fit
+    };
+    // Encodes the message once and pushes the same frame to every local subscriber; a message that
+    // does not fit() is not encoded, and reaches none of them.
+    Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0);
+
+    // Pushes to every member of every channel a frame built once per channel by make(name).
+    template <class Make>
+    void notifyEveryChannel(Make&& make);
+
+    size_t channelCount() const { return channels_.size(); }
+    size_t subscriptionCount() const { return subscriptions_; }
+
+private:
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    HubChannel* find(std::string_view channel) const;
+    void removeEntry(Membership& m, size_t entry_index);
+    void sendAck(HubChannel& ch, Membership& m, SubscribeAck ack);
+    // Sends the acks waiting on `ch` and marks it live (`live`) or leaves it waiting.
+    void releaseAcks(HubChannel& ch, bool live);
+
+    HubListener& listener_;
+    const uint64_t max_frame_bytes_;
+    std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
+    size_t subscriptions_ = 0;
+    bool broker_up_ = true;
+};
+
+template <class Make>
+void Hub::notifyEveryChannel(Make&& make) {
+    for (const auto& [name, channel] : channels_) {
+        FramePtr frame = make(std::string_view(name));
+        for (const auto& member : channel->members_) member.membership->sink_->push(frame);
+    }
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adapters/hook.h"
+#include "metrics/relay_metrics.h"
+#include "relay/hook/hook_queues.h"
+#include "relay/auth/permissions.h"
+
+namespace wsrelay {
+
+class Session;
+struct WorkerContext;
+
+// What the hook knows about one connection, kept in its Session. Its events wait in the
+// HookBridge's queues, which outlive it.
+struct HookSessionState {
+    std::string user;           // set by the connect answer when there is no JWT user
+    std::string meta = "null";  // JSON set by "meta" in an answer
+};
+
+// The app's answer to a connect event.
+struct ConnectDecision {
+    enum class Kind { Allow, Deny, Fail } kind = Kind::Fail;
+    std::string message;                // Deny: the app's message; Fail: what went wrong
+    std::string user;                   // "user" from the answer
+    std::string meta = "null";
+    std::vector<std::string> channels;  // "subscribe" from the answer
+};
+
+// A worker's side of the hook: keeps each connection's events in order (HookQueues), builds each
+// event's JSON when it is sent, and carries out the commands in the app's answers (docs/hook.md).
+// Single-threaded.
+class HookBridge {
+public:
+    HookBridge(WorkerContext& ctx, Hook& hook);
+    ~HookBridge();
+    HookBridge(const HookBridge&) = delete;
+    HookBridge& operator=(const HookBridge&) = delete;
+
+    bool sends(HookEvent event) const { return (events_ & (1u << static_cast<unsigned>(event))) != 0; }
+    PublishRoute routeFor(std::string_view channel) const;
+
+    // Client commands that wait for the app. Each answers the client itself (ack, reply, error).
+    void subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id);
+    void message(Session& session, std::string_view channel, std::string_view data,
+                 std::optional<uint64_t> id, PublishRoute route);
+    void send(Session& session, std::string_view data, std::optional<uint64_t> id);
+    // The connection is gone. What it had queued still goes to the app, in order, and then its
+    // disconnect event when `disconnect_code` is set (fire and forget; publishes in the answers
+    // still run). `user` and `meta` are what its remaining events carry.
+    void closed(uint64_t connection, std::string user, std::string meta,
+                std::optional<int> disconnect_code);
+    // A connection the app allowed at connect that never became a WebSocket.
+    void disconnect(uint64_t connection, const std::string& user, const std::string& meta,
+                    int code) {
+        closed(connection, user, meta, code);
+    }
+    // Before the upgrade: asks the app whether connection `connection` may open. False when the
+    // hook is at max_in_flight (`decide` is then never called).
+    bool connect(uint64_t connection, const std::string& user, const std::string& headers_json,
+                 std::function<void(ConnectDecision&&)> decide);
+
+    // Nothing waits for the app: no event queued or under way, connects included.
+    bool idle() const { return queues_.empty() && connects_in_flight_ == 0; }
+    // At stop, when the wait for the app is over: counts what was never sent or never answered
+    // (result "abandoned") and logs it; returns how many events that was.
+    size_t abandon();
+
+private:
+    void enqueue(Session& session, PendingHookEvent event);
+    // Sends `connection`'s current event; false when the hook is at max_in_flight.
+    bool sendCurrent(uint64_t connection);
+    // Sends the current events waiting for a request slot, oldest first, while the hook takes them.
+    void sendReady();
+    void onAnswer(uint64_t connection, HookResult&& result);
+    // Carries out the answer's commands for `session` (null when it has gone meanwhile).
+    void apply(Session* session, const PendingHookEvent& event, simdjson::dom::object answer);
+    // Hands the answer's publishes to the broker; returns how many it could not take (down).
+    size_t publishFromAnswer(simdjson::dom::element list);
+    // Logs publishes of an answer to `event` that failed when no client hears of it.
+    void warnUnpublished(HookEvent event, size_t count);
+    std::string body(uint64_t connection, const PendingHookEvent& event);
+    std::string baseBody(uint64_t connection, const std::string& user, const std::string& meta,
+                         HookEvent event) const;
+    void count(HookEvent event, metrics::HookResult result);
+    void syncQueuedBytes();  // wsrelay_hook_queued_bytes
+
+    WorkerContext& ctx_;
+    Hook& hook_;
+    unsigned events_ = 0;
+    struct Route {
+        ChannelPatterns pattern;
+        PublishRoute target;
+    };
+    std::vector<Route> routes_;
+    HookQueues queues_;
+    size_t connects_in_flight_ = 0;
+    simdjson::dom::parser parser_;
+    std::string padded_;
+};
+
+}  // namespace wsrelay

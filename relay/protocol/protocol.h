@@ -1,0 +1,119 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "relay/protocol/frame.h"
+
+// Client protocol v1 (docs/protocol.md): parsing client commands and encoding server frames.
+// Pure: no I/O, no globals; the fuzz target drives Parser directly.
+namespace wsrelay::protocol {
+
+enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send };
+
+// Protocol error codes carried in {"op":"error"} frames.
+enum class ErrorCode : int {
+    BadRequest = 400,        // not JSON, not an object, missing or mistyped field
+    Unauthorized = 401,      // refresh: the new token was refused
+    Forbidden = 403,         // outside the channels the token (or auth.permissions) grants
+    UnknownOp = 404,
+    Conflict = 409,          // already subscribed / not subscribed
+    LimitExceeded = 413,     // limits.max_subscriptions reached, or a message too large to deliver
+    InvalidChannel = 422,    // channel name outside the charset or too long
+    RateLimited = 429,
+    Internal = 500,
+    HookFailed = 502,        // the app's hook failed, timed out or answered with an error
+    BrokerUnavailable = 503, // the broker could not take the publish
+};
+
+struct Command {
+    Op op = Op::Ping;
+    std::string_view channel;  // Subscribe/Unsubscribe/Publish
+    std::string_view data;     // Publish, Send: the JSON text of "data", exactly as the client sent it
+    std::string_view token;    // Refresh: the new JWT
+    std::optional<uint64_t> id;
+};
+
+struct ParseResult {
+    bool ok = false;
+    Command command;                  // valid when ok
+    ErrorCode error = ErrorCode::BadRequest;  // when !ok
+    std::string_view reason;          // when !ok: short, static, safe to echo
+    std::optional<uint64_t> id;       // echoed in the error frame when it could be read
+};
+
+// True when `name` is 1..max_bytes bytes of [A-Za-z0-9] and _ - : . / @ = + , # ! ~ $
+bool validChannel(std::string_view name, size_t max_bytes);
+
+// The one rule for repeated keys in a JSON object the relay reads from outside (client commands,
+// HTTP API bodies; docs/protocol.md): a field the reader uses may appear once, and a second
+// occurrence refuses the whole object with kDuplicateField instead of picking one (parsers differ
+// on first or last wins, so a proxy or the app could read another value than the relay). Fields
+// the reader ignores are not checked. Each reader numbers its fields from 0 to 31.
+class FieldsSeen {
+public:
+    // False when `field` was seen before in this object.
+    bool first(unsigned field) {
+        const uint32_t bit = uint32_t{1} << field;
+        const bool fresh = (seen_ & bit) == 0;
+        seen_ |= bit;
+        return fresh;
+    }
+
+private:
+    uint32_t seen_ = 0;
+};
+inline constexpr std::string_view kDuplicateField = "duplicate field";
+
+// Parses one client text message. Reuses its buffers; the views in a result stay valid until the
+// next parse() on the same Parser. One Parser per worker.
+class Parser {
+public:
+    Parser(size_t max_message_bytes, size_t max_channel_bytes);
+    ~Parser();
+    Parser(const Parser&) = delete;
+    Parser& operator=(const Parser&) = delete;
+
+    ParseResult parse(std::string_view message);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Server frames. Each returns a complete unmasked WebSocket text frame (RFC 6455 header + JSON).
+// `channel` must already be valid (validChannel) and `data` valid JSON: neither is escaped again.
+FramePtr encodeMessage(std::string_view channel, std::string_view data);
+// The size of the frame encodeMessage(channel, data) builds, without building it: the one
+// computation behind every "too large to deliver" check, so entry points and delivery agree.
+size_t messageFrameSize(std::string_view channel, std::string_view data);
+// Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
+inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
+FramePtr encodeAck(uint64_t id);
+FramePtr encodePong(std::optional<uint64_t> id);
+FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);
+FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
+// After a broker outage: {"op":"resubscribed","channel":C,"gap":true}: the subscription is live
+// again and messages published meanwhile may have been missed.
+FramePtr encodeResubscribed(std::string_view channel);
+// Auth: the connection's token expires soon: {"op":"token_expiring","exp":S,"in_ms":N}.
+FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms);
+// The server ended a subscription: {"op":"unsubscribed","channel":C,"reason":R}. `reason` is a
+// fixed word (no escaping).
+FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason);
+// The app's answer to a send (or a routed publish): {"op":"reply","id":N,"data":D}; `data` is
+// valid JSON.
+FramePtr encodeReply(std::optional<uint64_t> id, std::string_view data);
+// The app subscribed this connection to `channel` (hook answer): {"op":"subscribed","channel":C}.
+FramePtr encodeSubscribed(std::string_view channel);
+// A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
+FramePtr encodeControl(uint8_t opcode, std::string_view payload);
+
+// Writes the RFC 6455 server header for a FIN text frame of `payload_len` bytes into `out`
+// (at least 10 bytes); returns the header length.
+size_t writeTextHeader(char* out, uint64_t payload_len);
+
+}  // namespace wsrelay::protocol

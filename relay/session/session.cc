@@ -1,0 +1,471 @@
+#include "relay/session/session.h"
+
+#include <libwebsockets.h>
+#include <simdjson.h>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "relay/common/clock.h"
+#include "relay/common/log.h"
+#include "relay/fanout/publisher.h"
+#include "relay/session/worker_context.h"
+
+namespace wsrelay {
+
+using protocol::ErrorCode;
+
+namespace {
+// A graceful close waits this long for the socket to take the close frame before lws kills it:
+// a slow consumer with full buffers may never read it.
+constexpr int kCloseGraceSeconds = 3;
+constexpr size_t kKeepRxCapacity = 4096;
+// FIN + ping with a 2-byte payload: lws 4.1.6 drops empty pongs before the RECEIVE_PONG callback,
+// so an empty ping's answer would never reach us.
+constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
+}  // namespace
+
+Session::Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id,
+                 std::unique_ptr<Identity> identity)
+    : ctx_(ctx),
+      wsi_(wsi),
+      fd_(fd),
+      id_(id),
+      membership_(*this),
+      identity_(std::move(identity)) {
+    ctx_.metrics.connections.add();
+    ev_timer_init(&auth_timer_, onAuthTimer, 0., 0.);
+    auth_timer_.data = this;
+}
+
+Session::~Session() { ev_timer_stop(ctx_.loop, &auth_timer_); }
+
+void Session::start(const std::vector<std::string>& hook_channels) {
+    armPingTimer();
+    announced_ = true;
+    for (const std::string& channel : hook_channels) join(channel);
+    if (!identity_) return;
+    const auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
+    for (const std::string& channel : identity_->permissions.auto_subscribe) {
+        if (ctx_.hub.subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
+            ctx_.metrics.subscriptions.add();
+        }
+    }
+    armAuthTimer();
+}
+
+// Receive: lws hands a message over in pieces; a whole one is checked, then parsed.
+
+int Session::onReceive(const char* data, size_t len) {
+    if (close_code_ != 0) return 0;  // closing: input no longer matters
+    const auto max = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
+    if (lws_frame_is_binary(wsi_)) return closeImmediately(CloseCode::UnsupportedData);
+
+    const size_t remaining = lws_remaining_packet_payload(wsi_);
+    const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
+    if (rx_.size() + len + remaining > max) {
+        rx_.clear();
+        return closeImmediately(CloseCode::MessageTooBig);
+    }
+    if (rx_.empty() && complete) return handleMessage({data, len});
+
+    rx_.append(data, len);
+    if (!complete) return 0;
+    int rc = handleMessage(rx_);
+    rx_.clear();
+    if (rx_.capacity() > kKeepRxCapacity) std::string().swap(rx_);
+    return rc;
+}
+
+int Session::handleMessage(std::string_view message) {
+    auto& m = ctx_.metrics;
+    m.messages_received.add();
+    m.bytes_received.add(static_cast<int64_t>(message.size()));
+    // Checked here, on the whole message, rather than by lws: we choose the close and count it.
+    if (!simdjson::validate_utf8(message.data(), message.size())) {
+        return closeImmediately(CloseCode::InvalidPayload);
+    }
+    protocol::ParseResult result = ctx_.parser.parse(message);
+    if (!result.ok) {
+        sendError(result.id, result.error, result.reason);
+        countBadCommand();
+        return 0;
+    }
+    runCommand(result.command);
+    return 0;
+}
+
+void Session::countBadCommand() {
+    if (++bad_commands_ > static_cast<uint32_t>(ctx_.config.limits.max_bad_commands)) {
+        closeAfterFlush(CloseCode::TooManyBadCommands);
+    }
+}
+
+void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
+    ctx_.metrics.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
+    reply(protocol::encodeError(id, code, reason));
+}
+
+// Commands: what the client asks for, and what the app's answers do to the session.
+
+void Session::runCommand(const protocol::Command& cmd) {
+    using protocol::Op;
+    HookBridge* hook = ctx_.hook;
+    switch (cmd.op) {
+        case Op::Subscribe:
+            if (identity_ && !identity_->permissions.subscribe.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
+                return;
+            }
+            if (hook != nullptr && hook->sends(HookEvent::Subscribe)) {
+                if (ctx_.hub.isSubscribed(membership_, cmd.channel)) {
+                    sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
+                    return;
+                }
+                hook->subscribe(*this, cmd.channel, cmd.id);
+                return;
+            }
+            subscribeAndAnswer(cmd.channel, cmd.id);
+            return;
+        case Op::Unsubscribe:
+            app_grants_.remove(cmd.channel);
+            if (ctx_.hub.unsubscribe(membership_, cmd.channel)) {
+                ctx_.metrics.subscriptions.sub();
+                if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+            } else {
+                sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
+            }
+            return;
+        case Op::Publish: {
+            if (identity_ && !identity_->permissions.publish.matches(cmd.channel)) {
+                sendError(cmd.id, ErrorCode::Forbidden, "not allowed to publish to this channel");
+                return;
+            }
+            const PublishRoute route =
+                hook != nullptr ? hook->routeFor(cmd.channel) : PublishRoute::Broker;
+            if (route == PublishRoute::Broker) {
+                publishNow(cmd.channel, cmd.data, cmd.id);
+            } else {
+                hook->message(*this, cmd.channel, cmd.data, cmd.id, route);
+            }
+            return;
+        }
+        case Op::Send:
+            if (hook == nullptr) {
+                sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");
+                return;
+            }
+            hook->send(*this, cmd.data, cmd.id);
+            return;
+        case Op::Ping:
+            reply(protocol::encodePong(cmd.id));
+            return;
+        case Op::Refresh:
+            refresh(cmd);
+            return;
+    }
+}
+
+void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
+    auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
+    // The hub sends the ack once the subscription is live everywhere.
+    const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
+    switch (ctx_.hub.subscribe(membership_, channel, max, ack)) {
+        case Hub::SubscribeResult::Subscribed:
+            ctx_.metrics.subscriptions.add();
+            break;
+        case Hub::SubscribeResult::AlreadySubscribed:
+            sendError(id, ErrorCode::Conflict, "already subscribed");
+            break;
+        case Hub::SubscribeResult::LimitReached:
+            sendError(id, ErrorCode::LimitExceeded, "subscription limit reached");
+            break;
+    }
+}
+
+void Session::publishNow(std::string_view channel, std::string_view data,
+                         std::optional<uint64_t> id) {
+    auto& m = ctx_.metrics;
+    if (!ctx_.publisher.admit(channel, data, metrics::MessageSource::Client)) {
+        sendError(id, ErrorCode::LimitExceeded, protocol::kTooLargeToDeliver);
+        return;
+    }
+    if (!ctx_.publisher.usable()) {
+        m.broker_publish_failures.add();
+        sendError(id, ErrorCode::BrokerUnavailable, "broker unavailable");
+        return;
+    }
+    ctx_.publisher.publish(channel, data, PublishTicket{id_, id.value_or(0), id.has_value()});
+}
+
+void Session::join(std::string_view channel) {
+    if (!protocol::validChannel(channel,
+                                static_cast<size_t>(ctx_.config.limits.max_channel_bytes))) {
+        return;
+    }
+    auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
+    // {"op":"subscribed"} goes once the subscription is live everywhere (the hub sends it).
+    const Hub::SubscribeResult result =
+        ctx_.hub.subscribe(membership_, channel, max, {SubscribeAck::Kind::Subscribed, 0});
+    if (result == Hub::SubscribeResult::Subscribed) ctx_.metrics.subscriptions.add();
+    // Also a channel the client was in already: from now on the app vouches for it.
+    if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
+}
+
+void Session::leave(std::string_view channel, std::string_view reason) {
+    app_grants_.remove(channel);
+    if (ctx_.hub.unsubscribe(membership_, channel)) {
+        ctx_.metrics.subscriptions.sub();
+        reply(protocol::encodeUnsubscribed(channel, reason));
+    }
+}
+
+const std::string& Session::userId() const {
+    return identity_ ? identity_->user : hook_.user;
+}
+
+// Push: every frame for this client enters its bounded queue here.
+
+void Session::push(const FramePtr& frame) {
+    auto& m = ctx_.metrics;
+    if (close_code_ != 0) {
+        m.dropped[metrics::DropReason::ClientGone].add();
+        return;
+    }
+    const auto& limits = ctx_.config.limits;
+    const size_t max_frames = static_cast<size_t>(limits.send_queue_messages);
+    const uint64_t max_bytes = static_cast<uint64_t>(limits.send_queue_bytes);
+    if (!queue_.fits(frame->size(), max_frames, max_bytes)) {
+        if (limits.slow_consumer == SlowConsumerPolicy::Close) {
+            m.dropped[metrics::DropReason::SlowConsumerClose].add(
+                static_cast<int64_t>(queue_.size() + 1));
+            closeNow(CloseCode::SlowConsumer);
+            return;
+        }
+        auto& dropped = m.dropped[metrics::DropReason::SlowConsumerDropOldest];
+        while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
+            m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+            queue_.pop();
+            dropped.add();
+        }
+        if (!queue_.fits(frame->size(), max_frames, max_bytes)) {  // larger than the whole queue
+            dropped.add();
+            return;
+        }
+    }
+    queue_.push(frame);
+    m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
+    if (queue_.size() == 1) ctx_.flush.schedule(*this);
+}
+
+// Flush and write: the queue leaves in coalesced writes when the FlushScheduler says so.
+
+void Session::flushQueued() {
+    if (queue_.empty() && !ping_due_) return;
+    // Closing, or lws still holds part of an earlier write: lws decides when to write next.
+    if (close_code_ != 0 || lws_partial_buffered(wsi_)) {
+        requestWrite();
+        return;
+    }
+    if (writeQueued() < 0) {
+        // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
+        close_code_ = 1006;
+        requestWrite();
+    }
+}
+
+int Session::onWriteable() {
+    if (close_code_ != 0 && (!close_after_flush_ || queue_.empty())) {
+        return closeImmediately(static_cast<CloseCode>(close_code_));
+    }
+    if (writeQueued() < 0) {
+        close_code_ = close_code_ != 0 ? close_code_ : 1006;
+        return -1;
+    }
+    return 0;
+}
+
+int Session::writeQueued() {
+    // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
+    // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
+    char* buf = ctx_.flush.buffer();
+    const size_t cap = ctx_.flush.bufferSize();
+    size_t len = 0;
+    size_t frames = 0;
+    const char* out = buf;
+    bool ping = false;
+    if (ping_due_) {
+        std::memcpy(buf, kPingFrame, sizeof kPingFrame);
+        len = sizeof kPingFrame;
+        ping = true;
+    }
+    if (!ping && !queue_.empty() && (queue_.size() == 1 || queue_.front()->size() >= cap)) {
+        out = queue_.front()->data();  // one frame: write it from the shared buffer, no copy
+        len = queue_.front()->size();
+        frames = 1;
+    } else {
+        while (frames < queue_.size() && len + queue_.at(frames)->size() <= cap) {
+            const Frame* f = queue_.at(frames).get();
+            std::memcpy(buf + len, f->data(), f->size());
+            len += f->size();
+            ++frames;
+        }
+    }
+    if (len == 0) return 0;
+
+    // Straight to the socket: for raw bytes lws_write adds only its extension hook and bookkeeping
+    // on the way to the same send(), and touches several more cache lines of the wsi. What the
+    // kernel does not take goes to lws_write (LWS_WRITE_RAW never modifies the buffer, so a shared
+    // frame can be passed as is): lws keeps it and writes it before anything else, its own pongs
+    // and close frames included, so the stream stays whole, and calls us again once it is flushed.
+    ssize_t sent = ::send(fd_, out, len, MSG_NOSIGNAL);
+    if (sent < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        sent = 0;
+    }
+    const auto taken = static_cast<size_t>(sent);
+    if (taken < len &&
+        lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out + taken)),
+                  len - taken, LWS_WRITE_RAW) < 0) {
+        return -1;
+    }
+    ctx_.flush.wrote(flush_slot_);
+    auto& m = ctx_.metrics;
+    m.socket_writes.add();
+    m.bytes_sent.add(static_cast<int64_t>(len));
+    m.messages_sent.add(static_cast<int64_t>(frames));
+    int64_t now_us = 0;  // read once per write, and only when a stamped message went out
+    for (size_t i = 0; i < frames; ++i) {
+        const Frame& f = *queue_.front().get();
+        if (f.enteredMicros() != 0) {
+            if (now_us == 0) now_us = wallClockMicros();
+            m.delivery_latency.observeMicros(now_us - f.enteredMicros());
+        }
+        m.send_queue_bytes.sub(static_cast<int64_t>(f.size()));
+        queue_.pop();
+    }
+    if (ping) {
+        ping_due_ = false;
+        awaiting_pong_ = true;
+        if (!drain_scheduled_) {
+            lws_set_timer_usecs(wsi_, int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
+        }
+    }
+    if (!queue_.empty() || close_code_ != 0) requestWrite();
+    return 0;
+}
+
+void Session::requestWrite() { lws_callback_on_writable(wsi_); }
+
+// Timers: keepalive and the drain deadline share the connection's one lws timer.
+
+void Session::armPingTimer() {
+    int interval = ctx_.config.websocket.ping_interval_ms;
+    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
+}
+
+int Session::onTimer() {
+    if (close_code_ != 0) return 0;
+    if (drain_scheduled_) {
+        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
+        queue_.push(protocol::encodeReconnect());
+        ctx_.metrics.send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        closeAfterFlush(CloseCode::GoingAway);
+        return 0;
+    }
+    if (awaiting_pong_) {
+        closeNow(CloseCode::PingTimeout);
+        return 0;
+    }
+    ping_due_ = true;
+    requestWrite();
+    return 0;
+}
+
+void Session::onPong() {
+    if (!awaiting_pong_) return;
+    awaiting_pong_ = false;
+    armPingTimer();
+}
+
+void Session::scheduleDrain(int64_t delay_us) {
+    drain_scheduled_ = true;
+    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
+    // next ping, which no longer matters.
+    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
+}
+
+// Close.
+
+void Session::closeWith(int code, std::string_view reason) {
+    if (close_code_ != 0) return;
+    // RFC 6455: a close reason fits in 123 bytes; cut on a UTF-8 boundary.
+    size_t n = std::min<size_t>(reason.size(), 123);
+    while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    close_reason_.assign(reason.substr(0, n));
+    close_code_ = code;
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::closeAfterFlush(CloseCode code) {
+    if (close_code_ != 0) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+void Session::closeNow(CloseCode code) {
+    if (close_code_ != 0 && !close_after_flush_) return;
+    close_code_ = static_cast<int>(code);
+    close_after_flush_ = false;
+    ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    rx_.clear();
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    requestWrite();
+}
+
+int Session::closeImmediately(CloseCode code) {
+    close_code_ = static_cast<int>(code);
+    const std::string_view reason =
+        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
+    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                     reason.size());
+    return -1;  // what the lws callback returns to have the close frame sent now
+}
+
+void Session::onPeerClose(const unsigned char* payload, size_t len) {
+    peer_closed_ = true;
+    if (close_code_ == 0) {
+        close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
+    }
+}
+
+void Session::onClosed() {
+    ev_timer_stop(ctx_.loop, &auth_timer_);
+    auto& m = ctx_.metrics;
+    if (HookBridge* hook = ctx_.hook) {
+        // Events this connection queued for the app still go, then its disconnect.
+        std::optional<int> disconnect;
+        if (announced_ && hook->sends(HookEvent::Disconnect)) {
+            disconnect = close_code_ != 0 ? close_code_ : 1006;
+        }
+        hook->closed(id_, userId(), hook_.meta, disconnect);
+    }
+    m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
+    ctx_.hub.leaveAll(membership_);
+    m.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    queue_.clear();
+    int code = close_code_ != 0 ? close_code_ : 1006;
+    m.disconnects[metrics::closeCodeIndex(code)].add();
+    m.connections.sub();
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,154 @@
+#pragma once
+
+#include <ev.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "relay/protocol/close_codes.h"
+#include "relay/session/flush_scheduler.h"
+#include "relay/hook/hook_bridge.h"
+#include "relay/fanout/hub.h"
+#include "relay/auth/permissions.h"
+#include "relay/protocol/protocol.h"
+#include "relay/fanout/send_queue.h"
+#include "relay/fanout/sink.h"
+
+struct lws;
+
+namespace wsrelay {
+
+struct WorkerContext;
+
+// One client WebSocket connection, owned by its worker and touched only on that worker's thread.
+// Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
+// shared frames written in batches when the worker's FlushScheduler says so (at the end of the
+// loop turn they arrived in, or once websocket.write_coalesce_ms has passed since the last write),
+// or one lws_write per WRITEABLE callback while lws holds back part of an earlier write.
+// Construction touches neither lws nor the socket: a unit test can build one from a context.
+class Session final : public Sink {
+public:
+    // `fd` is `wsi`'s socket. `identity` is null when auth.enabled is false (all is allowed).
+    Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id, std::unique_ptr<Identity> identity);
+    ~Session() override;
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    uint64_t id() const { return id_; }
+    lws* wsi() const { return wsi_; }
+    Membership& membership() { return membership_; }
+    bool closing() const { return close_code_ != 0; }
+
+    // The connection was admitted: starts keepalive, joins auth.permissions.auto_subscribe and the
+    // channels the connect hook gave it, and starts the token's expiry clock.
+    void start(const std::vector<std::string>& hook_channels);
+
+    // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
+    void push(const FramePtr& frame) override;
+    // A reply only this client gets (ack, error, pong). Counts against the same limits.
+    void reply(FramePtr frame) { push(frame); }
+    void error(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason) {
+        sendError(id, code, reason);
+    }
+
+    // What commands and hook answers do (docs/protocol.md, docs/hook.md).
+    void subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id);
+    void publishNow(std::string_view channel, std::string_view data, std::optional<uint64_t> id);
+    // Server-side subscription changes, told to the client with subscribed/unsubscribed frames.
+    // join() is the app's grant (connect answer, hook answer): a token refresh keeps it.
+    void join(std::string_view channel);
+    void leave(std::string_view channel, std::string_view reason);
+    // Closes with an app-chosen code (4000-4999) and reason once the queued frames are written.
+    void closeWith(int code, std::string_view reason);
+    // The JWT's user, or the one the connect hook set; empty when neither.
+    const std::string& userId() const;
+    HookSessionState& hookState() { return hook_; }
+    // The app heard of this connection at connect: it hears of its close too, even if refused.
+    void markAnnounced() { announced_ = true; }
+
+    // lws events. A negative return tells lws to close the connection now.
+    int onReceive(const char* data, size_t len);
+    int onWriteable();
+    // Once per loop turn, for a session that got frames this turn (FlushScheduler): writes
+    // them at once when lws holds nothing back, instead of waiting for a WRITEABLE callback. This
+    // spares two epoll_ctl calls and a loop wake-up per delivery; writing outside the callback is
+    // safe while lws_partial_buffered() is false (a short send is handed to lws, which finishes it).
+    void flushQueued();
+    // For a caller about to flush this session after a few others: each write is a system call
+    // that pushes the turn's sessions out of the cache, so their state is fetched ahead, in two
+    // steps (the object first, then what it points to).
+    void prefetchState() const {
+        const char* self = reinterpret_cast<const char*>(this);
+        __builtin_prefetch(self);
+        __builtin_prefetch(self + 64);
+        __builtin_prefetch(self + kWriteStateEnd - 1);
+    }
+    void prefetchQueue() const { queue_.prefetchHead(); }
+    // The flush scheduler's bookkeeping for this session.
+    FlushSlot& flushSlot() { return flush_slot_; }
+    int onTimer();
+    void onPong();
+    void onPeerClose(const unsigned char* payload, size_t len);
+    // The connection is gone: leave the hub, count the disconnect by its close code.
+    void onClosed();
+
+    // Sends a close frame with `code` once the frames queued before it are written (drain and
+    // handshake refusals use this, so {"op":"reconnect"} still reaches the client).
+    void closeAfterFlush(CloseCode code);
+    // Drops anything queued and closes as soon as the socket allows (slow consumers, bad input).
+    void closeNow(CloseCode code);
+    // Schedules the drain close at `delay_us` from now (the jitter that spreads reconnects).
+    void scheduleDrain(int64_t delay_us);
+
+private:
+    // Sets the close code and reason on the wsi; the caller returns the -1 to lws.
+    int closeImmediately(CloseCode code);
+    int handleMessage(std::string_view message);
+    void runCommand(const protocol::Command& cmd);
+    void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
+    void countBadCommand();
+    // A hint only: fields moved past it cost a cache miss per write, nothing else.
+    static constexpr size_t kWriteStateEnd = 128;
+    FlushSlot flush_slot_;  // kept by the worker's FlushScheduler
+
+    void requestWrite();
+    // One coalesced write of the queue's head (and a due ping); -1 when the socket is gone.
+    int writeQueued();
+    void armPingTimer();
+    // The token (session_token.cc): {"op":"refresh"} replaces it.
+    void refresh(const protocol::Command& cmd);
+    // Arms auth_timer_ for the next token event: the expiry warning, then the close.
+    void armAuthTimer();
+    static void onAuthTimer(struct ev_loop* loop, ev_timer* w, int revents);
+
+    // What a write reads, together in the object's first kWriteStateEnd bytes (with the slot
+    // above): the worker writes hundreds of sessions per turn, each a cache miss otherwise.
+    WorkerContext& ctx_;
+    lws* wsi_;
+    int fd_;  // wsi_'s socket, kept so a write need not read it from the wsi
+    int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts
+    bool close_after_flush_ = false;
+    bool ping_due_ = false;
+    bool awaiting_pong_ = false;
+    bool drain_scheduled_ = false;
+    bool peer_closed_ = false;
+    SendQueue queue_;
+    uint64_t id_;
+    Membership membership_;
+    std::unique_ptr<Identity> identity_;
+    // Token deadlines are rare and far apart: a libev timer (a heap) rather than lws's sorted list.
+    ev_timer auth_timer_{};
+    bool expiry_warned_ = false;
+    HookSessionState hook_;
+    std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
+    bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
+    std::string rx_;  // only used when a message arrives in more than one piece
+    uint32_t bad_commands_ = 0;
+    // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
+    // chunk, so no memory per connection until the app grants something.
+    AppGrants app_grants_;
+};
+
+}  // namespace wsrelay
