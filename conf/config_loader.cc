@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -176,6 +177,12 @@ public:
         std::vector<YAML::Node> docs;
         try {
             docs = YAML::LoadAll(copy);
+        } catch (const YAML::DeepRecursion& e) {
+            // yaml-cpp's own message for it is "bad file".
+            error(e.mark, "",
+                  "syntax error: nested too deeply (yaml-cpp reads " + std::to_string(e.depth()) +
+                      " levels at most)");
+            return;
         } catch (const YAML::Exception& e) {
             error(e.mark, "", "syntax error: " + e.msg);
             return;

@@ -471,6 +471,12 @@ TEST(ConfigLoaderTest, AStrayCommaIsRefusedNotLoopedOn) {
                 ElementsAre(HasSubstr("cfg.yaml:2:1: syntax error: end of map not found")));
 }
 
+TEST(ConfigLoaderTest, NestingTooDeepSaysSo) {
+    EXPECT_THAT(errorStrings(loadYaml("listen: " + std::string(600, '['))),
+                ElementsAre(HasSubstr(
+                    "syntax error: nested too deeply (yaml-cpp reads 500 levels at most)")));
+}
+
 TEST(ConfigLoaderTest, NonScalarKey) {
     EXPECT_THAT(errorStrings(loadYaml("listen:\n  ? [a]\n  : 1\n")),
                 ElementsAre("cfg.yaml:2:5: listen: keys must be plain strings, got a list"));
