@@ -142,8 +142,8 @@ std::optional<YAML::Mark> endlessDocuments(const std::string& yaml) {
     return std::nullopt;
 }
 
-// The error for the token at `mark` that LoadAll() would loop on. Only ',' has been seen there
-// (and '?' after a "..." line); the character is named when the position finds one of them.
+// The error for the token at `mark` that LoadAll() would loop on. Only ',' has been seen there,
+// and '?' ("!tag x" then "? " ending the file); the character is named when found at the mark.
 std::string endlessDocumentsMessage(std::string_view yaml, const YAML::Mark& mark) {
     constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";  // skipped by yaml-cpp, uncounted
     const size_t at = static_cast<size_t>(mark.pos) + (yaml.starts_with(kUtf8Bom) ? 3 : 0);

@@ -54,7 +54,8 @@ ApiBody parseApiBody(simdjson::dom::parser& parser, const std::string& body, boo
         }
         for (simdjson::dom::element e : list) {
             std::string_view name;
-            if (e.get(name) != simdjson::SUCCESS || !protocol::validChannel(name, max_channel_bytes)) {
+            if (e.get(name) != simdjson::SUCCESS ||
+                !protocol::validChannel(name, max_channel_bytes)) {
                 return refused("invalid channel name");
             }
             out.channels.push_back(name);

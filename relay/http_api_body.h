@@ -15,7 +15,7 @@ inline constexpr size_t kMaxApiBroadcastChannels = 1000;
 struct ApiBody {
     std::vector<std::string_view> channels;  // valid names, one or more (views into the parser)
     std::string payload;                     // "data", minified: the bytes every channel gets
-    std::string error;                       // why the body is refused (a 400), empty when it is not
+    std::string error;                       // why it is refused (a 400); empty when it is not
 
     bool ok() const { return error.empty(); }
 };

@@ -70,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool is_object = reference_parser.parse(copy).get(answer) == simdjson::SUCCESS;
 
     if (!is_object || isSet(answer, "error")) {
-        check(d.kind == Kind::Fail && d.message == "hook error", "error answer not a failure", body);
+        check(d.kind == Kind::Fail && d.message == "hook error", "error answer not a failure",
+              body);
     } else if (isSet(answer, "deny")) {
         check(d.kind == Kind::Deny, "deny answer not a denial", body);
         simdjson::dom::object command;

@@ -104,8 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (lift.result != Result::Ready || bytes == input) {
         check(bytes == input, "bytes changed without a Ready result", input);
         // Ready and BadRequest read a complete head.
-        const std::string_view head_in =
-            end == std::string::npos ? std::string_view() : std::string_view(input).substr(0, end + 2);
+        const std::string_view head_in = end == std::string::npos
+                                             ? std::string_view()
+                                             : std::string_view(input).substr(0, end + 2);
         if (lift.result == Result::Ready) {
             check(!offer(head_in).bearer && lift.token.empty(), "bearer entry left in the head",
                   input);

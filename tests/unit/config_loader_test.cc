@@ -448,7 +448,8 @@ TEST(ConfigLoaderTest, OnlyOneDocument) {
 // such as a ',' outside [ ] and { } (conf/config_loader.cc): refused with its position instead.
 TEST(ConfigLoaderTest, AStrayCommaIsRefusedNotLoopedOn) {
     std::ifstream in(WSRELAY_SOURCE_DIR "/conf/wsrelay.sample.yaml");
-    const std::string sample((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string sample((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
     ASSERT_FALSE(sample.empty());
     const std::string comma =
         "cfg.yaml:1:1: syntax error: unexpected ',' (a comma separates entries only inside [ ] "
