@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -86,6 +90,71 @@ std::string unknownKeyMessage(std::string_view path) {
     return "unknown key (did you mean '" + best->path + "'?)";
 }
 
+// yaml-cpp 0.7's LoadAll() never returns on a document followed by a token that can start
+// neither a node nor a document, such as a ',' outside [ ] and { } (",key: 1", or "- a" then a
+// line ","): HandleNextDocument() reads that token as an empty document without consuming it, so
+// every next document starts at the same token, and LoadAll() piles up empty documents until
+// memory runs out. (Fixed upstream after 0.7.0 by checking that each document moved the parser
+// on.) The same check, made here with yaml-cpp's own parser before LoadAll(): the events are
+// only looked at for where each document starts, and a document starting where the one before
+// it did is the token LoadAll() would loop on. Each other document consumes a token, so this
+// pass ends.
+class DocumentStarts final : public YAML::EventHandler {
+public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        repeated_ = started_ && mark.pos == last_.pos;
+        started_ = true;
+        last_ = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    bool repeated() const { return repeated_; }
+    const YAML::Mark& last() const { return last_; }
+
+private:
+    bool started_ = false;
+    bool repeated_ = false;
+    YAML::Mark last_ = YAML::Mark::null_mark();
+};
+
+// Where LoadAll() would loop forever on `yaml`, if it would.
+std::optional<YAML::Mark> endlessDocuments(const std::string& yaml) {
+    std::istringstream in(yaml);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    try {
+        while (parser.HandleNextDocument(starts)) {
+            if (starts.repeated()) return starts.last();
+        }
+    } catch (const YAML::Exception&) {
+        // LoadAll() throws the same, before reaching any document this pass did not.
+    }
+    return std::nullopt;
+}
+
+// The error for the token at `mark` that LoadAll() would loop on. Only ',' has been seen there,
+// and '?' ("!tag x" then "? " ending the file); the character is named when found at the mark.
+std::string endlessDocumentsMessage(std::string_view yaml, const YAML::Mark& mark) {
+    constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";  // skipped by yaml-cpp, uncounted
+    const size_t at = static_cast<size_t>(mark.pos) + (yaml.starts_with(kUtf8Bom) ? 3 : 0);
+    const char c = mark.pos >= 0 && at < yaml.size() ? yaml[at] : '\0';
+    if (c == ',') {
+        return "syntax error: unexpected ',' (a comma separates entries only inside [ ] or { })";
+    }
+    if (c == '?') return "syntax error: unexpected '?' after the document";
+    return "syntax error: unexpected text after the document";
+}
+
 // Where a key's value came from, for errors about it found after loading (the rules across keys).
 struct Origin {
     std::string source;
@@ -100,9 +169,20 @@ public:
         : out_(out), origins_(origins), source_(std::move(source)) {}
 
     void text(std::string_view yaml) {
+        const std::string copy(yaml);
+        if (const std::optional<YAML::Mark> endless = endlessDocuments(copy)) {
+            error(*endless, "", endlessDocumentsMessage(yaml, *endless));
+            return;
+        }
         std::vector<YAML::Node> docs;
         try {
-            docs = YAML::LoadAll(std::string(yaml));
+            docs = YAML::LoadAll(copy);
+        } catch (const YAML::DeepRecursion& e) {
+            // yaml-cpp's own message for it is "bad file".
+            error(e.mark, "",
+                  "syntax error: nested too deeply (yaml-cpp reads " + std::to_string(e.depth()) +
+                      " levels at most)");
+            return;
         } catch (const YAML::Exception& e) {
             error(e.mark, "", "syntax error: " + e.msg);
             return;

@@ -5,7 +5,6 @@
 
 #include <charconv>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "relay/protocol/protocol.h"
 #include "relay/fanout/publisher.h"
 #include "relay/session/worker_context.h"
+#include "relay/edge/http_api_body.h"
 
 namespace wsrelay {
 
@@ -52,9 +52,6 @@ Framing bodyFraming(lws* wsi, size_t limit) {
     if (ec == std::errc::result_out_of_range || length > limit) return Framing::TooLarge;
     return Framing::Ok;
 }
-
-// The fields of a body, each read once (protocol::FieldsSeen).
-enum Field : unsigned { kData, kChannel };
 }  // namespace
 
 struct HttpApi::Request {
@@ -146,58 +143,12 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, request.refused, errorBody(request.refusal));
     }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
-    simdjson::dom::object root;
-    if (parser_.parse(request.body).get(root) != simdjson::SUCCESS) {
-        return finish(wsi, request, 400, errorBody("body must be a JSON object"));
-    }
-    const std::string_view channel_key = request.broadcast ? "channels" : "channel";
-    std::optional<simdjson::dom::element> data;
-    std::optional<simdjson::dom::element> channel_value;
-    protocol::FieldsSeen seen;
-    for (const simdjson::dom::key_value_pair field : root) {
-        Field read;
-        if (field.key == "data") {
-            read = kData;
-            data = field.value;
-        } else if (field.key == channel_key) {
-            read = kChannel;
-            channel_value = field.value;
-        } else {
-            continue;  // other fields are ignored
-        }
-        if (!seen.first(read)) {
-            return finish(wsi, request, 400,
-                          errorBody(std::string(protocol::kDuplicateField) + ": " +
-                                    std::string(field.key)));
-        }
-    }
-    if (!data) return finish(wsi, request, 400, errorBody("missing data"));
-    std::vector<std::string_view> channels;
-    const auto max_channel = static_cast<size_t>(ctx_.config.limits.max_channel_bytes);
-    if (request.broadcast) {
-        simdjson::dom::array list;
-        if (!channel_value || channel_value->get(list) != simdjson::SUCCESS || list.size() == 0 ||
-            list.size() > kMaxBroadcastChannels) {
-            return finish(wsi, request, 400,
-                          errorBody("channels must be an array of 1..1000 channel names"));
-        }
-        for (simdjson::dom::element e : list) {
-            std::string_view name;
-            if (e.get(name) != simdjson::SUCCESS || !protocol::validChannel(name, max_channel)) {
-                return finish(wsi, request, 400, errorBody("invalid channel name"));
-            }
-            channels.push_back(name);
-        }
-    } else {
-        std::string_view name;
-        if (!channel_value || channel_value->get(name) != simdjson::SUCCESS ||
-            !protocol::validChannel(name, max_channel)) {
-            return finish(wsi, request, 400, errorBody("missing or invalid channel"));
-        }
-        channels.push_back(name);
-    }
-    // Minified once; every channel gets the same bytes.
-    const std::string payload = simdjson::minify(*data);
+    const ApiBody body =
+        parseApiBody(parser_, request.body, request.broadcast,
+                     static_cast<size_t>(worker_.config().limits.max_channel_bytes));
+    if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
+    const std::vector<std::string_view>& channels = body.channels;
+    const std::string& payload = body.payload;
     for (std::string_view channel : channels) {
         if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Api)) {
             return finish(wsi, request, 413,

@@ -23,7 +23,6 @@ class HttpApi {
 public:
     // Tickets of API publishes carry this bit in session_id so results find their request.
     static constexpr uint64_t kTicketBit = uint64_t{1} << 63;
-    static constexpr size_t kMaxBroadcastChannels = 1000;
 
     explicit HttpApi(WorkerContext& ctx);
     ~HttpApi();

@@ -32,4 +32,38 @@ bool deny(simdjson::dom::object answer, std::string& message) {
     return true;
 }
 
+ConnectDecision connect(simdjson::dom::parser& parser, std::string& padded, std::string_view body,
+                        std::optional<simdjson::dom::element>& publish) {
+    ConnectDecision d;
+    publish.reset();
+    const bool empty = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
+    padded.assign(empty ? std::string_view("{}") : body);
+    const size_t length = padded.size();
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::dom::object answer;
+    int code = 0;
+    std::string why;
+    if (parser.parse(padded.data(), length, false).get_object().get(answer) != simdjson::SUCCESS ||
+        error(answer, code, why)) {
+        d.message = "hook error";
+    } else if (deny(answer, why)) {
+        d.kind = ConnectDecision::Kind::Deny;
+        d.message = why;
+    } else {
+        d.kind = ConnectDecision::Kind::Allow;
+        simdjson::dom::element e;
+        std::string_view text;
+        if (answer["user"].get_string().get(text) == simdjson::SUCCESS) d.user = text;
+        if (answer["meta"].get(e) == simdjson::SUCCESS) d.meta = simdjson::minify(e);
+        simdjson::dom::array list;
+        if (answer["subscribe"].get_array().get(list) == simdjson::SUCCESS) {
+            for (simdjson::dom::element c : list) {
+                if (c.get_string().get(text) == simdjson::SUCCESS) d.channels.emplace_back(text);
+            }
+        }
+        if (answer["publish"].get(e) == simdjson::SUCCESS) publish = e;
+    }
+    return d;
+}
+
 }  // namespace wsrelay::hook_answer

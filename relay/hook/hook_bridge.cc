@@ -149,8 +149,6 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
             m.hook_duration[HookEvent::Connect].observe(result.seconds);
             auto count = [&](metrics::HookResult r) { this->count(HookEvent::Connect, r); };
             ConnectDecision d;
-            simdjson::dom::object answer;
-            const bool empty = result.body.find_first_not_of(" \t\r\n") == std::string::npos;
             if (result.outcome == HookOutcome::Timeout) {
                 count(metrics::HookResult::Timeout);
                 d.message = "hook timeout";
@@ -161,37 +159,12 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                 count(metrics::HookResult::Error);
                 d.message = "hook error";
             } else {
-                padded_.assign(empty ? std::string_view("{}") : std::string_view(result.body));
-                const size_t length = padded_.size();
-                padded_.append(simdjson::SIMDJSON_PADDING, '\0');
-                int code = 0;
-                std::string why;
-                if (parser_.parse(padded_.data(), length, false).get_object().get(answer) !=
-                        simdjson::SUCCESS ||
-                    hook_answer::error(answer, code, why)) {
-                    count(metrics::HookResult::Error);
-                    d.message = "hook error";
-                } else if (hook_answer::deny(answer, why)) {
-                    count(metrics::HookResult::Denied);
-                    d.kind = ConnectDecision::Kind::Deny;
-                    d.message = why;
-                } else {
-                    count(metrics::HookResult::Ok);
-                    d.kind = ConnectDecision::Kind::Allow;
-                    simdjson::dom::element e;
-                    std::string_view text;
-                    if (answer["user"].get_string().get(text) == simdjson::SUCCESS) d.user = text;
-                    if (answer["meta"].get(e) == simdjson::SUCCESS) d.meta = minified(e);
-                    simdjson::dom::array list;
-                    if (answer["subscribe"].get_array().get(list) == simdjson::SUCCESS) {
-                        for (simdjson::dom::element c : list) {
-                            if (c.get_string().get(text) == simdjson::SUCCESS) d.channels.emplace_back(text);
-                        }
-                    }
-                    if (answer["publish"].get(e) == simdjson::SUCCESS) {
-                        warnUnpublished(HookEvent::Connect, publishFromAnswer(e));
-                    }
-                }
+                std::optional<simdjson::dom::element> publish;
+                d = hook_answer::connect(parser_, padded_, result.body, publish);
+                count(d.kind == ConnectDecision::Kind::Allow  ? metrics::HookResult::Ok
+                      : d.kind == ConnectDecision::Kind::Deny ? metrics::HookResult::Denied
+                                                              : metrics::HookResult::Error);
+                if (publish) warnUnpublished(HookEvent::Connect, publishFromAnswer(*publish));
             }
             decide(std::move(d));
             sendReady();  // a request slot is free

@@ -12,6 +12,7 @@
 
 #include "adapters/hook.h"
 #include "metrics/relay_metrics.h"
+#include "relay/hook/hook_answer.h"
 #include "relay/hook/hook_queues.h"
 #include "relay/auth/permissions.h"
 
@@ -25,15 +26,6 @@ struct WorkerContext;
 struct HookSessionState {
     std::string user;           // set by the connect answer when there is no JWT user
     std::string meta = "null";  // JSON set by "meta" in an answer
-};
-
-// The app's answer to a connect event.
-struct ConnectDecision {
-    enum class Kind { Allow, Deny, Fail } kind = Kind::Fail;
-    std::string message;                // Deny: the app's message; Fail: what went wrong
-    std::string user;                   // "user" from the answer
-    std::string meta = "null";
-    std::vector<std::string> channels;  // "subscribe" from the answer
 };
 
 // A worker's side of the hook: keeps each connection's events in order (HookQueues), builds each

@@ -445,6 +445,40 @@ TEST(ConfigLoaderTest, OnlyOneDocument) {
                 ElementsAre("cfg.yaml:3:1: only one YAML document is allowed"));
 }
 
+// yaml-cpp 0.7's LoadAll() loops forever on a document followed by a token that starts no node,
+// such as a ',' outside [ ] and { } (conf/config_loader.cc): refused with its position instead.
+TEST(ConfigLoaderTest, AStrayCommaIsRefusedNotLoopedOn) {
+    std::ifstream in(WSRELAY_SOURCE_DIR "/conf/wsrelay.sample.yaml");
+    const std::string sample((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+    ASSERT_FALSE(sample.empty());
+    const std::string comma =
+        "cfg.yaml:1:1: syntax error: unexpected ',' (a comma separates entries only inside [ ] "
+        "or { })";
+    EXPECT_THAT(errorStrings(loadYaml("," + sample)), ElementsAre(comma));
+    EXPECT_THAT(errorStrings(loadYaml(",")), ElementsAre(comma));
+    EXPECT_THAT(errorStrings(loadYaml("\xEF\xBB\xBF,")), ElementsAre(comma));  // after a BOM
+    EXPECT_THAT(errorStrings(loadYaml("# a comment\n  , workers: 1\n")),
+                ElementsAre(HasSubstr("cfg.yaml:2:3: syntax error: unexpected ','")));
+    EXPECT_THAT(errorStrings(loadYaml("- a\n,\n")),
+                ElementsAre(HasSubstr("cfg.yaml:2:1: syntax error: unexpected ','")));
+    EXPECT_THAT(errorStrings(loadYaml("\"workers\",")),
+                ElementsAre(HasSubstr("cfg.yaml:1:10: syntax error: unexpected ','")));
+    EXPECT_THAT(errorStrings(loadYaml("!tag x\n? ")),
+                ElementsAre("cfg.yaml:2:1: syntax error: unexpected '?' after the document"));
+    // A comma where yaml-cpp reads it as text or reports it is left to yaml-cpp.
+    EXPECT_THAT(errorStrings(loadYaml("websocket:\n  path: /a,b\n")), IsEmpty());
+    EXPECT_THAT(errorStrings(loadYaml("websocket: {path: /ws,}\n")), IsEmpty());
+    EXPECT_THAT(errorStrings(loadYaml("workers: 1\n,\n")),
+                ElementsAre(HasSubstr("cfg.yaml:2:1: syntax error: end of map not found")));
+}
+
+TEST(ConfigLoaderTest, NestingTooDeepSaysSo) {
+    EXPECT_THAT(errorStrings(loadYaml("listen: " + std::string(600, '['))),
+                ElementsAre(HasSubstr(
+                    "syntax error: nested too deeply (yaml-cpp reads 500 levels at most)")));
+}
+
 TEST(ConfigLoaderTest, NonScalarKey) {
     EXPECT_THAT(errorStrings(loadYaml("listen:\n  ? [a]\n  : 1\n")),
                 ElementsAre("cfg.yaml:2:5: listen: keys must be plain strings, got a list"));

@@ -1,7 +1,9 @@
 #include "relay/hook/hook_answer.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 namespace wsrelay {
@@ -65,6 +67,56 @@ TEST_F(HookAnswerTest, DisconnectIsACommandLikeTheOthers) {
     EXPECT_TRUE(e.is_object());
     EXPECT_TRUE(hook_answer::command(parse(R"({"disconnect":true})"), "disconnect", e));
     EXPECT_FALSE(hook_answer::command(parse(R"({"reply":null})"), "disconnect", e));
+}
+
+class ConnectAnswerTest : public ::testing::Test {
+protected:
+    ConnectDecision read(std::string_view body) {
+        return hook_answer::connect(parser_, padded_, body, publish_);
+    }
+    simdjson::dom::parser parser_;
+    std::string padded_;
+    std::optional<simdjson::dom::element> publish_;
+};
+
+TEST_F(ConnectAnswerTest, AnAllowCarriesUserMetaChannelsAndPublish) {
+    const ConnectDecision d = read(
+        R"({"user":"42","meta":{ "name" : "ann" },"subscribe":["a",7,"b"],)"
+        R"("publish":[{"channel":"c","data":1}]})");
+    EXPECT_EQ(d.kind, ConnectDecision::Kind::Allow);
+    EXPECT_EQ(d.user, "42");
+    EXPECT_EQ(d.meta, R"({"name":"ann"})");
+    EXPECT_THAT(d.channels, ::testing::ElementsAre("a", "b"));  // what is not a string is skipped
+    ASSERT_TRUE(publish_.has_value());
+    EXPECT_EQ(simdjson::minify(*publish_), R"([{"channel":"c","data":1}])");
+}
+
+TEST_F(ConnectAnswerTest, ABlankAnswerAllowsAsItIs) {
+    for (std::string_view body : {"", " \r\n\t", "{}", R"({"user":7,"subscribe":"a"})"}) {
+        SCOPED_TRACE(body);
+        const ConnectDecision d = read(body);
+        EXPECT_EQ(d.kind, ConnectDecision::Kind::Allow);
+        EXPECT_EQ(d.user, "");
+        EXPECT_EQ(d.meta, "null");
+        EXPECT_TRUE(d.channels.empty());
+        EXPECT_FALSE(publish_.has_value());
+    }
+}
+
+TEST_F(ConnectAnswerTest, DenyAndErrorRefuse) {
+    ConnectDecision d = read(R"({"deny":{"message":"banned"},"user":"42"})");
+    EXPECT_EQ(d.kind, ConnectDecision::Kind::Deny);
+    EXPECT_EQ(d.message, "banned");
+    EXPECT_EQ(d.user, "");
+    // An error wins over a deny; what is not a JSON object is an error too.
+    for (std::string_view body : {R"({"deny":true,"error":{"code":404}})", "[]", "{\"user\":",
+                                  "null", "\"text\""}) {
+        SCOPED_TRACE(body);
+        d = read(body);
+        EXPECT_EQ(d.kind, ConnectDecision::Kind::Fail);
+        EXPECT_EQ(d.message, "hook error");
+        EXPECT_FALSE(publish_.has_value());
+    }
 }
 
 }  // namespace
