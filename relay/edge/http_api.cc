@@ -145,7 +145,7 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
     const ApiBody body =
         parseApiBody(parser_, request.body, request.broadcast,
-                     static_cast<size_t>(worker_.config().limits.max_channel_bytes));
+                     static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
     if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
     const std::vector<std::string_view>& channels = body.channels;
     const std::string& payload = body.payload;
