@@ -169,6 +169,9 @@ private:
 // A latency histogram over kLatencyBuckets, single writer like Slot.
 class Histogram {
 public:
+    // +0.5 rounds to the nearest microsecond; it is wrong only for a negative duration (a clock
+    // step), which counts as 0 anyway.
+    // NOLINTNEXTLINE(bugprone-incorrect-roundings)
     void observe(double seconds) { observeMicros(static_cast<int64_t>(seconds * 1e6 + 0.5)); }
     // Negative durations (a clock stepped back, or two hosts' clocks apart) count as 0.
     void observeMicros(int64_t us) {
@@ -190,6 +193,7 @@ private:
 // alignas(64): workers' series never share a cache line.
 struct alignas(64) WorkerMetrics {
 #define WSRELAY_FIELD_X(field, type, name, help) Slot field;
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `field` is a member name, `names` an array's name.
 #define WSRELAY_FIELD_L(field, type, name, help, label, names) std::array<Slot, names.size()> field;
     WSRELAY_METRICS(WSRELAY_FIELD_X, WSRELAY_FIELD_L)
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
