@@ -63,6 +63,7 @@ void RedisLink::command(const std::vector<std::string_view>& args) {
     ev_io_start(loop_, &write_io_);
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): a copy, as the handler may destroy the link.
 void RedisLink::close(std::string reason) {
     stop();
     bool alive = true;

@@ -193,7 +193,6 @@ private:
 // alignas(64): workers' series never share a cache line.
 struct alignas(64) WorkerMetrics {
 #define WSRELAY_FIELD_X(field, type, name, help) Slot field;
-// NOLINTNEXTLINE(bugprone-macro-parentheses): `field` is a member name, `names` an array's name.
 #define WSRELAY_FIELD_L(field, type, name, help, label, names) std::array<Slot, names.size()> field;
     WSRELAY_METRICS(WSRELAY_FIELD_X, WSRELAY_FIELD_L)
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
