@@ -16,6 +16,7 @@
 
 #include "conf/config_schema.h"
 
+// NOLINTNEXTLINE(readability-redundant-declaration): glibc declares it only for _GNU_SOURCE.
 extern char** environ;
 
 namespace wsrelay {
@@ -321,8 +322,8 @@ ConfigParse parseEnvValue(const ConfigKey& key, std::string_view raw) {
         size_t start = 0;
         while (true) {
             const size_t comma = text.find(',', start);
-            const std::string_view item = trim(
-                text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+            const std::string_view item = trim(text.substr(
+                start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
             if (item.empty()) return {std::nullopt, "empty entry in the comma-separated list"};
             ConfigParse parsed = parseConfigScalar(key, item);
             if (!parsed.value) return parsed;

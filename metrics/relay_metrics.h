@@ -174,6 +174,9 @@ private:
 // A latency histogram over kLatencyBuckets, single writer like Slot.
 class Histogram {
 public:
+    // +0.5 rounds to the nearest microsecond; it is wrong only for a negative duration (a clock
+    // step), which counts as 0 anyway.
+    // NOLINTNEXTLINE(bugprone-incorrect-roundings)
     void observe(double seconds) { observeMicros(static_cast<int64_t>(seconds * 1e6 + 0.5)); }
     // Negative durations (a clock stepped back, or two hosts' clocks apart) count as 0.
     void observeMicros(int64_t us) {

@@ -273,7 +273,7 @@ void Server::waitForSignals() {
     for (auto& w : workers_) w->requestDrain();
 
     // Until the workers finish, a second signal cuts the drain short.
-    timespec tick{0, 100 * 1000 * 1000};
+    timespec tick{0, 100'000'000};
     while (shared_->workers_running.load() > 0) {
         if (sigtimedwait(&signals, nullptr, &tick) > 0) {
             WSR_LOG(Warn, "second signal: stopping without waiting for the drain");

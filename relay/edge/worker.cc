@@ -28,10 +28,10 @@ namespace {
 
 // Lets lws hand a whole coalesced batch (or one large frame) to send() in one call; it otherwise
 // caps each send at the receive buffer size and copies the rest aside.
-constexpr size_t kTxPacketBytes = 64 * 1024 * 1024;
+constexpr size_t kTxPacketBytes = size_t{64} * 1024 * 1024;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr double kDrainGraceSeconds = 5.0;
-constexpr lws_usec_t kLwsTimerTickUs = 100 * 1000;
+constexpr lws_usec_t kLwsTimerTickUs = lws_usec_t{100} * 1000;
 
 }  // namespace
 

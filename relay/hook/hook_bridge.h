@@ -75,7 +75,7 @@ private:
     void sendReady();
     void onAnswer(uint64_t connection, HookResult&& result);
     // Carries out the answer's commands for `session` (null when it has gone meanwhile).
-    void apply(Session* session, const PendingHookEvent& event, simdjson::dom::object answer);
+    void apply(Session* session, const PendingHookEvent& pending, simdjson::dom::object answer);
     // Hands the answer's publishes to the broker; returns how many it could not take (down).
     size_t publishFromAnswer(simdjson::dom::element list);
     // Logs publishes of an answer to `event` that failed when no client hears of it.

@@ -48,7 +48,7 @@ public:
     // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
     void push(const FramePtr& frame) override;
     // A reply only this client gets (ack, error, pong). Counts against the same limits.
-    void reply(FramePtr frame) { push(frame); }
+    void reply(const FramePtr& frame) { push(frame); }
     void error(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason) {
         sendError(id, code, reason);
     }

@@ -24,7 +24,8 @@ port_a=18301
 port_b=18302
 
 if [[ ! -x $build/relay/wsrelay || ! -x $build/tests/bench/wsrelay_loadgen ]]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # The bench preset's cache options (CMakePresets.json), in whichever directory was given.
+    cmake -S "$root" --preset bench -B "$build" >/dev/null
     cmake --build "$build" -j2 --target wsrelay wsrelay_loadgen wsrelay_bench_floor >/dev/null
 fi
 export WSRELAY_BUILD=$build
