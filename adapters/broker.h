@@ -40,6 +40,12 @@ public:
     virtual void onBrokerMessage(std::string_view channel, std::string_view data,
                                  int64_t entered_us) = 0;
 
+    // The worker's subscription to `channel` is live: a message published from now on reaches this
+    // worker (Redis confirmed the SUBSCRIBE or SSUBSCRIBE; the memory broker on a later loop turn).
+    // Called once per subscribe() that no unsubscribe() cancelled first, never from inside
+    // subscribe(). A subscription lost with the connection is confirmed again after Up.
+    virtual void onSubscribed(std::string_view channel) = 0;
+
     // The outcome of publish(). Called exactly once per publish, possibly before publish() returns
     // is NOT allowed: implementations report on a later loop turn or from flush().
     virtual void onPublishResult(const PublishTicket& ticket, PublishStatus status) = 0;
