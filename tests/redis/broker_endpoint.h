@@ -69,7 +69,8 @@ public:
         stamps.push_back(entered_us);
     }
     void onSubscribed(std::string_view channel) override {
-        EXPECT_FALSE(destroyed_) << "confirmation after the broker was destroyed";
+        EXPECT_FALSE(destroyed_) << "subscription confirmed after the broker was destroyed";
+        EXPECT_FALSE(in_subscribe) << "subscription confirmed from inside subscribe()";
         subscribed.emplace_back(channel);
     }
     void onBrokerProbe(double round_trip_s) override {
@@ -87,6 +88,17 @@ public:
         states.emplace_back(state, gap);
     }
 
+    void subscribe(const std::string& channel) {
+        in_subscribe = true;
+        broker->subscribe(channel);
+        in_subscribe = false;
+    }
+    int confirmations(const std::string& channel) const {
+        int n = 0;
+        for (const std::string& c : subscribed) n += c == channel;
+        return n;
+    }
+
     void publish(const std::string& channel, const std::string& data, uint64_t id,
                  int64_t entered_us = 0) {
         in_publish = true;
@@ -101,8 +113,10 @@ public:
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
     std::vector<int64_t> stamps;  // entered_us of each message, in order
+    std::vector<std::string> subscribed;  // onSubscribed, in order
     int probes = 0;
     bool in_publish = false;
+    bool in_subscribe = false;
 
 private:
     static void onPrepare(struct ev_loop*, ev_prepare* w, int) {
