@@ -113,7 +113,6 @@ public:
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
     std::vector<int64_t> stamps;  // entered_us of each message, in order
-    std::vector<std::string> subscribed;  // onSubscribed, in order
     int probes = 0;
     bool in_publish = false;
     bool in_subscribe = false;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/redis/broker_endpoint.h"
+#include "tests/redis/broker_rig.h"
 #include "tests/redis/redis_server.h"
 
 namespace wsrelay {
@@ -25,6 +26,7 @@ using ::testing::ElementsAre;
 using ::testing::Each;
 using ::testing::IsEmpty;
 using ::testing::Pair;
+using testing::BrokerRig;
 using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
@@ -33,8 +35,10 @@ using testing::ReplyPtr;
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(10);
 
-class RedisBrokerTest : public ::testing::Test {
+class RedisBrokerTest : public ::testing::Test, protected BrokerRig {
 protected:
+    RedisBrokerTest() : BrokerRig(kDeadline) {}
+
     void SetUp() override {
         if (!RedisServer::available()) {
             GTEST_SKIP() << RedisServer::kBinary << " is missing (tools/dev installs redis-server)";
@@ -44,6 +48,7 @@ protected:
         client_ = std::make_unique<RedisClient>(server_.client());
         ASSERT_TRUE(client_->ok());
     }
+    void TearDown() override { clear(); }
 
     RedisBrokerOptions options() const {
         RedisBrokerOptions o;
@@ -59,49 +64,12 @@ protected:
 
     Endpoint& endpoint(const RedisBrokerOptions& o) {
         factories_.push_back(std::make_unique<RedisBrokerFactory>(o));
-        const int index = static_cast<int>(endpoints_.size());
-        endpoints_.push_back(std::make_unique<Endpoint>(*factories_.back(), index));
-        return *endpoints_.back();
-    }
-
-    // Runs every endpoint's loop one turn at a time until `done` or the deadline.
-    bool pumpUntil(const std::function<bool()>& done, Clock::duration limit = kDeadline) {
-        const auto deadline = Clock::now() + limit;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
-        }
-        return true;
-    }
-    // Runs every loop for `duration` whatever happens (for "nothing bad happens" checks).
-    void pumpFor(Clock::duration duration, const std::function<void()>& each_turn = {}) {
-        const auto end = Clock::now() + duration;
-        while (Clock::now() < end) {
-            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
-            if (each_turn) each_turn();
-        }
-    }
-    bool allUp() {
-        return pumpUntil([this] {
-            for (auto& e : endpoints_) {
-                if (!e->up()) return false;
-            }
-            return true;
-        });
-    }
-    // Once `channel` (which `e` subscribes) delivered `marker`, everything published before it
-    // by the same publisher has been delivered too.
-    bool syncedThrough(Endpoint& e, const std::string& channel, const std::string& marker) {
-        return pumpUntil([&] {
-            const auto data = e.dataOf(channel);
-            return !data.empty() && data.back() == marker;
-        });
+        return add(*factories_.back());
     }
 
     RedisServer server_;
     std::unique_ptr<RedisClient> client_;
     std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
-    std::vector<std::unique_ptr<Endpoint>> endpoints_;
 };
 
 TEST_F(RedisBrokerTest, StartsDownThenUpWithoutGap) {
@@ -426,8 +394,8 @@ TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
     ASSERT_TRUE(admin.command({"AUTH", "p@ss:w"}));
 
     std::vector<std::unique_ptr<RedisBrokerFactory>> factories;
-    std::vector<std::unique_ptr<Endpoint>> endpoints;
-    auto add = [&](const std::string& url) -> Endpoint& {
+    BrokerRig rig(kDeadline);
+    auto addUrl = [&](const std::string& url) -> Endpoint& {
         RedisBrokerOptions o;
         RedisUrlParse parsed = parseRedisUrl(url);
         EXPECT_THAT(parsed.error, IsEmpty());
@@ -436,25 +404,16 @@ TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
         o.reconnect_max_ms = 50;
         o.probe_interval_ms = 0;
         factories.push_back(std::make_unique<RedisBrokerFactory>(o));
-        endpoints.push_back(std::make_unique<Endpoint>(*factories.back(),
-                                                       static_cast<int>(endpoints.size())));
-        return *endpoints.back();
-    };
-    auto pumpUntil = [&](const std::function<bool()>& done) {
-        const auto deadline = Clock::now() + kDeadline;
-        while (!done() && Clock::now() < deadline) {
-            for (auto& e : endpoints) ev_run(e->loop, EVRUN_ONCE);
-        }
-        return done();
+        return rig.add(*factories.back());
     };
     const std::string host = "@127.0.0.1:" + std::to_string(server.port());
-    Endpoint& by_password = add("redis://:p%40ss%3Aw" + host + "/3");
-    Endpoint& by_user = add("redis://relay:s3cret" + host + "/5");
-    Endpoint& wrong = add("redis://relay:nope" + host);
+    Endpoint& by_password = addUrl("redis://:p%40ss%3Aw" + host + "/3");
+    Endpoint& by_user = addUrl("redis://relay:s3cret" + host + "/5");
+    Endpoint& wrong = addUrl("redis://relay:nope" + host);
     by_password.broker->subscribe("chat");
-    ASSERT_TRUE(pumpUntil([&] { return by_password.up() && by_user.up(); }));
+    ASSERT_TRUE(rig.pumpUntil([&] { return by_password.up() && by_user.up(); }));
     by_user.publish("chat", "\"hi\"", 1);
-    ASSERT_TRUE(pumpUntil([&] { return !by_password.messages.empty(); }));
+    ASSERT_TRUE(rig.pumpUntil([&] { return !by_password.messages.empty(); }));
     EXPECT_THAT(by_password.messages, ElementsAre(Pair("chat", "\"hi\"")));
     EXPECT_THAT(by_user.results, ElementsAre(Pair(1u, PublishStatus::Accepted)));
 
@@ -464,7 +423,7 @@ TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
     for (const char* want : {" db=3 sub=2 ", " db=3 sub=0 ", " db=5 sub=1 ", " db=5 sub=0 "}) {
         EXPECT_THAT(list, ::testing::HasSubstr(want)) << list;
     }
-    ASSERT_TRUE(pumpUntil([&] { return !wrong.as<RedisBroker>().lastError().empty(); }));
+    ASSERT_TRUE(rig.pumpUntil([&] { return !wrong.as<RedisBroker>().lastError().empty(); }));
     EXPECT_THAT(wrong.as<RedisBroker>().lastError(), ::testing::HasSubstr("AUTH"));
     EXPECT_FALSE(wrong.up());
 }

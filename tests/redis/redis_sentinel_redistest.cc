@@ -15,6 +15,7 @@
 
 #include "adapters/redis_broker.h"
 #include "tests/redis/broker_endpoint.h"
+#include "tests/redis/broker_rig.h"
 #include "tests/redis/redis_server.h"
 
 namespace wsrelay {
@@ -22,6 +23,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::Pair;
+using testing::BrokerRig;
 using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
@@ -31,8 +33,10 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(20);
 constexpr int kSentinels = 3;
 
-class RedisSentinelTest : public ::testing::Test {
+class RedisSentinelTest : public ::testing::Test, protected BrokerRig {
 protected:
+    RedisSentinelTest() : BrokerRig(kDeadline) {}
+
     void SetUp() override {
         if (!RedisServer::available()) GTEST_SKIP() << RedisServer::kBinary << " is missing";
         char dir[] = "/tmp/wsrelay-sentinel-XXXXXX";
@@ -71,7 +75,7 @@ protected:
     }
 
     void TearDown() override {
-        endpoints_.clear();
+        clear();
         for (RedisServer& s : sentinels_) s.kill();
         master_.kill();
         replica_.kill();
@@ -122,24 +126,7 @@ protected:
 
     Endpoint& endpoint(const RedisBrokerOptions& o) {
         factories_.push_back(std::make_unique<RedisBrokerFactory>(o));
-        const int index = static_cast<int>(endpoints_.size());
-        endpoints_.push_back(std::make_unique<Endpoint>(*factories_.back(), index));
-        return *endpoints_.back();
-    }
-
-    bool pumpUntil(const std::function<bool()>& done, Clock::duration limit = kDeadline) {
-        const auto deadline = Clock::now() + limit;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
-        }
-        return true;
-    }
-    bool syncedThrough(Endpoint& e, const std::string& channel, const std::string& marker) {
-        return pumpUntil([&] {
-            const auto data = e.dataOf(channel);
-            return !data.empty() && data.back() == marker;
-        });
+        return add(*factories_.back());
     }
 
     std::string dir_;
@@ -147,7 +134,6 @@ protected:
     RedisServer replica_;
     std::array<RedisServer, kSentinels> sentinels_;
     std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
-    std::vector<std::unique_ptr<Endpoint>> endpoints_;
 };
 
 TEST_F(RedisSentinelTest, FindsTheMasterAndFollowsAFailoverAfterItIsKilled) {

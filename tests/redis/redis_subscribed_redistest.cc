@@ -13,6 +13,7 @@
 
 #include "adapters/redis_broker.h"
 #include "tests/redis/broker_endpoint.h"
+#include "tests/redis/broker_rig.h"
 #include "tests/redis/redis_server.h"
 
 namespace wsrelay {
@@ -21,6 +22,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
+using testing::BrokerRig;
 using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
@@ -29,8 +31,10 @@ using testing::ReplyPtr;
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(10);
 
-class RedisSubscribedTest : public ::testing::Test {
+class RedisSubscribedTest : public ::testing::Test, protected BrokerRig {
 protected:
+    RedisSubscribedTest() : BrokerRig(kDeadline) {}
+
     void SetUp() override {
         if (!RedisServer::available()) GTEST_SKIP() << RedisServer::kBinary << " is missing";
         std::string error;
@@ -43,21 +47,16 @@ protected:
         o.probe_interval_ms = 0;
         o.probe_timeout_ms = 2000;
         factory_ = std::make_unique<RedisBrokerFactory>(o);
-        endpoint_ = std::make_unique<Endpoint>(*factory_, 0);
+        endpoint_ = &add(*factory_);
     }
-
-    bool pumpUntil(const std::function<bool()>& done) {
-        const auto deadline = Clock::now() + kDeadline;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            ev_run(endpoint_->loop, EVRUN_ONCE);
-        }
-        return true;
+    void TearDown() override {
+        clear();
+        endpoint_ = nullptr;
     }
 
     RedisServer server_;
     std::unique_ptr<RedisBrokerFactory> factory_;
-    std::unique_ptr<Endpoint> endpoint_;
+    Endpoint* endpoint_ = nullptr;
 };
 
 TEST_F(RedisSubscribedTest, ConfirmedAfterUpThenPerSubscribeOnceRedisAnswered) {
