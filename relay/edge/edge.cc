@@ -1,5 +1,6 @@
 #include "relay/edge/edge.h"
 
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -68,13 +69,20 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
                 !originAllowed(workerOf(wsi).context().config, http::header(wsi, WSI_TOKEN_ORIGIN));
             return 0;
 
-        case LWS_CALLBACK_ESTABLISHED:
-            conn->session = workerOf(wsi).openSession(wsi, conn->origin_rejected);
+        case LWS_CALLBACK_ESTABLISHED: {
+            Wire* wire = new (conn->wire) LwsWire(wsi, lws_get_socket_fd(wsi));
+            conn->session = workerOf(wsi).openSession(wsi, *wire, conn->origin_rejected);
             return conn->session != nullptr ? 0 : -1;
+        }
 
-        case LWS_CALLBACK_RECEIVE:
+        case LWS_CALLBACK_RECEIVE: {
             if (conn->session == nullptr) return -1;
-            return conn->session->onReceive(static_cast<const char*>(in), len);
+            Session::Piece piece;
+            piece.binary = lws_frame_is_binary(wsi) != 0;
+            piece.final = lws_is_final_fragment(wsi) != 0;
+            piece.remaining = lws_remaining_packet_payload(wsi);
+            return conn->session->onReceive(static_cast<const char*>(in), len, piece);
+        }
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (conn->session == nullptr) return 0;

@@ -294,7 +294,7 @@ void Worker::finishStop() {
     ev_break(loop_.loop, EVBREAK_ALL);
 }
 
-Session* Worker::openSession(lws* wsi, bool origin_rejected) {
+Session* Worker::openSession(lws* wsi, Wire& wire, bool origin_rejected) {
     using metrics::HandshakeResult;
     std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi);
     // Cannot happen: every upgrade passes UpgradeGate::confirm, which verifies the token.
@@ -302,8 +302,7 @@ Session* Worker::openSession(lws* wsi, bool origin_rejected) {
     const int open = shared_.connections.fetch_add(1) + 1;
     const uint64_t id =
         grant && grant->session_id != 0 ? grant->session_id : sessions_.allocateId();
-    auto* session = new Session(ctx_, wsi, lws_get_socket_fd(wsi), id,
-                                grant ? std::move(grant->identity) : nullptr);
+    auto* session = new Session(ctx_, wire, id, grant ? std::move(grant->identity) : nullptr);
     if (grant) {
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);

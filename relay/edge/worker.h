@@ -27,6 +27,7 @@ class Hook;
 class HookBridge;
 class Session;
 class UpgradeGate;
+class Wire;
 
 // One core's share of the relay: a thread with its own libev loop carrying its lws context, its
 // SO_REUSEPORT listener, its sessions, its channel index and its broker connection. Nothing on the
@@ -57,7 +58,8 @@ public:
     UpgradeGate* gateIfSetUp() { return gate_.get(); }
     // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,
     // the worker is draining or the instance is at limits.max_connections.
-    Session* openSession(lws* wsi, bool origin_rejected);
+    // `wire` is the connection's, and outlives the session.
+    Session* openSession(lws* wsi, Wire& wire, bool origin_rejected);
     void closeSession(Session* session);
     void onListenerReadable();
 

@@ -1,12 +1,8 @@
 #include "relay/session/session.h"
 
-#include <libwebsockets.h>
 #include <simdjson.h>
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "relay/common/clock.h"
@@ -19,7 +15,7 @@ namespace wsrelay {
 using protocol::ErrorCode;
 
 namespace {
-// A graceful close waits this long for the socket to take the close frame before lws kills it:
+// A graceful close waits this long for the socket to take the close frame before it is dropped:
 // a slow consumer with full buffers may never read it.
 constexpr int kCloseGraceSeconds = 3;
 constexpr size_t kKeepRxCapacity = 4096;
@@ -28,11 +24,9 @@ constexpr size_t kKeepRxCapacity = 4096;
 constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
-Session::Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id,
-                 std::unique_ptr<Identity> identity)
+Session::Session(WorkerContext& ctx, Wire& wire, uint64_t id, std::unique_ptr<Identity> identity)
     : ctx_(ctx),
-      wsi_(wsi),
-      fd_(fd),
+      wire_(wire),
       id_(id),
       membership_(*this),
       identity_(std::move(identity)) {
@@ -59,13 +53,13 @@ void Session::start(const std::vector<std::string>& hook_channels) {
 
 // Receive: lws hands a message over in pieces; a whole one is checked, then parsed.
 
-int Session::onReceive(const char* data, size_t len) {
+int Session::onReceive(const char* data, size_t len, const Piece& piece) {
     if (close_code_ != 0) return 0;  // closing: input no longer matters
     const auto max = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
-    if (lws_frame_is_binary(wsi_)) return closeImmediately(CloseCode::UnsupportedData);
+    if (piece.binary) return closeImmediately(CloseCode::UnsupportedData);
 
-    const size_t remaining = lws_remaining_packet_payload(wsi_);
-    const bool complete = lws_is_final_fragment(wsi_) && remaining == 0;
+    const size_t remaining = piece.remaining;
+    const bool complete = piece.final && remaining == 0;
     if (rx_.size() + len + remaining > max) {
         rx_.clear();
         return closeImmediately(CloseCode::MessageTooBig);
@@ -265,11 +259,12 @@ void Session::push(const FramePtr& frame) {
 
 void Session::flushQueued() {
     if (queue_.empty() && !ping_due_) return;
-    // Closing, or lws still holds part of an earlier write: lws decides when to write next.
-    if (close_code_ != 0 || lws_partial_buffered(wsi_)) {
+    // Closing: the close waits for a WRITEABLE callback.
+    if (close_code_ != 0) {
         requestWrite();
         return;
     }
+    // The wire still holding part of an earlier write asks for WRITEABLE itself (writeQueued).
     if (writeQueued() < 0) {
         // The socket is gone; the WRITEABLE callback (or lws's error handling) closes it.
         close_code_ = 1006;
@@ -316,21 +311,12 @@ int Session::writeQueued() {
     }
     if (len == 0) return 0;
 
-    // Straight to the socket: for raw bytes lws_write adds only its extension hook and bookkeeping
-    // on the way to the same send(), and touches several more cache lines of the wsi. What the
-    // kernel does not take goes to lws_write (LWS_WRITE_RAW never modifies the buffer, so a shared
-    // frame can be passed as is): lws keeps it and writes it before anything else, its own pongs
-    // and close frames included, so the stream stays whole, and calls us again once it is flushed.
-    ssize_t sent = ::send(fd_, out, len, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
-        sent = 0;
-    }
-    const auto taken = static_cast<size_t>(sent);
-    if (taken < len &&
-        lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(out + taken)),
-                  len - taken, LWS_WRITE_RAW) < 0) {
-        return -1;
+    // The one call to the wire per write (LwsWire: send() straight to the socket). Held is rare (a
+    // slow socket): the coalescing above is then done again at the next WRITEABLE.
+    switch (wire_.write(out, len)) {
+        case Wire::Write::Taken: break;
+        case Wire::Write::Held: requestWrite(); return 0;
+        case Wire::Write::Gone: return -1;
     }
     ctx_.flush.wrote(flush_slot_);
     auto& m = ctx_.metrics;
@@ -351,20 +337,20 @@ int Session::writeQueued() {
         ping_due_ = false;
         awaiting_pong_ = true;
         if (!drain_scheduled_) {
-            lws_set_timer_usecs(wsi_, int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
+            wire_.setTimer(int64_t{ctx_.config.websocket.pong_timeout_ms} * 1000);
         }
     }
     if (!queue_.empty() || close_code_ != 0) requestWrite();
     return 0;
 }
 
-void Session::requestWrite() { lws_callback_on_writable(wsi_); }
+void Session::requestWrite() { wire_.askWritable(); }
 
-// Timers: keepalive and the drain deadline share the connection's one lws timer.
+// Timers: keepalive and the drain deadline share the connection's one timer (an lws timer).
 
 void Session::armPingTimer() {
     int interval = ctx_.config.websocket.ping_interval_ms;
-    if (interval > 0 && !drain_scheduled_) lws_set_timer_usecs(wsi_, int64_t{interval} * 1000);
+    if (interval > 0 && !drain_scheduled_) wire_.setTimer(int64_t{interval} * 1000);
 }
 
 int Session::onTimer() {
@@ -393,9 +379,9 @@ void Session::onPong() {
 
 void Session::scheduleDrain(int64_t delay_us) {
     drain_scheduled_ = true;
-    // One lws timer per connection serves keepalive and drain: the drain deadline replaces the
+    // One timer per connection serves keepalive and drain: the drain deadline replaces the
     // next ping, which no longer matters.
-    lws_set_timer_usecs(wsi_, delay_us > 0 ? delay_us : 1);
+    wire_.setTimer(delay_us > 0 ? delay_us : 1);
 }
 
 // Close.
@@ -408,7 +394,7 @@ void Session::closeWith(int code, std::string_view reason) {
     close_reason_.assign(reason.substr(0, n));
     close_code_ = code;
     close_after_flush_ = true;
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    wire_.closeWithin(kCloseGraceSeconds);
     requestWrite();
 }
 
@@ -416,7 +402,7 @@ void Session::closeAfterFlush(CloseCode code) {
     if (close_code_ != 0) return;
     close_code_ = static_cast<int>(code);
     close_after_flush_ = true;
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    wire_.closeWithin(kCloseGraceSeconds);
     requestWrite();
 }
 
@@ -427,7 +413,7 @@ void Session::closeNow(CloseCode code) {
     ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
     queue_.clear();
     rx_.clear();
-    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, kCloseGraceSeconds);
+    wire_.closeWithin(kCloseGraceSeconds);
     requestWrite();
 }
 
@@ -435,9 +421,7 @@ int Session::closeImmediately(CloseCode code) {
     close_code_ = static_cast<int>(code);
     const std::string_view reason =
         close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
-    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
-                     reason.size());
+    wire_.setCloseReason(static_cast<int>(code), reason);
     return -1;  // what the lws callback returns to have the close frame sent now
 }
 

@@ -15,8 +15,7 @@
 #include "relay/protocol/protocol.h"
 #include "relay/fanout/send_queue.h"
 #include "relay/fanout/sink.h"
-
-struct lws;
+#include "relay/session/wire.h"
 
 namespace wsrelay {
 
@@ -26,18 +25,17 @@ struct WorkerContext;
 // Inbound: reassembles messages, validates UTF-8, runs commands. Outbound: a bounded queue of
 // shared frames written in batches when the worker's FlushScheduler says so (at the end of the
 // loop turn they arrived in, or once websocket.write_coalesce_ms has passed since the last write),
-// or one lws_write per WRITEABLE callback while lws holds back part of an earlier write.
-// Construction touches neither lws nor the socket: a unit test can build one from a context.
+// or one write per WRITEABLE callback while the wire holds back part of an earlier write. It
+// reaches its connection only through its Wire: a unit test builds one from a context and a fake.
 class Session final : public Sink {
 public:
-    // `fd` is `wsi`'s socket. `identity` is null when auth.enabled is false (all is allowed).
-    Session(WorkerContext& ctx, lws* wsi, int fd, uint64_t id, std::unique_ptr<Identity> identity);
+    // `identity` is null when auth.enabled is false (all is allowed). `wire` outlives the session.
+    Session(WorkerContext& ctx, Wire& wire, uint64_t id, std::unique_ptr<Identity> identity);
     ~Session() override;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
     uint64_t id() const { return id_; }
-    lws* wsi() const { return wsi_; }
     Membership& membership() { return membership_; }
     bool closing() const { return close_code_ != 0; }
 
@@ -68,13 +66,21 @@ public:
     // The app heard of this connection at connect: it hears of its close too, even if refused.
     void markAnnounced() { announced_ = true; }
 
-    // lws events. A negative return tells lws to close the connection now.
-    int onReceive(const char* data, size_t len);
+    // What lws says of a piece of a message handed to onReceive.
+    struct Piece {
+        bool binary = false;   // the message is a binary one
+        bool final = true;     // the piece ends its frame, and the frame is the message's last
+        size_t remaining = 0;  // bytes of this frame still to come
+    };
+
+    // Connection events (edge.cc). A negative return closes the connection now, with the close
+    // reason set on the wire.
+    int onReceive(const char* data, size_t len, const Piece& piece);
     int onWriteable();
     // Once per loop turn, for a session that got frames this turn (FlushScheduler): writes
-    // them at once when lws holds nothing back, instead of waiting for a WRITEABLE callback. This
-    // spares two epoll_ctl calls and a loop wake-up per delivery; writing outside the callback is
-    // safe while lws_partial_buffered() is false (a short send is handed to lws, which finishes it).
+    // them at once when the wire holds nothing back, instead of waiting for a WRITEABLE callback.
+    // This spares two epoll_ctl calls and a loop wake-up per delivery (LwsWire::write says when
+    // writing outside the callback is safe).
     void flushQueued();
     // For a caller about to flush this session after a few others: each write is a system call
     // that pushes the turn's sessions out of the cache, so their state is fetched ahead, in two
@@ -85,7 +91,10 @@ public:
         __builtin_prefetch(self + 64);
         __builtin_prefetch(self + kWriteStateEnd - 1);
     }
-    void prefetchQueue() const { queue_.prefetchHead(); }
+    void prefetchQueue() const {
+        queue_.prefetchHead();
+        __builtin_prefetch(&wire_);
+    }
     // The flush scheduler's bookkeeping for this session.
     FlushSlot& flushSlot() { return flush_slot_; }
     int onTimer();
@@ -103,7 +112,7 @@ public:
     void scheduleDrain(int64_t delay_us);
 
 private:
-    // Sets the close code and reason on the wsi; the caller returns the -1 to lws.
+    // Sets the close code and reason on the wire; the caller returns the -1 to lws.
     int closeImmediately(CloseCode code);
     int handleMessage(std::string_view message);
     void runCommand(const protocol::Command& cmd);
@@ -126,8 +135,7 @@ private:
     // What a write reads, together in the object's first kWriteStateEnd bytes (with the slot
     // above): the worker writes hundreds of sessions per turn, each a cache miss otherwise.
     WorkerContext& ctx_;
-    lws* wsi_;
-    int fd_;  // wsi_'s socket, kept so a write need not read it from the wsi
+    Wire& wire_;
     int close_code_ = 0;  // nonzero once we decided to close; also what onClosed() counts
     bool close_after_flush_ = false;
     bool ping_due_ = false;

@@ -20,22 +20,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::WorkerParts;
 
-// A session with no lws connection behind it (never written to a socket in these tests).
-std::unique_ptr<Session> openSession(WorkerParts& w, uint64_t id) {
-    auto session = std::make_unique<Session>(w.ctx, nullptr, -1, id, nullptr);
-    w.sessions.add(id, session.get());
-    return session;
-}
-
-void closeSession(WorkerParts& w, std::unique_ptr<Session> session) {
-    w.flush.cancel(*session);
-    session->onClosed();
-    w.sessions.remove(session->id());
-}
+using testing::TestSession;
 
 TEST(SessionTest, SubscribesThroughTheHubAndPublishesThroughThePublisher) {
     WorkerParts w;
-    auto session = openSession(w, 1);
+    TestSession session(w, 1);
     session->subscribeAndAnswer("chat", 7);
     EXPECT_THAT(w.broker.subscribed, ElementsAre("chat"));
     EXPECT_TRUE(w.hub.isSubscribed(session->membership(), "chat"));
@@ -52,15 +41,15 @@ TEST(SessionTest, SubscribesThroughTheHubAndPublishesThroughThePublisher) {
     EXPECT_EQ(w.broker.published[0].ticket.session_id, 1u);
     EXPECT_EQ(w.broker.published[0].ticket.request_id, 8u);
 
-    closeSession(w, std::move(session));
+    session.close();
     EXPECT_THAT(w.broker.unsubscribed, ElementsAre("chat"));
     EXPECT_EQ(w.metrics.subscriptions.value(), 0);
 }
 
 TEST(FlushSchedulerTest, ListsASessionOnceAndForgetsACancelledOne) {
     WorkerParts w;
-    auto a = openSession(w, 1);
-    auto b = openSession(w, 2);
+    TestSession a(w, 1);
+    TestSession b(w, 2);
     w.flush.schedule(*a);
     w.flush.schedule(*a);
     w.flush.schedule(*b);
@@ -70,8 +59,8 @@ TEST(FlushSchedulerTest, ListsASessionOnceAndForgetsACancelledOne) {
     w.flush.flushTurn();  // `a` has nothing queued: nothing is written
     EXPECT_EQ(w.flush.listedThisTurn(), 0u);
     EXPECT_EQ(a->flushSlot().turn, FlushSlot::kNotListed);
-    closeSession(w, std::move(a));
-    closeSession(w, std::move(b));
+    a.close();
+    b.close();
 }
 
 TEST(HookBridgeTest, ASubscribeTheAppAllowsJoinsTheChannel) {
@@ -80,7 +69,7 @@ TEST(HookBridgeTest, ASubscribeTheAppAllowsJoinsTheChannel) {
     testing::FakeHook hook;
     HookBridge bridge(w.ctx, hook);
     w.ctx.hook = &bridge;
-    auto session = openSession(w, 5);
+    TestSession session(w, 5);
 
     bridge.subscribe(*session, "room", 3);
     ASSERT_EQ(hook.requests.size(), 1u);
@@ -97,7 +86,7 @@ TEST(HookBridgeTest, ASubscribeTheAppAllowsJoinsTheChannel) {
     EXPECT_THAT(w.broker.subscribed, ElementsAre("room"));
     EXPECT_TRUE(bridge.idle());
 
-    closeSession(w, std::move(session));
+    session.close();
 }
 
 TEST(UpgradeGateTest, BuildsWithoutLwsAndShutsDown) {

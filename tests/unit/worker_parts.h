@@ -1,12 +1,15 @@
 #pragma once
 
-// A WorkerContext built from fakes at the seams (Broker, Hook) and the real per-worker parts, with
-// no socket, no lws context and no worker thread: what the per-connection classes' unit tests
+// A WorkerContext built from fakes at the seams (Broker, Hook, Wire) and the real per-worker parts,
+// with no socket, no lws context and no worker thread: what the per-connection classes' unit tests
 // construct them from. The ev_loop only gives the clock and timers; tests run it by hand.
 
 #include <ev.h>
 
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,8 +22,10 @@
 #include "relay/fanout/hub.h"
 #include "relay/protocol/protocol.h"
 #include "relay/fanout/publisher.h"
+#include "relay/session/session.h"
 #include "relay/session/session_table.h"
 #include "relay/common/shared_state.h"
+#include "relay/session/wire.h"
 #include "relay/session/worker_context.h"
 
 namespace wsrelay::testing {
@@ -67,6 +72,68 @@ public:
     };
     std::vector<Request> requests;
     bool accepting = true;
+};
+
+// Records what a session did to its connection. `next` is what write() answers (Taken keeps the
+// bytes); timer, close and writable requests are only recorded: the test fires the session's
+// onTimer / onWriteable itself, as the edge would.
+class FakeWire : public Wire {
+public:
+    Write write(const char* data, size_t len) override {
+        ++write_calls;
+        if (next != Write::Taken) return next;
+        bytes.append(data, len);
+        return Write::Taken;
+    }
+    void askWritable() override { ++writable_asks; }
+    void setTimer(int64_t usecs) override { timer_usecs = usecs; }
+    void closeWithin(int seconds) override { close_within_s = seconds; }
+    void setCloseReason(int code, std::string_view reason) override {
+        close_code = code;
+        close_reason = reason;
+    }
+
+    struct WireFrame {
+        int opcode;
+        std::string payload;
+    };
+    // The frames in `bytes` (unmasked server frames, as the relay writes them).
+    std::vector<WireFrame> frames() const {
+        std::vector<WireFrame> out;
+        size_t i = 0;
+        while (i + 2 <= bytes.size()) {
+            const auto b = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
+            const int opcode = b(i) & 0x0F;
+            uint64_t len = b(i + 1) & 0x7F;
+            size_t at = i + 2;
+            if (len == 126 || len == 127) {
+                const size_t n = len == 126 ? 2 : 8;
+                len = 0;
+                for (size_t k = 0; k < n; ++k) len = len << 8 | b(at + k);
+                at += n;
+            }
+            out.push_back({opcode, bytes.substr(at, static_cast<size_t>(len))});
+            i = at + static_cast<size_t>(len);
+        }
+        return out;
+    }
+    // The payloads of the text frames written, in order.
+    std::vector<std::string> texts() const {
+        std::vector<std::string> out;
+        for (const WireFrame& f : frames()) {
+            if (f.opcode == 1) out.push_back(f.payload);
+        }
+        return out;
+    }
+
+    Write next = Write::Taken;
+    std::string bytes;
+    int write_calls = 0;
+    int writable_asks = 0;
+    int64_t timer_usecs = -1;  // -1: never set
+    int close_within_s = 0;
+    int close_code = 0;  // set with the close reason
+    std::string close_reason;
 };
 
 // The hub's listener, as the worker is: a channel's first subscriber subscribes at the broker.
@@ -125,6 +192,29 @@ struct WorkerParts {
     FlushScheduler flush;
     SessionTable sessions;
     WorkerContext ctx;
+};
+
+// A session on a FakeWire, added to the worker's table as the worker does; close() undoes both as
+// the worker's closeSession does.
+struct TestSession {
+    TestSession(WorkerParts& w, uint64_t id, std::unique_ptr<Identity> identity = nullptr)
+        : parts(w), session(std::make_unique<Session>(w.ctx, wire, id, std::move(identity))) {
+        w.sessions.add(id, session.get());
+    }
+    ~TestSession() { close(); }
+    void close() {
+        if (!session) return;
+        parts.flush.cancel(*session);
+        session->onClosed();
+        parts.sessions.remove(session->id());
+        session.reset();
+    }
+    Session* operator->() { return session.get(); }
+    Session& operator*() { return *session; }
+
+    WorkerParts& parts;
+    FakeWire wire;
+    std::unique_ptr<Session> session;
 };
 
 }  // namespace wsrelay::testing
