@@ -51,7 +51,9 @@ public:
     virtual void onPublishResult(const PublishTicket& ticket, PublishStatus status) = 0;
 
     // Connectivity changed. After Down → Up every channel the worker holds has been subscribed
-    // again, and messages published in between may have been missed: `gap` says so.
+    // again, and messages published in between may have been missed: `gap` says so. Up with
+    // gap=true may also come while already Up: some subscriptions were moved (a Redis Cluster slot
+    // move) and are live again, and messages on them may have been missed; publishes never failed.
     virtual void onBrokerState(BrokerState state, bool gap) = 0;
 
     // A delivery probe came back after `round_trip_s` seconds. Brokers without probes never call it.

@@ -159,7 +159,7 @@ void RedisBroker::onPush(RedisConnection& connection, const redisReply& reply) {
     } else if (kind == "subscribe") {
         subscribeConfirmed(channel);
     } else if (kind == "unsubscribe") {
-        unsubscribeConfirmed(channel);
+        unsubscribeConfirmed(0, channel);
     }
 }
 

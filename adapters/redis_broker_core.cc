@@ -139,7 +139,10 @@ void RedisBrokerCore::applyChanges() {
         ch.queued = false;
         if (isProbe(name)) {
             // The probe channel is always subscribed, and its messages are never delivered.
-            if (!ch.wanted) channels_.erase(it);
+            if (!ch.wanted) {
+                clearMoved(ch);
+                channels_.erase(it);
+            }
             continue;
         }
         if (ch.wanted && ch.remote == Remote::None) {
@@ -153,6 +156,7 @@ void RedisBrokerCore::applyChanges() {
             ch.announce = false;
             announce.push_back(name);
         } else if (!ch.wanted && ch.remote == Remote::None) {
+            clearMoved(ch);
             channels_.erase(it);
         } else if (!ch.wanted &&
                    (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed)) {
@@ -166,6 +170,7 @@ void RedisBrokerCore::applyChanges() {
     }
     if (!unsubs.empty()) sendSubscriptions(false, unsubs);
     for (const std::string& name : announce) handler_.onSubscribed(name);
+    maybeMovedDone();
 }
 
 void RedisBrokerCore::inBatches(
@@ -200,6 +205,7 @@ void RedisBrokerCore::resubscribeAll(std::vector<std::string> probe_channels) {
     }
     for (auto it = channels_.begin(); it != channels_.end();) {
         Channel& ch = it->second;
+        ch.moved = false;
         if (!ch.wanted) {
             it = channels_.erase(it);
             continue;
@@ -216,6 +222,8 @@ void RedisBrokerCore::resubscribeAll(std::vector<std::string> probe_channels) {
         ++it;
     }
     changed_.clear();
+    moving_ = 0;
+    moved_gap_ = false;
     live_ = true;
     pending_confirms_ = targets.size();
     sendSubscriptions(true, targets);
@@ -233,6 +241,7 @@ void RedisBrokerCore::maybeUp() {
     }
     const bool gap = ever_up_;
     ever_up_ = true;
+    moved_gap_ = false;  // this Up carries it
     handler_.onBrokerState(BrokerState::Up, gap);
     announceConfirmed();
 }
@@ -261,6 +270,7 @@ void RedisBrokerCore::subscribeConfirmed(std::string_view redis_channel) {
         if (it != channels_.end() && it->second.remote == Remote::Subscribing) {
             Channel& ch = it->second;
             ch.remote = Remote::Subscribed;
+            clearMoved(ch);
             // Before Up, maybeUp() announces it together with the others.
             if (up_ && ch.wanted && ch.announce && !isProbe(it->first)) {
                 ch.announce = false;
@@ -269,25 +279,119 @@ void RedisBrokerCore::subscribeConfirmed(std::string_view redis_channel) {
         }
     }
     maybeUp();
+    maybeMovedDone();
 }
 
-bool RedisBrokerCore::unsubscribeConfirmed(std::string_view redis_channel) {
-    for (const Probe& probe : probes_) {
-        if (probe.channel == redis_channel) return false;
-    }
+bool RedisBrokerCore::unsubscribeConfirmed(uint16_t shard, std::string_view redis_channel) {
+    if (shard < probes_.size() && probes_[shard].channel == redis_channel) return false;
     if (!redis_channel.starts_with(options_.prefix)) return true;
     auto it = channels_.find(redis_channel.substr(options_.prefix.size()));
     if (it == channels_.end()) return true;
     Channel& ch = it->second;
+    // An old owner dropping a channel already subscribed elsewhere (rehome() came first).
+    if (ch.remote != Remote::None && ch.shard != shard) return true;
     if (ch.remote != Remote::Unsubscribing) return ch.remote == Remote::None;
     ch.remote = Remote::None;
     if (!ch.wanted) {
-        if (!ch.queued) channels_.erase(it);
+        if (!ch.queued) {
+            clearMoved(ch);
+            channels_.erase(it);
+        }
     } else {
         // Wanted again while the UNSUBSCRIBE was in flight: subscribe it on the next flush.
         queue(it);
     }
     return true;
+}
+
+void RedisBrokerCore::setProbe(uint16_t shard, std::string channel) {
+    if (probes_.size() <= shard) probes_.resize(shard + 1u);
+    Probe& probe = probes_[shard];
+    if (probe.channel == channel) return;
+    probe.channel = std::move(channel);
+    probe.sent.clear();  // what went to the old channel never comes back
+    if (!probe.channel.empty() && live_) {
+        ++pending_confirms_;
+        sendSubscriptions(true, {Target{shard, probe.channel}});
+    }
+    armProbeDeadline();
+}
+
+void RedisBrokerCore::markMoved(Channel& ch, bool was_live) {
+    if (was_live) moved_gap_ = true;
+    if (ch.moved) return;
+    ch.moved = true;
+    ++moving_;
+}
+
+void RedisBrokerCore::clearMoved(Channel& ch) {
+    if (!ch.moved) return;
+    ch.moved = false;
+    --moving_;
+}
+
+void RedisBrokerCore::maybeMovedDone() {
+    if (moving_ > 0 || !moved_gap_ || !up_) return;
+    moved_gap_ = false;
+    // Only onBrokerState carries a gap, and only for every channel of the worker: Up again,
+    // without a Down, since publishes and the other subscriptions never stopped.
+    handler_.onBrokerState(BrokerState::Up, true);
+}
+
+void RedisBrokerCore::subscriptionLost(uint16_t shard, std::string_view redis_channel) {
+    if (!redis_channel.starts_with(options_.prefix)) return;
+    auto it = channels_.find(redis_channel.substr(options_.prefix.size()));
+    if (it == channels_.end() || it->second.shard != shard) return;
+    Channel& ch = it->second;
+    if (ch.remote != Remote::Subscribing && ch.remote != Remote::Subscribed) return;
+    const bool was_live = ch.remote == Remote::Subscribed || !ch.announce;
+    if (ch.remote == Remote::Subscribing && pending_confirms_ > 0) --pending_confirms_;
+    ch.remote = Remote::None;
+    if (ch.wanted) {
+        markMoved(ch, was_live);
+    } else if (!ch.queued) {
+        clearMoved(ch);
+        channels_.erase(it);
+    }
+}
+
+void RedisBrokerCore::subscriptionsGone(uint16_t shard,
+                                        const std::function<bool(std::string_view)>& gone) {
+    for (auto it = channels_.begin(); it != channels_.end();) {
+        Channel& ch = it->second;
+        if (ch.shard != shard || ch.remote == Remote::None || isProbe(it->first) ||
+            !gone(options_.prefix + it->first)) {
+            ++it;
+            continue;
+        }
+        if (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed) {
+            const bool was_live = ch.remote == Remote::Subscribed || !ch.announce;
+            if (ch.remote == Remote::Subscribing && pending_confirms_ > 0) --pending_confirms_;
+            if (ch.wanted) markMoved(ch, was_live);
+        }
+        ch.remote = Remote::None;  // an UNSUBSCRIBE refused there is done too
+        if (!ch.wanted && !ch.queued) {
+            clearMoved(ch);
+            it = channels_.erase(it);
+            continue;
+        }
+        ++it;
+    }
+}
+
+void RedisBrokerCore::rehome() {
+    for (auto it = channels_.begin(); it != channels_.end(); ++it) {
+        Channel& ch = it->second;
+        if (!ch.wanted || isProbe(it->first)) continue;
+        if (ch.remote == Remote::Subscribing || ch.remote == Remote::Subscribed) {
+            if (ch.shard == shardOf(options_.prefix + it->first)) continue;
+            const bool was_live = ch.remote == Remote::Subscribed || !ch.announce;
+            if (ch.remote == Remote::Subscribing && pending_confirms_ > 0) --pending_confirms_;
+            ch.remote = Remote::None;
+            markMoved(ch, was_live);
+        }
+        if (ch.remote == Remote::None && live_) queue(it);
+    }
 }
 
 void RedisBrokerCore::deliver(uint16_t shard, std::string_view redis_channel,
@@ -318,6 +422,7 @@ void RedisBrokerCore::fail(std::string reason) {
     for (Probe& probe : probes_) probe.sent.clear();
     for (auto it = channels_.begin(); it != channels_.end();) {
         Channel& ch = it->second;
+        ch.moved = false;
         if (!ch.wanted) {
             it = channels_.erase(it);
             continue;
@@ -329,6 +434,8 @@ void RedisBrokerCore::fail(std::string reason) {
     }
     changed_.clear();
     pending_confirms_ = 0;
+    moving_ = 0;
+    moved_gap_ = false;  // the next Up carries the gap
 
     if (!ev_is_active(&reconnect_timer_)) {
         ev_timer_set(&reconnect_timer_, backoff_.nextSeconds(), 0.);

@@ -35,6 +35,8 @@ struct RedisBrokerOptions {
     int probe_interval_ms = 1000;  // 0 = no delivery probe
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
     bool timestamps = true;        // stamp what this relay publishes with its entry time
+    // Cluster: CLUSTER SLOTS reload period (broker.redis.cluster_refresh_ms); 0 = off.
+    int cluster_refresh_ms = 0;
 };
 
 // Reconnect delays: doubling from min to max per failed attempt, with full jitter (a uniform pick
@@ -125,9 +127,26 @@ protected:
     void resubscribeAll(std::vector<std::string> probe_channels);
     // Redis confirmed a subscription (a subscribe/ssubscribe push).
     void subscribeConfirmed(std::string_view redis_channel);
-    // Redis confirmed an unsubscription; false when nobody asked for it while the channel (or a
-    // probe channel) was held: Redis dropped it by itself.
-    bool unsubscribeConfirmed(std::string_view redis_channel);
+    // `shard` confirmed an unsubscription; false when nobody asked for it while the channel (or
+    // that shard's probe channel) was held there: Redis dropped it by itself.
+    bool unsubscribeConfirmed(uint16_t shard, std::string_view redis_channel);
+
+    // ---- Topology changes without a reconnect (Cluster slot moves).
+    // Sets (or clears, with "") the probe channel of `shard`, subscribing it when live.
+    void setProbe(uint16_t shard, std::string channel);
+    // `shard` dropped `redis_channel` by itself (its slot moved): the next rehome() subscribes it
+    // again, and once every channel moved this way is live again the handler hears Up with gap
+    // (the contract has no narrower gap notice).
+    void subscriptionLost(uint16_t shard, std::string_view redis_channel);
+    // `shard` no longer holds, and will not confirm, what was (un)subscribed there for the
+    // channels `gone` selects (a MOVED reply, or the node left the topology).
+    void subscriptionsGone(uint16_t shard, const std::function<bool(std::string_view)>& gone);
+    // After shardOf() changed: subscribes every wanted channel that is not held where it belongs
+    // now on its new shard (Redis drops it on the old one by itself).
+    void rehome();
+    // Records why something failed that did not take the connections down (a publish reported
+    // Unavailable after a redirect, say), for lastError().
+    void setLastError(std::string reason) { last_error_ = std::move(reason); }
     // A message pushed on `shard`'s subscriber connection.
     void deliver(uint16_t shard, std::string_view redis_channel, std::string_view payload);
     // Calls `send` with the arguments of each command: `command` then at most a bounded number of
@@ -151,6 +170,7 @@ private:
         bool announce = false;  // a subscribe() still waits for its onSubscribed
         Remote remote = Remote::None;
         uint16_t shard = 0;     // where it is (being) subscribed, while remote != None
+        bool moved = false;     // lost to a slot move, not yet live again (counted in moving_)
     };
     struct StringHash {
         using is_transparent = void;
@@ -175,6 +195,11 @@ private:
     void sendProbes();
     void probeReceived(Probe& probe, std::string_view payload);
     void armProbeDeadline();
+    // A channel lost to a slot move; `was_live`: messages may have been missed.
+    void markMoved(Channel& ch, bool was_live);
+    void clearMoved(Channel& ch);
+    // Reports the gap of channels lost to slot moves once they are all live again.
+    void maybeMovedDone();
 
     const int worker_index_;
     std::string probe_base_;
@@ -187,6 +212,8 @@ private:
     ChannelMap channels_;  // keyed by client channel name
     std::vector<std::string> changed_;
     size_t pending_confirms_ = 0;  // subscribe arguments Redis has not confirmed yet
+    size_t moving_ = 0;            // channels with `moved` set
+    bool moved_gap_ = false;       // one of them was live: Up with gap once they are all back
 
     std::vector<Outgoing> outbox_;
     std::vector<Outgoing> sending_;

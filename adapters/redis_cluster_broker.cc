@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 namespace wsrelay {
@@ -14,9 +15,35 @@ constexpr int kProbeTagTries = 1 << 16;
 
 std::string_view textOf(const redisReply* r) { return std::string_view(r->str, r->len); }
 
+// Nodes one attempt may open: the masters plus those redirects name. Far above any real cluster;
+// it only bounds what a misbehaving one can make a worker open.
+constexpr size_t kMaxNodes = 1024;
+
+bool isRedirect(std::string_view error) {
+    return error.starts_with("MOVED ") || error.starts_with("ASK ");
+}
+
 bool isTopologyError(std::string_view error) {
-    return error.starts_with("MOVED ") || error.starts_with("ASK ") ||
-           error.starts_with("CLUSTERDOWN") || error.starts_with("TRYAGAIN");
+    return isRedirect(error) || error.starts_with("CLUSTERDOWN") || error.starts_with("TRYAGAIN");
+}
+
+// "MOVED <slot> <host>:<port>" or "ASK ...". An empty host means the node's own (`asked_host`).
+bool parseRedirect(std::string_view error, const std::string& asked_host, uint16_t& slot,
+                   ClusterNode& node) {
+    const size_t first = error.find(' ');
+    const size_t second = error.find(' ', first + 1);
+    if (first == std::string_view::npos || second == std::string_view::npos) return false;
+    const std::string_view digits = error.substr(first + 1, second - first - 1);
+    unsigned value = 0;
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc() ||
+        value >= static_cast<unsigned>(kClusterSlots)) {
+        return false;
+    }
+    slot = static_cast<uint16_t>(value);
+    std::string address(error.substr(second + 1));
+    if (address.starts_with(':')) address = asked_host + address;
+    std::string ignored;
+    return parseHostPort(address, node, ignored);
 }
 
 }  // namespace
@@ -24,11 +51,14 @@ bool isTopologyError(std::string_view error) {
 RedisClusterBroker::RedisClusterBroker(const RedisBrokerOptions& options, int worker_index,
                                        struct ev_loop* loop, BrokerHandler& handler)
     : RedisBrokerCore(options, worker_index, loop, handler), resolver_(loop) {
+    ev_init(&refresh_timer_, onRefreshTimer);
+    refresh_timer_.data = this;
     startAttempt();
 }
 
 RedisClusterBroker::~RedisClusterBroker() {
     destroying_ = true;
+    ev_timer_stop(loop_, &refresh_timer_);
     discovery_.reset();
     nodes_.clear();  // connections call nothing back from their destructors
 }
@@ -36,9 +66,14 @@ RedisClusterBroker::~RedisClusterBroker() {
 std::vector<std::pair<std::string, std::string>> RedisClusterBroker::probeChannels() const {
     std::vector<std::pair<std::string, std::string>> out;
     for (size_t i = 0; i < nodes_.size(); ++i) {
+        if (nodes_[i].retired) continue;
         out.emplace_back(nodes_[i].address.name(), probeChannel(static_cast<uint16_t>(i)));
     }
     return out;
+}
+
+std::string RedisClusterBroker::routeOf(std::string_view channel) const {
+    return shardName(shardOf(options_.prefix + std::string(channel)));
 }
 
 RedisHandshake RedisClusterBroker::handshake() const {
@@ -49,7 +84,7 @@ RedisHandshake RedisClusterBroker::handshake() const {
 }
 
 uint16_t RedisClusterBroker::shardOf(std::string_view redis_channel) const {
-    return topology_.ownerOf(clusterKeySlot(redis_channel));
+    return route_.empty() ? ClusterTopology::kNoOwner : route_[clusterKeySlot(redis_channel)];
 }
 
 std::string RedisClusterBroker::shardName(uint16_t shard) const {
@@ -109,37 +144,160 @@ void RedisClusterBroker::onDiscoveryReply(RedisStatus status, const redisReply* 
 void RedisClusterBroker::startNodes() {
     nodes_.clear();
     nodes_.resize(topology_.masters.size());
+    route_ = topology_.owner;
     std::vector<std::string> probes(nodes_.size());
     for (size_t i = 0; i < nodes_.size(); ++i) {
-        Node& node = nodes_[i];
-        node.address = topology_.masters[i];
-        for (int tag = 0; tag < kProbeTagTries; ++tag) {
-            std::string name = probeBase() + ":{" + std::to_string(tag) + "}";
-            if (shardOf(name) == i) {
-                probes[i] = std::move(name);
-                break;
-            }
-        }
-        for (std::unique_ptr<RedisConnection>* c : {&node.sub, &node.cmd}) {
-            *c = std::make_unique<RedisConnection>(loop_, resolver_,
-                                                   static_cast<RedisConnection::Handler&>(*this));
-            (*c)->connect(node.address.host, node.address.port, handshake(),
-                          options_.probe_timeout_ms / 1000.0);
-        }
+        nodes_[i].address = topology_.masters[i];
+        open(nodes_[i]);
+        probes[i] = chooseProbe(static_cast<uint16_t>(i));
+    }
+    if (options_.cluster_refresh_ms > 0) {
+        const double interval = options_.cluster_refresh_ms / 1000.0;
+        ev_timer_set(&refresh_timer_, interval, interval);
+        ev_timer_start(loop_, &refresh_timer_);
     }
     resubscribeAll(std::move(probes));
 }
 
+void RedisClusterBroker::open(Node& node) {
+    node.retired = false;
+    for (std::unique_ptr<RedisConnection>* c : {&node.sub, &node.cmd}) {
+        *c = std::make_unique<RedisConnection>(loop_, resolver_,
+                                               static_cast<RedisConnection::Handler&>(*this));
+        (*c)->connect(node.address.host, node.address.port, handshake(),
+                      options_.probe_timeout_ms / 1000.0);
+    }
+}
+
+std::string RedisClusterBroker::chooseProbe(uint16_t index) const {
+    for (int tag = 0; tag < kProbeTagTries; ++tag) {
+        std::string name = probeBase() + ":{" + std::to_string(tag) + "}";
+        if (shardOf(name) == index) return name;
+    }
+    return "";
+}
+
+uint16_t RedisClusterBroker::nodeFor(const ClusterNode& address) {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+        Node& node = nodes_[i];
+        if (node.address != address) continue;
+        if (node.retired && node.inflight.empty()) {
+            open(node);  // closed when retired
+        } else {
+            node.retired = false;  // still open for what is in flight
+        }
+        return static_cast<uint16_t>(i);
+    }
+    if (nodes_.size() >= kMaxNodes) return ClusterTopology::kNoOwner;
+    nodes_.emplace_back();
+    nodes_.back().address = address;
+    open(nodes_.back());
+    return static_cast<uint16_t>(nodes_.size() - 1);
+}
+
+// A master left without slots: nothing is subscribed there any more (Redis dropped it with the
+// slots), so its connections close once its last publish is answered.
+void RedisClusterBroker::retire(uint16_t index) {
+    Node& node = nodes_[index];
+    node.retired = true;
+    setProbe(index, "");
+    subscriptionsGone(index, [](std::string_view) { return true; });
+    if (!node.inflight.empty()) return;
+    node.sub->close("it owns no slot any more");
+    node.cmd->close("it owns no slot any more");
+}
+
+void RedisClusterBroker::requestReload() {
+    if (reloading_) {
+        reload_again_ = true;
+        return;
+    }
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+        Node& node = nodes_[i];
+        if (node.retired || !node.cmd->ready()) continue;
+        reloading_ = true;
+        reload_again_ = false;
+        const auto index = static_cast<uint16_t>(i);
+        node.cmd->command({"CLUSTER", "SLOTS"}, [this, index](RedisStatus s, const redisReply* r) {
+            onReloadReply(index, s, r);
+        });
+        return;
+    }
+    reload_again_ = true;  // no live connection yet: onReady asks again
+}
+
+void RedisClusterBroker::onReloadReply(uint16_t index, RedisStatus status,
+                                       const redisReply* reply) {
+    reloading_ = false;
+    if (status != RedisStatus::Reply) {
+        reload_again_ = true;  // onClosed decides what the lost connection means
+        return;
+    }
+    ClusterTopology topology;
+    std::string error;
+    if (parseClusterSlots(reply, nodes_[index].address.host, topology, error)) {
+        adopt(std::move(topology));
+    } else {
+        setLastError("CLUSTER SLOTS reload from " + nodes_[index].address.name() + ": " + error);
+    }
+    if (reload_again_ && !nodes_.empty()) {
+        reload_again_ = false;
+        requestReload();
+    }
+}
+
+void RedisClusterBroker::adopt(ClusterTopology topology) {
+    std::vector<uint16_t> index_of(topology.masters.size());
+    for (size_t m = 0; m < topology.masters.size(); ++m) {
+        index_of[m] = nodeFor(topology.masters[m]);
+        if (index_of[m] == ClusterTopology::kNoOwner) {
+            fail("more than " + std::to_string(kMaxNodes) + " cluster nodes");
+            return;
+        }
+    }
+    std::vector<bool> owns(nodes_.size(), false);
+    for (int slot = 0; slot < kClusterSlots; ++slot) {
+        route_[slot] = index_of[topology.owner[slot]];
+        owns[route_[slot]] = true;
+    }
+    topology_ = std::move(topology);
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+        const auto index = static_cast<uint16_t>(i);
+        if (!owns[i]) {
+            if (!nodes_[i].retired) retire(index);
+            continue;
+        }
+        const std::string& probe = probeChannel(index);
+        if (probe.empty() || shardOf(probe) != index) setProbe(index, chooseProbe(index));
+    }
+    rehome();
+}
+
+void RedisClusterBroker::onRefreshTimer(struct ev_loop*, ev_timer* w, int) {
+    static_cast<RedisClusterBroker*>(w->data)->requestReload();
+}
+
 void RedisClusterBroker::disconnect(std::vector<PublishTicket>& lost) {
-    for (const Node& node : nodes_) lost.insert(lost.end(), node.inflight.begin(), node.inflight.end());
+    // In the order they were published, as far as it is known: in flight first, then waiting.
+    for (const Node& node : nodes_) {
+        for (const Pending& p : node.inflight) lost.push_back(p.out.ticket);
+    }
+    for (const auto& [slot, flow] : flows_) {
+        for (const Pending& p : flow.held) lost.push_back(p.out.ticket);
+    }
+    ev_timer_stop(loop_, &refresh_timer_);
+    flows_.clear();
+    reloading_ = false;
+    reload_again_ = false;
     discovery_.reset();
     nodes_.clear();
+    route_.clear();
 }
 
 bool RedisClusterBroker::connectionsReady() const {
     if (nodes_.empty()) return false;
     for (const Node& node : nodes_) {
-        if (!node.sub->ready() || !node.cmd->ready()) return false;
+        if (!node.retired && (!node.sub->ready() || !node.cmd->ready())) return false;
     }
     return true;
 }
@@ -159,46 +317,138 @@ void RedisClusterBroker::sendSubscriptions(bool subscribe, const std::vector<Tar
 }
 
 bool RedisClusterBroker::sendPublish(Outgoing& out) {
-    const uint16_t shard = shardOf(out.channel);
-    if (shard >= nodes_.size()) return false;
-    Node& node = nodes_[shard];
-    node.cmd->command({"SPUBLISH", out.channel, out.data},
-                      [this, shard](RedisStatus s, const redisReply* r) {
-                          onPublishReply(shard, s, r);
-                      });
-    node.inflight.push_back(out.ticket);
+    if (route_.empty()) return false;
+    Pending pending;
+    pending.slot = clusterKeySlot(out.channel);
+    pending.out = std::move(out);
+    if (route(std::move(pending))) return true;
+    out.ticket = pending.out.ticket;  // route() leaves a refused publish whole
+    return false;
+}
+
+bool RedisClusterBroker::route(Pending&& pending) {
+    const uint16_t target = route_[pending.slot];
+    auto it = flows_.find(pending.slot);
+    if (it == flows_.end()) {
+        it = flows_.emplace(pending.slot, SlotFlow{}).first;
+    } else if (SlotFlow& flow = it->second;
+               flow.redirected || !flow.held.empty() || flow.node != target) {
+        // Earlier publishes of this slot are redirected, or went to the slot's previous owner
+        // (which may redirect them): this one waits until they are all answered.
+        if (flow.held.size() >= kMaxHeldPerSlot) {
+            setLastError("SPUBLISH " + pending.out.channel + ": more than " +
+                         std::to_string(kMaxHeldPerSlot) +
+                         " publishes of its slot wait behind a redirect");
+            return false;
+        }
+        flow.held.push_back(std::move(pending));
+        return true;
+    }
+    it->second.node = target;
+    ++it->second.inflight;
+    transmit(target, std::move(pending), false);
     return true;
+}
+
+void RedisClusterBroker::transmit(uint16_t index, Pending&& pending, bool asking) {
+    Node& node = nodes_[index];
+    node.inflight.push_back(std::move(pending));
+    const Outgoing& out = node.inflight.back().out;
+    // ASKING lets the importing node serve the next command of this connection, that one only.
+    if (asking) node.cmd->command({"ASKING"}, [](RedisStatus, const redisReply*) {});
+    node.cmd->command({"SPUBLISH", out.channel, out.data},
+                      [this, index](RedisStatus s, const redisReply* r) {
+                          onPublishReply(index, s, r);
+                      });
+}
+
+void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
+                                        const redisReply* reply) {
+    // A lost connection fails what is in flight through onClosed.
+    if (status != RedisStatus::Reply || index >= nodes_.size()) return;
+    Node& node = nodes_[index];
+    if (node.inflight.empty()) return;
+    Pending pending = std::move(node.inflight.front());
+    node.inflight.pop_front();
+    if (node.retired && node.inflight.empty()) {
+        node.sub->close("it owns no slot any more");
+        node.cmd->close("it owns no slot any more");
+    }
+    const bool error = reply->type == REDIS_REPLY_ERROR;
+    if (error && isRedirect(textOf(reply))) {
+        redirect(index, std::move(pending), textOf(reply));
+        return;
+    }
+    if (error && isTopologyError(textOf(reply))) {
+        fail("SPUBLISH to " + node.address.name() + ": " + std::string(textOf(reply)));
+        handler_.onPublishResult(pending.out.ticket, PublishStatus::Unavailable);
+        return;
+    }
+    finish(std::move(pending), error ? PublishStatus::Rejected : PublishStatus::Accepted);
+}
+
+void RedisClusterBroker::redirect(uint16_t from, Pending&& pending, std::string_view error) {
+    const std::string what = "SPUBLISH " + pending.out.channel + ": " + std::string(error);
+    if (++pending.hops > kMaxRedirects) {
+        setLastError(what + " (more than " + std::to_string(kMaxRedirects) + " redirects)");
+        finish(std::move(pending), PublishStatus::Unavailable);
+        return;
+    }
+    uint16_t slot = 0;
+    ClusterNode address;
+    if (!parseRedirect(error, nodes_[from].address.host, slot, address)) {
+        setLastError(what + " (unreadable redirect)");
+        finish(std::move(pending), PublishStatus::Unavailable);
+        return;
+    }
+    const uint16_t target = nodeFor(address);
+    if (target == ClusterTopology::kNoOwner) {
+        setLastError(what + " (more than " + std::to_string(kMaxNodes) + " cluster nodes)");
+        finish(std::move(pending), PublishStatus::Unavailable);
+        return;
+    }
+    const bool ask = error.starts_with("ASK ");
+    if (!ask) {
+        // The slot moved for good: later publishes go there at once, the rest of the map follows.
+        route_[slot] = target;
+        requestReload();
+    }
+    auto flow = flows_.find(pending.slot);
+    if (flow != flows_.end()) flow->second.redirected = true;
+    transmit(target, std::move(pending), ask);
+}
+
+void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
+    handler_.onPublishResult(pending.out.ticket, status);
+    auto it = flows_.find(pending.slot);
+    if (it == flows_.end()) return;
+    SlotFlow& flow = it->second;
+    if (flow.inflight > 0) --flow.inflight;
+    if (flow.inflight > 0) return;
+    std::deque<Pending> held = std::move(flow.held);
+    flows_.erase(it);
+    for (Pending& p : held) {
+        if (!route(std::move(p))) handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable);
+    }
 }
 
 bool RedisClusterBroker::sendProbe(uint16_t shard, const std::string& channel,
                                    const std::string& payload) {
     if (shard >= nodes_.size()) return false;
-    const std::string where = nodes_[shard].address.name();
     nodes_[shard].cmd->command({"SPUBLISH", channel, payload},
                                [this, shard](RedisStatus s, const redisReply* r) {
-                                   if (s == RedisStatus::Reply && r->type == REDIS_REPLY_ERROR) {
-                                       fail("probe refused by " + shardName(shard) + ": " +
-                                            std::string(textOf(r)));
+                                   if (s != RedisStatus::Reply || r->type != REDIS_REPLY_ERROR) {
+                                       return;
                                    }
+                                   if (isRedirect(textOf(r))) {
+                                       // Its slot moved: the reloaded map gives it a new one.
+                                       requestReload();
+                                       return;
+                                   }
+                                   fail("probe refused by " + shardName(shard) + ": " +
+                                        std::string(textOf(r)));
                                });
     return true;
-}
-
-void RedisClusterBroker::onPublishReply(uint16_t shard, RedisStatus status,
-                                        const redisReply* reply) {
-    // A lost connection fails what is in flight through onClosed.
-    if (status != RedisStatus::Reply || shard >= nodes_.size()) return;
-    Node& node = nodes_[shard];
-    if (node.inflight.empty()) return;
-    const PublishTicket ticket = node.inflight.front();
-    node.inflight.pop_front();
-    const bool error = reply->type == REDIS_REPLY_ERROR;
-    if (error && isTopologyError(textOf(reply))) {
-        fail("SPUBLISH to " + node.address.name() + ": " + std::string(textOf(reply)));
-        handler_.onPublishResult(ticket, PublishStatus::Unavailable);
-        return;
-    }
-    handler_.onPublishResult(ticket, error ? PublishStatus::Rejected : PublishStatus::Accepted);
 }
 
 int RedisClusterBroker::nodeOf(const RedisConnection& connection) const {
@@ -210,13 +460,29 @@ int RedisClusterBroker::nodeOf(const RedisConnection& connection) const {
     return -1;
 }
 
-void RedisClusterBroker::onReady(RedisConnection&) { maybeUp(); }
+void RedisClusterBroker::onReady(RedisConnection&) {
+    if (reload_again_ && !reloading_) requestReload();
+    maybeUp();
+}
 
 void RedisClusterBroker::onPush(RedisConnection& connection, const redisReply& reply) {
     const int index = nodeOf(connection);
     if (index < 0 || nodes_[index].sub.get() != &connection) return;
     const Node& node = nodes_[index];
+    const auto shard = static_cast<uint16_t>(index);
     if (reply.type == REDIS_REPLY_ERROR) {
+        uint16_t slot = 0;
+        ClusterNode ignored;
+        if (isRedirect(textOf(&reply)) &&
+            parseRedirect(textOf(&reply), node.address.host, slot, ignored)) {
+            // An (S)SUBSCRIBE sent by a map older than the move: every name of one command is in
+            // one slot, so those of that slot are subscribed again once the map is reloaded.
+            subscriptionsGone(shard, [slot](std::string_view redis_channel) {
+                return clusterKeySlot(redis_channel) == slot;
+            });
+            requestReload();
+            return;
+        }
         fail("SSUBSCRIBE refused by " + node.address.name() + ": " + std::string(textOf(&reply)));
         return;
     }
@@ -229,12 +495,17 @@ void RedisClusterBroker::onPush(RedisConnection& connection, const redisReply& r
     const std::string_view channel = textOf(reply.element[1]);
     const redisReply* third = reply.element[2];
     if (kind == "smessage" && third->type == REDIS_REPLY_STRING) {
-        deliver(static_cast<uint16_t>(index), channel, textOf(third));
+        deliver(shard, channel, textOf(third));
     } else if (kind == "ssubscribe") {
         subscribeConfirmed(channel);
-    } else if (kind == "sunsubscribe" && !unsubscribeConfirmed(channel)) {
+    } else if (kind == "sunsubscribe" && !unsubscribeConfirmed(shard, channel)) {
         // Not asked for: Redis drops shard subscribers of a slot that moved to another master.
-        fail("the slot of " + std::string(channel) + " moved away from " + node.address.name());
+        if (channel == probeChannel(shard)) {
+            setProbe(shard, "");  // adopt() picks one in a slot the node still owns
+        } else {
+            subscriptionLost(shard, channel);
+        }
+        requestReload();
     }
 }
 
@@ -246,7 +517,18 @@ void RedisClusterBroker::onClosed(RedisConnection& connection, const std::string
     }
     const int index = nodeOf(connection);
     if (index < 0) return;
-    fail("connection to " + nodes_[index].address.name() + " lost: " + reason);
+    Node& node = nodes_[index];
+    if (node.retired) {
+        // Nothing is subscribed there; what was still in flight is lost.
+        std::deque<Pending> lost = std::move(node.inflight);
+        node.inflight.clear();
+        if (!lost.empty()) {
+            setLastError("connection to " + node.address.name() + " lost: " + reason);
+        }
+        for (Pending& p : lost) finish(std::move(p), PublishStatus::Unavailable);
+        return;
+    }
+    fail("connection to " + node.address.name() + " lost: " + reason);
 }
 
 }  // namespace wsrelay

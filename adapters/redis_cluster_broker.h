@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -21,9 +22,19 @@ namespace wsrelay {
 // master owning the channel's hash slot. The topology comes from CLUSTER SLOTS on any reachable
 // seed (or master last seen); each master gets a subscriber and a command connection, and its own
 // delivery probe on a channel hashing to one of its slots. Subscriptions, the outbox, backoff and
-// probes are RedisBrokerCore's. Losing a subscription (a server-side SUNSUBSCRIBE after a slot
-// migration, a lost connection, a late probe) drops every connection, reports Down, and starts
-// over from CLUSTER SLOTS after a backoff; the next Up carries gap=true, as in standalone mode.
+// probes are RedisBrokerCore's.
+//
+// Slot moves are followed without a reconnect. A MOVED or ASK reply to an SPUBLISH sends it again
+// to the node named (ASK: behind ASKING), opening connections to a master not known yet, at most
+// kMaxRedirects times; a publish of a slot never overtakes one of the same slot being redirected
+// (it waits in that slot's SlotFlow). A MOVED reloads CLUSTER SLOTS in the background on a live
+// command connection, as do a server-side SUNSUBSCRIBE (the slot of a subscribed channel moved)
+// and, every cluster_refresh_ms, a timer. A reloaded map moves each subscription to its new owner
+// (RedisBrokerCore::rehome), opens new masters and closes masters left without slots; channels
+// that were live and moved make the handler hear Up with gap once they are live again (the only
+// gap notice the contract has), never Down. A lost connection to a master that owns slots, a late
+// probe or CLUSTERDOWN still drop every connection, report Down, and start over from CLUSTER
+// SLOTS after a backoff; the next Up carries gap=true, as in standalone mode.
 class RedisClusterBroker final : public RedisBrokerCore, private RedisConnection::Handler {
 public:
     RedisClusterBroker(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
@@ -32,13 +43,35 @@ public:
 
     // The probe channel of each master of the current topology ("host:port" -> channel).
     std::vector<std::pair<std::string, std::string>> probeChannels() const;
+    // Where a publish on client channel `channel` goes now ("host:port"; "" while not connected).
+    std::string routeOf(std::string_view channel) const;
+
+    // Redirects (MOVED or ASK) one publish may follow; one more reports it Unavailable.
+    static constexpr int kMaxRedirects = 3;
+    // Publishes of one slot that may wait behind a redirect; more are reported Unavailable.
+    static constexpr size_t kMaxHeldPerSlot = 10000;
 
 private:
+    // An SPUBLISH waiting for its reply, kept whole so that a redirect can send it again.
+    struct Pending {
+        Outgoing out;
+        uint16_t slot = 0;
+        int hops = 0;
+    };
     struct Node {
         ClusterNode address;
         std::unique_ptr<RedisConnection> sub;
         std::unique_ptr<RedisConnection> cmd;
-        std::deque<PublishTicket> inflight;  // SPUBLISH replies arrive in order
+        std::deque<Pending> inflight;  // SPUBLISH replies arrive in order
+        bool retired = false;  // owns no slot: closed, opened again if a redirect names it
+    };
+    // The publishes of one slot while any is in flight. Once one is redirected, later ones wait
+    // in `held` until every one in flight is answered, so none overtakes an earlier one.
+    struct SlotFlow {
+        uint16_t node = 0;  // where the ones in flight were sent, unless redirected
+        size_t inflight = 0;
+        bool redirected = false;
+        std::deque<Pending> held;
     };
 
     // RedisBrokerCore
@@ -61,7 +94,26 @@ private:
     void discoverNext();
     void onDiscoveryReply(RedisStatus status, const redisReply* reply);
     void startNodes();
-    void onPublishReply(uint16_t shard, RedisStatus status, const redisReply* reply);
+    // The index of the node at `address`, opened (again) if needed; kNoOwner past kMaxNodes.
+    uint16_t nodeFor(const ClusterNode& address);
+    void open(Node& node);
+    void retire(uint16_t index);
+    // A channel of this worker's probe base hashing to a slot `index` owns; "" if none is found.
+    std::string chooseProbe(uint16_t index) const;
+    // CLUSTER SLOTS on a live command connection, then adopt(); coalesced while one is in flight.
+    void requestReload();
+    void onReloadReply(uint16_t index, RedisStatus status, const redisReply* reply);
+    void adopt(ClusterTopology topology);
+    static void onRefreshTimer(struct ev_loop* loop, ev_timer* w, int revents);
+
+    // False when the publish can wait no more (its slot's queue is full).
+    bool route(Pending&& pending);
+    void transmit(uint16_t index, Pending&& pending, bool asking);
+    // `from` answered MOVED or ASK (`error`).
+    void redirect(uint16_t from, Pending&& pending, std::string_view error);
+    // Reports a publish and lets its slot's waiting publishes go once none is in flight.
+    void finish(Pending&& pending, PublishStatus status);
+    void onPublishReply(uint16_t index, RedisStatus status, const redisReply* reply);
     // The index of the node `connection` belongs to, or -1.
     int nodeOf(const RedisConnection& connection) const;
     RedisHandshake handshake() const;
@@ -74,8 +126,14 @@ private:
     size_t candidate_ = 0;
     std::string discovery_errors_;
 
-    ClusterTopology topology_;
-    std::vector<Node> nodes_;  // one per master of topology_, same index
+    ClusterTopology topology_;  // as last read: its masters are the candidates of a reconnect
+    // Every node of this attempt; an index (the core's shard) stays valid until disconnect().
+    std::deque<Node> nodes_;
+    std::vector<uint16_t> route_;  // slot -> index into nodes_; empty while not connected
+    std::unordered_map<uint16_t, SlotFlow> flows_;  // by slot, while a publish is in flight
+    bool reloading_ = false;
+    bool reload_again_ = false;  // asked for while one was in flight, or with no live connection
+    ev_timer refresh_timer_{};
 };
 
 }  // namespace wsrelay

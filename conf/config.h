@@ -71,6 +71,7 @@ struct Config {
             int probe_timeout_ms = 3000;
             bool timestamps = true;  // stamp publishes with their entry time (delivery latency)
             std::vector<std::string> cluster;  // seed host:port; empty = not a Redis Cluster
+            int cluster_refresh_ms = 30000;    // CLUSTER SLOTS reload period; 0 = off
             struct Sentinel {
                 std::string master;               // empty = no Sentinel
                 std::vector<std::string> addrs;   // host:port of the sentinels

@@ -423,6 +423,11 @@ std::vector<ConfigKey> buildTable() {
         "Redis Cluster seed nodes (sharded pub/sub on each channel's slot owner); "
         "empty = not a cluster.",
         [](auto& c) -> auto& { return c.broker.redis.cluster; }));
+    keys.push_back(numberKey(
+        "broker.redis.cluster_refresh_ms", 100, 3600000,
+        "Interval between CLUSTER SLOTS reloads in Cluster mode, moving subscriptions whose slot "
+        "moved; 0 = only on a MOVED or a server-side unsubscribe.",
+        [](auto& c) -> auto& { return c.broker.redis.cluster_refresh_ms; }, /*zero_allowed=*/true));
     keys.push_back(stringKey(
         "broker.redis.sentinel.master", nullptr, "any",
         "Master name that Redis Sentinel monitors; the broker finds and follows it; "

@@ -62,6 +62,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.probe_interval_ms = redis.probe_interval_ms;
             options.probe_timeout_ms = redis.probe_timeout_ms;
             options.timestamps = redis.timestamps;
+            options.cluster_refresh_ms = redis.cluster_refresh_ms;
             if (!options.cluster.empty()) {
                 WSR_LOG(Info, "broker: redis cluster, %zu seed(s), first %s",
                         options.cluster.size(), options.cluster.front().name().c_str());
