@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Runs the docs/benchmarks.md scenarios against a relay with 2 workers and prints the table rows.
-# Usage: tests/bench/run.sh [BUILD_DIR]   (default: build; needs relay/wsrelay and
-#        tests/bench/wsrelay_loadgen in it). Each scenario gets a fresh relay, started here and
-#        stopped by its PID. Environment: WSRELAY_BENCH_PORT (default 18080).
+# Usage: tests/bench/run.sh [BUILD_DIR [SCENARIO...]]   (default: build; needs relay/wsrelay and
+#        tests/bench/wsrelay_loadgen in it). SCENARIO: fanout hot idle handshake handshake-capped
+#        handshake-jwt subscribe-ack (default: all). Each scenario gets a fresh relay, started here
+#        and stopped by its PID; subscribe-ack also a redis-server (its broker), stopped the same
+#        way. Environment: WSRELAY_BENCH_PORT (default 18080).
 set -euo pipefail
 
 build=${1:-build}
+shift $(($# > 0 ? 1 : 0))
+all_scenarios="fanout hot idle handshake handshake-capped handshake-jwt subscribe-ack"
+selected=" ${*:-$all_scenarios} "
+for s in $selected; do
+    [[ " $all_scenarios " == *" $s "* ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
+done
+want() { [[ $selected == *" $1 "* ]]; }
 relay_bin=$build/relay/wsrelay
 loadgen=$build/tests/bench/wsrelay_loadgen
 port=${WSRELAY_BENCH_PORT:-18080}
@@ -18,6 +27,7 @@ ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/wsrelay-bench.XXXXXX)
 relay_pid=
+redis_pid=
 stop_relay() {
     if [[ -n $relay_pid ]]; then
         kill -TERM "$relay_pid" 2>/dev/null || true
@@ -25,15 +35,23 @@ stop_relay() {
         relay_pid=
     fi
 }
-trap 'stop_relay; rm -rf "$work"' EXIT
+stop_redis() {
+    if [[ -n $redis_pid ]]; then
+        kill -TERM "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        redis_pid=
+    fi
+}
+trap 'stop_relay; stop_redis; rm -rf "$work"' EXIT
 
-# start_relay [EXTRA_YAML]: EXTRA_YAML is appended to the config (the JWT scenarios' auth section).
+# start_relay [EXTRA_YAML [WORKERS]]: EXTRA_YAML is appended to the config (the JWT scenarios'
+# auth section, subscribe-ack's broker); WORKERS defaults to 2.
 start_relay() {
     cat >"$work/relay.yaml" <<YAML
 listen:
   host: 127.0.0.1
   port: $port
-workers: 2
+workers: ${2:-2}
 drain:
   window_ms: 0
 log:
@@ -80,13 +98,17 @@ print(f"| {label} | {r['delivered_per_s']:,.0f} | {r['loss']} | {l['p50']:,} / {
 PY
 }
 
-start_relay
-run fanout fanout --url "$url" --subscribers 2000 --rate 20 --duration 20 --size 64 --timeout 90
-stop_relay
+if want fanout; then
+    start_relay
+    run fanout fanout --url "$url" --subscribers 2000 --rate 20 --duration 20 --size 64 --timeout 90
+    stop_relay
+fi
 
-start_relay
-run hot fanout --url "$url" --subscribers 100 --rate 2000 --duration 10 --size 64 --timeout 90
-stop_relay
+if want hot; then
+    start_relay
+    run hot fanout --url "$url" --subscribers 100 --rate 2000 --duration 10 --size 64 --timeout 90
+    stop_relay
+fi
 
 # Idle connections: the relay's RSS comes from the load generator; the kernel's share (socket
 # structures in slab, TCP buffer pages) from /proc/meminfo and /proc/net/sockstat, sampled while
@@ -115,22 +137,29 @@ idle_run() {
         >"$work/$name.kernel.json"
     stop_relay
 }
-idle_run idle 10000
-idle_run idle19k 19000
+if want idle; then
+    idle_run idle 10000
+    idle_run idle19k 19000
+fi
 
-start_relay
-run handshake handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
-stop_relay
+if want handshake; then
+    start_relay
+    run handshake handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
+    stop_relay
+fi
 
 # The same with a connection cap: the soft open-file limit, and with it the table lws scans on
 # every new connection, shrink from 20,000 to ~2,600 (docs/operations.md, connections per pod).
-start_relay "limits:
+if want handshake-capped; then
+    start_relay "limits:
   max_connections: 2000"
-run handshake_capped handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
-stop_relay
+    run handshake_capped handshake --url "$url" --duration 10 --concurrency 64 --timeout 30
+    stop_relay
+fi
 
 # Handshakes with a JWT in Authorization (python3-jwt makes the keys and tokens; exp in 2100).
-$py - "$work" <<'PY'
+jwt_handshakes() {
+    $py - "$work" <<'PY'
 import sys, jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -144,39 +173,88 @@ for name, key, alg in (("rs256", rsa.generate_private_key(65537, 2048), "RS256")
         key.public_key().public_bytes(serialization.Encoding.PEM, pub))
     open(f"{work}/{name}.token", "w").write(jwt.encode(claims, key, algorithm=alg))
 PY
-for alg in hs256 rs256 es256; do
-    if [[ $alg == hs256 ]]; then
-        keys="    secret: $(printf 'b%.0s' $(seq 32))"
-    else
-        keys="    public_key_file: $work/$alg.pem"
-    fi
-    start_relay "auth:
+    for alg in hs256 rs256 es256; do
+        if [[ $alg == hs256 ]]; then
+            keys="    secret: $(printf 'b%.0s' $(seq 32))"
+        else
+            keys="    public_key_file: $work/$alg.pem"
+        fi
+        start_relay "auth:
   enabled: true
   jwt:
 $keys"
-    run "handshake_$alg" handshake --url "$url" --duration 10 --concurrency 64 --timeout 30 \
-        --header "Authorization: Bearer $(cat "$work/$alg.token")"
-    stop_relay
-done
+        run "handshake_$alg" handshake --url "$url" --duration 10 --concurrency 64 --timeout 30 \
+            --header "Authorization: Bearer $(cat "$work/$alg.token")"
+        stop_relay
+    done
+}
+if want handshake-jwt; then
+    jwt_handshakes
+fi
+
+# Subscribe acknowledgements on a Redis broker (docs/protocol.md, "Ack semantics"): 16
+# connections, 1,000 subscribes/s in all, each followed by an unsubscribe, each connection resting
+# 5 ms (--gap-ms) after its last answer (16 connections, not 8: a round is the subscribe, the
+# unsubscribe, whose ack write coalescing delays by 2 ms, and the rest). live: a keeper connection
+# holds the channels, so the worker has them and acks at once; fresh: every subscribe is a new
+# channel, so the worker's Redis SUBSCRIBE must be confirmed first. One worker, so that the keeper
+# and the measured connections share it (SO_REUSEPORT would otherwise spread them over workers).
+if want subscribe-ack; then
+    command -v redis-server >/dev/null || {
+        echo "run.sh: subscribe-ack needs redis-server" >&2
+        exit 2
+    }
+    redis_port=$($py -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0))
+print(s.getsockname()[1])")
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+        --logfile "$work/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 100); do
+        redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    for policy in live fresh; do
+        start_relay "broker:
+  type: redis
+  redis:
+    url: redis://127.0.0.1:$redis_port/0" 1
+        run "subscribe_ack_$policy" subscribe-ack --url "$url" --channels "$policy" \
+            --connections 16 --rate 1000 --duration 10 --timeout 60
+        stop_relay
+    done
+    stop_redis
+fi
 
 echo
-echo "| Scenario | Deliveries/s | Loss | Latency p50 / p99 / p999 (µs) | Relay CPU µs/delivery | Loadgen CPU µs/delivery |"
-echo "|---|---:|---:|---:|---:|---:|"
-fanout_row "Fan-out: 2,000 subscribers × 20 msg/s, 64 B, 20 s" "$work/fanout.json"
-fanout_row "Hot channel: 100 subscribers × 2,000 msg/s, 64 B, 10 s" "$work/hot.json"
-echo
-$py - "$work" "$work/handshake.json" "$work/handshake_capped.json" \
-    "$work"/handshake_{hs256,rs256,es256}.json <<'PY'
+if want fanout || want hot; then
+    echo "| Scenario | Deliveries/s | Loss | Latency p50 / p99 / p999 (µs) | Relay CPU µs/delivery | Loadgen CPU µs/delivery |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    if want fanout; then
+        fanout_row "Fan-out: 2,000 subscribers × 20 msg/s, 64 B, 20 s" "$work/fanout.json"
+    fi
+    if want hot; then
+        fanout_row "Hot channel: 100 subscribers × 2,000 msg/s, 64 B, 10 s" "$work/hot.json"
+    fi
+    echo
+fi
+if want idle || want handshake || want handshake-capped || want handshake-jwt; then
+    $py - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
-hs = json.load(open(sys.argv[2]))
+
+def load(name):
+    try:
+        return json.load(open(f"{work}/{name}.json"))
+    except (OSError, ValueError):
+        return None
+
 print("| Measure | Result |")
 print("|---|---:|")
 for name in ("idle", "idle19k"):
-    try:
-        idle = json.load(open(f"{work}/{name}.json"))
-        kernel = json.load(open(f"{work}/{name}.kernel.json"))
-    except (OSError, ValueError):
+    idle, kernel = load(name), load(f"{name}.kernel")
+    if idle is None and kernel is None:
+        continue  # not run
+    if idle is None or kernel is None or "connections" not in idle:
         print(f"| Idle ({name}) | failed |")
         continue
     n = idle["connections"]
@@ -185,16 +263,45 @@ for name in ("idle", "idle19k"):
           f"({idle['relay_rss_before_kib']:,.0f} → {idle['relay_rss_after_kib']:,.0f} KiB) |")
     print(f"| Idle: kernel memory per connection at {n:,} (slab ÷ 2 ends; TCP buffer pages) | "
           f"{kernel['slab_kib'] * 1024 / n / 2:,.0f} B; {kernel['tcp_pages']} pages |")
-print(f"| Handshakes/s ({hs['concurrency']} in flight, {hs['elapsed_s']:.0f} s) | "
-      f"{hs['handshakes_per_s']:,.0f} (relay CPU {hs['relay_cpu_us_per_handshake']:.0f} µs each, "
-      f"p50 {hs['latency_us']['p50']:,} µs, {hs['errors']} errors) |")
-capped = json.load(open(sys.argv[3]))
-print(f"| Handshakes/s with `limits.max_connections: 2000` | {capped['handshakes_per_s']:,.0f} "
-      f"(relay CPU {capped['relay_cpu_us_per_handshake']:.0f} µs each, "
-      f"p50 {capped['latency_us']['p50']:,} µs, {capped['errors']} errors) |")
-for path, alg in zip(sys.argv[4:], ("HS256", "RS256 (2048-bit)", "ES256")):
-    r = json.load(open(path))
+hs = load("handshake")
+if hs is not None:
+    print(f"| Handshakes/s ({hs['concurrency']} in flight, {hs['elapsed_s']:.0f} s) | "
+          f"{hs['handshakes_per_s']:,.0f} "
+          f"(relay CPU {hs['relay_cpu_us_per_handshake']:.0f} µs each, "
+          f"p50 {hs['latency_us']['p50']:,} µs, {hs['errors']} errors) |")
+capped = load("handshake_capped")
+if capped is not None:
+    print(f"| Handshakes/s with `limits.max_connections: 2000` | {capped['handshakes_per_s']:,.0f} "
+          f"(relay CPU {capped['relay_cpu_us_per_handshake']:.0f} µs each, "
+          f"p50 {capped['latency_us']['p50']:,} µs, {capped['errors']} errors) |")
+for name, alg in (("hs256", "HS256"), ("rs256", "RS256 (2048-bit)"), ("es256", "ES256")):
+    r = load(f"handshake_{name}")
+    if r is None:
+        continue
     print(f"| Handshakes/s with an {alg} JWT | {r['handshakes_per_s']:,.0f} (relay CPU "
           f"{r['relay_cpu_us_per_handshake']:.0f} µs each, p50 {r['latency_us']['p50']:,} µs, "
           f"{r['errors']} errors) |")
 PY
+    echo
+fi
+if want subscribe-ack; then
+    $py - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+print("| Subscribe → ack (Redis broker, 1 worker, 16 connections, 1,000 subscribes/s, 10 s) "
+      "| Acks | p50 / p90 / p99 / max (µs) | Errors |")
+print("|---|---:|---:|---:|")
+for policy, label in (("live", "Channel live on the worker (a keeper holds it)"),
+                      ("fresh", "Channel new to the worker (one Redis SUBSCRIBE)")):
+    try:
+        r = json.load(open(f"{work}/subscribe_ack_{policy}.json"))
+        l = r["latency_us"]
+    except (OSError, ValueError, KeyError):
+        print(f"| {label} | failed | | |")
+        continue
+    print(f"| {label} | {r['acks']:,} | "
+          f"{l['p50']:,} / {l['p90']:,} / {l['p99']:,} / {l['max']:,} | "
+          f"{r['errors'] + r['unanswered'] + r['disconnects']}"
+          f"{'' if r['outcome'] == 'complete' else ' (' + r['outcome'] + ')'} |")
+PY
+fi

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
         return runIdle(options);
     case Mode::Handshake:
         return runHandshake(options);
+    case Mode::SubscribeAck:
+        return runSubscribeAck(options);
     }
     return 2;
 }

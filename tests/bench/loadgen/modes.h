@@ -1,6 +1,6 @@
 #pragma once
 
-// The four load-generator modes. Each prints one JSON object on stdout (and a human summary on
+// The five load-generator modes. Each prints one JSON object on stdout (and a human summary on
 // stderr) and returns the process exit status.
 
 #include "options.h"
@@ -11,5 +11,6 @@ int runFanout(const Options& options);
 int runChat(const Options& options);
 int runIdle(const Options& options);
 int runHandshake(const Options& options);
+int runSubscribeAck(const Options& options);
 
 } // namespace wsrelay::loadgen

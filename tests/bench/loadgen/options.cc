@@ -15,6 +15,7 @@ modes:
   chat       N clients on K channels, each publishing on its own channel; same report
   idle       N connections, each subscribed to its own channel, held open
   handshake  open and close connections as fast as possible
+  subscribe-ack  subscribe, time until the ack, unsubscribe, again; reports ack latency
 
 common:
   --url ws://IP:PORT/PATH   server endpoint (repeatable: connections spread round-robin)
@@ -24,8 +25,9 @@ common:
   --sources N               loopback source addresses 127.0.0.1..127.0.0.N (default 8)
   --timeout S               global deadline: report and exit non-zero after S s (default 60)
   --connect-concurrency N   connections opening at once (default 512)
-  --server-pid PID          report the CPU (fanout, chat, handshake) or RSS (idle) of the server,
-                            summed over every PID given (repeatable); --relay-pid is an alias
+  --server-pid PID          report the CPU (fanout, chat, handshake, subscribe-ack) or RSS (idle)
+                            of the server, summed over every PID given (repeatable);
+                            --relay-pid is an alias
   --header 'Name: value'    add a header to every upgrade request (repeatable), e.g. a JWT
 
 fanout:
@@ -51,6 +53,17 @@ idle:
 
 handshake:
   --duration S  --concurrency C
+
+subscribe-ack (protocol wsrelay; each connection has one command in flight at a time):
+  --channels live|fresh     live: a keeper connection per URL first subscribes to the live
+                            channels, so the relay's worker holds them (give the relay one worker);
+                            fresh: a new channel name on every subscribe (default live)
+  --live-channels K         channels the keeper holds, at most limits.max_subscriptions (default 8)
+  --connections N (default 8)  --rate SUBSCRIBES_PER_S (in total; 0: back to back, default 1000)
+  --duration S | --count M (the first reached ends the run)  [--channel BASE]
+  --gap-ms G                a connection rests G ms after its last answer before it subscribes
+                            again, so the relay's websocket.write_coalesce_ms window (default 2)
+                            has closed and does not hold the ack back (default 5)
 )";
 
 [[noreturn]] void usageError(const std::string& message) {
@@ -70,6 +83,10 @@ template <typename T> T number(std::string_view flag, std::string_view text) {
 } // namespace
 
 const char* protocolName(Protocol p) { return p == Protocol::Raw ? "raw" : "wsrelay"; }
+
+const char* channelPolicyName(ChannelPolicy p) {
+    return p == ChannelPolicy::Fresh ? "fresh" : "live";
+}
 
 const char* publishViaName(PublishVia p) {
     switch (p) {
@@ -95,6 +112,8 @@ Options parseOptions(int argc, char** argv) {
         o.mode = Mode::Idle;
     } else if (mode == "handshake") {
         o.mode = Mode::Handshake;
+    } else if (mode == "subscribe-ack") {
+        o.mode = Mode::SubscribeAck;
     } else if (mode == "-h" || mode == "--help") {
         std::fputs(kUsage, stdout);
         std::exit(0);
@@ -102,7 +121,8 @@ Options parseOptions(int argc, char** argv) {
         usageError("unknown mode " + std::string(mode));
     }
     bool channel_set = false, channels_set = false;
-    bool subscribers_set = false, clients_set = false;
+    bool subscribers_set = false, clients_set = false, connections_set = false;
+    bool rate_set = false;
     int warmup = -1; // -1: the protocol's default
     std::string protocol = "wsrelay", publish_via = "client";
     for (int i = 2; i < argc; ++i) {
@@ -157,11 +177,25 @@ Options parseOptions(int argc, char** argv) {
         } else if (arg == "--channel") {
             o.channel = std::string(next());
             channel_set = true;
+        } else if (arg == "--channels" && o.mode == Mode::SubscribeAck) {
+            const std::string_view policy = next();
+            if (policy == "live") {
+                o.channel_policy = ChannelPolicy::Live;
+            } else if (policy == "fresh") {
+                o.channel_policy = ChannelPolicy::Fresh;
+            } else {
+                usageError("--channels must be live or fresh for subscribe-ack");
+            }
         } else if (arg == "--channels") {
             o.channels = number<uint32_t>(arg, next());
             channels_set = true;
+        } else if (arg == "--live-channels") {
+            o.live_channels = number<uint32_t>(arg, next());
+        } else if (arg == "--gap-ms") {
+            o.gap_ms = number<double>(arg, next());
         } else if (arg == "--rate") {
             o.rate = number<double>(arg, next());
+            rate_set = true;
         } else if (arg == "--duration") {
             o.duration_s = number<double>(arg, next());
         } else if (arg == "--count") {
@@ -187,6 +221,7 @@ Options parseOptions(int argc, char** argv) {
             o.drain_timeout_s = number<double>(arg, next());
         } else if (arg == "--connections") {
             o.connections = number<uint32_t>(arg, next());
+            connections_set = true;
         } else if (arg == "--hold") {
             o.hold_s = number<double>(arg, next());
         } else if (arg == "--concurrency") {
@@ -252,6 +287,18 @@ Options parseOptions(int argc, char** argv) {
     if (o.mode == Mode::Handshake) {
         if (o.duration_s <= 0) usageError("handshake needs --duration");
         if (o.concurrency < 1) usageError("--concurrency must be positive");
+    }
+    if (o.mode == Mode::SubscribeAck) {
+        if (o.protocol != Protocol::Wsrelay) usageError("subscribe-ack needs --protocol wsrelay");
+        if (!connections_set) o.connections = 8;
+        if (o.connections < 1) usageError("--connections must be positive");
+        if (!rate_set) o.rate = 1000;
+        if (o.rate < 0) usageError("--rate must not be negative");
+        if (o.count == 0 && o.duration_s <= 0) usageError("--count or --duration is required");
+        if (o.gap_ms < 0) usageError("--gap-ms must not be negative");
+        if (o.live_channels < 1 || o.live_channels > 100000) {
+            usageError("--live-channels must be 1..100000");
+        }
     }
     return o;
 }

@@ -8,7 +8,7 @@
 
 namespace wsrelay::loadgen {
 
-enum class Mode { Fanout, Chat, Idle, Handshake };
+enum class Mode { Fanout, Chat, Idle, Handshake, SubscribeAck };
 
 // wsrelay: the relay's JSON protocol (subscribe op + ack, {"op":"message"} envelopes).
 // Raw: the peers' contract: the channel is in the URL (?channel=NAME), subscribing is
@@ -16,6 +16,10 @@ enum class Mode { Fanout, Chat, Idle, Handshake };
 enum class Protocol { Wsrelay, Raw };
 
 enum class PublishVia { Client, Redis, Http };
+
+// subscribe-ack: Live: channels a keeper connection holds already, so the relay's worker has them;
+// Fresh: a channel name nobody used before on every subscribe.
+enum class ChannelPolicy { Live, Fresh };
 
 struct Options {
     Mode mode = Mode::Fanout;
@@ -28,7 +32,7 @@ struct Options {
     std::vector<int> server_pids; // their CPU (fanout, chat, handshake) or RSS (idle), summed
     std::string headers;    // --header lines, each ending in CRLF, added to every upgrade request
 
-    // fanout and chat
+    // fanout and chat (subscribe-ack: --rate, --duration, --count, --channel)
     uint32_t subscribers = 100; // fanout: --subscribers; chat: --clients
     std::string channel = "bench";
     uint32_t channels = 1;
@@ -48,16 +52,22 @@ struct Options {
     std::string api_key;
     int http_connections = 4;
 
-    // idle
+    // idle (subscribe-ack: --connections, default 8)
     uint32_t connections = 1000;
     double hold_s = -1;     // < 0: until SIGTERM/SIGINT (or the timeout)
 
     // handshake
     uint32_t concurrency = 64;
+
+    // subscribe-ack
+    ChannelPolicy channel_policy = ChannelPolicy::Live;
+    uint32_t live_channels = 8; // held by the keeper; at most the relay's limits.max_subscriptions
+    double gap_ms = 5;          // a connection rests this long after its last answer
 };
 
 const char* protocolName(Protocol p);
 const char* publishViaName(PublishVia p);
+const char* channelPolicyName(ChannelPolicy p);
 
 // Parses argv; on error prints a message and the usage to stderr and exits with status 2.
 Options parseOptions(int argc, char** argv);
