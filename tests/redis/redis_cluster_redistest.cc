@@ -20,12 +20,16 @@
 #include "adapters/redis_cluster.h"
 #include "adapters/redis_cluster_broker.h"
 #include "tests/redis/broker_endpoint.h"
+#include "tests/redis/broker_rig.h"
+#include "tests/redis/redis_cluster_processes.h"
 #include "tests/redis/redis_server.h"
 
 namespace wsrelay {
 namespace {
 
+using testing::BrokerRig;
 using testing::Endpoint;
+using testing::RedisClusterProcesses;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
@@ -36,66 +40,30 @@ using testing::ReplyPtr;
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(20);
 constexpr const char* kRedisCli = "/usr/bin/redis-cli";
-constexpr int kNodes = 3;
+constexpr int kNodes = RedisClusterProcesses::kNodes;
 
-class RedisClusterTest : public ::testing::Test {
+class RedisClusterTest : public ::testing::Test, protected BrokerRig {
 protected:
+    RedisClusterTest() : BrokerRig(kDeadline) {}
+
     void SetUp() override {
-        if (!RedisServer::available() || access(kRedisCli, X_OK) != 0) {
+        if (!RedisClusterProcesses::available()) {
             GTEST_SKIP() << RedisServer::kBinary << " or " << kRedisCli << " is missing";
         }
-        char dir[] = "/tmp/wsrelay-cluster-XXXXXX";
-        ASSERT_NE(mkdtemp(dir), nullptr);
-        dir_ = dir;
-        std::vector<std::string> create = {kRedisCli, "--cluster", "create"};
-        for (int i = 0; i < kNodes; ++i) {
-            servers_[i].setArgs({"--cluster-enabled", "yes", "--cluster-config-file",
-                                 dir_ + "/nodes-" + std::to_string(i) + ".conf", "--cluster-port",
-                                 std::to_string(RedisServer::freePort()),
-                                 "--cluster-node-timeout", "1000"});
-            std::string error;
-            ASSERT_TRUE(servers_[i].start(error)) << error;
-            create.push_back("127.0.0.1:" + std::to_string(servers_[i].port()));
-        }
-        create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
-        ASSERT_EQ(testing::runTool(create, std::chrono::seconds(30)), 0)
-            << "redis-cli --cluster create";
-        ASSERT_TRUE(waitClusterOk());
+        std::string error;
+        ASSERT_TRUE(cluster_.start(error)) << error;
     }
 
     void TearDown() override {
-        endpoints_.clear();
-        for (RedisServer& s : servers_) s.kill();
-        if (!dir_.empty()) {
-            for (int i = 0; i < kNodes; ++i) {
-                unlink((dir_ + "/nodes-" + std::to_string(i) + ".conf").c_str());
-            }
-            rmdir(dir_.c_str());
-        }
+        clear();
+        cluster_.stop();
     }
 
-    bool waitClusterOk() {
-        const auto deadline = Clock::now() + kDeadline;
-        while (Clock::now() < deadline) {
-            int ok = 0;
-            for (RedisServer& s : servers_) {
-                RedisClient c = s.client();
-                ReplyPtr r = c.ok() ? c.command({"CLUSTER", "INFO"}) : nullptr;
-                if (r && r->type == REDIS_REPLY_STRING &&
-                    std::string(r->str, r->len).find("cluster_state:ok") != std::string::npos) {
-                    ++ok;
-                }
-            }
-            if (ok == kNodes) return true;
-            const timespec pause{0, 20 * 1000 * 1000};  // between polls of CLUSTER INFO
-            nanosleep(&pause, nullptr);
-        }
-        return false;
-    }
+    bool waitClusterOk() { return cluster_.waitOk(kDeadline); }
 
-    RedisBrokerOptions options(int seed = 0) const {
+    RedisBrokerOptions options(int seed = 0) {
         RedisBrokerOptions o;
-        o.cluster.push_back(ClusterNode{"127.0.0.1", servers_[seed].port()});
+        o.cluster.push_back(ClusterNode{"127.0.0.1", cluster_.server(seed).port()});
         o.reconnect_min_ms = 10;
         o.reconnect_max_ms = 200;
         o.probe_interval_ms = 0;
@@ -105,94 +73,32 @@ protected:
 
     Endpoint& endpoint(const RedisBrokerOptions& o) {
         factories_.push_back(std::make_unique<RedisBrokerFactory>(o));
-        const int index = static_cast<int>(endpoints_.size());
-        endpoints_.push_back(std::make_unique<Endpoint>(*factories_.back(), index));
-        return *endpoints_.back();
+        return add(*factories_.back());
     }
 
-    bool pumpUntil(const std::function<bool()>& done, Clock::duration limit = kDeadline) {
-        const auto deadline = Clock::now() + limit;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
-        }
-        return true;
-    }
-    void pumpFor(Clock::duration duration, const std::function<void()>& each_turn = {}) {
-        const auto end = Clock::now() + duration;
-        while (Clock::now() < end) {
-            for (auto& e : endpoints_) ev_run(e->loop, EVRUN_ONCE);
-            if (each_turn) each_turn();
-        }
-    }
-    bool allUp() {
-        return pumpUntil([this] {
-            for (auto& e : endpoints_) {
-                if (!e->up()) return false;
-            }
-            return true;
-        });
-    }
-    bool syncedThrough(Endpoint& e, const std::string& channel, const std::string& marker) {
-        return pumpUntil([&] {
-            const auto data = e.dataOf(channel);
-            return !data.empty() && data.back() == marker;
-        });
-    }
-
-    // The server index owning each slot, from CLUSTER SLOTS.
-    std::vector<int> slotOwners() {
-        RedisClient c = servers_[0].client();
-        ReplyPtr r = c.command({"CLUSTER", "SLOTS"});
-        ClusterTopology topology;
-        std::string error;
-        EXPECT_TRUE(parseClusterSlots(r.get(), "127.0.0.1", topology, error)) << error;
-        std::vector<int> owners(kClusterSlots, -1);
-        for (int slot = 0; slot < kClusterSlots; ++slot) {
-            const uint16_t owner = topology.ownerOf(static_cast<uint16_t>(slot));
-            const ClusterNode& node = topology.masters[owner];
-            for (int i = 0; i < kNodes; ++i) {
-                if (servers_[i].port() == node.port) owners[slot] = i;
-            }
-        }
-        return owners;
-    }
-    // A channel "<base><n>" whose (prefixed) slot belongs to server `index`.
+    std::vector<int> slotOwners() { return cluster_.slotOwners(); }
     std::string channelOn(int index, const std::string& base, const std::string& prefix = "") {
-        const std::vector<int> owners = slotOwners();
-        for (int n = 0;; ++n) {
-            const std::string name = base + std::to_string(n);
-            if (owners[clusterKeySlot(prefix + name)] == index) return name;
-        }
+        return cluster_.channelOn(index, base, prefix);
     }
     long long shardNumsub(int index, const std::string& channel) {
-        RedisClient c = servers_[index].client();
-        ReplyPtr r = c.command({"PUBSUB", "SHARDNUMSUB", channel});
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return -1;
-        return r->element[1]->integer;
+        return cluster_.shardNumsub(index, channel);
     }
-    std::string nodeId(int index) {
-        RedisClient c = servers_[index].client();
-        ReplyPtr r = c.command({"CLUSTER", "MYID"});
-        return r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
-    }
-    std::string nameOf(int index) const {
-        return "127.0.0.1:" + std::to_string(servers_[index].port());
+    std::string nodeId(int index) { return cluster_.nodeId(index); }
+    std::string nameOf(int index) {
+        return "127.0.0.1:" + std::to_string(cluster_.server(index).port());
     }
     // Assigns an empty slot to server `to` on every node: for an empty slot, the whole migration.
     void moveSlot(uint16_t slot, int to) {
         const std::string target = nodeId(to);
         for (int i = 0; i < kNodes; ++i) {
-            RedisClient c = servers_[(to + i) % kNodes].client();  // the new owner first
+            RedisClient c = cluster_.server((to + i) % kNodes).client();  // the new owner first
             ReplyPtr r = c.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", target});
             ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
         }
     }
 
-    std::string dir_;
-    std::array<RedisServer, kNodes> servers_;
+    RedisClusterProcesses cluster_;
     std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
-    std::vector<std::unique_ptr<Endpoint>> endpoints_;
 };
 
 TEST(ClusterKeySlotTest, MatchesRedisAndHonoursHashTags) {
@@ -219,7 +125,7 @@ TEST(ClusterHostPortTest, ParsesHostPortPairs) {
 }
 
 TEST_F(RedisClusterTest, KeySlotAgreesWithTheServer) {
-    RedisClient c = servers_[0].client();
+    RedisClient c = cluster_.server(0).client();
     for (const std::string key : {"chat", "room:1", "app:{tenant}:x", "{}x", "a{b}c", "\xC3\xA9"}) {
         ReplyPtr r = c.command({"CLUSTER", "KEYSLOT", key});
         ASSERT_TRUE(r && r->type == REDIS_REPLY_INTEGER);
@@ -251,7 +157,7 @@ TEST_F(RedisClusterTest, SubscribesEachChannelOnTheMasterOwningItsSlot) {
         ASSERT_FALSE(channel.empty()) << node;
         EXPECT_TRUE(channel.starts_with("app:__wsrelay_probe:")) << channel;
         for (int j = 0; j < kNodes; ++j) {
-            const bool owner = node == "127.0.0.1:" + std::to_string(servers_[j].port());
+            const bool owner = node == "127.0.0.1:" + std::to_string(cluster_.server(j).port());
             EXPECT_EQ(shardNumsub(j, channel), owner ? 1 : 0) << channel << " on node " << j;
         }
     }
@@ -294,7 +200,7 @@ TEST_F(RedisClusterTest, BurstOnChannelsOfEveryMasterArrivesOnceAndInOrder) {
 
     // A backend publishing through redis-cli in cluster mode, to a node that must redirect it.
     const std::string far = channels[1];
-    ASSERT_EQ(testing::runTool({kRedisCli, "-c", "-p", std::to_string(servers_[0].port()),
+    ASSERT_EQ(testing::runTool({kRedisCli, "-c", "-p", std::to_string(cluster_.server(0).port()),
                                 "SPUBLISH", far, "from cli"},
                                std::chrono::seconds(10)),
               0);
@@ -349,10 +255,10 @@ TEST_F(RedisClusterTest, PublishesThroughAMigratingSlotWithoutDown) {
     a.broker->subscribe(moving);
     ASSERT_TRUE(allUp());
     {
-        RedisClient c1 = servers_[1].client();
+        RedisClient c1 = cluster_.server(1).client();
         ReplyPtr r = c1.command({"CLUSTER", "SETSLOT", slot, "IMPORTING", nodeId(0)});
         ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
-        RedisClient c0 = servers_[0].client();
+        RedisClient c0 = cluster_.server(0).client();
         r = c0.command({"CLUSTER", "SETSLOT", slot, "MIGRATING", nodeId(1)});
         ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
     }
@@ -412,7 +318,7 @@ TEST_F(RedisClusterTest, RedirectsAreBounded) {
     Endpoint& b = endpoint(options(0));
     const std::string looping = channelOn(0, "loop:");
     ASSERT_TRUE(allUp());
-    RedisClient c0 = servers_[0].client();
+    RedisClient c0 = cluster_.server(0).client();
     ReplyPtr r = c0.command(
         {"CLUSTER", "SETSLOT", std::to_string(clusterKeySlot(looping)), "NODE", nodeId(1)});
     ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
@@ -428,23 +334,23 @@ TEST_F(RedisClusterTest, RedirectsAreBounded) {
 
 TEST_F(RedisClusterTest, KilledMasterIsDownThenRestartIsUpWithGap) {
     RedisBrokerOptions o = options(0);
-    o.cluster.push_back(ClusterNode{"127.0.0.1", servers_[1].port()});
+    o.cluster.push_back(ClusterNode{"127.0.0.1", cluster_.server(1).port()});
     Endpoint& a = endpoint(o);
     Endpoint& b = endpoint(o);
     const std::string chat = channelOn(2, "chat:");
     a.broker->subscribe(chat);
     ASSERT_TRUE(allUp());
 
-    servers_[2].kill();
+    cluster_.server(2).kill();
     ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1 && b.downs() == 1; }));
     b.publish(chat, "1", 1);
     ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 1; }));
     EXPECT_THAT(b.results, ElementsAre(Pair(1u, PublishStatus::Unavailable)));
     EXPECT_THAT(a.as<RedisClusterBroker>().lastError(),
-                ::testing::HasSubstr(std::to_string(servers_[2].port())));
+                ::testing::HasSubstr(std::to_string(cluster_.server(2).port())));
 
     std::string error;
-    ASSERT_TRUE(servers_[2].start(error)) << error;  // same port, same nodes.conf
+    ASSERT_TRUE(cluster_.server(2).start(error)) << error;  // same port, same nodes.conf
     ASSERT_TRUE(waitClusterOk());
     ASSERT_TRUE(allUp()) << a.as<RedisClusterBroker>().lastError();
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
@@ -460,15 +366,15 @@ TEST_F(RedisClusterTest, ProbesEveryMasterWithoutSpuriousDown) {
     o.probe_timeout_ms = 1000;
     Endpoint& a = endpoint(o);
     ASSERT_TRUE(allUp());
-    RedisClient c0 = servers_[0].client();
+    RedisClient c0 = cluster_.server(0).client();
     pumpFor(std::chrono::milliseconds(600));
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false)));
     for (int i = 0; i < kNodes; ++i) {
-        RedisClient c = servers_[i].client();
+        RedisClient c = cluster_.server(i).client();
         EXPECT_GE(c.commandCalls("spublish"), 5) << "node " << i;
     }
     // A paused master never answers its probe: the broker notices and comes back afterwards.
-    RedisClient c1 = servers_[1].client();
+    RedisClient c1 = cluster_.server(1).client();
     ASSERT_TRUE(c1.command({"CLIENT", "PAUSE", "1500", "ALL"}));
     ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1; }));
     EXPECT_THAT(a.as<RedisClusterBroker>().lastError(), ::testing::HasSubstr("probe"));
