@@ -34,9 +34,9 @@ public:
     virtual ~BrokerHandler() = default;
 
     // A message for a channel this worker subscribed to. `data` is JSON text (already validated or
-    // wrapped as a JSON string by the broker). Called once per worker per message, whatever the number
-    // of local subscribers. `entered_us` is the publisher's PublishTicket::entered_us when the
-    // message carried one, else 0.
+    // wrapped as a JSON string by the broker). Called once per worker per message, whatever the
+    // number of local subscribers. `entered_us` is the publisher's PublishTicket::entered_us when
+    // the message carried one, else 0.
     virtual void onBrokerMessage(std::string_view channel, std::string_view data,
                                  int64_t entered_us) = 0;
 
@@ -56,20 +56,22 @@ public:
     // move) and are live again, and messages on them may have been missed; publishes never failed.
     virtual void onBrokerState(BrokerState state, bool gap) = 0;
 
-    // A delivery probe came back after `round_trip_s` seconds. Brokers without probes never call it.
+    // A delivery probe came back after `round_trip_s` seconds. Brokers without probes never call
+    // it.
     virtual void onBrokerProbe(double round_trip_s) { (void)round_trip_s; }
 };
 
 // The pub/sub engine, one instance per worker, used only on that worker's loop thread.
 // Delivery contract: at most once per subscribed worker; messages published by one publisher on one
-// channel arrive in publish order; nothing is delivered for a channel the worker is not subscribed to.
-// subscribe/unsubscribe/publish may be batched until flush(), which the worker calls once per loop
-// turn before it sleeps.
+// channel arrive in publish order; nothing is delivered for a channel the worker is not subscribed
+// to. subscribe/unsubscribe/publish may be batched until flush(), which the worker calls once per
+// loop turn before it sleeps.
 class Broker {
 public:
     virtual ~Broker() = default;
 
-    // Starts delivering `channel` to this worker. Called once when the first local subscriber appears.
+    // Starts delivering `channel` to this worker. Called once when the first local subscriber
+    // appears.
     virtual void subscribe(std::string_view channel) = 0;
     // Stops delivering `channel`. Called once when the last local subscriber leaves.
     virtual void unsubscribe(std::string_view channel) = 0;

@@ -20,9 +20,9 @@ enum class HookOutcome : uint8_t {
 
 struct HookResult {
     HookOutcome outcome = HookOutcome::Unavailable;
-    long status = 0;        // HTTP status when the app answered
-    std::string body;       // the answer's body (2xx or not)
-    double seconds = 0;     // from send() to the answer, retries included
+    long status = 0;     // HTTP status when the app answered
+    std::string body;    // the answer's body (2xx or not)
+    double seconds = 0;  // from send() to the answer, retries included
 };
 
 using HookDone = std::function<void(HookResult&&)>;

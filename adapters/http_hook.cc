@@ -187,7 +187,8 @@ int HttpHook::onSocket(CURL*, curl_socket_t fd, int what, void* self, void* watc
         w->io.data = w;
         curl_multi_assign(hook->multi_, fd, w);
     }
-    const int events = ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    const int events =
+        ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     ev_io_stop(hook->loop_, &w->io);
     ev_io_set(&w->io, fd, events);
     ev_io_start(hook->loop_, &w->io);
@@ -206,8 +207,8 @@ int HttpHook::onTimerChange(CURLM*, long timeout_ms, void* self) {
 
 void HttpHook::onIo(struct ev_loop*, ev_io* w, int revents) {
     auto* watch = static_cast<Watch*>(w->data);
-    const int events = ((revents & EV_READ) ? CURL_CSELECT_IN : 0) |
-                       ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    const int events =
+        ((revents & EV_READ) ? CURL_CSELECT_IN : 0) | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     watch->owner->drive(w->fd, events);
 }
 
@@ -239,8 +240,8 @@ void HttpHook::collect() {
         HookResult result;
         if (code == CURLE_OK) {
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &result.status);
-            result.outcome = result.status >= 200 && result.status < 300 ? HookOutcome::Ok
-                                                                        : HookOutcome::Error;
+            result.outcome =
+                result.status >= 200 && result.status < 300 ? HookOutcome::Ok : HookOutcome::Error;
             result.body = std::move(r->answer);
         } else if (code == CURLE_OPERATION_TIMEDOUT) {
             result.outcome = HookOutcome::Timeout;

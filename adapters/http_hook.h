@@ -13,11 +13,11 @@ namespace wsrelay {
 
 struct HttpHookOptions {
     std::string url;
-    int timeout_ms = 5000;     // each attempt, connect included
+    int timeout_ms = 5000;        // each attempt, connect included
     size_t max_in_flight = 1024;  // this worker's share of hook.max_in_flight
-    int max_connections = 16;  // kept-alive connections to the app
-    int retries = 1;           // extra attempts, for idempotent events only
-    std::string secret;        // signs each request (X-Wsrelay-Signature); empty = unsigned
+    int max_connections = 16;     // kept-alive connections to the app
+    int retries = 1;              // extra attempts, for idempotent events only
+    std::string secret;           // signs each request (X-Wsrelay-Signature); empty = unsigned
 };
 
 // Hook over HTTP: libcurl's multi interface driven by the worker's libev loop (curl tells us which

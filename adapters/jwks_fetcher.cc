@@ -1,7 +1,5 @@
 #include "adapters/jwks_fetcher.h"
 
-#include "adapters/jwks_file_url.h"
-
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -11,6 +9,8 @@
 #include <cstdio>
 #include <memory>
 #include <system_error>
+
+#include "adapters/jwks_file_url.h"
 
 namespace wsrelay::jwt {
 namespace {
@@ -155,9 +155,7 @@ bool readFile(const std::string& path, std::string& out, std::string& error) {
 
 JwksFetcher::JwksFetcher(JwksOptions options, KeySet static_keys, KeySource& source,
                          JwksEvents events)
-    : options_(std::move(options)),
-      static_keys_(std::move(static_keys)),
-      source_(source),
+    : options_(std::move(options)), static_keys_(std::move(static_keys)), source_(source),
       events_(std::move(events)) {}
 
 JwksFetcher::~JwksFetcher() {

@@ -19,10 +19,11 @@
 namespace wsrelay::jwt {
 
 struct JwksOptions {
-    std::string url;                  // empty = static keys only, no thread
-    int refresh_interval_ms = 300000; // periodic refresh
-    int min_refresh_interval_ms = 5000;  // least time between two refreshes asked for by an unknown kid
-    int timeout_ms = 5000;            // one HTTP fetch, connect included
+    std::string url;                   // empty = static keys only, no thread
+    int refresh_interval_ms = 300000;  // periodic refresh
+    int min_refresh_interval_ms =
+        5000;               // least time between two refreshes asked for by an unknown kid
+    int timeout_ms = 5000;  // one HTTP fetch, connect included
 };
 
 // What one fetch came to.

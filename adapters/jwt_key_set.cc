@@ -55,8 +55,8 @@ std::string weakRsa(EVP_PKEY* pkey) {
     if (!EVP_PKEY_is_a(pkey, "RSA")) return {};
     const int bits = EVP_PKEY_get_bits(pkey);
     if (bits >= kMinRsaBits) return {};
-    return "RSA key of " + std::to_string(bits) + " bits (at least " +
-           std::to_string(kMinRsaBits) + " are required)";
+    return "RSA key of " + std::to_string(bits) + " bits (at least " + std::to_string(kMinRsaBits) +
+           " are required)";
 }
 
 bool publicKeyIsValid(EVP_PKEY* pkey) {
@@ -309,7 +309,8 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
             const unsigned long err = ERR_peek_last_error();
             ERR_clear_error();
             // PEM_R_NO_START_LINE: no further block, the normal end.
-            if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) break;
+            if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)
+                break;
             error = "unreadable PEM block";
             keys_.resize(before);
             return false;
@@ -360,8 +361,7 @@ bool KeySet::addPem(std::string_view pem, std::string& error) {
     return true;
 }
 
-bool KeySet::addJwks(std::string_view json, std::string& error,
-                     std::vector<std::string>* skipped) {
+bool KeySet::addJwks(std::string_view json, std::string& error, std::vector<std::string>* skipped) {
     if (skipped != nullptr) skipped->clear();
     simdjson::dom::parser parser;
     simdjson::dom::element root;

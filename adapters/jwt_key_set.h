@@ -33,9 +33,9 @@ std::string_view algName(Alg alg);
 // One verification key. The key's type decides which algorithms it may verify (an RSA key never
 // verifies an HS* token: that is what stops algorithm confusion); a JWK "alg" narrows it further.
 struct Key {
-    std::string kid;         // empty: a configured secret or PEM key, tried for any kid
+    std::string kid;  // empty: a configured secret or PEM key, tried for any kid
     AlgSet algs = 0;
-    std::string secret;      // HMAC keys only
+    std::string secret;              // HMAC keys only
     std::shared_ptr<EVP_PKEY> pkey;  // public keys only (EVP_PKEY_free as deleter)
 };
 

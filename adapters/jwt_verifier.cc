@@ -88,10 +88,15 @@ bool audienceMatches(simdjson::dom::element aud, const std::vector<std::string>&
 
 size_t hashIndex(Alg alg) {
     switch (alg) {
-    case Alg::HS256: case Alg::RS256: case Alg::ES256: return 0;
-    case Alg::HS384: case Alg::RS384: case Alg::ES384: return 1;
-    case Alg::HS512: case Alg::RS512: return 2;
-    default: return 3;  // EdDSA hashes internally
+        case Alg::HS256:
+        case Alg::RS256:
+        case Alg::ES256: return 0;
+        case Alg::HS384:
+        case Alg::RS384:
+        case Alg::ES384: return 1;
+        case Alg::HS512:
+        case Alg::RS512: return 2;
+        default: return 3;  // EdDSA hashes internally
     }
 }
 
@@ -99,20 +104,20 @@ size_t hashIndex(Alg alg) {
 
 std::string_view failureText(Failure failure) {
     switch (failure) {
-    case Failure::None: return "ok";
-    case Failure::Missing: return "missing token";
-    case Failure::Malformed: return "malformed token";
-    case Failure::Algorithm: return "algorithm not allowed";
-    case Failure::UnknownKey: return "unknown key";
-    case Failure::BadSignature: return "bad signature";
-    case Failure::Expired: return "token expired";
-    case Failure::MissingExp: return "missing exp claim";
-    case Failure::NotYetValid: return "token not yet valid";
-    case Failure::Issuer: return "wrong issuer";
-    case Failure::Audience: return "wrong audience";
-    case Failure::Claims: return "missing user claim";
-    case Failure::KeysUnavailable: return "signing keys not loaded";
-    case Failure::kCount: break;
+        case Failure::None: return "ok";
+        case Failure::Missing: return "missing token";
+        case Failure::Malformed: return "malformed token";
+        case Failure::Algorithm: return "algorithm not allowed";
+        case Failure::UnknownKey: return "unknown key";
+        case Failure::BadSignature: return "bad signature";
+        case Failure::Expired: return "token expired";
+        case Failure::MissingExp: return "missing exp claim";
+        case Failure::NotYetValid: return "token not yet valid";
+        case Failure::Issuer: return "wrong issuer";
+        case Failure::Audience: return "wrong audience";
+        case Failure::Claims: return "missing user claim";
+        case Failure::KeysUnavailable: return "signing keys not loaded";
+        case Failure::kCount: break;
     }
     return "unauthorized";
 }
@@ -183,8 +188,7 @@ Failure Verifier::Impl::parseHeader() {
     const size_t n = header_json.size();
     header_json.append(simdjson::SIMDJSON_PADDING, '\0');
     simdjson::dom::object header;
-    if (parser.parse(header_json.data(), n, false).get_object().get(header) !=
-        simdjson::SUCCESS) {
+    if (parser.parse(header_json.data(), n, false).get_object().get(header) != simdjson::SUCCESS) {
         return Failure::Malformed;
     }
     // RFC 7515 §4.1.11: we understand no extension, so a token that requires one is refused.
@@ -207,12 +211,11 @@ bool Verifier::Impl::hmacMatches(const Key& key, size_t digest, std::string_view
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t len = 0;
     EVP_MAC_CTX* ctx = mac_ctx[digest];
-    const bool ok =
-        EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.secret.data()),
-                     key.secret.size(), nullptr) == 1 &&
-        EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(signed_part.data()),
-                       signed_part.size()) == 1 &&
-        EVP_MAC_final(ctx, mac, &len, sizeof(mac)) == 1;
+    const bool ok = EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.secret.data()),
+                                 key.secret.size(), nullptr) == 1 &&
+                    EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(signed_part.data()),
+                                   signed_part.size()) == 1 &&
+                    EVP_MAC_final(ctx, mac, &len, sizeof(mac)) == 1;
     return ok && len == signature.size() && CRYPTO_memcmp(mac, signature.data(), len) == 0;
 }
 

@@ -19,12 +19,12 @@ namespace wsrelay::jwt {
 enum class Failure : uint8_t {
     None,
     Missing,
-    Malformed,        // not three base64url parts, bad JSON, wrong claim types, "crit" present
-    Algorithm,        // none, unknown, not allowed, or no key of that type
-    UnknownKey,       // a kid no key has
+    Malformed,   // not three base64url parts, bad JSON, wrong claim types, "crit" present
+    Algorithm,   // none, unknown, not allowed, or no key of that type
+    UnknownKey,  // a kid no key has
     BadSignature,
     Expired,
-    MissingExp,       // no exp claim while VerifyOptions::require_exp
+    MissingExp,  // no exp claim while VerifyOptions::require_exp
     NotYetValid,
     Issuer,
     Audience,
@@ -33,25 +33,25 @@ enum class Failure : uint8_t {
     kCount
 };
 inline constexpr std::array<const char*, static_cast<size_t>(Failure::kCount)> kFailureNames = {
-    "none",    "missing",     "malformed",     "algorithm", "unknown_key", "bad_signature",
-    "expired", "missing_exp", "not_yet_valid", "issuer",    "audience",    "claims",
-    "keys_unavailable"};
+    "none",          "missing", "malformed",       "algorithm",     "unknown_key",
+    "bad_signature", "expired", "missing_exp",     "not_yet_valid", "issuer",
+    "audience",      "claims",  "keys_unavailable"};
 // Short, fixed, safe to send to the client: "token expired", "unknown key", ...
 std::string_view failureText(Failure failure);
 
 struct Claims {
-    std::string subject;                  // the user claim; an integer is kept as its digits
-    int64_t expires_at_ms = 0;            // exp * 1000; 0 = no exp (only when not required)
-    std::vector<std::string> subscribe;   // patterns from the subscribe claim (absent = none)
-    std::vector<std::string> publish;     // patterns from the publish claim
+    std::string subject;                 // the user claim; an integer is kept as its digits
+    int64_t expires_at_ms = 0;           // exp * 1000; 0 = no exp (only when not required)
+    std::vector<std::string> subscribe;  // patterns from the subscribe claim (absent = none)
+    std::vector<std::string> publish;    // patterns from the publish claim
 };
 
 struct VerifyOptions {
-    AlgSet allowed = kAllAlgs;            // auth.jwt.algorithms (empty config = all)
-    std::string issuer;                   // empty = not checked
-    std::vector<std::string> audiences;   // empty = not checked; else aud must contain one
+    AlgSet allowed = kAllAlgs;           // auth.jwt.algorithms (empty config = all)
+    std::string issuer;                  // empty = not checked
+    std::vector<std::string> audiences;  // empty = not checked; else aud must contain one
     int64_t leeway_ms = 0;
-    bool require_exp = true;              // false: a token without exp never expires
+    bool require_exp = true;  // false: a token without exp never expires
     std::string user_claim = "sub";
     std::string subscribe_claim = "channels";
     std::string publish_claim = "publish";

@@ -37,7 +37,7 @@ private:
     };
     using MessagePtr = std::shared_ptr<const Message>;
 
-    std::mutex mutex_;  // guards everything below
+    std::mutex mutex_;                                       // guards everything below
     std::unordered_map<std::string, uint64_t> subscribers_;  // channel -> bitmask of workers
     std::vector<MemoryBroker*> endpoints_;
 };
@@ -75,7 +75,7 @@ private:
     ev_async wake_{};
     std::mutex inbox_mutex_;
     std::vector<MessagePtr> inbox_;  // guarded by inbox_mutex_; filled by other workers
-    const std::string no_error_;  // the in-process broker cannot go down
+    const std::string no_error_;     // the in-process broker cannot go down
 };
 
 }  // namespace wsrelay

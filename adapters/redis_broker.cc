@@ -16,8 +16,8 @@ BrokerPtr RedisBrokerFactory::create(int worker_index, struct ev_loop* loop,
     return std::make_unique<RedisBroker>(options_, worker_index, loop, handler);
 }
 
-RedisBroker::RedisBroker(const RedisBrokerOptions& options, int worker_index,
-                         struct ev_loop* loop, BrokerHandler& handler)
+RedisBroker::RedisBroker(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
+                         BrokerHandler& handler)
     : RedisBrokerCore(options, worker_index, loop, handler), resolver_(loop) {
     host_ = options_.url.host;
     port_ = options_.url.port;
@@ -111,8 +111,8 @@ std::string RedisBroker::target() const {
 }
 
 std::string RedisBroker::timeoutReason() const {
-    return "no connection to " + target() + " within " +
-           std::to_string(options_.probe_timeout_ms) + " ms";
+    return "no connection to " + target() + " within " + std::to_string(options_.probe_timeout_ms) +
+           " ms";
 }
 
 void RedisBroker::onPublishReply(RedisStatus status, const redisReply* reply) {
@@ -126,10 +126,10 @@ void RedisBroker::onPublishReply(RedisStatus status, const redisReply* reply) {
 
 void RedisBroker::onRoleReply(RedisStatus status, const redisReply* reply) {
     if (status != RedisStatus::Reply) return;
-    const bool master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                        reply->element[0]->type == REDIS_REPLY_STRING &&
-                        std::string_view(reply->element[0]->str, reply->element[0]->len) ==
-                            "master";
+    const bool master =
+        reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        std::string_view(reply->element[0]->str, reply->element[0]->len) == "master";
     if (!master) {
         fail("sentinel: " + target() + " is not a master (ROLE)");
         return;

@@ -53,8 +53,7 @@ private:
     uint16_t shardOf(std::string_view) const override { return 0; }
     void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) override;
     bool sendPublish(Outgoing& out) override;
-    bool sendProbe(uint16_t shard, const std::string& channel,
-                   const std::string& payload) override;
+    bool sendProbe(uint16_t shard, const std::string& channel, const std::string& payload) override;
     std::string shardName(uint16_t) const override { return ""; }
     std::string timeoutReason() const override;
 

@@ -520,8 +520,7 @@ void RedisBrokerCore::onProbeDeadline(struct ev_loop*, ev_timer* w, int) {
         }
     }
     self->fail("delivery probe" + (where.empty() ? std::string() : " through " + where) +
-               " not received within " + std::to_string(self->options_.probe_timeout_ms) +
-               " ms");
+               " not received within " + std::to_string(self->options_.probe_timeout_ms) + " ms");
 }
 
 }  // namespace wsrelay

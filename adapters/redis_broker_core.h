@@ -169,8 +169,8 @@ private:
         bool queued = false;    // listed in changed_
         bool announce = false;  // a subscribe() still waits for its onSubscribed
         Remote remote = Remote::None;
-        uint16_t shard = 0;     // where it is (being) subscribed, while remote != None
-        bool moved = false;     // lost to a slot move, not yet live again (counted in moving_)
+        uint16_t shard = 0;  // where it is (being) subscribed, while remote != None
+        bool moved = false;  // lost to a slot move, not yet live again (counted in moving_)
     };
     struct StringHash {
         using is_transparent = void;

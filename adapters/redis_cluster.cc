@@ -45,8 +45,8 @@ uint16_t clusterKeySlot(std::string_view key) {
     return crc16(key) & (kClusterSlots - 1);
 }
 
-bool parseClusterSlots(const redisReply* reply, const std::string& asked_host,
-                       ClusterTopology& out, std::string& error) {
+bool parseClusterSlots(const redisReply* reply, const std::string& asked_host, ClusterTopology& out,
+                       std::string& error) {
     out = ClusterTopology{};
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) {
         error = reply != nullptr && reply->type == REDIS_REPLY_ERROR

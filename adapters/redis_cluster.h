@@ -31,7 +31,7 @@ struct ClusterTopology {
 // Reads a CLUSTER SLOTS reply. `asked_host` stands in for a master announced with an empty host
 // (Redis does that when it does not know its own address). Fails unless every slot has a master,
 // so a broker never runs on a cluster that refuses part of its channels.
-bool parseClusterSlots(const redisReply* reply, const std::string& asked_host,
-                       ClusterTopology& out, std::string& error);
+bool parseClusterSlots(const redisReply* reply, const std::string& asked_host, ClusterTopology& out,
+                       std::string& error);
 
 }  // namespace wsrelay

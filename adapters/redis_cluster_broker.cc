@@ -92,8 +92,8 @@ std::string RedisClusterBroker::shardName(uint16_t shard) const {
 }
 
 std::string RedisClusterBroker::timeoutReason() const {
-    std::string reason = "no cluster connection within " +
-                         std::to_string(options_.probe_timeout_ms) + " ms";
+    std::string reason =
+        "no cluster connection within " + std::to_string(options_.probe_timeout_ms) + " ms";
     if (!discovery_errors_.empty()) reason += " (" + discovery_errors_ + ")";
     return reason;
 }
@@ -121,9 +121,8 @@ void RedisClusterBroker::discoverNext() {
     discovery_ = std::make_unique<RedisConnection>(loop_, resolver_,
                                                    static_cast<RedisConnection::Handler&>(*this));
     discovery_->connect(seed.host, seed.port, handshake(), options_.probe_timeout_ms / 1000.0);
-    discovery_->command({"CLUSTER", "SLOTS"}, [this](RedisStatus s, const redisReply* r) {
-        onDiscoveryReply(s, r);
-    });
+    discovery_->command({"CLUSTER", "SLOTS"},
+                        [this](RedisStatus s, const redisReply* r) { onDiscoveryReply(s, r); });
 }
 
 void RedisClusterBroker::onDiscoveryReply(RedisStatus status, const redisReply* reply) {
@@ -356,10 +355,9 @@ void RedisClusterBroker::transmit(uint16_t index, Pending&& pending, bool asking
     const Outgoing& out = node.inflight.back().out;
     // ASKING lets the importing node serve the next command of this connection, that one only.
     if (asking) node.cmd->command({"ASKING"}, [](RedisStatus, const redisReply*) {});
-    node.cmd->command({"SPUBLISH", out.channel, out.data},
-                      [this, index](RedisStatus s, const redisReply* r) {
-                          onPublishReply(index, s, r);
-                      });
+    node.cmd->command(
+        {"SPUBLISH", out.channel, out.data},
+        [this, index](RedisStatus s, const redisReply* r) { onPublishReply(index, s, r); });
 }
 
 void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
@@ -428,26 +426,26 @@ void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
     std::deque<Pending> held = std::move(flow.held);
     flows_.erase(it);
     for (Pending& p : held) {
-        if (!route(std::move(p))) handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable);
+        if (!route(std::move(p)))
+            handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable);
     }
 }
 
 bool RedisClusterBroker::sendProbe(uint16_t shard, const std::string& channel,
                                    const std::string& payload) {
     if (shard >= nodes_.size()) return false;
-    nodes_[shard].cmd->command({"SPUBLISH", channel, payload},
-                               [this, shard](RedisStatus s, const redisReply* r) {
-                                   if (s != RedisStatus::Reply || r->type != REDIS_REPLY_ERROR) {
-                                       return;
-                                   }
-                                   if (isRedirect(textOf(r))) {
-                                       // Its slot moved: the reloaded map gives it a new one.
-                                       requestReload();
-                                       return;
-                                   }
-                                   fail("probe refused by " + shardName(shard) + ": " +
-                                        std::string(textOf(r)));
-                               });
+    nodes_[shard].cmd->command(
+        {"SPUBLISH", channel, payload}, [this, shard](RedisStatus s, const redisReply* r) {
+            if (s != RedisStatus::Reply || r->type != REDIS_REPLY_ERROR) {
+                return;
+            }
+            if (isRedirect(textOf(r))) {
+                // Its slot moved: the reloaded map gives it a new one.
+                requestReload();
+                return;
+            }
+            fail("probe refused by " + shardName(shard) + ": " + std::string(textOf(r)));
+        });
     return true;
 }
 

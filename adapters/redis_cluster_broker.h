@@ -63,7 +63,7 @@ private:
         std::unique_ptr<RedisConnection> sub;
         std::unique_ptr<RedisConnection> cmd;
         std::deque<Pending> inflight;  // SPUBLISH replies arrive in order
-        bool retired = false;  // owns no slot: closed, opened again if a redirect names it
+        bool retired = false;          // owns no slot: closed, opened again if a redirect names it
     };
     // The publishes of one slot while any is in flight. Once one is redirected, later ones wait
     // in `held` until every one in flight is answered, so none overtakes an earlier one.
@@ -81,8 +81,7 @@ private:
     uint16_t shardOf(std::string_view redis_channel) const override;
     void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) override;
     bool sendPublish(Outgoing& out) override;
-    bool sendProbe(uint16_t shard, const std::string& channel,
-                   const std::string& payload) override;
+    bool sendProbe(uint16_t shard, const std::string& channel, const std::string& payload) override;
     std::string shardName(uint16_t shard) const override;
     std::string timeoutReason() const override;
 

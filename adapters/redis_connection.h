@@ -56,8 +56,8 @@ enum class RedisStatus { Reply, Closed };
 // replies to no single command) go to Handler::onPush once the connection subscribed to anything;
 // subscribe commands are therefore sent without a callback. A reply no callback waits for also goes
 // to onPush (a subscribe command refused, say). When the connection fails or close() is called,
-// every callback still waiting is called with RedisStatus::Closed, in order, then onClosed once. The
-// destructor calls nothing. Callbacks may destroy the connection.
+// every callback still waiting is called with RedisStatus::Closed, in order, then onClosed once.
+// The destructor calls nothing. Callbacks may destroy the connection.
 class RedisConnection {
 public:
     using Reply = std::function<void(RedisStatus status, const redisReply* reply)>;
@@ -78,7 +78,8 @@ public:
     RedisConnection& operator=(const RedisConnection&) = delete;
 
     // Starts resolving and connecting; commands may be queued at once. Failures, including the
-    // timeout (which covers lookup, connect and handshake), arrive through onClosed on a later turn.
+    // timeout (which covers lookup, connect and handshake), arrive through onClosed on a later
+    // turn.
     void connect(const std::string& host, int port, const RedisHandshake& handshake,
                  double timeout_s);
     // Queues one command; all commands queued in a loop turn leave in one write. `reply` empty: the
@@ -121,13 +122,13 @@ private:
     std::vector<ResolvedAddress> addresses_;
     size_t next_address_ = 0;
     std::string connect_errors_;
-    int fd_ = -1;  // the socket; owned by transport_ once connected
+    int fd_ = -1;              // the socket; owned by transport_ once connected
     uint64_t generation_ = 0;  // bumped whenever the socket goes
     double timeout_s_ = 0;
     std::unique_ptr<RedisTransport> transport_;
     redisReader* reader_ = nullptr;
-    std::string out_;         // formatted commands not yet written
-    size_t out_offset_ = 0;   // bytes of out_ already written
+    std::string out_;        // formatted commands not yet written
+    size_t out_offset_ = 0;  // bytes of out_ already written
     std::deque<Reply> waiting_;
     int handshake_pending_ = 0;
     bool subscribed_ = false;  // a subscribe command was sent: pushes may arrive

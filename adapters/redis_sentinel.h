@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "adapters/redis_cluster.h"
 #include "adapters/async_resolver.h"
+#include "adapters/redis_cluster.h"
 #include "adapters/redis_connection.h"
 
 namespace wsrelay {

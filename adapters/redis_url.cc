@@ -42,8 +42,8 @@ bool percentDecode(std::string_view in, std::string& out) {
 
 // A decimal number in [min, max]; no sign, no spaces.
 bool parseNumber(std::string_view text, int64_t min, int64_t max, int& out) {
-    if (text.empty() || !std::all_of(text.begin(), text.end(),
-                                     [](unsigned char c) { return std::isdigit(c); })) {
+    if (text.empty() ||
+        !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
         return false;
     }
     int64_t n = 0;

@@ -6,7 +6,8 @@
 namespace wsrelay {
 
 // Redis addresses as the configuration writes them. This file depends on nothing but the standard
-// library, so conf/ checks the same syntax the brokers connect with (library wsrelay_redis_address).
+// library, so conf/ checks the same syntax the brokers connect with (library
+// wsrelay_redis_address).
 
 // Where and how to reach a standalone Redis: redis://[user:password@]host[:port][/db].
 struct RedisUrl {

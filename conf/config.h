@@ -41,8 +41,8 @@ struct Config {
     } websocket;
 
     struct Limits {
-        int max_connections = 0;  // 0 = derived from the open-file limit
-        int max_pending_handshakes = 0;  // 0 = a quarter of the connection limit
+        int max_connections = 0;                // 0 = derived from the open-file limit
+        int max_pending_handshakes = 0;         // 0 = a quarter of the connection limit
         int max_pending_handshakes_per_ip = 0;  // 0 = no per-address bound
         int handshake_timeout_ms = 10000;
         int64_t send_queue_bytes = 1 << 20;
@@ -73,10 +73,10 @@ struct Config {
             std::vector<std::string> cluster;  // seed host:port; empty = not a Redis Cluster
             int cluster_refresh_ms = 30000;    // CLUSTER SLOTS reload period; 0 = off
             struct Sentinel {
-                std::string master;               // empty = no Sentinel
-                std::vector<std::string> addrs;   // host:port of the sentinels
-                std::string user;                 // AUTH user for the sentinels; empty = default
-                std::string password;             // AUTH to the sentinels; empty = none
+                std::string master;              // empty = no Sentinel
+                std::vector<std::string> addrs;  // host:port of the sentinels
+                std::string user;                // AUTH user for the sentinels; empty = default
+                std::string password;            // AUTH to the sentinels; empty = none
                 bool operator==(const Sentinel&) const = default;
             } sentinel;
             bool operator==(const Redis&) const = default;
@@ -94,7 +94,7 @@ struct Config {
         struct Jwt {
             std::string secret;
             std::string public_key_file;
-            std::string jwks_url;            // http://, https:// or file://
+            std::string jwks_url;  // http://, https:// or file://
             int jwks_refresh_ms = 300000;
             int jwks_min_refresh_ms = 5000;
             std::vector<std::string> algorithms;  // empty = every algorithm the keys support
@@ -109,7 +109,7 @@ struct Config {
             bool operator==(const Jwt&) const = default;
         } jwt;
         struct Permissions {
-            std::vector<std::string> subscribe;       // patterns; {sub} = the user id
+            std::vector<std::string> subscribe;  // patterns; {sub} = the user id
             std::vector<std::string> publish;
             std::vector<std::string> auto_subscribe;  // exact channels, subscribed at connect
             bool operator==(const Permissions&) const = default;
@@ -125,7 +125,7 @@ struct Config {
         int max_in_flight = 1024;  // per instance, split between workers
         int64_t max_queued_bytes_per_connection = 1 << 20;
         int64_t max_queued_bytes = int64_t{64} << 20;  // per instance, split between workers
-        int max_connections = 16;  // per worker
+        int max_connections = 16;                      // per worker
         int retries = 1;
         std::vector<std::string> forward_headers = {"cookie", "user-agent", "x-forwarded-for",
                                                     "origin"};

@@ -459,7 +459,7 @@ ConfigLoad loadConfigFile(const std::string& path, const Environment& env) {
     }
     if (read_errno != 0) {
         ConfigLoad out;
-            ConfigError e;
+        ConfigError e;
         e.source = path;
         e.message = std::string("cannot read the file: ") + std::strerror(read_errno);
         out.errors.push_back(std::move(e));

@@ -8,15 +8,15 @@
 // equals the configuration loaded from an empty document, key by key.
 #include "conf/config_schema.h"
 
-#include "adapters/jwks_file_url.h"
-#include "adapters/redis_url.h"
-
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
 #include <type_traits>
 #include <utility>
+
+#include "adapters/jwks_file_url.h"
+#include "adapters/redis_url.h"
 
 namespace wsrelay {
 namespace {
@@ -187,10 +187,11 @@ std::string checkJwksUrl(std::string_view url) {
 }
 
 std::string checkAlgorithm(std::string_view alg) {
-    constexpr std::array<std::string_view, 9> kNames = {
-        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"};
+    constexpr std::array<std::string_view, 9> kNames = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                                        "RS512", "ES256", "ES384", "EdDSA"};
     if (std::find(kNames.begin(), kNames.end(), alg) != kNames.end()) return "";
-    return "'" + std::string(alg) + "' is not one of HS256, HS384, HS512, RS256, RS384, RS512, "
+    return "'" + std::string(alg) +
+           "' is not one of HS256, HS384, HS512, RS256, RS384, RS512, "
            "ES256, ES384, EdDSA";
 }
 
@@ -215,7 +216,8 @@ std::string checkChannelPattern(std::string_view pattern) {
                                    std::string_view::npos) {
             continue;
         }
-        return "'" + std::string(pattern) + "' is not a channel pattern (channel characters, "
+        return "'" + std::string(pattern) +
+               "' is not a channel pattern (channel characters, "
                "{sub}, and an optional trailing *)";
     }
     return "";
@@ -248,8 +250,8 @@ std::string checkHookEvent(std::string_view event) {
 std::string checkHeaderName(std::string_view name) {
     if (name.empty()) return "must not be empty";
     for (char c : name) {
-        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-              c == '-' || c == '_')) {
+        if (!(std::islower(static_cast<unsigned char>(c)) ||
+              std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
             return "'" + std::string(name) + "' must be a lower-case header name";
         }
     }
@@ -292,11 +294,11 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.listen.port; }));
     keys.push_back(numberKey(
         "workers", 0, 64,
-        "Worker threads, each with its own event loop and listening socket; 0 = one per usable CPU.",
+        "Worker threads, each with its own event loop and listening socket; 0 = one per usable "
+        "CPU.",
         [](auto& c) -> auto& { return c.workers; }));
     keys.push_back(stringKey(
-        "websocket.path", checkPath, "starts with /",
-        "HTTP path that accepts WebSocket upgrades.",
+        "websocket.path", checkPath, "starts with /", "HTTP path that accepts WebSocket upgrades.",
         [](auto& c) -> auto& { return c.websocket.path; }));
     keys.push_back(numberKey(
         "websocket.max_message_bytes", 128, 16777216,
@@ -384,12 +386,10 @@ std::vector<ConfigKey> buildTable() {
         "0 = at once.",
         [](auto& c) -> auto& { return c.drain.window_ms; }));
     keys.push_back(enumKey(
-        "broker.type", kBrokerNames,
-        "Message broker: memory (this instance only) or redis.",
+        "broker.type", kBrokerNames, "Message broker: memory (this instance only) or redis.",
         [](auto& c) -> auto& { return c.broker.type; }));
     keys.push_back(stringKey(
-        "broker.redis.url", checkRedisUrl,
-        "redis://[user:password@]host[:port][/db]",
+        "broker.redis.url", checkRedisUrl, "redis://[user:password@]host[:port][/db]",
         "Redis server for broker.type redis; user and password are percent-encoded.",
         [](auto& c) -> auto& { return c.broker.redis.url; }));
     keys.push_back(stringKey(
@@ -478,16 +478,14 @@ std::vector<ConfigKey> buildTable() {
         "Accepted token algorithms; empty = every algorithm the configured keys support.",
         [](auto& c) -> auto& { return c.auth.jwt.algorithms; }));
     keys.push_back(stringKey(
-        "auth.jwt.issuer", nullptr, "any",
-        "Required iss claim; empty = not checked.",
+        "auth.jwt.issuer", nullptr, "any", "Required iss claim; empty = not checked.",
         [](auto& c) -> auto& { return c.auth.jwt.issuer; }));
     keys.push_back(listKey(
         "auth.jwt.audience", nullptr, "any",
         "The aud claim must contain one of these; empty = not checked.",
         [](auto& c) -> auto& { return c.auth.jwt.audience; }));
     keys.push_back(numberKey(
-        "auth.jwt.leeway_ms", 0, 600000,
-        "Clock skew allowed when checking exp and nbf.",
+        "auth.jwt.leeway_ms", 0, 600000, "Clock skew allowed when checking exp and nbf.",
         [](auto& c) -> auto& { return c.auth.jwt.leeway_ms; }));
     keys.push_back(boolKey(
         "auth.jwt.require_exp",
@@ -530,8 +528,7 @@ std::vector<ConfigKey> buildTable() {
         "The app's hook endpoint (docs/hook.md); empty = no hook.",
         [](auto& c) -> auto& { return c.hook.url; }));
     keys.push_back(listKey(
-        "hook.events", checkHookEvent,
-        "connect, subscribe, message, disconnect",
+        "hook.events", checkHookEvent, "connect, subscribe, message, disconnect",
         "Events sent to the hook; message is always sent for routed publishes and send.",
         [](auto& c) -> auto& { return c.hook.events; }));
     keys.push_back(numberKey(
@@ -552,16 +549,14 @@ std::vector<ConfigKey> buildTable() {
         "Bytes of events waiting for the app per instance; beyond it commands get 503 hook busy.",
         [](auto& c) -> auto& { return c.hook.max_queued_bytes; }));
     keys.push_back(numberKey(
-        "hook.max_connections", 1, 1024,
-        "Kept-alive HTTP connections from each worker to the app.",
+        "hook.max_connections", 1, 1024, "Kept-alive HTTP connections from each worker to the app.",
         [](auto& c) -> auto& { return c.hook.max_connections; }));
     keys.push_back(numberKey(
         "hook.retries", 0, 10,
         "Extra attempts for connect, subscribe and disconnect events that failed or timed out.",
         [](auto& c) -> auto& { return c.hook.retries; }));
     keys.push_back(listKey(
-        "hook.forward_headers",
-        checkHeaderName, "lower-case header name",
+        "hook.forward_headers", checkHeaderName, "lower-case header name",
         "Handshake headers copied into the connect event.",
         [](auto& c) -> auto& { return c.hook.forward_headers; }));
     keys.push_back(stringKey(
@@ -573,8 +568,7 @@ std::vector<ConfigKey> buildTable() {
         "Where a client publish goes, by channel pattern; first match wins; default broker.",
         [](auto& c) -> auto& { return c.hook.routes; }));
     keys.push_back(enumKey(
-        "log.level", kLogLevelNames,
-        "Least severe level written to the log (stderr).",
+        "log.level", kLogLevelNames, "Least severe level written to the log (stderr).",
         [](auto& c) -> auto& { return c.log.level; }));
     const Config defaults;
     for (ConfigKey& key : keys) key.default_value = key.read(defaults);

@@ -22,8 +22,9 @@ public:
     constexpr EnumArray() = default;
     // Every element, in the enum's order; a list of another length does not compile.
     template <class... Values>
-        requires(sizeof...(Values) == kSize && (std::convertible_to<Values, T> && ...))
-    constexpr EnumArray(Values... values) : items_{static_cast<T>(values)...} {}
+    requires(sizeof...(Values) == kSize &&
+             (std::convertible_to<Values, T> && ...)) constexpr EnumArray(Values... values)
+        : items_{static_cast<T>(values)...} {}
 
     constexpr T& operator[](E key) { return items_[index(key)]; }
     constexpr const T& operator[](E key) const { return items_[index(key)]; }

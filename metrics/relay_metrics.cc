@@ -1,6 +1,10 @@
 #include "metrics/relay_metrics.h"
 
 #include <dirent.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <prometheus/text_serializer.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,11 +17,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
-
-#include <prometheus/client_metric.h>
-#include <prometheus/metric_family.h>
-#include <prometheus/metric_type.h>
-#include <prometheus/text_serializer.h>
 
 #ifndef WSRELAY_VERSION
 #error "WSRELAY_VERSION must be defined (metrics/CMakeLists.txt does)"
@@ -73,8 +72,8 @@ constexpr std::array<ProcessMetricDef, static_cast<size_t>(ProcessMetric::kCount
          "Resident set size of the process in bytes", nullptr, nullptr},
         {ProcessMetric::CpuSeconds, "wsrelay_process_cpu_seconds_total", Type::Counter,
          "User and system CPU time consumed by the process in seconds", nullptr, nullptr},
-        {ProcessMetric::OpenFds, "wsrelay_process_open_fds", Type::Gauge,
-         "Open file descriptors", nullptr, nullptr},
+        {ProcessMetric::OpenFds, "wsrelay_process_open_fds", Type::Gauge, "Open file descriptors",
+         nullptr, nullptr},
         {ProcessMetric::MaxFds, "wsrelay_process_max_fds", Type::Gauge,
          "Soft limit on open file descriptors (RLIMIT_NOFILE)", nullptr, nullptr},
         {ProcessMetric::StartTime, "wsrelay_process_start_time_seconds", Type::Gauge,
@@ -101,7 +100,8 @@ struct HistogramDef {
 };
 constexpr std::array<HistogramDef, 3> kHistograms = {{
     {"wsrelay_broker_publish_duration_seconds",
-     "Time from queueing a publish to the broker accepting it", &WorkerMetrics::broker_publish_duration},
+     "Time from queueing a publish to the broker accepting it",
+     &WorkerMetrics::broker_publish_duration},
     {"wsrelay_broker_probe_duration_seconds", "Round trip of delivery probes through the broker",
      &WorkerMetrics::broker_probe_duration},
     {"wsrelay_delivery_latency_seconds",
@@ -144,7 +144,7 @@ prometheus::MetricFamily makeFamily(const char* name, const char* help, Type typ
     prometheus::MetricFamily family;
     family.name = name;
     family.help = help;
-    family.type = type == Type::Counter   ? prometheus::MetricType::Counter
+    family.type = type == Type::Counter ? prometheus::MetricType::Counter
                   : type == Type::Gauge ? prometheus::MetricType::Gauge
                                         : prometheus::MetricType::Histogram;
     return family;
@@ -343,14 +343,30 @@ std::vector<MetricInfo> describeMetrics() {
     WSRELAY_METRICS(WSRELAY_DESCRIBE_X, WSRELAY_DESCRIBE_L)
 #undef WSRELAY_DESCRIBE_X
 #undef WSRELAY_DESCRIBE_L
-    infos.push_back({kHookRequestsName, Type::Counter, kHookRequestsHelp, "event",
-                     {kHookEventNames.begin(), kHookEventNames.end()}, "result",
-                     {kHookResultNames.begin(), kHookResultNames.end()}, {}});
-    infos.push_back({kHookDurationName, Type::Histogram, kHookDurationHelp, "event",
-                     {kHookEventNames.begin(), kHookEventNames.end()}, "", {},
+    infos.push_back({kHookRequestsName,
+                     Type::Counter,
+                     kHookRequestsHelp,
+                     "event",
+                     {kHookEventNames.begin(), kHookEventNames.end()},
+                     "result",
+                     {kHookResultNames.begin(), kHookResultNames.end()},
+                     {}});
+    infos.push_back({kHookDurationName,
+                     Type::Histogram,
+                     kHookDurationHelp,
+                     "event",
+                     {kHookEventNames.begin(), kHookEventNames.end()},
+                     "",
+                     {},
                      {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
     for (const auto& def : kHistograms) {
-        infos.push_back({def.name, Type::Histogram, def.help, "", {}, "", {},
+        infos.push_back({def.name,
+                         Type::Histogram,
+                         def.help,
+                         "",
+                         {},
+                         "",
+                         {},
                          {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
     }
     for (const auto& def : kProcessMetrics) {
@@ -437,8 +453,7 @@ std::string Registry::render() const {
     set(ProcessMetric::ProbeAge, probeAgeSeconds(workers_));
     for (const auto& def : kProcessMetrics) {
         families.push_back(makeFamily(def.name, def.help, def.type));
-        addSample(families.back(), def.type, values[def.id], def.label,
-                  def.label_value);
+        addSample(families.back(), def.type, values[def.id], def.label, def.label_value);
     }
 
     std::ostringstream out;

@@ -19,7 +19,15 @@ namespace wsrelay::metrics {
 // Label values are closed sets, so no label ever carries a channel name or a user id. A family
 // labelled by an enum is an EnumArray indexed by it: m.dropped[DropReason::TooLarge].add().
 enum class HandshakeResult : uint8_t {
-    Ok, Origin, Limit, Path, Draining, Auth, Hook, BadRequest, kCount
+    Ok,
+    Origin,
+    Limit,
+    Path,
+    Draining,
+    Auth,
+    Hook,
+    BadRequest,
+    kCount
 };
 inline constexpr EnumArray<HandshakeResult, const char*> kHandshakeResultNames = {
     "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request"};
@@ -34,15 +42,16 @@ enum class DropReason : uint8_t {
 inline constexpr EnumArray<DropReason, const char*> kDropReasonNames = {
     "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
 
-// Why a connection was closed before it became a WebSocket session (relay/admission/pending_connections.h).
+// Why a connection was closed before it became a WebSocket session
+// (relay/admission/pending_connections.h).
 enum class PendingClose : uint8_t { Shed, Full, PerAddress, Timeout, kCount };
 inline constexpr EnumArray<PendingClose, const char*> kPendingCloseNames = {
     "shed", "full", "per_address", "timeout"};
 
 // Where a message too large to deliver (its frame over limits.send_queue_bytes) came in.
 enum class MessageSource : uint8_t { Client, Api, Hook, Broker, kCount };
-inline constexpr EnumArray<MessageSource, const char*> kMessageSourceNames = {
-    "client", "api", "hook", "broker"};
+inline constexpr EnumArray<MessageSource, const char*> kMessageSourceNames = {"client", "api",
+                                                                              "hook", "broker"};
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -67,19 +76,38 @@ size_t errorCodeIndex(int code);
 // Why a handshake's token was refused: jwt::Failure without its None, in the same order
 // (relay/auth/authenticator.cc checks the names and converts).
 enum class AuthFailure : uint8_t {
-    Missing, Malformed, Algorithm, UnknownKey, BadSignature, Expired, MissingExp, NotYetValid,
-    Issuer, Audience, Claims, KeysUnavailable, kCount
+    Missing,
+    Malformed,
+    Algorithm,
+    UnknownKey,
+    BadSignature,
+    Expired,
+    MissingExp,
+    NotYetValid,
+    Issuer,
+    Audience,
+    Claims,
+    KeysUnavailable,
+    kCount
 };
 inline constexpr EnumArray<AuthFailure, const char*> kAuthFailureNames = {
-    "missing", "malformed", "algorithm", "unknown_key", "bad_signature", "expired",
-    "missing_exp", "not_yet_valid", "issuer", "audience", "claims", "keys_unavailable"};
+    "missing",       "malformed", "algorithm",   "unknown_key",
+    "bad_signature", "expired",   "missing_exp", "not_yet_valid",
+    "issuer",        "audience",  "claims",      "keys_unavailable"};
 
 enum class RefreshResult : uint8_t { Ok, Rejected, kCount };
 inline constexpr EnumArray<RefreshResult, const char*> kRefreshResultNames = {"ok", "rejected"};
 
 // Hook requests (docs/hook.md), by event (HookEvent, adapters/hook_event.h) and by outcome.
 enum class HookResult : uint8_t {
-    Ok, Denied, Error, Timeout, Unavailable, Overflow, Abandoned, kCount
+    Ok,
+    Denied,
+    Error,
+    Timeout,
+    Unavailable,
+    Overflow,
+    Abandoned,
+    kCount
 };
 inline constexpr EnumArray<HookResult, const char*> kHookResultNames = {
     "ok", "denied", "error", "timeout", "unavailable", "overflow", "abandoned"};
@@ -104,7 +132,8 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     L(handshakes, Counter, "wsrelay_handshakes_total", "WebSocket upgrade attempts by result",     \
       "result", kHandshakeResultNames)                                                             \
     X(pending_connections, Gauge, "wsrelay_pending_connections",                                   \
-      "Accepted connections that are not WebSocket sessions yet (request head being read, waiting " \
+      "Accepted connections that are not WebSocket sessions yet (request head being read, "        \
+      "waiting "                                                                                   \
       "for the connect hook, upgrade under way, plain HTTP)")                                      \
     L(pending_closed, Counter, "wsrelay_pending_closed_total",                                     \
       "Connections closed before becoming WebSocket sessions, by the bound that closed them",      \
@@ -127,9 +156,10 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Bytes queued for clients and not yet written")                                              \
     L(dropped, Counter, "wsrelay_dropped_messages_total",                                          \
       "Messages not delivered to a client, by reason", "reason", kDropReasonNames)                 \
-    L(too_large, Counter, "wsrelay_too_large_messages_total",                                     \
+    L(too_large, Counter, "wsrelay_too_large_messages_total",                                      \
       "Messages refused because their frame would exceed limits.send_queue_bytes, by where they "  \
-      "came in (broker: once per worker)", "source", kMessageSourceNames)                          \
+      "came in (broker: once per worker)",                                                         \
+      "source", kMessageSourceNames)                                                               \
     L(disconnects, Counter, "wsrelay_disconnects_total",                                           \
       "Closed WebSocket connections by close code (1006: no close frame)", "code",                 \
       kCloseCodeNames)                                                                             \
@@ -138,7 +168,7 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(broker_publishes, Counter, "wsrelay_broker_publishes_total",                                 \
       "Messages published to the broker")                                                          \
     X(broker_publish_failures, Counter, "wsrelay_broker_publish_failures_total",                   \
-      "Publishes the broker could not accept: clients', the HTTP API's and hook answers'")                                              \
+      "Publishes the broker could not accept: clients', the HTTP API's and hook answers'")         \
     X(broker_messages, Counter, "wsrelay_broker_messages_total",                                   \
       "Messages received from the broker, once per worker")                                        \
     X(broker_reconnects, Counter, "wsrelay_broker_reconnects_total",                               \
@@ -152,7 +182,7 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(jwks_keys, Gauge, "wsrelay_jwks_keys", "Keys in the current JWT key set")                    \
     X(jwks_skipped_keys, Gauge, "wsrelay_jwks_skipped_keys",                                       \
       "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
-    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                 \
+    X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                  \
     X(hook_queued_bytes, Gauge, "wsrelay_hook_queued_bytes",                                       \
       "Bytes of hook events waiting for the app behind their connection's request under way")
 

@@ -15,7 +15,7 @@ HeadRead readHead(std::string_view peeked) {
     const size_t end = peeked.find("\r\n\r\n");
     if (end == std::string_view::npos) {
         out.outcome = peeked.size() > HeadReader::kMaxHeadBytes ? HeadRead::Outcome::TooLarge
-                                                                 : HeadRead::Outcome::Incomplete;
+                                                                : HeadRead::Outcome::Incomplete;
         return out;
     }
     std::string head(peeked.substr(0, end + 4));
@@ -29,8 +29,7 @@ HeadRead readHead(std::string_view peeked) {
         case SubprotocolLift::Result::BadRequest:
             out.outcome = HeadRead::Outcome::BadSubprotocol;
             return out;
-        case SubprotocolLift::Result::Ready:
-            break;
+        case SubprotocolLift::Result::Ready: break;
     }
     out.outcome = HeadRead::Outcome::Ready;
     if (!lift.token.empty()) {
@@ -85,7 +84,8 @@ void HeadReader::read(Pending& p) {
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
-        finish(fd, HeadRead{});  // closed by the client before its request was complete, or an error
+        finish(fd,
+               HeadRead{});  // closed by the client before its request was complete, or an error
         return;
     }
     const std::string_view peeked(buf, static_cast<size_t>(n));

@@ -8,11 +8,11 @@
 
 #include "adapters/redis_payload.h"
 #include "relay/auth/authenticator.h"
+#include "relay/auth/subprotocol_token.h"
+#include "relay/common/log.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/http/http_answer.h"
-#include "relay/common/log.h"
 #include "relay/http/request_head.h"
-#include "relay/auth/subprotocol_token.h"
 #include "relay/session/session_table.h"
 #include "relay/session/worker_context.h"
 
@@ -46,10 +46,11 @@ size_t perWorker(size_t total, int workers) {
 
 size_t pendingBound(const WorkerContext& ctx) {
     const auto& limits = ctx.config.limits;
-    const size_t total = limits.max_pending_handshakes > 0
-                             ? static_cast<size_t>(limits.max_pending_handshakes)
-                             : std::max<size_t>(kMinPendingBound,
-                                                static_cast<size_t>(ctx.shared.max_connections) / 4);
+    const size_t total =
+        limits.max_pending_handshakes > 0
+            ? static_cast<size_t>(limits.max_pending_handshakes)
+            : std::max<size_t>(kMinPendingBound,
+                               static_cast<size_t>(ctx.shared.max_connections) / 4);
     return perWorker(total, ctx.shared.workers);
 }
 
@@ -81,9 +82,8 @@ bool subprotocolsAcceptable(const RequestHead& request, std::string& reason) {
 }  // namespace
 
 UpgradeGate::UpgradeGate(WorkerContext& ctx)
-    : ctx_(ctx),
-      reads_heads_(ctx.authenticator != nullptr ||
-                   (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect))),
+    : ctx_(ctx), reads_heads_(ctx.authenticator != nullptr ||
+                              (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect))),
       timeout_s_(ctx.config.limits.handshake_timeout_ms / 1000.0),
       pending_(pendingBound(ctx),
                perWorker(static_cast<size_t>(ctx.config.limits.max_pending_handshakes_per_ip),
@@ -172,8 +172,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
             refuse(fd, 400, "bad request",
                    "offer the wsrelay.v1 subprotocol next to wsrelay.bearer.<token>");
             return;
-        case Outcome::Ready:
-            break;
+        case Outcome::Ready: break;
     }
     // The head lws will read: the one sent, or the one without the bearer entry.
     const std::string& seen = read.consumed.empty() ? read.head : read.consumed;
@@ -220,7 +219,8 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
 }
 
 unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reason) const {
-    if (request.headerCount("upgrade") != 1 || !equalsIgnoreCase(request.header("upgrade"), "websocket")) {
+    if (request.headerCount("upgrade") != 1 ||
+        !equalsIgnoreCase(request.header("upgrade"), "websocket")) {
         reason = "only the websocket upgrade is supported";
         return 400;
     }
@@ -284,8 +284,8 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
         std::unique_ptr<UpgradeGrant> grant;
     };
     auto parked = std::make_shared<Parked>(Parked{std::move(consumed), std::move(grant)});
-    const bool sent = ctx_.hook->connect(
-        id, user, headers, [this, fd, parked](ConnectDecision&& d) {
+    const bool sent =
+        ctx_.hook->connect(id, user, headers, [this, fd, parked](ConnectDecision&& d) {
             if (d.kind != ConnectDecision::Kind::Allow) {
                 countHandshake(ctx_.metrics, metrics::HandshakeResult::Hook);
                 if (d.kind == ConnectDecision::Kind::Deny) {
@@ -371,8 +371,7 @@ void UpgradeGate::closePending(PendingConnection& c, metrics::PendingClose why) 
             return;
         }
         case PendingConnection::Stage::Parked:
-        case PendingConnection::Stage::Closing:
-            return;  // not in the age order: never chosen
+        case PendingConnection::Stage::Closing: return;  // not in the age order: never chosen
     }
 }
 
@@ -427,8 +426,8 @@ int UpgradeGate::onHttpRequest(lws* wsi) {
 int UpgradeGate::confirm(lws* wsi) {
     PendingConnection* c = entryOf(wsi);
     // Without the gate reading heads lws's own reading decides: only the one request counts.
-    const bool admitted = c != nullptr && !c->request_seen &&
-                          (!reads_heads_ || (c->grant && c->grant->upgrade));
+    const bool admitted =
+        c != nullptr && !c->request_seen && (!reads_heads_ || (c->grant && c->grant->upgrade));
     if (c != nullptr) c->request_seen = true;
     if (admitted) return 0;
     // Not the request the gate read and admitted (cannot happen while the gate and lws agree on

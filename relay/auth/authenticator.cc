@@ -1,7 +1,8 @@
 #include "relay/auth/authenticator.h"
 
-#include <chrono>
 #include <strings.h>
+
+#include <chrono>
 
 #include "metrics/relay_metrics.h"
 #include "relay/http/request_head.h"

@@ -25,9 +25,10 @@ const char* levelName(LogLevel level) {
 }
 
 void lwsEmit(int level, const char* line) {
-    // lws 4.1.6 logs every socket adopted with a read buffer (relay/admission/head_reader.h) at error level:
-    // leftover debug output, not an error.
-    if (strstr(line, "calling service") != nullptr || strstr(line, "deferring handling ah") != nullptr) {
+    // lws 4.1.6 logs every socket adopted with a read buffer (relay/admission/head_reader.h) at
+    // error level: leftover debug output, not an error.
+    if (strstr(line, "calling service") != nullptr ||
+        strstr(line, "deferring handling ah") != nullptr) {
         return;
     }
     LogLevel ours = (level & LLL_ERR) ? LogLevel::Error : LogLevel::Warn;

@@ -16,8 +16,8 @@ void routeLibwebsockets();
 
 }  // namespace wsrelay::log
 
-#define WSR_LOG(level, ...)                                                   \
-    do {                                                                      \
-        if (::wsrelay::log::enabled(::wsrelay::LogLevel::level))              \
-            ::wsrelay::log::write(::wsrelay::LogLevel::level, __VA_ARGS__);   \
+#define WSR_LOG(level, ...)                                                                        \
+    do {                                                                                           \
+        if (::wsrelay::log::enabled(::wsrelay::LogLevel::level))                                   \
+            ::wsrelay::log::write(::wsrelay::LogLevel::level, __VA_ARGS__);                        \
     } while (0)

@@ -26,7 +26,7 @@ struct SharedState {
 
     std::atomic<bool> draining{false};
     std::atomic<int> connections{0};
-    std::atomic<int> brokers_down{0};    // workers whose broker is not usable
+    std::atomic<int> brokers_down{0};     // workers whose broker is not usable
     std::atomic<int> workers_running{0};  // workers whose loop is serving
     // auth.enabled: the keys tokens are checked against (set before the workers start).
     const jwt::KeySource* keys = nullptr;

@@ -4,11 +4,11 @@
 #include <string>
 #include <string_view>
 
+#include "relay/admission/upgrade_gate.h"
 #include "relay/edge/http_routes.h"
+#include "relay/edge/worker.h"
 #include "relay/http/http_answer.h"
 #include "relay/session/session.h"
-#include "relay/admission/upgrade_gate.h"
-#include "relay/edge/worker.h"
 
 namespace wsrelay::edge {
 namespace {
@@ -57,9 +57,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         case LWS_CALLBACK_HTTP_WRITEABLE:
             return workerOf(wsi).httpApi().onWriteable(wsi, conn->api);
 
-        case LWS_CALLBACK_CLOSED_HTTP:
-            workerOf(wsi).httpApi().onClosed(conn->api);
-            return 0;
+        case LWS_CALLBACK_CLOSED_HTTP: workerOf(wsi).httpApi().onClosed(conn->api); return 0;
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             // Headers are only bound until the upgrade completes: decide on Origin now, act on it
@@ -109,8 +107,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
             }
             return 0;
 
-        default:
-            return lws_callback_http_dummy(wsi, reason, user, in, len);
+        default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 

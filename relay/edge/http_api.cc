@@ -9,11 +9,11 @@
 #include <system_error>
 #include <vector>
 
+#include "relay/edge/http_api_body.h"
+#include "relay/fanout/publisher.h"
 #include "relay/http/http_answer.h"
 #include "relay/protocol/protocol.h"
-#include "relay/fanout/publisher.h"
 #include "relay/session/worker_context.h"
-#include "relay/edge/http_api_body.h"
 
 namespace wsrelay {
 
@@ -81,18 +81,17 @@ int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
     // other refusal is answered once the body is read.
     const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
     switch (bodyFraming(wsi, limit)) {
-        case Framing::Ok:
-            break;
+        case Framing::Ok: break;
         case Framing::Chunked:
             return http::answer(
                 wsi, 411, kJson,
-                errorBody("Transfer-Encoding is not supported: send the body with a Content-Length"));
+                errorBody(
+                    "Transfer-Encoding is not supported: send the body with a Content-Length"));
         case Framing::NoLength:
             return http::answer(wsi, 411, kJson, errorBody("Content-Length required"));
         case Framing::BadLength:
             return http::answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
-        case Framing::TooLarge:
-            return http::answer(wsi, 413, kJson, errorBody("body too large"));
+        case Framing::TooLarge: return http::answer(wsi, 413, kJson, errorBody("body too large"));
     }
     // A refusal waits for the body: lws 4.1.6, answered before a body it must then skip, can
     // take the next pipelined request for the body and loop on it forever (a POST with a wrong
@@ -108,7 +107,8 @@ int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
         return 0;
     }
     std::string given(256, '\0');
-    int n = lws_hdr_custom_copy(wsi, given.data(), static_cast<int>(given.size()), "x-api-key:", 10);
+    int n =
+        lws_hdr_custom_copy(wsi, given.data(), static_cast<int>(given.size()), "x-api-key:", 10);
     given.resize(n > 0 ? static_cast<size_t>(n) : 0);
     if (!keyMatches(key, given)) {
         slot->refused = 401;
@@ -143,9 +143,8 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, request.refused, errorBody(request.refusal));
     }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
-    const ApiBody body =
-        parseApiBody(parser_, request.body, request.broadcast,
-                     static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
+    const ApiBody body = parseApiBody(parser_, request.body, request.broadcast,
+                                      static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
     if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
     const std::vector<std::string_view>& channels = body.channels;
     const std::string& payload = body.payload;

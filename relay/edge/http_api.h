@@ -1,11 +1,11 @@
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-
-#include <simdjson.h>
 
 #include "adapters/broker.h"
 

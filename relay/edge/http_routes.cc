@@ -7,8 +7,8 @@
 
 #include "adapters/redis_payload.h"
 #include "relay/admission/upgrade_gate.h"
-#include "relay/http/http_answer.h"
 #include "relay/edge/worker.h"
+#include "relay/http/http_answer.h"
 
 namespace wsrelay::http {
 namespace {

@@ -10,8 +10,8 @@
 #include "adapters/memory_broker.h"
 #include "adapters/redis_broker.h"
 #include "adapters/redis_url.h"
-#include "relay/edge/cpu_budget.h"
 #include "relay/common/log.h"
+#include "relay/edge/cpu_budget.h"
 #include "relay/edge/worker.h"
 
 namespace wsrelay {
@@ -28,13 +28,13 @@ constexpr rlim_t kDefaultMaxConnections = 65536;
 // (conf/config_schema.cc, configRules()), with the same parsers: what is left here is building.
 std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
     switch (config.broker.type) {
-        case BrokerType::Memory:
-            return std::make_unique<MemoryBrokerFactory>(workers);
+        case BrokerType::Memory: return std::make_unique<MemoryBrokerFactory>(workers);
         case BrokerType::Redis: {
             const Config::Broker::Redis& redis = config.broker.redis;
             // Fails only for a Config that did not come through the loader.
             auto unchecked = [](const std::string& key, const std::string& error) {
-                return std::runtime_error(key + ": " + error + " (the configuration was not loaded "
+                return std::runtime_error(key + ": " + error +
+                                          " (the configuration was not loaded "
                                           "through conf/)");
             };
             RedisUrlParse parsed = parseRedisUrl(redis.url);
@@ -92,9 +92,9 @@ int Server::workerCount(const Config& config) {
 int Server::connectionLimit(const Config& config, int workers) {
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 512;
-    const rlim_t reserve =
-        kReservedFds + static_cast<rlim_t>(workers) *
-                           (kReservedFdsPerWorker + static_cast<rlim_t>(config.hook.max_connections));
+    const rlim_t reserve = kReservedFds + static_cast<rlim_t>(workers) *
+                                              (kReservedFdsPerWorker +
+                                               static_cast<rlim_t>(config.hook.max_connections));
     auto usable = [reserve](rlim_t fds) { return fds > reserve * 2 ? fds - reserve : fds / 2; };
     const rlim_t hard = rl.rlim_max;
     const rlim_t wanted = config.limits.max_connections > 0
@@ -146,7 +146,8 @@ void Server::setUpAuth() {
     jwt::KeySet static_keys;
     std::string error;
     if (!j.secret.empty()) {
-        if (!static_keys.addSecret(j.secret, error)) throw std::runtime_error("auth.jwt.secret: " + error);
+        if (!static_keys.addSecret(j.secret, error))
+            throw std::runtime_error("auth.jwt.secret: " + error);
         if (j.secret.size() < 32) {
             WSR_LOG(Warn, "auth.jwt.secret is %zu bytes: use at least 32 random bytes for HS256",
                     j.secret.size());
@@ -155,7 +156,8 @@ void Server::setUpAuth() {
     if (!j.public_key_file.empty()) {
         std::string pem;
         if (!jwt::readFile(j.public_key_file, pem, error) || !static_keys.addPem(pem, error)) {
-            throw std::runtime_error("auth.jwt.public_key_file: " + j.public_key_file + ": " + error);
+            throw std::runtime_error("auth.jwt.public_key_file: " + j.public_key_file + ": " +
+                                     error);
         }
     }
     const size_t static_count = static_keys.keys().size();
@@ -191,7 +193,7 @@ void Server::setUpAuth() {
         if (shared->auth_keys_missing.exchange(false)) WSR_LOG(Info, "JWKS %s loaded", url.c_str());
     };
     jwks_ = std::make_unique<jwt::JwksFetcher>(options, std::move(static_keys), keys_,
-                                                std::move(events));
+                                               std::move(events));
     jwt::JwksFetcher* fetcher = jwks_.get();
     keys_.setRefreshHook([fetcher] { fetcher->requestRefresh(); });
     if (!jwks_->start(error)) throw std::runtime_error("auth.jwt.jwks_url: " + error);
@@ -201,12 +203,11 @@ void Server::setUpAuth() {
             j.jwks_url.empty() ? "" : ", JWKS ", j.jwks_url.c_str());
 }
 
-Server::~Server() {
-    stopAll();
-}
+Server::~Server() { stopAll(); }
 
 bool Server::start(std::string& error) {
-    for (int i = 0; i < workers_count_; ++i) workers_.push_back(std::make_unique<Worker>(i, *shared_));
+    for (int i = 0; i < workers_count_; ++i)
+        workers_.push_back(std::make_unique<Worker>(i, *shared_));
     std::vector<std::future<std::string>> started;
     for (int i = 0; i < workers_count_; ++i) {
         auto promise = std::make_shared<std::promise<std::string>>();
@@ -269,7 +270,8 @@ void Server::waitForSignals() {
     sigaddset(&signals, SIGINT);
     int sig = 0;
     sigwait(&signals, &sig);
-    WSR_LOG(Info, "signal %d: draining (readiness is now false; a second signal stops at once)", sig);
+    WSR_LOG(Info, "signal %d: draining (readiness is now false; a second signal stops at once)",
+            sig);
     shared_->draining.store(true);
     for (auto& w : workers_) w->requestDrain();
 

@@ -1,27 +1,25 @@
 #include "relay/edge/worker.h"
 
 #include <fcntl.h>
+#include <libwebsockets.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <random>
 
-#include <libwebsockets.h>
-
-#include <array>
-
 #include "adapters/http_hook.h"
-#include "relay/auth/authenticator.h"
-#include "relay/common/clock.h"
-#include "relay/edge/edge.h"
-#include "relay/hook/hook_bridge.h"
-#include "relay/edge/listener.h"
-#include "relay/common/log.h"
-#include "relay/session/session.h"
-#include "relay/auth/subprotocol_token.h"
 #include "relay/admission/upgrade_gate.h"
+#include "relay/auth/authenticator.h"
+#include "relay/auth/subprotocol_token.h"
+#include "relay/common/clock.h"
+#include "relay/common/log.h"
+#include "relay/edge/edge.h"
+#include "relay/edge/listener.h"
+#include "relay/hook/hook_bridge.h"
+#include "relay/session/session.h"
 
 namespace wsrelay {
 namespace {
@@ -59,17 +57,15 @@ Worker::Loop::~Loop() {
 // worker does; it is only run on the worker's thread.
 Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
-      thread_name_("w" + std::to_string(index)),
-      loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
+      thread_name_("w" + std::to_string(index)), loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
       hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes)),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
       publisher_(hub_, metrics_, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
                  loop_.loop),
       flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
-      sessions_(index),
-      ctx_{shared, shared.config, metrics_, loop_.loop, hub_, publisher_, parser_, flush_,
-           sessions_},
+      sessions_(index), ctx_{shared,     shared.config, metrics_, loop_.loop, hub_,
+                             publisher_, parser_,       flush_,   sessions_},
       http_api_(ctx_), lws_(std::make_unique<LwsParts>()) {}
 
 Worker::~Worker() {
@@ -139,8 +135,8 @@ bool Worker::setUp(std::string& error) {
         HttpHookOptions options;
         options.url = cfg.hook.url;
         options.timeout_ms = cfg.hook.timeout_ms;
-        options.max_in_flight = static_cast<size_t>(
-            std::max(1, cfg.hook.max_in_flight / std::max(1, shared_.workers)));
+        options.max_in_flight =
+            static_cast<size_t>(std::max(1, cfg.hook.max_in_flight / std::max(1, shared_.workers)));
         options.max_connections = cfg.hook.max_connections;
         options.retries = cfg.hook.retries;
         options.secret = cfg.hook.secret;
@@ -241,7 +237,8 @@ void Worker::beginDrain() {
     WSR_LOG(Info, "draining %zu connections over %d ms", sessions_.size(),
             shared_.config.drain.window_ms);
     // Whatever is still open after the window and a grace period is cut off.
-    double deadline = sessions_.empty() ? 0. : static_cast<double>(window_us) / 1e6 + kDrainGraceSeconds;
+    double deadline =
+        sessions_.empty() ? 0. : static_cast<double>(window_us) / 1e6 + kDrainGraceSeconds;
     ev_timer_set(&drain_check_, deadline, 0.);
     ev_timer_start(loop_.loop, &drain_check_);
 }
@@ -361,8 +358,7 @@ void Worker::onListenerReadable() {
     }
 }
 
-void Worker::onBrokerMessage(std::string_view channel, std::string_view data,
-                             int64_t entered_us) {
+void Worker::onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us) {
     metrics_.broker_messages.add();
     const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us);
     if (delivery.too_large != 0) {
@@ -404,9 +400,10 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) 
     auto code = status == PublishStatus::Unavailable ? protocol::ErrorCode::BrokerUnavailable
                                                      : protocol::ErrorCode::Internal;
     metrics_.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
-    session->reply(protocol::encodeError(id, code, status == PublishStatus::Unavailable
-                                                       ? "broker unavailable"
-                                                       : "publish rejected by the broker"));
+    session->reply(protocol::encodeError(id, code,
+                                         status == PublishStatus::Unavailable
+                                             ? "broker unavailable"
+                                             : "publish rejected by the broker"));
 }
 
 void Worker::onBrokerState(BrokerState state, bool gap) {

@@ -8,13 +8,13 @@
 #include <string>
 
 #include "adapters/broker.h"
-#include "relay/session/flush_scheduler.h"
+#include "relay/common/shared_state.h"
 #include "relay/edge/http_api.h"
 #include "relay/fanout/hub.h"
-#include "relay/protocol/protocol.h"
 #include "relay/fanout/publisher.h"
+#include "relay/protocol/protocol.h"
+#include "relay/session/flush_scheduler.h"
 #include "relay/session/session_table.h"
-#include "relay/common/shared_state.h"
 #include "relay/session/worker_context.h"
 
 struct lws;

@@ -119,7 +119,8 @@ void Hub::removeEntry(Membership& m, size_t entry_index) {
     if (entry_index + 1 != entries.size()) {
         Membership::Entry moved = entries.back();
         entries[entry_index] = moved;
-        moved.channel->members_[moved.member_index].entry_index = static_cast<uint32_t>(entry_index);
+        moved.channel->members_[moved.member_index].entry_index =
+            static_cast<uint32_t>(entry_index);
     }
     entries.pop_back();
     --subscriptions_;

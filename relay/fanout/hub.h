@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "relay/protocol/protocol.h"
 #include "relay/fanout/sink.h"
+#include "relay/protocol/protocol.h"
 
 namespace wsrelay {
 
@@ -57,7 +57,7 @@ private:
     static constexpr uint32_t kNoAck = static_cast<uint32_t>(-1);
     struct Member {
         Membership* membership;
-        uint32_t entry_index;          // position of this channel in membership->entries_
+        uint32_t entry_index;           // position of this channel in membership->entries_
         uint32_t pending_ack = kNoAck;  // position of its ack in pending_acks_ (same 16 bytes)
     };
     struct PendingAck {

@@ -1,8 +1,8 @@
 #include "relay/fanout/publisher.h"
 
 #include "relay/common/clock.h"
-#include "relay/fanout/hub.h"
 #include "relay/common/log.h"
+#include "relay/fanout/hub.h"
 #include "relay/protocol/protocol.h"
 
 namespace wsrelay {
@@ -33,8 +33,7 @@ void Publisher::publish(std::string_view channel, std::string_view data, Publish
 void Publisher::refusedFromBroker(std::string_view channel, std::string_view data,
                                   size_t subscribers) {
     metrics_.too_large[metrics::MessageSource::Broker].add();
-    metrics_.dropped[metrics::DropReason::TooLarge]
-        .add(static_cast<int64_t>(subscribers));
+    metrics_.dropped[metrics::DropReason::TooLarge].add(static_cast<int64_t>(subscribers));
     warnTooLarge(metrics::MessageSource::Broker, channel, data, subscribers);
 }
 

@@ -56,7 +56,8 @@ private:
     void grow() {
         size_t cap = capacity_ == 0 ? 4 : capacity_ * 2;
         auto ring = std::make_unique<FramePtr[]>(cap);
-        for (size_t i = 0; i < count_; ++i) ring[i] = std::move(ring_[(head_ + i) & (capacity_ - 1)]);
+        for (size_t i = 0; i < count_; ++i)
+            ring[i] = std::move(ring_[(head_ + i) & (capacity_ - 1)]);
         ring_ = std::move(ring);
         capacity_ = cap;
         head_ = 0;

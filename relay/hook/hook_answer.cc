@@ -19,8 +19,7 @@ bool error(simdjson::dom::object answer, int& code, std::string& message) {
                ? static_cast<int>(c)
                : static_cast<int>(protocol::ErrorCode::HookFailed);
     std::string_view m;
-    message = e["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m)
-                                                                    : "hook error";
+    message = e["message"].get_string().get(m) == simdjson::SUCCESS ? std::string(m) : "hook error";
     return true;
 }
 

@@ -12,8 +12,8 @@ namespace wsrelay {
 // The app's answer to a connect event.
 struct ConnectDecision {
     enum class Kind { Allow, Deny, Fail } kind = Kind::Fail;
-    std::string message;                // Deny: the app's message; Fail: what went wrong
-    std::string user;                   // "user" from the answer
+    std::string message;  // Deny: the app's message; Fail: what went wrong
+    std::string user;     // "user" from the answer
     std::string meta = "null";
     std::vector<std::string> channels;  // "subscribe" from the answer
 };

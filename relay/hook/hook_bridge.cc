@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "adapters/redis_payload.h"
-#include "relay/hook/hook_answer.h"
 #include "relay/common/log.h"
+#include "relay/fanout/publisher.h"
+#include "relay/hook/hook_answer.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/session.h"
-#include "relay/fanout/publisher.h"
 #include "relay/session/session_table.h"
 #include "relay/session/worker_context.h"
 
@@ -41,9 +41,7 @@ HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
 }  // namespace
 
 HookBridge::HookBridge(WorkerContext& ctx, Hook& hook)
-    : ctx_(ctx),
-      hook_(hook),
-      queues_(queueLimits(ctx.config.hook, ctx.shared.workers)) {
+    : ctx_(ctx), hook_(hook), queues_(queueLimits(ctx.config.hook, ctx.shared.workers)) {
     const auto& cfg = ctx.config.hook;
     for (const std::string& name : cfg.events) {
         for (size_t i = 0; i < kHookEventNames.size(); ++i) {
@@ -57,7 +55,7 @@ HookBridge::HookBridge(WorkerContext& ctx, Hook& hook)
         Route r;
         r.pattern.add(route.substr(0, eq));
         const std::string_view target = std::string_view(route).substr(eq + 1);
-        r.target = target == "hook" ? PublishRoute::Hook
+        r.target = target == "hook"   ? PublishRoute::Hook
                    : target == "both" ? PublishRoute::Both
                                       : PublishRoute::Broker;
         routes_.push_back(std::move(r));
@@ -104,9 +102,7 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
     }
     std::string out = baseBody(connection, *user, *meta, event.event);
     switch (event.event) {
-        case HookEvent::Subscribe:
-            appendString(out, "channel", event.channel);
-            break;
+        case HookEvent::Subscribe: appendString(out, "channel", event.channel); break;
         case HookEvent::Message:
             if (event.rpc) {
                 out += ",\"rpc\":true";
@@ -117,11 +113,8 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
             out += event.data;
             if (event.id) out += ",\"id\":" + std::to_string(*event.id);
             break;
-        case HookEvent::Disconnect:
-            out += ",\"code\":" + std::to_string(event.code);
-            break;
-        default:
-            break;
+        case HookEvent::Disconnect: out += ",\"code\":" + std::to_string(event.code); break;
+        default: break;
     }
     out += '}';
     return out;
@@ -228,9 +221,7 @@ void HookBridge::enqueue(Session& session, PendingHookEvent event) {
     const HookEvent kind = event.event;
     const std::optional<uint64_t> id = event.id;
     switch (queues_.push(connection, std::move(event))) {
-        case HookQueues::Push::Queued:
-            syncQueuedBytes();
-            return;
+        case HookQueues::Push::Queued: syncQueuedBytes(); return;
         case HookQueues::Push::Current:
             // Nothing of this connection is pending: it goes now, or is refused like a full
             // instance (nothing is queued at max_in_flight; events waiting for a slot mean the
@@ -241,8 +232,7 @@ void HookBridge::enqueue(Session& session, PendingHookEvent event) {
             }
             queues_.finish(connection);
             break;
-        case HookQueues::Push::Full:
-            break;
+        case HookQueues::Push::Full: break;
     }
     count(kind, metrics::HookResult::Overflow);
     session.error(id, ErrorCode::BrokerUnavailable, "hook busy");
@@ -313,7 +303,9 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
     bool has_answer = false;
     switch (result.outcome) {
         case HookOutcome::Timeout: fail(metrics::HookResult::Timeout, "hook timeout"); break;
-        case HookOutcome::Unavailable: fail(metrics::HookResult::Unavailable, "hook unavailable"); break;
+        case HookOutcome::Unavailable:
+            fail(metrics::HookResult::Unavailable, "hook unavailable");
+            break;
         case HookOutcome::Error:
         case HookOutcome::Ok: {
             const bool empty = result.body.find_first_not_of(" \t\r\n") == std::string::npos;
@@ -325,9 +317,8 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
             padded_.assign(empty ? std::string_view("{}") : std::string_view(result.body));
             const size_t length = padded_.size();
             padded_.append(simdjson::SIMDJSON_PADDING, '\0');
-            if (parser_.parse(padded_.data(), length, false)
-                                 .get_object()
-                                 .get(answer) != simdjson::SUCCESS) {
+            if (parser_.parse(padded_.data(), length, false).get_object().get(answer) !=
+                simdjson::SUCCESS) {
                 fail(metrics::HookResult::Error, "hook error");
                 break;
             }
@@ -410,16 +401,15 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
             case HookEvent::Message:
                 if (!pending.rpc && pending.route == PublishRoute::Both) {
                     // The app may rewrite what goes to the channel; the broker's result acks it.
-                    std::string data = answer["data"].get(e) == simdjson::SUCCESS ? minified(e)
-                                                                                   : pending.data;
+                    std::string data =
+                        answer["data"].get(e) == simdjson::SUCCESS ? minified(e) : pending.data;
                     session->publishNow(pending.channel, data,
                                         answered ? std::nullopt : pending.id);
                 } else if (pending.id && !answered) {
                     session->reply(protocol::encodeAck(*pending.id));
                 }
                 break;
-            default:
-                break;
+            default: break;
         }
     }
 
@@ -429,15 +419,18 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
             code = 4000;
         }
         std::string_view reason;
-        if (e["reason"].get_string().get(reason) != simdjson::SUCCESS) reason = "disconnected by the app";
+        if (e["reason"].get_string().get(reason) != simdjson::SUCCESS)
+            reason = "disconnected by the app";
         session->closeWith(static_cast<int>(code), reason);
     }
 }
 
 void HookBridge::warnUnpublished(HookEvent event, size_t count) {
     if (count == 0) return;
-    WSR_LOG(Warn, "the answer to a %s hook event had %zu publishes the broker could not take "
-            "(unavailable); nobody was told", hookEventName(event), count);
+    WSR_LOG(Warn,
+            "the answer to a %s hook event had %zu publishes the broker could not take "
+            "(unavailable); nobody was told",
+            hookEventName(event), count);
 }
 
 size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
@@ -460,7 +453,8 @@ size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
             continue;
         }
         const std::string payload = minified(data);
-        if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Hook)) continue;  // logged
+        if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Hook))
+            continue;  // logged
         ctx_.publisher.publish(channel, payload, PublishTicket{});
     }
     return refused;

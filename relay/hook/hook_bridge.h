@@ -12,9 +12,9 @@
 
 #include "adapters/hook.h"
 #include "metrics/relay_metrics.h"
+#include "relay/auth/permissions.h"
 #include "relay/hook/hook_answer.h"
 #include "relay/hook/hook_queues.h"
-#include "relay/auth/permissions.h"
 
 namespace wsrelay {
 
@@ -38,7 +38,9 @@ public:
     HookBridge(const HookBridge&) = delete;
     HookBridge& operator=(const HookBridge&) = delete;
 
-    bool sends(HookEvent event) const { return (events_ & (1u << static_cast<unsigned>(event))) != 0; }
+    bool sends(HookEvent event) const {
+        return (events_ & (1u << static_cast<unsigned>(event))) != 0;
+    }
     PublishRoute routeFor(std::string_view channel) const;
 
     // Client commands that wait for the app. Each answers the client itself (ack, reply, error).

@@ -23,9 +23,7 @@ const char* statusText(unsigned status) {
     }
 }
 
-
-int writeResponse(lws* wsi, unsigned status, std::string_view content_type,
-                  std::string_view body) {
+int writeResponse(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
     std::vector<unsigned char> buf(LWS_PRE + 512 + body.size());
     unsigned char* start = buf.data() + LWS_PRE;
     unsigned char* p = start;
@@ -43,10 +41,9 @@ int writeResponse(lws* wsi, unsigned status, std::string_view content_type,
                                      end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                      reinterpret_cast<const unsigned char*>("close"), 5, &p, end) ||
-        (status == 426 &&
-         lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
-                                      reinterpret_cast<const unsigned char*>("websocket"), 9, &p,
-                                      end)) ||
+        (status == 426 && lws_add_http_header_by_token(
+                              wsi, WSI_TOKEN_UPGRADE,
+                              reinterpret_cast<const unsigned char*>("websocket"), 9, &p, end)) ||
         lws_finalize_http_header(wsi, &p, end)) {
         return -1;
     }
@@ -56,7 +53,6 @@ int writeResponse(lws* wsi, unsigned status, std::string_view content_type,
     int n = static_cast<int>(p - start);
     return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP) == n ? 0 : -1;
 }
-
 
 }  // namespace
 
@@ -74,7 +70,6 @@ int answer(lws* wsi, unsigned status, std::string_view content_type, std::string
     return -1;  // lws sends what the socket did not take before it closes
 }
 
-
 std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason) {
     // The reason may be the app's deny message: escaped, and cut to a sensible length.
     constexpr size_t kMaxReason = 256;
@@ -88,14 +83,14 @@ std::string refusalResponse(unsigned status, std::string_view error, std::string
     }
     appendJsonString(reason, body);
     body += '}';
-    std::string response = "HTTP/1.1 " + std::to_string(status) + " " + statusText(status) +
-                           "\r\ncontent-type: application/json\r\ncontent-length: " +
-                           std::to_string(body.size()) + "\r\ncache-control: no-store\r\n";
+    std::string response =
+        "HTTP/1.1 " + std::to_string(status) + " " + statusText(status) +
+        "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
+        "\r\ncache-control: no-store\r\n";
     if (status == 401) response += "www-authenticate: Bearer error=\"invalid_token\"\r\n";
     response += "connection: close\r\n\r\n" + body;
     return response;
 }
-
 
 int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string_view reason) {
     // Written by hand: at this point lws has not recorded the request's HTTP version and would
@@ -107,6 +102,5 @@ int refuseUpgrade(lws* wsi, unsigned status, std::string_view error, std::string
     if (lws_write(wsi, buf.data() + LWS_PRE, response.size(), LWS_WRITE_HTTP) != len) return -1;
     return 1;
 }
-
 
 }  // namespace wsrelay::http

@@ -69,7 +69,8 @@ std::string_view RequestHead::query(std::string_view name) const {
         const size_t amp = rest.find('&');
         const std::string_view pair = rest.substr(0, amp);
         const size_t eq = pair.find('=');
-        if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+        if (pair.substr(0, eq) == name)
+            return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
         if (amp == std::string_view::npos) break;
         rest.remove_prefix(amp + 1);
     }

@@ -8,12 +8,14 @@
 
 namespace wsrelay {
 
-// An HTTP/1.1 request head read before libwebsockets sees it (relay/admission/head_reader.h): enough to
-// decide on an upgrade — method, path, query parameters, headers. Views into the caller's text.
+// An HTTP/1.1 request head read before libwebsockets sees it (relay/admission/head_reader.h):
+// enough to decide on an upgrade — method, path, query parameters, headers. Views into the caller's
+// text.
 struct RequestHead {
     std::string_view method;
     std::string_view target;  // path and query, as sent
-    std::vector<std::pair<std::string_view, std::string_view>> headers;  // name as sent, value trimmed
+    std::vector<std::pair<std::string_view, std::string_view>>
+        headers;  // name as sent, value trimmed
 
     // The path as sent, before the query; see normalizedPath() for the one to compare.
     std::string_view path() const;

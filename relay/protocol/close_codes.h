@@ -8,17 +8,17 @@ namespace wsrelay {
 // 4000-4499: the client may reconnect (with backoff); 4500-4999: it should not without a change.
 enum class CloseCode : int {
     Normal = 1000,
-    GoingAway = 1001,         // drain/shutdown: reconnect (to another instance) after the jitter
-    ProtocolError = 1002,     // RFC 6455 violation
-    UnsupportedData = 1003,   // binary frame on a text protocol
-    InvalidPayload = 1007,    // invalid UTF-8 in a text frame
-    PolicyViolation = 1008,   // Origin not allowed
-    MessageTooBig = 1009,     // message over websocket.max_message_bytes
+    GoingAway = 1001,        // drain/shutdown: reconnect (to another instance) after the jitter
+    ProtocolError = 1002,    // RFC 6455 violation
+    UnsupportedData = 1003,  // binary frame on a text protocol
+    InvalidPayload = 1007,   // invalid UTF-8 in a text frame
+    PolicyViolation = 1008,  // Origin not allowed
+    MessageTooBig = 1009,    // message over websocket.max_message_bytes
     InternalError = 1011,
-    TryAgainLater = 1013,     // instance at limits.max_connections
-    SlowConsumer = 4001,      // send queue overflowed (limits.slow_consumer: close)
-    PingTimeout = 4002,       // no pong within websocket.pong_timeout_ms
-    TokenExpired = 4003,      // the JWT expired and no refresh came: reconnect with a new token
+    TryAgainLater = 1013,       // instance at limits.max_connections
+    SlowConsumer = 4001,        // send queue overflowed (limits.slow_consumer: close)
+    PingTimeout = 4002,         // no pong within websocket.pong_timeout_ms
+    TokenExpired = 4003,        // the JWT expired and no refresh came: reconnect with a new token
     TooManyBadCommands = 4500,  // limits.max_bad_commands malformed/unknown commands
 };
 

@@ -52,10 +52,17 @@ class FramePtr {
 public:
     FramePtr() = default;
     explicit FramePtr(Frame* adopted) : f_(adopted) {}
-    FramePtr(const FramePtr& o) : f_(o.f_) { if (f_) f_->ref(); }
+    FramePtr(const FramePtr& o) : f_(o.f_) {
+        if (f_) f_->ref();
+    }
     FramePtr(FramePtr&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
-    FramePtr& operator=(FramePtr o) noexcept { std::swap(f_, o.f_); return *this; }
-    ~FramePtr() { if (f_) f_->unref(); }
+    FramePtr& operator=(FramePtr o) noexcept {
+        std::swap(f_, o.f_);
+        return *this;
+    }
+    ~FramePtr() {
+        if (f_) f_->unref();
+    }
 
     Frame* get() const { return f_; }
     Frame* operator->() const { return f_; }

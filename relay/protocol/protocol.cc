@@ -58,8 +58,7 @@ Key classify(std::string_view key) {
         case 7:
             if (key == "channel") return Key::Channel;
             break;
-        default:
-            break;
+        default: break;
     }
     return Key::Unknown;
 }
@@ -195,14 +194,14 @@ size_t utf8SequenceLength(std::string_view s, size_t i) {
     if (b0 >= 0xe0 && b0 <= 0xef) {
         if (!cont(1) || !cont(2)) return 0;
         const auto b1 = static_cast<unsigned char>(s[i + 1]);
-        if (b0 == 0xe0 && b1 < 0xa0) return 0;  // overlong
+        if (b0 == 0xe0 && b1 < 0xa0) return 0;   // overlong
         if (b0 == 0xed && b1 >= 0xa0) return 0;  // surrogate
         return 3;
     }
     if (b0 >= 0xf0 && b0 <= 0xf4) {
         if (!cont(1) || !cont(2) || !cont(3)) return 0;
         const auto b1 = static_cast<unsigned char>(s[i + 1]);
-        if (b0 == 0xf0 && b1 < 0x90) return 0;  // overlong
+        if (b0 == 0xf0 && b1 < 0x90) return 0;   // overlong
         if (b0 == 0xf4 && b1 >= 0x90) return 0;  // above U+10FFFF
         return 4;
     }
@@ -266,11 +265,9 @@ bool validChannel(std::string_view name, size_t max_bytes) {
 
 struct Parser::Impl {
     Impl(size_t max_message, size_t max_channel)
-        : max_message_bytes(max_message),
-          max_channel_bytes(max_channel),
+        : max_message_bytes(max_message), max_channel_bytes(max_channel),
           capacity(std::max<size_t>(max_message, 1)),
-          buffer(new char[capacity + simdjson::SIMDJSON_PADDING]),
-          envelope(capacity) {
+          buffer(new char[capacity + simdjson::SIMDJSON_PADDING]), envelope(capacity) {
         // Allocate everything now so that parse() never allocates. The dom parser counts the
         // document root as a level of its own, hence the + 1.
         if (envelope.allocate(capacity) != simdjson::SUCCESS ||
@@ -400,8 +397,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
                 r.id = id;
                 continue;
             }
-            case Key::Unknown:
-                break;
+            case Key::Unknown: break;
         }
         // Ignored values are still checked: a frame is either JSON or it is refused.
         std::string_view text;
@@ -564,9 +560,9 @@ FramePtr encodeResubscribed(std::string_view channel) {
 
 FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms) {
     char text[96];
-    const int n = std::snprintf(text, sizeof text, R"({"op":"token_expiring","exp":%lld,"in_ms":%lld})",
-                                static_cast<long long>(exp_seconds),
-                                static_cast<long long>(in_ms < 0 ? 0 : in_ms));
+    const int n = std::snprintf(
+        text, sizeof text, R"({"op":"token_expiring","exp":%lld,"in_ms":%lld})",
+        static_cast<long long>(exp_seconds), static_cast<long long>(in_ms < 0 ? 0 : in_ms));
     const std::string_view body(text, static_cast<size_t>(n));
     return Writer(body.size()).put(body).finish();
 }
@@ -607,8 +603,8 @@ FramePtr encodeControl(uint8_t opcode, std::string_view payload) {
     // RFC 6455 5.5: control frames (opcode >= 0x8) carry at most 125 bytes.
     if ((opcode & 0x08) != 0 && payload.size() > 125) payload = payload.substr(0, 125);
     Frame* frame = Frame::allocate(headerSize(payload.size()) + payload.size());
-    const size_t header = writeHeader(frame->data(), static_cast<uint8_t>(0x80 | (opcode & 0x0f)),
-                                      payload.size());
+    const size_t header =
+        writeHeader(frame->data(), static_cast<uint8_t>(0x80 | (opcode & 0x0f)), payload.size());
     if (!payload.empty()) std::memcpy(frame->data() + header, payload.data(), payload.size());
     frame->setSize(header + payload.size());
     return FramePtr(frame);

@@ -16,33 +16,33 @@ enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send };
 
 // Protocol error codes carried in {"op":"error"} frames.
 enum class ErrorCode : int {
-    BadRequest = 400,        // not JSON, not an object, missing or mistyped field
-    Unauthorized = 401,      // refresh: the new token was refused
-    Forbidden = 403,         // outside the channels the token (or auth.permissions) grants
+    BadRequest = 400,    // not JSON, not an object, missing or mistyped field
+    Unauthorized = 401,  // refresh: the new token was refused
+    Forbidden = 403,     // outside the channels the token (or auth.permissions) grants
     UnknownOp = 404,
-    Conflict = 409,          // already subscribed / not subscribed
-    LimitExceeded = 413,     // limits.max_subscriptions reached, or a message too large to deliver
-    InvalidChannel = 422,    // channel name outside the charset or too long
+    Conflict = 409,        // already subscribed / not subscribed
+    LimitExceeded = 413,   // limits.max_subscriptions reached, or a message too large to deliver
+    InvalidChannel = 422,  // channel name outside the charset or too long
     RateLimited = 429,
     Internal = 500,
-    HookFailed = 502,        // the app's hook failed, timed out or answered with an error
-    BrokerUnavailable = 503, // the broker could not take the publish
+    HookFailed = 502,         // the app's hook failed, timed out or answered with an error
+    BrokerUnavailable = 503,  // the broker could not take the publish
 };
 
 struct Command {
     Op op = Op::Ping;
     std::string_view channel;  // Subscribe/Unsubscribe/Publish
-    std::string_view data;     // Publish, Send: the JSON text of "data", exactly as the client sent it
-    std::string_view token;    // Refresh: the new JWT
+    std::string_view data;  // Publish, Send: the JSON text of "data", exactly as the client sent it
+    std::string_view token;  // Refresh: the new JWT
     std::optional<uint64_t> id;
 };
 
 struct ParseResult {
     bool ok = false;
-    Command command;                  // valid when ok
+    Command command;                          // valid when ok
     ErrorCode error = ErrorCode::BadRequest;  // when !ok
-    std::string_view reason;          // when !ok: short, static, safe to echo
-    std::optional<uint64_t> id;       // echoed in the error frame when it could be read
+    std::string_view reason;                  // when !ok: short, static, safe to echo
+    std::optional<uint64_t> id;               // echoed in the error frame when it could be read
 };
 
 // True when `name` is 1..max_bytes bytes of [A-Za-z0-9] and _ - : . / @ = + , # ! ~ $

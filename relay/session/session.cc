@@ -25,11 +25,7 @@ constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
 Session::Session(WorkerContext& ctx, Wire& wire, uint64_t id, std::unique_ptr<Identity> identity)
-    : ctx_(ctx),
-      wire_(wire),
-      id_(id),
-      membership_(*this),
-      identity_(std::move(identity)) {
+    : ctx_(ctx), wire_(wire), id_(id), membership_(*this), identity_(std::move(identity)) {
     ctx_.metrics.connections.add();
     ev_timer_init(&auth_timer_, onAuthTimer, 0., 0.);
     auth_timer_.data = this;
@@ -154,12 +150,8 @@ void Session::runCommand(const protocol::Command& cmd) {
             }
             hook->send(*this, cmd.data, cmd.id);
             return;
-        case Op::Ping:
-            reply(protocol::encodePong(cmd.id));
-            return;
-        case Op::Refresh:
-            refresh(cmd);
-            return;
+        case Op::Ping: reply(protocol::encodePong(cmd.id)); return;
+        case Op::Refresh: refresh(cmd); return;
     }
 }
 
@@ -168,9 +160,7 @@ void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_
     // The hub sends the ack once the subscription is live everywhere.
     const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
     switch (ctx_.hub.subscribe(membership_, channel, max, ack)) {
-        case Hub::SubscribeResult::Subscribed:
-            ctx_.metrics.subscriptions.add();
-            break;
+        case Hub::SubscribeResult::Subscribed: ctx_.metrics.subscriptions.add(); break;
         case Hub::SubscribeResult::AlreadySubscribed:
             sendError(id, ErrorCode::Conflict, "already subscribed");
             break;
@@ -217,9 +207,7 @@ void Session::leave(std::string_view channel, std::string_view reason) {
     }
 }
 
-const std::string& Session::userId() const {
-    return identity_ ? identity_->user : hook_.user;
-}
+const std::string& Session::userId() const { return identity_ ? identity_->user : hook_.user; }
 
 // Push: every frame for this client enters its bounded queue here.
 
@@ -356,9 +344,11 @@ void Session::armPingTimer() {
 int Session::onTimer() {
     if (close_code_ != 0) return 0;
     if (drain_scheduled_) {
-        // The advice must not be dropped by the queue limits: it is the last frame this client gets.
+        // The advice must not be dropped by the queue limits: it is the last frame this client
+        // gets.
         queue_.push(protocol::encodeReconnect());
-        ctx_.metrics.send_queue_bytes.add(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        ctx_.metrics.send_queue_bytes.add(
+            static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
         closeAfterFlush(CloseCode::GoingAway);
         return 0;
     }
@@ -390,7 +380,8 @@ void Session::closeWith(int code, std::string_view reason) {
     if (close_code_ != 0) return;
     // RFC 6455: a close reason fits in 123 bytes; cut on a UTF-8 boundary.
     size_t n = std::min<size_t>(reason.size(), 123);
-    while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n;
     close_reason_.assign(reason.substr(0, n));
     close_code_ = code;
     close_after_flush_ = true;

@@ -7,14 +7,14 @@
 #include <string>
 #include <string_view>
 
-#include "relay/protocol/close_codes.h"
-#include "relay/session/flush_scheduler.h"
-#include "relay/hook/hook_bridge.h"
-#include "relay/fanout/hub.h"
 #include "relay/auth/permissions.h"
-#include "relay/protocol/protocol.h"
+#include "relay/fanout/hub.h"
 #include "relay/fanout/send_queue.h"
 #include "relay/fanout/sink.h"
+#include "relay/hook/hook_bridge.h"
+#include "relay/protocol/close_codes.h"
+#include "relay/protocol/protocol.h"
+#include "relay/session/flush_scheduler.h"
 #include "relay/session/wire.h"
 
 namespace wsrelay {
@@ -152,7 +152,7 @@ private:
     HookSessionState hook_;
     std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
     bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
-    std::string rx_;  // only used when a message arrives in more than one piece
+    std::string rx_;            // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
     // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
     // chunk, so no memory per connection until the app grants something.

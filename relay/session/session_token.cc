@@ -1,9 +1,8 @@
-#include "relay/session/session.h"
-
 #include <algorithm>
 
 #include "relay/auth/authenticator.h"
 #include "relay/common/clock.h"
+#include "relay/session/session.h"
 #include "relay/session/worker_context.h"
 
 // A session's token: the expiry warning and the close it schedules, and the refresh command that
@@ -36,8 +35,7 @@ void Session::armAuthTimer() {
 void Session::onAuthTimer(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<Session*>(w->data);
     if (self->close_code_ != 0 || !self->identity_) return;
-    const int64_t close_at =
-        self->identity_->expires_at_ms + self->ctx_.config.auth.jwt.leeway_ms;
+    const int64_t close_at = self->identity_->expires_at_ms + self->ctx_.config.auth.jwt.leeway_ms;
     if (wallClockMs() >= close_at) {
         self->closeAfterFlush(CloseCode::TokenExpired);
         return;

@@ -1,5 +1,3 @@
-#include "adapters/async_resolver.h"
-
 #include <ev.h>
 #include <gtest/gtest.h>
 #include <netdb.h>
@@ -10,6 +8,7 @@
 #include <memory>
 #include <sstream>
 
+#include "adapters/async_resolver.h"
 #include "tests/unit/resolver_loop.h"
 
 // AsyncResolver against a real, slow name server: tests/dns/run.sh starts slow_dns_server.py on

@@ -22,7 +22,6 @@
 
 #include "conf/config_loader.h"
 #include "conf/config_schema.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

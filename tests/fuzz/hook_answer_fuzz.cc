@@ -1,8 +1,8 @@
-// libFuzzer target for reading the commands of a hook app's answer (relay/hook/hook_answer.h): the app
-// is another service, and its answer is untrusted JSON.
-// The properties: nothing crashes; a command is found exactly when its member is present and
-// neither null nor false; an error's code is 400..499 or 502, and a message is the answer's own
-// string when it gives one, else the fixed default.
+// libFuzzer target for reading the commands of a hook app's answer (relay/hook/hook_answer.h): the
+// app is another service, and its answer is untrusted JSON. The properties: nothing crashes; a
+// command is found exactly when its member is present and neither null nor false; an error's code
+// is 400..499 or 502, and a message is the answer's own string when it gives one, else the fixed
+// default.
 
 #include <simdjson.h>
 
@@ -14,7 +14,6 @@
 #include <string_view>
 
 #include "relay/hook/hook_answer.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -18,7 +18,6 @@
 
 #include "adapters/redis_payload.h"
 #include "relay/hook/hook_answer.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

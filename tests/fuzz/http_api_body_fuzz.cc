@@ -19,7 +19,6 @@
 #include "adapters/redis_payload.h"
 #include "relay/edge/http_api_body.h"
 #include "relay/protocol/protocol.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

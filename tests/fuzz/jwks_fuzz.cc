@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "adapters/jwt_key_set.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

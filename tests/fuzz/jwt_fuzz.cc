@@ -16,7 +16,6 @@
 
 #include "adapters/jwks_fetcher.h"
 #include "adapters/jwt_verifier.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -30,9 +29,9 @@ constexpr int64_t kNow = 1750000000000;  // 2025-06-15, as in jwt_verifier_test.
 
 std::string fixture(const std::string& name) {
     std::string text, error;
-    check(readFile(std::string(WSRELAY_SOURCE_DIR) + "/tests/unit/fixtures/jwt/" + name, text,
-                   error),
-          "cannot read a fixture", error);
+    check(
+        readFile(std::string(WSRELAY_SOURCE_DIR) + "/tests/unit/fixtures/jwt/" + name, text, error),
+        "cannot read a fixture", error);
     return text;
 }
 

@@ -11,7 +11,6 @@
 #include <string_view>
 
 #include "relay/protocol/protocol.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

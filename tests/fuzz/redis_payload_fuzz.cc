@@ -14,7 +14,6 @@
 #include <string_view>
 
 #include "adapters/redis_payload.h"
-
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -62,7 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool json = validJson(rest);
     const std::string out(payloads.toJson(rest));
     check(validJson(out), "toJson output is not JSON", out);
-    if (json) check(out == rest, "valid JSON was rewritten", rest);
-    else check(out.size() >= 2 && out.front() == '"' && out.back() == '"', "not wrapped", out);
+    if (json)
+        check(out == rest, "valid JSON was rewritten", rest);
+    else
+        check(out.size() >= 2 && out.front() == '"' && out.back() == '"', "not wrapped", out);
     return 0;
 }

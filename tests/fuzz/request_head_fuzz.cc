@@ -5,18 +5,17 @@
 // was sent and ends at its blank line; the head given to lws never carries a bearer entry; a
 // normalized path is absolute and holds no empty, "." or ".." segment.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <string>
 #include <string_view>
 
 #include "relay/admission/head_reader.h"
-#include "relay/http/request_head.h"
 #include "relay/auth/subprotocol_token.h"
-
+#include "relay/http/request_head.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -88,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     switch (read.outcome) {
         case HeadRead::Outcome::Ready: {
             check(input.starts_with(read.head), "head is not a prefix of the input", read.head);
-            check(read.head.ends_with("\r\n\r\n"), "head does not end at its blank line", read.head);
+            check(read.head.ends_with("\r\n\r\n"), "head does not end at its blank line",
+                  read.head);
             check(read.head.find("\r\n\r\n") + 4 == read.head.size(), "head runs past its end",
                   read.head);
             check(read.consumed.empty() == read.token.empty(), "token without a rewritten head");
@@ -104,8 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case HeadRead::Outcome::Incomplete:
             check(input.find("\r\n\r\n") == std::string_view::npos, "complete head not read");
             break;
-        default:
-            break;
+        default: break;
     }
     checkPath(input.substr(0, std::min<size_t>(input.size(), 512)));
     return 0;

@@ -14,9 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/http/request_head.h"
 #include "relay/auth/subprotocol_token.h"
-
+#include "relay/http/request_head.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -49,7 +48,7 @@ bool protocolValue(std::string_view line, std::string_view& value) {
 
 // What the Sec-WebSocket-Protocol lines of `head` offer.
 struct Offer {
-    bool bearer = false;      // any wsrelay.bearer.* entry
+    bool bearer = false;       // any wsrelay.bearer.* entry
     bool subprotocol = false;  // a wsrelay.v1 entry
     std::string token;         // the first non-empty bearer token
 };

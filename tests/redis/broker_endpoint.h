@@ -46,7 +46,9 @@ public:
     }
 
     template <typename B>
-    B& as() { return static_cast<B&>(*broker); }
+    B& as() {
+        return static_cast<B&>(*broker);
+    }
     bool up() const { return broker && broker->usable(); }
     int ups() const {
         int n = 0;

@@ -22,12 +22,12 @@
 namespace wsrelay {
 namespace {
 
-using ::testing::ElementsAre;
+using testing::BrokerRig;
 using ::testing::Each;
+using ::testing::ElementsAre;
+using testing::Endpoint;
 using ::testing::IsEmpty;
 using ::testing::Pair;
-using testing::BrokerRig;
-using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
 using testing::ReplyPtr;
@@ -171,12 +171,18 @@ TEST_F(RedisBrokerTest, EntryStampsCrossRedisAndAreStrippedBeforeDelivery) {
     ReplyPtr seen = watcher.next();
     ASSERT_TRUE(seen);
     ASSERT_EQ(seen->elements, 3u);
-    EXPECT_EQ(std::string(seen->element[2]->str, seen->element[2]->len),
-              "\x1e" "1763800000123456" "\x1e" R"({"n":1})")
+    EXPECT_EQ(std::string(seen->element[2]->str, seen->element[2]->len), "\x1e"
+                                                                         "1763800000123456"
+                                                                         "\x1e"
+                                                                         R"({"n":1})")
         << "what other Redis readers see";
 
     // A backend may stamp its own publishes; unstamped ones arrive with 0.
-    EXPECT_EQ(client_->publish("chat", "\x1e" "77" "\x1e" R"({"n":2})"), 2);
+    EXPECT_EQ(client_->publish("chat", "\x1e"
+                                       "77"
+                                       "\x1e"
+                                       R"({"n":2})"),
+              2);
     EXPECT_EQ(client_->publish("chat", R"({"n":3})"), 2);
     ASSERT_TRUE(syncedThrough(a, "chat", R"({"n":3})"));
     EXPECT_THAT(a.messages, ElementsAre(Pair("chat", R"({"n":1})"), Pair("chat", R"({"n":2})"),
@@ -207,12 +213,12 @@ TEST(JsonStringTest, EscapesAndRepairsUtf8) {
     };
     EXPECT_EQ(wrap("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
     EXPECT_EQ(wrap(std::string("\0\x1f\x7f", 3)), "\"\\u0000\\u001f\x7f\"");
-    EXPECT_EQ(wrap("\xE2\x82\xAC"), "\"\xE2\x82\xAC\"");                 // euro sign kept
-    EXPECT_EQ(wrap("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");          // overlong
-    EXPECT_EQ(wrap("\xED\xA0\x80"),                                        // surrogate
+    EXPECT_EQ(wrap("\xE2\x82\xAC"), "\"\xE2\x82\xAC\"");          // euro sign kept
+    EXPECT_EQ(wrap("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong
+    EXPECT_EQ(wrap("\xED\xA0\x80"),                               // surrogate
               "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
-    EXPECT_EQ(wrap("\xE2\x82"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");          // truncated
-    EXPECT_EQ(wrap("\xF4\x90\x80\x80x"),                                  // above U+10FFFF
+    EXPECT_EQ(wrap("\xE2\x82"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated
+    EXPECT_EQ(wrap("\xF4\x90\x80\x80x"),                          // above U+10FFFF
               "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx\"");
 }
 

@@ -1,6 +1,8 @@
 // RedisClusterBroker against a real three-master Redis Cluster on loopback, created by each test
 // with redis-cli --cluster create. Brokers run on their own libev loops, driven from the test
 // thread one turn at a time, as in redis_broker_redistest.cc.
+#include "adapters/redis_cluster.h"
+
 #include <ev.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,7 +19,6 @@
 #include <vector>
 
 #include "adapters/redis_broker.h"
-#include "adapters/redis_cluster.h"
 #include "adapters/redis_cluster_broker.h"
 #include "tests/redis/broker_endpoint.h"
 #include "tests/redis/broker_rig.h"
@@ -28,12 +29,12 @@ namespace wsrelay {
 namespace {
 
 using testing::BrokerRig;
-using testing::Endpoint;
-using testing::RedisClusterProcesses;
 using ::testing::ElementsAre;
+using testing::Endpoint;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using testing::RedisClient;
+using testing::RedisClusterProcesses;
 using testing::RedisServer;
 using testing::ReplyPtr;
 
@@ -238,9 +239,7 @@ TEST_F(RedisClusterTest, PublishFollowsAMovedSlotWithoutDownOrGap) {
     EXPECT_THAT(b.states, ElementsAre(Pair(BrokerState::Up, false)));
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Up, true)));
     // The MOVED reloaded b's map: later publishes go to the new owner first.
-    ASSERT_TRUE(pumpUntil([&] {
-        return b.as<RedisClusterBroker>().routeOf(moving) == nameOf(1);
-    }));
+    ASSERT_TRUE(pumpUntil([&] { return b.as<RedisClusterBroker>().routeOf(moving) == nameOf(1); }));
 }
 
 // While a slot is MIGRATING from one master and IMPORTING on another, publishes keep arriving in
@@ -296,9 +295,7 @@ TEST_F(RedisClusterTest, PeriodicRefreshFollowsMovedSlots) {
     ASSERT_TRUE(allUp());
 
     moveSlot(clusterKeySlot(quiet), 2);  // nobody uses it: only the reload can tell a
-    ASSERT_TRUE(pumpUntil([&] {
-        return a.as<RedisClusterBroker>().routeOf(quiet) == nameOf(2);
-    }));
+    ASSERT_TRUE(pumpUntil([&] { return a.as<RedisClusterBroker>().routeOf(quiet) == nameOf(2); }));
     moveSlot(clusterKeySlot(subscribed), 1);
     ASSERT_TRUE(pumpUntil([&] { return shardNumsub(1, subscribed) == 1 && a.ups() == 2; }));
     EXPECT_EQ(a.as<RedisClusterBroker>().routeOf(subscribed), nameOf(1));

@@ -21,10 +21,10 @@
 namespace wsrelay {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::Pair;
 using testing::BrokerRig;
+using ::testing::ElementsAre;
 using testing::Endpoint;
+using ::testing::Pair;
 using testing::RedisClient;
 using testing::RedisServer;
 using testing::ReplyPtr;
@@ -143,8 +143,7 @@ TEST_F(RedisSentinelTest, FindsTheMasterAndFollowsAFailoverAfterItIsKilled) {
     Endpoint& a = endpoint(o);
     Endpoint& b = endpoint(o);
     a.broker->subscribe("chat");
-    ASSERT_TRUE(pumpUntil([&] { return a.up() && b.up(); }))
-        << a.as<RedisBroker>().lastError();
+    ASSERT_TRUE(pumpUntil([&] { return a.up() && b.up(); })) << a.as<RedisBroker>().lastError();
     RedisClient on_master = master_.client();
     EXPECT_EQ(on_master.numsub("chat"), 1);
     b.publish("chat", "\"before\"", 1);

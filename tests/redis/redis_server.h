@@ -112,9 +112,9 @@ public:
             return false;
         }
         const std::string port = std::to_string(port_);
-        std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no", "--dir", "/tmp",
-                                         "--logfile", ""};
+        std::vector<std::string> args = {
+            "redis-server", "--port", port,    "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no",     "--dir", "/tmp",   "--logfile", ""};
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         if (!config_file_.empty()) args.insert(args.begin() + 1, config_file_);
         std::vector<char*> argv;

@@ -19,11 +19,11 @@
 namespace wsrelay {
 namespace {
 
+using testing::BrokerRig;
 using ::testing::ElementsAre;
+using testing::Endpoint;
 using ::testing::IsEmpty;
 using ::testing::Pair;
-using testing::BrokerRig;
-using testing::Endpoint;
 using testing::RedisClient;
 using testing::RedisServer;
 using testing::ReplyPtr;

@@ -695,7 +695,8 @@ constexpr std::string_view kRuleText =
 
 TEST(ConfigRulesTest, MessageLimitMustLeaveRoomForTheFrameHeaderInTheSendQueue) {
     EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65526}\n"
-                         "limits: {send_queue_bytes: 65536}\n").ok());
+                         "limits: {send_queue_bytes: 65536}\n")
+                    .ok());
     const ConfigLoad load = loadYaml("websocket:\n  max_message_bytes: 65536\n"
                                      "limits:\n  send_queue_bytes: 65536\n");
     EXPECT_THAT(errorStrings(load), ElementsAre("cfg.yaml:2:22: " + std::string(kRuleText)));

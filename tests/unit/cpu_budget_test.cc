@@ -22,9 +22,7 @@ TEST(CpuBudgetTest, CgroupV1Cfs) {
     EXPECT_EQ(cpusFromCfs("100000", "0"), std::nullopt);
 }
 
-TEST(CpuBudgetTest, ThisProcessGetsAtLeastOneWorker) {
-    EXPECT_GE(cpuBudget(), 1);
-}
+TEST(CpuBudgetTest, ThisProcessGetsAtLeastOneWorker) { EXPECT_GE(cpuBudget(), 1); }
 
 }  // namespace
 }  // namespace wsrelay

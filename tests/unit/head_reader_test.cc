@@ -33,9 +33,9 @@ TEST(HeadReaderTest, WithoutABearerEntryNothingIsConsumed) {
     ASSERT_EQ(Outcome::Ready, read.outcome);
     EXPECT_TRUE(read.consumed.empty());
     EXPECT_TRUE(read.token.empty());
-    EXPECT_EQ(Outcome::BadSubprotocol,
-              readHead("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: wsrelay.bearer.t\r\n\r\n")
-                  .outcome);
+    EXPECT_EQ(
+        Outcome::BadSubprotocol,
+        readHead("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: wsrelay.bearer.t\r\n\r\n").outcome);
 }
 
 }  // namespace

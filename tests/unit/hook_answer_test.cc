@@ -38,8 +38,8 @@ TEST_F(HookAnswerTest, DenyWithOrWithoutAMessage) {
     EXPECT_TRUE(hook_answer::deny(parse(R"({"deny":{"code":403,"message":"banned"}})"), message));
     EXPECT_EQ("banned", message);
     // Anything else that is set denies: a malformed refusal must not let the command through.
-    for (const char* json : {R"({"deny":{}})", R"({"deny":true})", R"({"deny":"no"})",
-                             R"({"deny":0})"}) {
+    for (const char* json :
+         {R"({"deny":{}})", R"({"deny":true})", R"({"deny":"no"})", R"({"deny":0})"}) {
         SCOPED_TRACE(json);
         EXPECT_TRUE(hook_answer::deny(parse(json), message));
         EXPECT_EQ("denied", message);
@@ -49,8 +49,8 @@ TEST_F(HookAnswerTest, DenyWithOrWithoutAMessage) {
 TEST_F(HookAnswerTest, ErrorCodesOutside4xxBecome502) {
     int code = 0;
     std::string message;
-    EXPECT_TRUE(hook_answer::error(parse(R"({"error":{"code":404,"message":"nope"}})"), code,
-                                   message));
+    EXPECT_TRUE(
+        hook_answer::error(parse(R"({"error":{"code":404,"message":"nope"}})"), code, message));
     EXPECT_EQ(404, code);
     EXPECT_EQ("nope", message);
     EXPECT_TRUE(hook_answer::error(parse(R"({"error":{"code":500}})"), code, message));
@@ -80,9 +80,9 @@ protected:
 };
 
 TEST_F(ConnectAnswerTest, AnAllowCarriesUserMetaChannelsAndPublish) {
-    const ConnectDecision d = read(
-        R"({"user":"42","meta":{ "name" : "ann" },"subscribe":["a",7,"b"],)"
-        R"("publish":[{"channel":"c","data":1}]})");
+    const ConnectDecision d =
+        read(R"({"user":"42","meta":{ "name" : "ann" },"subscribe":["a",7,"b"],)"
+             R"("publish":[{"channel":"c","data":1}]})");
     EXPECT_EQ(d.kind, ConnectDecision::Kind::Allow);
     EXPECT_EQ(d.user, "42");
     EXPECT_EQ(d.meta, R"({"name":"ann"})");
@@ -109,8 +109,8 @@ TEST_F(ConnectAnswerTest, DenyAndErrorRefuse) {
     EXPECT_EQ(d.message, "banned");
     EXPECT_EQ(d.user, "");
     // An error wins over a deny; what is not a JSON object is an error too.
-    for (std::string_view body : {R"({"deny":true,"error":{"code":404}})", "[]", "{\"user\":",
-                                  "null", "\"text\""}) {
+    for (std::string_view body :
+         {R"({"deny":true,"error":{"code":404}})", "[]", "{\"user\":", "null", "\"text\""}) {
         SCOPED_TRACE(body);
         d = read(body);
         EXPECT_EQ(d.kind, ConnectDecision::Kind::Fail);

@@ -14,9 +14,9 @@ namespace wsrelay {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::FakeHook;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::FakeHook;
 using testing::TestSession;
 using testing::WorkerParts;
 
@@ -94,8 +94,8 @@ TEST(HookBridgeTest, AConnectDeniedOrFailedSaysWhy) {
         metrics::HookResult counted;
     };
     const Case cases[] = {
-        {HookOutcome::Ok, R"({"deny":{"message":"banned"}})", ConnectDecision::Kind::Deny,
-         "banned", metrics::HookResult::Denied},
+        {HookOutcome::Ok, R"({"deny":{"message":"banned"}})", ConnectDecision::Kind::Deny, "banned",
+         metrics::HookResult::Denied},
         {HookOutcome::Timeout, "", ConnectDecision::Kind::Fail, "hook timeout",
          metrics::HookResult::Timeout},
         {HookOutcome::Unavailable, "", ConnectDecision::Kind::Fail, "hook unavailable",
@@ -150,8 +150,7 @@ TEST(HookBridgeTest, ARoutedPublishGoesToTheAppAndIsAcked) {
     s->onReceive(cmd.data(), cmd.size(), {});
     ASSERT_EQ(h.hook.requests.size(), 1u);
     EXPECT_EQ(h.hook.requests[0].event, HookEvent::Message);
-    EXPECT_THAT(h.hook.requests[0].body,
-                HasSubstr(R"("channel":"rpc.x","data":{"q":1},"id":5})"));
+    EXPECT_THAT(h.hook.requests[0].body, HasSubstr(R"("channel":"rpc.x","data":{"q":1},"id":5})"));
     EXPECT_THAT(h.w.broker.published, IsEmpty());
     h.answer(0, HookOutcome::Ok, "");  // an empty 2xx carries no commands
     EXPECT_THAT(written(h, s), ElementsAre(R"({"op":"ack","id":5})"));
@@ -184,7 +183,8 @@ TEST(HookBridgeTest, ASendGetsTheAppsReplyAndItsCommands) {
     EXPECT_TRUE(h.w.hub.isSubscribed(s->membership(), "new"));
     const auto frames = written(h, s);
     EXPECT_THAT(frames, ::testing::Contains(R"({"op":"reply","id":2,"data":{"answer":42}})"));
-    EXPECT_THAT(frames, ::testing::Contains(R"({"op":"unsubscribed","channel":"old","reason":"hook"})"));
+    EXPECT_THAT(frames,
+                ::testing::Contains(R"({"op":"unsubscribed","channel":"old","reason":"hook"})"));
 
     // The next event carries the new metadata.
     h.bridge.send(*s, "1", std::nullopt);
@@ -285,8 +285,9 @@ TEST(HookBridgeTest, TheQueueOutlivesItsSessionAndEndsWithTheDisconnect) {
     h.answer(0, HookOutcome::Ok, R"({"reply":1,"publish":[{"channel":"log","data":1}]})");
     EXPECT_EQ(h.w.broker.published.size(), 1u);  // publishes run for a closed connection too
     ASSERT_EQ(h.hook.requests.size(), 2u);
-    EXPECT_THAT(h.hook.requests[1].body,
-                HasSubstr(R"("connection":"6","user":"bo","meta":{"k":1},"channel":"rpc.a","data":2)"));
+    EXPECT_THAT(
+        h.hook.requests[1].body,
+        HasSubstr(R"("connection":"6","user":"bo","meta":{"k":1},"channel":"rpc.a","data":2)"));
     h.answer(1, HookOutcome::Ok, "{}");
     ASSERT_EQ(h.hook.requests.size(), 3u);
     EXPECT_EQ(h.hook.requests[2].event, HookEvent::Disconnect);

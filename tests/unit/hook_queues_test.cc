@@ -81,8 +81,8 @@ TEST(HookQueuesTest, BytesAreBoundedPerConnectionAndPerWorker) {
     EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(2, 100)));
     EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(3, 100)));
     EXPECT_EQ(HookQueues::Push::Full, q.push(1, message(4, 100)));  // the connection's bound
-    EXPECT_EQ(2 * one, q.bytes());                                   // nothing kept
-    EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(5, 0)));   // a smaller one fits
+    EXPECT_EQ(2 * one, q.bytes());                                  // nothing kept
+    EXPECT_EQ(HookQueues::Push::Queued, q.push(1, message(5, 0)));  // a smaller one fits
     EXPECT_EQ(2 * one + small, q.bytes());
 
     // Connection 2 is far from its own bound, but the worker's is reached.
@@ -122,8 +122,8 @@ TEST(HookQueuesTest, AClosedConnectionKeepsItsEventsAndTheDisconnectComesLast) {
     std::vector<std::pair<HookEvent, int>> seen;
     while (q.current(7) != nullptr) {
         PendingHookEvent e = q.finish(7);
-        seen.emplace_back(e.event, e.event == HookEvent::Disconnect ? e.code
-                                                                     : static_cast<int>(*e.id));
+        seen.emplace_back(e.event,
+                          e.event == HookEvent::Disconnect ? e.code : static_cast<int>(*e.id));
     }
     EXPECT_EQ((std::vector<std::pair<HookEvent, int>>{{HookEvent::Message, 1},
                                                       {HookEvent::Message, 2},

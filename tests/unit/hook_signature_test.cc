@@ -1,5 +1,4 @@
 #include "adapters/http_hook.h"
-
 #include "gtest/gtest.h"
 
 namespace wsrelay {

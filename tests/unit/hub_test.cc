@@ -22,8 +22,12 @@ public:
 
 class RecordingListener : public HubListener {
 public:
-    void onChannelOpened(std::string_view channel) override { events.push_back("+" + std::string(channel)); }
-    void onChannelClosed(std::string_view channel) override { events.push_back("-" + std::string(channel)); }
+    void onChannelOpened(std::string_view channel) override {
+        events.push_back("+" + std::string(channel));
+    }
+    void onChannelClosed(std::string_view channel) override {
+        events.push_back("-" + std::string(channel));
+    }
     std::vector<std::string> events;
 };
 
@@ -81,7 +85,8 @@ TEST_F(HubTest, DeliverEncodesOnceAndSharesTheFrame) {
     EXPECT_THAT(c.sink.frames, IsEmpty());
     EXPECT_EQ(a.sink.frames[0].get(), b.sink.frames[0].get()) << "one buffer for all subscribers";
     std::string_view bytes = a.sink.frames[0]->bytes();
-    EXPECT_NE(bytes.find(R"({"op":"message","channel":"news","data":{"n":1}})"), std::string_view::npos);
+    EXPECT_NE(bytes.find(R"({"op":"message","channel":"news","data":{"n":1}})"),
+              std::string_view::npos);
 }
 
 TEST_F(HubTest, DeliverToUnknownChannelReachesNobody) {

@@ -18,10 +18,10 @@ namespace wsrelay::jwt {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::Not;
-using ::testing::IsEmpty;
 using testing::fixture;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 using testing::token;
 
 constexpr int64_t kNow = 1750000000000;

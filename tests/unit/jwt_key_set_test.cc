@@ -11,11 +11,11 @@ namespace wsrelay::jwt {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::fixture;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Not;
-using testing::fixture;
 using testing::jwksKeys;
+using ::testing::Not;
 
 const Key* keyWithKid(const KeySet& keys, std::string_view kid) {
     for (const Key& key : keys.keys()) {
@@ -55,8 +55,8 @@ TEST(JwtBase64UrlTest, RoundTripsAllByteValues) {
 
 TEST(JwtBase64UrlTest, RefusesWhatIsNotCanonicalBase64Url) {
     std::string out;
-    for (const char* bad : {"Y", "YWJjZ", "YW+j", "YW/j", "YW j", "YWJj\n", "YQ=", "YQ==",
-                            "YWI=", "====", "YR", "YWJ", "Y\x80"}) {
+    for (const char* bad : {"Y", "YWJjZ", "YW+j", "YW/j", "YW j", "YWJj\n",
+                            "YQ=", "YQ==", "YWI=", "====", "YR", "YWJ", "Y\x80"}) {
         EXPECT_FALSE(base64UrlDecode(bad, out)) << bad;
     }
     EXPECT_FALSE(base64UrlDecode(std::string_view("YW\0j", 4), out));
@@ -138,9 +138,10 @@ TEST(JwtKeySetTest, PemWithoutAUsableKeyIsAnError) {
     EXPECT_FALSE(keys.addPem("not a pem file\n", error));
     EXPECT_FALSE(keys.addPem(fixture("ec521_public.pem"), error));
     EXPECT_THAT(error, HasSubstr("curve"));
-    EXPECT_FALSE(keys.addPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", error));
-    EXPECT_FALSE(keys.addPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                             error));
+    EXPECT_FALSE(
+        keys.addPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", error));
+    EXPECT_FALSE(
+        keys.addPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", error));
     EXPECT_THAT(error, HasSubstr("PRIVATE KEY"));
     std::string truncated = fixture("rsa_public.pem");
     truncated.resize(truncated.size() / 2);
@@ -198,15 +199,16 @@ TEST(JwtKeySetTest, JwksWithNothingUsableIsAnError) {
         R"({"keys":{}})",
         R"({"keys":[]})",
         R"({"keys":[1,"x",null]})",
-        R"({"keys":[{"kid":"a","k":"c2VjcmV0"}]})",                          // no kty
-        R"({"keys":[{"kty":"oct","kid":"a"}]})",                             // no k
-        R"({"keys":[{"kty":"oct","kid":"a","k":""}]})",                      // empty k
-        R"({"keys":[{"kty":"oct","kid":"a","k":"c2Vj+mV0"}]})",              // not base64url
-        R"({"keys":[{"kty":"oct","kid":7,"k":"c2VjcmV0"}]})",                // kid not a string
-        R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0","use":"enc"}]})",  // not for signing
-        R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0","alg":"RS256"}]})",  // alg of another type
+        R"({"keys":[{"kid":"a","k":"c2VjcmV0"}]})",                            // no kty
+        R"({"keys":[{"kty":"oct","kid":"a"}]})",                               // no k
+        R"({"keys":[{"kty":"oct","kid":"a","k":""}]})",                        // empty k
+        R"({"keys":[{"kty":"oct","kid":"a","k":"c2Vj+mV0"}]})",                // not base64url
+        R"({"keys":[{"kty":"oct","kid":7,"k":"c2VjcmV0"}]})",                  // kid not a string
+        R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0","use":"enc"}]})",    // not for signing
+        R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0","alg":"RS256"}]})",  // alg of another
+                                                                               // type
         R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0","alg":"none"}]})",
-        R"({"keys":[{"kty":"RSA","kid":"a","n":"AQAB"}]})",                  // no e
+        R"({"keys":[{"kty":"RSA","kid":"a","n":"AQAB"}]})",  // no e
         R"({"keys":[{"kty":"OKP","kid":"a","crv":"Ed448","x":"AAAA"}]})",
         R"({"keys":[{"kty":"OKP","kid":"a","crv":"Ed25519","x":"AAAA"}]})",  // x too short
         R"({"keys":[{"kty":"EC","kid":"a","crv":"P-256","x":"AAAA","y":"AAAA"}]})",
@@ -284,7 +286,9 @@ TEST(JwtKeySetTest, WhatASkippedJwkSaysIsShortAndPrintable) {
     const std::string long_kid(500, 'k');
     const std::string json =
         R"({"keys":[{"kty":"oct","kid":"a\nb\u001b[31m","k":"c2VjcmV0","use":"enc"},)"
-        R"({"kty":"oct","kid":")" + long_kid + R"(","use":"x","k":"c2VjcmV0"},)"
+        R"({"kty":"oct","kid":")" +
+        long_kid +
+        R"(","use":"x","k":"c2VjcmV0"},)"
         R"({"kty":"what\u0007ever"},)"
         R"({"kty":"oct","k":"c2VjcmV0"}]})";
     KeySet keys;

@@ -25,9 +25,9 @@ constexpr int64_t kExp2100Ms = 4102444800000;
 constexpr int64_t kEdgeExpMs = 1700000000000;
 constexpr int64_t kEdgeNbfMs = 1699990000000;
 
-const char* const kValid[] = {"valid_hs256", "valid_hs384", "valid_hs512", "valid_rs256",
-                              "valid_rs384", "valid_rs512", "valid_rs256_nokid",
-                              "valid_es256", "valid_es384", "valid_eddsa"};
+const char* const kValid[] = {"valid_hs256", "valid_hs384", "valid_hs512",       "valid_rs256",
+                              "valid_rs384", "valid_rs512", "valid_rs256_nokid", "valid_es256",
+                              "valid_es384", "valid_eddsa"};
 
 class JwtVerifierTest : public ::testing::Test {
 protected:
@@ -243,8 +243,8 @@ TEST_F(JwtVerifierTest, AllowedAlgorithmsNarrowWhatKeysCanDo) {
     options_.allowed = algBit(Alg::RS256) | algBit(Alg::ES256);
     EXPECT_EQ(verifyFixture("valid_rs256"), Failure::None);
     EXPECT_EQ(verifyFixture("valid_es256"), Failure::None);
-    for (const char* name : {"valid_rs384", "valid_rs512", "valid_hs256", "valid_es384",
-                             "valid_eddsa"}) {
+    for (const char* name :
+         {"valid_rs384", "valid_rs512", "valid_hs256", "valid_es384", "valid_eddsa"}) {
         EXPECT_EQ(verifyFixture(name), Failure::Algorithm) << name;
     }
     options_.allowed = 0;
@@ -396,15 +396,16 @@ TEST(JwtFailureTest, TextsAreTheContractsTable) {
 TEST_F(JwtVerifierTest, DISABLED_Benchmark) {
     useStaticAndJwks();
     Verifier verifier(options_, source_);
-    for (const char* name : {"valid_hs256", "valid_rs256", "valid_es256", "valid_es384",
-                             "valid_eddsa"}) {
+    for (const char* name :
+         {"valid_hs256", "valid_rs256", "valid_es256", "valid_es384", "valid_eddsa"}) {
         const std::string tok = token(name);
         Claims claims;
         int n = 0;
         const auto start = std::chrono::steady_clock::now();
         auto elapsed = std::chrono::steady_clock::duration::zero();
         while (elapsed < std::chrono::seconds(1)) {
-            for (int i = 0; i < 100; ++i) ASSERT_EQ(verifier.verify(tok, kNow, claims), Failure::None);
+            for (int i = 0; i < 100; ++i)
+                ASSERT_EQ(verifier.verify(tok, kNow, claims), Failure::None);
             n += 100;
             elapsed = std::chrono::steady_clock::now() - start;
         }

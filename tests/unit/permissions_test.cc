@@ -17,7 +17,8 @@ jwt::Claims claims(std::string sub, std::vector<std::string> subscribe,
 
 TEST(PermissionsTest, ExactAndPrefixPatternsFromTheToken) {
     Config::Auth auth;
-    const Permissions p = grantPermissions(auth, claims("42", {"room:1", "news:*"}, {"room:1"}), 255);
+    const Permissions p =
+        grantPermissions(auth, claims("42", {"room:1", "news:*"}, {"room:1"}), 255);
     EXPECT_TRUE(p.subscribe.matches("room:1"));
     EXPECT_FALSE(p.subscribe.matches("room:10"));
     EXPECT_TRUE(p.subscribe.matches("news:"));

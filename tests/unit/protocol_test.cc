@@ -40,8 +40,8 @@ DecodedFrame decode(std::string_view bytes) {
         f.payload_len = len7;
     } else if (len7 == 126) {
         f.header_len = 4;
-        f.payload_len = (uint64_t{static_cast<uint8_t>(bytes[2])} << 8) |
-                        static_cast<uint8_t>(bytes[3]);
+        f.payload_len =
+            (uint64_t{static_cast<uint8_t>(bytes[2])} << 8) | static_cast<uint8_t>(bytes[3]);
     } else {
         f.header_len = 10;
         for (int i = 0; i < 8; ++i) {
@@ -91,8 +91,8 @@ protected:
     }
 
     std::string publishData(std::string_view data_text) {
-        const ParseResult r = parse(R"({"op":"publish","channel":"c","data":)" +
-                                    std::string(data_text) + "}");
+        const ParseResult r =
+            parse(R"({"op":"publish","channel":"c","data":)" + std::string(data_text) + "}");
         EXPECT_TRUE(r.ok) << data_text << ": " << r.reason;
         return std::string(r.command.data);
     }
@@ -158,14 +158,13 @@ TEST_F(ProtocolTest, PingIgnoresChannel) {
     ASSERT_TRUE(r.ok) << r.reason;
     EXPECT_EQ(r.command.op, Op::Ping);
     // Ignored, but still JSON.
-    expectError(R"({"op":"ping","channel":"\x","id":2})", ErrorCode::BadRequest,
-                "malformed JSON", 2);
+    expectError(R"({"op":"ping","channel":"\x","id":2})", ErrorCode::BadRequest, "malformed JSON",
+                2);
 }
 
 TEST_F(ProtocolTest, FieldOrderAndWhitespaceDoNotMatter) {
-    const ParseResult r = parse(
-        " \n{ \"id\" : 9 ,\t\"data\" : [ 1 , 2 ] , \"channel\" : \"c\" , "
-        "\"op\" : \"publish\" }\r\n");
+    const ParseResult r = parse(" \n{ \"id\" : 9 ,\t\"data\" : [ 1 , 2 ] , \"channel\" : \"c\" , "
+                                "\"op\" : \"publish\" }\r\n");
     ASSERT_TRUE(r.ok) << r.reason;
     EXPECT_EQ(r.command.op, Op::Publish);
     EXPECT_EQ(r.command.channel, "c");
@@ -210,8 +209,8 @@ TEST_F(ProtocolTest, OpNotAString) {
 }
 
 TEST_F(ProtocolTest, UnknownOp) {
-    expectError(R"({"op":"subscribe2","channel":"c","id":11})", ErrorCode::UnknownOp,
-                "unknown op", 11);
+    expectError(R"({"op":"subscribe2","channel":"c","id":11})", ErrorCode::UnknownOp, "unknown op",
+                11);
     expectError(R"({"op":"PING"})", ErrorCode::UnknownOp, "unknown op");
     expectError(R"({"op":""})", ErrorCode::UnknownOp, "unknown op");
     expectError(R"({"op":"message","id":1})", ErrorCode::UnknownOp, "unknown op", 1);
@@ -220,8 +219,7 @@ TEST_F(ProtocolTest, UnknownOp) {
 TEST_F(ProtocolTest, MissingOrMistypedChannel) {
     expectError(R"({"op":"subscribe","id":1})", ErrorCode::BadRequest, "missing channel", 1);
     expectError(R"({"op":"unsubscribe"})", ErrorCode::BadRequest, "missing channel");
-    expectError(R"({"op":"publish","data":1,"id":2})", ErrorCode::BadRequest, "missing channel",
-                2);
+    expectError(R"({"op":"publish","data":1,"id":2})", ErrorCode::BadRequest, "missing channel", 2);
     expectError(R"({"op":"subscribe","channel":5,"id":3})", ErrorCode::BadRequest,
                 "channel must be a string", 3);
     expectError(R"({"op":"subscribe","channel":null})", ErrorCode::BadRequest,
@@ -232,10 +230,10 @@ TEST_F(ProtocolTest, MissingOrMistypedChannel) {
 
 TEST_F(ProtocolTest, InvalidChannelNames) {
     const char* bad[] = {
-        R"("")",          R"("a b")",      R"("a*")",    R"("*")",        R"("a\"b")",
-        R"("a\\b")",      R"("\u0041")",   R"("a\/b")",  R"("caf\u00e9")", "\"caf\xc3\xa9\"",
-        R"("a?b")",       R"("a%20")",     R"("a&b")",   R"("<a>")",      R"("a\tb")",
-        R"("a'b")",       R"("a;b")",      R"("a|b")",   "\"(a)\"",      R"("[a]")",
+        R"("")",     R"("a b")",    R"("a*")",   R"("*")",         R"("a\"b")",
+        R"("a\\b")", R"("\u0041")", R"("a\/b")", R"("caf\u00e9")", "\"caf\xc3\xa9\"",
+        R"("a?b")",  R"("a%20")",   R"("a&b")",  R"("<a>")",       R"("a\tb")",
+        R"("a'b")",  R"("a;b")",    R"("a|b")",  "\"(a)\"",        R"("[a]")",
     };
     for (const char* channel : bad) {
         expectError(R"({"op":"subscribe","id":8,"channel":)" + std::string(channel) + "}",
@@ -268,8 +266,8 @@ TEST_F(ProtocolTest, ChannelLengthBoundary) {
     ASSERT_TRUE(r.ok) << r.reason;
     EXPECT_EQ(r.command.channel, max);
 
-    expectError(R"({"op":"subscribe","id":1,"channel":")" + max + "x\"}",
-                ErrorCode::InvalidChannel, "invalid channel name", 1);
+    expectError(R"({"op":"subscribe","id":1,"channel":")" + max + "x\"}", ErrorCode::InvalidChannel,
+                "invalid channel name", 1);
 
     Parser small(1024, 4);
     EXPECT_TRUE(small.parse(R"({"op":"publish","channel":"abcd","data":0})").ok);
@@ -284,17 +282,16 @@ TEST_F(ProtocolTest, MalformedChannelStringIsBadRequest) {
 }
 
 TEST_F(ProtocolTest, PublishWithoutData) {
-    expectError(R"({"op":"publish","channel":"c","id":12})", ErrorCode::BadRequest,
-                "missing data", 12);
+    expectError(R"({"op":"publish","channel":"c","id":12})", ErrorCode::BadRequest, "missing data",
+                12);
 }
 
 TEST_F(ProtocolTest, DuplicateFields) {
-    expectError(R"({"op":"ping","op":"ping","id":1})", ErrorCode::BadRequest, "duplicate field",
-                1);
+    expectError(R"({"op":"ping","op":"ping","id":1})", ErrorCode::BadRequest, "duplicate field", 1);
     expectError(R"({"op":"subscribe","channel":"a","channel":"b"})", ErrorCode::BadRequest,
                 "duplicate field");
-    expectError(R"({"op":"publish","channel":"a","data":1,"data":2,"id":4})",
-                ErrorCode::BadRequest, "duplicate field", 4);
+    expectError(R"({"op":"publish","channel":"a","data":1,"data":2,"id":4})", ErrorCode::BadRequest,
+                "duplicate field", 4);
     // Which id would we echo? Neither.
     expectError(R"({"op":"ping","id":1,"id":2})", ErrorCode::BadRequest, "duplicate field");
     // Unknown fields may repeat.
@@ -306,8 +303,19 @@ TEST_F(ProtocolTest, IdBoundaries) {
     ASSERT_TRUE(r.ok) << r.reason;
     EXPECT_EQ(r.command.id, kMaxId);
 
-    const char* bad[] = {"9007199254740992", "18446744073709551615", "18446744073709551616",
-                         "-1", "-0", "1.0", "1.5", "1e3", "01", "\"5\"", "null", "true", "[1]",
+    const char* bad[] = {"9007199254740992",
+                         "18446744073709551615",
+                         "18446744073709551616",
+                         "-1",
+                         "-0",
+                         "1.0",
+                         "1.5",
+                         "1e3",
+                         "01",
+                         "\"5\"",
+                         "null",
+                         "true",
+                         "[1]",
                          "{}"};
     for (const char* id : bad) {
         expectError(R"({"op":"ping","id":)" + std::string(id) + "}", ErrorCode::BadRequest,
@@ -373,8 +381,7 @@ TEST_F(ProtocolTest, TrailingWhitespaceIsFine) {
 }
 
 TEST_F(ProtocolTest, MalformedValueStillEchoesId) {
-    expectError(R"({"id":7,"op":"ping","x":[1,}]})", ErrorCode::BadRequest, "malformed JSON",
-                7);
+    expectError(R"({"id":7,"op":"ping","x":[1,}]})", ErrorCode::BadRequest, "malformed JSON", 7);
     expectError(R"({"op":"publish","channel":"a","data":[1,},"id":8})", ErrorCode::BadRequest,
                 "malformed JSON", 8);
 }
@@ -413,8 +420,8 @@ TEST_F(ProtocolTest, DataPassthroughIsByteExact) {
     for (const char* v : values) {
         EXPECT_EQ(publishData(v), v);
         // Also as the middle field, and with whitespace around it.
-        const ParseResult r = parse(R"({"op":"publish","data": 	 )" + std::string(v) +
-                                    " \n ,\"channel\":\"c\"}");
+        const ParseResult r =
+            parse(R"({"op":"publish","data": 	 )" + std::string(v) + " \n ,\"channel\":\"c\"}");
         ASSERT_TRUE(r.ok) << v << ": " << r.reason;
         EXPECT_EQ(r.command.data, v);
     }
@@ -429,15 +436,15 @@ TEST_F(ProtocolTest, DataWhitespaceIsTrimmed) {
 
 TEST_F(ProtocolTest, InvalidDataIsRejected) {
     const char* bad[] = {
-        "[1,}",  "[1,]",     "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1 2]",      "tru",
-        "nul",   "fals",     "01",      "1.",      "-",          "+1",         ".5",
-        "1e",    "\"\\x\"",  "\"\\u12\"", "[\"a]", "{1:2}",      "[1]]",       "NaN",
-        "Infinity", "undefined", "'s'",
+        "[1,}",  "[1,]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1 2]",
+        "tru",   "nul",  "fals",    "01",       "1.",         "-",
+        "+1",    ".5",   "1e",      "\"\\x\"",  "\"\\u12\"",  "[\"a]",
+        "{1:2}", "[1]]", "NaN",     "Infinity", "undefined",  "'s'",
     };
     for (const char* d : bad) {
         SCOPED_TRACE(d);
-        const ParseResult r = parse(R"({"op":"publish","channel":"a","id":3,"data":)" +
-                                    std::string(d) + "}");
+        const ParseResult r =
+            parse(R"({"op":"publish","channel":"a","id":3,"data":)" + std::string(d) + "}");
         EXPECT_FALSE(r.ok);
         EXPECT_EQ(r.error, ErrorCode::BadRequest);
     }
@@ -457,22 +464,20 @@ TEST_F(ProtocolTest, NumbersOutsideSimdjsonRangeAreRejected) {
 }
 
 TEST_F(ProtocolTest, DataDepthLimit) {
-    auto nested = [](int depth) {
-        return std::string(depth, '[') + "1" + std::string(depth, ']');
-    };
+    auto nested = [](int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); };
     EXPECT_EQ(publishData(nested(64)), nested(64));
     expectError(R"({"op":"publish","channel":"a","id":2,"data":)" + nested(65) + "}",
                 ErrorCode::BadRequest, "data too deeply nested", 2);
     std::string objects;
     for (int i = 0; i < 65; ++i) objects += "{\"k\":";
     objects += "0" + std::string(65, '}');
-    expectError(R"({"op":"publish","channel":"a","data":)" + objects + "}",
-                ErrorCode::BadRequest, "data too deeply nested");
+    expectError(R"({"op":"publish","channel":"a","data":)" + objects + "}", ErrorCode::BadRequest,
+                "data too deeply nested");
 }
 
 TEST_F(ProtocolTest, ViewsPointIntoParserAndBufferIsReused) {
-    std::string big = R"({"op":"publish","channel":"big","data":")" + std::string(5000, 'z') +
-                      "\"}";
+    std::string big =
+        R"({"op":"publish","channel":"big","data":")" + std::string(5000, 'z') + "\"}";
     ParseResult r = parse(big);
     ASSERT_TRUE(r.ok);
     EXPECT_EQ(r.command.data.size(), 5002u);
@@ -543,11 +548,13 @@ TEST_F(ProtocolTest, EncodeErrorEscapesReason) {
     const DecodedFrame f = decodeText(encodeError(1, ErrorCode::Internal, reason));
     EXPECT_EQ(f.payload,
               R"({"op":"error","id":1,"code":500,"reason":"q\"b\\n\nr\rt\tb\bf\f\u0001\u001f)"
-              R"(\u007fcaf)" "\xc3\xa9" R"(bad\ufffd\ufffdend"})");
+              R"(\u007fcaf)"
+              "\xc3\xa9"
+              R"(bad\ufffd\ufffdend"})");
     simdjson::dom::element root = json(f.payload);
-    EXPECT_EQ(std::string_view(root["reason"]),
-              std::string("q\"b\\n\nr\rt\tb\bf\f\x01\x1f\x7f") + "caf\xc3\xa9" +
-                  "bad\xef\xbf\xbd\xef\xbf\xbd" + "end");
+    EXPECT_EQ(std::string_view(root["reason"]), std::string("q\"b\\n\nr\rt\tb\bf\f\x01\x1f\x7f") +
+                                                    "caf\xc3\xa9" + "bad\xef\xbf\xbd\xef\xbf\xbd" +
+                                                    "end");
     EXPECT_EQ(int64_t(root["code"]), 500);
 }
 
@@ -561,16 +568,22 @@ TEST_F(ProtocolTest, EncodeControl) {
     EXPECT_EQ(frame->bytes(), std::string_view("\x89\x00", 2));
 
     frame = encodeControl(0x9, "abc");
-    EXPECT_EQ(frame->bytes(), std::string_view("\x89\x03" "abc", 5));
+    EXPECT_EQ(frame->bytes(), std::string_view("\x89\x03"
+                                               "abc",
+                                               5));
 
     // Close: 2-byte code then the reason.
-    frame = encodeControl(0x8, std::string_view("\x0f\xa1" "bye", 5));
+    frame = encodeControl(0x8, std::string_view("\x0f\xa1"
+                                                "bye",
+                                                5));
     DecodedFrame f = decode(frame->bytes());
     f.frame = frame;
     EXPECT_TRUE(f.fin);
     EXPECT_FALSE(f.masked);
     EXPECT_EQ(f.opcode, 0x8);
-    EXPECT_EQ(f.payload, std::string_view("\x0f\xa1" "bye", 5));
+    EXPECT_EQ(f.payload, std::string_view("\x0f\xa1"
+                                          "bye",
+                                          5));
 
     // Control frames never exceed 125 payload bytes (RFC 6455 5.5).
     const std::string long_payload(200, 'p');
@@ -593,9 +606,16 @@ TEST_F(ProtocolTest, WriteTextHeaderBoundaries) {
         uint64_t len;
         size_t header;
     };
-    const Case cases[] = {{0, 2},       {1, 2},         {125, 2},           {126, 4},
-                          {127, 4},     {65535, 4},     {65536, 10},        {1u << 20, 10},
-                          {(uint64_t{1} << 32) + 1, 10}, {uint64_t{1} << 62, 10}};
+    const Case cases[] = {{0, 2},
+                          {1, 2},
+                          {125, 2},
+                          {126, 4},
+                          {127, 4},
+                          {65535, 4},
+                          {65536, 10},
+                          {1u << 20, 10},
+                          {(uint64_t{1} << 32) + 1, 10},
+                          {uint64_t{1} << 62, 10}};
     for (const Case& c : cases) {
         char out[16] = {};
         const size_t n = writeTextHeader(out, c.len);

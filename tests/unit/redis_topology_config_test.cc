@@ -1,5 +1,6 @@
 // broker.redis.cluster and broker.redis.sentinel.*: what the loader accepts and refuses, and that
-// the Redis broker (relay/edge/server.cc) builds from what it accepts. No Redis is contacted: workers never start.
+// the Redis broker (relay/edge/server.cc) builds from what it accepts. No Redis is contacted:
+// workers never start.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

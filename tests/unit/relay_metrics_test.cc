@@ -1,11 +1,11 @@
 #include "metrics/relay_metrics.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -21,14 +21,14 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 namespace wsrelay::metrics {
 namespace {
 
 // A family takes its own label enum as the index, and nothing else.
 template <class Family, class Index>
-concept IndexableBy = requires(Family& family, Index index) { family[index]; };
+concept IndexableBy = requires(Family& family, Index index) {
+    family[index];
+};
 static_assert(IndexableBy<decltype(WorkerMetrics::dropped), DropReason>);
 static_assert(!IndexableBy<decltype(WorkerMetrics::dropped), size_t>);
 static_assert(!IndexableBy<decltype(WorkerMetrics::dropped), HandshakeResult>);
@@ -247,8 +247,8 @@ TEST(RelayMetricsTest, DeclarationsFollowPrometheusConventions) {
         SCOPED_TRACE(info.name);
         EXPECT_EQ(info.name.rfind("wsrelay_", 0), 0u);
         EXPECT_TRUE(isMetricName(info.name));
-        const bool total = info.name.size() > 6 &&
-                           info.name.compare(info.name.size() - 6, 6, "_total") == 0;
+        const bool total =
+            info.name.size() > 6 && info.name.compare(info.name.size() - 6, 6, "_total") == 0;
         EXPECT_EQ(total, info.type == Type::Counter);
         EXPECT_FALSE(info.help.empty());
         // prometheus-cpp 1.0.1 writes HELP unescaped.
@@ -451,9 +451,9 @@ TEST(RelayMetricsTest, BrokerUpComesFromTheProbe) {
 
 TEST(RelayMetricsTest, UnlabelledHistogramsSumWorkersIntoCumulativeBuckets) {
     Registry registry(2);
-    registry.worker(0).delivery_latency.observeMicros(500);   // on the 0.5 ms bound: that bucket
-    registry.worker(1).delivery_latency.observeMicros(501);   // just above: the next one
-    registry.worker(1).delivery_latency.observeMicros(-30);   // a clock stepped back: 0
+    registry.worker(0).delivery_latency.observeMicros(500);      // on the 0.5 ms bound: that bucket
+    registry.worker(1).delivery_latency.observeMicros(501);      // just above: the next one
+    registry.worker(1).delivery_latency.observeMicros(-30);      // a clock stepped back: 0
     registry.worker(0).delivery_latency.observeMicros(9000000);  // past 5 s: +Inf only
     registry.worker(1).broker_publish_duration.observe(0.002);
     const Exposition e = parse(registry.render());
@@ -544,12 +544,12 @@ TEST(RelayMetricsTest, ExpositionParserRejectsMalformedText) {
     EXPECT_FALSE(parse("# TYPE a counter\na 1\n").errors.size());
     EXPECT_FALSE(
         parse("# HELP a h\n# TYPE a gauge\na{x=\"q\\\"\\n\",y=\"2\"} 1e+17\n").errors.size());
-    EXPECT_TRUE(parse("# TYPE a counter\na 1").errors.size());              // no final newline
-    EXPECT_TRUE(parse("# TYPE a counter\na one\n").errors.size());          // bad value
-    EXPECT_TRUE(parse("# TYPE a counter\na{x=\"1\"}1\n").errors.size());    // no space
-    EXPECT_TRUE(parse("# TYPE a counter\na{x=1} 1\n").errors.size());       // unquoted label
-    EXPECT_TRUE(parse("# TYPE a counter\nb 1\n").errors.size());            // outside its family
-    EXPECT_TRUE(parse("# TYPE a counter\na 1\na 2\n").errors.size());       // duplicate series
+    EXPECT_TRUE(parse("# TYPE a counter\na 1").errors.size());            // no final newline
+    EXPECT_TRUE(parse("# TYPE a counter\na one\n").errors.size());        // bad value
+    EXPECT_TRUE(parse("# TYPE a counter\na{x=\"1\"}1\n").errors.size());  // no space
+    EXPECT_TRUE(parse("# TYPE a counter\na{x=1} 1\n").errors.size());     // unquoted label
+    EXPECT_TRUE(parse("# TYPE a counter\nb 1\n").errors.size());          // outside its family
+    EXPECT_TRUE(parse("# TYPE a counter\na 1\na 2\n").errors.size());     // duplicate series
     EXPECT_TRUE(parse("# TYPE a counter\n# TYPE a gauge\na 1\n").errors.size());
 }
 
@@ -586,7 +586,8 @@ TEST(RelayMetricsDocsTest, DocsNameNoUndeclaredMetric) {
         declared.insert(info.name);
         if (info.type == Type::Histogram) {
             // The series PromQL names: a histogram's buckets, sum and count.
-            for (const char* suffix : {"_bucket", "_sum", "_count"}) declared.insert(info.name + suffix);
+            for (const char* suffix : {"_bucket", "_sum", "_count"})
+                declared.insert(info.name + suffix);
         }
     }
     static const std::regex name_re("wsrelay_[a-z0-9_]*[a-z0-9]");

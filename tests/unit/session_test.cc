@@ -17,9 +17,9 @@ namespace wsrelay {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::FakeWire;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::FakeWire;
 using testing::TestSession;
 using testing::WorkerParts;
 

@@ -32,7 +32,8 @@ TEST(SubprotocolTokenTest, LiftsTheBearerEntryAndKeepsTheRest) {
 }
 
 TEST(SubprotocolTokenTest, HeaderNameIsCaseInsensitiveAndOrderDoesNotMatter) {
-    std::string bytes = request("sec-websocket-protocol: wsrelay.bearer.abc.def.ghi ,wsrelay.v1\r\n");
+    std::string bytes =
+        request("sec-websocket-protocol: wsrelay.bearer.abc.def.ghi ,wsrelay.v1\r\n");
     const SubprotocolLift lift = liftSubprotocolToken(bytes, kMax);
     ASSERT_EQ(lift.result, Result::Ready);
     EXPECT_EQ(lift.token, "abc.def.ghi");
@@ -58,7 +59,8 @@ TEST(SubprotocolTokenTest, WithoutABearerEntryTheBytesAreUntouched) {
 }
 
 TEST(SubprotocolTokenTest, BytesAfterTheHeadAreKept) {
-    std::string bytes = request("Sec-WebSocket-Protocol: wsrelay.v1, wsrelay.bearer.x\r\n") + "BODY";
+    std::string bytes =
+        request("Sec-WebSocket-Protocol: wsrelay.v1, wsrelay.bearer.x\r\n") + "BODY";
     ASSERT_EQ(liftSubprotocolToken(bytes, kMax).result, Result::Ready);
     EXPECT_TRUE(bytes.ends_with("\r\n\r\nBODY"));
 }
@@ -73,7 +75,8 @@ TEST(SubprotocolTokenTest, IncompleteThenTooLarge) {
     EXPECT_EQ(liftSubprotocolToken(partial, kMax).result, Result::Incomplete);
     std::string huge = "GET /ws HTTP/1.1\r\nX: " + std::string(kMax, 'a');
     EXPECT_EQ(liftSubprotocolToken(huge, kMax).result, Result::TooLarge);
-    std::string complete_but_large = "GET /ws HTTP/1.1\r\nX: " + std::string(kMax, 'a') + "\r\n\r\n";
+    std::string complete_but_large =
+        "GET /ws HTTP/1.1\r\nX: " + std::string(kMax, 'a') + "\r\n\r\n";
     EXPECT_EQ(liftSubprotocolToken(complete_but_large, kMax).result, Result::TooLarge);
 }
 

@@ -22,9 +22,9 @@
 namespace wsrelay {
 namespace {
 
+using testing::FakeHook;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-using testing::FakeHook;
 using testing::WorkerParts;
 
 Config gateConfig() {
@@ -38,9 +38,8 @@ Config gateConfig() {
 std::string upgradeHead(std::string_view target, std::string_view extra = "") {
     std::string head = "GET ";
     head += target;
-    head +=
-        " HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    head += " HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
     head += extra;
     head += "\r\n";
     return head;

@@ -6,10 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "relay/hook/hook_bridge.h"
-#include "relay/edge/http_api.h"
-#include "relay/session/session.h"
 #include "relay/admission/upgrade_gate.h"
+#include "relay/edge/http_api.h"
+#include "relay/hook/hook_bridge.h"
+#include "relay/session/session.h"
 #include "tests/unit/worker_parts.h"
 
 namespace wsrelay {

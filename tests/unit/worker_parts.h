@@ -18,13 +18,13 @@
 #include "adapters/memory_broker.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
-#include "relay/session/flush_scheduler.h"
+#include "relay/common/shared_state.h"
 #include "relay/fanout/hub.h"
-#include "relay/protocol/protocol.h"
 #include "relay/fanout/publisher.h"
+#include "relay/protocol/protocol.h"
+#include "relay/session/flush_scheduler.h"
 #include "relay/session/session.h"
 #include "relay/session/session_table.h"
-#include "relay/common/shared_state.h"
 #include "relay/session/wire.h"
 #include "relay/session/worker_context.h"
 
@@ -150,20 +150,14 @@ private:
 // Configure `config` before the first use of ctx() (the parts read it when built).
 struct WorkerParts {
     explicit WorkerParts(Config cfg = defaultConfig())
-        : config(std::move(cfg)),
-          loop(ev_loop_new(EVFLAG_AUTO)),
-          registry(1),
-          brokers(1),
-          shared(config, registry, brokers, 1, 100),
-          metrics(registry.worker(0)),
-          listener(broker),
+        : config(std::move(cfg)), loop(ev_loop_new(EVFLAG_AUTO)), registry(1), brokers(1),
+          shared(config, registry, brokers, 1, 100), metrics(registry.worker(0)), listener(broker),
           hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes)),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
           publisher(hub, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes), loop),
           flush(loop, config.websocket.write_coalesce_ms / 1000.0),
-          sessions(0),
-          ctx{shared, config, metrics, loop, hub, publisher, parser, flush, sessions} {
+          sessions(0), ctx{shared, config, metrics, loop, hub, publisher, parser, flush, sessions} {
         publisher.setBroker(&broker);
     }
     ~WorkerParts() {

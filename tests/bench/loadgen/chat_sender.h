@@ -40,7 +40,7 @@ private:
     const uint64_t threads_;
     std::function<WsConnection&(uint64_t)> connection_;
     PayloadWriter writer_;
-    uint64_t next_ = 0; // the first message index not yet considered
+    uint64_t next_ = 0;  // the first message index not yet considered
     uint64_t next_warmup_ns_ = 0;
     uint64_t unsent_ = 0;
     bool finished_ = false;
@@ -48,4 +48,4 @@ private:
     std::string frame_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

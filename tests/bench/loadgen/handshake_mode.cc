@@ -19,7 +19,7 @@
 namespace wsrelay::loadgen {
 namespace {
 
-constexpr uint64_t kStuckNs = 5'000'000'000; // a connection this old is abandoned and counted
+constexpr uint64_t kStuckNs = 5'000'000'000;  // a connection this old is abandoned and counted
 
 class HandshakeThread : public ConnectionHandler {
 public:
@@ -69,7 +69,7 @@ public:
         } else {
             noteError(std::string(error) + " (" + std::to_string(close_code) + ")");
         }
-        slot.idle = true; // relaunched from the loop, not from inside the connection's callback
+        slot.idle = true;  // relaunched from the loop, not from inside the connection's callback
     }
 
     uint64_t handshakes() const { return handshakes_; }
@@ -114,7 +114,7 @@ private:
     Histogram latency_us_;
 };
 
-} // namespace
+}  // namespace
 
 int runHandshake(const Options& o) {
     std::vector<Endpoint> endpoints;
@@ -140,8 +140,8 @@ int runHandshake(const Options& o) {
     for (int i = 0; i < o.threads; ++i) {
         uint32_t slots = o.concurrency / uint32_t(o.threads) +
                          (uint32_t(i) < o.concurrency % uint32_t(o.threads) ? 1 : 0);
-        loops.push_back(std::make_unique<HandshakeThread>(o, endpoints, stop, slots,
-                                                          uint64_t(i) << 40));
+        loops.push_back(
+            std::make_unique<HandshakeThread>(o, endpoints, stop, slots, uint64_t(i) << 40));
     }
     ServerProcesses server(o.server_pids);
     const double cpu_start = selfCpuSeconds();
@@ -197,9 +197,9 @@ int runHandshake(const Options& o) {
     emitReport(json, first_error);
     std::fprintf(stderr, "handshake %s: %llu in %.2f s = %.0f/s, %llu errors%s%s\n",
                  outcome.c_str(), static_cast<unsigned long long>(handshakes), elapsed_s, rate,
-                 static_cast<unsigned long long>(errors), first_error.empty() ? "" : "; first: ",
-                 first_error.c_str());
+                 static_cast<unsigned long long>(errors),
+                 first_error.empty() ? "" : "; first: ", first_error.c_str());
     return outcome == "complete" && errors == 0 ? 0 : 1;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

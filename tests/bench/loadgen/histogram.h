@@ -50,7 +50,7 @@ private:
 
     static size_t index(uint64_t v) {
         if (v < 128) return size_t(v);
-        int e = std::bit_width(v) - 7; // v >> e lies in [64, 128)
+        int e = std::bit_width(v) - 7;  // v >> e lies in [64, 128)
         size_t i = 128 + size_t(e - 1) * 64 + size_t((v >> e) - 64);
         return i < kBuckets ? i : kBuckets - 1;
     }
@@ -67,4 +67,4 @@ private:
     uint64_t max_ = 0;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

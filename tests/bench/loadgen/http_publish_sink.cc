@@ -88,7 +88,7 @@ size_t chunkedEnd(std::string_view data, size_t pos) {
     }
 }
 
-} // namespace
+}  // namespace
 
 HttpPublishSink::HttpPublishSink(RunState& state, Poller& poller) : state_(state) {
     if (!parseUrl(state.options.publish_url, "http", addr_, authority_, path_, address_error_)) {
@@ -145,7 +145,7 @@ void HttpPublishSink::publish(uint32_t channel, std::string_view payload) {
         Slot& s = slots_[(cursor_ + i) % slots_.size()];
         if (s.conn->open() && !s.busy) slot = &s;
     }
-    if (slot == nullptr) return; // the publisher asks canPublish() first
+    if (slot == nullptr) return;  // the publisher asks canPublish() first
     cursor_ = (slot->conn->index() + 1) % slots_.size();
 
     const std::string& name = state_.channel_names[channel];
@@ -208,7 +208,7 @@ size_t HttpPublishSink::onTcpData(TcpConnection& conn, std::string_view data) {
     Slot& slot = slots_[conn.index()];
     size_t pos = 0;
     while (pos < data.size()) {
-        if (!slot.busy || slot.until_close_status != 0) return data.size(); // nothing expected
+        if (!slot.busy || slot.until_close_status != 0) return data.size();  // nothing expected
         const size_t head_end = data.find("\r\n\r\n", pos);
         if (head_end == std::string_view::npos) break;
         const std::string_view head = data.substr(pos, head_end + 2 - pos);
@@ -234,7 +234,7 @@ size_t HttpPublishSink::onTcpData(TcpConnection& conn, std::string_view data) {
             return data.size();
         }
         if (h.status / 100 == 1) {
-            pos = end; // an interim answer: the real one follows
+            pos = end;  // an interim answer: the real one follows
             continue;
         }
         answered(slot, h.status, head);
@@ -263,4 +263,4 @@ void HttpPublishSink::onTcpClosed(TcpConnection& conn, std::string_view error) {
     slot.reconnect = true;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -61,4 +61,4 @@ private:
     std::string body_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -12,16 +12,11 @@ int main(int argc, char** argv) {
     installSignalHandlers();
     raiseFileLimit();
     switch (options.mode) {
-    case Mode::Fanout:
-        return runFanout(options);
-    case Mode::Chat:
-        return runChat(options);
-    case Mode::Idle:
-        return runIdle(options);
-    case Mode::Handshake:
-        return runHandshake(options);
-    case Mode::SubscribeAck:
-        return runSubscribeAck(options);
+        case Mode::Fanout: return runFanout(options);
+        case Mode::Chat: return runChat(options);
+        case Mode::Idle: return runIdle(options);
+        case Mode::Handshake: return runHandshake(options);
+        case Mode::SubscribeAck: return runSubscribeAck(options);
     }
     return 2;
 }

@@ -33,7 +33,7 @@ Delivery classifyPayload(std::string_view payload, bool with_sender) {
     return d;
 }
 
-} // namespace
+}  // namespace
 
 void PayloadWriter::append(std::string& out, uint64_t seq, uint64_t sent_ns, int64_t sender) {
     char head[96];
@@ -45,7 +45,7 @@ void PayloadWriter::append(std::string& out, uint64_t seq, uint64_t sent_ns, int
                                 static_cast<unsigned long long>(seq),
                                 static_cast<unsigned long long>(sent_ns),
                                 static_cast<long long>(sender));
-    const size_t base = size_t(n) + 2; // + "\"}"
+    const size_t base = size_t(n) + 2;  // + "\"}"
     const size_t pad = size_ > base ? size_ - base : 0;
     if (pad_.size() < pad) pad_.assign(pad, 'x');
     out.append(head, size_t(n));
@@ -73,4 +73,4 @@ Delivery classifyFrame(std::string_view frame, Protocol protocol, std::string_vi
     return classifyPayload(frame.substr(data + 7), with_sender);
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

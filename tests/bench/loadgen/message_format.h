@@ -31,11 +31,11 @@ private:
 
 struct Delivery {
     enum class Kind {
-        Measured,   // seq, sent_ns (and sender when asked for) are set
+        Measured,  // seq, sent_ns (and sender when asked for) are set
         Warmup,
-        Control,    // wsrelay: another op (ack, pong, reconnect...): not a delivery
-        ErrorFrame, // wsrelay: {"op":"error"}
-        Unexpected, // another channel's message, or a payload that is not ours
+        Control,     // wsrelay: another op (ack, pong, reconnect...): not a delivery
+        ErrorFrame,  // wsrelay: {"op":"error"}
+        Unexpected,  // another channel's message, or a payload that is not ours
     };
     Kind kind = Kind::Unexpected;
     uint64_t seq = 0;
@@ -47,4 +47,4 @@ struct Delivery {
 Delivery classifyFrame(std::string_view frame, Protocol protocol, std::string_view channel,
                        bool with_sender);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -13,4 +13,4 @@ int runIdle(const Options& options);
 int runHandshake(const Options& options);
 int runSubscribeAck(const Options& options);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

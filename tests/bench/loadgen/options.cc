@@ -71,7 +71,8 @@ subscribe-ack (protocol wsrelay; each connection has one command in flight at a 
     std::exit(2);
 }
 
-template <typename T> T number(std::string_view flag, std::string_view text) {
+template <typename T>
+T number(std::string_view flag, std::string_view text) {
     T value{};
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || ptr != text.data() + text.size()) {
@@ -80,7 +81,7 @@ template <typename T> T number(std::string_view flag, std::string_view text) {
     return value;
 }
 
-} // namespace
+}  // namespace
 
 const char* protocolName(Protocol p) { return p == Protocol::Raw ? "raw" : "wsrelay"; }
 
@@ -90,12 +91,9 @@ const char* channelPolicyName(ChannelPolicy p) {
 
 const char* publishViaName(PublishVia p) {
     switch (p) {
-    case PublishVia::Client:
-        return "client";
-    case PublishVia::Redis:
-        return "redis";
-    case PublishVia::Http:
-        return "http";
+        case PublishVia::Client: return "client";
+        case PublishVia::Redis: return "redis";
+        case PublishVia::Http: return "http";
     }
     return "?";
 }
@@ -123,7 +121,7 @@ Options parseOptions(int argc, char** argv) {
     bool channel_set = false, channels_set = false;
     bool subscribers_set = false, clients_set = false, connections_set = false;
     bool rate_set = false;
-    int warmup = -1; // -1: the protocol's default
+    int warmup = -1;  // -1: the protocol's default
     std::string protocol = "wsrelay", publish_via = "client";
     for (int i = 2; i < argc; ++i) {
         std::string_view arg = argv[i];
@@ -303,4 +301,4 @@ Options parseOptions(int argc, char** argv) {
     return o;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

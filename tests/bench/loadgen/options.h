@@ -26,23 +26,23 @@ struct Options {
     Protocol protocol = Protocol::Wsrelay;
     std::vector<std::string> urls;
     int threads = 1;
-    int sources = 8;        // loopback source addresses 127.0.0.1 .. 127.0.0.N
-    double timeout_s = 60;  // global deadline, every mode
-    int connect_concurrency = 512; // connections being opened at once (fanout, chat, idle)
-    std::vector<int> server_pids; // their CPU (fanout, chat, handshake) or RSS (idle), summed
-    std::string headers;    // --header lines, each ending in CRLF, added to every upgrade request
+    int sources = 8;                // loopback source addresses 127.0.0.1 .. 127.0.0.N
+    double timeout_s = 60;          // global deadline, every mode
+    int connect_concurrency = 512;  // connections being opened at once (fanout, chat, idle)
+    std::vector<int> server_pids;   // their CPU (fanout, chat, handshake) or RSS (idle), summed
+    std::string headers;  // --header lines, each ending in CRLF, added to every upgrade request
 
     // fanout and chat (subscribe-ack: --rate, --duration, --count, --channel)
-    uint32_t subscribers = 100; // fanout: --subscribers; chat: --clients
+    uint32_t subscribers = 100;  // fanout: --subscribers; chat: --clients
     std::string channel = "bench";
     uint32_t channels = 1;
     double rate = 1000;
     double duration_s = 0;
-    uint64_t count = 0;     // 0: rate × duration
+    uint64_t count = 0;  // 0: rate × duration
     uint32_t size = 64;
-    double drain_timeout_s = 5; // after the last publish, how long to wait for stragglers
+    double drain_timeout_s = 5;  // after the last publish, how long to wait for stragglers
     bool allow_loss = false;
-    bool warmup = false;    // default: on for raw, off for wsrelay
+    bool warmup = false;  // default: on for raw, off for wsrelay
     double warmup_timeout_s = 10;
 
     // fanout's publisher
@@ -54,15 +54,15 @@ struct Options {
 
     // idle (subscribe-ack: --connections, default 8)
     uint32_t connections = 1000;
-    double hold_s = -1;     // < 0: until SIGTERM/SIGINT (or the timeout)
+    double hold_s = -1;  // < 0: until SIGTERM/SIGINT (or the timeout)
 
     // handshake
     uint32_t concurrency = 64;
 
     // subscribe-ack
     ChannelPolicy channel_policy = ChannelPolicy::Live;
-    uint32_t live_channels = 8; // held by the keeper; at most the relay's limits.max_subscriptions
-    double gap_ms = 5;          // a connection rests this long after its last answer
+    uint32_t live_channels = 8;  // held by the keeper; at most the relay's limits.max_subscriptions
+    double gap_ms = 5;           // a connection rests this long after its last answer
 };
 
 const char* protocolName(Protocol p);
@@ -72,4 +72,4 @@ const char* channelPolicyName(ChannelPolicy p);
 // Parses argv; on error prints a message and the usage to stderr and exits with status 2.
 Options parseOptions(int argc, char** argv);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

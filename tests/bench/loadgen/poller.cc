@@ -39,4 +39,4 @@ int Poller::poll(int timeout_ms) {
     return n;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -35,4 +35,4 @@ private:
     std::vector<uint8_t> rx_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

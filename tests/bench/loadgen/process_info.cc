@@ -18,7 +18,7 @@ volatile std::sig_atomic_t g_signalled = 0;
 
 void onSignal(int) { g_signalled = 1; }
 
-} // namespace
+}  // namespace
 
 uint64_t nowNs() {
     timespec ts{};
@@ -77,7 +77,7 @@ in_addr sourceAddress(uint64_t i, int sources) {
 }
 
 void installSignalHandlers() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = onSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
@@ -114,4 +114,4 @@ void emitReport(std::string& json, const std::string& first_error) {
     std::fflush(stdout);
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

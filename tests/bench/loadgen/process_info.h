@@ -10,7 +10,7 @@
 
 namespace wsrelay::loadgen {
 
-uint64_t nowNs(); // CLOCK_MONOTONIC
+uint64_t nowNs();  // CLOCK_MONOTONIC
 
 // user + system CPU seconds of this process (getrusage, every thread).
 double selfCpuSeconds();
@@ -36,4 +36,4 @@ void appendJsonString(std::string& out, const std::string& s);
 // stdout as one line.
 void emitReport(std::string& json, const std::string& first_error);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -8,14 +8,11 @@ namespace wsrelay::loadgen {
 
 std::unique_ptr<PublishSink> makePublishSink(RunState& state, Poller& poller) {
     switch (state.options.publish_via) {
-    case PublishVia::Client:
-        break;
-    case PublishVia::Redis:
-        return std::make_unique<RedisPublishSink>(state, poller);
-    case PublishVia::Http:
-        return std::make_unique<HttpPublishSink>(state, poller);
+        case PublishVia::Client: break;
+        case PublishVia::Redis: return std::make_unique<RedisPublishSink>(state, poller);
+        case PublishVia::Http: return std::make_unique<HttpPublishSink>(state, poller);
     }
     return std::make_unique<WsPublishSink>(state, poller);
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

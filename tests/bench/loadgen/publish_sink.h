@@ -39,4 +39,4 @@ public:
 // The sink --publish-via selects.
 std::unique_ptr<PublishSink> makePublishSink(RunState& state, Poller& poller);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

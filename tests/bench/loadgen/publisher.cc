@@ -7,7 +7,7 @@ namespace {
 
 constexpr uint64_t kWarmupIntervalNs = 50'000'000;
 
-} // namespace
+}  // namespace
 
 Publisher::Publisher(RunState& state, Poller& poller)
     : state_(state), sink_(makePublishSink(state, poller)), writer_(state.options.size) {}
@@ -53,4 +53,4 @@ void Publisher::tick() {
     }
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

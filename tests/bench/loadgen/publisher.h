@@ -36,8 +36,8 @@ private:
     uint64_t start_ns_ = 0;
     uint64_t sent_ = 0;
     uint64_t next_warmup_ns_ = 0;
-    size_t warmup_cursor_ = SIZE_MAX; // the next channel of the current warm-up round
+    size_t warmup_cursor_ = SIZE_MAX;  // the next channel of the current warm-up round
     std::string payload_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -9,7 +9,7 @@ namespace {
 // Bounds the memory a stalled Redis can make the publisher queue.
 constexpr uint64_t kMaxOutstanding = 1 << 16;
 
-} // namespace
+}  // namespace
 
 RedisPublishSink::RedisPublishSink(RunState& state, Poller& poller)
     : state_(state), conn_(poller, *this, 0) {
@@ -77,8 +77,9 @@ size_t RedisPublishSink::onTcpData(TcpConnection& conn, std::string_view data) {
 void RedisPublishSink::onTcpClosed(TcpConnection&, std::string_view error) {
     failures_ += outstanding_;
     outstanding_ = 0;
-    state_.reportError("redis connection closed" + (error.empty() ? "" : ": " + std::string(error)));
+    state_.reportError("redis connection closed" +
+                       (error.empty() ? "" : ": " + std::string(error)));
     state_.setup_failed = true;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

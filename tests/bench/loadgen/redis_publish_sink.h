@@ -39,9 +39,9 @@ private:
     TcpConnection conn_;
     sockaddr_in addr_{};
     std::string address_error_;
-    uint64_t outstanding_ = 0; // commands queued or sent whose reply has not arrived
+    uint64_t outstanding_ = 0;  // commands queued or sent whose reply has not arrived
     uint64_t failures_ = 0;
     std::string command_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

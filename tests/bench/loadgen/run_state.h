@@ -21,19 +21,19 @@ enum class Phase { Setup, WarmUp, Measure };
 struct RunState {
     const Options& options;
     std::vector<Endpoint> endpoints;
-    std::vector<std::string> channel_names; // subscriber g subscribes to channel g % size()
+    std::vector<std::string> channel_names;  // subscriber g subscribes to channel g % size()
     uint32_t subscribers = 0;
 
     std::atomic<Phase> phase{Phase::Setup};
-    std::atomic<uint32_t> acked{0};       // subscriptions live (raw: connections open)
-    std::atomic<uint32_t> warmed{0};      // subscribers that received a warm-up message
+    std::atomic<uint32_t> acked{0};   // subscriptions live (raw: connections open)
+    std::atomic<uint32_t> warmed{0};  // subscribers that received a warm-up message
     std::atomic<bool> publisher_ready{false};
     std::atomic<bool> setup_failed{false};
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> measure_start_ns{0};
     // Messages published once every publisher is done and flushed; UINT64_MAX before.
     std::atomic<uint64_t> final_sent{UINT64_MAX};
-    std::atomic<int> senders_done{0};     // chat: threads that sent their share
+    std::atomic<int> senders_done{0};  // chat: threads that sent their share
     std::atomic<int> threads_done{0};
 
     explicit RunState(const Options& o) : options(o) {}
@@ -53,7 +53,7 @@ struct RunState {
         const uint64_t k = channel_names.size();
         if (options.mode != Mode::Chat) return sent / k + (c < sent % k ? 1 : 0);
         const uint64_t n = subscribers;
-        const uint64_t rest = sent % n; // clients below `rest` sent one more than the others
+        const uint64_t rest = sent % n;  // clients below `rest` sent one more than the others
         const uint64_t senders_with_extra = rest > c ? (rest - c + k - 1) / k : 0;
         return membersOf(c) * (sent / n) + senders_with_extra;
     }
@@ -74,4 +74,4 @@ private:
     uint64_t error_count_ = 0;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

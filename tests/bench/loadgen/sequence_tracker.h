@@ -49,8 +49,8 @@ public:
     }
 
 private:
-    std::vector<uint32_t> next_;                          // one past the highest seen
-    std::map<std::pair<size_t, uint64_t>, uint64_t> gaps_; // (stream, first missing) -> last
+    std::vector<uint32_t> next_;                            // one past the highest seen
+    std::map<std::pair<size_t, uint64_t>, uint64_t> gaps_;  // (stream, first missing) -> last
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -20,7 +20,7 @@ std::string perUnit(const char* prefix, const char* unit) {
     return std::string(prefix) + "_us_per_" + unit;
 }
 
-} // namespace
+}  // namespace
 
 void ServerProcesses::markCpu() {
     start_.clear();
@@ -99,4 +99,4 @@ void ServerProcesses::appendRss(std::string& json, long before_kib, long after_k
     }
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

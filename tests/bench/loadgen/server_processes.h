@@ -43,4 +43,4 @@ private:
     std::vector<double> end_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -77,4 +77,4 @@ int openClientSocket(const sockaddr_in& to, in_addr source, std::string& error) 
     return fd;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -22,4 +22,4 @@ bool parseUrl(std::string_view url, std::string_view scheme, sockaddr_in& addr,
 // `error` set on failure.
 int openClientSocket(const sockaddr_in& to, in_addr source, std::string& error);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

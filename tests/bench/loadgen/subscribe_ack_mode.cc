@@ -36,7 +36,7 @@
 namespace wsrelay::loadgen {
 namespace {
 
-constexpr uint64_t kAckTimeoutNs = 5'000'000'000; // a command unanswered this long is counted
+constexpr uint64_t kAckTimeoutNs = 5'000'000'000;  // a command unanswered this long is counted
 
 // What the coordinator and the loop threads share; the atomics change a few times per run.
 struct AckRun {
@@ -45,14 +45,14 @@ struct AckRun {
     const Options& options;
     std::vector<Endpoint> endpoints;
     std::vector<std::string> live_channels;
-    std::string fresh_prefix; // unique to this run: "BASE-fresh-PID.MS-"
+    std::string fresh_prefix;  // unique to this run: "BASE-fresh-PID.MS-"
 
-    std::atomic<int> ready{0};         // threads whose connections are open (keepers acked)
-    std::atomic<int> finished{0};      // threads with nothing left to send and nothing in flight
-    std::atomic<bool> go{false};       // measure: subscribes may start
-    std::atomic<bool> draining{false}; // the duration is over: no new subscribes
+    std::atomic<int> ready{0};          // threads whose connections are open (keepers acked)
+    std::atomic<int> finished{0};       // threads with nothing left to send and nothing in flight
+    std::atomic<bool> go{false};        // measure: subscribes may start
+    std::atomic<bool> draining{false};  // the duration is over: no new subscribes
     std::atomic<bool> stop{false};
-    std::atomic<bool> failed{false};   // a connection or a keeper could not be set up, or was lost
+    std::atomic<bool> failed{false};  // a connection or a keeper could not be set up, or was lost
 
     void fail(const std::string& what) {
         failed = true;
@@ -73,13 +73,13 @@ private:
 };
 
 struct AckStats {
-    uint64_t subscribes = 0;   // subscribe commands sent in the measured phase
-    uint64_t acks = 0;         // of those, acked (each one a latency sample)
-    uint64_t unsubscribes = 0; // unsubscribe acks
-    uint64_t errors = 0;       // {"op":"error"} answers to our commands
-    uint64_t unanswered = 0;   // commands without an answer after kAckTimeoutNs
-    uint64_t disconnects = 0;  // connections lost after they opened
-    Histogram latency_us;      // subscribe sent -> its ack
+    uint64_t subscribes = 0;    // subscribe commands sent in the measured phase
+    uint64_t acks = 0;          // of those, acked (each one a latency sample)
+    uint64_t unsubscribes = 0;  // unsubscribe acks
+    uint64_t errors = 0;        // {"op":"error"} answers to our commands
+    uint64_t unanswered = 0;    // commands without an answer after kAckTimeoutNs
+    uint64_t disconnects = 0;   // connections lost after they opened
+    Histogram latency_us;       // subscribe sent -> its ack
 
     void merge(const AckStats& o) {
         subscribes += o.subscribes;
@@ -197,7 +197,7 @@ public:
         Slot& slot = slots_[conn.index()];
         const bool ours = reply.has_id && reply.id == slot.pending_id &&
                           (slot.state == State::Subscribing || slot.state == State::Unsubscribing);
-        if (!ours) return; // a message, a notice, or an op this client does not know
+        if (!ours) return;  // a message, a notice, or an op this client does not know
         if (reply.op == "ack") {
             if (slot.state == State::Subscribing) {
                 const uint64_t now = nowNs();
@@ -221,7 +221,7 @@ public:
         const std::string what = " closed (" + std::to_string(close_code) + ")" +
                                  (error.empty() ? "" : ": " + std::string(error));
         if (conn.index() >= slots_.size()) {
-            run_.fail("keeper" + what); // the live channels may no longer be held
+            run_.fail("keeper" + what);  // the live channels may no longer be held
             return;
         }
         Slot& slot = slots_[conn.index()];
@@ -243,7 +243,7 @@ private:
         uint64_t next_id = 1;
         uint64_t pending_id = 0;
         uint64_t sent_ns = 0;
-        uint64_t free_ns = 0; // Ready, but no subscribe before this (--gap-ms)
+        uint64_t free_ns = 0;  // Ready, but no subscribe before this (--gap-ms)
         uint64_t iteration = 0;
         std::string channel;
         std::unique_ptr<WsConnection> conn;
@@ -292,7 +292,7 @@ private:
     // long the loop may wait (an answer wakes it sooner).
     int issue() {
         const Options& o = run_.options;
-        uint64_t soonest = UINT64_MAX; // when the next resting connection is free
+        uint64_t soonest = UINT64_MAX;  // when the next resting connection is free
         for (size_t n = 0; n < slots_.size(); ++n) {
             if (run_.draining.load(std::memory_order_relaxed) || stats_.subscribes >= quota_) {
                 break;
@@ -344,8 +344,8 @@ private:
 
     void checkFinished() {
         if (finished_ || !run_.go.load(std::memory_order_relaxed)) return;
-        const bool more = !run_.draining.load(std::memory_order_relaxed) &&
-                          stats_.subscribes < quota_;
+        const bool more =
+            !run_.draining.load(std::memory_order_relaxed) && stats_.subscribes < quota_;
         bool in_flight = false, alive = false;
         for (const Slot& slot : slots_) {
             in_flight |= slot.state == State::Subscribing || slot.state == State::Unsubscribing;
@@ -365,7 +365,7 @@ private:
     size_t keepers_acked_ = 0;
     size_t open_ = 0;
     size_t cursor_ = 0;
-    uint64_t interval_ns_ = 0; // 0: back to back
+    uint64_t interval_ns_ = 0;  // 0: back to back
     uint64_t next_due_ns_ = 0;
     uint64_t gap_ns_ = 0;
     bool finished_ = false;
@@ -388,7 +388,7 @@ void appendCount(std::string& json, const char* name, uint64_t v) {
     json += std::to_string(v);
 }
 
-} // namespace
+}  // namespace
 
 int runSubscribeAck(const Options& o) {
     AckRun run(o);
@@ -454,7 +454,7 @@ int runSubscribeAck(const Options& o) {
         } else if (run.finished.load(std::memory_order_acquire) == int(threads)) {
             outcome = "complete";
         } else if (o.duration_s > 0 && now - start_ns >= uint64_t(o.duration_s * 1e9)) {
-            run.draining = true; // the threads finish once their last answers are in
+            run.draining = true;  // the threads finish once their last answers are in
         }
     }
     run.stop = true;
@@ -522,4 +522,4 @@ int runSubscribeAck(const Options& o) {
     return outcome == "complete" && clean && all.acks > 0 ? 0 : 1;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -31,10 +31,9 @@ bool prepare(RunState& state, uint64_t connections) {
     }
     uint64_t limit = raiseFileLimit();
     if (connections + 32 > limit) {
-        std::fprintf(stderr,
-                     "wsrelay_loadgen: %llu connections need more than the open-file limit %llu\n",
-                     static_cast<unsigned long long>(connections),
-                     static_cast<unsigned long long>(limit));
+        std::fprintf(
+            stderr, "wsrelay_loadgen: %llu connections need more than the open-file limit %llu\n",
+            static_cast<unsigned long long>(connections), static_cast<unsigned long long>(limit));
         return false;
     }
     return true;
@@ -103,8 +102,8 @@ void appendField(std::string& out, const char* name, const char* v) {
 // How a fanout or chat run went, as the coordinator saw it.
 struct Measurement {
     std::string outcome;
-    uint64_t setup_ns = 0;  // start → every subscription live (and the publisher connected)
-    uint64_t warmup_ns = 0; // warm-up start → every subscriber reached
+    uint64_t setup_ns = 0;   // start → every subscription live (and the publisher connected)
+    uint64_t warmup_ns = 0;  // warm-up start → every subscriber reached
     double cpu_at_start = 0;
     double cpu_end = 0;
 };
@@ -240,8 +239,8 @@ int report(RunState& state, Threads& threads, const ServerProcesses& server, con
                  static_cast<unsigned long long>(all.latency_us.quantile(0.999)),
                  static_cast<unsigned long long>(all.latency_us.max()), cpu_s);
     if (server_cpu_s >= 0) std::fprintf(stderr, ", server CPU %.2f s", server_cpu_s);
-    std::fprintf(stderr, "%s%s\n", first_error.empty() ? "" : "; first error: ",
-                 first_error.c_str());
+    std::fprintf(stderr, "%s%s\n",
+                 first_error.empty() ? "" : "; first error: ", first_error.c_str());
 
     const bool finished = m.outcome == "complete" || m.outcome == "drain_timeout";
     if (!finished) return 1;
@@ -249,7 +248,7 @@ int report(RunState& state, Threads& threads, const ServerProcesses& server, con
     return loss == 0 && all.duplicates == 0 && publish_failures == 0 ? 0 : 1;
 }
 
-} // namespace
+}  // namespace
 
 int runFanout(const Options& o) {
     RunState state(o);
@@ -368,4 +367,4 @@ int runIdle(const Options& o) {
     return outcome == "complete" && all.disconnects == 0 ? 0 : 1;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -33,8 +33,7 @@ SubscriberThread::SubscriberThread(RunState& state, int thread_index)
     }
     if (chat_) {
         chat_sender_ = std::make_unique<ChatSender>(
-            state, thread_index,
-            [this, threads](uint64_t client) -> WsConnection& {
+            state, thread_index, [this, threads](uint64_t client) -> WsConnection& {
                 return *subs_[client / uint64_t(threads)].conn;
             });
     }
@@ -121,32 +120,29 @@ void SubscriberThread::onText(WsConnection& conn, std::string_view message) {
         subscribed(sub);
         return;
     }
-    state_.reportError("subscriber " + std::to_string(sub.global) + " before its ack: " +
-                       std::string(message.substr(0, 200)));
+    state_.reportError("subscriber " + std::to_string(sub.global) +
+                       " before its ack: " + std::string(message.substr(0, 200)));
     state_.setup_failed = true;
 }
 
 void SubscriberThread::onMessage(Subscriber& sub, std::string_view message) {
-    const Delivery d = classifyFrame(message, state_.options.protocol,
-                                     state_.channel_names[sub.channel], chat_);
+    const Delivery d =
+        classifyFrame(message, state_.options.protocol, state_.channel_names[sub.channel], chat_);
     switch (d.kind) {
-    case Delivery::Kind::Control:
-        return; // pong, reconnect, or an op this client does not know
-    case Delivery::Kind::ErrorFrame:
-        ++stats_.error_frames;
-        state_.reportError("error frame: " + std::string(message.substr(0, 200)));
-        return;
-    case Delivery::Kind::Unexpected:
-        ++stats_.unexpected;
-        return;
-    case Delivery::Kind::Warmup:
-        if (!sub.warmed) {
-            sub.warmed = true;
-            state_.warmed.fetch_add(1, std::memory_order_release);
-        }
-        return;
-    case Delivery::Kind::Measured:
-        break;
+        case Delivery::Kind::Control:
+            return;  // pong, reconnect, or an op this client does not know
+        case Delivery::Kind::ErrorFrame:
+            ++stats_.error_frames;
+            state_.reportError("error frame: " + std::string(message.substr(0, 200)));
+            return;
+        case Delivery::Kind::Unexpected: ++stats_.unexpected; return;
+        case Delivery::Kind::Warmup:
+            if (!sub.warmed) {
+                sub.warmed = true;
+                state_.warmed.fetch_add(1, std::memory_order_release);
+            }
+            return;
+        case Delivery::Kind::Measured: break;
     }
     size_t stream = sub.first_stream;
     if (chat_) {
@@ -167,18 +163,13 @@ void SubscriberThread::onMessage(Subscriber& sub, std::string_view message) {
     stats_.last_rx_ns = now;
     stats_.latency_us.record(now > d.sent_ns ? (now - d.sent_ns) / 1000 : 0);
     switch (result) {
-    case SequenceTracker::Result::InOrder:
-        ++stats_.unique;
-        break;
-    case SequenceTracker::Result::Late:
-        ++stats_.unique;
-        ++stats_.out_of_order;
-        break;
-    case SequenceTracker::Result::Duplicate:
-        ++stats_.duplicates;
-        break;
-    case SequenceTracker::Result::OutOfRange:
-        break;
+        case SequenceTracker::Result::InOrder: ++stats_.unique; break;
+        case SequenceTracker::Result::Late:
+            ++stats_.unique;
+            ++stats_.out_of_order;
+            break;
+        case SequenceTracker::Result::Duplicate: ++stats_.duplicates; break;
+        case SequenceTracker::Result::OutOfRange: break;
     }
 }
 
@@ -196,4 +187,4 @@ void SubscriberThread::onClosed(WsConnection& conn, uint16_t close_code, std::st
     state_.reportError(what);
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

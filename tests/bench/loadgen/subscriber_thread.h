@@ -23,14 +23,14 @@ namespace wsrelay::loadgen {
 class Publisher;
 
 struct SubscriberStats {
-    uint64_t delivered = 0;   // message frames received, duplicates included
+    uint64_t delivered = 0;  // message frames received, duplicates included
     uint64_t unique = 0;
     uint64_t duplicates = 0;
     uint64_t out_of_order = 0;
     uint64_t unexpected = 0;  // frames that are not ours: wrong channel, unparseable data
     uint64_t error_frames = 0;
-    uint64_t disconnects = 0; // subscribers lost after their ack
-    uint64_t unsent = 0;      // chat: messages due from a client whose connection was down
+    uint64_t disconnects = 0;  // subscribers lost after their ack
+    uint64_t unsent = 0;       // chat: messages due from a client whose connection was down
     uint64_t last_rx_ns = 0;
     Histogram latency_us;
 
@@ -63,7 +63,7 @@ private:
         uint32_t channel = 0;
         bool acked = false;
         bool warmed = false;
-        size_t first_stream = 0; // in tracker_: one stream per sender this subscriber hears
+        size_t first_stream = 0;  // in tracker_: one stream per sender this subscriber hears
         std::unique_ptr<WsConnection> conn;
     };
 
@@ -85,4 +85,4 @@ private:
     SubscriberStats stats_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

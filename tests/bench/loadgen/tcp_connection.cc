@@ -111,4 +111,4 @@ void TcpConnection::readAll() {
     }
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -68,4 +68,4 @@ private:
     std::string error_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -72,7 +72,7 @@ bool containsTokenIgnoreCase(std::string_view list, std::string_view token) {
     return false;
 }
 
-} // namespace
+}  // namespace
 
 std::array<uint8_t, 20> sha1(std::string_view data) {
     uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
@@ -216,7 +216,7 @@ void appendClientFrame(std::string& out, Opcode opcode, std::string_view payload
 
 ParseStatus decodeFrameHeader(const uint8_t* data, size_t len, FrameHeader& out) {
     if (len < 2) return ParseStatus::Incomplete;
-    if (data[0] & 0x70) return ParseStatus::Failed; // RSV bits: no extension was negotiated
+    if (data[0] & 0x70) return ParseStatus::Failed;  // RSV bits: no extension was negotiated
     out.fin = (data[0] & 0x80) != 0;
     uint8_t op = data[0] & 0x0F;
     if (op > 0xA || (op > 0x2 && op < 0x8)) return ParseStatus::Failed;
@@ -245,4 +245,4 @@ ParseStatus decodeFrameHeader(const uint8_t* data, size_t len, FrameHeader& out)
     return ParseStatus::Ok;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

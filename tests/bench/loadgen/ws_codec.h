@@ -53,4 +53,4 @@ struct FrameHeader {
 // frames that are fragmented or longer than 125 bytes.
 ParseStatus decodeFrameHeader(const uint8_t* data, size_t len, FrameHeader& out);
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -198,14 +198,9 @@ bool WsConnection::consumeHandshake(const uint8_t* data, size_t len, size_t& con
     std::string error;
     std::string_view view(reinterpret_cast<const char*>(data), len);
     switch (parseHandshakeResponse(view, accept_, header_len, error)) {
-    case ParseStatus::Incomplete:
-        consumed = 0;
-        return true;
-    case ParseStatus::Failed:
-        finish(1006, error);
-        return false;
-    case ParseStatus::Ok:
-        break;
+        case ParseStatus::Incomplete: consumed = 0; return true;
+        case ParseStatus::Failed: finish(1006, error); return false;
+        case ParseStatus::Ok: break;
     }
     consumed = header_len;
     state_ = State::Open;
@@ -220,7 +215,7 @@ size_t WsConnection::consumeFrames(const uint8_t* data, size_t len) {
     if (state_ == State::Handshaking) {
         size_t used = 0;
         if (!consumeHandshake(data, len, used)) return SIZE_MAX;
-        if (state_ == State::Handshaking) return 0; // keep everything until the header is whole
+        if (state_ == State::Handshaking) return 0;  // keep everything until the header is whole
         pos = used;
     }
     while (pos < len) {
@@ -228,8 +223,8 @@ size_t WsConnection::consumeFrames(const uint8_t* data, size_t len) {
         ParseStatus status = decodeFrameHeader(data + pos, len - pos, header);
         if (status == ParseStatus::Incomplete) break;
         if (status == ParseStatus::Failed || header.masked) {
-            finish(1002, header.masked ? "masked frame from the relay"
-                                       : "bad frame from the relay");
+            finish(1002,
+                   header.masked ? "masked frame from the relay" : "bad frame from the relay");
             return SIZE_MAX;
         }
         if (header.length > len - pos - header.header_bytes) break;
@@ -244,52 +239,52 @@ bool WsConnection::handleFrame(const FrameHeader& header, const uint8_t* payload
     std::string_view body(reinterpret_cast<const char*>(payload), size_t(header.length));
     const uint64_t gen = generation_;
     switch (header.opcode) {
-    case Opcode::Ping:
-        if (!close_sent_) {
-            queueFrame(Opcode::Pong, body);
-            flush();
-        }
-        return gen == generation_;
-    case Opcode::Pong:
-        return true;
-    case Opcode::Close:
-        close_code_ = body.size() >= 2 ? uint16_t(uint8_t(body[0]) << 8 | uint8_t(body[1])) : 1005;
-        if (!close_sent_) {
-            queueFrame(Opcode::Close, body.substr(0, 2));
-            close_sent_ = true;
-            flush();
-            if (gen != generation_) return false;
-        }
-        state_ = State::Closing;
-        return true;
-    case Opcode::Text:
-    case Opcode::Binary:
-        if (assembling_) {
-            finish(1002, "new message inside a fragmented one");
-            return false;
-        }
-        if (header.fin) {
-            if (state_ == State::Open) handler_.onText(*this, body);
-        } else {
-            message_.assign(body);
-            assembling_ = true;
-        }
-        return gen == generation_;
-    case Opcode::Continuation:
-        if (!assembling_) {
-            finish(1002, "continuation without a message");
-            return false;
-        }
-        message_.append(body);
-        if (header.fin) {
-            std::string whole = std::move(message_);
-            message_.clear();
-            assembling_ = false;
-            if (state_ == State::Open) handler_.onText(*this, whole);
-        }
-        return gen == generation_;
+        case Opcode::Ping:
+            if (!close_sent_) {
+                queueFrame(Opcode::Pong, body);
+                flush();
+            }
+            return gen == generation_;
+        case Opcode::Pong: return true;
+        case Opcode::Close:
+            close_code_ =
+                body.size() >= 2 ? uint16_t(uint8_t(body[0]) << 8 | uint8_t(body[1])) : 1005;
+            if (!close_sent_) {
+                queueFrame(Opcode::Close, body.substr(0, 2));
+                close_sent_ = true;
+                flush();
+                if (gen != generation_) return false;
+            }
+            state_ = State::Closing;
+            return true;
+        case Opcode::Text:
+        case Opcode::Binary:
+            if (assembling_) {
+                finish(1002, "new message inside a fragmented one");
+                return false;
+            }
+            if (header.fin) {
+                if (state_ == State::Open) handler_.onText(*this, body);
+            } else {
+                message_.assign(body);
+                assembling_ = true;
+            }
+            return gen == generation_;
+        case Opcode::Continuation:
+            if (!assembling_) {
+                finish(1002, "continuation without a message");
+                return false;
+            }
+            message_.append(body);
+            if (header.fin) {
+                std::string whole = std::move(message_);
+                message_.clear();
+                assembling_ = false;
+                if (state_ == State::Open) handler_.onText(*this, whole);
+            }
+            return gen == generation_;
     }
     return true;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

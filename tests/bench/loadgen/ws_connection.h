@@ -17,9 +17,9 @@ namespace wsrelay::loadgen {
 
 struct Endpoint {
     sockaddr_in addr{};
-    std::string host; // Host header: "127.0.0.1:8080"
-    std::string path; // "/ws"
-    std::string headers; // extra request header lines, CRLF-terminated
+    std::string host;     // Host header: "127.0.0.1:8080"
+    std::string path;     // "/ws"
+    std::string headers;  // extra request header lines, CRLF-terminated
 };
 
 // Parses ws://HOST:PORT/PATH with an IPv4 literal host. False with `error` set otherwise.
@@ -92,9 +92,9 @@ private:
     std::string accept_;
     std::string out_;
     size_t out_offset_ = 0;
-    std::string in_;      // an incomplete frame (or handshake) carried to the next read
-    std::string message_; // fragments of a message being assembled
+    std::string in_;       // an incomplete frame (or handshake) carried to the next read
+    std::string message_;  // fragments of a message being assembled
     std::string error_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

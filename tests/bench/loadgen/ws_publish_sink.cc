@@ -5,8 +5,7 @@
 namespace wsrelay::loadgen {
 
 WsPublishSink::WsPublishSink(RunState& state, Poller& poller) : state_(state) {
-    const size_t count =
-        state.options.protocol == Protocol::Raw ? state.channel_names.size() : 1;
+    const size_t count = state.options.protocol == Protocol::Raw ? state.channel_names.size() : 1;
     for (size_t i = 0; i < count; ++i) {
         conns_.push_back(std::make_unique<WsConnection>(poller, *this, uint32_t(i)));
     }
@@ -68,4 +67,4 @@ void WsPublishSink::onClosed(WsConnection& conn, uint16_t close_code, std::strin
     state_.setup_failed = true;
 }
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

@@ -41,4 +41,4 @@ private:
     std::string frame_;
 };
 
-} // namespace wsrelay::loadgen
+}  // namespace wsrelay::loadgen

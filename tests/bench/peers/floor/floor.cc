@@ -1,9 +1,9 @@
 // The benchmark floor: the least a WebSocket server can do to relay Redis pub/sub messages, so the
-// CPU it spends per delivery is the cost of the kernel work every server shares (tests/bench/peers).
-// One thread, one level-triggered epoll loop. GET /ws?channel=NAME subscribes the connection to
-// NAME; one RESP connection SUBSCRIBEs the channels that have clients here; each message becomes
-// one text frame, built once and send()-ed to each subscriber. Client frames are read and dropped
-// (ping → pong, close → close). No JSON, no metrics, no server pings.
+// CPU it spends per delivery is the cost of the kernel work every server shares
+// (tests/bench/peers). One thread, one level-triggered epoll loop. GET /ws?channel=NAME subscribes
+// the connection to NAME; one RESP connection SUBSCRIBEs the channels that have clients here; each
+// message becomes one text frame, built once and send()-ed to each subscriber. Client frames are
+// read and dropped (ping → pong, close → close). No JSON, no metrics, no server pings.
 //
 //   wsrelay_bench_floor --port 8080 --redis 127.0.0.1:6379
 
@@ -548,8 +548,8 @@ void FloorServer::sendBytes(Connection& c, std::string_view bytes) {
 
 void FloorServer::flush(Connection& c) {
     while (c.out_offset < c.out.size()) {
-        ssize_t n = send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) markDead(c);
@@ -678,7 +678,8 @@ int main(int argc, char** argv) {
         setrlimit(RLIMIT_NOFILE, &limit);
     }
     FloorServer server;
-    if (!server.start(static_cast<uint16_t>(port), redis.substr(0, colon), redis.substr(colon + 1))) {
+    if (!server.start(static_cast<uint16_t>(port), redis.substr(0, colon),
+                      redis.substr(colon + 1))) {
         return 1;
     }
     server.run();
