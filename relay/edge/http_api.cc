@@ -1,17 +1,16 @@
 #include "relay/edge/http_api.h"
 
-#include <libwebsockets.h>
 #include <openssl/crypto.h>
 
 #include <charconv>
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "relay/edge/http_api_body.h"
 #include "relay/fanout/publisher.h"
-#include "relay/http/http_answer.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/worker_context.h"
 
@@ -27,7 +26,7 @@ std::string errorBody(std::string_view reason) {
 }
 
 // Constant time, so the key cannot be guessed byte by byte from response timings.
-bool keyMatches(const std::string& expected, const std::string& given) {
+bool keyMatches(const std::string& expected, std::string_view given) {
     return expected.size() == given.size() &&
            CRYPTO_memcmp(expected.data(), given.data(), expected.size()) == 0;
 }
@@ -39,9 +38,9 @@ enum class Framing { Ok, Chunked, NoLength, BadLength, TooLarge };
 // POST, so either request would sit unanswered until lws's 5 s timeout. Content-Length must be
 // plain digits, as lws reads it with atoll(): "12abc", "-1" or a repeated header ("5,5") would make
 // lws read another length than the one checked here.
-Framing bodyFraming(lws* wsi, size_t limit) {
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) return Framing::Chunked;
-    const std::string text = http::header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+Framing bodyFraming(const HttpApi::Head& head, size_t limit) {
+    if (head.chunked) return Framing::Chunked;
+    const std::string_view text = head.content_length;
     if (text.empty()) return Framing::NoLength;
     uint64_t length = 0;
     const char* const last = text.data() + text.size();
@@ -69,29 +68,29 @@ struct HttpApi::Request {
     std::string response;
 };
 
-HttpApi::HttpApi(WorkerContext& ctx) : ctx_(ctx) {}
+HttpApi::HttpApi(WorkerContext& ctx, Io io) : ctx_(ctx), io_(std::move(io)) {}
 HttpApi::~HttpApi() = default;
 
 bool HttpApi::handles(std::string_view path) {
     return path == kPublishPath || path == kBroadcastPath;
 }
 
-int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
+int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     // The body's framing first: a body that is not going to be read is refused at once; any
     // other refusal is answered once the body is read.
     const auto limit = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
-    switch (bodyFraming(wsi, limit)) {
+    switch (bodyFraming(head, limit)) {
         case Framing::Ok: break;
         case Framing::Chunked:
-            return http::answer(
+            return io_.answer(
                 wsi, 411, kJson,
                 errorBody(
                     "Transfer-Encoding is not supported: send the body with a Content-Length"));
         case Framing::NoLength:
-            return http::answer(wsi, 411, kJson, errorBody("Content-Length required"));
+            return io_.answer(wsi, 411, kJson, errorBody("Content-Length required"));
         case Framing::BadLength:
-            return http::answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
-        case Framing::TooLarge: return http::answer(wsi, 413, kJson, errorBody("body too large"));
+            return io_.answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
+        case Framing::TooLarge: return io_.answer(wsi, 413, kJson, errorBody("body too large"));
     }
     // A refusal waits for the body: lws 4.1.6, answered before a body it must then skip, can
     // take the next pipelined request for the body and loop on it forever (a POST with a wrong
@@ -99,18 +98,14 @@ int HttpApi::onRequest(lws* wsi, std::string_view path, Request*& slot) {
     // body is bounded above, so reading it costs an unauthenticated client no more than a
     // publish would.
     slot = new Request();
-    slot->broadcast = path == kBroadcastPath;
+    slot->broadcast = head.path == kBroadcastPath;
     const std::string& key = ctx_.config.api.key;
     if (key.empty()) {
         slot->refused = 403;
         slot->refusal = "the HTTP API is off: set api.key";
         return 0;
     }
-    std::string given(256, '\0');
-    int n =
-        lws_hdr_custom_copy(wsi, given.data(), static_cast<int>(given.size()), "x-api-key:", 10);
-    given.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    if (!keyMatches(key, given)) {
+    if (!keyMatches(key, head.api_key)) {
         slot->refused = 401;
         slot->refusal = "missing or wrong X-API-Key";
     }
@@ -134,7 +129,7 @@ int HttpApi::onBody(Request& request, const char* data, size_t len) {
 int HttpApi::finish(lws* wsi, Request& request, unsigned status, std::string body) {
     request.status = status;
     request.response = std::move(body);
-    lws_callback_on_writable(wsi);
+    io_.ask_writable(wsi);
     return 0;
 }
 
@@ -190,7 +185,7 @@ int HttpApi::onWriteable(lws* wsi, Request*& slot) {
     const std::string response = std::move(slot->response);
     delete slot;
     slot = nullptr;
-    return http::answer(wsi, status, kJson, response);
+    return io_.answer(wsi, status, kJson, response);
 }
 
 void HttpApi::onClosed(Request*& slot) {

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,16 +25,34 @@ public:
     // Tickets of API publishes carry this bit in session_id so results find their request.
     static constexpr uint64_t kTicketBit = uint64_t{1} << 63;
 
-    explicit HttpApi(WorkerContext& ctx);
+    // What the API needs of a request head; the edge reads it from lws.
+    struct Head {
+        std::string_view path;
+        std::string_view api_key;         // the X-API-Key value; empty when absent
+        std::string_view content_length;  // the Content-Length text; empty when absent
+        bool chunked = false;             // a Transfer-Encoding header came
+    };
+    // How the API answers on a connection, which it only holds as a handle: the edge passes lws's
+    // (lws_callback_on_writable, http::answer), a unit test records.
+    struct Io {
+        // Asks for onWriteable on the connection.
+        std::function<void(lws*)> ask_writable;
+        // Writes a whole response and ends the connection; returns what the lws callback returns.
+        std::function<int(lws*, unsigned status, std::string_view content_type,
+                          std::string_view body)>
+            answer;
+    };
+
+    HttpApi(WorkerContext& ctx, Io io);
     ~HttpApi();
 
     // The state of one API request, kept in the connection's lws data while it is in flight.
     struct Request;
 
     static bool handles(std::string_view path);
-    // LWS_CALLBACK_HTTP for a POST to an API path: checks the key; a refusal is answered at once.
-    // Returns what the lws callback must return.
-    int onRequest(lws* wsi, std::string_view path, Request*& slot);
+    // LWS_CALLBACK_HTTP for a POST to an API path: checks the framing and the key; a refusal of
+    // the framing is answered at once. Returns what the lws callback must return.
+    int onRequest(lws* wsi, const Head& head, Request*& slot);
     int onBody(Request& request, const char* data, size_t len);
     int onBodyComplete(lws* wsi, Request& request);
     int onWriteable(lws* wsi, Request*& slot);
@@ -44,6 +63,7 @@ private:
     int finish(lws* wsi, Request& request, unsigned status, std::string body);
 
     WorkerContext& ctx_;
+    const Io io_;
     simdjson::dom::parser parser_;
     uint64_t next_id_ = 1;
     std::unordered_map<uint64_t, std::pair<lws*, Request*>> pending_;

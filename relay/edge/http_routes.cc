@@ -18,12 +18,32 @@ constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf
 
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
 
+// A POST to the publish API: what HttpApi needs of its head, read from lws (the key as lws copies
+// it: a value over 255 bytes reads as none).
+int serveApi(Worker& worker, lws* wsi, std::string_view path, HttpApi::Request*& api) {
+    std::string key(256, '\0');
+    const int n =
+        lws_hdr_custom_copy(wsi, key.data(), static_cast<int>(key.size()), "x-api-key:", 10);
+    key.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    const std::string content_length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    HttpApi::Head head;
+    head.path = path;
+    head.api_key = key;
+    head.content_length = content_length;
+    head.chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    return worker.httpApi().onRequest(wsi, head, api);
+}
+
 }  // namespace
+
+HttpApi::Io apiIo() {
+    return {[](lws* wsi) { lws_callback_on_writable(wsi); }, answer};
+}
 
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     std::string_view path = uri != nullptr ? uri : "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
-        return worker.httpApi().onRequest(wsi, path, api);
+        return serveApi(worker, wsi, path, api);
     }
     if (!isGet(wsi)) return answer(wsi, 405, kJson, R"({"error":"method not allowed"})");
     if (path == "/healthz") return answer(wsi, 200, kJson, R"({"status":"ok"})");

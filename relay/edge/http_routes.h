@@ -18,6 +18,8 @@ namespace wsrelay::http {
 // LWS_CALLBACK_HTTP: answers GET requests in one write, hands POSTs to the publish API (which
 // keeps its state in `api`). Returns what the callback must return.
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api);
+// How the publish API answers on lws connections.
+HttpApi::Io apiIo();
 // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (`upgrade`: the Upgrade header lws read): 0 lets the upgrade
 // proceed; >0 when a refusal was written.
 int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade);

@@ -17,6 +17,7 @@
 #include "relay/common/clock.h"
 #include "relay/common/log.h"
 #include "relay/edge/edge.h"
+#include "relay/edge/http_routes.h"
 #include "relay/edge/listener.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
@@ -66,7 +67,7 @@ Worker::Worker(int index, SharedState& shared)
       flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
       sessions_(index), ctx_{shared,     shared.config, metrics_, loop_.loop, hub_,
                              publisher_, parser_,       flush_,   sessions_},
-      http_api_(ctx_), lws_(std::make_unique<LwsParts>()) {}
+      http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {}
 
 Worker::~Worker() {
     if (context_ != nullptr) lws_context_destroy(context_);

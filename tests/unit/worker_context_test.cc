@@ -99,7 +99,7 @@ TEST(UpgradeGateTest, BuildsWithoutLwsAndShutsDown) {
 
 TEST(HttpApiTest, AResultForARequestThatWentAwayIsDropped) {
     WorkerParts w;
-    HttpApi api(w.ctx);
+    HttpApi api(w.ctx, {});  // answers nothing: no request is in flight
     api.onPublishResult(PublishTicket{HttpApi::kTicketBit | 42, 0, false}, PublishStatus::Accepted);
     EXPECT_TRUE(HttpApi::handles("/api/publish"));
     EXPECT_FALSE(HttpApi::handles("/api/other"));
