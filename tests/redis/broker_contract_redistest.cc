@@ -41,7 +41,6 @@ RedisBrokerOptions fastOptions() {
 // The in-process broker: it cannot go down.
 class MemoryEnvironment {
 public:
-    static constexpr bool kCanFail = false;
     bool start(std::string&) { return true; }
     BrokerFactory& factory() { return factory_; }
     // A channel name; `shard` picks a master where there are several.
@@ -59,7 +58,6 @@ private:
 
 class StandaloneRedisEnvironment {
 public:
-    static constexpr bool kCanFail = true;
     bool start(std::string& error) {
         if (!server_.start(error)) return false;
         RedisBrokerOptions o = fastOptions();
@@ -90,7 +88,6 @@ private:
 
 class ClusterEnvironment {
 public:
-    static constexpr bool kCanFail = true;
     bool start(std::string& error) {
         if (!cluster_.start(error)) return false;
         RedisBrokerOptions o = fastOptions();
