@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "first_error.h"
 #include "options.h"
 #include "ws_connection.h"
 
@@ -58,20 +58,11 @@ struct RunState {
         return membersOf(c) * (sent / n) + senders_with_extra;
     }
 
-    void reportError(const std::string& what) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ++error_count_;
-        if (first_error_.empty()) first_error_ = what;
-    }
-    std::string firstError() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return first_error_;
-    }
+    void reportError(const std::string& what) { first_error_.note(what); }
+    std::string firstError() { return first_error_.get(); }
 
 private:
-    std::mutex mutex_;
-    std::string first_error_;
-    uint64_t error_count_ = 0;
+    FirstError first_error_;
 };
 
 }  // namespace wsrelay::loadgen

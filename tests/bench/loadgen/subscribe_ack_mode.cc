@@ -22,10 +22,10 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "first_error.h"
 #include "histogram.h"
 #include "modes.h"
 #include "poller.h"
@@ -58,18 +58,11 @@ struct AckRun {
         failed = true;
         noteError(what);
     }
-    void noteError(const std::string& what) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (first_error_.empty()) first_error_ = what;
-    }
-    std::string firstError() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return first_error_;
-    }
+    void noteError(const std::string& what) { first_error_.note(what); }
+    std::string firstError() { return first_error_.get(); }
 
 private:
-    std::mutex mutex_;
-    std::string first_error_;
+    FirstError first_error_;
 };
 
 struct AckStats {
