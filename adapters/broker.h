@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct ev_loop;
 
@@ -23,6 +24,50 @@ struct PublishTicket {
 
 enum class PublishStatus { Accepted, Unavailable, Rejected };
 
+// History (docs/protocol.md "History and recovery", docs/scaling.md "History"). A channel with
+// history numbers its messages: `offset` counts from 1, +1 per message, no gaps; `epoch` names the
+// history's incarnation and changes when the history was lost (expired, or Redis restarted without
+// persistence), so an offset is meaningful only together with its epoch.
+struct StreamPosition {
+    uint64_t offset = 0;  // the last message's; 0 = none published in this epoch yet
+    std::string epoch;    // 1..32 of [A-Za-z0-9]
+    bool operator==(const StreamPosition&) const = default;
+};
+
+// What a broker keeps of a channel: the `channels` entry of the config that matches it.
+struct HistoryPolicy {
+    int size = 0;        // messages kept; 0 = no history: a plain publish, no offset
+    int64_t ttl_ms = 0;  // the history (and its epoch) expires this long after the last publish
+    bool enabled() const { return size > 0; }
+    bool operator==(const HistoryPolicy&) const = default;
+};
+
+// A read of one channel's history (Broker::readHistory). Reading creates the channel's epoch when
+// it has none, so a position handed to a subscriber stays valid for the first publish after it.
+struct HistoryRequest {
+    uint64_t token = 0;  // handed back with the answer
+    HistoryPolicy policy;
+    uint64_t after = 0;  // only entries with a larger offset (0: from the oldest kept)
+    uint32_t limit = 0;  // at most this many entries; 0: the position only
+    // When more than `limit` entries follow `after`: the newest `limit` (a recovery, which needs
+    // the end) rather than the oldest (paging forward).
+    bool newest = false;
+};
+
+struct HistoryEntry {
+    uint64_t offset = 0;
+    std::string data;  // JSON text, as onBrokerMessage's `data`
+    bool operator==(const HistoryEntry&) const = default;
+};
+
+enum class HistoryStatus { Ok, Unavailable };
+
+struct HistoryAnswer {
+    HistoryStatus status = HistoryStatus::Ok;
+    StreamPosition top;                 // the channel's position when it was read
+    std::vector<HistoryEntry> entries;  // ascending offsets, each > after and <= top.offset
+};
+
 enum class BrokerState {
     Up,    // subscriptions are live; messages flow
     Down,  // messages may be lost until the next Up; publishes fail
@@ -36,9 +81,10 @@ public:
     // A message for a channel this worker subscribed to. `data` is JSON text (already validated or
     // wrapped as a JSON string by the broker). Called once per worker per message, whatever the
     // number of local subscribers. `entered_us` is the publisher's PublishTicket::entered_us when
-    // the message carried one, else 0.
+    // the message carried one, else 0. A message published with history carries its `offset` and
+    // `epoch`; any other has offset 0 and an empty epoch (a plain PUBLISH by a backend, say).
     virtual void onBrokerMessage(std::string_view channel, std::string_view data,
-                                 int64_t entered_us) = 0;
+                                 int64_t entered_us, uint64_t offset, std::string_view epoch) = 0;
 
     // The worker's subscription to `channel` is live: a message published from now on reaches this
     // worker (Redis confirmed the SUBSCRIBE or SSUBSCRIBE; the memory broker on a later loop turn).
@@ -47,8 +93,15 @@ public:
     virtual void onSubscribed(std::string_view channel) = 0;
 
     // The outcome of publish(). Called exactly once per publish, possibly before publish() returns
-    // is NOT allowed: implementations report on a later loop turn or from flush().
-    virtual void onPublishResult(const PublishTicket& ticket, PublishStatus status) = 0;
+    // is NOT allowed: implementations report on a later loop turn or from flush(). An Accepted
+    // publish with history says where the message went (`offset`, `epoch`); else 0 and "".
+    virtual void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                                 std::string_view epoch) = 0;
+
+    // The answer to readHistory(), exactly once per request, never from inside readHistory().
+    // Unavailable when the broker could not read (down, or Redis refused): `top` and `entries`
+    // are then empty.
+    virtual void onHistory(uint64_t token, HistoryAnswer&& answer) = 0;
 
     // Connectivity changed. After Down → Up every channel the worker holds has been subscribed
     // again, and messages published in between may have been missed: `gap` says so. Up with
@@ -63,9 +116,10 @@ public:
 
 // The pub/sub engine, one instance per worker, used only on that worker's loop thread.
 // Delivery contract: at most once per subscribed worker; messages published by one publisher on one
-// channel arrive in publish order; nothing is delivered for a channel the worker is not subscribed
-// to. subscribe/unsubscribe/publish may be batched until flush(), which the worker calls once per
-// loop turn before it sleeps.
+// channel arrive in publish order; messages with history arrive in offset order (a worker may miss
+// some, during an outage, and then hears Up with gap); nothing is delivered for a channel the
+// worker is not subscribed to. subscribe/unsubscribe/publish/readHistory may be batched until
+// flush(), which the worker calls once per loop turn before it sleeps.
 class Broker {
 public:
     virtual ~Broker() = default;
@@ -75,9 +129,15 @@ public:
     virtual void subscribe(std::string_view channel) = 0;
     // Stops delivering `channel`. Called once when the last local subscriber leaves.
     virtual void unsubscribe(std::string_view channel) = 0;
-    // Queues a publish; the outcome arrives through BrokerHandler::onPublishResult.
+    // Queues a publish; the outcome arrives through BrokerHandler::onPublishResult. With
+    // `history` enabled the message is appended to the channel's history and delivered with its
+    // position, in one atomic step; messages of one channel get offsets in the order they are
+    // delivered.
     virtual void publish(std::string_view channel, std::string_view data,
-                         const PublishTicket& ticket) = 0;
+                         const PublishTicket& ticket, const HistoryPolicy& history) = 0;
+    // Reads `channel`'s history; the answer arrives through BrokerHandler::onHistory. Sent with
+    // the next flush(), like a publish.
+    virtual void readHistory(std::string_view channel, const HistoryRequest& request) = 0;
     // Sends what was batched this loop turn.
     virtual void flush() = 0;
     // True while publishes can be accepted and subscriptions are live (feeds /readyz).

@@ -65,10 +65,14 @@ void MemoryBroker::unsubscribe(std::string_view channel) {
 }
 
 void MemoryBroker::publish(std::string_view channel, std::string_view data,
-                           const PublishTicket& ticket) {
+                           const PublishTicket& ticket, const HistoryPolicy& /*history*/) {
     outbox_.push_back(std::make_shared<const MemoryBrokerFactory::Message>(
         MemoryBrokerFactory::Message{std::string(channel), std::string(data), ticket.entered_us}));
     tickets_.push_back(ticket);
+}
+
+void MemoryBroker::readHistory(std::string_view /*channel*/, const HistoryRequest& request) {
+    unread_.push_back(request.token);
 }
 
 void MemoryBroker::confirmSubscriptions() {
@@ -79,6 +83,13 @@ void MemoryBroker::confirmSubscriptions() {
 
 void MemoryBroker::flush() {
     confirmSubscriptions();
+    if (!unread_.empty()) {
+        std::vector<uint64_t> tokens;
+        tokens.swap(unread_);
+        for (uint64_t token : tokens) {
+            handler_.onHistory(token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
+        }
+    }
     if (outbox_.empty()) return;
     std::vector<MessagePtr> local;
     {
@@ -117,7 +128,7 @@ void MemoryBroker::flush() {
     // so a publisher subscribed to its own channel sees its message before the ack.
     std::vector<PublishTicket> tickets;
     tickets.swap(tickets_);
-    for (const auto& t : tickets) handler_.onPublishResult(t, PublishStatus::Accepted);
+    for (const auto& t : tickets) handler_.onPublishResult(t, PublishStatus::Accepted, 0, {});
 }
 
 void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
@@ -134,7 +145,7 @@ void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
 
 void MemoryBroker::deliver(const std::vector<MessagePtr>& batch) {
     for (const auto& msg : batch) {
-        handler_.onBrokerMessage(msg->channel, msg->data, msg->entered_us);
+        handler_.onBrokerMessage(msg->channel, msg->data, msg->entered_us, 0, {});
     }
 }
 

@@ -51,8 +51,9 @@ public:
     // adapters::Broker
     void subscribe(std::string_view channel) override;
     void unsubscribe(std::string_view channel) override;
-    void publish(std::string_view channel, std::string_view data,
-                 const PublishTicket& ticket) override;
+    void publish(std::string_view channel, std::string_view data, const PublishTicket& ticket,
+                 const HistoryPolicy& history) override;
+    void readHistory(std::string_view channel, const HistoryRequest& request) override;
     void flush() override;
     bool usable() const override { return true; }
     const std::string& lastError() const override { return no_error_; }
@@ -71,6 +72,7 @@ private:
     BrokerHandler& handler_;
     std::vector<MessagePtr> outbox_;
     std::vector<PublishTicket> tickets_;
+    std::vector<uint64_t> unread_;         // history reads, answered Unavailable (no history yet)
     std::vector<std::string> confirming_;  // subscribed, not yet confirmed; one per subscribe()
     ev_async wake_{};
     std::mutex inbox_mutex_;

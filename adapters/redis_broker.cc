@@ -120,8 +120,10 @@ void RedisBroker::onPublishReply(RedisStatus status, const redisReply* reply) {
     if (status != RedisStatus::Reply || inflight_.empty()) return;
     const PublishTicket ticket = inflight_.front();
     inflight_.pop_front();
-    handler_.onPublishResult(ticket, reply->type == REDIS_REPLY_ERROR ? PublishStatus::Rejected
-                                                                      : PublishStatus::Accepted);
+    handler_.onPublishResult(
+        ticket,
+        reply->type == REDIS_REPLY_ERROR ? PublishStatus::Rejected : PublishStatus::Accepted, 0,
+        {});
 }
 
 void RedisBroker::onRoleReply(RedisStatus status, const redisReply* reply) {

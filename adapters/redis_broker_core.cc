@@ -79,7 +79,7 @@ void RedisBrokerCore::unsubscribe(std::string_view channel) {
 }
 
 void RedisBrokerCore::publish(std::string_view channel, std::string_view data,
-                              const PublishTicket& ticket) {
+                              const PublishTicket& ticket, const HistoryPolicy& /*history*/) {
     Outgoing out;
     out.channel.reserve(options_.prefix.size() + channel.size());
     out.channel.append(options_.prefix).append(channel);
@@ -92,8 +92,19 @@ void RedisBrokerCore::publish(std::string_view channel, std::string_view data,
     outbox_.push_back(std::move(out));
 }
 
+void RedisBrokerCore::readHistory(std::string_view /*channel*/, const HistoryRequest& request) {
+    unread_.push_back(request.token);
+}
+
 void RedisBrokerCore::flush() {
     if (!changed_.empty()) applyChanges();
+    if (!unread_.empty()) {
+        std::vector<uint64_t> tokens;
+        tokens.swap(unread_);
+        for (uint64_t token : tokens) {
+            handler_.onHistory(token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
+        }
+    }
     if (outbox_.empty()) return;
     sending_.swap(outbox_);
     std::vector<PublishTicket> unavailable;
@@ -103,7 +114,7 @@ void RedisBrokerCore::flush() {
     }
     sending_.clear();
     for (const PublishTicket& t : unavailable) {
-        handler_.onPublishResult(t, PublishStatus::Unavailable);
+        handler_.onPublishResult(t, PublishStatus::Unavailable, 0, {});
     }
 }
 
@@ -405,7 +416,7 @@ void RedisBrokerCore::deliver(uint16_t shard, std::string_view redis_channel,
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) return;
     const int64_t entered_us = takeStamp(payload);
-    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us);
+    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us, 0, {});
 }
 
 // Drops every connection (a half-working set would deliver without publishing or the reverse),
@@ -444,7 +455,8 @@ void RedisBrokerCore::fail(std::string reason) {
     const bool was_up = up_;
     up_ = false;
     if (was_up) handler_.onBrokerState(BrokerState::Down, false);
-    for (const PublishTicket& t : lost) handler_.onPublishResult(t, PublishStatus::Unavailable);
+    for (const PublishTicket& t : lost)
+        handler_.onPublishResult(t, PublishStatus::Unavailable, 0, {});
 }
 
 void RedisBrokerCore::sendProbes() {

@@ -76,8 +76,9 @@ public:
     // adapters::Broker
     void subscribe(std::string_view channel) override;
     void unsubscribe(std::string_view channel) override;
-    void publish(std::string_view channel, std::string_view data,
-                 const PublishTicket& ticket) override;
+    void publish(std::string_view channel, std::string_view data, const PublishTicket& ticket,
+                 const HistoryPolicy& history) override;
+    void readHistory(std::string_view channel, const HistoryRequest& request) override;
     void flush() override;
     bool usable() const override { return up_; }
     // Why the connections were last dropped (for logs and tests); empty if they never were.
@@ -216,6 +217,7 @@ private:
     bool moved_gap_ = false;       // one of them was live: Up with gap once they are all back
 
     std::vector<Outgoing> outbox_;
+    std::vector<uint64_t> unread_;  // history reads, answered Unavailable (no history yet)
     std::vector<Outgoing> sending_;
 
     std::vector<Probe> probes_;  // by shard

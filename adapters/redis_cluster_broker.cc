@@ -379,7 +379,7 @@ void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
     }
     if (error && isTopologyError(textOf(reply))) {
         fail("SPUBLISH to " + node.address.name() + ": " + std::string(textOf(reply)));
-        handler_.onPublishResult(pending.out.ticket, PublishStatus::Unavailable);
+        handler_.onPublishResult(pending.out.ticket, PublishStatus::Unavailable, 0, {});
         return;
     }
     finish(std::move(pending), error ? PublishStatus::Rejected : PublishStatus::Accepted);
@@ -417,7 +417,7 @@ void RedisClusterBroker::redirect(uint16_t from, Pending&& pending, std::string_
 }
 
 void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
-    handler_.onPublishResult(pending.out.ticket, status);
+    handler_.onPublishResult(pending.out.ticket, status, 0, {});
     auto it = flows_.find(pending.slot);
     if (it == flows_.end()) return;
     SlotFlow& flow = it->second;
@@ -427,7 +427,7 @@ void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
     flows_.erase(it);
     for (Pending& p : held) {
         if (!route(std::move(p)))
-            handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable);
+            handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable, 0, {});
     }
 }
 

@@ -84,6 +84,23 @@ struct Config {
         bool operator==(const Broker&) const = default;
     } broker;
 
+    // Options per channel name pattern (docs/config.md "channels"): a top-level list, the first
+    // entry whose pattern matches a channel decides; a channel no entry matches has the defaults.
+    struct Channel {
+        std::string pattern;              // an exact channel name, or a prefix followed by one *
+        int history_size = 0;             // messages kept; 0 = no history
+        int64_t history_ttl_ms = 600000;  // the history expires this long after the last publish
+        bool operator==(const Channel&) const = default;
+    };
+    std::vector<Channel> channels;
+
+    struct History {
+        int max_recover = 300;         // most messages one recovery delivers; more: not recovered
+        int max_limit = 1000;          // the largest "limit" of a history read
+        int max_reads_in_flight = 32;  // per worker; more wait their turn
+        bool operator==(const History&) const = default;
+    } history;
+
     struct Api {
         std::string key;  // empty = the HTTP publish API is disabled
         bool operator==(const Api&) const = default;

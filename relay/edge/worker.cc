@@ -359,7 +359,8 @@ void Worker::onListenerReadable() {
     }
 }
 
-void Worker::onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us) {
+void Worker::onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
+                             uint64_t /*offset*/, std::string_view /*epoch*/) {
     metrics_.broker_messages.add();
     const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us);
     if (delivery.too_large != 0) {
@@ -371,7 +372,10 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data, in
 
 void Worker::onSubscribed(std::string_view channel) { hub_.confirm(channel); }
 
-void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+void Worker::onHistory(uint64_t /*token*/, HistoryAnswer&& /*answer*/) {}
+
+void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t /*offset*/,
+                             std::string_view /*epoch*/) {
     const bool accepted = status == PublishStatus::Accepted;
     if (accepted && ticket.entered_us != 0) {
         metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);

@@ -64,10 +64,12 @@ public:
     void onListenerReadable();
 
     // BrokerHandler
-    void onBrokerMessage(std::string_view channel, std::string_view data,
-                         int64_t entered_us) override;
+    void onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
+                         uint64_t offset, std::string_view epoch) override;
     void onSubscribed(std::string_view channel) override;
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override;
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                         std::string_view epoch) override;
+    void onHistory(uint64_t token, HistoryAnswer&& answer) override;
     void onBrokerState(BrokerState state, bool gap) override;
     void onBrokerProbe(double round_trip_s) override;
     // HubListener

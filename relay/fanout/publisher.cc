@@ -27,7 +27,7 @@ bool Publisher::admit(std::string_view channel, std::string_view data,
 void Publisher::publish(std::string_view channel, std::string_view data, PublishTicket ticket) {
     ticket.entered_us = wallClockMicros();
     metrics_.broker_publishes.add();
-    broker_->publish(channel, data, ticket);
+    broker_->publish(channel, data, ticket, HistoryPolicy{});
 }
 
 void Publisher::refusedFromBroker(std::string_view channel, std::string_view data,

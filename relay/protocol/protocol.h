@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 
 #include "relay/protocol/frame.h"
@@ -12,7 +14,7 @@
 // Pure: no I/O, no globals; the fuzz target drives Parser directly.
 namespace wsrelay::protocol {
 
-enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send };
+enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send, History };
 
 // Protocol error codes carried in {"op":"error"} frames.
 enum class ErrorCode : int {
@@ -21,7 +23,9 @@ enum class ErrorCode : int {
     Forbidden = 403,     // outside the channels the token (or auth.permissions) grants
     UnknownOp = 404,
     Conflict = 409,        // already subscribed / not subscribed
-    LimitExceeded = 413,   // limits.max_subscriptions reached, or a message too large to deliver
+    NoHistory = 405,       // history (or a subscribe with since) on a channel that keeps none
+    LimitExceeded = 413,   // limits.max_subscriptions reached, a message too large to deliver,
+                           // or a history limit over history.max_limit
     InvalidChannel = 422,  // channel name outside the charset or too long
     RateLimited = 429,
     Internal = 500,
@@ -29,9 +33,23 @@ enum class ErrorCode : int {
     BrokerUnavailable = 503,  // the broker could not take the publish
 };
 
+// A place in a channel's history (docs/protocol.md "History and recovery").
+struct Position {
+    uint64_t offset = 0;
+    std::string_view epoch;  // 1..kMaxEpochBytes of [A-Za-z0-9]
+};
+inline constexpr size_t kMaxEpochBytes = 32;
+// True when `epoch` has the shape above.
+bool validEpoch(std::string_view epoch);
+
 struct Command {
     Op op = Op::Ping;
-    std::string_view channel;  // Subscribe/Unsubscribe/Publish
+    std::string_view channel;  // Subscribe/Unsubscribe/Publish/History
+    // Subscribe, History: "since":{"offset":N,"epoch":"E"} (offset 0..2^53-1, an epoch of the
+    // shape validEpoch() checks): where the client's copy of the channel ends.
+    std::optional<Position> since;
+    // History: "limit":L, 1..2^53-1 (the session refuses more than history.max_limit).
+    std::optional<uint64_t> limit;
     std::string_view data;  // Publish, Send: the JSON text of "data", exactly as the client sent it
     std::string_view token;  // Refresh: the new JWT
     std::optional<uint64_t> id;
@@ -87,18 +105,36 @@ private:
 // Server frames. Each returns a complete unmasked WebSocket text frame (RFC 6455 header + JSON).
 // `channel` must already be valid (validChannel) and `data` valid JSON: neither is escaped again.
 FramePtr encodeMessage(std::string_view channel, std::string_view data);
+// A message of a channel with history, with its place in it:
+// {"op":"message","channel":C,"offset":N,"epoch":"E","data":D}.
+FramePtr encodeMessage(std::string_view channel, std::string_view data, Position position);
+// The most a position adds to a message frame (a 20-digit offset, a kMaxEpochBytes epoch): the
+// entry checks of a channel with history add it to messageFrameSize().
+inline constexpr size_t kMaxPositionBytes =
+    sizeof(R"(,"offset":,"epoch":"")") - 1 + 20 + kMaxEpochBytes;
 // The size of the frame encodeMessage(channel, data) builds, without building it: the one
 // computation behind every "too large to deliver" check, so entry points and delivery agree.
 size_t messageFrameSize(std::string_view channel, std::string_view data);
 // Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
 inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
 FramePtr encodeAck(uint64_t id);
+// Whether a subscribe that asked to recover (gave "since") did: every message after its offset
+// follows, in order, or the client must reload (docs/protocol.md).
+enum class Recovered : uint8_t { NotAsked, Yes, No };
+// The ack of a subscribe to a channel with history: {"op":"ack","id":N,"offset":T,"epoch":"E"}
+// plus "recovered":true|false when the subscribe gave "since". `top` is the channel's position
+// when the subscription went live: recovering from it later misses nothing.
+FramePtr encodeAck(uint64_t id, Position top, Recovered recovered);
 FramePtr encodePong(std::optional<uint64_t> id);
 FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);
 FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
 // After a broker outage: {"op":"resubscribed","channel":C,"gap":true}: the subscription is live
 // again and messages published meanwhile may have been missed.
 FramePtr encodeResubscribed(std::string_view channel);
+// The same for a channel with history whose missed messages could not be recovered (its history
+// was lost or held fewer than were missed), with the position the client can recover from now:
+// {"op":"resubscribed","channel":C,"gap":true,"offset":T,"epoch":"E"}.
+FramePtr encodeResubscribed(std::string_view channel, Position top);
 // Auth: the connection's token expires soon: {"op":"token_expiring","exp":S,"in_ms":N}.
 FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms);
 // The server ended a subscription: {"op":"unsubscribed","channel":C,"reason":R}. `reason` is a
@@ -109,6 +145,20 @@ FramePtr encodeUnsubscribed(std::string_view channel, std::string_view reason);
 FramePtr encodeReply(std::optional<uint64_t> id, std::string_view data);
 // The app subscribed this connection to `channel` (hook answer): {"op":"subscribed","channel":C}.
 FramePtr encodeSubscribed(std::string_view channel);
+// The same for a channel with history: {"op":"subscribed","channel":C,"offset":T,"epoch":"E"}.
+FramePtr encodeSubscribed(std::string_view channel, Position top);
+// One stored message of a history answer.
+struct HistoryItem {
+    uint64_t offset = 0;
+    std::string_view data;  // JSON text
+};
+// The answer to {"op":"history"}: {"op":"history","id":N,"channel":C,"messages":[{"offset":O,
+// "data":D},...],"offset":T,"epoch":"E"} ("id" only when the command had one).
+FramePtr encodeHistory(std::optional<uint64_t> id, std::string_view channel,
+                       std::span<const HistoryItem> items, Position top);
+// The body of POST /api/history's answer: {"messages":[{"offset":O,"data":D},...],"offset":T,
+// "epoch":"E"}, appended to `out`.
+void appendHistoryBody(std::span<const HistoryItem> items, Position top, std::string& out);
 // A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
 FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 

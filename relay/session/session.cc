@@ -143,6 +143,9 @@ void Session::runCommand(const protocol::Command& cmd) {
             }
             return;
         }
+        case Op::History:
+            sendError(cmd.id, ErrorCode::NoHistory, "no history on this channel");
+            return;
         case Op::Send:
             if (hook == nullptr) {
                 sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");

@@ -64,11 +64,12 @@ public:
         return out;
     }
 
-    void onBrokerMessage(std::string_view channel, std::string_view data,
-                         int64_t entered_us) override {
+    void onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
+                         uint64_t offset, std::string_view epoch) override {
         EXPECT_FALSE(destroyed_) << "message after the broker was destroyed";
         messages.emplace_back(std::string(channel), std::string(data));
         stamps.push_back(entered_us);
+        positions.push_back(StreamPosition{offset, std::string(epoch)});
     }
     void onSubscribed(std::string_view channel) override {
         EXPECT_FALSE(destroyed_) << "subscription confirmed after the broker was destroyed";
@@ -80,10 +81,17 @@ public:
         EXPECT_GE(round_trip_s, 0.0);
         ++probes;
     }
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                         std::string_view epoch) override {
         EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
         EXPECT_FALSE(in_publish) << "publish result reported from inside publish()";
         results.emplace_back(ticket.request_id, status);
+        published_at.push_back(StreamPosition{offset, std::string(epoch)});
+    }
+    void onHistory(uint64_t token, HistoryAnswer&& answer) override {
+        EXPECT_FALSE(destroyed_) << "history after the broker was destroyed";
+        EXPECT_FALSE(in_read) << "history answered from inside readHistory()";
+        histories.emplace_back(token, std::move(answer));
     }
     void onBrokerState(BrokerState state, bool gap) override {
         EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
@@ -104,7 +112,7 @@ public:
     void publish(const std::string& channel, const std::string& data, uint64_t id,
                  int64_t entered_us = 0) {
         in_publish = true;
-        broker->publish(channel, data, PublishTicket{1, id, true, entered_us});
+        broker->publish(channel, data, PublishTicket{1, id, true, entered_us}, HistoryPolicy{});
         in_publish = false;
     }
 
@@ -114,9 +122,13 @@ public:
     std::vector<std::string> subscribed;  // onSubscribed, in order
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
-    std::vector<int64_t> stamps;  // entered_us of each message, in order
+    std::vector<int64_t> stamps;               // entered_us of each message, in order
+    std::vector<StreamPosition> positions;     // offset and epoch of each message, in order
+    std::vector<StreamPosition> published_at;  // of each publish result, in order
+    std::vector<std::pair<uint64_t, HistoryAnswer>> histories;  // onHistory, in order
     int probes = 0;
     bool in_publish = false;
+    bool in_read = false;
     bool in_subscribe = false;
 
 private:

@@ -16,13 +16,17 @@ using ::testing::Pair;
 
 class RecordingHandler : public BrokerHandler {
 public:
-    void onBrokerMessage(std::string_view channel, std::string_view data,
-                         int64_t entered_us) override {
+    void onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
+                         uint64_t, std::string_view) override {
         messages.emplace_back(std::string(channel), std::string(data));
         stamps.push_back(entered_us);
     }
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status) override {
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t,
+                         std::string_view) override {
         results.emplace_back(ticket.request_id, status);
+    }
+    void onHistory(uint64_t token, HistoryAnswer&& answer) override {
+        histories.emplace_back(token, std::move(answer));
     }
     void onBrokerState(BrokerState, bool) override { ++state_changes; }
     void onSubscribed(std::string_view channel) override { confirmed.emplace_back(channel); }
@@ -31,6 +35,7 @@ public:
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<int64_t> stamps;
     std::vector<std::string> confirmed;
+    std::vector<std::pair<uint64_t, HistoryAnswer>> histories;
     int state_changes = 0;
 };
 
@@ -60,7 +65,7 @@ protected:
 
 TEST_F(MemoryBrokerTest, DeliversToSubscribedWorkersOnlyAndAcksAfterFlush) {
     brokers[1]->subscribe("chat");
-    brokers[0]->publish("chat", R"({"t":1})", PublishTicket{1, 7, true});
+    brokers[0]->publish("chat", R"({"t":1})", PublishTicket{1, 7, true}, HistoryPolicy{});
     EXPECT_THAT(handlers[0].results, IsEmpty()) << "results come from flush, never from publish";
     brokers[0]->flush();
     EXPECT_THAT(handlers[0].results, ElementsAre(Pair(7u, PublishStatus::Accepted)));
@@ -74,8 +79,8 @@ TEST_F(MemoryBrokerTest, CarriesTheEntryStampToEveryWorker) {
     brokers[1]->subscribe("c");
     PublishTicket stamped;
     stamped.entered_us = 1763800000123456;
-    brokers[0]->publish("c", "1", stamped);
-    brokers[0]->publish("c", "2", PublishTicket{});
+    brokers[0]->publish("c", "1", stamped, HistoryPolicy{});
+    brokers[0]->publish("c", "2", PublishTicket{}, HistoryPolicy{});
     brokers[0]->flush();
     turn(1);
     EXPECT_THAT(handlers[0].stamps, ElementsAre(1763800000123456, 0));
@@ -85,7 +90,7 @@ TEST_F(MemoryBrokerTest, CarriesTheEntryStampToEveryWorker) {
 TEST_F(MemoryBrokerTest, PublisherSubscribedToItsOwnChannelGetsItOnce) {
     brokers[0]->subscribe("c");
     brokers[1]->subscribe("c");
-    brokers[0]->publish("c", "1", PublishTicket{});
+    brokers[0]->publish("c", "1", PublishTicket{}, HistoryPolicy{});
     brokers[0]->flush();
     turn(0);
     turn(1);
@@ -95,7 +100,8 @@ TEST_F(MemoryBrokerTest, PublisherSubscribedToItsOwnChannelGetsItOnce) {
 
 TEST_F(MemoryBrokerTest, BatchKeepsPublishOrder) {
     brokers[1]->subscribe("c");
-    for (int i = 0; i < 100; ++i) brokers[0]->publish("c", std::to_string(i), PublishTicket{});
+    for (int i = 0; i < 100; ++i)
+        brokers[0]->publish("c", std::to_string(i), PublishTicket{}, HistoryPolicy{});
     brokers[0]->flush();
     turn(1);
     ASSERT_EQ(handlers[1].messages.size(), 100u);
@@ -105,7 +111,7 @@ TEST_F(MemoryBrokerTest, BatchKeepsPublishOrder) {
 TEST_F(MemoryBrokerTest, UnsubscribeStopsDelivery) {
     brokers[1]->subscribe("c");
     brokers[1]->unsubscribe("c");
-    brokers[0]->publish("c", "1", PublishTicket{0, 1, true});
+    brokers[0]->publish("c", "1", PublishTicket{0, 1, true}, HistoryPolicy{});
     brokers[0]->flush();
     turn(1);
     EXPECT_THAT(handlers[1].messages, IsEmpty());
@@ -116,7 +122,7 @@ TEST_F(MemoryBrokerTest, UnsubscribeStopsDelivery) {
 TEST_F(MemoryBrokerTest, StoppedWorkerIsSkipped) {
     brokers[1]->subscribe("c");
     brokers[1].reset();
-    brokers[0]->publish("c", "1", PublishTicket{0, 3, true});
+    brokers[0]->publish("c", "1", PublishTicket{0, 3, true}, HistoryPolicy{});
     brokers[0]->flush();
     EXPECT_THAT(handlers[0].results, ElementsAre(Pair(3u, PublishStatus::Accepted)));
     EXPECT_THAT(handlers[1].messages, IsEmpty());
@@ -138,7 +144,7 @@ TEST_F(MemoryBrokerTest, TheConfirmationPrecedesTheChannelsMessages) {
     // Worker 1 subscribes and, in the same loop turn, gets a message for the channel from worker
     // 0's inbox hand-over: it hears of the subscription first.
     brokers[1]->subscribe("c");
-    brokers[0]->publish("c", "1", PublishTicket{});
+    brokers[0]->publish("c", "1", PublishTicket{}, HistoryPolicy{});
     brokers[0]->flush();
     turn(1);
     ASSERT_THAT(handlers[1].confirmed, ElementsAre("c"));

@@ -35,9 +35,12 @@ class FakeBroker : public Broker {
 public:
     void subscribe(std::string_view channel) override { subscribed.emplace_back(channel); }
     void unsubscribe(std::string_view channel) override { unsubscribed.emplace_back(channel); }
-    void publish(std::string_view channel, std::string_view data,
-                 const PublishTicket& ticket) override {
-        published.push_back({std::string(channel), std::string(data), ticket});
+    void publish(std::string_view channel, std::string_view data, const PublishTicket& ticket,
+                 const HistoryPolicy& history) override {
+        published.push_back({std::string(channel), std::string(data), ticket, history});
+    }
+    void readHistory(std::string_view channel, const HistoryRequest& request) override {
+        reads.push_back({std::string(channel), request});
     }
     void flush() override {}
     bool usable() const override { return up; }
@@ -47,10 +50,16 @@ public:
         std::string channel;
         std::string data;
         PublishTicket ticket;
+        HistoryPolicy history;
+    };
+    struct Read {
+        std::string channel;
+        HistoryRequest request;
     };
     std::vector<std::string> subscribed;
     std::vector<std::string> unsubscribed;
     std::vector<Published> published;
+    std::vector<Read> reads;
     bool up = true;
     std::string error;
 };
