@@ -62,48 +62,47 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             // Headers are only bound until the upgrade completes: decide on Origin now, act on it
             // once established so the browser gets a close code it can read (1008).
-            conn->session = nullptr;
+            conn->socket = nullptr;
             conn->origin_rejected =
                 !originAllowed(workerOf(wsi).context().config, http::header(wsi, WSI_TOKEN_ORIGIN));
             return 0;
 
         case LWS_CALLBACK_ESTABLISHED: {
-            Wire* wire = new (conn->wire) LwsWire(wsi, lws_get_socket_fd(wsi));
-            conn->session = workerOf(wsi).openSession(wsi, *wire, conn->origin_rejected);
-            return conn->session != nullptr ? 0 : -1;
+            conn->socket = workerOf(wsi).openSession(wsi, conn->origin_rejected);
+            return conn->socket != nullptr ? 0 : -1;
         }
 
         case LWS_CALLBACK_RECEIVE: {
-            if (conn->session == nullptr) return -1;
+            if (conn->socket == nullptr) return -1;
             Session::Piece piece;
             piece.binary = lws_frame_is_binary(wsi) != 0;
             piece.final = lws_is_final_fragment(wsi) != 0;
             piece.remaining = lws_remaining_packet_payload(wsi);
-            return conn->session->onReceive(static_cast<const char*>(in), len, piece);
+            return conn->socket->session.onReceive(static_cast<const char*>(in), len, piece);
         }
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
-            if (conn->session == nullptr) return 0;
-            return conn->session->onWriteable();
+            if (conn->socket == nullptr) return 0;
+            return conn->socket->session.onWriteable();
 
         case LWS_CALLBACK_TIMER:
-            if (conn->session != nullptr) return conn->session->onTimer();
+            if (conn->socket != nullptr) return conn->socket->session.onTimer();
             return 0;
 
         case LWS_CALLBACK_RECEIVE_PONG:
-            if (conn->session != nullptr) conn->session->onPong();
+            if (conn->socket != nullptr) conn->socket->session.onPong();
             return 0;
 
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-            if (conn->session != nullptr) {
-                conn->session->onPeerClose(static_cast<const unsigned char*>(in), len);
+            if (conn->socket != nullptr) {
+                conn->socket->session.onPeerClose(static_cast<const unsigned char*>(in), len);
             }
             return 0;
 
         case LWS_CALLBACK_CLOSED:
-            if (conn->session != nullptr) {
-                workerOf(wsi).closeSession(conn->session);
-                conn->session = nullptr;
+            if (conn->socket != nullptr) {
+                workerOf(wsi).closeSession(conn->socket);
+                conn->socket = nullptr;
             }
             return 0;
 

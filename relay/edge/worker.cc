@@ -292,7 +292,7 @@ void Worker::finishStop() {
     ev_break(loop_.loop, EVBREAK_ALL);
 }
 
-Session* Worker::openSession(lws* wsi, Wire& wire, bool origin_rejected) {
+edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected) {
     using metrics::HandshakeResult;
     std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi);
     // Cannot happen: every upgrade passes UpgradeGate::confirm, which verifies the token.
@@ -300,7 +300,9 @@ Session* Worker::openSession(lws* wsi, Wire& wire, bool origin_rejected) {
     const int open = shared_.connections.fetch_add(1) + 1;
     const uint64_t id =
         grant && grant->session_id != 0 ? grant->session_id : sessions_.allocateId();
-    auto* session = new Session(ctx_, wire, id, grant ? std::move(grant->identity) : nullptr);
+    auto* socket =
+        new edge::WebSocket(ctx_, wsi, id, grant ? std::move(grant->identity) : nullptr);
+    Session* session = &socket->session;
     if (grant) {
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);
@@ -321,15 +323,16 @@ Session* Worker::openSession(lws* wsi, Wire& wire, bool origin_rejected) {
         session->start(grant ? grant->channels : std::vector<std::string>{});
     }
     metrics_.handshakes[result].add();
-    return session;
+    return socket;
 }
 
-void Worker::closeSession(Session* session) {
-    flush_.cancel(*session);
-    session->onClosed();
-    sessions_.remove(session->id());
+void Worker::closeSession(edge::WebSocket* socket) {
+    Session& session = socket->session;
+    flush_.cancel(session);
+    session.onClosed();
+    sessions_.remove(session.id());
     shared_.connections.fetch_sub(1);
-    delete session;
+    delete socket;
     if (ctx_.draining && sessions_.empty() && !stopped_) {
         // Not from inside an lws callback: stop on the next loop turn.
         ev_timer_stop(loop_.loop, &drain_check_);

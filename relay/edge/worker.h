@@ -27,7 +27,10 @@ class Hook;
 class HookBridge;
 class Session;
 class UpgradeGate;
-class Wire;
+
+namespace edge {
+struct WebSocket;
+}
 
 // One core's share of the relay: a thread with its own libev loop carrying its lws context, its
 // SO_REUSEPORT listener, its sessions, its channel index and its broker connection. Nothing on the
@@ -58,9 +61,8 @@ public:
     UpgradeGate* gateIfSetUp() { return gate_.get(); }
     // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,
     // the worker is draining or the instance is at limits.max_connections.
-    // `wire` is the connection's, and outlives the session.
-    Session* openSession(lws* wsi, Wire& wire, bool origin_rejected);
-    void closeSession(Session* session);
+    edge::WebSocket* openSession(lws* wsi, bool origin_rejected);
+    void closeSession(edge::WebSocket* socket);
     void onListenerReadable();
 
     // BrokerHandler
