@@ -300,8 +300,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected) {
     const int open = shared_.connections.fetch_add(1) + 1;
     const uint64_t id =
         grant && grant->session_id != 0 ? grant->session_id : sessions_.allocateId();
-    auto* socket =
-        new edge::WebSocket(ctx_, wsi, id, grant ? std::move(grant->identity) : nullptr);
+    auto* socket = new edge::WebSocket(ctx_, wsi, id, grant ? std::move(grant->identity) : nullptr);
     Session* session = &socket->session;
     if (grant) {
         if (grant->decided) session->markAnnounced();
