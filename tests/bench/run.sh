@@ -331,7 +331,8 @@ import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
 c.request("GET", "/metrics")
 for line in c.getresponse().read().decode().splitlines():
-    if line.startswith(("wsrelay_history_", "wsrelay_recoveries_")):
+    if line.startswith(("wsrelay_history_", "wsrelay_recoveries_",
+                        "wsrelay_channel_recoveries_")):
         print(line)
 PY
     done
