@@ -188,6 +188,8 @@ struct Origin {
     std::string source;
     int line = 0;
     int column = 0;
+    // An EntryList key: where each of its entries starts (same source), for rules on entries.
+    std::vector<std::pair<int, int>> entries;
 };
 using Origins = std::map<std::string, Origin>;
 
@@ -358,9 +360,11 @@ private:
         store(key, value, *parsed.value);
     }
 
-    void store(const ConfigKey& key, const YAML::Node& value, const ConfigValue& converted) {
+    void store(const ConfigKey& key, const YAML::Node& value, const ConfigValue& converted,
+               std::vector<std::pair<int, int>> entries = {}) {
         key.store(out_.config, converted);
-        origins_[key.path] = {source_, value.Mark().line + 1, value.Mark().column + 1};
+        origins_[key.path] = {source_, value.Mark().line + 1, value.Mark().column + 1,
+                              std::move(entries)};
     }
 
     // Each value a unique field was given, with the entry (1-based) and line that gave it first.
@@ -376,6 +380,7 @@ private:
             return;
         }
         std::vector<ConfigEntry> entries;
+        std::vector<std::pair<int, int>> starts;
         FirstUses first_uses;
         bool good = true;
         size_t index = 0;
@@ -395,8 +400,9 @@ private:
                 continue;
             }
             entries.push_back(std::move(entry));
+            starts.emplace_back(item.Mark().line + 1, item.Mark().column + 1);
         }
-        if (good) store(key, value, ConfigValue{std::move(entries)});
+        if (good) store(key, value, ConfigValue{std::move(entries)}, std::move(starts));
     }
 
     // One entry's fields into `out` (every field: those not given hold their default); false
@@ -542,7 +548,43 @@ void applyEnvironment(ConfigLoad& out, Origins& origins, const Environment& env)
             continue;
         }
         it->second->store(out.config, *parsed.value);
-        origins[it->second->path] = {"env " + name, 0, 0};
+        origins[it->second->path] = {"env " + name, 0, 0, {}};
+    }
+}
+
+ConfigError ruleError(const Origins& origins, const std::string& fallback, const ConfigRule& rule,
+                      std::string message) {
+    ConfigError e;
+    e.source = fallback;
+    for (const std::string& key : rule.keys) {
+        const auto it = origins.find(key);
+        if (it == origins.end()) continue;
+        e.source = it->second.source;
+        e.line = it->second.line;
+        e.column = it->second.column;
+        break;
+    }
+    e.message = std::move(message);  // names every key itself, so `key` stays empty
+    return e;
+}
+
+// A rule on each entry of the list rule.keys[0]: one error per entry that breaks it, at the
+// entry when the list came from the file or the environment.
+void applyEntryRule(ConfigLoad& out, const Origins& origins, const std::string& fallback,
+                    const ConfigRule& rule) {
+    const ConfigKey* list = findConfigKey(rule.keys.front());
+    const size_t count = std::get<std::vector<ConfigEntry>>(list->read(out.config)).size();
+    const auto origin = origins.find(list->path);
+    for (size_t i = 0; i < count; ++i) {
+        std::string message = rule.check_entry(out.config, i);
+        if (message.empty()) continue;
+        ConfigError e = ruleError(origins, fallback, rule, std::move(message));
+        if (origin != origins.end() && i < origin->second.entries.size()) {
+            e.source = origin->second.source;
+            e.line = origin->second.entries[i].first;
+            e.column = origin->second.entries[i].second;
+        }
+        out.errors.push_back(std::move(e));
     }
 }
 
@@ -555,20 +597,13 @@ void applyRules(ConfigLoad& out, const Origins& origins, const std::string& fall
             return std::find(rule.keys.begin(), rule.keys.end(), e.key) != rule.keys.end();
         };
         if (std::any_of(out.errors.begin(), out.errors.end(), reads)) continue;
+        if (rule.check_entry != nullptr) {
+            applyEntryRule(out, origins, fallback, rule);
+            continue;
+        }
         std::string message = rule.check(out.config);
         if (message.empty()) continue;
-        ConfigError e;
-        e.source = fallback;
-        for (const std::string& key : rule.keys) {
-            const auto it = origins.find(key);
-            if (it == origins.end()) continue;
-            e.source = it->second.source;
-            e.line = it->second.line;
-            e.column = it->second.column;
-            break;
-        }
-        e.message = std::move(message);  // names every key itself, so `key` stays empty
-        out.errors.push_back(std::move(e));
+        out.errors.push_back(ruleError(origins, fallback, rule, std::move(message)));
     }
 }
 

@@ -335,7 +335,7 @@ std::string checkChannelPattern(std::string_view pattern) {
 }
 
 // A `channels` entry's pattern: a channel name, or one followed by a single * (a prefix), or a
-// lone * for every channel.
+// lone * for every channel. Its length is checked against limits.max_channel_bytes by a rule.
 std::string checkChannelsPattern(std::string_view pattern) {
     if (pattern.empty()) return "must not be empty";
     std::string_view name = pattern;
@@ -744,22 +744,98 @@ const std::vector<ConfigKey>& table() {
 // carry no mask). tests/unit/protocol_test.cc checks it against the encoder.
 constexpr int64_t kMaxFrameHeaderBytes = 10;
 
+// The most a position adds to a message frame of a channel with history:
+// `,"offset":N,"epoch":"E"` with a 20-digit offset and a 32-byte epoch (relay/protocol
+// kMaxPositionBytes; tests/unit/publisher_test.cc checks the rule against it).
+constexpr int64_t kMaxPositionBytes = 73;
+
+// The first `channels` entry that keeps history, or null: the rules that only matter with history
+// name it.
+const Config::Channel* firstWithHistory(const Config& c) {
+    for (const Config::Channel& entry : c.channels) {
+        if (entry.history_size > 0) return &entry;
+    }
+    return nullptr;
+}
+
+std::string historyEntryName(const Config& c, const Config::Channel& entry) {
+    return "channels entry " + std::to_string(&entry - c.channels.data() + 1) + ", " +
+           quoted(entry.pattern);
+}
+
 // A client's publish is never shorter than the JSON of the frame that delivers it
 // ({"op":"publish",...} and {"op":"message",...} differ in the op word only, both 7 letters), so
-// with this rule every publish a client may send fits in an empty send queue once framed.
+// with this rule every publish a client may send fits in an empty send queue once framed. On a
+// channel with history the frame also carries its position, which the entry checks make room for.
 // Anything larger could only close every subscriber as a slow consumer.
 std::string checkMessageFitsSendQueue(const Config& c) {
     const int64_t message = c.websocket.max_message_bytes;
     const int64_t queue = c.limits.send_queue_bytes;
-    if (message + kMaxFrameHeaderBytes <= queue) return "";
-    return "websocket.max_message_bytes (" + std::to_string(message) + ") plus a " +
-           std::to_string(kMaxFrameHeaderBytes) +
-           "-byte frame header exceeds limits.send_queue_bytes (" + std::to_string(queue) +
+    const Config::Channel* history = firstWithHistory(c);
+    const int64_t extra = kMaxFrameHeaderBytes + (history != nullptr ? kMaxPositionBytes : 0);
+    if (message + extra <= queue) return "";
+    std::string added = std::to_string(kMaxFrameHeaderBytes) + "-byte frame header";
+    if (history != nullptr) {
+        added += " and a " + std::to_string(kMaxPositionBytes) + "-byte position (" +
+                 historyEntryName(c, *history) + " keeps history)";
+    }
+    return "websocket.max_message_bytes (" + std::to_string(message) + ") plus a " + added +
+           " exceeds limits.send_queue_bytes (" + std::to_string(queue) +
            "): a message of the largest size could never be queued for a subscriber; set "
            "websocket.max_message_bytes to at most " +
-           std::to_string(queue - kMaxFrameHeaderBytes) +
-           " or limits.send_queue_bytes to at least " +
-           std::to_string(message + kMaxFrameHeaderBytes);
+           std::to_string(queue - extra) + " or limits.send_queue_bytes to at least " +
+           std::to_string(message + extra);
+}
+
+// A recovery queues the missed messages for its client at once, then the ack: a send queue that
+// cannot hold them closes the client (or drops what it recovered) every time it recovers.
+std::string checkRecoveryFitsSendQueue(const Config& c) {
+    const Config::Channel* entry = firstWithHistory(c);
+    const int recover = c.history.max_recover;
+    const int queue = c.limits.send_queue_messages;
+    if (entry == nullptr || recover < queue) return "";
+    return "history.max_recover (" + std::to_string(recover) +
+           ") is not less than limits.send_queue_messages (" + std::to_string(queue) + ") while " +
+           historyEntryName(c, *entry) +
+           " keeps history: a recovery queues up to history.max_recover messages and its ack for "
+           "one client at once; set history.max_recover to at most " +
+           std::to_string(queue - 1) + " or limits.send_queue_messages to at least " +
+           std::to_string(recover + 1);
+}
+
+// The history of a channel lives under Redis keys derived from its Redis channel name (prefix +
+// channel), in the channel's Cluster slot: the name's {hash tag} when it has one, else the whole
+// name made the tag. Channel names hold no brace, so the prefix decides which: none, or exactly
+// one non-empty tag (every channel then shares that tag's slot). Other braces would give the keys
+// another slot than the channel's, and the history function call would fail.
+std::string checkPrefixHashTag(const Config& c) {
+    const Config::Channel* entry = firstWithHistory(c);
+    const std::string& prefix = c.broker.redis.prefix;
+    if (entry == nullptr) return "";
+    const size_t open = prefix.find('{');
+    const size_t close = prefix.find('}');
+    const bool none = open == std::string::npos && close == std::string::npos;
+    const bool one_tag = open != std::string::npos && close != std::string::npos &&
+                         open + 1 < close && prefix.find('{', open + 1) == std::string::npos &&
+                         prefix.find('}', close + 1) == std::string::npos;
+    if (none || one_tag) return "";
+    return "broker.redis.prefix " + quoted(prefix) +
+           " holds braces other than one non-empty {hash tag} while " +
+           historyEntryName(c, *entry) +
+           " keeps history: its Redis keys are derived from the channel's hash tag; use no brace, "
+           "or one {tag}";
+}
+
+// A longer pattern could match no channel the relay accepts.
+std::string checkPatternLength(const Config& c, size_t index) {
+    const std::string& pattern = c.channels[index].pattern;
+    std::string_view name = pattern;
+    if (name.ends_with('*')) name.remove_suffix(1);
+    const int max = c.limits.max_channel_bytes;
+    if (name.size() <= static_cast<size_t>(max)) return "";
+    return "channels entry " + std::to_string(index + 1) + ": the pattern " + quoted(pattern) +
+           " is longer than limits.max_channel_bytes (" + std::to_string(max) +
+           ") without its *: it matches no channel";
 }
 
 std::string checkReconnectOrder(const Config& c) {
@@ -807,8 +883,8 @@ std::string checkAuthKey(const Config& c) {
 
 const std::vector<ConfigRule>& rules() {
     static const std::vector<ConfigRule> all = {
-        {{"websocket.max_message_bytes", "limits.send_queue_bytes"},
-         "websocket.max_message_bytes + 10 <= limits.send_queue_bytes",
+        {{"websocket.max_message_bytes", "limits.send_queue_bytes", "channels"},
+         "websocket.max_message_bytes + 10 (+ 73 with history) <= limits.send_queue_bytes",
          checkMessageFitsSendQueue},
         {{"broker.redis.reconnect_max_ms", "broker.redis.reconnect_min_ms"},
          "broker.redis.reconnect_min_ms <= broker.redis.reconnect_max_ms",
@@ -825,6 +901,16 @@ const std::vector<ConfigRule>& rules() {
         {{"auth.enabled", "auth.jwt.secret", "auth.jwt.public_key_file", "auth.jwt.jwks_url"},
          "auth.enabled => one of auth.jwt.secret, auth.jwt.public_key_file, auth.jwt.jwks_url set",
          checkAuthKey},
+        {{"channels", "limits.max_channel_bytes"},
+         "each channels pattern without its * is at most limits.max_channel_bytes long",
+         nullptr,
+         checkPatternLength},
+        {{"history.max_recover", "limits.send_queue_messages", "channels"},
+         "a channels entry with history => history.max_recover < limits.send_queue_messages",
+         checkRecoveryFitsSendQueue},
+        {{"broker.redis.prefix", "channels"},
+         "a channels entry with history => broker.redis.prefix has no brace or one {hash tag}",
+         checkPrefixHashTag},
     };
     return all;
 }

@@ -75,6 +75,9 @@ struct ConfigRule {
     std::vector<std::string> keys;  // the keys it reads; its error points at the first one set
     std::string rule;               // what must hold, one line, as docs/config.md states it
     std::string (*check)(const Config& config);  // an error message naming the keys, or ""
+    // Set instead of `check` for a rule on each entry of the EntryList key keys[0]: the error
+    // message for its entry `index` (0-based), or "". Such an error points at that entry.
+    std::string (*check_entry)(const Config& config, size_t index) = nullptr;
 };
 std::span<const ConfigRule> configRules();
 

@@ -990,6 +990,87 @@ TEST(ConfigRulesTest, AKeyThatFailedToLoadIsNotJudgedAgain) {
                 ElementsAre(HasSubstr("limits.send_queue_bytes: cannot convert 'lots'")));
 }
 
+TEST(ConfigRulesTest, AMessageOnAChannelWithHistoryAlsoNeedsRoomForItsPosition) {
+    const std::string queue = "limits: {send_queue_bytes: 65536}\n";
+    const std::string history = "channels: [{pattern: a}, {pattern: \"b:*\", history_size: 1}]\n";
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65526}\n" + queue).ok());
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65453}\n" + queue + history).ok());
+    EXPECT_THAT(
+        errorStrings(loadYaml("websocket: {max_message_bytes: 65454}\n" + queue + history)),
+        ElementsAre("cfg.yaml:1:32: websocket.max_message_bytes (65454) plus a 10-byte frame "
+                    "header and a 73-byte position (channels entry 2, 'b:*' keeps history) "
+                    "exceeds limits.send_queue_bytes (65536): a message of the largest size "
+                    "could never be queued for a subscriber; set websocket.max_message_bytes to "
+                    "at most 65453 or limits.send_queue_bytes to at least 65537"));
+}
+
+TEST(ConfigRulesTest, APatternLongerThanAChannelNameIsRefusedAtItsEntry) {
+    const ConfigLoad load = loadYaml(R"(limits:
+  max_channel_bytes: 8
+channels:
+  - pattern: "abcdefgh*"
+  - pattern: abcdefghi
+  - pattern: "abcdefghi*"
+)");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:5:5: channels entry 2: the pattern 'abcdefghi' is longer "
+                            "than limits.max_channel_bytes (8) without its *: it matches no "
+                            "channel",
+                            "cfg.yaml:6:5: channels entry 3: the pattern 'abcdefghi*' is longer "
+                            "than limits.max_channel_bytes (8) without its *: it matches no "
+                            "channel"));
+    // From the environment, the error points into its value; a limit lowered by the environment
+    // judges the file's entries.
+    EXPECT_THAT(
+        errorStrings(loadDefaultConfig({{"WSRELAY_LIMITS_MAX_CHANNEL_BYTES", "2"},
+                                        {"WSRELAY_CHANNELS", "[{pattern: ab}, {pattern: abc}]"}})),
+        ElementsAre("env WSRELAY_CHANNELS:1:17: channels entry 2: the pattern 'abc' is "
+                    "longer than limits.max_channel_bytes (2) without its *: it matches "
+                    "no channel"));
+    EXPECT_THAT(errorStrings(loadYaml("channels:\n  - pattern: abc\n",
+                                      {{"WSRELAY_LIMITS_MAX_CHANNEL_BYTES", "2"}})),
+                ElementsAre(StartsWith("cfg.yaml:2:5: channels entry 1: the pattern 'abc'")));
+    // A bad limit is its own error only.
+    EXPECT_THAT(
+        errorStrings(loadYaml("limits: {max_channel_bytes: 0}\nchannels: [{pattern: abc}]\n")),
+        ElementsAre(HasSubstr("limits.max_channel_bytes: '0' is out of range")));
+}
+
+TEST(ConfigRulesTest, WithHistoryARecoveryMustFitTheSendQueue) {
+    const std::string history = "channels: [{pattern: \"*\", history_size: 10}]\n";
+    EXPECT_TRUE(loadYaml("limits: {send_queue_messages: 300}\n").ok()) << "no history, no rule";
+    EXPECT_TRUE(loadYaml("limits: {send_queue_messages: 301}\n" + history).ok());
+    EXPECT_THAT(errorStrings(loadYaml("limits: {send_queue_messages: 300}\n" + history)),
+                ElementsAre("cfg.yaml:1:31: history.max_recover (300) is not less than "
+                            "limits.send_queue_messages (300) while channels entry 1, '*' keeps "
+                            "history: a recovery queues up to history.max_recover messages and "
+                            "its ack for one client at once; set history.max_recover to at most "
+                            "299 or limits.send_queue_messages to at least 301"));
+    EXPECT_THAT(errorStrings(loadYaml("history: {max_recover: 2000}\n" + history)),
+                ElementsAre(StartsWith("cfg.yaml:1:24: history.max_recover (2000) is not less "
+                                       "than limits.send_queue_messages (1024)")));
+}
+
+TEST(ConfigRulesTest, WithHistoryTheRedisPrefixHoldsNoBraceOrOneHashTag) {
+    const std::string history = "channels: [{pattern: \"*\", history_size: 10}]\n";
+    const auto prefix = [](std::string_view p) {
+        return "broker: {redis: {prefix: \"" + std::string(p) + "\"}}\n";
+    };
+    for (const char* good : {"", "app:", "{app}:", "a{b}c", "{x}"}) {
+        EXPECT_TRUE(loadYaml(prefix(good) + history).ok()) << good;
+    }
+    for (const char* bad : {"{}", "a{", "}a", "{a}{b}", "{a}}", "a}{b", "{{a}"}) {
+        EXPECT_TRUE(loadYaml(prefix(bad)).ok()) << bad << ": without history any prefix goes";
+        const ConfigLoad load = loadYaml(prefix(bad) + history);
+        ASSERT_EQ(load.errors.size(), 1u) << bad;
+        EXPECT_EQ(load.errors[0].toString(),
+                  "cfg.yaml:1:26: broker.redis.prefix '" + std::string(bad) +
+                      "' holds braces other than one non-empty {hash tag} while channels entry "
+                      "1, '*' keeps history: its Redis keys are derived from the channel's hash "
+                      "tag; use no brace, or one {tag}");
+    }
+}
+
 // Each tests/unit/fixtures/config/fail-*.yaml is refused with exactly one error, the one on its
 // "# expect-error:" line (position included); tests/integration/test_config_check.py checks that
 // startup refuses it alike.
