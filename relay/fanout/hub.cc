@@ -151,7 +151,8 @@ void Hub::leaveAll(Membership& m) {
 Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us) {
     HubChannel* ch = find(channel);
     if (ch == nullptr) return {};
-    if (!fits(ch->name_, data)) return {0, ch->members_.size()};
+    // The frame built here carries no position.
+    if (!fits(ch->name_, data, HistoryPolicy{})) return {0, ch->members_.size()};
     FramePtr frame = protocol::encodeMessage(ch->name_, data);
     frame->setEnteredMicros(entered_us);
     // Sinks never touch the index from push(), so iterating the vector directly is safe.

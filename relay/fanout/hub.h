@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/broker.h"
 #include "relay/fanout/sink.h"
 #include "relay/protocol/protocol.h"
 
@@ -119,10 +120,17 @@ public:
     // Copies, so the caller may unsubscribe while walking them.
     std::vector<std::string> channelsOf(const Membership& m) const;
 
-    // Whether the message frame of `data` on `channel` is at most max_frame_bytes: what deliver()
-    // requires, for entry points to refuse a message before it is published.
-    bool fits(std::string_view channel, std::string_view data) const {
-        return protocol::messageFrameSize(channel, data) <= max_frame_bytes_;
+    // The largest message frame of `data` on `channel`: its frame, plus room for a position when
+    // the channel keeps history (its messages carry their offset and epoch).
+    static size_t frameBytes(std::string_view channel, std::string_view data,
+                             const HistoryPolicy& history) {
+        return protocol::messageFrameSize(channel, data) +
+               (history.enabled() ? protocol::kMaxPositionBytes : 0);
+    }
+    // Whether frameBytes() is at most max_frame_bytes: what deliver() requires, for entry points
+    // to refuse a message before it is published. The one size rule of both.
+    bool fits(std::string_view channel, std::string_view data, const HistoryPolicy& history) const {
+        return frameBytes(channel, data, history) <= max_frame_bytes_;
     }
 
     struct Delivery {

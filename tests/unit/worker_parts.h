@@ -19,6 +19,7 @@
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 #include "relay/common/shared_state.h"
+#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
@@ -159,14 +160,17 @@ private:
 // Configure `config` before the first use of ctx() (the parts read it when built).
 struct WorkerParts {
     explicit WorkerParts(Config cfg = defaultConfig())
-        : config(std::move(cfg)), loop(ev_loop_new(EVFLAG_AUTO)), registry(1), brokers(1),
-          shared(config, registry, brokers, 1, 100), metrics(registry.worker(0)), listener(broker),
+        : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
+          registry(1), brokers(1), shared(config, channels, registry, brokers, 1, 100),
+          metrics(registry.worker(0)), listener(broker),
           hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes)),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
-          publisher(hub, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes), loop),
+          publisher(hub, channels, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes),
+                    loop),
           flush(loop, config.websocket.write_coalesce_ms / 1000.0),
-          sessions(0), ctx{shared, config, metrics, loop, hub, publisher, parser, flush, sessions} {
+          sessions(0), ctx{shared, config,    channels, metrics, loop,
+                           hub,    publisher, parser,   flush,   sessions} {
         publisher.setBroker(&broker);
     }
     ~WorkerParts() {
@@ -182,6 +186,7 @@ struct WorkerParts {
     }
 
     Config config;
+    ChannelRules channels;
     struct ev_loop* loop;
     metrics::Registry registry;
     MemoryBrokerFactory brokers;  // SharedState wants one; the worker's broker is `broker`
