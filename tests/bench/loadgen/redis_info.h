@@ -2,8 +2,9 @@
 
 // Reads Redis's per-command call counts (INFO commandstats) over a short blocking connection, for
 // the recovery mode's count of the history reads Redis served. Redis 7 counts the commands a
-// function runs (redis.call) under their own names as well as the FCALL itself, so XRANGE and
-// XREVRANGE count the history reads whether or not they come through a function.
+// function runs (redis.call) under their own names as well as the FCALL itself: the relay's
+// history publishes show as FCALL and XADD, its reads as FCALL and, when there is something to
+// read, XRANGE or XREVRANGE (adapters/redis_functions.lua).
 
 #include <cstdint>
 #include <map>
