@@ -19,6 +19,8 @@
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 #include "relay/common/shared_state.h"
+#include "relay/fanout/channel_rules.h"
+#include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
@@ -161,13 +163,19 @@ struct WorkerParts {
     explicit WorkerParts(Config cfg = defaultConfig())
         : config(std::move(cfg)), loop(ev_loop_new(EVFLAG_AUTO)), registry(1), brokers(1),
           shared(config, registry, brokers, 1, 100), metrics(registry.worker(0)), listener(broker),
-          hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes)),
+          rules(config.channels),
+          history(metrics, static_cast<size_t>(config.history.max_reads_in_flight)),
+          hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes),
+              HubHistory{&rules, &history, static_cast<uint32_t>(config.history.max_recover),
+                         &metrics}),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
           publisher(hub, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes), loop),
           flush(loop, config.websocket.write_coalesce_ms / 1000.0),
           sessions(0), ctx{shared, config, metrics, loop, hub, publisher, parser, flush, sessions} {
         publisher.setBroker(&broker);
+        history.setBroker(&broker);
+        ctx.history = &history;
     }
     ~WorkerParts() {
         flush.stop();
@@ -189,6 +197,8 @@ struct WorkerParts {
     metrics::WorkerMetrics& metrics;
     FakeBroker broker;
     BrokerListener listener;
+    ChannelRules rules;
+    HistoryReads history;  // the worker's onHistory answers through history.onAnswer
     Hub hub;
     protocol::Parser parser;
     Publisher publisher;
