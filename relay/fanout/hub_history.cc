@@ -94,7 +94,9 @@ void Hub::serve(HubChannel& ch, uint32_t index, bool recovered, bool from_read) 
     if (w.has_since) countRecovery(recovered, from_read);
     if (!h.continuous) {
         // No position to give (the broker cannot be read): acknowledged as without history.
-        sendAck(ch, *ch.members_[ch.pending_acks_[index].member_index].membership, ack);
+        if (ack.kind != SubscribeAck::Kind::None) {
+            sendAck(ch, *ch.members_[ch.pending_acks_[index].member_index].membership, ack);
+        }
         removePending(ch, index);
         return;
     }

@@ -368,6 +368,25 @@ TEST_F(HubHistoryTest, AnAppGrantIsToldWithThePosition) {
     EXPECT_THAT(a.sink.take(), ElementsAre("subscribed @9/e1"));
 }
 
+TEST_F(HubHistoryTest, ASubscribeWithoutAnAckStillRecoversItsMessages) {
+    // The app answered the subscribe hook with a reply: the client gets no ack.
+    Client a, b;
+    join(a, {}, since(1));
+    hub.confirm(kChannel);
+    answer(0, 3, 1);
+    EXPECT_THAT(a.sink.take(), ElementsAre("msg 2", "msg 3"));
+    join(b, {}, since(2, "other"));
+    EXPECT_THAT(b.sink.take(), IsEmpty());
+    live(4);
+    EXPECT_THAT(b.sink.take(), ElementsAre("msg 4"));
+    // Without a position either.
+    Client c;
+    join(c, {}, since(1), "small");
+    hub.confirm("small");
+    unavailable(1);
+    EXPECT_THAT(c.sink.take(), IsEmpty());
+}
+
 TEST_F(HubHistoryTest, AMemberLeavingWhileHeldIsToldNothing) {
     Client a, b;
     join(a, ackWith(1), since(1));
