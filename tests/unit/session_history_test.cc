@@ -205,6 +205,7 @@ TEST(SessionHistoryTest, AnUnreadableHistoryIsAnswered503) {
     WorkerParts w(config());
     TestSession s(w, 1);
     receive(s, R"({"op":"history","channel":"room:1","id":1})");
+    ASSERT_EQ(w.broker.reads.size(), 1u);
     w.history.onAnswer(w.broker.reads[0].request.token, {HistoryStatus::Unavailable, {}, {}});
     const auto out = written(w, s);
     ASSERT_EQ(out.size(), 1u);
@@ -217,6 +218,7 @@ TEST(SessionHistoryTest, AnAnswerNoSendQueueHoldsIsRefusedWith413) {
     WorkerParts w(cfg);
     TestSession s(w, 1);
     receive(s, R"({"op":"history","channel":"room:1","id":1})");
+    ASSERT_EQ(w.broker.reads.size(), 1u);
     answer(w, 0, 10, 1);
     const auto out = written(w, s);
     ASSERT_EQ(out.size(), 1u);
@@ -234,6 +236,7 @@ TEST(SessionHistoryTest, ASessionThatClosesCancelsItsRead) {
     receive(a, R"({"op":"history","channel":"room:1","id":1})");
     receive(b, R"({"op":"history","channel":"room:1","id":1})");
     receive(c, R"({"op":"history","channel":"room:1","id":1})");
+    ASSERT_EQ(w.broker.reads.size(), 1u);
     EXPECT_EQ(w.history.waiting(), 2u);
     b.close();  // its read was waiting: dropped
     EXPECT_EQ(w.history.waiting(), 1u);
