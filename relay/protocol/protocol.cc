@@ -16,8 +16,6 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// Largest id a JavaScript client can hold exactly (Number.MAX_SAFE_INTEGER).
-constexpr uint64_t kMaxId = (uint64_t{1} << 53) - 1;
 // Nesting cap for "data": at most this many arrays/objects inside one another ([[1]] is 2).
 constexpr size_t kMaxDataDepth = 64;
 
@@ -41,7 +39,7 @@ std::string_view trimJson(std::string_view s) {
     return s;
 }
 
-enum class Key { Op, Channel, Data, Id, Token, Unknown };
+enum class Key { Op, Channel, Data, Id, Token, Since, Limit, Unknown };
 
 Key classify(std::string_view key) {
     switch (key.size()) {
@@ -54,6 +52,8 @@ Key classify(std::string_view key) {
             break;
         case 5:
             if (key == "token") return Key::Token;
+            if (key == "since") return Key::Since;
+            if (key == "limit") return Key::Limit;
             break;
         case 7:
             if (key == "channel") return Key::Channel;
@@ -115,6 +115,20 @@ simdjson::error_code stringValue(od::value& value, std::string_view& out) {
     return value.get_string().get(out);
 }
 
+// A JSON integer token from 0 to kMaxSafeInteger, in the only spelling JSON allows for it: digits,
+// no sign, no leading zero, no fraction or exponent (as simdjson's get_uint64 reads an id).
+bool safeInteger(std::string_view token, uint64_t& out) {
+    if (token.empty() || token.size() > 16 || (token[0] == '0' && token.size() > 1)) return false;
+    uint64_t v = 0;
+    for (char c : token) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (v > kMaxSafeInteger) return false;
+    out = v;
+    return true;
+}
+
 void fail(ParseResult& r, ErrorCode code, std::string_view reason) {
     r.ok = false;
     r.error = code;
@@ -158,6 +172,12 @@ public:
     Writer& put(std::string_view s) {
         std::memcpy(pos_, s.data(), s.size());
         pos_ += s.size();
+        return *this;
+    }
+    // A piece that writes itself: piece.write(out) returns the end of what it wrote.
+    template <typename Piece>
+    Writer& write(const Piece& piece) {
+        pos_ = piece.write(pos_);
         return *this;
     }
     char* cursor() { return pos_; }
@@ -255,6 +275,16 @@ size_t escapeJson(std::string_view s, char* out) {
 
 }  // namespace
 
+bool validEpoch(std::string_view epoch) {
+    if (epoch.empty() || epoch.size() > kMaxEpochBytes) return false;
+    for (char c : epoch) {
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum) return false;
+    }
+    return true;
+}
+
 bool validChannel(std::string_view name, size_t max_bytes) {
     if (name.empty() || name.size() > max_bytes) return false;
     for (char c : name) {
@@ -282,6 +312,25 @@ struct Parser::Impl {
         return validator.parse(text.data(), text.size(), false).error();
     }
 
+    // Consumes a value the command does not use, keeping the first JSON error in `value_error`:
+    // an ignored value must still be JSON.
+    simdjson::error_code ignore(od::value& value, od::json_type type,
+                                std::string_view& value_error) {
+        std::string_view text;
+        if (auto err = rawValue(value, type, text)) return err;
+        if (value_error.empty() && validate(text) != simdjson::SUCCESS) value_error = kMalformed;
+        return simdjson::SUCCESS;
+    }
+
+    // What "since" held, or why it is refused: read whatever the op, refused only by the ops that
+    // use it (like "token" and "channel").
+    struct Since {
+        Position position;
+        std::string_view error;  // empty: a valid position
+    };
+    simdjson::error_code readSince(od::value& value, od::json_type type, Since& out,
+                                   std::string_view& value_error);
+
     // Fills the caller's result in place: ParseResult is too big to copy on the hot path.
     void parse(std::string_view message, ParseResult& r);
 
@@ -292,6 +341,71 @@ struct Parser::Impl {
     od::parser envelope;
     simdjson::dom::parser validator;
 };
+
+// "since" is the relay's own object, so it is read strictly: exactly "offset" and "epoch", each
+// once. The epoch is read in place, like a channel name: one needing escapes has the wrong shape.
+simdjson::error_code Parser::Impl::readSince(od::value& value, od::json_type type, Since& out,
+                                             std::string_view& value_error) {
+    if (type != od::json_type::object) {
+        out.error = kInvalidSince;
+        return ignore(value, type, value_error);
+    }
+    od::object object;
+    if (auto err = value.get_object().get(object)) return err;
+    enum Field : unsigned { kOffset, kEpoch };
+    FieldsSeen seen;
+    bool has_offset = false;
+    bool has_epoch = false;
+    auto refuse = [&](std::string_view why) {
+        if (out.error.empty()) out.error = why;
+    };
+    for (auto field_result : object) {
+        od::field field;
+        if (auto err = std::move(field_result).get(field)) return err;
+        std::string_view key;
+        if (auto err = rawKey(field, key)) return err;
+        od::value& v = field.value();
+        od::json_type t;
+        if (auto err = v.type().get(t)) return err;
+        if (key == "offset" || key == "epoch") {
+            if (!seen.first(key == "offset" ? kOffset : kEpoch)) {
+                refuse(kDuplicateField);
+            } else if (key == "offset") {
+                if (t == od::json_type::number &&
+                    safeInteger(trimJson(v.raw_json_token()), out.position.offset)) {
+                    has_offset = true;
+                    continue;
+                }
+                refuse(kInvalidSinceOffset);
+            } else if (t == od::json_type::string) {
+                std::string_view token;
+                if (auto err = rawValue(v, t, token)) return err;
+                std::string_view epoch;
+                if (token.size() >= 2 && token.back() == '"') {
+                    epoch = token.substr(1, token.size() - 2);
+                }
+                if (validEpoch(epoch)) {
+                    out.position.epoch = epoch;
+                    has_epoch = true;
+                    continue;
+                }
+                // Consumed already: checked here rather than by ignore().
+                refuse(kInvalidSinceEpoch);
+                if (value_error.empty() && validate(token) != simdjson::SUCCESS) {
+                    value_error = kMalformed;
+                }
+                continue;
+            } else {
+                refuse(kInvalidSinceEpoch);
+            }
+        } else {
+            refuse(kInvalidSince);
+        }
+        if (auto err = ignore(v, t, value_error)) return err;
+    }
+    if (!has_offset || !has_epoch) refuse(kInvalidSince);
+    return simdjson::SUCCESS;
+}
 
 void Parser::Impl::parse(std::string_view message, ParseResult& r) {
     const size_t n = message.size();
@@ -323,6 +437,11 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
     bool duplicate = false;
     bool id_duplicate = false;
     std::string_view value_error;  // first malformed value; iteration goes on to find the id
+    bool has_since = false;
+    Since since;
+    bool has_limit = false;
+    uint64_t limit = 0;
+    std::string_view limit_error;
     FieldsSeen seen;
 
     for (auto field_result : object) {
@@ -389,9 +508,24 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
                 }
                 token_state = State::Other;
                 break;
+            case Key::Since:
+                has_since = true;
+                if (readSince(value, type, since, value_error)) {
+                    return fail(r, ErrorCode::BadRequest, kMalformed);
+                }
+                continue;
+            case Key::Limit:
+                has_limit = true;
+                if (type == od::json_type::number &&
+                    safeInteger(trimJson(value.raw_json_token()), limit) && limit > 0) {
+                    continue;
+                }
+                limit_error = kInvalidLimit;
+                break;
             case Key::Id: {
                 uint64_t id = 0;
-                if (type != od::json_type::number || value.get_uint64().get(id) || id > kMaxId) {
+                if (type != od::json_type::number || value.get_uint64().get(id) ||
+                    id > kMaxSafeInteger) {
                     return fail(r, ErrorCode::BadRequest, "id must be a non-negative integer");
                 }
                 r.id = id;
@@ -400,9 +534,7 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
             case Key::Unknown: break;
         }
         // Ignored values are still checked: a frame is either JSON or it is refused.
-        std::string_view text;
-        if (rawValue(value, type, text)) return fail(r, ErrorCode::BadRequest, kMalformed);
-        if (value_error.empty() && validate(text) != simdjson::SUCCESS) value_error = kMalformed;
+        if (ignore(value, type, value_error)) return fail(r, ErrorCode::BadRequest, kMalformed);
     }
 
     if (id_duplicate) r.id.reset();
@@ -437,6 +569,8 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         cmd.op = Op::Refresh;
     } else if (op == "send") {
         cmd.op = Op::Send;
+    } else if (op == "history") {
+        cmd.op = Op::History;
     } else {
         return fail(r, ErrorCode::UnknownOp, "unknown op");
     }
@@ -458,6 +592,14 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
             return fail(r, ErrorCode::InvalidChannel, "invalid channel name");
         }
         cmd.channel = channel;
+    }
+    if (has_since && (cmd.op == Op::Subscribe || cmd.op == Op::History)) {
+        if (!since.error.empty()) return fail(r, ErrorCode::BadRequest, since.error);
+        cmd.since = since.position;
+    }
+    if (has_limit && cmd.op == Op::History) {
+        if (!limit_error.empty()) return fail(r, ErrorCode::BadRequest, limit_error);
+        cmd.limit = limit;
     }
     if (cmd.op == Op::Publish || cmd.op == Op::Send) {
         if (!has_data) return fail(r, ErrorCode::BadRequest, "missing data");
@@ -491,6 +633,73 @@ size_t messagePayloadSize(std::string_view channel, std::string_view data) {
     return kMessageHead.size() + channel.size() + kMessageMid.size() + data.size() +
            kMessageTail.size();
 }
+
+char* put(char* out, std::string_view s) {
+    std::memcpy(out, s.data(), s.size());
+    return out + s.size();
+}
+
+// A channel's position as fields of an object: ,"offset":N,"epoch":"E" (the epoch has
+// validEpoch's shape, so it needs no escaping).
+class PositionFields {
+public:
+    explicit PositionFields(Position position) : offset_(position.offset), epoch_(position.epoch) {}
+    size_t size() const { return kOffset.size() + offset_.len + kEpoch.size() + epoch_.size() + 1; }
+    char* write(char* out) const {
+        out = put(out, kOffset);
+        out = put(out, offset_.view());
+        out = put(out, kEpoch);
+        out = put(out, epoch_);
+        *out = '"';
+        return out + 1;
+    }
+
+private:
+    static constexpr std::string_view kOffset = R"(,"offset":)";
+    static constexpr std::string_view kEpoch = R"(,"epoch":")";
+    Decimal offset_;
+    std::string_view epoch_;
+};
+
+// {"op":"message","channel":C,"offset":N,"epoch":"E","data":D}
+constexpr std::string_view kPositionedData = R"(,"data":)";
+
+size_t messagePayloadSize(std::string_view channel, std::string_view data,
+                          const PositionFields& position) {
+    return kMessageHead.size() + channel.size() + 1 + position.size() + kPositionedData.size() +
+           data.size() + kMessageTail.size();
+}
+
+// The messages of a history answer: [{"offset":O,"data":D},...].
+class HistoryMessages {
+public:
+    explicit HistoryMessages(std::span<const HistoryItem> items) : items_(items) {}
+    size_t size() const {
+        size_t n = 2 + (items_.empty() ? 0 : items_.size() - 1);  // brackets, commas
+        for (const HistoryItem& item : items_) {
+            n += kHead.size() + Decimal(item.offset).len + kData.size() + item.data.size() + 1;
+        }
+        return n;
+    }
+    char* write(char* out) const {
+        *out++ = '[';
+        for (size_t i = 0; i < items_.size(); ++i) {
+            if (i > 0) *out++ = ',';
+            out = put(out, kHead);
+            out = put(out, Decimal(items_[i].offset).view());
+            out = put(out, kData);
+            out = put(out, items_[i].data);
+            *out++ = '}';
+        }
+        *out++ = ']';
+        return out;
+    }
+
+private:
+    static constexpr std::string_view kHead = R"({"offset":)";
+    static constexpr std::string_view kData = R"(,"data":)";
+    std::span<const HistoryItem> items_;
+};
 }  // namespace
 
 FramePtr encodeMessage(std::string_view channel, std::string_view data) {
@@ -508,10 +717,45 @@ size_t messageFrameSize(std::string_view channel, std::string_view data) {
     return headerSize(payload) + payload;
 }
 
+FramePtr encodeMessage(std::string_view channel, std::string_view data, Position position) {
+    const PositionFields fields(position);
+    return Writer(messagePayloadSize(channel, data, fields))
+        .put(kMessageHead)
+        .put(channel)
+        .put("\"")
+        .write(fields)
+        .put(kPositionedData)
+        .put(data)
+        .put(kMessageTail)
+        .finish();
+}
+
+size_t messageFrameSize(std::string_view channel, std::string_view data, Position position) {
+    const size_t payload = messagePayloadSize(channel, data, PositionFields(position));
+    return headerSize(payload) + payload;
+}
+
 FramePtr encodeAck(uint64_t id) {
     constexpr std::string_view kHead = R"({"op":"ack","id":)";
     const Decimal d(id);
     return Writer(kHead.size() + d.len + 1).put(kHead).put(d.view()).put("}").finish();
+}
+
+FramePtr encodeAck(uint64_t id, Position top, Recovered recovered) {
+    constexpr std::string_view kHead = R"({"op":"ack","id":)";
+    constexpr std::string_view kRecovered = R"(,"recovered":true})";
+    constexpr std::string_view kNotRecovered = R"(,"recovered":false})";
+    const Decimal d(id);
+    const PositionFields fields(top);
+    const std::string_view tail = recovered == Recovered::Yes  ? kRecovered
+                                  : recovered == Recovered::No ? kNotRecovered
+                                                               : "}";
+    return Writer(kHead.size() + d.len + fields.size() + tail.size())
+        .put(kHead)
+        .put(d.view())
+        .write(fields)
+        .put(tail)
+        .finish();
 }
 
 FramePtr encodePong(std::optional<uint64_t> id) {
@@ -558,6 +802,19 @@ FramePtr encodeResubscribed(std::string_view channel) {
         .finish();
 }
 
+FramePtr encodeResubscribed(std::string_view channel, Position top) {
+    constexpr std::string_view kHead = R"({"op":"resubscribed","channel":")";
+    constexpr std::string_view kGap = R"(","gap":true)";
+    const PositionFields fields(top);
+    return Writer(kHead.size() + channel.size() + kGap.size() + fields.size() + 1)
+        .put(kHead)
+        .put(channel)
+        .put(kGap)
+        .write(fields)
+        .put("}")
+        .finish();
+}
+
 FramePtr encodeTokenExpiring(int64_t exp_seconds, int64_t in_ms) {
     char text[96];
     const int n = std::snprintf(
@@ -597,6 +854,53 @@ FramePtr encodeSubscribed(std::string_view channel) {
         .put(channel)
         .put(kTail)
         .finish();
+}
+
+FramePtr encodeSubscribed(std::string_view channel, Position top) {
+    constexpr std::string_view kHead = R"({"op":"subscribed","channel":")";
+    const PositionFields fields(top);
+    return Writer(kHead.size() + channel.size() + 1 + fields.size() + 1)
+        .put(kHead)
+        .put(channel)
+        .put("\"")
+        .write(fields)
+        .put("}")
+        .finish();
+}
+
+FramePtr encodeHistory(std::optional<uint64_t> id, std::string_view channel,
+                       std::span<const HistoryItem> items, Position top) {
+    constexpr std::string_view kHead = R"({"op":"history")";
+    constexpr std::string_view kId = R"(,"id":)";
+    constexpr std::string_view kChannel = R"(,"channel":")";
+    constexpr std::string_view kMessages = R"(","messages":)";
+    const Decimal id_text(id.value_or(0));
+    const HistoryMessages messages(items);
+    const PositionFields fields(top);
+    size_t len = kHead.size() + kChannel.size() + channel.size() + kMessages.size() +
+                 messages.size() + fields.size() + 1;
+    if (id) len += kId.size() + id_text.len;
+
+    Writer w(len);
+    w.put(kHead);
+    if (id) w.put(kId).put(id_text.view());
+    return w.put(kChannel)
+        .put(channel)
+        .put(kMessages)
+        .write(messages)
+        .write(fields)
+        .put("}")
+        .finish();
+}
+
+void appendHistoryBody(std::span<const HistoryItem> items, Position top, std::string& out) {
+    constexpr std::string_view kHead = R"({"messages":)";
+    const HistoryMessages messages(items);
+    const PositionFields fields(top);
+    const size_t start = out.size();
+    out.resize(start + kHead.size() + messages.size() + fields.size() + 1);
+    char* end = fields.write(messages.write(put(out.data() + start, kHead)));
+    *end = '}';
 }
 
 FramePtr encodeControl(uint8_t opcode, std::string_view payload) {

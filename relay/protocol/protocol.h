@@ -33,6 +33,10 @@ enum class ErrorCode : int {
     BrokerUnavailable = 503,  // the broker could not take the publish
 };
 
+// The largest integer a JavaScript client holds exactly (Number.MAX_SAFE_INTEGER): the bound of
+// ids, offsets and limits.
+inline constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+
 // A place in a channel's history (docs/protocol.md "History and recovery").
 struct Position {
     uint64_t offset = 0;
@@ -41,6 +45,20 @@ struct Position {
 inline constexpr size_t kMaxEpochBytes = 32;
 // True when `epoch` has the shape above.
 bool validEpoch(std::string_view epoch);
+// Why a "since" or a "limit" is refused (400), in commands and HTTP API bodies alike: "since" is
+// not {"offset":N,"epoch":"E"} (not an object, a field missing, another field in it), its offset
+// is not an integer 0..kMaxSafeInteger, its epoch not of validEpoch's shape; "limit" is not an
+// integer 1..kMaxSafeInteger.
+inline constexpr std::string_view kInvalidSince = "invalid since";
+inline constexpr std::string_view kInvalidSinceOffset = "invalid since offset";
+inline constexpr std::string_view kInvalidSinceEpoch = "invalid since epoch";
+inline constexpr std::string_view kInvalidLimit = "invalid limit";
+// The reasons of the errors a history read or a subscribe with "since" may get after parsing
+// (docs/protocol.md "History and recovery"): 405, 413, 503 and 429.
+inline constexpr std::string_view kNoHistory = "no history on this channel";
+inline constexpr std::string_view kLimitOverMax = "limit over history.max_limit";
+inline constexpr std::string_view kHistoryUnavailable = "history unavailable";
+inline constexpr std::string_view kHistoryReadInFlight = "a history read is in flight";
 
 struct Command {
     Op op = Op::Ping;
@@ -108,13 +126,18 @@ FramePtr encodeMessage(std::string_view channel, std::string_view data);
 // A message of a channel with history, with its place in it:
 // {"op":"message","channel":C,"offset":N,"epoch":"E","data":D}.
 FramePtr encodeMessage(std::string_view channel, std::string_view data, Position position);
-// The most a position adds to a message frame (a 20-digit offset, a kMaxEpochBytes epoch): the
-// entry checks of a channel with history add it to messageFrameSize().
+// The most a position adds to a message frame: a 20-digit offset, a kMaxEpochBytes epoch, and 6
+// bytes for the longer WebSocket header the longer payload may need (it crosses at most one of the
+// 125 and 65535 bounds: 2 -> 4 or 4 -> 10 bytes). The entry checks of a channel with history add
+// it to messageFrameSize().
 inline constexpr size_t kMaxPositionBytes =
-    sizeof(R"(,"offset":,"epoch":"")") - 1 + 20 + kMaxEpochBytes;
+    sizeof(R"(,"offset":,"epoch":"")") - 1 + 20 + kMaxEpochBytes + (10 - 4);
 // The size of the frame encodeMessage(channel, data) builds, without building it: the one
 // computation behind every "too large to deliver" check, so entry points and delivery agree.
 size_t messageFrameSize(std::string_view channel, std::string_view data);
+// The same for encodeMessage(channel, data, position): at most messageFrameSize(channel, data) +
+// kMaxPositionBytes.
+size_t messageFrameSize(std::string_view channel, std::string_view data, Position position);
 // Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
 inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
 FramePtr encodeAck(uint64_t id);

@@ -1,11 +1,13 @@
-// libFuzzer target for the bodies of POST /api/publish and /api/broadcast (parseApiBody,
-// relay/edge/http_api_body.h): the backend's bytes, behind a key but still bytes from the network.
-// The first byte picks the path (bit 0: broadcast) and the channel bound (bit 1: 8 bytes, else
-// 255); the rest is the body.
+// libFuzzer target for the bodies of POST /api/publish, /api/broadcast (parseApiBody) and
+// /api/history (parseHistoryBody, relay/edge/http_api_body.h): the backend's bytes, behind a key
+// but still bytes from the network. The first byte picks the path (bit 2: history, else bit 0:
+// broadcast) and the channel bound (bit 1: 8 bytes, else 255); the rest is the body.
 // The properties: nothing crashes; a body not holding a JSON object is refused as such; a body
 // accepted names 1 channel (publish) or 1..1000 (broadcast), each valid and the very string of
 // the body's channel field, and its payload is the body's "data" minified: JSON, minified
-// already; writing the result back as a body and reading it again gives the same result; a
+// already; a history body accepted names a valid channel, the body's, and its limit and since are
+// the body's, within their bounds (limit 1..2^53-1, offset 0..2^53-1, epoch of validEpoch's
+// shape); writing the result back as a body and reading it again gives the same result; a
 // refusal says why in one of the documented messages.
 
 #include <simdjson.h>
@@ -44,6 +46,83 @@ bool knownRefusal(std::string_view error) {
     return false;
 }
 
+bool knownHistoryRefusal(std::string_view error) {
+    for (std::string_view known :
+         {"body must be a JSON object", "duplicate field: channel", "duplicate field: limit",
+          "duplicate field: since", "duplicate field: since.offset", "duplicate field: since.epoch",
+          "missing or invalid channel", "invalid since", "invalid since offset",
+          "invalid since epoch", "invalid limit"}) {
+        if (error == known) return true;
+    }
+    return false;
+}
+
+// The history body `result` stands for, written back.
+std::string historyBodyOf(const ApiHistoryBody& result) {
+    std::string out = R"({"channel":)";
+    appendJsonString(result.channel, out);
+    if (result.limit) out += R"(,"limit":)" + std::to_string(*result.limit);
+    if (result.since) {
+        out += R"(,"since":{"offset":)" + std::to_string(result.since->offset) + R"(,"epoch":)";
+        appendJsonString(result.since->epoch, out);
+        out += "}";
+    }
+    return out + "}";
+}
+
+int checkHistory(const std::string& body, size_t max_channel) {
+    static simdjson::dom::parser parser;
+    const ApiHistoryBody result = parseHistoryBody(parser, body, max_channel);
+    simdjson::dom::object root;
+    const bool is_object = referenceParser().parse(body).get(root) == simdjson::SUCCESS;
+    if (!result.ok()) {
+        check(knownHistoryRefusal(result.error), "unknown refusal", result.error);
+        check(is_object || result.error == "body must be a JSON object",
+              "a body that is not a JSON object refused for another reason", body);
+        check(result.channel.empty() && !result.limit && !result.since, "refusal with a result",
+              body);
+        return 0;
+    }
+    check(is_object, "a body that is not a JSON object accepted", body);
+
+    std::string_view channel;
+    check(root["channel"].get(channel) == simdjson::SUCCESS && channel == result.channel,
+          "channel differs from the body's", body);
+    check(protocol::validChannel(result.channel, max_channel), "invalid channel accepted", body);
+
+    uint64_t limit = 0;
+    const bool has_limit = root["limit"].get(limit) == simdjson::SUCCESS;
+    check(has_limit == result.limit.has_value() && (!has_limit || limit == *result.limit),
+          "limit differs from the body's", body);
+    check(!result.limit || (*result.limit >= 1 && *result.limit <= protocol::kMaxSafeInteger),
+          "limit out of range", body);
+
+    simdjson::dom::object since;
+    const bool has_since = root["since"].get(since) == simdjson::SUCCESS;
+    check(has_since == result.since.has_value(), "since present in one and not the other", body);
+    if (result.since) {
+        uint64_t offset = 0;
+        std::string_view epoch;
+        check(since["offset"].get(offset) == simdjson::SUCCESS && offset == result.since->offset &&
+                  since["epoch"].get(epoch) == simdjson::SUCCESS && epoch == result.since->epoch,
+              "since differs from the body's", body);
+        check(since.size() == 2, "since with other fields accepted", body);
+        check(offset <= protocol::kMaxSafeInteger, "since offset out of range", body);
+        check(protocol::validEpoch(epoch), "since epoch of the wrong shape", body);
+    }
+
+    // Written back and read again: the same channel, limit and since.
+    static simdjson::dom::parser again_parser;
+    const std::string written = historyBodyOf(result);
+    const ApiHistoryBody again = parseHistoryBody(again_parser, written, max_channel);
+    check(again.ok() && again.channel == result.channel && again.limit == result.limit &&
+              again.since.has_value() == result.since.has_value() &&
+              (!result.since || (again.since->offset == result.since->offset &&
+                                 again.since->epoch == result.since->epoch)),
+          "written back, the body reads differently", written);
+    return 0;
+}
+
 // The body `result` stands for, written back.
 std::string bodyOf(const ApiBody& result, bool broadcast) {
     std::string out = broadcast ? R"({"channels":[)" : R"({"channel":)";
@@ -63,6 +142,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool broadcast = (data[0] & 1) != 0;
     const size_t max_channel = (data[0] & 2) != 0 ? 8 : 255;
     const std::string body(reinterpret_cast<const char*>(data) + 1, size - 1);
+    if ((data[0] & 4) != 0) return checkHistory(body, max_channel);
     const ApiBody result = parseApiBody(parser, body, broadcast, max_channel);
 
     simdjson::dom::object root;
