@@ -185,9 +185,9 @@ void Hub::onHistory(const std::string& channel, uint64_t token, HistoryAnswer&& 
 
 FramePtr Hub::encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
                           std::string_view epoch) const {
-    if (!fits(ch.name_, entry.data)) return {};
-    FramePtr frame = protocol::encodeMessage(ch.name_, entry.data, {entry.offset, epoch});
-    return frame->size() <= max_frame_bytes_ ? frame : FramePtr();
+    const protocol::Position position{entry.offset, epoch};
+    if (protocol::messageFrameSize(ch.name_, entry.data, position) > max_frame_bytes_) return {};
+    return protocol::encodeMessage(ch.name_, entry.data, position);
 }
 
 FrameRun Hub::merge(const HubChannel& ch, const HistoryAnswer& answer,
@@ -344,15 +344,14 @@ Hub::Delivery Hub::deliverWithHistory(HubChannel& ch, std::string_view data, int
                                       protocol::Position position) {
     ChannelHistory& h = *ch.history_;
     FramePtr frame;
-    if (fits(ch.name_, data)) {
-        frame = position.offset != 0 ? protocol::encodeMessage(ch.name_, data, position)
-                                     : protocol::encodeMessage(ch.name_, data);
-        if (frame->size() > max_frame_bytes_) {
-            frame = FramePtr();
-        } else {
-            frame->setEnteredMicros(entered_us);
+    if (position.offset == 0) {
+        if (protocol::messageFrameSize(ch.name_, data) <= max_frame_bytes_) {
+            frame = protocol::encodeMessage(ch.name_, data);
         }
+    } else if (protocol::messageFrameSize(ch.name_, data, position) <= max_frame_bytes_) {
+        frame = protocol::encodeMessage(ch.name_, data, position);
     }
+    if (frame) frame->setEnteredMicros(entered_us);
     const size_t too_large = frame ? 0 : ch.members_.size();
     if (position.offset == 0) {
         // Not in the history (a backend's plain PUBLISH): to every member not waiting, as on a

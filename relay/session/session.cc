@@ -114,7 +114,7 @@ void Session::runCommand(const protocol::Command& cmd) {
             if (cmd.since) {
                 // Recovering needs the history, and a broker that can read it.
                 if (!ctx_.hub.historyPolicy(cmd.channel).enabled()) {
-                    sendError(cmd.id, ErrorCode::NoHistory, "no history on this channel");
+                    sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
                     return;
                 }
                 if (!ctx_.publisher.usable()) {

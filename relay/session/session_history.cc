@@ -20,17 +20,17 @@ void Session::readHistory(const protocol::Command& cmd) {
     }
     const HistoryPolicy policy = ctx_.hub.historyPolicy(cmd.channel);
     if (!policy.enabled()) {
-        sendError(cmd.id, ErrorCode::NoHistory, "no history on this channel");
+        sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
         return;
     }
     const auto max_limit = static_cast<uint64_t>(ctx_.config.history.max_limit);
     if (cmd.limit && *cmd.limit > max_limit) {
-        sendError(cmd.id, ErrorCode::LimitExceeded, "limit over history.max_limit");
+        sendError(cmd.id, ErrorCode::LimitExceeded, protocol::kLimitOverMax);
         return;
     }
     // One read per session at a time: what a session can queue on the worker stays one read.
     if (reading_history_) {
-        sendError(cmd.id, ErrorCode::RateLimited, "a history read is under way");
+        sendError(cmd.id, ErrorCode::RateLimited, protocol::kHistoryReadInFlight);
         return;
     }
     if (!ctx_.publisher.usable()) {
@@ -66,7 +66,7 @@ void Session::answerHistory(std::optional<uint64_t> id, std::string_view channel
                             const std::optional<std::string>& since_epoch,
                             const HistoryAnswer& answer) {
     if (answer.status != HistoryStatus::Ok) {
-        sendError(id, ErrorCode::BrokerUnavailable, "history unavailable");
+        sendError(id, ErrorCode::BrokerUnavailable, protocol::kHistoryUnavailable);
         return;
     }
     // Offsets of another epoch name messages of a history that is gone: none of the current one
