@@ -387,8 +387,8 @@ void Worker::onHistory(uint64_t token, HistoryAnswer&& answer) {
     history_.onAnswer(token, std::move(answer));
 }
 
-void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t /*offset*/,
-                             std::string_view /*epoch*/) {
+void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                             std::string_view epoch) {
     const bool accepted = status == PublishStatus::Accepted;
     if (accepted && ticket.entered_us != 0) {
         metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);
@@ -396,7 +396,7 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, 
     // Every failure counts, whoever hears of it, if anyone does.
     if (!accepted) metrics_.broker_publish_failures.add();
     if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
-        http_api_.onPublishResult(ticket, status);
+        http_api_.onPublishResult(ticket, status, offset, epoch);
         return;
     }
     // Session 0: a publish from a hook answer, whose client (if any) was answered already.
