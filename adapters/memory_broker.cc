@@ -1,18 +1,88 @@
 #include "adapters/memory_broker.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <stdexcept>
 
 namespace wsrelay {
+namespace {
 
-MemoryBrokerFactory::MemoryBrokerFactory(int workers) {
+constexpr size_t kEpochChars = 8;
+
+}  // namespace
+
+MemoryBrokerFactory::MemoryBrokerFactory(int workers, std::chrono::milliseconds sweep_interval)
+    : sweep_interval_(sweep_interval),
+      epoch_rng_(std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 32)) {
     // One bit per worker in the subscriber masks.
     if (workers < 1 || workers > 64) throw std::invalid_argument("memory broker: 1..64 workers");
     endpoints_.resize(static_cast<size_t>(workers), nullptr);
 }
 
 MemoryBrokerFactory::~MemoryBrokerFactory() = default;
+
+size_t MemoryBrokerFactory::historyChannels() {
+    std::lock_guard lock(mutex_);
+    return histories_.size();
+}
+
+// 8 of [a-z0-9]: random bits mixed with a count, so that two epochs of one process never repeat
+// within 36^8 of them, and another process (a restarted relay) picks others.
+std::string MemoryBrokerFactory::newEpoch() {
+    uint64_t value = epoch_rng_() + 0x9E3779B97F4A7C15ull * ++epochs_made_;
+    value ^= value >> 31;
+    std::string epoch(kEpochChars, '0');
+    for (char& c : epoch) {
+        c = "0123456789abcdefghijklmnopqrstuvwxyz"[value % 36];
+        value /= 36;
+    }
+    return epoch;
+}
+
+MemoryBrokerFactory::History& MemoryBrokerFactory::historyOf(const std::string& channel,
+                                                             const HistoryPolicy& policy,
+                                                             Clock::time_point now) {
+    auto [it, made] = histories_.try_emplace(channel);
+    History& h = it->second;
+    if (made || now >= h.expires) {
+        h.epoch = newEpoch();
+        h.top = 0;
+        h.kept.clear();
+        h.expires = policy.ttl_ms > 0 ? now + std::chrono::milliseconds(policy.ttl_ms)
+                                      : Clock::time_point::max();
+    }
+    if (next_sweep_.load(std::memory_order_relaxed) == INT64_MAX) {
+        next_sweep_.store((now + sweep_interval_).time_since_epoch().count(),
+                          std::memory_order_relaxed);
+    }
+    return h;
+}
+
+void MemoryBrokerFactory::sweep(Clock::time_point now) {
+    if (histories_.empty()) {
+        next_sweep_.store(INT64_MAX, std::memory_order_relaxed);
+        return;
+    }
+    // Workers that saw it due together: the first one sweeps.
+    if (now.time_since_epoch().count() < next_sweep_.load(std::memory_order_relaxed)) return;
+    next_sweep_.store((now + sweep_interval_).time_since_epoch().count(),
+                      std::memory_order_relaxed);
+    // Bucket by bucket from where the last sweep stopped: erasing keeps the buckets, and a rehash
+    // only makes one pass visit some entries twice or skip some until the next pass.
+    size_t examined = 0;
+    const size_t buckets = histories_.bucket_count();
+    for (size_t visited = 0; visited < buckets && examined < kSweepEntries; ++visited) {
+        sweep_bucket_ = (sweep_bucket_ + 1) % buckets;
+        std::vector<std::string> expired;
+        for (auto it = histories_.begin(sweep_bucket_); it != histories_.end(sweep_bucket_); ++it) {
+            ++examined;
+            if (now >= it->second.expires) expired.push_back(it->first);
+        }
+        for (const std::string& channel : expired) histories_.erase(channel);
+    }
+}
 
 BrokerPtr MemoryBrokerFactory::create(int worker_index, struct ev_loop* loop,
                                       BrokerHandler& handler) {
@@ -65,14 +135,59 @@ void MemoryBroker::unsubscribe(std::string_view channel) {
 }
 
 void MemoryBroker::publish(std::string_view channel, std::string_view data,
-                           const PublishTicket& ticket, const HistoryPolicy& /*history*/) {
-    outbox_.push_back(std::make_shared<const MemoryBrokerFactory::Message>(
-        MemoryBrokerFactory::Message{std::string(channel), std::string(data), ticket.entered_us}));
+                           const PublishTicket& ticket, const HistoryPolicy& history) {
+    if (history.enabled()) appends_.emplace_back(outbox_.size(), history);
+    outbox_.push_back(std::make_shared<Message>(
+        Message{std::string(channel), std::string(data), ticket.entered_us, 0, {}}));
     tickets_.push_back(ticket);
 }
 
-void MemoryBroker::readHistory(std::string_view /*channel*/, const HistoryRequest& request) {
-    unread_.push_back(request.token);
+void MemoryBroker::readHistory(std::string_view channel, const HistoryRequest& request) {
+    reads_.push_back(Read{std::string(channel), request});
+}
+
+void MemoryBroker::applyHistory(MemoryBrokerFactory::Clock::time_point now) {
+    for (const auto& [index, policy] : appends_) {
+        Message& msg = *outbox_[index];
+        MemoryBrokerFactory::History& h = bus_.historyOf(msg.channel, policy, now);
+        msg.offset = ++h.top;
+        msg.epoch = h.epoch;
+        h.kept.push_back(outbox_[index]);
+        while (h.kept.size() > static_cast<size_t>(policy.size)) h.kept.pop_front();
+        if (policy.ttl_ms > 0) h.expires = now + std::chrono::milliseconds(policy.ttl_ms);
+    }
+    appends_.clear();
+    // After the publishes: a read sees what this worker published before it, as on Redis.
+    for (const Read& read : reads_) {
+        const HistoryRequest& r = read.request;
+        MemoryBrokerFactory::History& h = bus_.historyOf(read.channel, r.policy, now);
+        HistoryAnswer answer{HistoryStatus::Ok, StreamPosition{h.top, h.epoch}, {}};
+        if (r.limit > 0) {
+            auto first = std::find_if(h.kept.begin(), h.kept.end(),
+                                      [&](const MessagePtr& m) { return m->offset > r.after; });
+            auto last = h.kept.end();
+            const auto available = static_cast<size_t>(last - first);
+            if (available > r.limit) {
+                if (r.newest) {
+                    first = last - r.limit;
+                } else {
+                    last = first + r.limit;
+                }
+            }
+            answer.entries.reserve(static_cast<size_t>(last - first));
+            for (auto it = first; it != last; ++it) {
+                answer.entries.push_back(HistoryEntry{(*it)->offset, (*it)->data});
+            }
+        }
+        answers_.emplace_back(r.token, std::move(answer));
+    }
+    reads_.clear();
+}
+
+void MemoryBroker::answerReads() {
+    std::vector<std::pair<uint64_t, HistoryAnswer>> answers;
+    answers.swap(answers_);
+    for (auto& [token, answer] : answers) handler_.onHistory(token, std::move(answer));
 }
 
 void MemoryBroker::confirmSubscriptions() {
@@ -83,19 +198,37 @@ void MemoryBroker::confirmSubscriptions() {
 
 void MemoryBroker::flush() {
     confirmSubscriptions();
-    if (!unread_.empty()) {
-        std::vector<uint64_t> tokens;
-        tokens.swap(unread_);
-        for (uint64_t token : tokens) {
-            handler_.onHistory(token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
-        }
+    // This worker's own history messages go through its inbox, behind those other workers
+    // routed to it before: in offset order.
+    const bool ordered = !appends_.empty();
+    const bool history = ordered || !reads_.empty();
+    // Without history this is one relaxed load per turn, and the clock is not read.
+    const int64_t next_sweep = bus_.next_sweep_.load(std::memory_order_relaxed);
+    if (outbox_.empty() && !history && next_sweep == INT64_MAX) return;
+    const auto now = next_sweep != INT64_MAX || history ? MemoryBrokerFactory::Clock::now()
+                                                        : MemoryBrokerFactory::Clock::time_point();
+    if (outbox_.empty() && !history) {
+        if (now.time_since_epoch().count() < next_sweep) return;
+        std::lock_guard lock(bus_.mutex_);
+        bus_.sweep(now);
+        return;
     }
-    if (outbox_.empty()) return;
     std::vector<MessagePtr> local;
+    std::vector<StreamPosition> positions;
     {
         // One lock for the whole turn's batch; per-target inbox locks nest inside it (the inbox
         // side never takes the bus lock, so the order is fixed).
         std::lock_guard lock(bus_.mutex_);
+        if (history) {
+            // Offsets are given in the same pass that routes the batch, under the same lock: a
+            // channel's messages reach every inbox in offset order.
+            applyHistory(now);
+            positions.reserve(outbox_.size());
+            for (const auto& msg : outbox_) positions.push_back({msg->offset, msg->epoch});
+        }
+        if (next_sweep != INT64_MAX && now.time_since_epoch().count() >= next_sweep) {
+            bus_.sweep(now);
+        }
         std::vector<std::vector<MessagePtr>> per_target(bus_.endpoints_.size());
         for (const auto& msg : outbox_) {
             auto it = bus_.subscribers_.find(msg->channel);
@@ -107,7 +240,14 @@ void MemoryBroker::flush() {
         for (size_t t = 0; t < per_target.size(); ++t) {
             if (per_target[t].empty()) continue;
             if (static_cast<int>(t) == index_) {
-                local = std::move(per_target[t]);
+                if (ordered) {
+                    // What other workers routed here before is older: it goes first.
+                    std::lock_guard inbox_lock(inbox_mutex_);
+                    local.swap(inbox_);
+                    local.insert(local.end(), per_target[t].begin(), per_target[t].end());
+                } else {
+                    local = std::move(per_target[t]);
+                }
                 continue;
             }
             MemoryBroker* target = bus_.endpoints_[t];
@@ -123,12 +263,21 @@ void MemoryBroker::flush() {
         }
     }
     outbox_.clear();
+    // Never from inside flush() either: the handler hears them on the next loop turn.
+    if (!answers_.empty()) ev_async_send(loop_, &wake_);
     deliver(local);
     // Accepted means handed to every subscribed worker; results go out after the local delivery
     // so a publisher subscribed to its own channel sees its message before the ack.
     std::vector<PublishTicket> tickets;
     tickets.swap(tickets_);
-    for (const auto& t : tickets) handler_.onPublishResult(t, PublishStatus::Accepted, 0, {});
+    for (size_t i = 0; i < tickets.size(); ++i) {
+        if (positions.empty() || positions[i].offset == 0) {
+            handler_.onPublishResult(tickets[i], PublishStatus::Accepted, 0, {});
+        } else {
+            handler_.onPublishResult(tickets[i], PublishStatus::Accepted, positions[i].offset,
+                                     positions[i].epoch);
+        }
+    }
 }
 
 void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
@@ -141,11 +290,13 @@ void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
     // Before the messages: a subscriber is told its subscription is live before any of them.
     self->confirmSubscriptions();
     self->deliver(batch);
+    // After them: messages routed before a read are older than its answer.
+    self->answerReads();
 }
 
 void MemoryBroker::deliver(const std::vector<MessagePtr>& batch) {
     for (const auto& msg : batch) {
-        handler_.onBrokerMessage(msg->channel, msg->data, msg->entered_us, 0, {});
+        handler_.onBrokerMessage(msg->channel, msg->data, msg->entered_us, msg->offset, msg->epoch);
     }
 }
 

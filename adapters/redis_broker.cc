@@ -64,12 +64,14 @@ void RedisBroker::openConnections() {
         role_pending_ = true;
         cmd_->command({"ROLE"}, [this](RedisStatus s, const redisReply* r) { onRoleReply(s, r); });
     }
+    loadFunctions(0);
     resubscribeAll({probeBase()});
 }
 
-void RedisBroker::disconnect(std::vector<PublishTicket>& lost) {
+void RedisBroker::disconnect(std::vector<Awaited>& lost) {
     resolving_ = false;
     role_pending_ = false;
+    loading_ = false;
     sub_.reset();
     cmd_.reset();
     lost.assign(inflight_.begin(), inflight_.end());
@@ -77,7 +79,7 @@ void RedisBroker::disconnect(std::vector<PublishTicket>& lost) {
 }
 
 bool RedisBroker::connectionsReady() const {
-    return sub_ && cmd_ && sub_->ready() && cmd_->ready() && !role_pending_;
+    return sub_ && cmd_ && sub_->ready() && cmd_->ready() && !role_pending_ && !loading_;
 }
 
 void RedisBroker::sendSubscriptions(bool subscribe, const std::vector<Target>& targets) {
@@ -88,12 +90,28 @@ void RedisBroker::sendSubscriptions(bool subscribe, const std::vector<Target>& t
               [this](const std::vector<std::string_view>& args) { sub_->command(args); });
 }
 
-bool RedisBroker::sendPublish(Outgoing& out) {
+bool RedisBroker::sendCommand(Outgoing& out) {
     if (!cmd_) return false;
-    cmd_->command({"PUBLISH", out.channel, out.data},
-                  [this](RedisStatus s, const redisReply* r) { onPublishReply(s, r); });
-    inflight_.push_back(out.ticket);
+    auto reply = [this](RedisStatus s, const redisReply* r) { onCommandReply(s, r); };
+    if (out.awaited.kind == Awaited::Kind::Publish) {
+        cmd_->command({"PUBLISH", out.channel, out.data}, reply);
+    } else {
+        FcallNumbers numbers;
+        cmd_->command(fcallArgs(out, numbers), reply);
+    }
+    inflight_.push_back(out.awaited);
     return true;
+}
+
+void RedisBroker::loadFunctions(uint16_t) {
+    if (!cmd_ || loading_) return;
+    loading_ = true;
+    cmd_->command({"FUNCTION", "LOAD", "REPLACE", library()},
+                  [this](RedisStatus s, const redisReply* r) {
+                      if (!functionsLoaded(0, s, r)) return;
+                      loading_ = false;
+                      maybeUp();
+                  });
 }
 
 bool RedisBroker::sendProbe(uint16_t, const std::string& channel, const std::string& payload) {
@@ -115,15 +133,12 @@ std::string RedisBroker::timeoutReason() const {
            " ms";
 }
 
-void RedisBroker::onPublishReply(RedisStatus status, const redisReply* reply) {
+void RedisBroker::onCommandReply(RedisStatus status, const redisReply* reply) {
     // A lost connection fails what is in flight through onClosed.
     if (status != RedisStatus::Reply || inflight_.empty()) return;
-    const PublishTicket ticket = inflight_.front();
+    const Awaited awaited = inflight_.front();
     inflight_.pop_front();
-    handler_.onPublishResult(
-        ticket,
-        reply->type == REDIS_REPLY_ERROR ? PublishStatus::Rejected : PublishStatus::Accepted, 0,
-        {});
+    complete(0, awaited, *reply);
 }
 
 void RedisBroker::onRoleReply(RedisStatus status, const redisReply* reply) {

@@ -29,9 +29,10 @@ private:
     const RedisBrokerOptions options_;
 };
 
-// One worker's standalone Redis endpoint: a subscriber and a command connection (PUBLISH), both
-// RedisConnections on the worker's libev loop; subscriptions, the outbox, backoff and the probe
-// are RedisBrokerCore's. In sentinel mode every (re)connect first asks Sentinel for the master
+// One worker's standalone Redis endpoint: a subscriber and a command connection (PUBLISH, FCALL),
+// both RedisConnections on the worker's libev loop; subscriptions, the outbox, backoff and the
+// probe are RedisBrokerCore's. Up waits for the function library's FUNCTION LOAD on the command
+// connection, too. In sentinel mode every (re)connect first asks Sentinel for the master
 // (and checks its ROLE); a +switch-master drops the connections, which then go to the new master
 // (Down, then Up with gap).
 class RedisBroker final : public RedisBrokerCore,
@@ -48,11 +49,12 @@ public:
 private:
     // RedisBrokerCore
     void connect() override;
-    void disconnect(std::vector<PublishTicket>& lost) override;
+    void disconnect(std::vector<Awaited>& lost) override;
     bool connectionsReady() const override;
     uint16_t shardOf(std::string_view) const override { return 0; }
     void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) override;
-    bool sendPublish(Outgoing& out) override;
+    bool sendCommand(Outgoing& out) override;
+    void loadFunctions(uint16_t shard) override;
     bool sendProbe(uint16_t shard, const std::string& channel, const std::string& payload) override;
     std::string shardName(uint16_t) const override { return ""; }
     std::string timeoutReason() const override;
@@ -68,7 +70,7 @@ private:
     void onMasterSwitched(const ClusterNode& master) override;
 
     void openConnections();
-    void onPublishReply(RedisStatus status, const redisReply* reply);
+    void onCommandReply(RedisStatus status, const redisReply* reply);
     void onRoleReply(RedisStatus status, const redisReply* reply);
     // host:port/db of the server connected to (the master, in sentinel mode).
     std::string target() const;
@@ -79,9 +81,10 @@ private:
     std::unique_ptr<RedisSentinel> sentinel_;
     bool resolving_ = false;  // connect() asked Sentinel and waits for the answer
     bool role_pending_ = false;
+    bool loading_ = false;  // FUNCTION LOAD in flight on cmd_
     std::unique_ptr<RedisConnection> sub_;
     std::unique_ptr<RedisConnection> cmd_;
-    std::deque<PublishTicket> inflight_;  // PUBLISH replies arrive in order
+    std::deque<Awaited> inflight_;  // replies arrive in order
 };
 
 }  // namespace wsrelay

@@ -1,5 +1,6 @@
 #include "adapters/redis_broker_core.h"
 
+#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,7 +31,8 @@ RedisBrokerCore::RedisBrokerCore(const RedisBrokerOptions& options, int worker_i
     : options_(options), loop_(loop), handler_(handler), worker_index_(worker_index),
       backoff_(options.reconnect_min_ms, options.reconnect_max_ms,
                std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 20) ^
-                   static_cast<uint64_t>(worker_index)) {
+                   static_cast<uint64_t>(worker_index)),
+      library_(redisFunctionLibrary(mode())) {
     probe_base_ = options_.prefix + std::string(kProbeChannel) + std::to_string(getpid()) + ":" +
                   std::to_string(worker_index_);
     // Containers often all run as pid 1: the nonce keeps another instance's probes apart.
@@ -79,7 +81,7 @@ void RedisBrokerCore::unsubscribe(std::string_view channel) {
 }
 
 void RedisBrokerCore::publish(std::string_view channel, std::string_view data,
-                              const PublishTicket& ticket, const HistoryPolicy& /*history*/) {
+                              const PublishTicket& ticket, const HistoryPolicy& history) {
     Outgoing out;
     out.channel.reserve(options_.prefix.size() + channel.size());
     out.channel.append(options_.prefix).append(channel);
@@ -88,34 +90,131 @@ void RedisBrokerCore::publish(std::string_view channel, std::string_view data,
         appendStamp(ticket.entered_us, out.data);
     }
     out.data.append(data);
-    out.ticket = ticket;
+    out.awaited.ticket = ticket;
+    if (history.enabled()) {
+        out.awaited.kind = Awaited::Kind::HistoryPublish;
+        out.history = history;
+    }
     outbox_.push_back(std::move(out));
 }
 
-void RedisBrokerCore::readHistory(std::string_view /*channel*/, const HistoryRequest& request) {
-    unread_.push_back(request.token);
+void RedisBrokerCore::readHistory(std::string_view channel, const HistoryRequest& request) {
+    Outgoing out;
+    out.channel.reserve(options_.prefix.size() + channel.size());
+    out.channel.append(options_.prefix).append(channel);
+    out.awaited.kind = Awaited::Kind::HistoryRead;
+    out.awaited.token = request.token;
+    out.awaited.after = request.after;
+    out.awaited.limit = request.limit;
+    out.history = request.policy;
+    out.newest = request.newest;
+    outbox_.push_back(std::move(out));
 }
 
 void RedisBrokerCore::flush() {
     if (!changed_.empty()) applyChanges();
-    if (!unread_.empty()) {
-        std::vector<uint64_t> tokens;
-        tokens.swap(unread_);
-        for (uint64_t token : tokens) {
-            handler_.onHistory(token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
-        }
-    }
     if (outbox_.empty()) return;
     sending_.swap(outbox_);
-    std::vector<PublishTicket> unavailable;
+    std::vector<Awaited> unavailable;
     for (Outgoing& out : sending_) {
         // Sent in one loop turn, these leave in one write per connection.
-        if (!up_ || !sendPublish(out)) unavailable.push_back(out.ticket);
+        if (!up_ || !sendCommand(out)) unavailable.push_back(out.awaited);
     }
     sending_.clear();
-    for (const PublishTicket& t : unavailable) {
-        handler_.onPublishResult(t, PublishStatus::Unavailable, 0, {});
+    for (const Awaited& a : unavailable) this->unavailable(a);
+}
+
+std::vector<std::string_view> RedisBrokerCore::fcallArgs(const Outgoing& out,
+                                                         FcallNumbers& numbers) {
+    numbers[0] = std::to_string(out.history.size);
+    numbers[1] = std::to_string(out.history.ttl_ms);
+    if (out.awaited.kind == Awaited::Kind::HistoryPublish) {
+        return {"FCALL", "wsrelay_publish", "1", out.channel, out.data, numbers[0], numbers[1]};
     }
+    numbers[2] = std::to_string(out.awaited.after);
+    numbers[3] = std::to_string(out.awaited.limit);
+    return {"FCALL",    "wsrelay_history",      "1",        out.channel, numbers[2],
+            numbers[3], out.newest ? "1" : "0", numbers[0], numbers[1]};
+}
+
+void RedisBrokerCore::unavailable(const Awaited& a) {
+    if (a.kind == Awaited::Kind::HistoryRead) {
+        handler_.onHistory(a.token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
+    } else {
+        handler_.onPublishResult(a.ticket, PublishStatus::Unavailable, 0, {});
+    }
+}
+
+void RedisBrokerCore::complete(uint16_t shard, const Awaited& a, const redisReply& reply) {
+    if (a.kind == Awaited::Kind::Publish) {
+        handler_.onPublishResult(
+            a.ticket,
+            reply.type == REDIS_REPLY_ERROR ? PublishStatus::Rejected : PublishStatus::Accepted, 0,
+            {});
+        return;
+    }
+    const char* what = a.kind == Awaited::Kind::HistoryRead ? "wsrelay_history" : "wsrelay_publish";
+    auto where = [&] {
+        const std::string name = shardName(shard);
+        return name.empty() ? std::string() : " on " + name;
+    };
+    if (reply.type == REDIS_REPLY_ERROR) {
+        const std::string_view error(reply.str, reply.len);
+        setLastError(std::string("FCALL ") + what + where() + ": " + std::string(error));
+        if (isMissingFunction(error)) {
+            // Loaded at connect, so it was flushed since: this call is refused, the next find it.
+            ++function_reloads_;
+            last_error_ += " (function library missing; loading it again)";
+            loadFunctions(shard);
+        }
+        if (a.kind == Awaited::Kind::HistoryPublish) {
+            handler_.onPublishResult(a.ticket, PublishStatus::Rejected, 0, {});
+        } else {
+            handler_.onHistory(a.token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
+        }
+        return;
+    }
+    if (a.kind == Awaited::Kind::HistoryPublish) {
+        uint64_t offset = 0;
+        std::string_view epoch;
+        if (!parsePublishReply(reply, offset, epoch)) {
+            // It ran, so the message went out; only its position is unknown.
+            ++malformed_replies_;
+            setLastError(std::string("FCALL wsrelay_publish") + where() +
+                         ": a reply without a position");
+            handler_.onPublishResult(a.ticket, PublishStatus::Accepted, 0, {});
+            return;
+        }
+        handler_.onPublishResult(a.ticket, PublishStatus::Accepted, offset, epoch);
+        return;
+    }
+    HistoryAnswer answer;
+    std::vector<HistoryReplyEntry> entries;
+    std::string error;
+    if (!parseHistoryReply(reply, a.after, a.limit, answer.top, entries, error)) {
+        ++malformed_replies_;
+        setLastError(std::string("FCALL wsrelay_history") + where() + ": malformed reply (" +
+                     error + ")");
+        handler_.onHistory(a.token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
+        return;
+    }
+    answer.entries.reserve(entries.size());
+    for (const HistoryReplyEntry& entry : entries) {
+        std::string_view data = entry.data;
+        takeStamp(data);  // stored as published, stamp included
+        answer.entries.push_back(HistoryEntry{entry.offset, std::string(payload_.toJson(data))});
+    }
+    handler_.onHistory(a.token, std::move(answer));
+}
+
+bool RedisBrokerCore::functionsLoaded(uint16_t shard, RedisStatus status, const redisReply* reply) {
+    if (status != RedisStatus::Reply) return false;  // the lost connection is reported apart
+    if (reply->type != REDIS_REPLY_ERROR) return true;
+    const std::string name = shardName(shard);
+    fail("FUNCTION LOAD of the wsrelay library refused" + (name.empty() ? "" : " by " + name) +
+         ": " + std::string(reply->str, reply->len) +
+         " (history needs Redis 7.0 or later, and a user allowed FUNCTION and FCALL)");
+    return false;
 }
 
 bool RedisBrokerCore::isProbe(std::string_view client_channel) const {
@@ -415,8 +514,11 @@ void RedisBrokerCore::deliver(uint16_t shard, std::string_view redis_channel,
     const std::string_view channel = redis_channel.substr(options_.prefix.size());
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) return;
+    // The position comes first (the function library puts it in front of what the relay passed).
+    std::string_view epoch;
+    const uint64_t offset = takePosition(payload, epoch);
     const int64_t entered_us = takeStamp(payload);
-    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us, 0, {});
+    handler_.onBrokerMessage(channel, payload_.toJson(payload), entered_us, offset, epoch);
 }
 
 // Drops every connection (a half-working set would deliver without publishing or the reverse),
@@ -424,7 +526,7 @@ void RedisBrokerCore::deliver(uint16_t shard, std::string_view redis_channel,
 void RedisBrokerCore::fail(std::string reason) {
     if (destroying_) return;
     last_error_ = std::move(reason);
-    std::vector<PublishTicket> lost;
+    std::vector<Awaited> lost;
     disconnect(lost);
     live_ = false;
     ev_timer_stop(loop_, &setup_timer_);
@@ -455,8 +557,7 @@ void RedisBrokerCore::fail(std::string reason) {
     const bool was_up = up_;
     up_ = false;
     if (was_up) handler_.onBrokerState(BrokerState::Down, false);
-    for (const PublishTicket& t : lost)
-        handler_.onPublishResult(t, PublishStatus::Unavailable, 0, {});
+    for (const Awaited& a : lost) unavailable(a);
 }
 
 void RedisBrokerCore::sendProbes() {

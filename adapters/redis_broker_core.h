@@ -2,6 +2,7 @@
 
 #include <ev.h>
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/redis_connection.h"
+#include "adapters/redis_functions.h"
 #include "adapters/redis_payload.h"
 #include "adapters/redis_url.h"
 
@@ -61,6 +64,9 @@ private:
 //    reconciles that with Redis (wanted / queued / in flight / confirmed per channel), batched;
 //    after a reconnect everything wanted is subscribed again (resubscribeAll), probes first.
 //  - The publish outbox: publish() stamps and queues, flush() sends it or fails it Unavailable.
+//    History reads go through it too, after the publishes queued before them, so a read sees
+//    them; a publish with history and a read are FCALLs of the `wsrelay` function library
+//    (adapters/redis_functions.h), which every attempt loads on every master before Up.
 //  - Up and Down: Up once the connections are ready and every subscription is confirmed; any
 //    failure drops every connection (fail), reports Down, fails what is in flight and retries
 //    after a ReconnectBackoff delay.
@@ -84,17 +90,39 @@ public:
     // Why the connections were last dropped (for logs and tests); empty if they never were.
     const std::string& lastError() const override { return last_error_; }
 
+    // Times a master answered that the function library was missing while connected (a FUNCTION
+    // FLUSH, say): the call was refused and the library loaded again on that connection.
+    uint64_t functionReloads() const { return function_reloads_; }
+    // Replies of the function library that were not of the shape it answers (another library
+    // loaded under its name?): publishes reported without a position, reads Unavailable.
+    uint64_t malformedReplies() const { return malformed_replies_; }
+
 protected:
     // A Redis channel and the shard (Cluster master index; 0 standalone) it lives on.
     struct Target {
         uint16_t shard = 0;
         std::string redis_channel;
     };
+    // What a command's reply completes.
+    struct Awaited {
+        enum class Kind : uint8_t { Publish, HistoryPublish, HistoryRead };
+        Kind kind = Kind::Publish;
+        PublishTicket ticket;  // publishes
+        uint64_t token = 0;    // reads
+        uint64_t after = 0;    // reads
+        uint32_t limit = 0;    // reads
+    };
+    // A publish (PUBLISH, or FCALL wsrelay_publish with history) or a history read (FCALL
+    // wsrelay_history).
     struct Outgoing {
         std::string channel;  // Redis channel name (prefixed)
-        std::string data;
-        PublishTicket ticket;
+        std::string data;     // publishes
+        Awaited awaited;
+        HistoryPolicy history;  // a publish's with history, or the read's
+        bool newest = false;    // reads
     };
+    // Numbers of an FCALL, formatted.
+    using FcallNumbers = std::array<std::string, 5>;
 
     RedisBrokerCore(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
                     BrokerHandler& handler);
@@ -102,15 +130,19 @@ protected:
     // ---- What a broker implements; none of these may call the handler.
     // Starts one attempt: find the server(s), open the connections, then resubscribeAll().
     virtual void connect() = 0;
-    // Drops every connection (calling nothing back) and hands over the tickets in flight.
-    virtual void disconnect(std::vector<PublishTicket>& lost) = 0;
+    // Drops every connection (calling nothing back) and hands over the commands in flight.
+    virtual void disconnect(std::vector<Awaited>& lost) = 0;
     // Every connection completed its handshake (and anything else Up waits for).
     virtual bool connectionsReady() const = 0;
     virtual uint16_t shardOf(std::string_view redis_channel) const = 0;
     // Sends (S)SUBSCRIBE or (S)UNSUBSCRIBE for `targets` (use inBatches).
     virtual void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) = 0;
-    // Sends one publish; false when it cannot (it is then reported Unavailable).
-    virtual bool sendPublish(Outgoing& out) = 0;
+    // Sends one publish or read; false when it cannot (it is then reported Unavailable). Its reply
+    // goes to complete().
+    virtual bool sendCommand(Outgoing& out) = 0;
+    // Sends FUNCTION LOAD REPLACE of the library to `shard`'s command connection (once: a load
+    // already in flight there covers it); the reply goes to functionsLoaded().
+    virtual void loadFunctions(uint16_t shard) = 0;
     virtual bool sendProbe(uint16_t shard, const std::string& channel,
                            const std::string& payload) = 0;
     // For messages: where a shard is ("" standalone).
@@ -150,11 +182,23 @@ protected:
     void setLastError(std::string reason) { last_error_ = std::move(reason); }
     // A message pushed on `shard`'s subscriber connection.
     void deliver(uint16_t shard, std::string_view redis_channel, std::string_view payload);
+    // The FCALL arguments of a publish with history or a read (`numbers` holds their text).
+    static std::vector<std::string_view> fcallArgs(const Outgoing& out, FcallNumbers& numbers);
+    // Reports a command `shard` answered: the publish result or the history answer.
+    void complete(uint16_t shard, const Awaited& awaited, const redisReply& reply);
+    // Reports a command that got no answer: Unavailable.
+    void unavailable(const Awaited& awaited);
+    // FUNCTION LOAD's reply from `shard`: false (and the attempt failed) unless it loaded.
+    bool functionsLoaded(uint16_t shard, RedisStatus status, const redisReply* reply);
+    RedisMode mode() const {
+        return options_.cluster.empty() ? RedisMode::Standalone : RedisMode::Cluster;
+    }
     // Calls `send` with the arguments of each command: `command` then at most a bounded number of
     // names, so no single command delays every reply behind it.
     static void inBatches(std::string_view command, const std::vector<std::string_view>& names,
                           const std::function<void(const std::vector<std::string_view>&)>& send);
     const std::string& probeBase() const { return probe_base_; }
+    const std::string& library() const { return library_; }
     const std::string& probeChannel(uint16_t shard) const;
     bool up() const { return up_; }
 
@@ -217,7 +261,6 @@ private:
     bool moved_gap_ = false;       // one of them was live: Up with gap once they are all back
 
     std::vector<Outgoing> outbox_;
-    std::vector<uint64_t> unread_;  // history reads, answered Unavailable (no history yet)
     std::vector<Outgoing> sending_;
 
     std::vector<Probe> probes_;  // by shard
@@ -230,6 +273,9 @@ private:
     ev_timer probe_deadline_{};
 
     RedisPayload payload_;
+    const std::string library_;  // the function library's source for this mode
+    uint64_t function_reloads_ = 0;
+    uint64_t malformed_replies_ = 0;
 };
 
 }  // namespace wsrelay

@@ -147,7 +147,7 @@ void RedisClusterBroker::startNodes() {
     std::vector<std::string> probes(nodes_.size());
     for (size_t i = 0; i < nodes_.size(); ++i) {
         nodes_[i].address = topology_.masters[i];
-        open(nodes_[i]);
+        open(static_cast<uint16_t>(i));
         probes[i] = chooseProbe(static_cast<uint16_t>(i));
     }
     if (options_.cluster_refresh_ms > 0) {
@@ -158,14 +158,31 @@ void RedisClusterBroker::startNodes() {
     resubscribeAll(std::move(probes));
 }
 
-void RedisClusterBroker::open(Node& node) {
+void RedisClusterBroker::open(uint16_t index) {
+    Node& node = nodes_[index];
     node.retired = false;
+    node.loading = false;
     for (std::unique_ptr<RedisConnection>* c : {&node.sub, &node.cmd}) {
         *c = std::make_unique<RedisConnection>(loop_, resolver_,
                                                static_cast<RedisConnection::Handler&>(*this));
         (*c)->connect(node.address.host, node.address.port, handshake(),
                       options_.probe_timeout_ms / 1000.0);
     }
+    // Before any FCALL queued on this connection.
+    loadFunctions(index);
+}
+
+void RedisClusterBroker::loadFunctions(uint16_t shard) {
+    if (shard >= nodes_.size()) return;
+    Node& node = nodes_[shard];
+    if (node.loading || !node.cmd) return;
+    node.loading = true;
+    node.cmd->command({"FUNCTION", "LOAD", "REPLACE", library()},
+                      [this, shard](RedisStatus s, const redisReply* r) {
+                          if (!functionsLoaded(shard, s, r)) return;
+                          nodes_[shard].loading = false;
+                          maybeUp();
+                      });
 }
 
 std::string RedisClusterBroker::chooseProbe(uint16_t index) const {
@@ -181,7 +198,7 @@ uint16_t RedisClusterBroker::nodeFor(const ClusterNode& address) {
         Node& node = nodes_[i];
         if (node.address != address) continue;
         if (node.retired && node.inflight.empty()) {
-            open(node);  // closed when retired
+            open(static_cast<uint16_t>(i));  // closed when retired
         } else {
             node.retired = false;  // still open for what is in flight
         }
@@ -190,7 +207,7 @@ uint16_t RedisClusterBroker::nodeFor(const ClusterNode& address) {
     if (nodes_.size() >= kMaxNodes) return ClusterTopology::kNoOwner;
     nodes_.emplace_back();
     nodes_.back().address = address;
-    open(nodes_.back());
+    open(static_cast<uint16_t>(nodes_.size() - 1));
     return static_cast<uint16_t>(nodes_.size() - 1);
 }
 
@@ -276,13 +293,13 @@ void RedisClusterBroker::onRefreshTimer(struct ev_loop*, ev_timer* w, int) {
     static_cast<RedisClusterBroker*>(w->data)->requestReload();
 }
 
-void RedisClusterBroker::disconnect(std::vector<PublishTicket>& lost) {
+void RedisClusterBroker::disconnect(std::vector<Awaited>& lost) {
     // In the order they were published, as far as it is known: in flight first, then waiting.
     for (const Node& node : nodes_) {
-        for (const Pending& p : node.inflight) lost.push_back(p.out.ticket);
+        for (const Pending& p : node.inflight) lost.push_back(p.out.awaited);
     }
     for (const auto& [slot, flow] : flows_) {
-        for (const Pending& p : flow.held) lost.push_back(p.out.ticket);
+        for (const Pending& p : flow.held) lost.push_back(p.out.awaited);
     }
     ev_timer_stop(loop_, &refresh_timer_);
     flows_.clear();
@@ -296,7 +313,9 @@ void RedisClusterBroker::disconnect(std::vector<PublishTicket>& lost) {
 bool RedisClusterBroker::connectionsReady() const {
     if (nodes_.empty()) return false;
     for (const Node& node : nodes_) {
-        if (!node.retired && (!node.sub->ready() || !node.cmd->ready())) return false;
+        if (!node.retired && (!node.sub->ready() || !node.cmd->ready() || node.loading)) {
+            return false;
+        }
     }
     return true;
 }
@@ -315,13 +334,13 @@ void RedisClusterBroker::sendSubscriptions(bool subscribe, const std::vector<Tar
     }
 }
 
-bool RedisClusterBroker::sendPublish(Outgoing& out) {
+bool RedisClusterBroker::sendCommand(Outgoing& out) {
     if (route_.empty()) return false;
     Pending pending;
     pending.slot = clusterKeySlot(out.channel);
     pending.out = std::move(out);
     if (route(std::move(pending))) return true;
-    out.ticket = pending.out.ticket;  // route() leaves a refused publish whole
+    out.awaited = pending.out.awaited;  // route() leaves a refused command whole
     return false;
 }
 
@@ -355,9 +374,13 @@ void RedisClusterBroker::transmit(uint16_t index, Pending&& pending, bool asking
     const Outgoing& out = node.inflight.back().out;
     // ASKING lets the importing node serve the next command of this connection, that one only.
     if (asking) node.cmd->command({"ASKING"}, [](RedisStatus, const redisReply*) {});
-    node.cmd->command(
-        {"SPUBLISH", out.channel, out.data},
-        [this, index](RedisStatus s, const redisReply* r) { onPublishReply(index, s, r); });
+    auto reply = [this, index](RedisStatus s, const redisReply* r) { onPublishReply(index, s, r); };
+    if (out.awaited.kind == Awaited::Kind::Publish) {
+        node.cmd->command({"SPUBLISH", out.channel, out.data}, reply);
+    } else {
+        FcallNumbers numbers;
+        node.cmd->command(fcallArgs(out, numbers), reply);
+    }
 }
 
 void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
@@ -378,31 +401,35 @@ void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
         return;
     }
     if (error && isTopologyError(textOf(reply))) {
-        fail("SPUBLISH to " + node.address.name() + ": " + std::string(textOf(reply)));
-        handler_.onPublishResult(pending.out.ticket, PublishStatus::Unavailable, 0, {});
+        fail(
+            std::string(pending.out.awaited.kind == Awaited::Kind::Publish ? "SPUBLISH" : "FCALL") +
+            " to " + node.address.name() + ": " + std::string(textOf(reply)));
+        unavailable(pending.out.awaited);
         return;
     }
-    finish(std::move(pending), error ? PublishStatus::Rejected : PublishStatus::Accepted);
+    finish(index, std::move(pending), reply);
 }
 
 void RedisClusterBroker::redirect(uint16_t from, Pending&& pending, std::string_view error) {
-    const std::string what = "SPUBLISH " + pending.out.channel + ": " + std::string(error);
+    const std::string what =
+        std::string(pending.out.awaited.kind == Awaited::Kind::Publish ? "SPUBLISH " : "FCALL ") +
+        pending.out.channel + ": " + std::string(error);
     if (++pending.hops > kMaxRedirects) {
         setLastError(what + " (more than " + std::to_string(kMaxRedirects) + " redirects)");
-        finish(std::move(pending), PublishStatus::Unavailable);
+        finish(from, std::move(pending), nullptr);
         return;
     }
     uint16_t slot = 0;
     ClusterNode address;
     if (!parseRedirect(error, nodes_[from].address.host, slot, address)) {
         setLastError(what + " (unreadable redirect)");
-        finish(std::move(pending), PublishStatus::Unavailable);
+        finish(from, std::move(pending), nullptr);
         return;
     }
     const uint16_t target = nodeFor(address);
     if (target == ClusterTopology::kNoOwner) {
         setLastError(what + " (more than " + std::to_string(kMaxNodes) + " cluster nodes)");
-        finish(std::move(pending), PublishStatus::Unavailable);
+        finish(from, std::move(pending), nullptr);
         return;
     }
     const bool ask = error.starts_with("ASK ");
@@ -416,8 +443,12 @@ void RedisClusterBroker::redirect(uint16_t from, Pending&& pending, std::string_
     transmit(target, std::move(pending), ask);
 }
 
-void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
-    handler_.onPublishResult(pending.out.ticket, status, 0, {});
+void RedisClusterBroker::finish(uint16_t shard, Pending&& pending, const redisReply* reply) {
+    if (reply != nullptr) {
+        complete(shard, pending.out.awaited, *reply);
+    } else {
+        unavailable(pending.out.awaited);
+    }
     auto it = flows_.find(pending.slot);
     if (it == flows_.end()) return;
     SlotFlow& flow = it->second;
@@ -426,8 +457,7 @@ void RedisClusterBroker::finish(Pending&& pending, PublishStatus status) {
     std::deque<Pending> held = std::move(flow.held);
     flows_.erase(it);
     for (Pending& p : held) {
-        if (!route(std::move(p)))
-            handler_.onPublishResult(p.out.ticket, PublishStatus::Unavailable, 0, {});
+        if (!route(std::move(p))) unavailable(p.out.awaited);
     }
 }
 
@@ -523,7 +553,7 @@ void RedisClusterBroker::onClosed(RedisConnection& connection, const std::string
         if (!lost.empty()) {
             setLastError("connection to " + node.address.name() + " lost: " + reason);
         }
-        for (Pending& p : lost) finish(std::move(p), PublishStatus::Unavailable);
+        for (Pending& p : lost) finish(static_cast<uint16_t>(index), std::move(p), nullptr);
         return;
     }
     fail("connection to " + node.address.name() + " lost: " + reason);

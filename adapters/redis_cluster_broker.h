@@ -24,6 +24,10 @@ namespace wsrelay {
 // delivery probe on a channel hashing to one of its slots. Subscriptions, the outbox, backoff and
 // probes are RedisBrokerCore's.
 //
+// History publishes and reads (FCALL of the function library, which every master's command
+// connection loads first; Up waits for it) go the way SPUBLISH goes, slot flows and redirects
+// included, so a read never overtakes a publish of its slot.
+//
 // Slot moves are followed without a reconnect. A MOVED or ASK reply to an SPUBLISH sends it again
 // to the node named (ASK: behind ASKING), opening connections to a master not known yet, at most
 // kMaxRedirects times; a publish of a slot never overtakes one of the same slot being redirected
@@ -52,7 +56,8 @@ public:
     static constexpr size_t kMaxHeldPerSlot = 10000;
 
 private:
-    // An SPUBLISH waiting for its reply, kept whole so that a redirect can send it again.
+    // An SPUBLISH (or FCALL) waiting for its reply, kept whole so that a redirect can send it
+    // again.
     struct Pending {
         Outgoing out;
         uint16_t slot = 0;
@@ -64,6 +69,7 @@ private:
         std::unique_ptr<RedisConnection> cmd;
         std::deque<Pending> inflight;  // SPUBLISH replies arrive in order
         bool retired = false;          // owns no slot: closed, opened again if a redirect names it
+        bool loading = false;          // FUNCTION LOAD in flight on cmd
     };
     // The publishes of one slot while any is in flight. Once one is redirected, later ones wait
     // in `held` until every one in flight is answered, so none overtakes an earlier one.
@@ -76,11 +82,12 @@ private:
 
     // RedisBrokerCore
     void connect() override;
-    void disconnect(std::vector<PublishTicket>& lost) override;
+    void disconnect(std::vector<Awaited>& lost) override;
     bool connectionsReady() const override;
     uint16_t shardOf(std::string_view redis_channel) const override;
     void sendSubscriptions(bool subscribe, const std::vector<Target>& targets) override;
-    bool sendPublish(Outgoing& out) override;
+    bool sendCommand(Outgoing& out) override;
+    void loadFunctions(uint16_t shard) override;
     bool sendProbe(uint16_t shard, const std::string& channel, const std::string& payload) override;
     std::string shardName(uint16_t shard) const override;
     std::string timeoutReason() const override;
@@ -95,7 +102,7 @@ private:
     void startNodes();
     // The index of the node at `address`, opened (again) if needed; kNoOwner past kMaxNodes.
     uint16_t nodeFor(const ClusterNode& address);
-    void open(Node& node);
+    void open(uint16_t index);
     void retire(uint16_t index);
     // A channel of this worker's probe base hashing to a slot `index` owns; "" if none is found.
     std::string chooseProbe(uint16_t index) const;
@@ -110,8 +117,9 @@ private:
     void transmit(uint16_t index, Pending&& pending, bool asking);
     // `from` answered MOVED or ASK (`error`).
     void redirect(uint16_t from, Pending&& pending, std::string_view error);
-    // Reports a publish and lets its slot's waiting publishes go once none is in flight.
-    void finish(Pending&& pending, PublishStatus status);
+    // Reports a command (`reply` null: Unavailable) and lets its slot's waiting commands go once
+    // none is in flight.
+    void finish(uint16_t shard, Pending&& pending, const redisReply* reply);
     void onPublishReply(uint16_t index, RedisStatus status, const redisReply* reply);
     // The index of the node `connection` belongs to, or -1.
     int nodeOf(const RedisConnection& connection) const;

@@ -52,6 +52,48 @@ int64_t takeStamp(std::string_view& payload) {
     return us;
 }
 
+void appendPosition(uint64_t offset, std::string_view epoch, std::string& out) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, offset).ptr;
+    out += kPositionMark;
+    out.append(digits, end);
+    out += kPositionMark;
+    out.append(epoch);
+    out += kPositionMark;
+}
+
+bool isEpoch(std::string_view epoch) {
+    if (epoch.empty() || epoch.size() > 32) return false;
+    for (const char c : epoch) {
+        const bool alnum =
+            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alnum) return false;
+    }
+    return true;
+}
+
+uint64_t takePosition(std::string_view& payload, std::string_view& epoch) {
+    // Longest envelope: US, 16 digits, US, 32 characters, US.
+    if (payload.size() < 5 || payload[0] != kPositionMark) return 0;
+    const size_t second = payload.substr(0, 18).find(kPositionMark, 1);
+    if (second == std::string_view::npos) return 0;
+    uint64_t offset = 0;
+    const char* first = payload.data() + 1;
+    const char* last = payload.data() + second;
+    const auto [ptr, ec] = std::from_chars(first, last, offset);
+    if (ec != std::errc() || ptr != last || offset == 0 || offset > (uint64_t{1} << 53) - 1) {
+        return 0;
+    }
+    // Searched within the longest epoch only, so a payload that merely starts alike costs little.
+    const size_t length = payload.substr(second + 1, 33).find(kPositionMark);
+    if (length == std::string_view::npos) return 0;
+    const std::string_view text = payload.substr(second + 1, length);
+    if (!isEpoch(text)) return 0;
+    epoch = text;
+    payload.remove_prefix(second + 1 + length + 1);
+    return offset;
+}
+
 void appendJsonString(std::string_view payload, std::string& out) {
     static constexpr char kHex[] = "0123456789abcdef";
     out.reserve(out.size() + payload.size() + 2);

@@ -37,6 +37,18 @@ void appendStamp(int64_t entered_us, std::string& out);
 // untouched) when there is none.
 int64_t takeStamp(std::string_view& payload);
 
+// The position envelope the `wsrelay_publish` Redis Function (adapters/redis_functions.lua) puts
+// in front of what it publishes: a US byte (0x1F), the offset in decimal, US, the epoch, US; then
+// the data as the publisher passed it (which may start with an entry stamp). A message without
+// one (a plain PUBLISH) carries no position.
+inline constexpr char kPositionMark = '\x1f';
+void appendPosition(uint64_t offset, std::string_view epoch, std::string& out);
+// Removes a well-formed envelope from the front of `payload`: returns its offset (1..2^53-1) and
+// sets `epoch` to a view of it; 0 (`payload` and `epoch` untouched) when there is none.
+uint64_t takePosition(std::string_view& payload, std::string_view& epoch);
+// An epoch's shape: 1..32 of [A-Za-z0-9].
+bool isEpoch(std::string_view epoch);
+
 // `payload` as a JSON string literal: ", \ and control characters escaped (\uXXXX for the
 // latter), valid UTF-8 kept, each byte of an invalid UTF-8 sequence replaced by U+FFFD.
 void appendJsonString(std::string_view payload, std::string& out);

@@ -31,6 +31,13 @@ std::string_view trim(std::string_view s) {
     return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
 }
 
+// Echoes user input in a message, cut short so a huge value cannot flood the output.
+std::string quoted(std::string_view text) {
+    constexpr size_t kMax = 64;
+    if (text.size() <= kMax) return "'" + std::string(text) + "'";
+    return "'" + std::string(text.substr(0, kMax)) + "...'";
+}
+
 std::string_view kindOf(const YAML::Node& node) {
     switch (node.Type()) {
         case YAML::NodeType::Sequence: return "list";
@@ -48,6 +55,7 @@ std::string expected(const ConfigKey& key) {
         case ConfigType::String: return "a string";
         case ConfigType::Enum: return "one of: " + configRange(key);
         case ConfigType::StringList: return "a list of strings";
+        case ConfigType::EntryList: return "a list of entries " + configRange(key);
     }
     return "a value";
 }
@@ -89,6 +97,25 @@ std::string unknownKeyMessage(std::string_view path) {
     }
     if (best == nullptr) return "unknown key";
     return "unknown key (did you mean '" + best->path + "'?)";
+}
+
+std::string unknownFieldMessage(const ConfigKey& list, std::string_view name) {
+    const std::string unknown = "unknown field '" + std::string(name) + "'";
+    std::vector<std::string> names;
+    const ConfigKey* best = nullptr;
+    size_t best_distance = std::max<size_t>(2, name.size() / 4) + 1;
+    for (const ConfigKey& field : list.fields) {
+        names.push_back(field.path);
+        const size_t d = editDistance(name, field.path);
+        if (d < best_distance) {
+            best = &field;
+            best_distance = d;
+        }
+    }
+    if (best != nullptr) return unknown + " (did you mean '" + best->path + "'?)";
+    std::string all;
+    for (const std::string& n : names) all += (all.empty() ? "" : ", ") + n;
+    return unknown + " (an entry has " + all + ")";
 }
 
 // yaml-cpp 0.7's LoadAll() never returns on a document followed by a token that can start
@@ -161,6 +188,8 @@ struct Origin {
     std::string source;
     int line = 0;
     int column = 0;
+    // An EntryList key: where each of its entries starts (same source), for rules on entries.
+    std::vector<std::pair<int, int>> entries;
 };
 using Origins = std::map<std::string, Origin>;
 
@@ -169,42 +198,65 @@ public:
     Loader(ConfigLoad& out, Origins& origins, std::string source)
         : out_(out), origins_(origins), source_(std::move(source)) {}
 
+    // A whole configuration file.
     void text(std::string_view yaml) {
+        const std::optional<YAML::Node> root = document(yaml, "");
+        if (!root || root->IsNull()) return;  // an empty file (or only comments): all defaults
+        if (!root->IsMap()) {
+            error(root->Mark(), "",
+                  "expected a mapping of keys, got a " + std::string(kindOf(*root)));
+            return;
+        }
+        try {
+            mapping(*root, "");
+        } catch (const YAML::Exception& e) {
+            error(e.mark, "", e.msg);
+        }
+    }
+
+    // The YAML value of one EntryList key on its own (an environment variable), positions in
+    // errors counted inside it. Empty sets an empty list, as it does for a string list.
+    void value(const ConfigKey& key, std::string_view yaml) {
+        const std::optional<YAML::Node> root = document(yaml, key.path);
+        if (!root) return;
+        try {
+            if (root->IsNull()) {
+                store(key, *root, ConfigValue{std::vector<ConfigEntry>{}});
+            } else {
+                leaf(key, *root, *root);
+            }
+        } catch (const YAML::Exception& e) {
+            error(e.mark, key.path, e.msg);
+        }
+    }
+
+private:
+    // The one document of `yaml` (a null node when it has none), or nothing after a syntax error,
+    // which is reported for `key` ("" for a whole file).
+    std::optional<YAML::Node> document(std::string_view yaml, const std::string& key) {
         const std::string copy(yaml);
         if (const std::optional<YAML::Mark> endless = endlessDocuments(copy)) {
-            error(*endless, "", endlessDocumentsMessage(yaml, *endless));
-            return;
+            error(*endless, key, endlessDocumentsMessage(yaml, *endless));
+            return std::nullopt;
         }
         std::vector<YAML::Node> docs;
         try {
             docs = YAML::LoadAll(copy);
         } catch (const YAML::DeepRecursion& e) {
             // yaml-cpp's own message for it is "bad file".
-            error(e.mark, "",
+            error(e.mark, key,
                   "syntax error: nested too deeply (yaml-cpp reads " + std::to_string(e.depth()) +
                       " levels at most)");
-            return;
+            return std::nullopt;
         } catch (const YAML::Exception& e) {
-            error(e.mark, "", "syntax error: " + e.msg);
-            return;
+            error(e.mark, key, "syntax error: " + e.msg);
+            return std::nullopt;
         }
-        if (docs.empty()) return;  // an empty file (or only comments): all defaults
-        if (docs.size() > 1) error(docs[1].Mark(), "", "only one YAML document is allowed");
-        const YAML::Node& root = docs[0];
-        if (root.IsNull()) return;
-        if (!root.IsMap()) {
-            error(root.Mark(), "",
-                  "expected a mapping of keys, got a " + std::string(kindOf(root)));
-            return;
-        }
-        try {
-            mapping(root, "");
-        } catch (const YAML::Exception& e) {
-            error(e.mark, "", e.msg);
-        }
+        if (docs.empty()) return YAML::Node(YAML::NodeType::Null);
+        if (docs.size() > 1) error(docs[1].Mark(), key, "only one YAML document is allowed");
+        return docs[0];
     }
 
-private:
     void error(const YAML::Mark& mark, std::string key, std::string message) {
         ConfigError e;
         e.source = source_;
@@ -261,6 +313,10 @@ private:
                       formatConfigValue(key.default_value) + ")");
             return;
         }
+        if (key.type == ConfigType::EntryList) {
+            entryList(key, name, value);
+            return;
+        }
         if (key.type == ConfigType::StringList) {
             if (!value.IsSequence()) {
                 error(value.Mark(), key.path,
@@ -304,9 +360,140 @@ private:
         store(key, value, *parsed.value);
     }
 
-    void store(const ConfigKey& key, const YAML::Node& value, const ConfigValue& converted) {
+    void store(const ConfigKey& key, const YAML::Node& value, const ConfigValue& converted,
+               std::vector<std::pair<int, int>> entries = {}) {
         key.store(out_.config, converted);
-        origins_[key.path] = {source_, value.Mark().line + 1, value.Mark().column + 1};
+        origins_[key.path] = {source_, value.Mark().line + 1, value.Mark().column + 1,
+                              std::move(entries)};
+    }
+
+    // Each value a unique field was given, with the entry (1-based) and line that gave it first.
+    using FirstUses = std::map<std::string, std::map<std::string, std::pair<size_t, int>>>;
+
+    // A list of mappings of the key's fields. Not half-applied: one bad entry leaves the whole
+    // list at its default, as one bad entry of a string list does.
+    void entryList(const ConfigKey& key, const YAML::Node& name, const YAML::Node& value) {
+        if (!value.IsSequence()) {
+            error(value.Mark(), key.path,
+                  "expected a list of entries " + configRange(key) + ", got a " +
+                      std::string(kindOf(value)));
+            return;
+        }
+        std::vector<ConfigEntry> entries;
+        std::vector<std::pair<int, int>> starts;
+        FirstUses first_uses;
+        bool good = true;
+        size_t index = 0;
+        for (const YAML::Node& item : value) {
+            ++index;
+            if (!item.IsMap()) {
+                const YAML::Mark& mark = item.IsNull() ? name.Mark() : item.Mark();
+                error(mark, key.path,
+                      "entry " + std::to_string(index) + ": expected a mapping of fields " +
+                          configRange(key) + ", got a " + std::string(kindOf(item)));
+                good = false;
+                continue;
+            }
+            ConfigEntry entry;
+            if (!fields(key, item, index, first_uses, entry)) {
+                good = false;
+                continue;
+            }
+            entries.push_back(std::move(entry));
+            starts.emplace_back(item.Mark().line + 1, item.Mark().column + 1);
+        }
+        if (good) store(key, value, ConfigValue{std::move(entries)}, std::move(starts));
+    }
+
+    // One entry's fields into `out` (every field: those not given hold their default); false
+    // after reporting what was wrong with it.
+    bool fields(const ConfigKey& list, const YAML::Node& item, size_t index, FirstUses& first_uses,
+                ConfigEntry& out) {
+        const std::string where = "entry " + std::to_string(index) + ": ";
+        std::vector<std::optional<ConfigValue>> values(list.fields.size());
+        std::vector<YAML::Node> given(list.fields.size());
+        std::map<std::string, int> first_line;
+        bool good = true;
+        for (auto it = item.begin(); it != item.end(); ++it) {
+            const YAML::Node name = it->first;
+            const YAML::Node value = it->second;
+            if (!name.IsScalar()) {
+                error(name.Mark(), list.path,
+                      where + "fields must be plain strings, got a " + std::string(kindOf(name)));
+                good = false;
+                continue;
+            }
+            const auto [seen, inserted] = first_line.emplace(name.Scalar(), name.Mark().line + 1);
+            if (!inserted) {
+                error(name.Mark(), list.path,
+                      where + name.Scalar() + ": duplicate field (first at line " +
+                          std::to_string(seen->second) + ")");
+                good = false;
+                continue;
+            }
+            const auto field =
+                std::find_if(list.fields.begin(), list.fields.end(),
+                             [&name](const ConfigKey& f) { return f.path == name.Scalar(); });
+            if (field == list.fields.end()) {
+                error(name.Mark(), list.path, where + unknownFieldMessage(list, name.Scalar()));
+                good = false;
+                continue;
+            }
+            const std::string at = where + field->path + ": ";
+            if (value.IsNull()) {
+                error(name.Mark(), list.path,
+                      at + (field->required ? std::string("value is null")
+                                            : "value is null (remove the field to use the "
+                                              "default, " +
+                                                  formatConfigValue(field->default_value) + ")"));
+                good = false;
+                continue;
+            }
+            if (!value.IsScalar()) {
+                error(
+                    value.Mark(), list.path,
+                    at + "expected " + expected(*field) + ", got a " + std::string(kindOf(value)));
+                good = false;
+                continue;
+            }
+            ConfigParse parsed = parseConfigScalar(*field, value.Scalar());
+            if (!parsed.value) {
+                error(value.Mark(), list.path, at + parsed.error);
+                good = false;
+                continue;
+            }
+            const auto i = static_cast<size_t>(field - list.fields.begin());
+            values[i] = std::move(parsed.value);
+            given[i] = value;
+        }
+        for (size_t i = 0; i < list.fields.size(); ++i) {
+            const ConfigKey& field = list.fields[i];
+            if (!values[i]) {
+                if (field.required && good) {
+                    error(item.Mark(), list.path,
+                          where + "no " + field.path + " (every entry needs one)");
+                }
+                good = good && !field.required;
+                values[i] = field.default_value;
+                continue;
+            }
+            if (!field.unique) continue;
+            const YAML::Mark mark = given[i].Mark();
+            const auto [first, fresh] = first_uses[field.path].emplace(
+                formatConfigValue(*values[i]), std::make_pair(index, mark.line + 1));
+            if (!fresh) {
+                error(mark, list.path,
+                      where + field.path + ": " + quoted(given[i].Scalar()) + " is the " +
+                          field.path + " of entry " + std::to_string(first->second.first) +
+                          " already (line " + std::to_string(first->second.second) + ")");
+                good = false;
+            }
+        }
+        if (!good) return false;
+        for (size_t i = 0; i < list.fields.size(); ++i) {
+            out.fields.emplace_back(list.fields[i].path, std::move(*values[i]));
+        }
+        return true;
     }
 
     ConfigLoad& out_;
@@ -346,6 +533,11 @@ void applyEnvironment(ConfigLoad& out, Origins& origins, const Environment& env)
             out.warnings.push_back("env " + name + ": not a configuration key; ignored");
             continue;
         }
+        if (it->second->type == ConfigType::EntryList) {
+            // YAML (a flow sequence fits one line); errors point into the value.
+            Loader(out, origins, "env " + name).value(*it->second, value);
+            continue;
+        }
         ConfigParse parsed = parseEnvValue(*it->second, value);
         if (!parsed.value) {
             ConfigError e;
@@ -356,7 +548,43 @@ void applyEnvironment(ConfigLoad& out, Origins& origins, const Environment& env)
             continue;
         }
         it->second->store(out.config, *parsed.value);
-        origins[it->second->path] = {"env " + name, 0, 0};
+        origins[it->second->path] = {"env " + name, 0, 0, {}};
+    }
+}
+
+ConfigError ruleError(const Origins& origins, const std::string& fallback, const ConfigRule& rule,
+                      std::string message) {
+    ConfigError e;
+    e.source = fallback;
+    for (const std::string& key : rule.keys) {
+        const auto it = origins.find(key);
+        if (it == origins.end()) continue;
+        e.source = it->second.source;
+        e.line = it->second.line;
+        e.column = it->second.column;
+        break;
+    }
+    e.message = std::move(message);  // names every key itself, so `key` stays empty
+    return e;
+}
+
+// A rule on each entry of the list rule.keys[0]: one error per entry that breaks it, at the
+// entry when the list came from the file or the environment.
+void applyEntryRule(ConfigLoad& out, const Origins& origins, const std::string& fallback,
+                    const ConfigRule& rule) {
+    const ConfigKey* list = findConfigKey(rule.keys.front());
+    const size_t count = std::get<std::vector<ConfigEntry>>(list->read(out.config)).size();
+    const auto origin = origins.find(list->path);
+    for (size_t i = 0; i < count; ++i) {
+        std::string message = rule.check_entry(out.config, i);
+        if (message.empty()) continue;
+        ConfigError e = ruleError(origins, fallback, rule, std::move(message));
+        if (origin != origins.end() && i < origin->second.entries.size()) {
+            e.source = origin->second.source;
+            e.line = origin->second.entries[i].first;
+            e.column = origin->second.entries[i].second;
+        }
+        out.errors.push_back(std::move(e));
     }
 }
 
@@ -369,20 +597,13 @@ void applyRules(ConfigLoad& out, const Origins& origins, const std::string& fall
             return std::find(rule.keys.begin(), rule.keys.end(), e.key) != rule.keys.end();
         };
         if (std::any_of(out.errors.begin(), out.errors.end(), reads)) continue;
+        if (rule.check_entry != nullptr) {
+            applyEntryRule(out, origins, fallback, rule);
+            continue;
+        }
         std::string message = rule.check(out.config);
         if (message.empty()) continue;
-        ConfigError e;
-        e.source = fallback;
-        for (const std::string& key : rule.keys) {
-            const auto it = origins.find(key);
-            if (it == origins.end()) continue;
-            e.source = it->second.source;
-            e.line = it->second.line;
-            e.column = it->second.column;
-            break;
-        }
-        e.message = std::move(message);  // names every key itself, so `key` stays empty
-        out.errors.push_back(std::move(e));
+        out.errors.push_back(ruleError(origins, fallback, rule, std::move(message)));
     }
 }
 
@@ -483,7 +704,8 @@ std::string describeConfigKeys() {
     std::string out =
         "Each key: YAML path = default, then its type (accepted values) and the environment\n"
         "variable that overrides it. The environment wins over the file; lists in the environment\n"
-        "are comma-separated.\n";
+        "are comma-separated, lists of entries are YAML: [{pattern: \"chat:*\", history_size: "
+        "100}].\n";
     std::string section = ".";
     for (const ConfigKey& key : configKeys()) {
         const size_t dot = key.path.find('.');
@@ -496,6 +718,18 @@ std::string describeConfigKeys() {
         if (!range.empty()) out += " (" + range + ")";
         out += "; env " + key.envName() + "\n";
         out += wrap(key.meaning, "      ", 100);
+        if (!key.fields.empty()) out += "      Fields of an entry:\n";
+        for (const ConfigKey& field : key.fields) {
+            out +=
+                "        " + field.path +
+                (field.required ? " (required)" : " = " + formatConfigValue(field.default_value)) +
+                "\n";
+            out += "            " + std::string(configTypeName(field.type));
+            const std::string field_range = configRange(field);
+            if (!field_range.empty()) out += " (" + field_range + ")";
+            out += field.unique ? "; unique across entries\n" : "\n";
+            out += wrap(field.meaning, "            ", 100);
+        }
     }
     out += "\nRules across keys (checked once the file and the environment are applied):\n";
     for (const ConfigRule& rule : configRules()) out += "  " + rule.rule + "\n";

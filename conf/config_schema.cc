@@ -39,89 +39,197 @@ constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{
     {"error", LogLevel::Error},
 }};
 
+// A key or a field as declared, with how it reaches its place in a `Target`: Config for a key of
+// the table, the entry struct (Config::Channel) for a field of an EntryList key. One builder per
+// type serves both, so a field is declared exactly as a key is.
+template <typename Target>
+struct Declared {
+    ConfigKey key;
+    std::function<void(Target&, const ConfigValue&)> store;
+    std::function<ConfigValue(const Target&)> read;
+};
+
+ConfigKey tableKey(Declared<Config> declared) {
+    declared.key.store = std::move(declared.store);
+    declared.key.read = std::move(declared.read);
+    return std::move(declared.key);
+}
+
 // `access` is a generic lambda returning a reference to the field, so one expression serves both
-// store (Config&) and read (const Config&); the field's own type decides Int or Int64.
-template <typename Access>
-ConfigKey numberKey(std::string path, int64_t min, int64_t max, std::string meaning, Access access,
-                    bool zero_allowed = false) {
-    using Field = std::remove_cvref_t<decltype(access(std::declval<Config&>()))>;
+// store (Target&) and read (const Target&); the field's own type decides Int or Int64.
+template <typename Target, typename Access>
+Declared<Target> declareNumber(std::string path, int64_t min, int64_t max, std::string meaning,
+                               Access access, bool zero_allowed = false) {
+    using Field = std::remove_cvref_t<decltype(access(std::declval<Target&>()))>;
     static_assert(std::is_same_v<Field, int> || std::is_same_v<Field, int64_t>);
-    ConfigKey key;
-    key.path = std::move(path);
-    key.type = std::is_same_v<Field, int> ? ConfigType::Int : ConfigType::Int64;
-    key.min = min;
-    key.max = max;
-    key.zero_allowed = zero_allowed;
-    key.meaning = std::move(meaning);
-    key.store = [access](Config& c, const ConfigValue& v) {
-        access(c) = static_cast<Field>(std::get<int64_t>(v));
+    Declared<Target> d;
+    d.key.path = std::move(path);
+    d.key.type = std::is_same_v<Field, int> ? ConfigType::Int : ConfigType::Int64;
+    d.key.min = min;
+    d.key.max = max;
+    d.key.zero_allowed = zero_allowed;
+    d.key.meaning = std::move(meaning);
+    d.store = [access](Target& t, const ConfigValue& v) {
+        access(t) = static_cast<Field>(std::get<int64_t>(v));
     };
-    key.read = [access](const Config& c) { return ConfigValue{static_cast<int64_t>(access(c))}; };
-    return key;
+    d.read = [access](const Target& t) { return ConfigValue{static_cast<int64_t>(access(t))}; };
+    return d;
 }
 
-template <typename Access>
-ConfigKey stringKey(std::string path, std::string (*check)(std::string_view),
-                    std::string constraint, std::string meaning, Access access) {
-    ConfigKey key;
-    key.path = std::move(path);
-    key.type = ConfigType::String;
-    key.check = check;
-    key.constraint = std::move(constraint);
-    key.meaning = std::move(meaning);
-    key.store = [access](Config& c, const ConfigValue& v) { access(c) = std::get<std::string>(v); };
-    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
-    return key;
+template <typename Target, typename Access>
+Declared<Target> declareString(std::string path, std::string (*check)(std::string_view),
+                               std::string constraint, std::string meaning, Access access) {
+    Declared<Target> d;
+    d.key.path = std::move(path);
+    d.key.type = ConfigType::String;
+    d.key.check = check;
+    d.key.constraint = std::move(constraint);
+    d.key.meaning = std::move(meaning);
+    d.store = [access](Target& t, const ConfigValue& v) { access(t) = std::get<std::string>(v); };
+    d.read = [access](const Target& t) { return ConfigValue{access(t)}; };
+    return d;
 }
 
-template <typename Access>
-ConfigKey boolKey(std::string path, std::string meaning, Access access) {
-    ConfigKey key;
-    key.path = std::move(path);
-    key.type = ConfigType::Bool;
-    key.meaning = std::move(meaning);
-    key.store = [access](Config& c, const ConfigValue& v) { access(c) = std::get<bool>(v); };
-    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
-    return key;
+template <typename Target, typename Access>
+Declared<Target> declareBool(std::string path, std::string meaning, Access access) {
+    Declared<Target> d;
+    d.key.path = std::move(path);
+    d.key.type = ConfigType::Bool;
+    d.key.meaning = std::move(meaning);
+    d.store = [access](Target& t, const ConfigValue& v) { access(t) = std::get<bool>(v); };
+    d.read = [access](const Target& t) { return ConfigValue{access(t)}; };
+    return d;
 }
 
-template <typename Access>
-ConfigKey listKey(std::string path, std::string (*check)(std::string_view), std::string constraint,
-                  std::string meaning, Access access) {
-    ConfigKey key;
-    key.path = std::move(path);
-    key.type = ConfigType::StringList;
-    key.check = check;
-    key.constraint = std::move(constraint);
-    key.meaning = std::move(meaning);
-    key.store = [access](Config& c, const ConfigValue& v) {
-        access(c) = std::get<std::vector<std::string>>(v);
+template <typename Target, typename Access>
+Declared<Target> declareList(std::string path, std::string (*check)(std::string_view),
+                             std::string constraint, std::string meaning, Access access) {
+    Declared<Target> d;
+    d.key.path = std::move(path);
+    d.key.type = ConfigType::StringList;
+    d.key.check = check;
+    d.key.constraint = std::move(constraint);
+    d.key.meaning = std::move(meaning);
+    d.store = [access](Target& t, const ConfigValue& v) {
+        access(t) = std::get<std::vector<std::string>>(v);
     };
-    key.read = [access](const Config& c) { return ConfigValue{access(c)}; };
-    return key;
+    d.read = [access](const Target& t) { return ConfigValue{access(t)}; };
+    return d;
 }
 
-template <typename E, size_t N, typename Access>
-ConfigKey enumKey(std::string path, const EnumNames<E, N>& names, std::string meaning,
-                  Access access) {
+template <typename Target, typename E, size_t N, typename Access>
+Declared<Target> declareEnum(std::string path, const EnumNames<E, N>& names, std::string meaning,
+                             Access access) {
     auto nameOf = [names](E value) {
         for (const auto& [name, e] : names) {
             if (e == value) return std::string(name);
         }
         return std::string();
     };
-    ConfigKey key;
-    key.path = std::move(path);
-    key.type = ConfigType::Enum;
-    for (const auto& entry : names) key.allowed.emplace_back(entry.first);
-    key.meaning = std::move(meaning);
-    key.store = [access, names](Config& c, const ConfigValue& v) {
+    Declared<Target> d;
+    d.key.path = std::move(path);
+    d.key.type = ConfigType::Enum;
+    for (const auto& entry : names) d.key.allowed.emplace_back(entry.first);
+    d.key.meaning = std::move(meaning);
+    d.store = [access, names](Target& t, const ConfigValue& v) {
         for (const auto& [name, e] : names) {
-            if (name == std::get<std::string>(v)) access(c) = e;
+            if (name == std::get<std::string>(v)) access(t) = e;
         }
     };
-    key.read = [access, nameOf](const Config& c) { return ConfigValue{nameOf(access(c))}; };
+    d.read = [access, nameOf](const Target& t) { return ConfigValue{nameOf(access(t))}; };
+    return d;
+}
+
+// The keys of the table: the builders above, for Config.
+template <typename Access>
+ConfigKey numberKey(std::string path, int64_t min, int64_t max, std::string meaning, Access access,
+                    bool zero_allowed = false) {
+    return tableKey(
+        declareNumber<Config>(std::move(path), min, max, std::move(meaning), access, zero_allowed));
+}
+
+template <typename Access>
+ConfigKey stringKey(std::string path, std::string (*check)(std::string_view),
+                    std::string constraint, std::string meaning, Access access) {
+    return tableKey(declareString<Config>(std::move(path), check, std::move(constraint),
+                                          std::move(meaning), access));
+}
+
+template <typename Access>
+ConfigKey boolKey(std::string path, std::string meaning, Access access) {
+    return tableKey(declareBool<Config>(std::move(path), std::move(meaning), access));
+}
+
+template <typename Access>
+ConfigKey listKey(std::string path, std::string (*check)(std::string_view), std::string constraint,
+                  std::string meaning, Access access) {
+    return tableKey(declareList<Config>(std::move(path), check, std::move(constraint),
+                                        std::move(meaning), access));
+}
+
+template <typename E, size_t N, typename Access>
+ConfigKey enumKey(std::string path, const EnumNames<E, N>& names, std::string meaning,
+                  Access access) {
+    return tableKey(declareEnum<Config>(std::move(path), names, std::move(meaning), access));
+}
+
+// A list of entries of type Entry (access(config) is the std::vector<Entry>), each a mapping of
+// `fields`. A field's default is read from a default-constructed Entry; an entry as ConfigEntry
+// holds every field, so storing one sets each field of a new Entry.
+template <typename Entry, typename Access>
+ConfigKey entryListKey(std::string path, std::vector<Declared<Entry>> fields, std::string meaning,
+                       Access access) {
+    const Entry defaults{};
+    ConfigKey key;
+    key.path = std::move(path);
+    key.type = ConfigType::EntryList;
+    key.meaning = std::move(meaning);
+    for (Declared<Entry>& field : fields) {
+        field.key.default_value = field.read(defaults);
+        key.fields.push_back(field.key);
+    }
+    key.store = [access, fields](Config& c, const ConfigValue& v) {
+        std::vector<Entry>& list = access(c);
+        list.clear();
+        for (const ConfigEntry& entry : std::get<std::vector<ConfigEntry>>(v)) {
+            Entry& out = list.emplace_back();
+            for (const auto& [name, value] : entry.fields) {
+                for (const Declared<Entry>& field : fields) {
+                    if (field.key.path == name) field.store(out, value);
+                }
+            }
+        }
+    };
+    key.read = [access, fields](const Config& c) {
+        std::vector<ConfigEntry> out;
+        for (const Entry& entry : access(c)) {
+            ConfigEntry& converted = out.emplace_back();
+            for (const Declared<Entry>& field : fields) {
+                converted.fields.emplace_back(field.key.path, field.read(entry));
+            }
+        }
+        return ConfigValue{std::move(out)};
+    };
     return key;
+}
+
+template <typename Target>
+Declared<Target> required(Declared<Target> field) {
+    field.key.required = true;
+    return field;
+}
+
+template <typename Target>
+Declared<Target> unique(Declared<Target> field) {
+    field.key.unique = true;
+    return field;
+}
+
+// Echoes user input in a message, cut short so a huge value cannot flood the output.
+std::string quoted(std::string_view text) {
+    constexpr size_t kMax = 64;
+    if (text.size() <= kMax) return "'" + std::string(text) + "'";
+    return "'" + std::string(text.substr(0, kMax)) + "...'";
 }
 
 bool hasSpace(std::string_view s) {
@@ -201,6 +309,13 @@ std::string checkClaimName(std::string_view name) {
     return "";
 }
 
+// The characters of a channel name (relay/protocol validChannel; tests/unit/channel_rules_test.cc
+// checks the two agree).
+bool isChannelChar(unsigned char c) {
+    return std::isalnum(c) ||
+           std::string_view("_-:./@=+,#!~$").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
 // A channel pattern: channel characters, {sub} anywhere, and an optional trailing '*'.
 std::string checkChannelPattern(std::string_view pattern) {
     std::string_view rest = pattern;
@@ -211,16 +326,27 @@ std::string checkChannelPattern(std::string_view pattern) {
             i += 4;
             continue;
         }
-        const unsigned char c = static_cast<unsigned char>(rest[i]);
-        if (std::isalnum(c) || std::string_view("_-:./@=+,#!~$").find(static_cast<char>(c)) !=
-                                   std::string_view::npos) {
-            continue;
-        }
+        if (isChannelChar(static_cast<unsigned char>(rest[i]))) continue;
         return "'" + std::string(pattern) +
                "' is not a channel pattern (channel characters, "
                "{sub}, and an optional trailing *)";
     }
     return "";
+}
+
+// A `channels` entry's pattern: a channel name, or one followed by a single * (a prefix), or a
+// lone * for every channel. Its length is checked against limits.max_channel_bytes by a rule.
+std::string checkChannelsPattern(std::string_view pattern) {
+    if (pattern.empty()) return "must not be empty";
+    std::string_view name = pattern;
+    if (name.ends_with('*')) name.remove_suffix(1);
+    const bool valid = std::all_of(name.begin(), name.end(), [](char c) {
+        return isChannelChar(static_cast<unsigned char>(c));
+    });
+    if (valid) return "";
+    return quoted(pattern) +
+           " is not a channel name, or one followed by a single * (channel characters: letters, "
+           "digits and _-:./@=+,#!~$)";
 }
 
 std::string checkAutoSubscribe(std::string_view channel) {
@@ -445,6 +571,40 @@ std::vector<ConfigKey> buildTable() {
         "broker.redis.sentinel.password", nullptr, "any",
         "Password of the sentinels (their requirepass); empty = sentinels without AUTH.",
         [](auto& c) -> auto& { return c.broker.redis.sentinel.password; }));
+    keys.push_back(entryListKey<Config::Channel>(
+        "channels",
+        {unique(required(declareString<Config::Channel>(
+             "pattern", checkChannelsPattern, "channel name, or one ending in *",
+             "Channels the entry is for: an exact channel name, or a prefix followed by * (any "
+             "rest, none included); * alone matches every channel.",
+             [](auto& e) -> auto& { return e.pattern; }))),
+         declareNumber<Config::Channel>(
+             "history_size", 0, 100000,
+             "Messages of each matching channel kept for recovery and history reads; 0 = no "
+             "history.",
+             [](auto& e) -> auto& { return e.history_size; }),
+         declareNumber<Config::Channel>(
+             "history_ttl_ms", 1000, 2592000000,
+             "A channel's history (its messages and epoch) expires this long after its last "
+             "publish.",
+             [](auto& e) -> auto& { return e.history_ttl_ms; })},
+        "Options by channel name pattern; the first entry whose pattern matches a channel decides; "
+        "a channel no entry matches has no history.",
+        [](auto& c) -> auto& { return c.channels; }));
+    keys.push_back(numberKey(
+        "history.max_recover", 1, 100000,
+        "Most messages one recovery delivers (a subscribe with since, or a worker after a broker "
+        "outage); more missed = not recovered.",
+        [](auto& c) -> auto& { return c.history.max_recover; }));
+    keys.push_back(numberKey(
+        "history.max_limit", 1, 100000,
+        "Largest limit of one history read (the history command, POST /api/history), and the "
+        "limit of a read that gives none.",
+        [](auto& c) -> auto& { return c.history.max_limit; }));
+    keys.push_back(numberKey(
+        "history.max_reads_in_flight", 1, 10000,
+        "History reads one worker has under way at the broker at once; more wait their turn.",
+        [](auto& c) -> auto& { return c.history.max_reads_in_flight; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
@@ -584,22 +744,98 @@ const std::vector<ConfigKey>& table() {
 // carry no mask). tests/unit/protocol_test.cc checks it against the encoder.
 constexpr int64_t kMaxFrameHeaderBytes = 10;
 
+// The most a position adds to a message frame of a channel with history:
+// `,"offset":N,"epoch":"E"` with a 20-digit offset and a 32-byte epoch (relay/protocol
+// kMaxPositionBytes; tests/unit/publisher_test.cc checks the rule against it).
+constexpr int64_t kMaxPositionBytes = 73;
+
+// The first `channels` entry that keeps history, or null: the rules that only matter with history
+// name it.
+const Config::Channel* firstWithHistory(const Config& c) {
+    for (const Config::Channel& entry : c.channels) {
+        if (entry.history_size > 0) return &entry;
+    }
+    return nullptr;
+}
+
+std::string historyEntryName(const Config& c, const Config::Channel& entry) {
+    return "channels entry " + std::to_string(&entry - c.channels.data() + 1) + ", " +
+           quoted(entry.pattern);
+}
+
 // A client's publish is never shorter than the JSON of the frame that delivers it
 // ({"op":"publish",...} and {"op":"message",...} differ in the op word only, both 7 letters), so
-// with this rule every publish a client may send fits in an empty send queue once framed.
+// with this rule every publish a client may send fits in an empty send queue once framed. On a
+// channel with history the frame also carries its position, which the entry checks make room for.
 // Anything larger could only close every subscriber as a slow consumer.
 std::string checkMessageFitsSendQueue(const Config& c) {
     const int64_t message = c.websocket.max_message_bytes;
     const int64_t queue = c.limits.send_queue_bytes;
-    if (message + kMaxFrameHeaderBytes <= queue) return "";
-    return "websocket.max_message_bytes (" + std::to_string(message) + ") plus a " +
-           std::to_string(kMaxFrameHeaderBytes) +
-           "-byte frame header exceeds limits.send_queue_bytes (" + std::to_string(queue) +
+    const Config::Channel* history = firstWithHistory(c);
+    const int64_t extra = kMaxFrameHeaderBytes + (history != nullptr ? kMaxPositionBytes : 0);
+    if (message + extra <= queue) return "";
+    std::string added = std::to_string(kMaxFrameHeaderBytes) + "-byte frame header";
+    if (history != nullptr) {
+        added += " and a " + std::to_string(kMaxPositionBytes) + "-byte position (" +
+                 historyEntryName(c, *history) + " keeps history)";
+    }
+    return "websocket.max_message_bytes (" + std::to_string(message) + ") plus a " + added +
+           " exceeds limits.send_queue_bytes (" + std::to_string(queue) +
            "): a message of the largest size could never be queued for a subscriber; set "
            "websocket.max_message_bytes to at most " +
-           std::to_string(queue - kMaxFrameHeaderBytes) +
-           " or limits.send_queue_bytes to at least " +
-           std::to_string(message + kMaxFrameHeaderBytes);
+           std::to_string(queue - extra) + " or limits.send_queue_bytes to at least " +
+           std::to_string(message + extra);
+}
+
+// A recovery queues the missed messages for its client at once, then the ack: a send queue that
+// cannot hold them closes the client (or drops what it recovered) every time it recovers.
+std::string checkRecoveryFitsSendQueue(const Config& c) {
+    const Config::Channel* entry = firstWithHistory(c);
+    const int recover = c.history.max_recover;
+    const int queue = c.limits.send_queue_messages;
+    if (entry == nullptr || recover < queue) return "";
+    return "history.max_recover (" + std::to_string(recover) +
+           ") is not less than limits.send_queue_messages (" + std::to_string(queue) + ") while " +
+           historyEntryName(c, *entry) +
+           " keeps history: a recovery queues up to history.max_recover messages and its ack for "
+           "one client at once; set history.max_recover to at most " +
+           std::to_string(queue - 1) + " or limits.send_queue_messages to at least " +
+           std::to_string(recover + 1);
+}
+
+// The history of a channel lives under Redis keys derived from its Redis channel name (prefix +
+// channel), in the channel's Cluster slot: the name's {hash tag} when it has one, else the whole
+// name made the tag. Channel names hold no brace, so the prefix decides which: none, or exactly
+// one non-empty tag (every channel then shares that tag's slot). Other braces would give the keys
+// another slot than the channel's, and the history function call would fail.
+std::string checkPrefixHashTag(const Config& c) {
+    const Config::Channel* entry = firstWithHistory(c);
+    const std::string& prefix = c.broker.redis.prefix;
+    if (entry == nullptr) return "";
+    const size_t open = prefix.find('{');
+    const size_t close = prefix.find('}');
+    const bool none = open == std::string::npos && close == std::string::npos;
+    const bool one_tag = open != std::string::npos && close != std::string::npos &&
+                         open + 1 < close && prefix.find('{', open + 1) == std::string::npos &&
+                         prefix.find('}', close + 1) == std::string::npos;
+    if (none || one_tag) return "";
+    return "broker.redis.prefix " + quoted(prefix) +
+           " holds braces other than one non-empty {hash tag} while " +
+           historyEntryName(c, *entry) +
+           " keeps history: its Redis keys are derived from the channel's hash tag; use no brace, "
+           "or one {tag}";
+}
+
+// A longer pattern could match no channel the relay accepts.
+std::string checkPatternLength(const Config& c, size_t index) {
+    const std::string& pattern = c.channels[index].pattern;
+    std::string_view name = pattern;
+    if (name.ends_with('*')) name.remove_suffix(1);
+    const int max = c.limits.max_channel_bytes;
+    if (name.size() <= static_cast<size_t>(max)) return "";
+    return "channels entry " + std::to_string(index + 1) + ": the pattern " + quoted(pattern) +
+           " is longer than limits.max_channel_bytes (" + std::to_string(max) +
+           ") without its *: it matches no channel";
 }
 
 std::string checkReconnectOrder(const Config& c) {
@@ -647,8 +883,8 @@ std::string checkAuthKey(const Config& c) {
 
 const std::vector<ConfigRule>& rules() {
     static const std::vector<ConfigRule> all = {
-        {{"websocket.max_message_bytes", "limits.send_queue_bytes"},
-         "websocket.max_message_bytes + 10 <= limits.send_queue_bytes",
+        {{"websocket.max_message_bytes", "limits.send_queue_bytes", "channels"},
+         "websocket.max_message_bytes + 10 (+ 73 with history) <= limits.send_queue_bytes",
          checkMessageFitsSendQueue},
         {{"broker.redis.reconnect_max_ms", "broker.redis.reconnect_min_ms"},
          "broker.redis.reconnect_min_ms <= broker.redis.reconnect_max_ms",
@@ -665,6 +901,16 @@ const std::vector<ConfigRule>& rules() {
         {{"auth.enabled", "auth.jwt.secret", "auth.jwt.public_key_file", "auth.jwt.jwks_url"},
          "auth.enabled => one of auth.jwt.secret, auth.jwt.public_key_file, auth.jwt.jwks_url set",
          checkAuthKey},
+        {{"channels", "limits.max_channel_bytes"},
+         "each channels pattern without its * is at most limits.max_channel_bytes long",
+         nullptr,
+         checkPatternLength},
+        {{"history.max_recover", "limits.send_queue_messages", "channels"},
+         "a channels entry with history => history.max_recover < limits.send_queue_messages",
+         checkRecoveryFitsSendQueue},
+        {{"broker.redis.prefix", "channels"},
+         "a channels entry with history => broker.redis.prefix has no brace or one {hash tag}",
+         checkPrefixHashTag},
     };
     return all;
 }
@@ -673,13 +919,6 @@ std::string lower(std::string_view s) {
     std::string out(s);
     for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
-}
-
-// Echoes user input in a message, cut short so a huge value cannot flood the output.
-std::string quoted(std::string_view text) {
-    constexpr size_t kMax = 64;
-    if (text.size() <= kMax) return "'" + std::string(text) + "'";
-    return "'" + std::string(text.substr(0, kMax)) + "...'";
 }
 
 std::string join(const std::vector<std::string>& items, std::string_view sep) {
@@ -745,6 +984,7 @@ std::string_view configTypeName(ConfigType type) {
         case ConfigType::String: return "string";
         case ConfigType::Enum: return "enum";
         case ConfigType::StringList: return "string list";
+        case ConfigType::EntryList: return "entry list";
     }
     return "?";
 }
@@ -754,6 +994,16 @@ std::string formatConfigValue(const ConfigValue& value) {
     if (const auto* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
     if (const auto* s = std::get_if<std::string>(&value)) return yamlString(*s);
     std::vector<std::string> items;
+    if (const auto* entries = std::get_if<std::vector<ConfigEntry>>(&value)) {
+        for (const ConfigEntry& entry : *entries) {
+            std::vector<std::string> fields;
+            for (const auto& [name, field] : entry.fields) {
+                fields.push_back(name + ": " + formatConfigValue(field));
+            }
+            items.push_back("{" + join(fields, ", ") + "}");
+        }
+        return "[" + join(items, ", ") + "]";
+    }
     for (const std::string& item : std::get<std::vector<std::string>>(value)) {
         items.push_back(yamlString(item));
     }
@@ -771,6 +1021,11 @@ std::string configRange(const ConfigKey& key) {
         case ConfigType::Enum: return join(key.allowed, ", ");
         case ConfigType::String:
         case ConfigType::StringList: return key.constraint;
+        case ConfigType::EntryList: {
+            std::vector<std::string> names;
+            for (const ConfigKey& field : key.fields) names.push_back(field.path);
+            return "{" + join(names, ", ") + "}";
+        }
     }
     return "";
 }
@@ -826,6 +1081,9 @@ ConfigParse parseConfigScalar(const ConfigKey& key, std::string_view text) {
             if (out.error.empty()) out.value = std::string(text);
             return out;
         }
+        case ConfigType::EntryList:
+            out.error = "expected a list of entries, not a scalar";
+            return out;
     }
     out.error = "unsupported type";
     return out;

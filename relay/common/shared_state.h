@@ -10,15 +10,18 @@
 
 namespace wsrelay {
 
+class ChannelRules;
+
 // What the server shares with every worker. Read-mostly: the atomics change on connect, drain and
 // broker state changes, never per message.
 struct SharedState {
-    SharedState(const Config& cfg, metrics::Registry& reg, BrokerFactory& factory, int worker_count,
-                int connection_limit)
-        : config(cfg), registry(reg), brokers(factory), workers(worker_count),
+    SharedState(const Config& cfg, const ChannelRules& rules, metrics::Registry& reg,
+                BrokerFactory& factory, int worker_count, int connection_limit)
+        : config(cfg), channels(rules), registry(reg), brokers(factory), workers(worker_count),
           max_connections(connection_limit) {}
 
     const Config& config;
+    const ChannelRules& channels;  // config.channels, built once (relay/fanout/channel_rules.h)
     metrics::Registry& registry;
     BrokerFactory& brokers;
     const int workers;

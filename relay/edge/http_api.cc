@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "relay/edge/http_api_body.h"
+#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
@@ -203,7 +204,7 @@ int HttpApi::readHistory(lws* wsi, Request& request) {
     const ApiHistoryBody body = parseHistoryBody(
         parser_, request.body, static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
     if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
-    const HistoryPolicy policy = ctx_.hub.historyPolicy(body.channel);
+    const HistoryPolicy policy = ctx_.channels.history(body.channel);
     if (!policy.enabled()) return finish(wsi, request, 405, errorBody(protocol::kNoHistory));
     const auto max_limit = static_cast<uint64_t>(ctx_.config.history.max_limit);
     if (body.limit && *body.limit > max_limit) {

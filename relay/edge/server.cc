@@ -118,14 +118,15 @@ int Server::connectionLimit(const Config& config, int workers) {
 }
 
 Server::Server(Config config)
-    : config_(std::move(config)), workers_count_(workerCount(config_)), registry_(workers_count_),
-      brokers_(makeBrokers(config_, workers_count_)) {
+    : config_(std::move(config)), channels_(config_.channels), workers_count_(workerCount(config_)),
+      registry_(workers_count_), brokers_(makeBrokers(config_, workers_count_)) {
     int limit = connectionLimit(config_, workers_count_);
     if (config_.limits.max_connections > limit) {
         WSR_LOG(Warn, "limits.max_connections %d exceeds what the open-file limit allows; using %d",
                 config_.limits.max_connections, limit);
     }
-    shared_ = std::make_unique<SharedState>(config_, registry_, *brokers_, workers_count_, limit);
+    shared_ = std::make_unique<SharedState>(config_, channels_, registry_, *brokers_,
+                                            workers_count_, limit);
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {
         return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load(),

@@ -10,6 +10,7 @@
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 #include "relay/common/shared_state.h"
+#include "relay/fanout/channel_rules.h"
 
 namespace wsrelay {
 
@@ -40,6 +41,7 @@ private:
     void setUpAuth();
 
     Config config_;
+    ChannelRules channels_;  // config_.channels, for every worker
     int workers_count_;
     metrics::Registry registry_;
     std::unique_ptr<BrokerFactory> brokers_;

@@ -59,18 +59,17 @@ Worker::Loop::~Loop() {
 Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
       thread_name_("w" + std::to_string(index)), loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
-      channel_rules_(shared.config.channels),
       history_(metrics_, static_cast<size_t>(shared.config.history.max_reads_in_flight)),
       hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
-           HubHistory{&channel_rules_, &history_,
+           HubHistory{&shared.channels, &history_,
                       static_cast<uint32_t>(shared.config.history.max_recover), &metrics_}),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
-      publisher_(hub_, metrics_, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
-                 loop_.loop),
+      publisher_(hub_, shared.channels, metrics_,
+                 static_cast<uint64_t>(shared.config.limits.send_queue_bytes), loop_.loop),
       flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
-      sessions_(index), ctx_{shared,     shared.config, metrics_, loop_.loop, hub_,
-                             publisher_, parser_,       flush_,   sessions_},
+      sessions_(index), ctx_{shared, shared.config, shared.channels, metrics_, loop_.loop,
+                             hub_,   publisher_,    parser_,         flush_,   sessions_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
 }

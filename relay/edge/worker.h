@@ -10,7 +10,6 @@
 #include "adapters/broker.h"
 #include "relay/common/shared_state.h"
 #include "relay/edge/http_api.h"
-#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
@@ -98,7 +97,6 @@ private:
     metrics::WorkerMetrics& metrics_;
     std::string thread_name_;
     Loop loop_;
-    ChannelRules channel_rules_;
     HistoryReads history_;  // before the hub, which cancels its reads when it goes
     Hub hub_;
     protocol::Parser parser_;

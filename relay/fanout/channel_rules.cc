@@ -5,12 +5,11 @@ namespace wsrelay {
 ChannelRules::ChannelRules(const std::vector<Config::Channel>& entries) {
     rules_.reserve(entries.size());
     for (const Config::Channel& entry : entries) {
-        Rule rule;
-        const bool wildcard = !entry.pattern.empty() && entry.pattern.back() == '*';
+        const bool wildcard = entry.pattern.ends_with('*');
+        Rule& rule = rules_.emplace_back();
         rule.prefix = wildcard ? entry.pattern.substr(0, entry.pattern.size() - 1) : entry.pattern;
         rule.wildcard = wildcard;
         rule.history = HistoryPolicy{entry.history_size, entry.history_ttl_ms};
-        rules_.push_back(std::move(rule));
     }
 }
 

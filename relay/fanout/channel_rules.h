@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -8,13 +9,17 @@
 
 namespace wsrelay {
 
-// The `channels` entries of the config, matched against channel names: the first entry whose
-// pattern matches decides. Built once at startup; read-only afterwards, so workers share one.
+// The `channels` entries of the config (docs/config.md), matched against channel names: the first
+// entry whose pattern matches decides, and a channel no entry matches has the defaults (no
+// history). A pattern is an exact channel name, or a prefix followed by * that matches any rest,
+// none included; a lone * matches every channel. The loader has checked the patterns. Built once
+// at startup; read-only afterwards, so workers share one.
 class ChannelRules {
 public:
     explicit ChannelRules(const std::vector<Config::Channel>& entries);
 
-    // What the broker keeps of `channel` (size 0: no history).
+    // What the broker keeps of `channel` (size 0: no history). Walks the entries in order, as the
+    // first match wins; a configuration holds few.
     HistoryPolicy history(std::string_view channel) const;
 
 private:

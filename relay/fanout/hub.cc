@@ -218,7 +218,8 @@ Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int6
     HubChannel* ch = find(channel);
     if (ch == nullptr) return {};
     if (ch->history_) return deliverWithHistory(*ch, data, entered_us, position);
-    if (!fits(ch->name_, data)) return {0, ch->members_.size()};
+    // The frame built here carries no position.
+    if (!fits(ch->name_, data, HistoryPolicy{})) return {0, ch->members_.size()};
     FramePtr frame = protocol::encodeMessage(ch->name_, data);
     frame->setEnteredMicros(entered_us);
     // Sinks never touch the index from push(), so iterating the vector directly is safe.

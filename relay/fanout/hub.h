@@ -144,10 +144,17 @@ public:
     // Copies, so the caller may unsubscribe while walking them.
     std::vector<std::string> channelsOf(const Membership& m) const;
 
-    // Whether the message frame of `data` on `channel` is at most max_frame_bytes: what deliver()
-    // requires, for entry points to refuse a message before it is published.
-    bool fits(std::string_view channel, std::string_view data) const {
-        return protocol::messageFrameSize(channel, data) <= max_frame_bytes_;
+    // The largest message frame of `data` on `channel`: its frame, plus room for a position when
+    // the channel keeps history (its messages carry their offset and epoch).
+    static size_t frameBytes(std::string_view channel, std::string_view data,
+                             const HistoryPolicy& history) {
+        return protocol::messageFrameSize(channel, data) +
+               (history.enabled() ? protocol::kMaxPositionBytes : 0);
+    }
+    // Whether frameBytes() is at most max_frame_bytes: what deliver() requires, for entry points
+    // to refuse a message before it is published. The one size rule of both.
+    bool fits(std::string_view channel, std::string_view data, const HistoryPolicy& history) const {
+        return frameBytes(channel, data, history) <= max_frame_bytes_;
     }
 
     struct Delivery {
@@ -159,9 +166,6 @@ public:
     // the channel's history (offset 0: none); a channel with history puts it in the frame.
     Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0,
                      protocol::Position position = {});
-
-    // What the broker keeps of `channel` (HubHistory::rules; size 0 without).
-    HistoryPolicy historyPolicy(std::string_view channel) const;
 
     // Pushes to every member of every channel a frame built once per channel by make(name).
     template <class Make>
@@ -176,6 +180,8 @@ private:
         size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
     };
     HubChannel* find(std::string_view channel) const;
+    // What the broker keeps of `channel` (HubHistory::rules; size 0 without).
+    HistoryPolicy historyPolicy(std::string_view channel) const;
     void removeEntry(Membership& m, size_t entry_index);
     void removePending(HubChannel& ch, uint32_t pending_index);
     void sendAck(HubChannel& ch, Membership& m, SubscribeAck ack);

@@ -2,6 +2,7 @@
 
 #include "relay/common/clock.h"
 #include "relay/common/log.h"
+#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/hub.h"
 #include "relay/protocol/protocol.h"
 
@@ -10,13 +11,14 @@ namespace {
 constexpr ev_tstamp kTooLargeLogSeconds = 10.0;
 }  // namespace
 
-Publisher::Publisher(Hub& hub, metrics::WorkerMetrics& metrics, uint64_t send_queue_bytes,
-                     struct ev_loop* loop)
-    : hub_(hub), metrics_(metrics), send_queue_bytes_(send_queue_bytes), loop_(loop) {}
+Publisher::Publisher(Hub& hub, const ChannelRules& channels, metrics::WorkerMetrics& metrics,
+                     uint64_t send_queue_bytes, struct ev_loop* loop)
+    : hub_(hub), channels_(channels), metrics_(metrics), send_queue_bytes_(send_queue_bytes),
+      loop_(loop) {}
 
 bool Publisher::admit(std::string_view channel, std::string_view data,
                       metrics::MessageSource source) {
-    if (hub_.fits(channel, data)) return true;
+    if (hub_.fits(channel, data, channels_.history(channel))) return true;
     metrics_.too_large[source].add();
     if (source == metrics::MessageSource::Hook) {
         warnTooLarge(source, channel, data, 0);
@@ -27,7 +29,7 @@ bool Publisher::admit(std::string_view channel, std::string_view data,
 void Publisher::publish(std::string_view channel, std::string_view data, PublishTicket ticket) {
     ticket.entered_us = wallClockMicros();
     metrics_.broker_publishes.add();
-    broker_->publish(channel, data, ticket, HistoryPolicy{});
+    broker_->publish(channel, data, ticket, channels_.history(channel));
 }
 
 void Publisher::refusedFromBroker(std::string_view channel, std::string_view data,
@@ -47,7 +49,7 @@ void Publisher::warnTooLarge(metrics::MessageSource source, std::string_view cha
     const auto limit = static_cast<long long>(send_queue_bytes_);
     const auto unlogged = static_cast<unsigned long long>(too_large_unlogged_);
     const int n = static_cast<int>(channel.size());
-    const size_t frame_bytes = protocol::messageFrameSize(channel, data);
+    const size_t frame_bytes = Hub::frameBytes(channel, data, channels_.history(channel));
     if (source == metrics::MessageSource::Hook) {
         WSR_LOG(Warn,
                 "dropped a publish in a hook answer on channel %.*s: its %zu-byte frame exceeds "

@@ -11,6 +11,7 @@
 
 namespace wsrelay {
 
+class ChannelRules;
 class Hub;
 
 // A worker's way into its broker for everything that publishes (client commands, the HTTP API,
@@ -18,9 +19,10 @@ class Hub;
 // counted), and the rate-limited warning for messages too large to deliver. Single-threaded.
 class Publisher {
 public:
-    // `loop` only gives the time the too-large warning is rate-limited by.
-    Publisher(Hub& hub, metrics::WorkerMetrics& metrics, uint64_t send_queue_bytes,
-              struct ev_loop* loop);
+    // `channels` gives each channel's history policy; `loop` only gives the time the too-large
+    // warning is rate-limited by.
+    Publisher(Hub& hub, const ChannelRules& channels, metrics::WorkerMetrics& metrics,
+              uint64_t send_queue_bytes, struct ev_loop* loop);
     Publisher(const Publisher&) = delete;
     Publisher& operator=(const Publisher&) = delete;
 
@@ -28,12 +30,14 @@ public:
     void setBroker(Broker* broker) { broker_ = broker; }
     // Whether the broker takes publishes now (Broker::usable).
     bool usable() const { return broker_ != nullptr && broker_->usable(); }
-    // Whether `data` on `channel` can be delivered at all: its message frame fits in an empty send
-    // queue (Hub::fits). Every entry point asks before publishing; a refusal is counted for
-    // `source` and, for a hook answer, which has nobody to answer, logged.
+    // Whether `data` on `channel` can be delivered at all: its message frame, with room for a
+    // position on a channel with history, fits in an empty send queue (Hub::fits). Every entry
+    // point asks before publishing; a refusal is counted for `source` and, for a hook answer,
+    // which has nobody to answer, logged.
     bool admit(std::string_view channel, std::string_view data, metrics::MessageSource source);
-    // Publishes through the broker, stamped with the time the message entered the fleet and
-    // counted; the outcome comes back through BrokerHandler::onPublishResult.
+    // Publishes through the broker with the channel's history policy (config `channels`), stamped
+    // with the time the message entered the fleet and counted; the outcome comes back through
+    // BrokerHandler::onPublishResult.
     void publish(std::string_view channel, std::string_view data, PublishTicket ticket);
     // A message from the broker no send queue could hold (published around the entry checks, by a
     // backend's own PUBLISH): counted once for this worker and for every subscriber not reached.
@@ -47,6 +51,7 @@ private:
                       std::string_view data, size_t subscribers);
 
     Hub& hub_;
+    const ChannelRules& channels_;
     metrics::WorkerMetrics& metrics_;
     const uint64_t send_queue_bytes_;
     struct ev_loop* const loop_;

@@ -7,6 +7,7 @@
 
 #include "relay/common/clock.h"
 #include "relay/common/log.h"
+#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
 #include "relay/session/worker_context.h"
@@ -113,7 +114,7 @@ void Session::runCommand(const protocol::Command& cmd) {
             }
             if (cmd.since) {
                 // Recovering needs the history, and a broker that can read it.
-                if (!ctx_.hub.historyPolicy(cmd.channel).enabled()) {
+                if (!ctx_.channels.history(cmd.channel).enabled()) {
                     sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
                     return;
                 }

@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
 #include "relay/session/session.h"
@@ -18,7 +19,7 @@ void Session::readHistory(const protocol::Command& cmd) {
         sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
         return;
     }
-    const HistoryPolicy policy = ctx_.hub.historyPolicy(cmd.channel);
+    const HistoryPolicy policy = ctx_.channels.history(cmd.channel);
     if (!policy.enabled()) {
         sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
         return;

@@ -10,6 +10,7 @@ struct lws_vhost;
 namespace wsrelay {
 
 class Authenticator;
+class ChannelRules;
 class FlushScheduler;
 class HistoryReads;
 class HookBridge;
@@ -28,6 +29,7 @@ class Parser;
 struct WorkerContext {
     SharedState& shared;  // the instance: worker count, connection limit, key state, readiness
     const Config& config;
+    const ChannelRules& channels;  // config.channels: each channel's history policy
     metrics::WorkerMetrics& metrics;
     struct ev_loop* loop;  // the clock (ev_now) and every libev timer
     Hub& hub;

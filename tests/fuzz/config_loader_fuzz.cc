@@ -8,8 +8,9 @@
 // (regression inputs stray_comma*).
 // The properties: nothing crashes, throws, leaks or hangs; every error names its source (the
 // file, or "env WSRELAY_X" for a variable given), says something, and has a position inside the
-// file when it has one (always, for a syntax error); a configuration accepted, written back as
-// YAML by yaml-cpp's emitter, loads again without an error to the same values.
+// file when it has one (always, for a syntax error), or inside the variable's value for a list of
+// entries (WSRELAY_CHANNELS, which is YAML); a configuration accepted, written back as YAML by
+// yaml-cpp's emitter, loads again without an error to the same values.
 
 #include <yaml-cpp/yaml.h>
 
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -60,8 +62,21 @@ void checkError(const ConfigError& e, std::string_view yaml, const Environment& 
     check(!e.message.empty(), "error without a message", text);
     check(text.starts_with(e.source), "error does not start with its source", text);
     if (e.source.starts_with("env ")) {
-        check(env.count(e.source.substr(4)) == 1, "error names a variable not given", text);
-        check(e.line == 0 && e.column == 0, "env error with a position", text);
+        const auto var = env.find(e.source.substr(4));
+        check(var != env.end(), "error names a variable not given", text);
+        if (e.line == 0) {
+            check(e.column == 0, "column without a line", text);
+            return;
+        }
+        const ConfigKey* key = nullptr;
+        for (const ConfigKey& k : configKeys()) {
+            if (k.envName() == var->first) key = &k;
+        }
+        check(key != nullptr && key->type == ConfigType::EntryList, "env error with a position",
+              text);
+        check(e.column > 0, "line without a column", text);
+        check(static_cast<size_t>(e.line) <= lineCount(var->second),
+              "error past the end of the variable's value", text);
         return;
     }
     check(e.source == kSource, "error from an unknown source", text);
@@ -90,12 +105,41 @@ bool plain(std::string_view s) {
 
 bool plainValue(const ConfigValue& value) {
     if (const auto* s = std::get_if<std::string>(&value)) return plain(*s);
+    if (const auto* entries = std::get_if<std::vector<ConfigEntry>>(&value)) {
+        for (const ConfigEntry& entry : *entries) {
+            for (const auto& field : entry.fields) {
+                if (!plainValue(field.second)) return false;
+            }
+        }
+    }
     if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
         for (const std::string& s : *list) {
             if (!plain(s)) return false;
         }
     }
     return true;
+}
+
+// A value as a YAML node: a list of entries as a sequence of mappings.
+YAML::Node nodeOf(const ConfigValue& value) {
+    if (const auto* entries = std::get_if<std::vector<ConfigEntry>>(&value)) {
+        YAML::Node list(YAML::NodeType::Sequence);
+        for (const ConfigEntry& entry : *entries) {
+            YAML::Node map(YAML::NodeType::Map);
+            for (const auto& [name, field] : entry.fields) map[name] = nodeOf(field);
+            list.push_back(map);
+        }
+        return list;
+    }
+    YAML::Node node;
+    std::visit(
+        [&node](const auto& v) {
+            if constexpr (!std::is_same_v<std::decay_t<decltype(v)>, std::vector<ConfigEntry>>) {
+                node = v;
+            }
+        },
+        value);
+    return node;
 }
 
 // `config` as a YAML file, every key written; empty when a value is not plain().
@@ -116,7 +160,7 @@ std::string yamlOf(const Config& config) {
         std::vector<YAML::Node> chain{root};
         for (size_t i = 0; i + 1 < path.size(); ++i) chain.push_back(chain.back()[path[i]]);
         YAML::Node leaf = chain.back()[path.back()];
-        std::visit([&leaf](const auto& v) { leaf = v; }, value);
+        leaf = nodeOf(value);
     }
     YAML::Emitter out;
     out << root;

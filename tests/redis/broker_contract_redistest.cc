@@ -80,6 +80,10 @@ public:
     static constexpr int kFailingShard = 0;
     void fail() { server_.kill(); }
     bool restore(std::string& error) { return server_.start(error); }
+    // A client of the server the outage tests' channels live on.
+    testing::RedisClient failingClient() { return server_.client(); }
+    // FUNCTION FLUSH on every master.
+    void flushFunctions() { server_.client().command({"FUNCTION", "FLUSH"}); }
 
 private:
     RedisServer server_;
@@ -107,6 +111,12 @@ public:
     // The seeds (masters 0 and 1) stay up; the master of the outage tests' channels fails.
     static constexpr int kFailingShard = 2;
     void fail() { cluster_.server(kFailingShard).kill(); }
+    testing::RedisClient failingClient() { return cluster_.server(kFailingShard).client(); }
+    void flushFunctions() {
+        for (int i = 0; i < RedisClusterProcesses::kNodes; ++i) {
+            cluster_.server(i).client().command({"FUNCTION", "FLUSH"});
+        }
+    }
     bool restore(std::string& error) {
         if (!cluster_.server(kFailingShard).start(error)) return false;  // same port, nodes.conf
         if (!cluster_.waitOk(kDeadline)) {
@@ -241,6 +251,194 @@ TYPED_TEST(BrokerContractTest, NothingIsCalledBackAfterDestruction) {
     EXPECT_TRUE(b.up());
 }
 
+// ---- History (broker.h: StreamPosition, HistoryPolicy, readHistory).
+
+constexpr HistoryPolicy kKeepTen{10, 60000};
+
+std::vector<uint64_t> offsetsOf(const std::vector<StreamPosition>& positions) {
+    std::vector<uint64_t> out;
+    for (const StreamPosition& p : positions) out.push_back(p.offset);
+    return out;
+}
+std::vector<uint64_t> offsetsOf(const HistoryAnswer& answer) {
+    std::vector<uint64_t> out;
+    for (const HistoryEntry& e : answer.entries) out.push_back(e.offset);
+    return out;
+}
+std::vector<uint64_t> range(uint64_t first, uint64_t last) {
+    std::vector<uint64_t> out;
+    for (uint64_t o = first; o <= last; ++o) out.push_back(o);
+    return out;
+}
+
+// Reads `channel` from `e` and waits for the answer.
+const HistoryAnswer* readAndWait(BrokerRig& rig, Endpoint& e, const std::string& channel,
+                                 HistoryRequest request) {
+    static uint64_t next_token = 1000;
+    request.token = ++next_token;
+    e.readHistory(channel, request);
+    if (!rig.pumpUntil([&] { return e.history(request.token) != nullptr; })) return nullptr;
+    return e.history(request.token);
+}
+
+TYPED_TEST(BrokerContractTest, HistoryOffsetsAreContiguousAndInOrderOnEveryWorker) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    Endpoint& b = this->rig_.add(this->env_.factory());
+    Endpoint& c = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-order:", 1);
+    a.subscribe(ch);
+    b.subscribe(ch);
+    ASSERT_TRUE(this->rig_.confirmed(a, ch));
+    ASSERT_TRUE(this->rig_.confirmed(b, ch));
+
+    // Two publishers, interleaved: the offsets are one sequence, and everyone sees it in order.
+    constexpr uint64_t kEach = 60;
+    for (uint64_t i = 0; i < kEach; ++i) {
+        b.publish(ch, "\"b" + std::to_string(i) + "\"", i, kKeepTen);
+        c.publish(ch, "\"c" + std::to_string(i) + "\"", i, kKeepTen);
+    }
+    ASSERT_TRUE(this->rig_.pumpUntil([&] {
+        return a.dataOf(ch).size() == 2 * kEach && b.dataOf(ch).size() == 2 * kEach &&
+               b.results.size() == kEach && c.results.size() == kEach;
+    }));
+    const std::string epoch = a.positionsOf(ch).front().epoch;
+    EXPECT_FALSE(epoch.empty());
+    for (Endpoint* e : {&a, &b}) {
+        EXPECT_EQ(offsetsOf(e->positionsOf(ch)), range(1, 2 * kEach));
+        for (const StreamPosition& p : e->positionsOf(ch)) EXPECT_EQ(p.epoch, epoch);
+    }
+    // Each publisher's results carry the positions its messages were delivered with.
+    for (Endpoint* e : {&b, &c}) {
+        uint64_t previous = 0;
+        for (size_t i = 0; i < e->results.size(); ++i) {
+            EXPECT_EQ(e->results[i].second, PublishStatus::Accepted);
+            EXPECT_EQ(e->published_at[i].epoch, epoch);
+            EXPECT_GT(e->published_at[i].offset, previous) << "in publish order";
+            previous = e->published_at[i].offset;
+        }
+    }
+    const std::vector<std::string> data = a.dataOf(ch);
+    for (size_t i = 0; i < b.published_at.size(); ++i) {
+        const uint64_t offset = b.published_at[i].offset;
+        EXPECT_EQ(data[offset - 1], "\"b" + std::to_string(i) + "\"") << "offset " << offset;
+    }
+}
+
+TYPED_TEST(BrokerContractTest, HistoryReadsPageForwardOrTakeTheNewest) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-read:", 0);
+    for (uint64_t i = 1; i <= 10; ++i) {
+        // Stamped, as the relay publishes: the history hands out the data without the stamp.
+        a.publish(ch, R"({"n":)" + std::to_string(i) + "}", i, kKeepTen, 1700000000000000 + i);
+    }
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 10; }));
+    const std::string epoch = a.published_at.back().epoch;
+    ASSERT_EQ(a.published_at.back().offset, 10u);
+
+    auto read = [&](uint64_t after, uint32_t limit, bool newest) {
+        const HistoryAnswer* answer =
+            readAndWait(this->rig_, a, ch, HistoryRequest{0, kKeepTen, after, limit, newest});
+        EXPECT_NE(answer, nullptr);
+        if (answer == nullptr) return HistoryAnswer{HistoryStatus::Unavailable, {}, {}};
+        EXPECT_EQ(answer->status, HistoryStatus::Ok);
+        EXPECT_EQ(answer->top, (StreamPosition{10, epoch}));
+        return *answer;
+    };
+    EXPECT_EQ(offsetsOf(read(0, 4, false)), range(1, 4));
+    EXPECT_EQ(offsetsOf(read(4, 4, false)), range(5, 8));
+    EXPECT_EQ(offsetsOf(read(8, 4, false)), range(9, 10));
+    EXPECT_EQ(offsetsOf(read(10, 4, false)), range(1, 0));
+    EXPECT_EQ(offsetsOf(read(0, 3, true)), range(8, 10));
+    EXPECT_EQ(offsetsOf(read(8, 5, true)), range(9, 10));
+    EXPECT_EQ(offsetsOf(read(0, 0, true)), range(1, 0)) << "limit 0: the position only";
+    const HistoryAnswer all = read(0, 100, false);
+    ASSERT_EQ(all.entries.size(), 10u);
+    for (uint64_t i = 1; i <= 10; ++i) {
+        EXPECT_EQ(all.entries[i - 1].data, R"({"n":)" + std::to_string(i) + "}");
+    }
+}
+
+TYPED_TEST(BrokerContractTest, HistoryKeepsTheLastHistorySizeMessages) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-trim:", 2);
+    constexpr HistoryPolicy kKeepFive{5, 60000};
+    for (uint64_t i = 1; i <= 250; ++i) a.publish(ch, std::to_string(i), i, kKeepFive);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 250; }));
+    const HistoryAnswer* answer =
+        readAndWait(this->rig_, a, ch, HistoryRequest{0, kKeepFive, 0, 1000, false});
+    ASSERT_NE(answer, nullptr);
+    EXPECT_EQ(answer->top.offset, 250u);
+    EXPECT_EQ(offsetsOf(*answer), range(246, 250));
+    EXPECT_EQ(answer->entries.back().data, "250");
+}
+
+TYPED_TEST(BrokerContractTest, AnExpiredHistoryStartsOverInANewEpoch) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-ttl:", 1);
+    constexpr HistoryPolicy kShort{10, 300};
+    for (uint64_t i = 1; i <= 3; ++i) a.publish(ch, std::to_string(i), i, kShort);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 3; }));
+    const StreamPosition before = a.published_at.back();
+    ASSERT_EQ(before.offset, 3u);
+
+    // Reads do not keep a history alive: polled until it is gone.
+    StreamPosition after;
+    ASSERT_TRUE(this->rig_.pumpUntil(
+        [&] {
+            const HistoryAnswer* answer =
+                readAndWait(this->rig_, a, ch, HistoryRequest{0, kShort, 0, 10, false});
+            if (answer == nullptr || answer->status != HistoryStatus::Ok) return false;
+            after = answer->top;
+            return after.epoch != before.epoch;
+        },
+        std::chrono::seconds(10)));
+    EXPECT_EQ(after.offset, 0u);
+    a.publish(ch, "\"again\"", 4, kShort);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 4; }));
+    EXPECT_EQ(a.published_at.back(), (StreamPosition{1, after.epoch}));
+}
+
+TYPED_TEST(BrokerContractTest, AReadMakesTheEpochTheNextPublishKeeps) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    Endpoint& b = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-new:", 0);
+    const HistoryAnswer* answer =
+        readAndWait(this->rig_, a, ch, HistoryRequest{0, kKeepTen, 0, 10, true});
+    ASSERT_NE(answer, nullptr);
+    ASSERT_EQ(answer->status, HistoryStatus::Ok);
+    EXPECT_EQ(answer->top.offset, 0u);
+    EXPECT_THAT(answer->entries, IsEmpty());
+    ASSERT_FALSE(answer->top.epoch.empty());
+    const std::string epoch = answer->top.epoch;
+    b.publish(ch, "\"first\"", 1, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return b.results.size() == 1; }));
+    EXPECT_EQ(b.published_at.back(), (StreamPosition{1, epoch}));
+}
+
+TYPED_TEST(BrokerContractTest, APlainPublishOnAHistoryChannelCarriesNoPosition) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    Endpoint& b = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-plain:", 1);
+    a.subscribe(ch);
+    ASSERT_TRUE(this->rig_.confirmed(a, ch));
+    b.publish(ch, "\"one\"", 1, kKeepTen);
+    b.publish(ch, "\"plain\"", 2);  // history off: today's publish
+    b.publish(ch, "\"two\"", 3, kKeepTen);
+    ASSERT_TRUE(this->rig_.syncedThrough(a, ch, "\"two\""));
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return b.results.size() == 3; }));
+    EXPECT_THAT(a.dataOf(ch), ElementsAre("\"one\"", "\"plain\"", "\"two\""));
+    const std::vector<StreamPosition> at = a.positionsOf(ch);
+    const std::string epoch = at[0].epoch;
+    EXPECT_EQ(at, (std::vector<StreamPosition>{{1, epoch}, {0, ""}, {2, epoch}}));
+    EXPECT_EQ(b.published_at, (std::vector<StreamPosition>{{1, epoch}, {0, ""}, {2, epoch}}));
+}
+
 // Outages: only brokers that talk to something outside the process can have them.
 template <typename Environment>
 class BrokerOutageTest : public BrokerContractTest<Environment> {};
@@ -292,6 +490,80 @@ TYPED_TEST(BrokerOutageTest, NothingIsCalledBackAfterDestructionDuringAnOutage) 
     std::string error;
     ASSERT_TRUE(this->env_.restore(error)) << error;
     this->rig_.pumpFor(std::chrono::milliseconds(200));
+}
+
+// A restart without persistence loses the history and the function library: the next attempt loads
+// the library again, and the history starts over in a new epoch.
+TYPED_TEST(BrokerOutageTest, AfterARestartTheHistoryStartsOverInANewEpoch) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    Endpoint& b = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-restart:", TypeParam::kFailingShard);
+    a.subscribe(ch);
+    ASSERT_TRUE(this->rig_.confirmed(a, ch));
+    b.publish(ch, "1", 1, kKeepTen);
+    b.publish(ch, "2", 2, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return b.results.size() == 2; }));
+    const std::string epoch = b.published_at.back().epoch;
+
+    this->env_.fail();
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.downs() == 1 && b.downs() == 1; }));
+    const HistoryAnswer* down =
+        readAndWait(this->rig_, b, ch, HistoryRequest{0, kKeepTen, 0, 10, false});
+    ASSERT_NE(down, nullptr);
+    EXPECT_EQ(down->status, HistoryStatus::Unavailable) << "a read while down";
+    std::string error;
+    ASSERT_TRUE(this->env_.restore(error)) << error;
+    ASSERT_TRUE(this->rig_.allUp()) << b.broker->lastError();
+    ASSERT_TRUE(this->rig_.confirmed(a, ch, 2));
+
+    b.publish(ch, "3", 3, kKeepTen);
+    ASSERT_TRUE(this->rig_.syncedThrough(a, ch, "3"));
+    ASSERT_EQ(b.results.size(), 3u);
+    EXPECT_EQ(b.results.back().second, PublishStatus::Accepted) << b.broker->lastError();
+    EXPECT_EQ(b.published_at.back().offset, 1u);
+    EXPECT_NE(b.published_at.back().epoch, epoch);
+    EXPECT_EQ(a.positionsOf(ch).back(), b.published_at.back());
+}
+
+TYPED_TEST(BrokerOutageTest, AReadInFlightWhenTheConnectionDropsIsUnavailable) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-drop:", TypeParam::kFailingShard);
+    // The server holds every command, so the read is still in flight when it goes.
+    testing::RedisClient client = this->env_.failingClient();
+    testing::ReplyPtr paused = client.command({"CLIENT", "PAUSE", "10000", "ALL"});
+    ASSERT_TRUE(paused && paused->type == REDIS_REPLY_STATUS);
+    a.readHistory(ch, HistoryRequest{7, kKeepTen, 0, 10, false});
+    a.publish(ch, "1", 1, kKeepTen);
+    this->rig_.pumpFor(std::chrono::milliseconds(50));
+    EXPECT_TRUE(a.histories.empty());
+    this->env_.fail();
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.histories.size() == 1; }));
+    EXPECT_EQ(a.histories[0].first, 7u);
+    EXPECT_EQ(a.histories[0].second.status, HistoryStatus::Unavailable);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 1; }));
+    EXPECT_EQ(a.results[0].second, PublishStatus::Unavailable);
+}
+
+// The library flushed under a live connection: the call that finds it missing is refused, the
+// library is loaded again on that connection, and the broker stays up.
+TYPED_TEST(BrokerOutageTest, AFlushedFunctionLibraryIsLoadedAgain) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-flush:", TypeParam::kFailingShard);
+    this->env_.flushFunctions();
+    a.publish(ch, "1", 1, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 1; }));
+    EXPECT_EQ(a.results[0].second, PublishStatus::Rejected);
+    EXPECT_EQ(a.as<RedisBrokerCore>().functionReloads(), 1u);
+    EXPECT_THAT(a.broker->lastError(), ::testing::HasSubstr("loading it again"));
+    a.publish(ch, "2", 2, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == 2; }));
+    EXPECT_EQ(a.results[1].second, PublishStatus::Accepted) << a.broker->lastError();
+    EXPECT_EQ(a.published_at[1].offset, 1u);
+    EXPECT_TRUE(a.up());
+    EXPECT_EQ(a.downs(), 0);
 }
 
 }  // namespace

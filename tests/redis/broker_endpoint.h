@@ -116,6 +116,33 @@ public:
         in_publish = false;
     }
 
+    void publish(const std::string& channel, const std::string& data, uint64_t id,
+                 const HistoryPolicy& history, int64_t entered_us = 0) {
+        in_publish = true;
+        broker->publish(channel, data, PublishTicket{1, id, true, entered_us}, history);
+        in_publish = false;
+    }
+    void readHistory(const std::string& channel, const HistoryRequest& request) {
+        in_read = true;
+        broker->readHistory(channel, request);
+        in_read = false;
+    }
+    // The answer to the read with `token`; null until it came.
+    const HistoryAnswer* history(uint64_t token) const {
+        for (const auto& [t, answer] : histories) {
+            if (t == token) return &answer;
+        }
+        return nullptr;
+    }
+    // The positions of the messages on `channel`, in order.
+    std::vector<StreamPosition> positionsOf(const std::string& channel) const {
+        std::vector<StreamPosition> out;
+        for (size_t i = 0; i < messages.size(); ++i) {
+            if (messages[i].first == channel) out.push_back(positions[i]);
+        }
+        return out;
+    }
+
     struct ev_loop* loop = nullptr;
     BrokerPtr broker;
     std::vector<std::pair<std::string, std::string>> messages;

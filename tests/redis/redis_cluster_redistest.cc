@@ -242,6 +242,40 @@ TEST_F(RedisClusterTest, PublishFollowsAMovedSlotWithoutDownOrGap) {
     ASSERT_TRUE(pumpUntil([&] { return b.as<RedisClusterBroker>().routeOf(moving) == nameOf(1); }));
 }
 
+// History publishes and reads are FCALLs that take the publishes' way: a MOVED one is sent again
+// to the new owner, in order, and the read sees every publish queued before it.
+TEST_F(RedisClusterTest, HistoryCallsFollowAMovedSlot) {
+    Endpoint& a = endpoint(options(0));
+    Endpoint& b = endpoint(options(0));
+    const std::string moving = channelOn(0, "hist-moving:");
+    a.broker->subscribe(moving);
+    ASSERT_TRUE(allUp());
+    moveSlot(clusterKeySlot(moving), 1);  // empty: the history is made after the move
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; })) << a.as<RedisClusterBroker>().lastError();
+    ASSERT_EQ(b.as<RedisClusterBroker>().routeOf(moving), nameOf(0)) << "b's map is old";
+
+    constexpr HistoryPolicy kKeep{10, 60000};
+    constexpr int kCount = 50;
+    for (int n = 1; n <= kCount; ++n) b.publish(moving, std::to_string(n), n, kKeep);
+    b.readHistory(moving, HistoryRequest{77, kKeep, 0, 100, false});
+    ASSERT_TRUE(pumpUntil([&] {
+        return a.dataOf(moving).size() == size_t{kCount} && b.results.size() == size_t{kCount} &&
+               b.history(77) != nullptr;
+    }));
+    const std::vector<StreamPosition> at = a.positionsOf(moving);
+    for (int n = 1; n <= kCount; ++n) {
+        ASSERT_EQ(at[n - 1].offset, uint64_t(n)) << n;
+        ASSERT_EQ(b.published_at[n - 1], at[n - 1]) << n;
+    }
+    const HistoryAnswer& answer = *b.history(77);
+    ASSERT_EQ(answer.status, HistoryStatus::Ok) << b.as<RedisClusterBroker>().lastError();
+    EXPECT_EQ(answer.top, at.back());
+    ASSERT_EQ(answer.entries.size(), 10u);
+    EXPECT_EQ(answer.entries.front().offset, uint64_t(kCount - 9));
+    EXPECT_EQ(answer.entries.back().data, std::to_string(kCount));
+    EXPECT_THAT(b.states, ElementsAre(Pair(BrokerState::Up, false)));
+}
+
 // While a slot is MIGRATING from one master and IMPORTING on another, publishes keep arriving in
 // order without Down (Redis 7.0 serves SPUBLISH from the source until the slot is assigned; a
 // client that asked the importing node without ASKING is sent back with MOVED); once the slot is

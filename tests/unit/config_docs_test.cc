@@ -2,6 +2,7 @@
 // drift from the code.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -54,11 +55,15 @@ std::string cellText(const std::string& cell) {
 
 struct Row {
     int line = 0;
-    std::vector<std::string> cells;  // Key | Type | Default | Range/values | Env | Meaning
+    // A key: Key | Type | Default | Range/values | Env | Meaning. A field of an entry list
+    // (`channels[].pattern`): Field | Type | Default | Range/values | Meaning.
+    std::vector<std::string> cells;
 };
 
-// Rows of the key tables: the ones whose first cell is a `code` span.
-std::vector<Row> keyRows(const std::string& markdown) {
+bool isFieldRow(const Row& row) { return row.cells[0].find("[].") != std::string::npos; }
+
+// Rows of the key and field tables: the ones whose first cell is a `code` span.
+std::vector<Row> tableRows(const std::string& markdown) {
     std::vector<Row> rows;
     int number = 0;
     for (const std::string& line : lines(markdown)) {
@@ -74,6 +79,12 @@ std::vector<Row> keyRows(const std::string& markdown) {
         }
         rows.push_back(std::move(row));
     }
+    return rows;
+}
+
+std::vector<Row> keyRows(const std::string& markdown) {
+    std::vector<Row> rows = tableRows(markdown);
+    std::erase_if(rows, isFieldRow);
     return rows;
 }
 
@@ -104,6 +115,52 @@ TEST(ConfigDocsTest, EveryKeyHasOneAccurateRow) {
     }
 }
 
+// Each field of an entry list has a row `list[].field` in a table of its own.
+TEST(ConfigDocsTest, EveryFieldHasOneAccurateRow) {
+    const std::string docs = readFile(kDocsPath);
+    std::map<std::string, Row> by_field;
+    for (Row row : tableRows(docs)) {
+        if (!isFieldRow(row)) continue;
+        ASSERT_EQ(row.cells.size(), 5u) << "docs/config.md:" << row.line;
+        EXPECT_TRUE(by_field.emplace(row.cells[0], row).second)
+            << "docs/config.md:" << row.line << ": " << row.cells[0] << " documented twice";
+    }
+    size_t fields = 0;
+    for (const ConfigKey& key : configKeys()) {
+        for (const ConfigKey& field : key.fields) {
+            ++fields;
+            const std::string name = key.path + "[]." + field.path;
+            SCOPED_TRACE(name);
+            const auto it = by_field.find(name);
+            if (it == by_field.end()) {
+                ADD_FAILURE() << "no row in docs/config.md";
+                continue;
+            }
+            const std::vector<std::string>& cells = it->second.cells;
+            EXPECT_EQ(cells[1], configTypeName(field.type));
+            EXPECT_EQ(cells[2],
+                      field.required ? "required" : formatConfigValue(field.default_value));
+            EXPECT_EQ(cells[3], configRange(field));
+            EXPECT_THAT(cells[4], StartsWith(field.meaning));
+        }
+    }
+    EXPECT_EQ(by_field.size(), fields) << "a row for a field that does not exist";
+}
+
+// The example under "### `channels`" is a configuration the relay accepts.
+TEST(ConfigDocsTest, TheChannelsExampleLoads) {
+    const std::string docs = readFile(kDocsPath);
+    const size_t section = docs.find("### `channels`");
+    ASSERT_NE(section, std::string::npos);
+    const size_t begin = docs.find("```yaml\n", section);
+    ASSERT_NE(begin, std::string::npos);
+    const size_t end = docs.find("```\n", begin + 8);
+    const std::string example = docs.substr(begin + 8, end - begin - 8);
+    const ConfigLoad load = loadConfigText(example, "docs/config.md example", {});
+    for (const ConfigError& e : load.errors) ADD_FAILURE() << e.toString();
+    EXPECT_GE(load.config.channels.size(), 2u);
+}
+
 TEST(ConfigDocsTest, EveryRuleAcrossKeysIsListed) {
     const std::string docs = readFile(kDocsPath);
     for (const ConfigRule& rule : configRules()) {
@@ -117,6 +174,12 @@ TEST(ConfigDocsTest, TheDocumentedEnvErrorIsReal) {
     const ConfigLoad load = loadDefaultConfig({{"WSRELAY_LISTEN_PORT", "x"}});
     ASSERT_EQ(load.errors.size(), 1u);
     EXPECT_THAT(docs, HasSubstr("`" + load.errors[0].toString() + "`"));
+
+    const std::string channels = R"([{pattern: "chat:*", history_size: lots}])";
+    EXPECT_THAT(docs, HasSubstr("`WSRELAY_CHANNELS=" + channels + "`"));
+    const ConfigLoad list = loadDefaultConfig({{"WSRELAY_CHANNELS", channels}});
+    ASSERT_EQ(list.errors.size(), 1u);
+    EXPECT_THAT(docs, HasSubstr("`" + list.errors[0].toString() + "`"));
 }
 
 TEST(ConfigDocsTest, SampleLoadsToTheDefaults) {
@@ -152,6 +215,44 @@ TEST(ConfigDocsTest, SampleSetsEveryKeyUnderItsMeaning) {
         ASSERT_GE(line, 1);
         EXPECT_THAT(trim(text[line]), StartsWith(leaf + ":"));
         EXPECT_EQ(trim(text[line - 1]), "# " + key.meaning);
+    }
+}
+
+// Below an entry list's key, the sample shows one entry in comments, each field under the
+// one-line comment with its meaning; uncommented, the example loads.
+TEST(ConfigDocsTest, SampleShowsEveryFieldOfAnEntryList) {
+    const std::vector<std::string> text = lines(readFile(kSamplePath));
+    for (const ConfigKey& key : configKeys()) {
+        if (key.fields.empty()) continue;
+        SCOPED_TRACE(key.path);
+        const auto at = std::find(text.begin(), text.end(), key.path + ": []");
+        ASSERT_NE(at, text.end()) << "no line '" << key.path << ": []' in the sample";
+        // The comment block after it: an introduction, then the example.
+        std::vector<std::string> example;
+        for (auto it = at + 2; it != text.end() && it->starts_with("#"); ++it) {
+            example.push_back(it->size() > 2 ? it->substr(2) : "");
+        }
+        ASSERT_FALSE(example.empty());
+        ASSERT_EQ(example[0], key.path + ":");
+        std::string yaml;
+        for (const std::string& line : example) yaml += line + "\n";
+        const ConfigLoad load = loadConfigText(yaml, "sample example", {});
+        for (const ConfigError& e : load.errors) ADD_FAILURE() << e.toString();
+        const YAML::Node entry = YAML::Load(yaml)[key.path][0];
+        ASSERT_TRUE(entry.IsMap());
+        for (const ConfigKey& field : key.fields) {
+            const YAML::Node value = entry[field.path];
+            if (!value.IsDefined()) {
+                ADD_FAILURE() << field.path << " missing from the example";
+                continue;
+            }
+            const int line = value.Mark().line;
+            ASSERT_GE(line, 1);
+            std::string own = trim(example[static_cast<size_t>(line)]);
+            if (own.starts_with("- ")) own = own.substr(2);
+            EXPECT_THAT(own, StartsWith(field.path + ":"));
+            EXPECT_EQ(trim(example[static_cast<size_t>(line - 1)]), "# " + field.meaning);
+        }
     }
 }
 

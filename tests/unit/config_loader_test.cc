@@ -69,7 +69,7 @@ TEST(ConfigSchemaTest, StoringEachDefaultLeavesADefaultConfig) {
 
 TEST(ConfigSchemaTest, CoversEveryConfigField) {
     // One key per field of conf/config.h; update with the struct.
-    EXPECT_EQ(configKeys().size(), 68u);
+    EXPECT_EQ(configKeys().size(), 72u);
 }
 
 TEST(ConfigSchemaTest, TableIsWellFormed) {
@@ -84,7 +84,33 @@ TEST(ConfigSchemaTest, TableIsWellFormed) {
         EXPECT_EQ(key.meaning.find_first_of("|\n"), std::string::npos);
         EXPECT_TRUE(key.store && key.read);
         // Each default is accepted by its own key, as written in the docs.
-        if (key.type != ConfigType::StringList) {
+        if (key.type == ConfigType::EntryList) {
+            EXPECT_FALSE(key.fields.empty());
+            std::set<std::string> names;
+            for (const ConfigKey& field : key.fields) {
+                SCOPED_TRACE(field.path);
+                EXPECT_TRUE(names.insert(field.path).second) << "duplicate field";
+                EXPECT_EQ(field.path.find_first_of(". "), std::string::npos);
+                EXPECT_FALSE(field.meaning.empty());
+                EXPECT_EQ(field.meaning.find_first_of("|\n"), std::string::npos);
+                EXPECT_TRUE(field.fields.empty()) << "fields are scalars";
+                EXPECT_NE(field.type, ConfigType::StringList);
+                EXPECT_NE(field.type, ConfigType::EntryList);
+                EXPECT_FALSE(field.store || field.read) << "the list converts whole entries";
+                if (field.type == ConfigType::Int || field.type == ConfigType::Int64) {
+                    EXPECT_LE(field.min, field.max);
+                    if (field.type == ConfigType::Int) {
+                        EXPECT_LE(field.max, INT_MAX);
+                    }
+                }
+                if (field.required) continue;  // its default is no value
+                const std::string text =
+                    YAML::Load(formatConfigValue(field.default_value)).Scalar();
+                const ConfigParse parsed = parseConfigScalar(field, text);
+                ASSERT_TRUE(parsed.value.has_value()) << parsed.error;
+                EXPECT_EQ(*parsed.value, field.default_value);
+            }
+        } else if (key.type != ConfigType::StringList) {
             // As YAML reads it: a quoted default ("" for an empty string) loses its quotes.
             const std::string text = YAML::Load(formatConfigValue(key.default_value)).Scalar();
             const ConfigParse parsed = parseConfigScalar(key, text);
@@ -643,6 +669,242 @@ TEST(ConfigLoaderTest, ProcessEnvironmentReadsEnviron) {
     EXPECT_EQ(it->second, "a=b");
 }
 
+// --- Lists of entries: channels ---
+
+TEST(ConfigChannelsTest, EntriesLoadInOrderWithTheirFieldsDefaults) {
+    const ConfigLoad load = loadYaml(R"(channels:
+  - pattern: "chat:lobby"
+    history_size: 1000
+  - pattern: "chat:*"
+    history_size: 100
+    history_ttl_ms: 3600000
+  - {pattern: "*"}
+)");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    const Config::Channel defaults;
+    ASSERT_EQ(load.config.channels.size(), 3u);
+    EXPECT_EQ(load.config.channels[0],
+              (Config::Channel{"chat:lobby", 1000, defaults.history_ttl_ms}));
+    EXPECT_EQ(load.config.channels[1], (Config::Channel{"chat:*", 100, 3600000}));
+    EXPECT_EQ(load.config.channels[2], (Config::Channel{"*", 0, defaults.history_ttl_ms}));
+    const ConfigKey& key = *findConfigKey("channels");
+    EXPECT_EQ(key.type, ConfigType::EntryList);
+    EXPECT_EQ(formatConfigValue(key.read(load.config)),
+              "[{pattern: chat:lobby, history_size: 1000, history_ttl_ms: 600000}, "
+              "{pattern: chat:*, history_size: 100, history_ttl_ms: 3600000}, "
+              "{pattern: \"*\", history_size: 0, history_ttl_ms: 600000}]");
+    EXPECT_EQ(configRange(key), "{pattern, history_size, history_ttl_ms}");
+    EXPECT_EQ(configTypeName(key.type), "entry list");
+}
+
+TEST(ConfigChannelsTest, AnEmptyListIsNoEntries) {
+    for (const char* text : {"channels: []\n", "channels: [ ]\n"}) {
+        const ConfigLoad load = loadYaml(text);
+        EXPECT_TRUE(load.ok()) << text;
+        EXPECT_TRUE(load.config.channels.empty()) << text;
+    }
+    EXPECT_THAT(errorStrings(loadYaml("channels:\n")),
+                ElementsAre("cfg.yaml:1:1: channels: value is null (remove the key to use the "
+                            "default, [])"));
+}
+
+TEST(ConfigChannelsTest, FieldBounds) {
+    EXPECT_TRUE(loadYaml("channels: [{pattern: a, history_size: 0, history_ttl_ms: 1000},"
+                         " {pattern: b, history_size: 100000, history_ttl_ms: 2592000000}]\n")
+                    .ok());
+    EXPECT_THAT(
+        errorStrings(loadYaml("channels:\n"
+                              "  - {pattern: a, history_size: 100001}\n"
+                              "  - {pattern: b, history_size: -1}\n"
+                              "  - {pattern: c, history_ttl_ms: 999}\n"
+                              "  - {pattern: d, history_ttl_ms: 2592000001}\n")),
+        ElementsAre("cfg.yaml:2:32: channels: entry 1: history_size: '100001' is out of range "
+                    "(allowed: 0..100000)",
+                    "cfg.yaml:3:32: channels: entry 2: history_size: '-1' is out of range "
+                    "(allowed: 0..100000)",
+                    "cfg.yaml:4:34: channels: entry 3: history_ttl_ms: '999' is out of range "
+                    "(allowed: 1000..2592000000)",
+                    "cfg.yaml:5:34: channels: entry 4: history_ttl_ms: '2592000001' is out of "
+                    "range (allowed: 1000..2592000000)"));
+}
+
+TEST(ConfigChannelsTest, Patterns) {
+    for (const char* good : {"chat", "chat:*", "*", "a.b-c_d:e/f@g=h+i,j#k!l~m$n", "x*"}) {
+        const ConfigLoad load = loadYaml("channels: [{pattern: \"" + std::string(good) + "\"}]\n");
+        EXPECT_TRUE(load.ok()) << good << ::testing::PrintToString(errorStrings(load));
+    }
+    const std::string why =
+        " is not a channel name, or one followed by a single * (channel characters: letters, "
+        "digits and _-:./@=+,#!~$)";
+    const ConfigLoad load = loadYaml(R"(channels:
+  - pattern: "chat:*:x"
+  - pattern: "chat:**"
+  - pattern: "*chat"
+  - pattern: "{sub}:*"
+  - pattern: "chat room"
+  - pattern: ""
+)");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:2:14: channels: entry 1: pattern: 'chat:*:x'" + why,
+                            "cfg.yaml:3:14: channels: entry 2: pattern: 'chat:**'" + why,
+                            "cfg.yaml:4:14: channels: entry 3: pattern: '*chat'" + why,
+                            "cfg.yaml:5:14: channels: entry 4: pattern: '{sub}:*'" + why,
+                            "cfg.yaml:6:14: channels: entry 5: pattern: 'chat room'" + why,
+                            "cfg.yaml:7:14: channels: entry 6: pattern: must not be empty"));
+    EXPECT_TRUE(load.config.channels.empty());  // not half-applied
+}
+
+TEST(ConfigChannelsTest, EntryErrorsSayWhichEntryAndWhere) {
+    const ConfigLoad load = loadYaml(R"(channels:
+  - pattern: "a:*"
+    histroy_size: 10
+  - pattern: b
+    history_size: [10]
+  - history_size: 10
+  - pattern: c
+    history_size:
+  - plain
+  -
+  - pattern: d
+    pattern: e
+  - pattern: f
+    ttl: 5
+  - {pattern: {x: 1}}
+)");
+    EXPECT_THAT(
+        errorStrings(load),
+        ElementsAre(
+            "cfg.yaml:3:5: channels: entry 1: unknown field 'histroy_size' (did you mean "
+            "'history_size'?)",
+            "cfg.yaml:5:19: channels: entry 2: history_size: expected an integer, got a list",
+            "cfg.yaml:6:5: channels: entry 3: no pattern (every entry needs one)",
+            "cfg.yaml:8:5: channels: entry 4: history_size: value is null (remove the field to "
+            "use the default, 0)",
+            "cfg.yaml:9:5: channels: entry 5: expected a mapping of fields {pattern, "
+            "history_size, history_ttl_ms}, got a scalar",
+            "cfg.yaml:1:1: channels: entry 6: expected a mapping of fields {pattern, "
+            "history_size, history_ttl_ms}, got a null",
+            "cfg.yaml:12:5: channels: entry 7: pattern: duplicate field (first at line 11)",
+            "cfg.yaml:14:5: channels: entry 8: unknown field 'ttl' (an entry has pattern, "
+            "history_size, history_ttl_ms)",
+            "cfg.yaml:15:15: channels: entry 9: pattern: expected a string, got a mapping"));
+    EXPECT_TRUE(load.config.channels.empty());
+}
+
+TEST(ConfigChannelsTest, APatternTwiceIsRefusedAtTheSecond) {
+    const ConfigLoad load = loadYaml(R"(channels:
+  - pattern: "chat:*"
+    history_size: 10
+  - pattern: news
+  - pattern: "chat:*"
+    history_size: 20
+)");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:5:14: channels: entry 3: pattern: 'chat:*' is the pattern of "
+                            "entry 1 already (line 2)"));
+    EXPECT_TRUE(load.config.channels.empty());
+}
+
+TEST(ConfigChannelsTest, NotAListOfEntries) {
+    EXPECT_THAT(errorStrings(loadYaml("channels: \"chat:*\"\n")),
+                ElementsAre("cfg.yaml:1:11: channels: expected a list of entries {pattern, "
+                            "history_size, history_ttl_ms}, got a scalar"));
+    EXPECT_THAT(errorStrings(loadYaml("channels:\n  pattern: a\n")),
+                ElementsAre("cfg.yaml:2:3: channels: expected a list of entries {pattern, "
+                            "history_size, history_ttl_ms}, got a mapping"));
+    EXPECT_THAT(errorStrings(loadYaml("channel:\n  - pattern: a\n")),
+                ElementsAre("cfg.yaml:1:1: channel: unknown key (did you mean 'channels'?)"));
+}
+
+TEST(ConfigChannelsTest, TheEnvironmentHoldsTheWholeListAsYaml) {
+    const ConfigLoad load = loadYaml(
+        "channels:\n  - pattern: news\n",
+        {{"WSRELAY_CHANNELS",
+          R"( [{pattern: "chat:*", history_size: 100}, {pattern: "x", history_ttl_ms: 5000}])"}});
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    ASSERT_EQ(load.config.channels.size(), 2u);
+    EXPECT_EQ(load.config.channels[0], (Config::Channel{"chat:*", 100, 600000}));
+    EXPECT_EQ(load.config.channels[1], (Config::Channel{"x", 0, 5000}));
+
+    // Block style works too; an empty value empties the file's list.
+    const ConfigLoad block =
+        loadDefaultConfig({{"WSRELAY_CHANNELS", "- pattern: a\n  history_size: 1\n"}});
+    ASSERT_TRUE(block.ok()) << ::testing::PrintToString(errorStrings(block));
+    EXPECT_EQ(block.config.channels, (std::vector<Config::Channel>{{"a", 1, 600000}}));
+    for (const char* empty : {"", "  "}) {
+        const ConfigLoad cleared =
+            loadYaml("channels:\n  - pattern: news\n", {{"WSRELAY_CHANNELS", empty}});
+        EXPECT_TRUE(cleared.ok()) << ::testing::PrintToString(errorStrings(cleared));
+        EXPECT_TRUE(cleared.config.channels.empty());
+    }
+}
+
+TEST(ConfigChannelsTest, EnvironmentErrorsPointIntoTheValue) {
+    const ConfigLoad load = loadDefaultConfig(
+        {{"WSRELAY_CHANNELS", R"([{pattern: "chat:*", history_size: lots}, {pattern: "a b"}])"}});
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("env WSRELAY_CHANNELS:1:36: channels: entry 1: history_size: cannot "
+                            "convert 'lots' to an integer",
+                            "env WSRELAY_CHANNELS:1:53: channels: entry 2: pattern: 'a b' is not "
+                            "a channel name, or one followed by a single * (channel characters: "
+                            "letters, digits and _-:./@=+,#!~$)"));
+    ASSERT_EQ(load.errors.size(), 2u);
+    EXPECT_EQ(load.errors[0].source, "env WSRELAY_CHANNELS");
+    EXPECT_EQ(load.errors[0].key, "channels");
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "chat:*"}})),
+                ElementsAre("env WSRELAY_CHANNELS:1:1: channels: expected a list of entries "
+                            "{pattern, history_size, history_ttl_ms}, got a scalar"));
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "[{pattern: a}"}})),
+                ElementsAre(StartsWith("env WSRELAY_CHANNELS:1:")));
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "[{pattern: a}"}}))[0],
+                HasSubstr(": syntax error: "));
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", ",[]"}})),
+                ElementsAre(HasSubstr("env WSRELAY_CHANNELS:1:1: channels: syntax error: "
+                                      "unexpected ','")));
+    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "[]\n---\n[]"}})),
+                ElementsAre("env WSRELAY_CHANNELS:3:1: channels: only one YAML document is "
+                            "allowed"));
+    // A value that does not load leaves the file's list, which the rules reading it then skip:
+    // only the variable's own error is reported.
+    EXPECT_THAT(errorStrings(loadYaml("limits: {send_queue_messages: 10}\n"
+                                      "channels: [{pattern: a, history_size: 1}]\n",
+                                      {{"WSRELAY_CHANNELS", "[{pattern: a"}})),
+                ElementsAre(StartsWith("env WSRELAY_CHANNELS:1:")));
+}
+
+TEST(ConfigHistoryTest, KeysAndBounds) {
+    const ConfigLoad load =
+        loadYaml("history:\n  max_recover: 50\n  max_limit: 500\n  max_reads_in_flight: 4\n");
+    ASSERT_TRUE(load.ok()) << ::testing::PrintToString(errorStrings(load));
+    EXPECT_EQ(load.config.history, (Config::History{50, 500, 4}));
+    // max_recover above max_limit is fine: they bound different reads.
+    EXPECT_TRUE(loadYaml("history: {max_recover: 2000, max_limit: 10}\n").ok());
+    EXPECT_THAT(errorStrings(loadYaml("history:\n  max_recover: 0\n  max_limit: 100001\n"
+                                      "  max_reads_in_flight: 10001\n")),
+                ElementsAre("cfg.yaml:2:16: history.max_recover: '0' is out of range (allowed: "
+                            "1..100000)",
+                            "cfg.yaml:3:14: history.max_limit: '100001' is out of range (allowed: "
+                            "1..100000)",
+                            "cfg.yaml:4:24: history.max_reads_in_flight: '10001' is out of range "
+                            "(allowed: 1..10000)"));
+    const ConfigLoad env = loadDefaultConfig({{"WSRELAY_HISTORY_MAX_RECOVER", "7"},
+                                              {"WSRELAY_HISTORY_MAX_LIMIT", "8"},
+                                              {"WSRELAY_HISTORY_MAX_READS_IN_FLIGHT", "9"}});
+    ASSERT_TRUE(env.ok()) << ::testing::PrintToString(errorStrings(env));
+    EXPECT_EQ(env.config.history, (Config::History{7, 8, 9}));
+}
+
+TEST(ConfigLoaderTest, DescribeListsTheFieldsOfAnEntryList) {
+    const std::string text = describeConfigKeys();
+    EXPECT_THAT(text, HasSubstr("  channels = []\n      entry list ({pattern, history_size, "
+                                "history_ttl_ms}); env WSRELAY_CHANNELS\n"));
+    EXPECT_THAT(text, HasSubstr("        pattern (required)\n            string (channel name, "
+                                "or one ending in *); unique across entries\n"));
+    EXPECT_THAT(text, HasSubstr("        history_size = 0\n            int (0..100000)\n"));
+    EXPECT_THAT(text, HasSubstr("        history_ttl_ms = 600000\n            int64 "
+                                "(1000..2592000000)\n"));
+}
+
 // --- Whole files and output ---
 
 TEST(ConfigLoaderTest, LoadsAFile) {
@@ -726,6 +988,87 @@ TEST(ConfigRulesTest, AKeyThatFailedToLoadIsNotJudgedAgain) {
     EXPECT_THAT(errorStrings(loadYaml("websocket: {max_message_bytes: 4194304}\n"
                                       "limits: {send_queue_bytes: lots}\n")),
                 ElementsAre(HasSubstr("limits.send_queue_bytes: cannot convert 'lots'")));
+}
+
+TEST(ConfigRulesTest, AMessageOnAChannelWithHistoryAlsoNeedsRoomForItsPosition) {
+    const std::string queue = "limits: {send_queue_bytes: 65536}\n";
+    const std::string history = "channels: [{pattern: a}, {pattern: \"b:*\", history_size: 1}]\n";
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65526}\n" + queue).ok());
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65453}\n" + queue + history).ok());
+    EXPECT_THAT(
+        errorStrings(loadYaml("websocket: {max_message_bytes: 65454}\n" + queue + history)),
+        ElementsAre("cfg.yaml:1:32: websocket.max_message_bytes (65454) plus a 10-byte frame "
+                    "header and a 73-byte position (channels entry 2, 'b:*' keeps history) "
+                    "exceeds limits.send_queue_bytes (65536): a message of the largest size "
+                    "could never be queued for a subscriber; set websocket.max_message_bytes to "
+                    "at most 65453 or limits.send_queue_bytes to at least 65537"));
+}
+
+TEST(ConfigRulesTest, APatternLongerThanAChannelNameIsRefusedAtItsEntry) {
+    const ConfigLoad load = loadYaml(R"(limits:
+  max_channel_bytes: 8
+channels:
+  - pattern: "abcdefgh*"
+  - pattern: abcdefghi
+  - pattern: "abcdefghi*"
+)");
+    EXPECT_THAT(errorStrings(load),
+                ElementsAre("cfg.yaml:5:5: channels entry 2: the pattern 'abcdefghi' is longer "
+                            "than limits.max_channel_bytes (8) without its *: it matches no "
+                            "channel",
+                            "cfg.yaml:6:5: channels entry 3: the pattern 'abcdefghi*' is longer "
+                            "than limits.max_channel_bytes (8) without its *: it matches no "
+                            "channel"));
+    // From the environment, the error points into its value; a limit lowered by the environment
+    // judges the file's entries.
+    EXPECT_THAT(
+        errorStrings(loadDefaultConfig({{"WSRELAY_LIMITS_MAX_CHANNEL_BYTES", "2"},
+                                        {"WSRELAY_CHANNELS", "[{pattern: ab}, {pattern: abc}]"}})),
+        ElementsAre("env WSRELAY_CHANNELS:1:17: channels entry 2: the pattern 'abc' is "
+                    "longer than limits.max_channel_bytes (2) without its *: it matches "
+                    "no channel"));
+    EXPECT_THAT(errorStrings(loadYaml("channels:\n  - pattern: abc\n",
+                                      {{"WSRELAY_LIMITS_MAX_CHANNEL_BYTES", "2"}})),
+                ElementsAre(StartsWith("cfg.yaml:2:5: channels entry 1: the pattern 'abc'")));
+    // A bad limit is its own error only.
+    EXPECT_THAT(
+        errorStrings(loadYaml("limits: {max_channel_bytes: 0}\nchannels: [{pattern: abc}]\n")),
+        ElementsAre(HasSubstr("limits.max_channel_bytes: '0' is out of range")));
+}
+
+TEST(ConfigRulesTest, WithHistoryARecoveryMustFitTheSendQueue) {
+    const std::string history = "channels: [{pattern: \"*\", history_size: 10}]\n";
+    EXPECT_TRUE(loadYaml("limits: {send_queue_messages: 300}\n").ok()) << "no history, no rule";
+    EXPECT_TRUE(loadYaml("limits: {send_queue_messages: 301}\n" + history).ok());
+    EXPECT_THAT(errorStrings(loadYaml("limits: {send_queue_messages: 300}\n" + history)),
+                ElementsAre("cfg.yaml:1:31: history.max_recover (300) is not less than "
+                            "limits.send_queue_messages (300) while channels entry 1, '*' keeps "
+                            "history: a recovery queues up to history.max_recover messages and "
+                            "its ack for one client at once; set history.max_recover to at most "
+                            "299 or limits.send_queue_messages to at least 301"));
+    EXPECT_THAT(errorStrings(loadYaml("history: {max_recover: 2000}\n" + history)),
+                ElementsAre(StartsWith("cfg.yaml:1:24: history.max_recover (2000) is not less "
+                                       "than limits.send_queue_messages (1024)")));
+}
+
+TEST(ConfigRulesTest, WithHistoryTheRedisPrefixHoldsNoBraceOrOneHashTag) {
+    const std::string history = "channels: [{pattern: \"*\", history_size: 10}]\n";
+    const auto prefix = [](std::string_view p) {
+        return "broker: {redis: {prefix: \"" + std::string(p) + "\"}}\n";
+    };
+    for (const char* good : {"", "app:", "{app}:", "a{b}c", "{x}"}) {
+        EXPECT_TRUE(loadYaml(prefix(good) + history).ok()) << good;
+    }
+    for (const char* bad : {"{}", "a{", "}a", "{a}{b}", "{a}}", "a}{b", "{{a}"}) {
+        EXPECT_TRUE(loadYaml(prefix(bad)).ok()) << bad << ": without history any prefix goes";
+        const ConfigLoad load = loadYaml(prefix(bad) + history);
+        ASSERT_EQ(load.errors.size(), 1u) << bad;
+        EXPECT_EQ(load.errors[0].toString(),
+                  "cfg.yaml:1:26: broker.redis.prefix '" + std::string(bad) +
+                      "' holds braces other than one non-empty {hash tag} while channels entry "
+                      "1, '*' keeps history: its Redis keys are derived from the channel's hash "
+                      "tag; use no brace, or one {tag}");
+    }
 }
 
 // Each tests/unit/fixtures/config/fail-*.yaml is refused with exactly one error, the one on its

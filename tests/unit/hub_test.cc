@@ -106,7 +106,7 @@ TEST(HubSizeTest, AFrameThatFitsNoSendQueueReachesNobodyAndCountsThem) {
     hub.subscribe(a.membership, channel, 10);
     hub.subscribe(b.membership, channel, 10);
 
-    EXPECT_TRUE(hub.fits(channel, fits));
+    EXPECT_TRUE(hub.fits(channel, fits, HistoryPolicy{}));
     Hub::Delivery d = hub.deliver(channel, fits);
     EXPECT_EQ(d.reached, 2u);
     EXPECT_EQ(d.too_large, 0u);
@@ -114,7 +114,7 @@ TEST(HubSizeTest, AFrameThatFitsNoSendQueueReachesNobodyAndCountsThem) {
     EXPECT_EQ(a.sink.frames[0]->size(), limit);
 
     const std::string over(101, 'x');
-    EXPECT_FALSE(hub.fits(channel, over));
+    EXPECT_FALSE(hub.fits(channel, over, HistoryPolicy{}));
     d = hub.deliver(channel, over);
     EXPECT_EQ(d.reached, 0u);
     EXPECT_EQ(d.too_large, 2u);
@@ -127,6 +127,23 @@ TEST(HubSizeTest, AFrameThatFitsNoSendQueueReachesNobodyAndCountsThem) {
     EXPECT_EQ(b.sink.frames.size(), 2u);
     hub.leaveAll(a.membership);
     hub.leaveAll(b.membership);
+}
+
+TEST(HubSizeTest, AChannelWithHistoryNeedsRoomForThePosition) {
+    RecordingListener listener;
+    const std::string data(100, 'x');
+    const std::string channel = "chat:1";
+    const HistoryPolicy history{10, 60000};
+    const size_t frame = protocol::messageFrameSize(channel, data);
+    EXPECT_EQ(Hub::frameBytes(channel, data, HistoryPolicy{}), frame);
+    EXPECT_EQ(Hub::frameBytes(channel, data, history), frame + protocol::kMaxPositionBytes);
+
+    Hub exact(listener, frame);
+    EXPECT_TRUE(exact.fits(channel, data, HistoryPolicy{}));
+    EXPECT_FALSE(exact.fits(channel, data, history));
+    Hub roomy(listener, frame + protocol::kMaxPositionBytes);
+    EXPECT_TRUE(roomy.fits(channel, data, history));
+    EXPECT_FALSE(roomy.fits(channel, data + "x", history));
 }
 
 TEST_F(HubTest, RemovalKeepsEveryOtherMemberReachable) {

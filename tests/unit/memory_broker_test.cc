@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,13 +18,15 @@ using ::testing::Pair;
 class RecordingHandler : public BrokerHandler {
 public:
     void onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
-                         uint64_t, std::string_view) override {
+                         uint64_t offset, std::string_view epoch) override {
         messages.emplace_back(std::string(channel), std::string(data));
         stamps.push_back(entered_us);
+        positions.push_back(StreamPosition{offset, std::string(epoch)});
     }
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t,
-                         std::string_view) override {
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                         std::string_view epoch) override {
         results.emplace_back(ticket.request_id, status);
+        published_at.push_back(StreamPosition{offset, std::string(epoch)});
     }
     void onHistory(uint64_t token, HistoryAnswer&& answer) override {
         histories.emplace_back(token, std::move(answer));
@@ -36,6 +39,8 @@ public:
     std::vector<int64_t> stamps;
     std::vector<std::string> confirmed;
     std::vector<std::pair<uint64_t, HistoryAnswer>> histories;
+    std::vector<StreamPosition> positions;
+    std::vector<StreamPosition> published_at;
     int state_changes = 0;
 };
 
@@ -57,7 +62,8 @@ protected:
     }
     void turn(int i) { ev_run(loops[i], EVRUN_NOWAIT); }
 
-    MemoryBrokerFactory factory{2};
+    // Expired histories are swept at every chance.
+    MemoryBrokerFactory factory{2, std::chrono::milliseconds(0)};
     struct ev_loop* loops[2] = {};
     RecordingHandler handlers[2];
     BrokerPtr brokers[2];
@@ -154,6 +160,69 @@ TEST_F(MemoryBrokerTest, TheConfirmationPrecedesTheChannelsMessages) {
 TEST_F(MemoryBrokerTest, AlwaysUsable) {
     EXPECT_TRUE(brokers[0]->usable());
     EXPECT_EQ(handlers[0].state_changes, 0);
+}
+
+TEST_F(MemoryBrokerTest, HistoryPublishesGetOffsetsInDeliveryOrder) {
+    const HistoryPolicy keep{3, 60000};
+    brokers[1]->subscribe("h");
+    brokers[0]->publish("h", "1", PublishTicket{1, 1, true}, keep);
+    brokers[0]->publish("h", "plain", PublishTicket{1, 2, true}, HistoryPolicy{});
+    brokers[0]->publish("h", "2", PublishTicket{1, 3, true}, keep);
+    brokers[0]->flush();
+    turn(1);
+    ASSERT_EQ(handlers[1].positions.size(), 3u);
+    const std::string epoch = handlers[1].positions[0].epoch;
+    EXPECT_EQ(epoch.size(), 8u);
+    EXPECT_THAT(handlers[1].positions, ElementsAre(StreamPosition{1, epoch}, StreamPosition{0, ""},
+                                                   StreamPosition{2, epoch}));
+    EXPECT_EQ(handlers[0].published_at, handlers[1].positions);
+}
+
+// Worker 1's message sits in worker 0's inbox when worker 0 publishes its own: the older one is
+// delivered first.
+TEST_F(MemoryBrokerTest, OwnHistoryMessagesWaitForOlderOnesInTheInbox) {
+    const HistoryPolicy keep{3, 60000};
+    brokers[0]->subscribe("h");
+    brokers[1]->publish("h", "from 1", PublishTicket{}, keep);
+    brokers[1]->flush();
+    brokers[0]->publish("h", "from 0", PublishTicket{}, keep);
+    brokers[0]->flush();
+    turn(0);
+    EXPECT_THAT(handlers[0].messages, ElementsAre(Pair("h", "from 1"), Pair("h", "from 0")));
+    ASSERT_EQ(handlers[0].positions.size(), 2u);
+    EXPECT_EQ(handlers[0].positions[0].offset, 1u);
+    EXPECT_EQ(handlers[0].positions[1].offset, 2u);
+}
+
+TEST_F(MemoryBrokerTest, ReadsAreAnsweredOnTheNextLoopTurn) {
+    const HistoryPolicy keep{3, 60000};
+    for (int i = 1; i <= 5; ++i) {
+        brokers[0]->publish("h", std::to_string(i), PublishTicket{}, keep);
+    }
+    brokers[0]->readHistory("h", HistoryRequest{9, keep, 0, 10, false});
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].histories, IsEmpty()) << "never from inside flush()";
+    turn(0);
+    ASSERT_EQ(handlers[0].histories.size(), 1u);
+    const auto& [token, answer] = handlers[0].histories[0];
+    EXPECT_EQ(token, 9u);
+    EXPECT_EQ(answer.top.offset, 5u);
+    EXPECT_THAT(answer.entries,
+                ElementsAre(HistoryEntry{3, "3"}, HistoryEntry{4, "4"}, HistoryEntry{5, "5"}));
+}
+
+TEST_F(MemoryBrokerTest, ExpiredHistoriesAreSweptAway) {
+    const HistoryPolicy brief{3, 1};
+    brokers[0]->publish("gone", "1", PublishTicket{}, brief);
+    brokers[0]->publish("kept", "1", PublishTicket{}, HistoryPolicy{3, 600000});
+    brokers[0]->flush();
+    EXPECT_EQ(factory.historyChannels(), 2u);
+    // Nothing touches "gone" again: only the sweep (every flush here) can free it, 1 ms on.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (factory.historyChannels() > 1 && std::chrono::steady_clock::now() < deadline) {
+        brokers[1]->flush();
+    }
+    EXPECT_EQ(factory.historyChannels(), 1u);
 }
 
 }  // namespace

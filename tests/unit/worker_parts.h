@@ -161,18 +161,20 @@ private:
 // Configure `config` before the first use of ctx() (the parts read it when built).
 struct WorkerParts {
     explicit WorkerParts(Config cfg = defaultConfig())
-        : config(std::move(cfg)), loop(ev_loop_new(EVFLAG_AUTO)), registry(1), brokers(1),
-          shared(config, registry, brokers, 1, 100), metrics(registry.worker(0)), listener(broker),
-          rules(config.channels),
+        : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
+          registry(1), brokers(1), shared(config, channels, registry, brokers, 1, 100),
+          metrics(registry.worker(0)), listener(broker),
           history(metrics, static_cast<size_t>(config.history.max_reads_in_flight)),
           hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes),
-              HubHistory{&rules, &history, static_cast<uint32_t>(config.history.max_recover),
+              HubHistory{&channels, &history, static_cast<uint32_t>(config.history.max_recover),
                          &metrics}),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
-          publisher(hub, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes), loop),
+          publisher(hub, channels, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes),
+                    loop),
           flush(loop, config.websocket.write_coalesce_ms / 1000.0),
-          sessions(0), ctx{shared, config, metrics, loop, hub, publisher, parser, flush, sessions} {
+          sessions(0), ctx{shared, config,    channels, metrics, loop,
+                           hub,    publisher, parser,   flush,   sessions} {
         publisher.setBroker(&broker);
         history.setBroker(&broker);
         ctx.history = &history;
@@ -190,6 +192,7 @@ struct WorkerParts {
     }
 
     Config config;
+    ChannelRules channels;
     struct ev_loop* loop;
     metrics::Registry registry;
     MemoryBrokerFactory brokers;  // SharedState wants one; the worker's broker is `broker`
@@ -197,7 +200,6 @@ struct WorkerParts {
     metrics::WorkerMetrics& metrics;
     FakeBroker broker;
     BrokerListener listener;
-    ChannelRules rules;
     HistoryReads history;  // the worker's onHistory answers through history.onAnswer
     Hub hub;
     protocol::Parser parser;
