@@ -122,7 +122,7 @@ protected:
         bool newest = false;    // reads
     };
     // Numbers of an FCALL, formatted.
-    using FcallNumbers = std::array<std::string, 5>;
+    using FcallNumbers = std::array<std::string, 4>;
 
     RedisBrokerCore(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
                     BrokerHandler& handler);
@@ -188,7 +188,8 @@ protected:
     void complete(uint16_t shard, const Awaited& awaited, const redisReply& reply);
     // Reports a command that got no answer: Unavailable.
     void unavailable(const Awaited& awaited);
-    // FUNCTION LOAD's reply from `shard`: false (and the attempt failed) unless it loaded.
+    // FUNCTION LOAD's reply from `shard`: true when it loaded. A refusal fails the attempt; a
+    // lost connection is reported apart.
     bool functionsLoaded(uint16_t shard, RedisStatus status, const redisReply* reply);
     RedisMode mode() const {
         return options_.cluster.empty() ? RedisMode::Standalone : RedisMode::Cluster;
