@@ -127,7 +127,7 @@ inline constexpr EnumArray<HistoryReadResult, const char*> kHistoryReadResultNam
     "ok", "unavailable"};
 enum class RecoveryResult : uint8_t { Recovered, NotRecovered, kCount };
 inline constexpr EnumArray<RecoveryResult, const char*> kRecoveryResultNames = {"recovered",
-                                                                               "not_recovered"};
+                                                                                "not_recovered"};
 // Where a client's recovered messages came from: the worker's cache of recent frames, or a read.
 enum class RecoverySource : uint8_t { Cache, Read, kCount };
 inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
@@ -196,20 +196,20 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
     X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                  \
     X(hook_queued_bytes, Gauge, "wsrelay_hook_queued_bytes",                                       \
-      "Bytes of hook events waiting for the app behind their connection's request under way")     \
+      "Bytes of hook events waiting for the app behind their connection's request under way")      \
     L(history_reads, Counter, "wsrelay_history_reads_total",                                       \
       "Reads of channel histories by result (recoveries, history commands, /api/history)",         \
       "result", kHistoryReadResultNames)                                                           \
     X(history_reads_in_flight, Gauge, "wsrelay_history_reads_in_flight",                           \
       "History reads sent to the broker and not answered yet")                                     \
     L(recoveries, Counter, "wsrelay_recoveries_total",                                             \
-      "Subscribes with since by outcome: every message after since delivered, or not",             \
-      "result", kRecoveryResultNames)                                                              \
+      "Subscribes with since by outcome: every message after since delivered, or not", "result",   \
+      kRecoveryResultNames)                                                                        \
     L(recovered_from, Counter, "wsrelay_recovered_from_total",                                     \
       "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
     L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
-      "Channels with history caught up after a broker gap, or resubscribed with a gap",            \
-      "result", kRecoveryResultNames)
+      "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
+      kRecoveryResultNames)
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

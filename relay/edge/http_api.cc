@@ -247,7 +247,8 @@ void HttpApi::answerHistory(uint64_t id, const std::optional<std::string>& since
     std::vector<protocol::HistoryItem> items;
     if (!since_epoch || *since_epoch == answer.top.epoch) {
         items.reserve(answer.entries.size());
-        for (const HistoryEntry& entry : answer.entries) items.push_back({entry.offset, entry.data});
+        for (const HistoryEntry& entry : answer.entries)
+            items.push_back({entry.offset, entry.data});
     }
     std::string body;
     protocol::appendHistoryBody(items, {answer.top.offset, answer.top.epoch}, body);

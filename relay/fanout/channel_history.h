@@ -56,7 +56,8 @@ struct ChannelHistory {
           arrived_limit(std::max<size_t>(1, max_recover)) {}
 
     const HistoryPolicy policy;
-    const size_t capacity;  // frames `recent` keeps: history.max_recover, at most the history's size
+    const size_t
+        capacity;  // frames `recent` keeps: history.max_recover, at most the history's size
     const size_t arrived_limit;  // frames `arrived` keeps: history.max_recover
 
     // `recent.top` is the position up to which every member that is not waiting got every message

@@ -63,8 +63,9 @@ void HistoryReads::onAnswer(uint64_t token, HistoryAnswer&& answer) {
     Done done = std::move(it->second.done);
     in_flight_.erase(it);
     metrics_.history_reads_in_flight.sub();
-    metrics_.history_reads[answer.status == HistoryStatus::Ok ? metrics::HistoryReadResult::Ok
-                                                              : metrics::HistoryReadResult::Unavailable]
+    metrics_
+        .history_reads[answer.status == HistoryStatus::Ok ? metrics::HistoryReadResult::Ok
+                                                          : metrics::HistoryReadResult::Unavailable]
         .add();
     // The next read goes before `done` runs: a reader that reads again from it queues behind the
     // ones that waited.

@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -211,8 +211,7 @@ private:
     size_t pushToMembers(HubChannel& ch, const FramePtr& frame);
     FramePtr encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
                          std::string_view epoch) const;
-    FrameRun merge(const HubChannel& ch, const HistoryAnswer& answer,
-                   size_t& arrived_from) const;
+    FrameRun merge(const HubChannel& ch, const HistoryAnswer& answer, size_t& arrived_from) const;
     void countRecovery(bool recovered, bool from_read);
 
     HubListener& listener_;

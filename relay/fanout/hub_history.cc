@@ -102,7 +102,8 @@ void Hub::serve(HubChannel& ch, uint32_t index, bool recovered, bool from_read) 
     }
     FrameRun& run = h.recent;
     if (recovered) {
-        for (size_t i = static_cast<size_t>(w.since + 1 - run.first()); i < run.frames.size(); ++i) {
+        for (size_t i = static_cast<size_t>(w.since + 1 - run.first()); i < run.frames.size();
+             ++i) {
             if (run.frames[i]) sink.push(unstamped(run.frames[i]));
         }
     }
@@ -190,8 +191,7 @@ FramePtr Hub::encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
     return protocol::encodeMessage(ch.name_, entry.data, position);
 }
 
-FrameRun Hub::merge(const HubChannel& ch, const HistoryAnswer& answer,
-                    size_t& arrived_from) const {
+FrameRun Hub::merge(const HubChannel& ch, const HistoryAnswer& answer, size_t& arrived_from) const {
     const ChannelHistory& h = *ch.history_;
     FrameRun run;
     run.epoch = answer.top.epoch;
@@ -300,7 +300,8 @@ void Hub::historyDown(HubChannel& ch) {
     if (h.reading) h.stale = true;
     for (size_t i = h.waiters.size(); i-- > 0;) {
         h.waiters[i].in_read = false;
-        if (h.waiters[i].state == Waiter::State::Waiting) serve(ch, static_cast<uint32_t>(i), false, false);
+        if (h.waiters[i].state == Waiter::State::Waiting)
+            serve(ch, static_cast<uint32_t>(i), false, false);
     }
 }
 
@@ -409,7 +410,8 @@ void Hub::countRecovery(bool recovered, bool from_read) {
                             : metrics::RecoveryResult::NotRecovered]
         .add();
     if (recovered) {
-        m->recovered_from[from_read ? metrics::RecoverySource::Read : metrics::RecoverySource::Cache]
+        m->recovered_from[from_read ? metrics::RecoverySource::Read
+                                    : metrics::RecoverySource::Cache]
             .add();
     }
 }

@@ -160,7 +160,7 @@ private:
     std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
     bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
     bool reading_history_ = false;  // a history command's read is under way (owner: id_)
-    std::string rx_;            // only used when a message arrives in more than one piece
+    std::string rx_;                // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
     // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
     // chunk, so no memory per connection until the app grants something.

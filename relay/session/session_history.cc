@@ -75,7 +75,8 @@ void Session::answerHistory(std::optional<uint64_t> id, std::string_view channel
     std::vector<protocol::HistoryItem> items;
     if (!since_epoch || *since_epoch == answer.top.epoch) {
         items.reserve(answer.entries.size());
-        for (const HistoryEntry& entry : answer.entries) items.push_back({entry.offset, entry.data});
+        for (const HistoryEntry& entry : answer.entries)
+            items.push_back({entry.offset, entry.data});
     }
     FramePtr frame =
         protocol::encodeHistory(id, channel, items, {answer.top.offset, answer.top.epoch});

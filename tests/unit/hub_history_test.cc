@@ -18,8 +18,8 @@ namespace wsrelay {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::IsEmpty;
 using testing::FakeBroker;
+using ::testing::IsEmpty;
 
 // The payload of an unmasked server frame.
 std::string payloadOf(const Frame& frame) {
@@ -99,9 +99,7 @@ constexpr uint64_t kMaxFrame = 1 << 20;
 constexpr uint32_t kMaxRecover = 5;
 constexpr std::string_view kChannel = "hist";
 
-std::vector<Config::Channel> channelRules() {
-    return {{"hist", 100, 60000}, {"small", 3, 60000}};
-}
+std::vector<Config::Channel> channelRules() { return {{"hist", 100, 60000}, {"small", 3, 60000}}; }
 
 SubscribeAck ackWith(uint64_t id) { return {SubscribeAck::Kind::Ack, id}; }
 std::optional<protocol::Position> since(uint64_t offset, std::string_view epoch = "e1") {
@@ -126,7 +124,8 @@ protected:
     void answer(size_t i, uint64_t top, uint64_t first, std::string_view epoch = "e1") {
         HistoryAnswer a;
         a.top = {top, std::string(epoch)};
-        for (uint64_t o = first; o != 0 && o <= top; ++o) a.entries.push_back({o, std::to_string(o)});
+        for (uint64_t o = first; o != 0 && o <= top; ++o)
+            a.entries.push_back({o, std::to_string(o)});
         reads.onAnswer(broker.reads.at(i).request.token, std::move(a));
     }
     void unavailable(size_t i) {

@@ -167,8 +167,7 @@ TEST(SessionHistoryTest, TheNewestMessagesWithoutSince) {
 TEST(SessionHistoryTest, WithSinceTheOldestAfterItAndNoneOfAnotherEpoch) {
     WorkerParts w(config());
     TestSession s(w, 1);
-    receive(s,
-            R"({"op":"history","channel":"room:1","since":{"offset":3,"epoch":"e1"},"id":1})");
+    receive(s, R"({"op":"history","channel":"room:1","since":{"offset":3,"epoch":"e1"},"id":1})");
     ASSERT_EQ(w.broker.reads.size(), 1u);
     EXPECT_EQ(w.broker.reads[0].request.after, 3u);
     EXPECT_EQ(w.broker.reads[0].request.limit, 10u) << "history.max_limit without a limit";
@@ -178,8 +177,7 @@ TEST(SessionHistoryTest, WithSinceTheOldestAfterItAndNoneOfAnotherEpoch) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_THAT(out[0], HasSubstr(R"("offset":4,"data")"));
 
-    receive(s,
-            R"({"op":"history","channel":"room:1","since":{"offset":3,"epoch":"e0"},"id":2})");
+    receive(s, R"({"op":"history","channel":"room:1","since":{"offset":3,"epoch":"e0"},"id":2})");
     answer(w, 1, 5, 4);
     out = written(w, s);
     ASSERT_EQ(out.size(), 1u);
