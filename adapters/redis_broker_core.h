@@ -38,6 +38,9 @@ struct RedisBrokerOptions {
     int probe_interval_ms = 1000;  // 0 = no delivery probe
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
     bool timestamps = true;        // stamp what this relay publishes with its entry time
+    // Some channel keeps history: the function library is loaded on every connection before Up.
+    // Without it no FCALL is ever sent, so nothing is loaded (and no extra round trip is made).
+    bool history = true;
     // Cluster: CLUSTER SLOTS reload period (broker.redis.cluster_refresh_ms); 0 = off.
     int cluster_refresh_ms = 0;
 };
