@@ -104,7 +104,7 @@ bool RedisBroker::sendCommand(Outgoing& out) {
 }
 
 void RedisBroker::loadFunctions(uint16_t) {
-    if (!cmd_ || loading_) return;
+    if (!options_.history || !cmd_ || loading_) return;
     loading_ = true;
     cmd_->command({"FUNCTION", "LOAD", "REPLACE", library()},
                   [this](RedisStatus s, const redisReply* r) {

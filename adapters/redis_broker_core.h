@@ -38,6 +38,9 @@ struct RedisBrokerOptions {
     int probe_interval_ms = 1000;  // 0 = no delivery probe
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
     bool timestamps = true;        // stamp what this relay publishes with its entry time
+    // Some channel keeps history: the function library is loaded on every connection before Up.
+    // Without it no FCALL is ever sent, so nothing is loaded (and no extra round trip is made).
+    bool history = true;
     // Cluster: CLUSTER SLOTS reload period (broker.redis.cluster_refresh_ms); 0 = off.
     int cluster_refresh_ms = 0;
 };
@@ -122,7 +125,7 @@ protected:
         bool newest = false;    // reads
     };
     // Numbers of an FCALL, formatted.
-    using FcallNumbers = std::array<std::string, 5>;
+    using FcallNumbers = std::array<std::string, 4>;
 
     RedisBrokerCore(const RedisBrokerOptions& options, int worker_index, struct ev_loop* loop,
                     BrokerHandler& handler);
@@ -188,7 +191,8 @@ protected:
     void complete(uint16_t shard, const Awaited& awaited, const redisReply& reply);
     // Reports a command that got no answer: Unavailable.
     void unavailable(const Awaited& awaited);
-    // FUNCTION LOAD's reply from `shard`: false (and the attempt failed) unless it loaded.
+    // FUNCTION LOAD's reply from `shard`: true when it loaded. A refusal fails the attempt; a
+    // lost connection is reported apart.
     bool functionsLoaded(uint16_t shard, RedisStatus status, const redisReply* reply);
     RedisMode mode() const {
         return options_.cluster.empty() ? RedisMode::Standalone : RedisMode::Cluster;

@@ -173,7 +173,7 @@ void RedisClusterBroker::open(uint16_t index) {
 }
 
 void RedisClusterBroker::loadFunctions(uint16_t shard) {
-    if (shard >= nodes_.size()) return;
+    if (!options_.history || shard >= nodes_.size()) return;
     Node& node = nodes_[shard];
     if (node.loading || !node.cmd) return;
     node.loading = true;

@@ -747,7 +747,7 @@ constexpr int64_t kMaxFrameHeaderBytes = 10;
 // The most a position adds to a message frame of a channel with history:
 // `,"offset":N,"epoch":"E"` with a 20-digit offset and a 32-byte epoch (relay/protocol
 // kMaxPositionBytes; tests/unit/publisher_test.cc checks the rule against it).
-constexpr int64_t kMaxPositionBytes = 73;
+constexpr int64_t kMaxPositionBytes = 79;
 
 // The first `channels` entry that keeps history, or null: the rules that only matter with history
 // name it.
@@ -884,7 +884,7 @@ std::string checkAuthKey(const Config& c) {
 const std::vector<ConfigRule>& rules() {
     static const std::vector<ConfigRule> all = {
         {{"websocket.max_message_bytes", "limits.send_queue_bytes", "channels"},
-         "websocket.max_message_bytes + 10 (+ 73 with history) <= limits.send_queue_bytes",
+         "websocket.max_message_bytes + 10 (+ 79 with history) <= limits.send_queue_bytes",
          checkMessageFitsSendQueue},
         {{"broker.redis.reconnect_max_ms", "broker.redis.reconnect_min_ms"},
          "broker.redis.reconnect_min_ms <= broker.redis.reconnect_max_ms",

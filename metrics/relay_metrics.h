@@ -65,10 +65,10 @@ static_assert(kCloseCodes.size() == kCloseCodeNames.size());
 size_t closeCodeIndex(int code);
 
 // Error frames sent, by protocol error code (docs/protocol.md).
-inline constexpr std::array<int, 11> kErrorCodes = {400, 401, 403, 404, 409, 413,
-                                                    422, 429, 502, 503, 500};
-inline constexpr std::array<const char*, 11> kErrorCodeNames = {
-    "400", "401", "403", "404", "409", "413", "422", "429", "502", "503", "500"};
+inline constexpr std::array<int, 12> kErrorCodes = {400, 401, 403, 404, 405, 409,
+                                                    413, 422, 429, 502, 503, 500};
+inline constexpr std::array<const char*, 12> kErrorCodeNames = {
+    "400", "401", "403", "404", "405", "409", "413", "422", "429", "502", "503", "500"};
 static_assert(kErrorCodes.size() == kErrorCodeNames.size());
 // Index into kErrorCodes/kErrorCodeNames for `code`; the index of 500 for any other code.
 size_t errorCodeIndex(int code);
@@ -119,6 +119,18 @@ inline constexpr std::array<double, 13> kLatencyBuckets = {
 inline constexpr std::array<int64_t, 13> kLatencyBucketsMicros = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000};
 enum class FetchResult : uint8_t { Ok, Error, kCount };
+
+// History (docs/protocol.md "History and recovery"): reads of a channel's history by outcome, and
+// what became of recoveries: a client's subscribe with "since", or a channel's after a broker gap.
+enum class HistoryReadResult : uint8_t { Ok, Unavailable, kCount };
+inline constexpr EnumArray<HistoryReadResult, const char*> kHistoryReadResultNames = {
+    "ok", "unavailable"};
+enum class RecoveryResult : uint8_t { Recovered, NotRecovered, kCount };
+inline constexpr EnumArray<RecoveryResult, const char*> kRecoveryResultNames = {"recovered",
+                                                                                "not_recovered"};
+// Where a client's recovered messages came from: the worker's cache of recent frames, or a read.
+enum class RecoverySource : uint8_t { Cache, Read, kCount };
+inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
 inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
 
 enum class Type : uint8_t { Counter, Gauge, Histogram };
@@ -184,7 +196,20 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Keys of the last loaded JWK Set left out (unusable, or RSA under 2048 bits)")               \
     X(hook_in_flight, Gauge, "wsrelay_hook_in_flight", "Hook requests under way")                  \
     X(hook_queued_bytes, Gauge, "wsrelay_hook_queued_bytes",                                       \
-      "Bytes of hook events waiting for the app behind their connection's request under way")
+      "Bytes of hook events waiting for the app behind their connection's request under way")      \
+    L(history_reads, Counter, "wsrelay_history_reads_total",                                       \
+      "Reads of channel histories by result (recoveries, history commands, /api/history)",         \
+      "result", kHistoryReadResultNames)                                                           \
+    X(history_reads_in_flight, Gauge, "wsrelay_history_reads_in_flight",                           \
+      "History reads sent to the broker and not answered yet")                                     \
+    L(recoveries, Counter, "wsrelay_recoveries_total",                                             \
+      "Subscribes with since by outcome: every message after since delivered, or not", "result",   \
+      kRecoveryResultNames)                                                                        \
+    L(recovered_from, Counter, "wsrelay_recovered_from_total",                                     \
+      "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
+    L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
+      "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
+      kRecoveryResultNames)
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "relay/edge/http_api_body.h"
+#include "relay/fanout/channel_rules.h"
+#include "relay/fanout/history_reads.h"
+#include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/worker_context.h"
@@ -20,6 +23,7 @@ namespace {
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPublishPath = "/api/publish";
 constexpr std::string_view kBroadcastPath = "/api/broadcast";
+constexpr std::string_view kHistoryPath = "/api/history";
 
 std::string errorBody(std::string_view reason) {
     return R"({"error":")" + std::string(reason) + R"("})";
@@ -55,6 +59,7 @@ Framing bodyFraming(const HttpApi::Head& head, size_t limit) {
 
 struct HttpApi::Request {
     bool broadcast = false;
+    bool history = false;
     bool too_large = false;
     // Refused at the head (no or wrong key): answered once the body is read, not before.
     unsigned refused = 0;
@@ -64,6 +69,8 @@ struct HttpApi::Request {
     size_t outstanding = 0;  // publishes the broker has not answered yet
     size_t channels = 0;
     bool failed = false;
+    uint64_t offset = 0;  // a publish of one channel with history: where it went
+    std::string epoch;
     unsigned status = 0;  // nonzero once the response is decided
     std::string response;
 };
@@ -72,7 +79,7 @@ HttpApi::HttpApi(WorkerContext& ctx, Io io) : ctx_(ctx), io_(std::move(io)) {}
 HttpApi::~HttpApi() = default;
 
 bool HttpApi::handles(std::string_view path) {
-    return path == kPublishPath || path == kBroadcastPath;
+    return path == kPublishPath || path == kBroadcastPath || path == kHistoryPath;
 }
 
 int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
@@ -99,6 +106,7 @@ int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     // publish would.
     slot = new Request();
     slot->broadcast = head.path == kBroadcastPath;
+    slot->history = head.path == kHistoryPath;
     const std::string& key = ctx_.config.api.key;
     if (key.empty()) {
         slot->refused = 403;
@@ -138,6 +146,10 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, request.refused, errorBody(request.refusal));
     }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
+    return request.history ? readHistory(wsi, request) : publish(wsi, request);
+}
+
+int HttpApi::publish(lws* wsi, Request& request) {
     const ApiBody body = parseApiBody(parser_, request.body, request.broadcast,
                                       static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
     if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
@@ -164,19 +176,83 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
     return 0;
 }
 
-void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status) {
+void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                              std::string_view epoch) {
     auto it = pending_.find(ticket.session_id & ~kTicketBit);
     if (it == pending_.end()) return;  // the client went away meanwhile
     auto [wsi, request] = it->second;
     if (status != PublishStatus::Accepted) request->failed = true;  // counted by the worker
+    if (!request->broadcast && offset != 0) {
+        request->offset = offset;
+        request->epoch = epoch;
+    }
     if (--request->outstanding > 0) return;
     pending_.erase(it);
     if (request->failed) {
         finish(wsi, *request, 503, errorBody("broker unavailable"));
-    } else {
-        finish(wsi, *request, 200,
-               R"({"ok":true,"channels":)" + std::to_string(request->channels) + "}");
+        return;
     }
+    std::string body = R"({"ok":true,"channels":)" + std::to_string(request->channels);
+    if (request->offset != 0) {
+        body += R"(,"offset":)" + std::to_string(request->offset) + R"(,"epoch":")" +
+                request->epoch + '"';
+    }
+    finish(wsi, *request, 200, body + "}");
+}
+
+int HttpApi::readHistory(lws* wsi, Request& request) {
+    const ApiHistoryBody body = parseHistoryBody(
+        parser_, request.body, static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
+    if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
+    const HistoryPolicy policy = ctx_.channels.history(body.channel);
+    if (!policy.enabled()) return finish(wsi, request, 405, errorBody(protocol::kNoHistory));
+    const auto max_limit = static_cast<uint64_t>(ctx_.config.history.max_limit);
+    if (body.limit && *body.limit > max_limit) {
+        return finish(wsi, request, 413, errorBody(protocol::kLimitOverMax));
+    }
+    if (!ctx_.publisher.usable()) return finish(wsi, request, 503, errorBody("broker unavailable"));
+    HistoryRequest read;
+    read.policy = policy;
+    read.limit = static_cast<uint32_t>(body.limit.value_or(max_limit));
+    std::optional<std::string> since_epoch;
+    if (body.since) {
+        read.after = body.since->offset;
+        since_epoch.emplace(body.since->epoch);
+    } else {
+        read.newest = true;
+    }
+    request.id = next_id_++;
+    pending_[request.id] = {wsi, &request};
+    const uint64_t id = request.id;
+    ctx_.history->read(
+        body.channel, read,
+        [this, id, since_epoch = std::move(since_epoch)](uint64_t, HistoryAnswer&& answer) {
+            answerHistory(id, since_epoch, answer);
+        },
+        kTicketBit | id);
+    return 0;
+}
+
+void HttpApi::answerHistory(uint64_t id, const std::optional<std::string>& since_epoch,
+                            const HistoryAnswer& answer) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    auto [wsi, request] = it->second;
+    pending_.erase(it);
+    if (answer.status != HistoryStatus::Ok) {
+        finish(wsi, *request, 503, errorBody(protocol::kHistoryUnavailable));
+        return;
+    }
+    // As the history command: offsets of another epoch are followed by none of the current one.
+    std::vector<protocol::HistoryItem> items;
+    if (!since_epoch || *since_epoch == answer.top.epoch) {
+        items.reserve(answer.entries.size());
+        for (const HistoryEntry& entry : answer.entries)
+            items.push_back({entry.offset, entry.data});
+    }
+    std::string body;
+    protocol::appendHistoryBody(items, {answer.top.offset, answer.top.epoch}, body);
+    finish(wsi, *request, 200, std::move(body));
 }
 
 int HttpApi::onWriteable(lws* wsi, Request*& slot) {
@@ -190,7 +266,10 @@ int HttpApi::onWriteable(lws* wsi, Request*& slot) {
 
 void HttpApi::onClosed(Request*& slot) {
     if (slot == nullptr) return;
-    if (slot->id != 0) pending_.erase(slot->id);
+    if (slot->id != 0) {
+        pending_.erase(slot->id);
+        if (slot->history) ctx_.history->cancelOwner(kTicketBit | slot->id);
+    }
     delete slot;
     slot = nullptr;
 }

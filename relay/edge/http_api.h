@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -19,7 +20,8 @@ struct WorkerContext;
 // POST /api/publish {"channel":C,"data":D} and POST /api/broadcast {"channels":[...],"data":D}
 // for backends without a broker client: authorised by X-API-Key (api.key), published through the
 // worker's broker so every instance delivers, answered once the broker took every message.
-// One per worker, on its thread.
+// POST /api/history {"channel":C,"limit":L,"since":{...}} reads a channel's history through the
+// worker's HistoryReads. One per worker, on its thread.
 class HttpApi {
 public:
     // Tickets of API publishes carry this bit in session_id so results find their request.
@@ -57,10 +59,16 @@ public:
     int onBodyComplete(lws* wsi, Request& request);
     int onWriteable(lws* wsi, Request*& slot);
     void onClosed(Request*& slot);
-    void onPublishResult(const PublishTicket& ticket, PublishStatus status);
+    // An accepted publish of a channel with history says where it went (`offset`, `epoch`).
+    void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset = 0,
+                         std::string_view epoch = {});
 
 private:
     int finish(lws* wsi, Request& request, unsigned status, std::string body);
+    int publish(lws* wsi, Request& request);
+    int readHistory(lws* wsi, Request& request);
+    void answerHistory(uint64_t id, const std::optional<std::string>& since_epoch,
+                       const HistoryAnswer& answer);
 
     WorkerContext& ctx_;
     const Io io_;

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <future>
 #include <stdexcept>
 
@@ -57,6 +58,9 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.sentinel_user = redis.sentinel.user;
             options.sentinel_password = redis.sentinel.password;
             options.prefix = redis.prefix;
+            options.history =
+                std::any_of(config.channels.begin(), config.channels.end(),
+                            [](const Config::Channel& c) { return c.history_size > 0; });
             options.reconnect_min_ms = redis.reconnect_min_ms;
             options.reconnect_max_ms = redis.reconnect_max_ms;
             options.probe_interval_ms = redis.probe_interval_ms;

@@ -59,7 +59,10 @@ Worker::Loop::~Loop() {
 Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
       thread_name_("w" + std::to_string(index)), loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
-      hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes)),
+      history_(metrics_, static_cast<size_t>(shared.config.history.max_reads_in_flight)),
+      hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
+           HubHistory{&shared.channels, &history_,
+                      static_cast<uint32_t>(shared.config.history.max_recover), &metrics_}),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
       publisher_(hub_, shared.channels, metrics_,
@@ -67,11 +70,14 @@ Worker::Worker(int index, SharedState& shared)
       flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
       sessions_(index), ctx_{shared, shared.config, shared.channels, metrics_, loop_.loop,
                              hub_,   publisher_,    parser_,         flush_,   sessions_},
-      http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {}
+      http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
+    ctx_.history = &history_;
+}
 
 Worker::~Worker() {
     if (context_ != nullptr) lws_context_destroy(context_);
     publisher_.setBroker(nullptr);
+    history_.setBroker(nullptr);
     broker_.reset();
     if (spare_fd_ >= 0) close(spare_fd_);
 }
@@ -160,6 +166,7 @@ bool Worker::setUp(std::string& error) {
         return false;
     }
     publisher_.setBroker(broker_.get());
+    history_.setBroker(broker_.get());
     // A broker that starts disconnected (Redis not reachable yet) keeps /readyz at 503 until its
     // first Up.
     if (!broker_->usable()) {
@@ -287,6 +294,7 @@ void Worker::finishStop() {
     gate_.reset();
     if (broker_) broker_->flush();
     publisher_.setBroker(nullptr);
+    history_.setBroker(nullptr);
     broker_.reset();
     ev_prepare_stop(loop_.loop, &prepare_);
     ev_break(loop_.loop, EVBREAK_ALL);
@@ -362,9 +370,9 @@ void Worker::onListenerReadable() {
 }
 
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
-                             uint64_t /*offset*/, std::string_view /*epoch*/) {
+                             uint64_t offset, std::string_view epoch) {
     metrics_.broker_messages.add();
-    const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us);
+    const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us, {offset, epoch});
     if (delivery.too_large != 0) {
         // Published around the relay's entry checks (a backend's own PUBLISH into Redis): refused
         // here, once for this worker, and counted for every subscriber it did not reach.
@@ -374,10 +382,12 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data, in
 
 void Worker::onSubscribed(std::string_view channel) { hub_.confirm(channel); }
 
-void Worker::onHistory(uint64_t /*token*/, HistoryAnswer&& /*answer*/) {}
+void Worker::onHistory(uint64_t token, HistoryAnswer&& answer) {
+    history_.onAnswer(token, std::move(answer));
+}
 
-void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t /*offset*/,
-                             std::string_view /*epoch*/) {
+void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
+                             std::string_view epoch) {
     const bool accepted = status == PublishStatus::Accepted;
     if (accepted && ticket.entered_us != 0) {
         metrics_.broker_publish_duration.observeMicros(wallClockMicros() - ticket.entered_us);
@@ -385,7 +395,7 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, 
     // Every failure counts, whoever hears of it, if anyone does.
     if (!accepted) metrics_.broker_publish_failures.add();
     if ((ticket.session_id & HttpApi::kTicketBit) != 0) {
-        http_api_.onPublishResult(ticket, status);
+        http_api_.onPublishResult(ticket, status, offset, epoch);
         return;
     }
     // Session 0: a publish from a hook answer, whose client (if any) was answered already.
@@ -415,15 +425,11 @@ void Worker::onPublishResult(const PublishTicket& ticket, PublishStatus status, 
 
 void Worker::onBrokerState(BrokerState state, bool gap) {
     const bool up = state == BrokerState::Up;
-    if (up && gap) {
-        // Every live subscription was re-established after an outage: say so, so clients can
-        // fetch what they may have missed from the app.
-        hub_.notifyEveryChannel(
-            [](std::string_view channel) { return protocol::encodeResubscribed(channel); });
-    }
     // While the broker is down a subscribe is acknowledged at once (the client hears of the
-    // outage from {"op":"resubscribed"} at Up); at Up every channel is live again.
-    hub_.setBrokerUp(up);
+    // outage from {"op":"resubscribed"} at Up); at Up every channel is live again. Up with a gap:
+    // every live subscription was re-established after an outage; channels with history recover
+    // what their members missed, the others tell their members, so they can fetch it from the app.
+    hub_.setBrokerUp(up, up && gap);
     if (up == broker_up_) return;
     if (up && reached_broker_) metrics_.broker_reconnects.add();
     if (up) reached_broker_ = true;

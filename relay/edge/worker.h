@@ -10,6 +10,7 @@
 #include "adapters/broker.h"
 #include "relay/common/shared_state.h"
 #include "relay/edge/http_api.h"
+#include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
@@ -96,6 +97,7 @@ private:
     metrics::WorkerMetrics& metrics_;
     std::string thread_name_;
     Loop loop_;
+    HistoryReads history_;  // before the hub, which cancels its reads when it goes
     Hub hub_;
     protocol::Parser parser_;
     Publisher publisher_;

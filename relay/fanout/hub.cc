@@ -2,11 +2,29 @@
 
 #include <cassert>
 
+#include "relay/fanout/channel_rules.h"
+#include "relay/fanout/history_reads.h"
 #include "relay/protocol/protocol.h"
 
 namespace wsrelay {
 
-Hub::~Hub() = default;
+HubChannel::HubChannel(std::string name) : name_(std::move(name)) {}
+HubChannel::~HubChannel() = default;
+
+Hub::Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history)
+    : listener_(listener), max_frame_bytes_(max_frame_bytes), history_(history) {}
+
+Hub::~Hub() {
+    for (auto& [name, channel] : channels_) {
+        if (channel->history_ && channel->history_->reading) {
+            history_.reads->cancel(channel->history_->read_token);
+        }
+    }
+}
+
+HistoryPolicy Hub::historyPolicy(std::string_view channel) const {
+    return history_.rules != nullptr ? history_.rules->history(channel) : HistoryPolicy{};
+}
 
 HubChannel* Hub::find(std::string_view channel) const {
     auto it = channels_.find(channel);
@@ -24,7 +42,8 @@ bool Hub::isSubscribed(const Membership& m, std::string_view channel) const {
 }
 
 Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
-                                    size_t max_subscriptions, SubscribeAck ack) {
+                                    size_t max_subscriptions, SubscribeAck ack,
+                                    std::optional<protocol::Position> since) {
     HubChannel* ch = find(channel);
     if (ch != nullptr) {
         for (const auto& e : m.entries_) {
@@ -36,6 +55,12 @@ Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
     if (ch == nullptr) {
         auto owned = std::make_unique<HubChannel>(std::string(channel));
         ch = owned.get();
+        if (history_.reads != nullptr) {
+            const HistoryPolicy policy = historyPolicy(channel);
+            if (policy.enabled()) {
+                ch->history_ = std::make_unique<ChannelHistory>(policy, history_.max_recover);
+            }
+        }
         channels_.emplace(ch->name_, std::move(owned));
         opened = true;
     }
@@ -43,8 +68,13 @@ Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
     m.entries_.push_back({ch, static_cast<uint32_t>(ch->members_.size() - 1)});
     ++subscriptions_;
     if (opened) listener_.onChannelOpened(ch->name_);
-    if (ack.kind == SubscribeAck::Kind::None) return SubscribeResult::Subscribed;
-    if (ch->live_ || !broker_up_) {
+    // Without an ack nothing waits, unless messages are to be recovered first.
+    if (ack.kind == SubscribeAck::Kind::None && !(ch->history_ && since)) {
+        return SubscribeResult::Subscribed;
+    }
+    if (ch->history_) {
+        subscribeWithHistory(*ch, ack, since);
+    } else if (ch->live_ || !broker_up_) {
         sendAck(*ch, m, ack);
     } else {
         ch->members_.back().pending_ack = static_cast<uint32_t>(ch->pending_acks_.size());
@@ -72,15 +102,36 @@ void Hub::releaseAcks(HubChannel& ch, bool live) {
 void Hub::confirm(std::string_view channel) {
     HubChannel* ch = find(channel);
     if (ch == nullptr || ch->live_) return;
+    if (ch->history_) {
+        ch->live_ = true;
+        serveWaiters(*ch, false);
+        return;
+    }
     releaseAcks(*ch, true);
 }
 
-void Hub::setBrokerUp(bool up) {
+void Hub::setBrokerUp(bool up, bool gap) {
     if (!up && !broker_up_) return;
     broker_up_ = up;
     // Down: nothing confirms until Up, and a subscribe is acknowledged at once meanwhile. Up: the
     // broker re-established every channel it holds before it said so.
-    for (auto& [name, channel] : channels_) releaseAcks(*channel, up);
+    for (auto& [name, channel] : channels_) {
+        HubChannel& ch = *channel;
+        if (!ch.history_) {
+            if (up && gap) {
+                // So clients can fetch what they may have missed from the app.
+                const FramePtr frame = protocol::encodeResubscribed(name);
+                for (const auto& member : ch.members_) member.membership->sink_->push(frame);
+            }
+            releaseAcks(ch, up);
+        } else if (!up) {
+            historyDown(ch);
+        } else {
+            ch.live_ = true;
+            if (gap) beginChannelRecovery(ch);
+            serveWaiters(ch, false);
+        }
+    }
 }
 
 bool Hub::isLive(std::string_view channel) const {
@@ -97,12 +148,7 @@ void Hub::removeEntry(Membership& m, size_t entry_index) {
     auto& members = ch->members_;
     assert(members[entry.member_index].membership == &m);
     if (const uint32_t p = members[entry.member_index].pending_ack; p != HubChannel::kNoAck) {
-        auto& acks = ch->pending_acks_;
-        if (p + 1 != acks.size()) {
-            acks[p] = acks.back();
-            members[acks[p].member_index].pending_ack = p;
-        }
-        acks.pop_back();
+        removePending(*ch, p);
     }
     if (entry.member_index + 1 != members.size()) {
         HubChannel::Member moved = members.back();
@@ -126,6 +172,7 @@ void Hub::removeEntry(Membership& m, size_t entry_index) {
     --subscriptions_;
 
     if (members.empty()) {
+        if (ch->history_ && ch->history_->reading) history_.reads->cancel(ch->history_->read_token);
         // Tell the listener before the name dies with the channel.
         listener_.onChannelClosed(ch->name_);
         channels_.erase(channels_.find(std::string_view(ch->name_)));
@@ -148,9 +195,29 @@ void Hub::leaveAll(Membership& m) {
     while (!m.entries_.empty()) removeEntry(m, m.entries_.size() - 1);
 }
 
-Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us) {
+void Hub::removePending(HubChannel& ch, uint32_t p) {
+    auto& acks = ch.pending_acks_;
+    ch.members_[acks[p].member_index].pending_ack = HubChannel::kNoAck;
+    if (ch.history_) {
+        auto& waiters = ch.history_->waiters;
+        if (waiters[p].state == ChannelHistory::Waiter::State::CatchingUp) {
+            --ch.history_->catching_up;
+        }
+        if (p + 1 != waiters.size()) waiters[p] = std::move(waiters.back());
+        waiters.pop_back();
+    }
+    if (p + 1 != acks.size()) {
+        acks[p] = acks.back();
+        ch.members_[acks[p].member_index].pending_ack = p;
+    }
+    acks.pop_back();
+}
+
+Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int64_t entered_us,
+                           protocol::Position position) {
     HubChannel* ch = find(channel);
     if (ch == nullptr) return {};
+    if (ch->history_) return deliverWithHistory(*ch, data, entered_us, position);
     // The frame built here carries no position.
     if (!fits(ch->name_, data, HistoryPolicy{})) return {0, ch->members_.size()};
     FramePtr frame = protocol::encodeMessage(ch->name_, data);

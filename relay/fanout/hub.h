@@ -4,19 +4,26 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "adapters/broker.h"
+#include "relay/fanout/channel_history.h"
 #include "relay/fanout/sink.h"
 #include "relay/protocol/protocol.h"
 
 namespace wsrelay {
 
+class ChannelRules;
+class HistoryReads;
 class HubChannel;
 class Membership;
+namespace metrics {
+struct WorkerMetrics;
+}
 
 // One connection's side of the index: which channels it is in. Lives inside the Session.
 class Membership {
@@ -51,7 +58,8 @@ struct SubscribeAck {
 // A channel with at least one local subscriber (there are no empty channels in the index).
 class HubChannel {
 public:
-    explicit HubChannel(std::string name) : name_(std::move(name)) {}
+    explicit HubChannel(std::string name);
+    ~HubChannel();
 
 private:
     friend class Hub;
@@ -70,8 +78,18 @@ private:
     // The broker confirmed the worker's subscription: a message published now reaches it.
     bool live_ = false;
     // Acks of members that joined before then; empty once live. At most one per member, so a
-    // session's are bounded by its subscription limit.
+    // session's are bounded by its subscription limit. On a channel with history also the members
+    // waiting for the channel's position, or catching up with it (history_->waiters).
     std::vector<PendingAck> pending_acks_;
+    std::unique_ptr<ChannelHistory> history_;  // null: the channel keeps no history
+};
+
+// What the hub needs for channels with history. Without rules no channel has any.
+struct HubHistory {
+    const ChannelRules* rules = nullptr;
+    HistoryReads* reads = nullptr;  // required with rules
+    uint32_t max_recover = 300;     // history.max_recover
+    metrics::WorkerMetrics* metrics = nullptr;
 };
 
 // Told when a channel gains its first or loses its last local subscriber, so the worker holds a
@@ -92,8 +110,7 @@ public:
 
     // `max_frame_bytes` is the largest message frame deliver() builds (limits.send_queue_bytes): a
     // larger one could never enter a send queue, and every subscriber would be closed for it.
-    Hub(HubListener& listener, uint64_t max_frame_bytes)
-        : listener_(listener), max_frame_bytes_(max_frame_bytes) {}
+    Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history = {});
     ~Hub();
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
@@ -103,8 +120,12 @@ public:
     // once when it is live already, else from confirm(). While the broker is down it goes at once
     // (the client hears of the outage from the resubscribed notice at Up). A member that leaves
     // first is told nothing.
+    // On a channel with history the ack also waits for the channel's position, and carries it; a
+    // member that gave `since` first gets the messages after it when the worker's cache or a read
+    // of the history holds them all ("recovered"). Until then the member gets no live message.
     SubscribeResult subscribe(Membership& m, std::string_view channel, size_t max_subscriptions,
-                              SubscribeAck ack = {});
+                              SubscribeAck ack = {},
+                              std::optional<protocol::Position> since = std::nullopt);
     bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
     void leaveAll(Membership& m);
     bool isSubscribed(const Membership& m, std::string_view channel) const;
@@ -114,7 +135,10 @@ public:
     void confirm(std::string_view channel);
     // The broker's state. Down: acks go at once, and those waiting go now. Up: the broker has
     // subscribed every channel again (BrokerHandler::onBrokerState), so every channel is live.
-    void setBrokerUp(bool up);
+    // Up with `gap`: messages may have been missed. A channel without history tells its members
+    // ({"op":"resubscribed"}); one with history reads what its members missed and sends it, or
+    // tells them with the position they can recover from when the history no longer holds it.
+    void setBrokerUp(bool up, bool gap = false);
     // Whether the broker confirmed `channel` (false when no local subscriber holds it).
     bool isLive(std::string_view channel) const;
     // Copies, so the caller may unsubscribe while walking them.
@@ -138,8 +162,10 @@ public:
         size_t too_large = 0;  // local subscribers not reached because the frame would not fit
     };
     // Encodes the message once and pushes the same frame to every local subscriber; a message that
-    // does not fit() is not encoded, and reaches none of them.
-    Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0);
+    // does not fit() is not encoded, and reaches none of them. `position` is the message's place in
+    // the channel's history (offset 0: none); a channel with history puts it in the frame.
+    Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0,
+                     protocol::Position position = {});
 
     // Pushes to every member of every channel a frame built once per channel by make(name).
     template <class Make>
@@ -154,13 +180,43 @@ private:
         size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
     };
     HubChannel* find(std::string_view channel) const;
+    // What the broker keeps of `channel` (HubHistory::rules; size 0 without).
+    HistoryPolicy historyPolicy(std::string_view channel) const;
     void removeEntry(Membership& m, size_t entry_index);
+    void removePending(HubChannel& ch, uint32_t pending_index);
     void sendAck(HubChannel& ch, Membership& m, SubscribeAck ack);
     // Sends the acks waiting on `ch` and marks it live (`live`) or leaves it waiting.
     void releaseAcks(HubChannel& ch, bool live);
 
+    // Channels with history (hub_history.cc).
+    void subscribeWithHistory(HubChannel& ch, SubscribeAck ack,
+                              const std::optional<protocol::Position>& since);
+    Delivery deliverWithHistory(HubChannel& ch, std::string_view data, int64_t entered_us,
+                                protocol::Position position);
+    // Serves the waiters the cache can serve, or that `answered` (a read's answer) served, and
+    // sends the next read when some still wait.
+    void serveWaiters(HubChannel& ch, bool answered);
+    // Pushes waiter `index` the frames after its since when `recovered`, then its ack with the
+    // channel's position; it catches up with the live messages, or is a plain member, from then.
+    void serve(HubChannel& ch, uint32_t index, bool recovered, bool from_read);
+    // Sends the next read `ch` needs, if any and none is under way.
+    void advance(HubChannel& ch);
+    void onHistory(const std::string& channel, uint64_t token, HistoryAnswer&& answer);
+    void answerMembers(HubChannel& ch, HistoryAnswer&& answer);
+    void answerChannel(HubChannel& ch, HistoryAnswer&& answer);
+    void historyDown(HubChannel& ch);
+    void beginChannelRecovery(HubChannel& ch);
+    void endCatchingUp(HubChannel& ch);
+    // Pushes `frame` to every member not waiting for its ack.
+    size_t pushToMembers(HubChannel& ch, const FramePtr& frame);
+    FramePtr encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
+                         std::string_view epoch) const;
+    FrameRun merge(const HubChannel& ch, const HistoryAnswer& answer, size_t& arrived_from) const;
+    void countRecovery(bool recovered, bool from_read);
+
     HubListener& listener_;
     const uint64_t max_frame_bytes_;
+    const HubHistory history_;
     std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
     size_t subscriptions_ = 0;
     bool broker_up_ = true;

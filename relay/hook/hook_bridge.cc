@@ -172,11 +172,16 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
     return true;
 }
 
-void HookBridge::subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id) {
+void HookBridge::subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id,
+                           std::optional<protocol::Position> since) {
     PendingHookEvent e;
     e.event = HookEvent::Subscribe;
     e.channel = channel;
     e.id = id;
+    if (since) {
+        e.since = since->offset;
+        e.since_epoch = since->epoch;
+    }
     enqueue(session, std::move(e));
 }
 
@@ -395,9 +400,13 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
         warnUnpublished(pending.event, unpublished);
         if (answered) session->reply(protocol::encodeReply(pending.id, minified(reply)));
         switch (pending.event) {
-            case HookEvent::Subscribe:
-                session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id);
+            case HookEvent::Subscribe: {
+                std::optional<protocol::Position> since;
+                if (pending.since) since = protocol::Position{*pending.since, pending.since_epoch};
+                session->subscribeAndAnswer(pending.channel, answered ? std::nullopt : pending.id,
+                                            since);
                 break;
+            }
             case HookEvent::Message:
                 if (!pending.rpc && pending.route == PublishRoute::Both) {
                     // The app may rewrite what goes to the channel; the broker's result acks it.

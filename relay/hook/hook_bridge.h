@@ -15,6 +15,7 @@
 #include "relay/auth/permissions.h"
 #include "relay/hook/hook_answer.h"
 #include "relay/hook/hook_queues.h"
+#include "relay/protocol/protocol.h"
 
 namespace wsrelay {
 
@@ -44,7 +45,8 @@ public:
     PublishRoute routeFor(std::string_view channel) const;
 
     // Client commands that wait for the app. Each answers the client itself (ack, reply, error).
-    void subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id);
+    void subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id,
+                   std::optional<protocol::Position> since = std::nullopt);
     void message(Session& session, std::string_view channel, std::string_view data,
                  std::optional<uint64_t> id, PublishRoute route);
     void send(Session& session, std::string_view data, std::optional<uint64_t> id);

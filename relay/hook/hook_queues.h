@@ -22,6 +22,9 @@ struct PendingHookEvent {
     std::string channel;         // subscribe, routed publish
     std::string data;            // message: the client's data, as sent
     std::optional<uint64_t> id;  // the client's command id
+    // subscribe: the client's "since" (offset and epoch), for the subscribe the answer allows
+    std::optional<uint64_t> since;
+    std::string since_epoch;
     PublishRoute route = PublishRoute::Hook;
     bool rpc = false;
     int code = 0;  // disconnect: the close code

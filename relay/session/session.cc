@@ -7,6 +7,8 @@
 
 #include "relay/common/clock.h"
 #include "relay/common/log.h"
+#include "relay/fanout/channel_rules.h"
+#include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
 #include "relay/session/worker_context.h"
 
@@ -110,15 +112,26 @@ void Session::runCommand(const protocol::Command& cmd) {
                 sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
                 return;
             }
+            if (cmd.since) {
+                // Recovering needs the history, and a broker that can read it.
+                if (!ctx_.channels.history(cmd.channel).enabled()) {
+                    sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
+                    return;
+                }
+                if (!ctx_.publisher.usable()) {
+                    sendError(cmd.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+                    return;
+                }
+            }
             if (hook != nullptr && hook->sends(HookEvent::Subscribe)) {
                 if (ctx_.hub.isSubscribed(membership_, cmd.channel)) {
                     sendError(cmd.id, ErrorCode::Conflict, "already subscribed");
                     return;
                 }
-                hook->subscribe(*this, cmd.channel, cmd.id);
+                hook->subscribe(*this, cmd.channel, cmd.id, cmd.since);
                 return;
             }
-            subscribeAndAnswer(cmd.channel, cmd.id);
+            subscribeAndAnswer(cmd.channel, cmd.id, cmd.since);
             return;
         case Op::Unsubscribe:
             app_grants_.remove(cmd.channel);
@@ -143,9 +156,7 @@ void Session::runCommand(const protocol::Command& cmd) {
             }
             return;
         }
-        case Op::History:
-            sendError(cmd.id, ErrorCode::NoHistory, "no history on this channel");
-            return;
+        case Op::History: readHistory(cmd); return;
         case Op::Send:
             if (hook == nullptr) {
                 sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");
@@ -158,11 +169,13 @@ void Session::runCommand(const protocol::Command& cmd) {
     }
 }
 
-void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id) {
+void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id,
+                                 std::optional<protocol::Position> since) {
     auto max = static_cast<size_t>(ctx_.config.limits.max_subscriptions);
-    // The hub sends the ack once the subscription is live everywhere.
+    // The hub sends the ack once the subscription is live everywhere (and, with history, once it
+    // knows the channel's position, after the messages recovered).
     const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
-    switch (ctx_.hub.subscribe(membership_, channel, max, ack)) {
+    switch (ctx_.hub.subscribe(membership_, channel, max, ack, since)) {
         case Hub::SubscribeResult::Subscribed: ctx_.metrics.subscriptions.add(); break;
         case Hub::SubscribeResult::AlreadySubscribed:
             sendError(id, ErrorCode::Conflict, "already subscribed");
@@ -428,6 +441,7 @@ void Session::onPeerClose(const unsigned char* payload, size_t len) {
 
 void Session::onClosed() {
     ev_timer_stop(ctx_.loop, &auth_timer_);
+    if (reading_history_) ctx_.history->cancelOwner(id_);
     auto& m = ctx_.metrics;
     if (HookBridge* hook = ctx_.hook) {
         // Events this connection queued for the app still go, then its disconnect.

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,8 +52,10 @@ public:
         sendError(id, code, reason);
     }
 
-    // What commands and hook answers do (docs/protocol.md, docs/hook.md).
-    void subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id);
+    // What commands and hook answers do (docs/protocol.md, docs/hook.md). `since` asks to recover
+    // the channel's messages after it (a channel with history).
+    void subscribeAndAnswer(std::string_view channel, std::optional<uint64_t> id,
+                            std::optional<protocol::Position> since = std::nullopt);
     void publishNow(std::string_view channel, std::string_view data, std::optional<uint64_t> id);
     // Server-side subscription changes, told to the client with subscribed/unsubscribed frames.
     // join() is the app's grant (connect answer, hook answer): a token refresh keeps it.
@@ -116,6 +119,10 @@ private:
     int closeImmediately(CloseCode code);
     int handleMessage(std::string_view message);
     void runCommand(const protocol::Command& cmd);
+    // {"op":"history"} (session_history.cc): one read under way at a time.
+    void readHistory(const protocol::Command& cmd);
+    void answerHistory(std::optional<uint64_t> id, std::string_view channel,
+                       const std::optional<std::string>& since_epoch, const HistoryAnswer& answer);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
     void countBadCommand();
     // A hint only: fields moved past it cost a cache miss per write, nothing else.
@@ -152,7 +159,8 @@ private:
     HookSessionState hook_;
     std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
     bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
-    std::string rx_;            // only used when a message arrives in more than one piece
+    bool reading_history_ = false;  // a history command's read is under way (owner: id_)
+    std::string rx_;                // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
     // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
     // chunk, so no memory per connection until the app grants something.

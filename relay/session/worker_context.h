@@ -12,6 +12,7 @@ namespace wsrelay {
 class Authenticator;
 class ChannelRules;
 class FlushScheduler;
+class HistoryReads;
 class HookBridge;
 class Hub;
 class Publisher;
@@ -38,6 +39,7 @@ struct WorkerContext {
     SessionTable& sessions;
     Authenticator* authenticator = nullptr;  // null when auth.enabled is false
     HookBridge* hook = nullptr;              // null when hook.url is empty
+    HistoryReads* history = nullptr;         // history reads (the history command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
     bool draining = false;                   // the worker is draining: new sessions are told to go
 };

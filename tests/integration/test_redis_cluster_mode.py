@@ -16,21 +16,26 @@ CHANNELS = ["room:a", "room:b", "room:c", "room:d", "room:e", "room:f"]  # sprea
 PER_CHANNEL = 50
 
 
+async def start_cluster(test):
+    """A three-master Redis Cluster of `test`'s redis-servers (stopped with the test)."""
+    nodes = [test.start_redis(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                               "--cluster-port", str(free_port()),
+                               "--cluster-node-timeout", "2000"]) for _ in range(3)]
+    create = [REDIS_CLI, "--cluster", "create"] + [f"{HOST}:{n.port}" for n in nodes] + [
+        "--cluster-replicas", "0", "--cluster-yes"]
+    done = await asyncio.to_thread(subprocess.run, create, capture_output=True, text=True,
+                                   timeout=60)
+    test.assertEqual(0, done.returncode, done.stdout + done.stderr)
+    for n in nodes:
+        await wait_until(lambda n=n: b"cluster_state:ok" in n.command("CLUSTER", "INFO"),
+                         timeout=30, what=f"cluster_state:ok on {n.port}")
+    return nodes
+
+
 @unittest.skipUnless(shutil.which(REDIS_CLI), "redis-cli (redis-tools) is installed by tools/dev")
 class RedisClusterModeTest(RelayTestCase):
     async def start_cluster(self):
-        nodes = [self.start_redis(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                   "--cluster-port", str(free_port()),
-                                   "--cluster-node-timeout", "2000"]) for _ in range(3)]
-        create = [REDIS_CLI, "--cluster", "create"] + [f"{HOST}:{n.port}" for n in nodes] + [
-            "--cluster-replicas", "0", "--cluster-yes"]
-        done = await asyncio.to_thread(subprocess.run, create, capture_output=True, text=True,
-                                       timeout=60)
-        self.assertEqual(0, done.returncode, done.stdout + done.stderr)
-        for n in nodes:
-            await wait_until(lambda n=n: b"cluster_state:ok" in n.command("CLUSTER", "INFO"),
-                             timeout=30, what=f"cluster_state:ok on {n.port}")
-        return nodes
+        return await start_cluster(self)
 
     async def test_two_relays_exchange_messages_through_sharded_pubsub(self):
         nodes = await self.start_cluster()

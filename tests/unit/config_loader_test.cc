@@ -994,14 +994,14 @@ TEST(ConfigRulesTest, AMessageOnAChannelWithHistoryAlsoNeedsRoomForItsPosition) 
     const std::string queue = "limits: {send_queue_bytes: 65536}\n";
     const std::string history = "channels: [{pattern: a}, {pattern: \"b:*\", history_size: 1}]\n";
     EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65526}\n" + queue).ok());
-    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65453}\n" + queue + history).ok());
+    EXPECT_TRUE(loadYaml("websocket: {max_message_bytes: 65447}\n" + queue + history).ok());
     EXPECT_THAT(
-        errorStrings(loadYaml("websocket: {max_message_bytes: 65454}\n" + queue + history)),
-        ElementsAre("cfg.yaml:1:32: websocket.max_message_bytes (65454) plus a 10-byte frame "
-                    "header and a 73-byte position (channels entry 2, 'b:*' keeps history) "
+        errorStrings(loadYaml("websocket: {max_message_bytes: 65448}\n" + queue + history)),
+        ElementsAre("cfg.yaml:1:32: websocket.max_message_bytes (65448) plus a 10-byte frame "
+                    "header and a 79-byte position (channels entry 2, 'b:*' keeps history) "
                     "exceeds limits.send_queue_bytes (65536): a message of the largest size "
                     "could never be queued for a subscriber; set websocket.max_message_bytes to "
-                    "at most 65453 or limits.send_queue_bytes to at least 65537"));
+                    "at most 65447 or limits.send_queue_bytes to at least 65537"));
 }
 
 TEST(ConfigRulesTest, APatternLongerThanAChannelNameIsRefusedAtItsEntry) {

@@ -143,6 +143,29 @@ TEST(HookBridgeTest, ASubscribeTheAppDeniesIsAnsweredForbidden) {
     EXPECT_EQ(h.counted(HookEvent::Subscribe, metrics::HookResult::Denied), 1);
 }
 
+TEST(HookBridgeTest, ASubscribeWithSinceTheAppAllowsRecoversFromIt) {
+    Config cfg = hookConfig();
+    cfg.channels = {{"room", 100, 60000}};
+    HookParts h(cfg);
+    TestSession s(h.w, 3);
+    const std::string cmd =
+        R"({"op":"subscribe","channel":"room","since":{"offset":1,"epoch":"e1"},"id":1})";
+    s->onReceive(cmd.data(), cmd.size(), {});
+    ASSERT_EQ(h.hook.requests.size(), 1u);
+    h.answer(0, HookOutcome::Ok, "{}");
+    h.w.hub.confirm("room");
+    ASSERT_EQ(h.w.broker.reads.size(), 1u);
+    EXPECT_EQ(h.w.broker.reads[0].request.after, 1u);
+    HistoryAnswer a;
+    a.top = {2, "e1"};
+    a.entries = {{1, "1"}, {2, "2"}};
+    h.w.history.onAnswer(h.w.broker.reads[0].request.token, std::move(a));
+    const auto out = written(h, s);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_THAT(out[0], HasSubstr(R"("offset":2)"));
+    EXPECT_THAT(out[1], HasSubstr(R"("recovered":true)"));
+}
+
 TEST(HookBridgeTest, ARoutedPublishGoesToTheAppAndIsAcked) {
     HookParts h;
     TestSession s(h.w, 4);

@@ -375,5 +375,131 @@ TEST_F(HttpApiRequestTest, AWriteableCallbackBeforeTheAnswerIsDecidedWritesNothi
     EXPECT_EQ(written().status, 200u);
 }
 
+// ---- POST /api/history, and the position of a publish on a channel with history ----
+
+constexpr std::string_view kHistory = "/api/history";
+
+Config historyConfig() {
+    Config c = config();
+    c.channels = {{"hist", 100, 60000}};
+    c.history.max_limit = 10;
+    return c;
+}
+
+class HttpApiHistoryTest : public HttpApiRequestTest {
+protected:
+    HttpApiHistoryTest() : HttpApiRequestTest(historyConfig()) {}
+    // Answers read `i` with entries first..top.
+    void answer(size_t i, uint64_t top, uint64_t first, std::string epoch = "e1") {
+        HistoryAnswer a;
+        a.top = {top, std::move(epoch)};
+        for (uint64_t o = first; o != 0 && o <= top; ++o) {
+            a.entries.push_back({o, std::to_string(o)});
+        }
+        w.history.onAnswer(w.broker.reads.at(i).request.token, std::move(a));
+    }
+};
+
+TEST_F(HttpApiHistoryTest, TheNewestMessagesAndThePosition) {
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist","limit":2})"), 0);
+    ASSERT_EQ(w.broker.reads.size(), 1u);
+    const auto& r = w.broker.reads[0];
+    EXPECT_EQ(r.channel, "hist");
+    EXPECT_EQ(r.request.after, 0u);
+    EXPECT_EQ(r.request.limit, 2u);
+    EXPECT_TRUE(r.request.newest);
+    EXPECT_EQ(r.request.policy.size, 100);
+    EXPECT_THAT(asks, IsEmpty());  // waits for the broker
+    answer(0, 5, 4);
+    const Answer a = written();
+    EXPECT_EQ(a.status, 200u);
+    EXPECT_EQ(a.content_type, "application/json");
+    EXPECT_EQ(a.body, R"({"messages":[{"offset":4,"data":4},{"offset":5,"data":5}],)"
+                      R"("offset":5,"epoch":"e1"})");
+}
+
+TEST_F(HttpApiHistoryTest, WithSinceTheOldestAfterItAndNoneOfAnotherEpoch) {
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist","since":{"offset":3,"epoch":"e1"}})"), 0);
+    ASSERT_EQ(w.broker.reads.size(), 1u);
+    EXPECT_EQ(w.broker.reads[0].request.after, 3u);
+    EXPECT_EQ(w.broker.reads[0].request.limit, 10u) << "history.max_limit without a limit";
+    EXPECT_FALSE(w.broker.reads[0].request.newest);
+    answer(0, 4, 4);
+    EXPECT_EQ(written().body, R"({"messages":[{"offset":4,"data":4}],"offset":4,"epoch":"e1"})");
+
+    answers.clear();
+    asks.clear();
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist","since":{"offset":3,"epoch":"e0"}})"), 0);
+    answer(1, 4, 4);
+    EXPECT_EQ(written().body, R"({"messages":[],"offset":4,"epoch":"e1"})");
+}
+
+TEST_F(HttpApiHistoryTest, RefusalsAreAnsweredWithTheirStatusAndReadNothing) {
+    struct Case {
+        std::string_view body;
+        std::string_view key;
+        unsigned status;
+        std::string_view error;
+    };
+    const Case cases[] = {
+        {R"({"limit":2})", kKey, 400, "missing or invalid channel"},
+        {R"({"channel":"hist","limit":0})", kKey, 400, "invalid limit"},
+        {R"({"channel":"hist"})", "wrong-key", 401, "missing or wrong X-API-Key"},
+        {R"({"channel":"news"})", kKey, 405, "no history on this channel"},
+        {R"({"channel":"hist","limit":11})", kKey, 413, "limit over history.max_limit"},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.body);
+        answers.clear();
+        asks.clear();
+        EXPECT_EQ(post(kHistory, c.body, c.key), 0);
+        const Answer a = written();
+        EXPECT_EQ(a.status, c.status);
+        EXPECT_THAT(a.body, HasSubstr(c.error));
+    }
+    EXPECT_THAT(w.broker.reads, IsEmpty());
+}
+
+TEST_F(HttpApiHistoryTest, ABrokerThatCannotReadIsAnswered503) {
+    w.broker.up = false;
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist"})"), 0);
+    EXPECT_EQ(written().status, 503u);
+    EXPECT_THAT(w.broker.reads, IsEmpty());
+
+    w.broker.up = true;
+    answers.clear();
+    asks.clear();
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist"})"), 0);
+    ASSERT_EQ(w.broker.reads.size(), 1u);
+    w.history.onAnswer(w.broker.reads[0].request.token, {HistoryStatus::Unavailable, {}, {}});
+    const Answer a = written();
+    EXPECT_EQ(a.status, 503u);
+    EXPECT_EQ(a.body, R"({"error":"history unavailable"})");
+}
+
+TEST_F(HttpApiHistoryTest, AClientGoneBeforeTheAnswerCancelsItsRead) {
+    EXPECT_EQ(post(kHistory, R"({"channel":"hist"})"), 0);
+    ASSERT_EQ(w.history.inFlight(), 1u);
+    api.onClosed(slot);
+    answer(0, 1, 1);  // answered to nobody
+    EXPECT_THAT(asks, IsEmpty());
+    EXPECT_THAT(answers, IsEmpty());
+    EXPECT_EQ(w.history.inFlight(), 0u);
+}
+
+TEST_F(HttpApiHistoryTest, APublishOnAChannelWithHistorySaysWhereItWent) {
+    EXPECT_EQ(post(kPublish, R"({"channel":"hist","data":1})"), 0);
+    ASSERT_EQ(w.broker.published.size(), 1u);
+    api.onPublishResult(w.broker.published[0].ticket, PublishStatus::Accepted, 7, "e1");
+    EXPECT_EQ(written().body, R"({"ok":true,"channels":1,"offset":7,"epoch":"e1"})");
+    // A broadcast says nothing of positions: it has one per channel.
+    answers.clear();
+    asks.clear();
+    EXPECT_EQ(post(kBroadcast, R"({"channels":["hist","news"],"data":1})"), 0);
+    api.onPublishResult(w.broker.published[1].ticket, PublishStatus::Accepted, 8, "e1");
+    api.onPublishResult(w.broker.published[2].ticket, PublishStatus::Accepted);
+    EXPECT_EQ(written().body, R"({"ok":true,"channels":2})");
+}
+
 }  // namespace
 }  // namespace wsrelay

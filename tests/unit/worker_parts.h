@@ -20,6 +20,7 @@
 #include "metrics/relay_metrics.h"
 #include "relay/common/shared_state.h"
 #include "relay/fanout/channel_rules.h"
+#include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
@@ -163,7 +164,10 @@ struct WorkerParts {
         : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
           registry(1), brokers(1), shared(config, channels, registry, brokers, 1, 100),
           metrics(registry.worker(0)), listener(broker),
-          hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes)),
+          history(metrics, static_cast<size_t>(config.history.max_reads_in_flight)),
+          hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes),
+              HubHistory{&channels, &history, static_cast<uint32_t>(config.history.max_recover),
+                         &metrics}),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
           publisher(hub, channels, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes),
@@ -172,6 +176,8 @@ struct WorkerParts {
           sessions(0), ctx{shared, config,    channels, metrics, loop,
                            hub,    publisher, parser,   flush,   sessions} {
         publisher.setBroker(&broker);
+        history.setBroker(&broker);
+        ctx.history = &history;
     }
     ~WorkerParts() {
         flush.stop();
@@ -194,6 +200,7 @@ struct WorkerParts {
     metrics::WorkerMetrics& metrics;
     FakeBroker broker;
     BrokerListener listener;
+    HistoryReads history;  // the worker's onHistory answers through history.onAnswer
     Hub hub;
     protocol::Parser parser;
     Publisher publisher;

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "adapters/broker.h"
+#include "metrics/relay_metrics.h"
+
+namespace wsrelay {
+
+// A worker's reads of channel histories (Broker::readHistory), whoever wants them: the hub (a
+// channel's recovery), a session ({"op":"history"}) or the HTTP API (/api/history). It gives each
+// read a token, hands it to the broker while fewer than `max_in_flight` are under way and keeps the
+// rest in arrival order, and routes each answer back to its reader. Single-threaded.
+//
+// Bounded by its readers: the hub has at most one read per open channel, a session one, an API
+// request one, and each cancels its read when it goes away, so the queue never holds more reads
+// than there are channels, sessions and API requests open on the worker.
+class HistoryReads {
+public:
+    // Gets the answer; `token` is the one read() returned.
+    using Done = std::function<void(uint64_t token, HistoryAnswer&& answer)>;
+
+    HistoryReads(metrics::WorkerMetrics& metrics, size_t max_in_flight);
+    HistoryReads(const HistoryReads&) = delete;
+    HistoryReads& operator=(const HistoryReads&) = delete;
+
+    // The broker reads go to; set once the worker made it (null before, and after stop: reads
+    // then wait, and are dropped with the worker).
+    void setBroker(Broker* broker);
+
+    // Reads `channel` (request.token is set here). `done` runs exactly once, on a later loop turn
+    // (never from inside read()), unless the read is cancelled first. `owner` (nonzero) names the
+    // reader for cancelOwner().
+    uint64_t read(std::string_view channel, HistoryRequest request, Done done, uint64_t owner = 0);
+    // The reader no longer wants the answer: a waiting read is dropped, one under way is answered
+    // to nobody. Unknown tokens (answered already) are ignored.
+    void cancel(uint64_t token);
+    // The same for every read of `owner` (nonzero).
+    void cancelOwner(uint64_t owner);
+    // BrokerHandler::onHistory: runs the read's `done` and sends the next waiting read.
+    void onAnswer(uint64_t token, HistoryAnswer&& answer);
+
+    size_t inFlight() const { return in_flight_.size(); }
+    size_t waiting() const { return waiting_.size(); }
+
+private:
+    struct Reader {
+        Done done;  // empty once cancelled
+        uint64_t owner = 0;
+    };
+    struct Waiting {
+        std::string channel;
+        HistoryRequest request;
+        Reader reader;
+    };
+    void send(const std::string& channel, const HistoryRequest& request, Reader reader);
+    void sendWaiting();
+
+    metrics::WorkerMetrics& metrics_;
+    const size_t max_in_flight_;
+    Broker* broker_ = nullptr;
+    uint64_t next_token_ = 1;
+    std::unordered_map<uint64_t, Reader> in_flight_;
+    std::deque<Waiting> waiting_;
+};
+
+}  // namespace wsrelay
