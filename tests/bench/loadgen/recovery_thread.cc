@@ -158,7 +158,7 @@ void RecoveryThread::retryDue(uint64_t now) {
 }
 
 void RecoveryThread::reconnect(Subscriber& sub) {
-    // Any relay but the one just left and those seen draining, spread by subscriber.
+    // Any relay but the one just left and those seen draining, spread evenly.
     std::vector<uint32_t> candidates;
     for (uint32_t t = 0; t < shared_.targets.size(); ++t) {
         if (t != sub.target && !shared_.draining[t].load(std::memory_order_relaxed)) {
@@ -172,7 +172,9 @@ void RecoveryThread::reconnect(Subscriber& sub) {
         waiting_.push_back(uint32_t(&sub - subs_.data()));
         return;
     }
-    sub.target = candidates[(sub.global + sub.attempts++) % candidates.size()];
+    // By the subscriber's rank on its first relay: every subscriber a relay had shares g % U.
+    const uint64_t rank = sub.global / state_.endpoints.size();
+    sub.target = candidates[(rank + sub.attempts++) % candidates.size()];
     sub.step = Step::Recovering;
     if (!sub.conn->start(shared_.targets[sub.target],
                          sourceAddress(sub.global, state_.options.sources))) {
