@@ -302,10 +302,13 @@ fi
 # redis-server. 10,000 subscribers on 100 channels with history, spread over the first three
 # relays; the fourth starts empty (a spare that only takes reconnects). The load generator
 # publishes 200 msg/s (2 per channel) through the first relay, sends SIGTERM to the third 5 s
-# in, and each subscriber it closes (1001) reconnects to one of the others (1, 2 or the spare, by
-# subscriber) with "since". It reads Redis's INFO commandstats before the signal and once the last
-# one has recovered; the survivors' history metrics are read afterwards.
-if want recovery; then
+# in, and each subscriber it closes (1001) reconnects to one of the others (1, 2 or the spare, a
+# third each) with "since". It reads Redis's INFO commandstats before the signal and once the last
+# one has recovered; the survivors' history metrics are read afterwards. Twice, on fresh relays
+# and Redis: the subscribers reconnecting at once (the harshest storm), and after a random 0-2 s
+# as docs/protocol.md advises clients (so that they miss messages to recover).
+recovery_run() {
+    local jitter=$1 i
     start_redis
     recovery_pids=()
     for i in 0 1 2 3; do
@@ -316,28 +319,31 @@ if want recovery; then
     ws() { echo "ws://127.0.0.1:$((port + $1))/ws"; }
     args=(recovery --url "$(ws 0)" --url "$(ws 1)" --url "$(ws 2)" --spare-url "$(ws 3)"
         --subscribers 10000 --channels 100 --rate 200 --duration 20 --size 64
-        --drain-pid "${recovery_pids[2]}" --drain-after 5 --redis "127.0.0.1:$redis_port"
-        --threads 2 --sources 16 --timeout 180 --drain-timeout 10
+        --drain-pid "${recovery_pids[2]}" --drain-after 5 --reconnect-jitter-ms "$jitter"
+        --redis "127.0.0.1:$redis_port" --threads 2 --sources 16 --timeout 180 --drain-timeout 10
         --server-pid "${recovery_pids[0]}" --server-pid "${recovery_pids[1]}"
         --server-pid "${recovery_pids[3]}")
     echo "== recovery: wsrelay_loadgen ${args[*]}" >&2
-    "$loadgen" "${args[@]}" >"$work/recovery.json" || {
+    "$loadgen" "${args[@]}" >"$work/recovery_$jitter.json" || {
         echo "run.sh: recovery failed (exit $?)" >&2
-        cat "$work/recovery.json" >&2
+        cat "$work/recovery_$jitter.json" >&2
     }
     for i in 0 1 3; do
-        $py - "$((port + i))" >"$work/recovery.metrics.$i" <<'PY' || true
+        $py - "$((port + i))" >"$work/recovery_$jitter.metrics.$i" <<'PY' || true
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
 c.request("GET", "/metrics")
 for line in c.getresponse().read().decode().splitlines():
-    if line.startswith(("wsrelay_history_", "wsrelay_recoveries_",
-                        "wsrelay_channel_recoveries_")):
+    if line.startswith(("wsrelay_history_reads_total", "wsrelay_recoveries_total")):
         print(line)
 PY
     done
     stop_more_relays
     stop_redis
+}
+if want recovery; then
+    recovery_run 0
+    recovery_run 2000
 fi
 
 echo
@@ -468,41 +474,72 @@ PY
 fi
 if want recovery; then
     $py - "$work" <<'PY'
-import json, os, sys
+import json, os, re, sys
 work = sys.argv[1]
-try:
-    r = json.load(open(f"{work}/recovery.json"))
-except (OSError, ValueError):
-    print("| Recovery storm | failed |")
-    sys.exit(0)
-rc = r.get("redis_calls_recovery", {})
+runs = []
+for jitter in (0, 2000):
+    try:
+        runs.append((jitter, json.load(open(f"{work}/recovery_{jitter}.json"))))
+    except (OSError, ValueError):
+        runs.append((jitter, None))
 print("| Recovery storm: 10,000 subscribers, 100 channels with history, 200 msg/s; 4 relays × 2 "
-      "workers, the third drained (`drain.window_ms` 5,000) | Result |")
-print("|---|---:|")
-print(f"| Outcome | {r['outcome']}{' — ' + r['first_error'] if 'first_error' in r else ''} |")
-print(f"| Subscribers closed by the drain (1001) → recovered / not recovered | "
-      f"{r['drain_closes']:,} → {r['recovered']:,} / {r['not_recovered']:,} |")
-print(f"| Messages: offered / delivered / lost / duplicated / offset gaps | {r['offered']:,} / "
-      f"{r['delivered']:,} / {r['loss']} / {r['duplicates']} / {r['offset_errors']} |")
-print(f"| Messages delivered by recovery (between a subscribe with since and its ack) | "
-      f"{r['recovered_messages']:,} |")
-print(f"| SIGTERM → first / last 1001 close; → the relay exited | {r['drain_to_first_close_s']:.2f} "
-      f"/ {r['drain_to_last_close_s']:.2f} s; {r['drain_to_exit_s']:.2f} s |")
-print(f"| SIGTERM → last subscriber recovered | **{r['drain_to_last_recovered_s']:.2f} s** |")
-m = r["recovery_ms"]
-print(f"| Close → recovered ack, per subscriber: p50 / p99 / max | {m['p50']:,.1f} / "
-      f"{m['p99']:,.1f} / {m['max']:,.1f} ms |")
-if "history_reads" in r:
-    print(f"| Redis history reads from the signal to the end (FCALL {rc.get('fcall', 0):,} − XADD "
-          f"{rc.get('xadd', 0):,}) | **{r['history_reads']}**, of which {r['stream_reads']} read the "
-          f"stream (XRANGE {rc.get('xrange', 0)}, XREVRANGE {rc.get('xrevrange', 0)}) |")
-print(f"| Reconnect attempts refused, disconnects, error frames | {r['reconnect_failures']}, "
-      f"{r['disconnects']}, {r['error_frames']} |")
-print(f"| Survivors' CPU over the run (relays 1, 2 and the spare) | {r.get('server_cpu_s', 0):.1f} s |")
+      "workers, the third drained (`drain.window_ms` 5,000) | "
+      + " | ".join(f"Reconnect at once" if j == 0 else f"Reconnect after 0–{j / 1000:g} s"
+                   for j, _ in runs) + " |")
+print("|---|" + "---:|" * len(runs))
+
+def row(label, fmt):
+    cells = []
+    for _, r in runs:
+        try:
+            cells.append(fmt(r) if r else "failed")
+        except (KeyError, TypeError, ValueError):
+            cells.append("—")
+    print(f"| {label} | " + " | ".join(cells) + " |")
+
+def metrics(jitter, i):
+    path = f"{work}/recovery_{jitter}.metrics.{i}"
+    values = {}
+    if os.path.exists(path):
+        for line in open(path):
+            m = re.match(r'(\w+)\{result="(\w+)"\} (\S+)', line)
+            if m:
+                values[(m.group(1), m.group(2))] = float(m.group(3))
+    return values
+
+row("Outcome", lambda r: r["outcome"] + (f" ({r['first_error']})" if "first_error" in r else ""))
+row("Subscribers closed by the drain (1001) → recovered / not recovered",
+    lambda r: f"{r['drain_closes']:,} → {r['recovered']:,} / {r['not_recovered']:,}")
+row("Messages offered / delivered", lambda r: f"{r['offered']:,} / {r['delivered']:,}")
+row("Lost / duplicated / offset gaps / out of order",
+    lambda r: f"{r['loss']} / {r['duplicates']} / {r['offset_errors']} / {r['out_of_order']}")
+row("Messages delivered by recovery (between a subscribe with since and its ack)",
+    lambda r: f"{r['recovered_messages']:,}")
+row("SIGTERM → first / last 1001 close", lambda r: f"{r['drain_to_first_close_s']:.2f} / "
+    f"{r['drain_to_last_close_s']:.2f} s")
+row("SIGTERM → last subscriber recovered", lambda r: f"**{r['drain_to_last_recovered_s']:.2f} s**")
+row("Close → recovered ack, per subscriber: p50 / p99 / max",
+    lambda r: f"{r['recovery_ms']['p50']:,.1f} / {r['recovery_ms']['p99']:,.1f} / "
+              f"{r['recovery_ms']['max']:,.1f} ms")
+row("Redis history reads from the signal to the end (FCALL − XADD)",
+    lambda r: f"**{r['history_reads']}** ({r['redis_calls_recovery'].get('fcall', 0):,} − "
+              f"{r['redis_calls_recovery'].get('xadd', 0):,})")
+row("… of which read the stream (XRANGE + XREVRANGE)", lambda r: f"{r['stream_reads']}")
+row("Reconnects refused / disconnects / error frames",
+    lambda r: f"{r['reconnect_failures']} / {r['disconnects']} / {r['error_frames']}")
 for i, name in ((0, "relay 1"), (1, "relay 2"), (3, "spare")):
-    path = f"{work}/recovery.metrics.{i}"
-    lines = [l for l in open(path).read().splitlines() if l] if os.path.exists(path) else []
-    if lines:
-        print(f"| {name}: " + "; ".join(f"`{l}`" for l in lines) + " | |")
+    cells = []
+    for jitter, _ in runs:
+        m = metrics(jitter, i)
+        if not m:
+            cells.append("—")
+            continue
+        cells.append(f"{m.get(('wsrelay_history_reads_total', 'ok'), 0):,.0f} reads "
+                     f"({m.get(('wsrelay_history_reads_total', 'unavailable'), 0):,.0f} "
+                     f"unavailable); {m.get(('wsrelay_recoveries_total', 'recovered'), 0):,.0f} "
+                     f"recovered, {m.get(('wsrelay_recoveries_total', 'not_recovered'), 0):,.0f} "
+                     f"not")
+    print(f"| {name}'s metrics since its start: history reads; recoveries | "
+          + " | ".join(cells) + " |")
 PY
 fi
