@@ -2,15 +2,19 @@
 # Runs the docs/benchmarks.md scenarios against a relay with 2 workers and prints the table rows.
 # Usage: tests/bench/run.sh [BUILD_DIR [SCENARIO...]]   (default: build; needs relay/wsrelay and
 #        tests/bench/wsrelay_loadgen in it). SCENARIO: fanout hot idle handshake handshake-capped
-#        handshake-jwt subscribe-ack (default: all). Each scenario gets a fresh relay, started here
-#        and stopped by its PID; subscribe-ack also a redis-server (its broker), stopped the same
-#        way. Environment: WSRELAY_BENCH_PORT (default 18080).
+#        handshake-jwt subscribe-ack history recovery (default: all but recovery). Each scenario
+#        gets a fresh relay, started here and stopped by its PID; subscribe-ack and history also a
+#        redis-server (their broker), stopped the same way; recovery four relays on one
+#        redis-server, one of which the load generator drains (SIGTERM to its PID).
+#        Environment: WSRELAY_BENCH_PORT (default 18080; recovery uses it and the next three),
+#        WSRELAY_BENCH_HISTORY_ROUNDS (default 2: history off/on pairs).
 set -euo pipefail
 
 build=${1:-build}
 shift $(($# > 0 ? 1 : 0))
-all_scenarios="fanout hot idle handshake handshake-capped handshake-jwt subscribe-ack"
-selected=" ${*:-$all_scenarios} "
+all_scenarios="fanout hot idle handshake handshake-capped handshake-jwt subscribe-ack history recovery"
+default_scenarios=${all_scenarios% recovery}
+selected=" ${*:-$default_scenarios} "
 for s in $selected; do
     [[ " $all_scenarios " == *" $s "* ]] || { echo "run.sh: unknown scenario $s" >&2; exit 2; }
 done
@@ -42,37 +46,72 @@ stop_redis() {
         redis_pid=
     fi
 }
-trap 'stop_relay; stop_redis; rm -rf "$work"' EXIT
+# The recovery scenario's relays (PIDs); the one it drains has exited by the end.
+more_relays=()
+stop_more_relays() {
+    local pid
+    for pid in "${more_relays[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    more_relays=()
+}
+trap 'stop_relay; stop_more_relays; stop_redis; rm -rf "$work"' EXIT
+
+# Starts a redis-server on a free loopback port (no persistence): $redis_pid, $redis_port.
+start_redis() {
+    command -v redis-server >/dev/null || {
+        echo "run.sh: this scenario needs redis-server" >&2
+        exit 2
+    }
+    redis_port=$($py -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0))
+print(s.getsockname()[1])")
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+        --logfile "$work/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 100); do
+        redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+}
+
+# launch_relay NAME PORT WORKERS DRAIN_MS EXTRA_YAML: starts a relay with the config
+# $work/NAME.yaml (EXTRA_YAML appended), logging to $work/NAME.log; its PID in $launched_pid once
+# /healthz answers (bounded at 10 s).
+launch_relay() {
+    local name=$1 relay_port=$2
+    cat >"$work/$name.yaml" <<YAML
+listen:
+  host: 127.0.0.1
+  port: $relay_port
+workers: $3
+drain:
+  window_ms: $4
+log:
+  level: warn
+$5
+YAML
+    : >"$work/$name.log"
+    "$relay_bin" --config "$work/$name.yaml" 2>"$work/$name.log" &
+    launched_pid=$!
+    for _ in $(seq 100); do
+        if $py -c "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',$relay_port,timeout=1)
+c.request('GET','/healthz'); sys.exit(c.getresponse().status!=200)" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$launched_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: the relay $name did not start:" >&2
+    cat "$work/$name.log" >&2
+    exit 1
+}
 
 # start_relay [EXTRA_YAML [WORKERS]]: EXTRA_YAML is appended to the config (the JWT scenarios'
 # auth section, subscribe-ack's broker); WORKERS defaults to 2.
 start_relay() {
-    cat >"$work/relay.yaml" <<YAML
-listen:
-  host: 127.0.0.1
-  port: $port
-workers: ${2:-2}
-drain:
-  window_ms: 0
-log:
-  level: warn
-${1:-}
-YAML
-    : >"$work/relay.log"
-    "$relay_bin" --config "$work/relay.yaml" 2>"$work/relay.log" &
-    relay_pid=$!
-    # Ready when /healthz answers; bounded at 10 s.
-    for _ in $(seq 100); do
-        if $py -c "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',$port,timeout=1)
-c.request('GET','/healthz'); sys.exit(c.getresponse().status!=200)" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$relay_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run.sh: the relay did not start:" >&2
-    cat "$work/relay.log" >&2
-    exit 1
+    launch_relay relay "$port" "${2:-2}" 0 "${1:-}"
+    relay_pid=$launched_pid
 }
 
 # Runs the load generator, keeps its JSON in $work/NAME.json and its summary on stderr.
@@ -200,19 +239,7 @@ fi
 # channel, so the worker's Redis SUBSCRIBE must be confirmed first. One worker, so that the keeper
 # and the measured connections share it (SO_REUSEPORT would otherwise spread them over workers).
 if want subscribe-ack; then
-    command -v redis-server >/dev/null || {
-        echo "run.sh: subscribe-ack needs redis-server" >&2
-        exit 2
-    }
-    redis_port=$($py -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0))
-print(s.getsockname()[1])")
-    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-        --logfile "$work/redis.log" &
-    redis_pid=$!
-    for _ in $(seq 100); do
-        redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
-        sleep 0.1
-    done
+    start_redis
     for policy in live fresh; do
         start_relay "broker:
   type: redis
@@ -223,6 +250,100 @@ print(s.getsockname()[1])")
         stop_relay
     done
     stop_redis
+fi
+
+# The broker and channels of the history scenarios: a channel whose name starts with "hist" keeps
+# its last 100 messages for 10 minutes (docs/config.md, "channels").
+history_yaml() {
+    cat <<YAML
+broker:
+  type: redis
+  redis:
+    url: redis://127.0.0.1:$redis_port/0
+$1
+channels:
+  - pattern: "hist*"
+    history_size: 100
+    history_ttl_ms: 600000
+YAML
+}
+
+# History on and off side by side (issue 16): one relay (2 workers) on a redis-server of its own;
+# the fan-out scenario (2,000 subscribers × 20 msg/s, 64 B, 20 s) and the hot channel (100
+# subscribers × 2,000 msg/s, 64 B, 10 s), published by a WebSocket client of the relay (so a
+# channel with history goes through the relay's history publish), on a channel without history
+# ("plain") and on one with history ("hist"), alternating (ABBA over WSRELAY_BENCH_HISTORY_ROUNDS
+# rounds) on the same relay. The load generator reads the relay's and redis-server's CPU apart
+# (server_cpu_by_pid). Redis's CPU per message is taken from the hot channel: /proc counts CPU in
+# 10 ms ticks, and fan-out's 400 messages cost Redis about that much in all. The broker's delivery
+# probes are off, so that Redis's CPU is the messages' own.
+if want history; then
+    start_redis
+    start_relay "$(history_yaml "    probe_interval_ms: 0")"
+    echo "$relay_pid $redis_pid" >"$work/history.pids"
+    rounds=${WSRELAY_BENCH_HISTORY_ROUNDS:-2}
+    for round in $(seq "$rounds"); do
+        order="plain hist"
+        ((round % 2)) || order="hist plain"
+        for channel in $order; do
+            run "history_${channel}_$round" fanout --url "$url" --channel "$channel" \
+                --subscribers 2000 --rate 20 --duration 20 --size 64 --warmup --timeout 90 \
+                --server-pid "$redis_pid"
+            run "history_hot_${channel}_$round" fanout --url "$url" --channel "$channel" \
+                --subscribers 100 --rate 2000 --duration 10 --size 64 --warmup --timeout 90 \
+                --server-pid "$redis_pid"
+        done
+    done
+    stop_relay
+    stop_redis
+fi
+
+# Recovery storm (issue 16): four relays (2 workers each, drain.window_ms 5000) on one
+# redis-server. 10,000 subscribers on 100 channels with history, spread over the first three
+# relays; the fourth starts empty (a spare that only takes reconnects). The load generator
+# publishes 200 msg/s (2 per channel) through the first relay, sends SIGTERM to the third 5 s
+# in, and each subscriber it closes (1001) reconnects to one of the others (1, 2 or the spare, a
+# third each) with "since". It reads Redis's INFO commandstats before the signal and once the last
+# one has recovered; the survivors' history metrics are read afterwards. Twice, on fresh relays
+# and Redis: the subscribers reconnecting at once (the harshest storm), and after a random 0-2 s
+# as docs/protocol.md advises clients (so that they miss messages to recover).
+recovery_run() {
+    local jitter=$1 i
+    start_redis
+    recovery_pids=()
+    for i in 0 1 2 3; do
+        launch_relay "recovery$i" $((port + i)) 2 5000 "$(history_yaml "")"
+        more_relays+=("$launched_pid")
+        recovery_pids+=("$launched_pid")
+    done
+    ws() { echo "ws://127.0.0.1:$((port + $1))/ws"; }
+    args=(recovery --url "$(ws 0)" --url "$(ws 1)" --url "$(ws 2)" --spare-url "$(ws 3)"
+        --subscribers 10000 --channels 100 --rate 200 --duration 20 --size 64
+        --drain-pid "${recovery_pids[2]}" --drain-after 5 --reconnect-jitter-ms "$jitter"
+        --redis "127.0.0.1:$redis_port" --threads 2 --sources 16 --timeout 180 --drain-timeout 10
+        --server-pid "${recovery_pids[0]}" --server-pid "${recovery_pids[1]}"
+        --server-pid "${recovery_pids[3]}")
+    echo "== recovery: wsrelay_loadgen ${args[*]}" >&2
+    "$loadgen" "${args[@]}" >"$work/recovery_$jitter.json" || {
+        echo "run.sh: recovery failed (exit $?)" >&2
+        cat "$work/recovery_$jitter.json" >&2
+    }
+    for i in 0 1 3; do
+        $py - "$((port + i))" >"$work/recovery_$jitter.metrics.$i" <<'PY' || true
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", "/metrics")
+for line in c.getresponse().read().decode().splitlines():
+    if line.startswith(("wsrelay_history_reads_total", "wsrelay_recoveries_total")):
+        print(line)
+PY
+    done
+    stop_more_relays
+    stop_redis
+}
+if want recovery; then
+    recovery_run 0
+    recovery_run 2000
 fi
 
 echo
@@ -303,5 +424,122 @@ for policy, label in (("live", "Channel live on the worker (a keeper holds it)")
           f"{l['p50']:,} / {l['p90']:,} / {l['p99']:,} / {l['max']:,} | "
           f"{r['errors'] + r['unanswered'] + r['disconnects']}"
           f"{'' if r['outcome'] == 'complete' else ' (' + r['outcome'] + ')'} |")
+PY
+fi
+
+if want history; then
+    $py - "$work" "${WSRELAY_BENCH_HISTORY_ROUNDS:-2}" <<'PY'
+import json, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+relay_pid, redis_pid = (int(p) for p in open(f"{work}/history.pids").read().split())
+print("| History (Redis broker, 1 relay × 2 workers) | Deliveries/s | Loss | Latency p50 / p99 (µs) "
+      "| Relay CPU µs/delivery | Redis CPU µs/message | Loadgen CPU µs/delivery |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+relay, redis = {}, {}
+mean = lambda v: sum(v) / len(v)
+for scenario, label, with_redis in (
+        ("", "Fan-out 2,000 × 20 msg/s, 20 s", False),
+        ("hot_", "Hot channel 100 × 2,000 msg/s, 10 s", True)):
+    for r in range(1, rounds + 1):
+        for channel, state in (("plain", "off"), ("hist", "on")):
+            name = f"{label}, history {state}, round {r}"
+            try:
+                j = json.load(open(f"{work}/history_{scenario}{channel}_{r}.json"))
+                by_pid = {p["pid"]: p for p in j["server_cpu_by_pid"]}
+                relay_us = by_pid[relay_pid]["cpu_us_per_delivery"]
+                redis_us = by_pid[redis_pid]["cpu_s"] * 1e6 / j["offered"]
+            except (OSError, ValueError, KeyError, ZeroDivisionError):
+                print(f"| {name} | failed | | | | | |")
+                continue
+            relay.setdefault((scenario, channel), []).append(relay_us)
+            redis.setdefault((scenario, channel), []).append(redis_us)
+            l = j["latency_us"]
+            print(f"| {name} | {j['delivered_per_s']:,.0f} | {j['loss']} | "
+                  f"{l['p50']:,} / {l['p99']:,} | {relay_us:.2f} | "
+                  f"{f'{redis_us:.1f}' if with_redis else '—'} | "
+                  f"{j['loadgen_cpu_us_per_delivery']:.2f} |")
+print()
+for scenario, label in (("", "fan-out"), ("hot_", "hot channel")):
+    off, on = relay.get((scenario, "plain")), relay.get((scenario, "hist"))
+    if off and on:
+        print(f"- Relay CPU per delivery, history on ÷ off, {label} (means of {len(on)} and "
+              f"{len(off)} runs): **{mean(on) / mean(off):.3f}**"
+              f"{' (budget: 1.15)' if not scenario else ''}")
+off, on = redis.get(("hot_", "plain")), redis.get(("hot_", "hist"))
+if off and on:
+    print(f"- Redis CPU per published message (hot channel): history off {mean(off):.1f} µs "
+          f"(PUBLISH), on {mean(on):.1f} µs (FCALL wsrelay_publish)")
+PY
+    echo
+fi
+if want recovery; then
+    $py - "$work" <<'PY'
+import json, os, re, sys
+work = sys.argv[1]
+runs = []
+for jitter in (0, 2000):
+    try:
+        runs.append((jitter, json.load(open(f"{work}/recovery_{jitter}.json"))))
+    except (OSError, ValueError):
+        runs.append((jitter, None))
+print("| Recovery storm: 10,000 subscribers, 100 channels with history, 200 msg/s; 4 relays × 2 "
+      "workers, the third drained (`drain.window_ms` 5,000) | "
+      + " | ".join(f"Reconnect at once" if j == 0 else f"Reconnect after 0–{j / 1000:g} s"
+                   for j, _ in runs) + " |")
+print("|---|" + "---:|" * len(runs))
+
+def row(label, fmt):
+    cells = []
+    for _, r in runs:
+        try:
+            cells.append(fmt(r) if r else "failed")
+        except (KeyError, TypeError, ValueError):
+            cells.append("—")
+    print(f"| {label} | " + " | ".join(cells) + " |")
+
+def metrics(jitter, i):
+    path = f"{work}/recovery_{jitter}.metrics.{i}"
+    values = {}
+    if os.path.exists(path):
+        for line in open(path):
+            m = re.match(r'(\w+)\{result="(\w+)"\} (\S+)', line)
+            if m:
+                values[(m.group(1), m.group(2))] = float(m.group(3))
+    return values
+
+row("Outcome", lambda r: r["outcome"] + (f" ({r['first_error']})" if "first_error" in r else ""))
+row("Subscribers closed by the drain (1001) → recovered / not recovered",
+    lambda r: f"{r['drain_closes']:,} → {r['recovered']:,} / {r['not_recovered']:,}")
+row("Messages offered / delivered", lambda r: f"{r['offered']:,} / {r['delivered']:,}")
+row("Lost / duplicated / offset gaps / out of order",
+    lambda r: f"{r['loss']} / {r['duplicates']} / {r['offset_errors']} / {r['out_of_order']}")
+row("Messages delivered by recovery (between a subscribe with since and its ack)",
+    lambda r: f"{r['recovered_messages']:,}")
+row("SIGTERM → first / last 1001 close", lambda r: f"{r['drain_to_first_close_s']:.2f} / "
+    f"{r['drain_to_last_close_s']:.2f} s")
+row("SIGTERM → last subscriber recovered", lambda r: f"**{r['drain_to_last_recovered_s']:.2f} s**")
+row("Close → recovered ack, per subscriber: p50 / p99 / max",
+    lambda r: f"{r['recovery_ms']['p50']:,.1f} / {r['recovery_ms']['p99']:,.1f} / "
+              f"{r['recovery_ms']['max']:,.1f} ms")
+row("Redis history reads from the signal to the end (FCALL − XADD)",
+    lambda r: f"**{r['history_reads']}** ({r['redis_calls_recovery'].get('fcall', 0):,} − "
+              f"{r['redis_calls_recovery'].get('xadd', 0):,})")
+row("… of which read the stream (XRANGE + XREVRANGE)", lambda r: f"{r['stream_reads']}")
+row("Reconnects refused / disconnects / error frames",
+    lambda r: f"{r['reconnect_failures']} / {r['disconnects']} / {r['error_frames']}")
+for i, name in ((0, "relay 1"), (1, "relay 2"), (3, "spare")):
+    cells = []
+    for jitter, _ in runs:
+        m = metrics(jitter, i)
+        if not m:
+            cells.append("—")
+            continue
+        cells.append(f"{m.get(('wsrelay_history_reads_total', 'ok'), 0):,.0f} reads "
+                     f"({m.get(('wsrelay_history_reads_total', 'unavailable'), 0):,.0f} "
+                     f"unavailable); {m.get(('wsrelay_recoveries_total', 'recovered'), 0):,.0f} "
+                     f"recovered, {m.get(('wsrelay_recoveries_total', 'not_recovered'), 0):,.0f} "
+                     f"not")
+    print(f"| {name}'s metrics since its start: history reads; recoveries | "
+          + " | ".join(cells) + " |")
 PY
 fi

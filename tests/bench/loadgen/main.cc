@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
         case Mode::Idle: return runIdle(options);
         case Mode::Handshake: return runHandshake(options);
         case Mode::SubscribeAck: return runSubscribeAck(options);
+        case Mode::Recovery: return runRecovery(options);
     }
     return 2;
 }

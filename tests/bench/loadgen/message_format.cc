@@ -63,14 +63,47 @@ Delivery classifyFrame(std::string_view frame, Protocol protocol, std::string_vi
                      : Delivery::Kind::Control;
         return d;
     }
-    size_t at = frame.find("\"channel\":\"");
-    if (at == std::string_view::npos || frame.substr(at + 11, channel.size()) != channel ||
-        frame.substr(at + 11 + channel.size(), 1) != "\"") {
+    constexpr std::string_view kChannel = R"("channel":")";
+    size_t at = frame.find(kChannel);
+    if (at == std::string_view::npos) return d;
+    size_t pos = at + kChannel.size();
+    if (frame.substr(pos, channel.size()) != channel ||
+        frame.substr(pos + channel.size(), 1) != "\"") {
         return d;
     }
-    size_t data = frame.find("\"data\":");
-    if (data == std::string_view::npos) return d;
-    return classifyPayload(frame.substr(data + 7), with_sender);
+    pos += channel.size() + 1;
+    // The relay writes its fields in one order: the position (channels with history) between the
+    // channel and the data. Read where they are expected, with a search from here as the fallback.
+    uint64_t offset = 0;
+    std::string_view epoch;
+    constexpr std::string_view kOffset = R"(,"offset":)";
+    constexpr std::string_view kEpoch = R"(,"epoch":")";
+    if (frame.substr(pos, kOffset.size()) == kOffset) {
+        const char* first = frame.data() + pos + kOffset.size();
+        auto [ptr, ec] = std::from_chars(first, frame.data() + frame.size(), offset);
+        if (ec != std::errc()) return d;
+        pos = size_t(ptr - frame.data());
+        if (frame.substr(pos, kEpoch.size()) == kEpoch) {
+            const size_t start = pos + kEpoch.size();
+            const size_t end = frame.find('"', start);
+            if (end == std::string_view::npos) return d;
+            epoch = frame.substr(start, end - start);
+            pos = end + 1;
+        }
+    }
+    constexpr std::string_view kData = R"(,"data":)";
+    size_t data;
+    if (frame.substr(pos, kData.size()) == kData) {
+        data = pos + kData.size();
+    } else {
+        data = frame.find(kData.substr(1), pos);
+        if (data == std::string_view::npos) return d;
+        data += kData.size() - 1;
+    }
+    d = classifyPayload(frame.substr(data), with_sender);
+    d.offset = offset;
+    d.epoch = epoch;
+    return d;
 }
 
 }  // namespace wsrelay::loadgen

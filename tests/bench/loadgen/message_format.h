@@ -5,7 +5,8 @@
 // Measured payload: {"s":SEQ,"t":NS,"p":"xxx..."} (chat adds the sender: "f":CLIENT after "t"),
 // padded with p to --size bytes; t is the CLOCK_MONOTONIC time the publish was handed to the
 // socket. Warm-up payload: {"w":1}. With --protocol wsrelay the payload arrives as the data of
-// {"op":"message","channel":C,"data":...}; with raw it is the whole frame.
+// {"op":"message","channel":C,"data":...}, on a channel with history as the data of
+// {"op":"message","channel":C,"offset":N,"epoch":"E","data":...}; with raw it is the whole frame.
 
 #include <cstdint>
 #include <string>
@@ -41,6 +42,10 @@ struct Delivery {
     uint64_t seq = 0;
     uint64_t sent_ns = 0;
     uint64_t sender = 0;
+    // wsrelay, a channel with history: the message's place in it (0 and empty without one). The
+    // epoch is a view into the frame.
+    uint64_t offset = 0;
+    std::string_view epoch;
 };
 
 // Classifies one text frame received by a subscriber of `channel`.

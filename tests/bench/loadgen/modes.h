@@ -1,6 +1,6 @@
 #pragma once
 
-// The five load-generator modes. Each prints one JSON object on stdout (and a human summary on
+// The load-generator modes. Each prints one JSON object on stdout (and a human summary on
 // stderr) and returns the process exit status.
 
 #include "options.h"
@@ -12,5 +12,6 @@ int runChat(const Options& options);
 int runIdle(const Options& options);
 int runHandshake(const Options& options);
 int runSubscribeAck(const Options& options);
+int runRecovery(const Options& options);
 
 }  // namespace wsrelay::loadgen

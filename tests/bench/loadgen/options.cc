@@ -16,6 +16,8 @@ modes:
   idle       N connections, each subscribed to its own channel, held open
   handshake  open and close connections as fast as possible
   subscribe-ack  subscribe, time until the ack, unsubscribe, again; reports ack latency
+  recovery   subscribers on channels with history; one relay is drained mid-run and its
+             subscribers reconnect elsewhere and recover; reports loss, duplicates, time to recover
 
 common:
   --url ws://IP:PORT/PATH   server endpoint (repeatable: connections spread round-robin)
@@ -53,6 +55,16 @@ idle:
 
 handshake:
   --duration S  --concurrency C
+
+recovery (protocol wsrelay; publishes via client, to the first --url):
+  --subscribers N  --channels K  [--channel BASE (default hist)]  --rate MSGS_PER_S (in total)
+  --duration S | --count M  --size BYTES  --drain-timeout S (default 5)  --allow-loss
+  --drain-pid PID           the relay to send SIGTERM (any --url but the first; required)
+  --drain-after S           seconds into the publishing when it gets SIGTERM (default 5)
+  --spare-url URL           a relay that only takes reconnects (repeatable)
+  --reconnect-jitter-ms J   a drained subscriber waits a random 0..J ms to reconnect (default 0)
+  --redis HOST:PORT         read INFO commandstats there before the drain and after the last
+                            recovery (history reads served)
 
 subscribe-ack (protocol wsrelay; each connection has one command in flight at a time):
   --channels live|fresh     live: a keeper connection per URL first subscribes to the live
@@ -112,6 +124,8 @@ Options parseOptions(int argc, char** argv) {
         o.mode = Mode::Handshake;
     } else if (mode == "subscribe-ack") {
         o.mode = Mode::SubscribeAck;
+    } else if (mode == "recovery") {
+        o.mode = Mode::Recovery;
     } else if (mode == "-h" || mode == "--help") {
         std::fputs(kUsage, stdout);
         std::exit(0);
@@ -222,6 +236,15 @@ Options parseOptions(int argc, char** argv) {
             connections_set = true;
         } else if (arg == "--hold") {
             o.hold_s = number<double>(arg, next());
+        } else if (arg == "--drain-pid") {
+            o.drain_pid = number<int>(arg, next());
+            if (o.drain_pid <= 0) usageError("--drain-pid must be positive");
+        } else if (arg == "--drain-after") {
+            o.drain_after_s = number<double>(arg, next());
+        } else if (arg == "--spare-url") {
+            o.spare_urls.emplace_back(next());
+        } else if (arg == "--reconnect-jitter-ms") {
+            o.reconnect_jitter_ms = number<double>(arg, next());
         } else if (arg == "--concurrency") {
             o.concurrency = number<uint32_t>(arg, next());
         } else {
@@ -253,9 +276,11 @@ Options parseOptions(int argc, char** argv) {
     if (channel_set && channels_set && o.mode == Mode::Fanout) {
         usageError("--channel and --channels are exclusive");
     }
-    if (subscribers_set && o.mode != Mode::Fanout) usageError("--subscribers is for fanout");
+    if (subscribers_set && o.mode != Mode::Fanout && o.mode != Mode::Recovery) {
+        usageError("--subscribers is for fanout and recovery");
+    }
     if (clients_set && o.mode != Mode::Chat) usageError("--clients is for chat");
-    if (o.mode == Mode::Fanout || o.mode == Mode::Chat) {
+    if (o.mode == Mode::Fanout || o.mode == Mode::Chat || o.mode == Mode::Recovery) {
         if (o.subscribers < 1) usageError("--subscribers/--clients must be positive");
         if (o.channels < 1) usageError("--channels must be positive");
         if (o.rate <= 0) usageError("--rate must be positive");
@@ -280,6 +305,21 @@ Options parseOptions(int argc, char** argv) {
                 usageError("--http-connections must be 1..64");
             }
         }
+    }
+    if (o.mode == Mode::Recovery) {
+        if (o.protocol != Protocol::Wsrelay) usageError("recovery needs --protocol wsrelay");
+        if (o.publish_via != PublishVia::Client) usageError("recovery publishes via client only");
+        if (!channel_set) o.channel = "hist";
+        if (o.drain_pid == 0) usageError("recovery needs --drain-pid");
+        if (o.urls.size() + o.spare_urls.size() < 2) {
+            usageError("recovery needs a relay to reconnect to: a second --url or a --spare-url");
+        }
+        if (o.drain_after_s < 0 || o.drain_after_s * o.rate >= double(o.count)) {
+            usageError("--drain-after must fall within the publishing (--count / --rate)");
+        }
+        if (o.reconnect_jitter_ms < 0) usageError("--reconnect-jitter-ms must not be negative");
+    } else if (o.drain_pid != 0 || !o.spare_urls.empty()) {
+        usageError("--drain-pid and --spare-url are for recovery");
     }
     if (o.mode == Mode::Idle && o.connections < 1) usageError("--connections must be positive");
     if (o.mode == Mode::Handshake) {

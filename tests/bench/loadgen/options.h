@@ -8,7 +8,7 @@
 
 namespace wsrelay::loadgen {
 
-enum class Mode { Fanout, Chat, Idle, Handshake, SubscribeAck };
+enum class Mode { Fanout, Chat, Idle, Handshake, SubscribeAck, Recovery };
 
 // wsrelay: the relay's JSON protocol (subscribe op + ack, {"op":"message"} envelopes).
 // Raw: the peers' contract: the channel is in the URL (?channel=NAME), subscribing is
@@ -45,9 +45,15 @@ struct Options {
     bool warmup = false;  // default: on for raw, off for wsrelay
     double warmup_timeout_s = 10;
 
+    // recovery (also --subscribers, --channels, --channel, --rate, --duration, --count, --redis)
+    int drain_pid = 0;             // the relay sent SIGTERM mid-run (not the one of the first --url)
+    double drain_after_s = 5;      // into the measured phase
+    std::vector<std::string> spare_urls;  // relays that only take reconnects
+    double reconnect_jitter_ms = 0;       // a drained subscriber waits up to this long, at random
+
     // fanout's publisher
     PublishVia publish_via = PublishVia::Client;
-    std::string redis;        // HOST:PORT
+    std::string redis;        // HOST:PORT (recovery: read INFO commandstats there)
     std::string publish_url;  // http://HOST:PORT/PATH
     std::string api_key;
     int http_connections = 4;

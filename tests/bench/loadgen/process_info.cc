@@ -50,6 +50,16 @@ double processCpuSeconds(int pid) {
     return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
+bool processRunning(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return false;
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+    const char state = line[paren + 2];  // field 3
+    return state != 'Z' && state != 'X';
+}
+
 long processRssKib(int pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -102,6 +112,22 @@ void appendJsonString(std::string& out, const std::string& s) {
         }
     }
     out += '"';
+}
+
+void appendCount(std::string& json, const char* name, uint64_t v) {
+    json += ",\"";
+    json += name;
+    json += "\":";
+    json += std::to_string(v);
+}
+
+void appendNumber(std::string& json, const char* name, double v, const char* fmt) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, fmt, v);
+    json += ",\"";
+    json += name;
+    json += "\":";
+    json += buf;
 }
 
 void emitReport(std::string& json, const std::string& first_error) {

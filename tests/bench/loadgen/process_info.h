@@ -16,6 +16,8 @@ uint64_t nowNs();  // CLOCK_MONOTONIC
 double selfCpuSeconds();
 // user + system CPU seconds of another process from /proc/PID/stat; negative when unreadable.
 double processCpuSeconds(int pid);
+// Whether another process still runs: false once it has exited, zombie or gone.
+bool processRunning(int pid);
 // VmRSS of another process in KiB from /proc/PID/status; negative when unreadable.
 long processRssKib(int pid);
 
@@ -31,6 +33,10 @@ bool signalled();
 
 // Appends `s` to out as a JSON string literal.
 void appendJsonString(std::string& out, const std::string& s);
+
+// Append ,"name":v to a report object: a count, or a number printed with `fmt`.
+void appendCount(std::string& json, const char* name, uint64_t v);
+void appendNumber(std::string& json, const char* name, double v, const char* fmt = "%.6g");
 
 // Closes the report object `json` (adding "first_error" when there was one) and writes it to
 // stdout as one line.

@@ -7,15 +7,6 @@
 namespace wsrelay::loadgen {
 namespace {
 
-void appendNumber(std::string& out, const char* name, double v, const char* fmt) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, fmt, v);
-    out += ",\"";
-    out += name;
-    out += "\":";
-    out += buf;
-}
-
 std::string perUnit(const char* prefix, const char* unit) {
     return std::string(prefix) + "_us_per_" + unit;
 }

@@ -365,22 +365,6 @@ private:
     AckStats stats_;
 };
 
-void appendNumber(std::string& json, const char* name, double v, const char* fmt) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, fmt, v);
-    json += ",\"";
-    json += name;
-    json += "\":";
-    json += buf;
-}
-
-void appendCount(std::string& json, const char* name, uint64_t v) {
-    json += ",\"";
-    json += name;
-    json += "\":";
-    json += std::to_string(v);
-}
-
 }  // namespace
 
 int runSubscribeAck(const Options& o) {
