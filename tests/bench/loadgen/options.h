@@ -46,8 +46,8 @@ struct Options {
     double warmup_timeout_s = 10;
 
     // recovery (also --subscribers, --channels, --channel, --rate, --duration, --count, --redis)
-    int drain_pid = 0;             // the relay sent SIGTERM mid-run (not the one of the first --url)
-    double drain_after_s = 5;      // into the measured phase
+    int drain_pid = 0;         // the relay sent SIGTERM mid-run (not the one of the first --url)
+    double drain_after_s = 5;  // into the measured phase
     std::vector<std::string> spare_urls;  // relays that only take reconnects
     double reconnect_jitter_ms = 0;       // a drained subscriber waits up to this long, at random
 

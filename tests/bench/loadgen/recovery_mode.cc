@@ -170,8 +170,8 @@ int runRecovery(const Options& o) {
                 state.reportError("warm-up: not every subscriber received a warm-up message");
             }
         } else {
-            if (drain_ns == 0 && now - state.measure_start_ns.load() >=
-                                     uint64_t(o.drain_after_s * 1e9)) {
+            if (drain_ns == 0 &&
+                now - state.measure_start_ns.load() >= uint64_t(o.drain_after_s * 1e9)) {
                 before_drain = snapshot(state);
                 if (::kill(o.drain_pid, SIGTERM) != 0) {
                     state.reportError("kill " + std::to_string(o.drain_pid) + ": " +
@@ -261,8 +261,8 @@ int runRecovery(const Options& o) {
     appendNumber(json, "drain_to_last_close_s", secondsBetween(drain_ns, all.last_close_ns),
                  "%.3f");
     appendNumber(json, "drain_to_exit_s", secondsBetween(drain_ns, exited_ns), "%.3f");
-    appendNumber(json, "drain_to_last_recovered_s",
-                 secondsBetween(drain_ns, all.last_recovered_ns), "%.3f");
+    appendNumber(json, "drain_to_last_recovered_s", secondsBetween(drain_ns, all.last_recovered_ns),
+                 "%.3f");
     const Histogram& r = all.recovery_us;
     char buf[256];
     std::snprintf(buf, sizeof buf,
@@ -308,15 +308,15 @@ int runRecovery(const Options& o) {
                      static_cast<unsigned long long>(history_reads),
                      static_cast<unsigned long long>(stream_reads));
     }
-    std::fprintf(stderr, "%s%s\n", first_error.empty() ? "" : "; first error: ",
-                 first_error.c_str());
+    std::fprintf(stderr, "%s%s\n",
+                 first_error.empty() ? "" : "; first error: ", first_error.c_str());
 
     if (outcome != "complete" && outcome != "drain_timeout") return 1;
     if (o.allow_loss) return 0;
     const bool clean = loss == 0 && all.duplicates == 0 && all.offset_errors == 0 &&
-                       all.not_recovered == 0 && all.ack_mismatches == 0 &&
-                       all.no_position == 0 && all.disconnects == 0 && all.error_frames == 0 &&
-                       publisher.failures() == 0 && all.drain_closes > 0;
+                       all.not_recovered == 0 && all.ack_mismatches == 0 && all.no_position == 0 &&
+                       all.disconnects == 0 && all.error_frames == 0 && publisher.failures() == 0 &&
+                       all.drain_closes > 0;
     return clean ? 0 : 1;
 }
 

@@ -179,8 +179,8 @@ void RecoveryThread::reconnect(Subscriber& sub) {
     if (!sub.conn->start(shared_.targets[sub.target],
                          sourceAddress(sub.global, state_.options.sources))) {
         ++stats_.reconnect_failures;
-        state_.reportError("subscriber " + std::to_string(sub.global) + " reconnecting: " +
-                           sub.conn->error());
+        state_.reportError("subscriber " + std::to_string(sub.global) +
+                           " reconnecting: " + sub.conn->error());
         sub.step = Step::Waiting;
         sub.retry_ns = nowNs() + kRetryNs;
         waiting_.push_back(uint32_t(&sub - subs_.data()));
