@@ -4,7 +4,7 @@
 # Debian packages (only those dpkg reports missing; nodejs/npm only when node/npm are not on PATH),
 # npm ci in node/ (again only when package-lock.json changed), the Go peer into
 # $WSRELAY_BUILD/tests/bench/wsrelay_bench_go, and, when $WSRELAY_BUILD is a configured CMake build
-# dir, the wsrelay and wsrelay_bench_floor targets. WSRELAY_BUILD defaults to /work/main/build.
+# dir, the wsrelay and wsrelay_bench_floor targets. WSRELAY_BUILD defaults to the checkout's build/.
 # Safe to run again: each step is skipped or cheap when its result is already there.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ PACKAGES=(
 NODE_PACKAGES=(nodejs npm)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build=${WSRELAY_BUILD:-/work/main/build}
+build=${WSRELAY_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/build}
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -6,7 +6,7 @@
 #   cpu=PID[,PID...] stop=PID
 # cpu: the processes whose CPU time is the server's; stop: the PID to give stop.sh. The server's
 # output goes to WORKDIR/KIND-PORT.log. Binaries come from $WSRELAY_BUILD (default
-# /work/main/build): relay/wsrelay, tests/bench/wsrelay_bench_floor, tests/bench/wsrelay_bench_go
+# the checkout's build/): relay/wsrelay, tests/bench/wsrelay_bench_floor, tests/bench/wsrelay_bench_go
 # (setup.sh builds the last). wsrelay runs with $WSRELAY_BENCH_WORKERS workers (default 1).
 set -euo pipefail
 
@@ -19,7 +19,7 @@ port=$2
 redis_port=$3
 work=$4
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build=${WSRELAY_BUILD:-/work/main/build}
+build=${WSRELAY_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/build}
 py=/usr/bin/python3
 
 mkdir -p "$work"
