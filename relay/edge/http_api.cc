@@ -243,13 +243,7 @@ void HttpApi::answerHistory(uint64_t id, const std::optional<std::string>& since
         finish(wsi, *request, 503, errorBody(protocol::kHistoryUnavailable));
         return;
     }
-    // As the history command: offsets of another epoch are followed by none of the current one.
-    std::vector<protocol::HistoryItem> items;
-    if (!since_epoch || *since_epoch == answer.top.epoch) {
-        items.reserve(answer.entries.size());
-        for (const HistoryEntry& entry : answer.entries)
-            items.push_back({entry.offset, entry.data});
-    }
+    const std::vector<protocol::HistoryItem> items = historyItems(answer, since_epoch);
     std::string body;
     protocol::appendHistoryBody(items, {answer.top.offset, answer.top.epoch}, body);
     finish(wsi, *request, 200, std::move(body));

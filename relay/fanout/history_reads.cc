@@ -5,6 +5,15 @@
 
 namespace wsrelay {
 
+std::vector<protocol::HistoryItem> historyItems(const HistoryAnswer& answer,
+                                                const std::optional<std::string>& since_epoch) {
+    std::vector<protocol::HistoryItem> items;
+    if (since_epoch && *since_epoch != answer.top.epoch) return items;
+    items.reserve(answer.entries.size());
+    for (const HistoryEntry& entry : answer.entries) items.push_back({entry.offset, entry.data});
+    return items;
+}
+
 HistoryReads::HistoryReads(metrics::WorkerMetrics& metrics, size_t max_in_flight)
     : metrics_(metrics), max_in_flight_(std::max<size_t>(1, max_in_flight)) {}
 

@@ -4,14 +4,24 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "adapters/broker.h"
 #include "metrics/relay_metrics.h"
+#include "relay/protocol/protocol.h"
 
 namespace wsrelay {
+
+// The messages of an answer to the history command or POST /api/history, as the protocol encodes
+// them. Offsets of another epoch name messages of a history that is gone: none of the current one
+// follow them, so an answer to a `since` of another epoch holds no message (its position tells the
+// client the epoch changed). The items point into `answer`.
+std::vector<protocol::HistoryItem> historyItems(const HistoryAnswer& answer,
+                                                const std::optional<std::string>& since_epoch);
 
 // A worker's reads of channel histories (Broker::readHistory), whoever wants them: the hub (a
 // channel's recovery), a session ({"op":"history"}) or the HTTP API (/api/history). It gives each

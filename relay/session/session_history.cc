@@ -70,14 +70,7 @@ void Session::answerHistory(std::optional<uint64_t> id, std::string_view channel
         sendError(id, ErrorCode::BrokerUnavailable, protocol::kHistoryUnavailable);
         return;
     }
-    // Offsets of another epoch name messages of a history that is gone: none of the current one
-    // follow them. The answer's position tells the client the epoch changed.
-    std::vector<protocol::HistoryItem> items;
-    if (!since_epoch || *since_epoch == answer.top.epoch) {
-        items.reserve(answer.entries.size());
-        for (const HistoryEntry& entry : answer.entries)
-            items.push_back({entry.offset, entry.data});
-    }
+    const std::vector<protocol::HistoryItem> items = historyItems(answer, since_epoch);
     FramePtr frame =
         protocol::encodeHistory(id, channel, items, {answer.top.offset, answer.top.epoch});
     // An answer no send queue could hold would close the connection as a slow consumer.
