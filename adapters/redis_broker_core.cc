@@ -341,6 +341,7 @@ void RedisBrokerCore::resubscribeAll(std::vector<std::string> probe_channels) {
 
 void RedisBrokerCore::maybeUp() {
     if (up_ || !live_ || pending_confirms_ > 0 || !connectionsReady()) return;
+    if (options_.probe_interval_ms > 0 && !firstProbesThrough()) return;
     up_ = true;
     backoff_.reset();
     ev_timer_stop(loop_, &setup_timer_);
@@ -420,6 +421,7 @@ void RedisBrokerCore::setProbe(uint16_t shard, std::string channel) {
     if (probe.channel == channel) return;
     probe.channel = std::move(channel);
     probe.sent.clear();  // what went to the old channel never comes back
+    probe.through = false;
     if (!probe.channel.empty() && live_) {
         ++pending_confirms_;
         sendSubscriptions(true, {Target{shard, probe.channel}});
@@ -563,14 +565,34 @@ void RedisBrokerCore::fail(std::string reason) {
 void RedisBrokerCore::sendProbes() {
     if (!up_) return;
     for (size_t shard = 0; shard < probes_.size(); ++shard) {
-        Probe& probe = probes_[shard];
-        if (probe.channel.empty()) continue;
-        const uint64_t seq = ++probe_seq_;
-        const std::string payload = probe_nonce_ + ":" + std::to_string(seq);
-        if (!sendProbe(static_cast<uint16_t>(shard), probe.channel, payload)) continue;
-        probe.sent.emplace_back(seq, ev_now(loop_));
+        if (!probes_[shard].channel.empty()) sendProbeTo(static_cast<uint16_t>(shard));
     }
     armProbeDeadline();
+}
+
+void RedisBrokerCore::sendProbeTo(uint16_t shard) {
+    Probe& probe = probes_[shard];
+    const uint64_t seq = ++probe_seq_;
+    const std::string payload = probe_nonce_ + ":" + std::to_string(seq);
+    if (sendProbe(shard, probe.channel, payload)) probe.sent.emplace_back(seq, ev_now(loop_));
+}
+
+// Before Up: sends a first probe on every shard that has not had one through yet (and none is on
+// its way), and answers whether all have. The setup deadline bounds the wait.
+bool RedisBrokerCore::firstProbesThrough() {
+    bool through = true;
+    bool sent = false;
+    for (size_t shard = 0; shard < probes_.size(); ++shard) {
+        Probe& probe = probes_[shard];
+        if (probe.channel.empty() || probe.through) continue;
+        through = false;
+        if (probe.sent.empty()) {
+            sendProbeTo(static_cast<uint16_t>(shard));
+            sent = true;
+        }
+    }
+    if (sent) armProbeDeadline();
+    return through;
 }
 
 void RedisBrokerCore::probeReceived(Probe& probe, std::string_view payload) {
@@ -584,10 +606,12 @@ void RedisBrokerCore::probeReceived(Probe& probe, std::string_view payload) {
     while (!probe.sent.empty() && probe.sent.front().first <= seq) {
         if (probe.sent.front().first == seq) {
             handler_.onBrokerProbe(ev_now(loop_) - probe.sent.front().second);
+            probe.through = true;
         }
         probe.sent.pop_front();
     }
     armProbeDeadline();
+    if (!up_) maybeUp();
 }
 
 // The deadline is that of the oldest probe not yet back, on any shard.

@@ -70,7 +70,10 @@ private:
 //    History reads go through it too, after the publishes queued before them, so a read sees
 //    them; a publish with history and a read are FCALLs of the `wsrelay` function library
 //    (adapters/redis_functions.h), which every attempt loads on every master before Up.
-//  - Up and Down: Up once the connections are ready and every subscription is confirmed; any
+//  - Up and Down: Up once the connections are ready, every subscription is confirmed and (with
+//    probes on) a first probe has come back through every shard, so a server that takes
+//    SUBSCRIBE but holds PUBLISH (CLIENT PAUSE WRITE, a wedged replica link) stays Down instead
+//    of flapping Up and Down at every attempt; any
 //    failure drops every connection (fail), reports Down, fails what is in flight and retries
 //    after a ReconnectBackoff delay.
 //  - The delivery probe: a PUBLISH to an internal channel this worker subscribes, one per shard
@@ -229,6 +232,7 @@ private:
     struct Probe {
         std::string channel;
         std::deque<std::pair<uint64_t, ev_tstamp>> sent;  // seq, sent at
+        bool through = false;  // one has come back since this attempt subscribed the channel
     };
 
     static void onReconnectTimer(struct ev_loop* loop, ev_timer* w, int revents);
@@ -242,6 +246,8 @@ private:
     // Tells the handler of every live subscription still waiting for its onSubscribed.
     void announceConfirmed();
     void sendProbes();
+    void sendProbeTo(uint16_t shard);
+    bool firstProbesThrough();
     void probeReceived(Probe& probe, std::string_view payload);
     void armProbeDeadline();
     // A channel lost to a slot move; `was_live`: messages may have been missed.

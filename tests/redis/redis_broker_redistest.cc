@@ -388,6 +388,27 @@ TEST_F(RedisBrokerTest, ProbeDetectsAWedgedSubscription) {
                                       Pair(BrokerState::Up, true)));
 }
 
+// A server that takes SUBSCRIBE but holds PUBLISH (CLIENT PAUSE WRITE): each new attempt
+// subscribes, but its first probe does not come back, so the broker stays Down until the pause ends
+// instead of reporting Up (and clients a gap) at every attempt.
+TEST_F(RedisBrokerTest, HeldPublishesKeepTheBrokerDownUntilAProbeComesBack) {
+    RedisBrokerOptions o = options();
+    o.probe_interval_ms = 50;
+    o.probe_timeout_ms = 200;
+    o.history = false;  // FUNCTION LOAD is a write: it would hold every attempt by itself
+    Endpoint& a = endpoint(o);
+    a.broker->subscribe("chat");
+    ASSERT_TRUE(allUp());
+    const auto paused_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(client_->command({"CLIENT", "PAUSE", "1200", "WRITE"}));
+    ASSERT_TRUE(pumpUntil([&] { return a.downs() == 1; }));
+    ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
+    // Several attempts fit in the pause (200 ms each plus backoff); none of them was Up.
+    EXPECT_GE(std::chrono::steady_clock::now() - paused_at, std::chrono::milliseconds(1100));
+    EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
+                                      Pair(BrokerState::Up, true)));
+}
+
 // Its own server: one that wants a password, with an ACL user besides the default one.
 TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
     if (!RedisServer::available()) GTEST_SKIP() << RedisServer::kBinary << " is missing";
