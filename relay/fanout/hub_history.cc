@@ -2,7 +2,6 @@
 // (docs/architecture.md "History and recovery on the relay side").
 #include <algorithm>
 #include <cassert>
-#include <limits>
 
 #include "metrics/relay_metrics.h"
 #include "relay/fanout/history_reads.h"
@@ -141,19 +140,19 @@ void Hub::advance(HubChannel& ch) {
         // position (and a fresh cache) alone.
         request.after = h.continuous ? h.recent.top : 0;
     } else {
-        // One read for every member waiting now: from the oldest since in the channel's epoch.
+        // One read for every member waiting now, of the whole window a member can recover from
+        // (the newest max_recover), not just what follows the oldest since among them: in a
+        // reconnect storm the members arriving after the read with an older since (closed
+        // earlier, waited longer) are then served from the cache it fills instead of each
+        // needing a read of its own.
         bool waiting = false;
-        uint64_t after = std::numeric_limits<uint64_t>::max();
         for (Waiter& w : h.waiters) {
             if (w.state != Waiter::State::Waiting) continue;
             waiting = true;
             w.in_read = true;
-            if (w.has_since && (h.recent.epoch.empty() || w.since_epoch == h.recent.epoch)) {
-                after = std::min(after, w.since);
-            }
         }
         if (!waiting) return;
-        request.after = after == std::numeric_limits<uint64_t>::max() ? 0 : after;
+        request.after = 0;
         h.arrived.clear();
     }
     h.reading = true;

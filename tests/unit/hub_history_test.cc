@@ -198,7 +198,9 @@ TEST_F(HubHistoryTest, WaitersPresentWhenTheReadGoesShareOneRead) {
     join(c, ackWith(3));
     hub.confirm(kChannel);
     ASSERT_EQ(broker.reads.size(), 1u);
-    EXPECT_EQ(broker.reads[0].request.after, 2u) << "the oldest since";
+    EXPECT_EQ(broker.reads[0].request.after, 0u) << "the whole window";
+    EXPECT_EQ(broker.reads[0].request.limit, kMaxRecover);
+    EXPECT_TRUE(broker.reads[0].request.newest);
     answer(0, 6, 3);
     EXPECT_EQ(broker.reads.size(), 1u);
     EXPECT_THAT(a.sink.take(), ElementsAre("msg 5", "msg 6", "ack 1 @6/e1 recovered"));
@@ -206,6 +208,22 @@ TEST_F(HubHistoryTest, WaitersPresentWhenTheReadGoesShareOneRead) {
                 ElementsAre("msg 3", "msg 4", "msg 5", "msg 6", "ack 2 @6/e1 recovered"));
     EXPECT_THAT(c.sink.take(), ElementsAre("ack 3 @6/e1"));
     EXPECT_EQ(metrics.recovered_from[metrics::RecoverySource::Read].value(), 2);
+}
+
+// A reconnect storm: the read is of the whole window, so a member arriving after it with an
+// older since than any member it was made for is served from the cache it filled.
+TEST_F(HubHistoryTest, ALaterMemberWithAnOlderSinceIsServedFromTheWindowTheReadFilled) {
+    Client a, b;
+    join(a, ackWith(1), since(5));
+    hub.confirm(kChannel);
+    ASSERT_EQ(broker.reads.size(), 1u);
+    answer(0, 6, 2);  // the newest kMaxRecover: 2..6
+    EXPECT_THAT(a.sink.take(), ElementsAre("msg 6", "ack 1 @6/e1 recovered"));
+    join(b, ackWith(2), since(2));
+    EXPECT_THAT(b.sink.take(),
+                ElementsAre("msg 3", "msg 4", "msg 5", "msg 6", "ack 2 @6/e1 recovered"));
+    EXPECT_EQ(broker.reads.size(), 1u);
+    EXPECT_EQ(metrics.recovered_from[metrics::RecoverySource::Cache].value(), 1);
 }
 
 TEST_F(HubHistoryTest, AMemberJoiningWhileAReadIsUnderWayWaitsForTheNextOne) {
@@ -235,7 +253,7 @@ TEST_F(HubHistoryTest, LiveMessagesDuringAReadAreNeitherLostNorDuplicated) {
     a.sink.frames.clear();
     join(b, ackWith(2), since(3));
     ASSERT_EQ(broker.reads.size(), 2u);
-    EXPECT_EQ(broker.reads[1].request.after, 3u);
+    EXPECT_EQ(broker.reads[1].request.after, 0u);
     // Published while the read is under way: 10 before Redis read (in the answer), 11 after.
     live(10);
     live(11);
