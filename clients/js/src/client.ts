@@ -69,6 +69,7 @@ const DEFAULTS = {
   requestTimeoutMs: 10000,
   pingIntervalMs: 25000,
   pongTimeoutMs: 10000,
+  random: Math.random,
 };
 
 const noop = () => {};
@@ -96,7 +97,9 @@ export class Client extends Emitter<ClientEvents> {
 
   constructor(private url: Url, options: ClientOptions = {}) {
     super();
-    const o = (this.o = { ...DEFAULTS, ...options });
+    const o: any = (this.o = { ...DEFAULTS });
+    // An option given as undefined keeps its default ({ minReconnectDelayMs: config.min } with no config.min).
+    for (const k in options) if ((options as any)[k] !== undefined) o[k] = (options as any)[k];
     this.token = o.token;
     this.c = o.clock || {
       // Wrapped: browsers refuse setTimeout called as a method of another object.
@@ -238,7 +241,7 @@ export class Client extends Emitter<ClientEvents> {
       return;
     }
     const delayMs =
-      action === "drain" ? this.o.random!() * this.o.drainReconnectMaxMs : this.backoff(this.attempt++);
+      action === "drain" ? this.o.random() * this.o.drainReconnectMaxMs : this.backoff(this.attempt++);
     this.setState("connecting");
     this.emit("disconnected", { code, reason, reconnect: true, delayMs });
     this.emit("reconnecting", { attempt: this.attempt, delayMs });
@@ -268,7 +271,7 @@ export class Client extends Emitter<ClientEvents> {
 
   private backoff(n: number): number {
     const o = this.o;
-    return backoffDelay(n, o.minReconnectDelayMs, o.maxReconnectDelayMs, o.reconnectFactor, o.random || Math.random);
+    return backoffDelay(n, o.minReconnectDelayMs, o.maxReconnectDelayMs, o.reconnectFactor, o.random);
   }
 
   /** Browsers: going offline closes the socket and waits; coming back online reconnects at once. */

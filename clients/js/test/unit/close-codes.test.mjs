@@ -165,3 +165,16 @@ test("browsers: offline closes the socket and waits; online reconnects at once",
     delete globalThis.window;
   }
 });
+
+test("without a random option, Math.random draws the delays (drain and backoff)", async () => {
+  const { client, clock, of } = makeClient({ random: undefined });
+  const sock = await connected(client);
+  sock.serverClose(1001);
+  clock.advance(2000);
+  await flush();
+  FakeSocket.last.serverClose(1006);
+  const [drain, backoff] = of("reconnecting").map((e) => e.delayMs);
+  assert.ok(drain >= 0 && drain <= 2000, "drain delay " + drain);
+  assert.ok(backoff >= 0 && backoff <= 500, "backoff delay " + backoff);
+  client.disconnect();
+});
