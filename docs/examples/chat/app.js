@@ -14,6 +14,8 @@ const chat = (window.__chat = {
   urls: [],             // the relay each attempt went to
   reconnectLines: [],   // the "reconnecting in N s" texts shown
   delivered: {},        // room -> every message event as the client delivered it
+  subscribed: {},       // room -> how many subscribe acks (one per connection)
+  recovered: {},        // room -> how many reconnects recovered what was missed
   gaps: [],             // { room, reason }: the room was reloaded from the history
   acked: [],            // texts whose publish the relay acked
   failed: [],           // { text, code, reason }: publishes that did not go through
@@ -165,8 +167,11 @@ function start(user) {
   $("who").textContent = `signed in as ${user}`;
   client = new Client(relayUrl, { getToken });
   client.on("state", showState);
+  let connections = 0;
   client.on("connected", ({ url }) => {
     $("relay-url").textContent = url;
+    connections += 1;
+    notice(connections > 1 ? `reconnected to ${url}` : "");
   });
   client.on("reconnecting", ({ delayMs }) => showReconnect(delayMs));
   client.on("disconnected", ({ code, reason }) => notice(`connection lost (${code}${reason ? ` ${reason}` : ""})`));
@@ -192,19 +197,26 @@ function start(user) {
       missed += 1;
       addMessage(room, msg);
     });
+    chat.subscribed[room] = 0;
+    chat.recovered[room] = 0;
+    sub.on("subscribed", () => {
+      chat.subscribed[room] += 1;
+    });
     sub.on("recovered", () => {
+      chat.recovered[room] += 1;
       if (missed) notice(`${room}: ${missed} missed message${missed === 1 ? "" : "s"} recovered`);
     });
     sub.on("gap", ({ reason }) => reload(room, reason));
     sub.on("error", (e) => notice(`${room}: ${e.reason || e.message} (${e.code})`));
   }
 
-  let joined = false;
-  client.on("connected", () => {
-    if (joined) return;
-    joined = true; // announce once per visit, not per reconnect
+  // Announce the user once per visit (not at every reconnect), once the lobby is live for this page.
+  const lobby = client.getSubscription(config.rooms[0]);
+  const announce = () => {
+    lobby.off("subscribed", announce);
     fetch("/join", { method: "POST", body: JSON.stringify({ token: chat.token }) });
-  });
+  };
+  lobby.on("subscribed", announce);
   addEventListener("pagehide", () => navigator.sendBeacon("/leave", JSON.stringify({ token: chat.token })));
 
   $("join").hidden = true;
