@@ -243,9 +243,14 @@ export class Client extends Emitter<ClientEvents> {
     const delayMs =
       action === "drain" ? this.o.random() * this.o.drainReconnectMaxMs : this.backoff(this.attempt++);
     this.setState("connecting");
+    if (this.offline) {
+      // No attempt is scheduled: the browser's "online" event starts the next one.
+      this.emit("disconnected", { code, reason, reconnect: true });
+      return;
+    }
     this.emit("disconnected", { code, reason, reconnect: true, delayMs });
     this.emit("reconnecting", { attempt: this.attempt, delayMs });
-    if (!this.offline) this.retryTimer = this.c.setTimeout(() => this.open(), delayMs);
+    this.retryTimer = this.c.setTimeout(() => this.open(), delayMs);
   }
 
   /** Forgets the current socket. Requests sent on it fail with "disconnected": whether the relay

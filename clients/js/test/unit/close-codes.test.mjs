@@ -157,7 +157,8 @@ test("browsers: offline closes the socket and waits; online reconnects at once",
     win.dispatchEvent(new Event("online"));
     await flush();
     assert.equal(FakeSocket.all.length, 2, "online: at once");
-    assert.equal(of("disconnected")[0].reason, "offline");
+    assert.deepEqual(of("disconnected"), [{ code: 1006, reason: "offline", reconnect: true }]);
+    assert.deepEqual(of("reconnecting"), [], "no delay to announce: online decides");
     client.disconnect();
     win.dispatchEvent(new Event("online")); // no longer listening
     assert.equal(FakeSocket.all.length, 2);
