@@ -102,7 +102,7 @@ describe("drain", { skip: skipReason() }, () => {
       assert.ok(last > 20, "messages were published during the drain: " + last);
       const caughtUp = subs.map((s) => s.caughtUp);
       assert.ok(caughtUp.some((k) => k > 0), "some messages were missed and recovered: " + caughtUp);
-      console.log(`# ${last} messages; recovered on resubscribe per subscriber: ${caughtUp}`);
+      console.log(`${last} messages; recovered on resubscribe per subscriber: ${caughtUp}`);
     });
   });
 });
