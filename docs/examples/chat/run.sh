@@ -24,8 +24,7 @@ if [[ ! -f "$ROOT/clients/js/dist/wsrelay-client.min.js" ]]; then
 fi
 if [[ ! -x "$RELAY" ]]; then
     log "building the relay (build/)"
-    cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    nice cmake --build "$ROOT/build" -j2 --target wsrelay
+    (cd "$ROOT" && cmake --preset default >/dev/null && nice cmake --build --preset default --target wsrelay)
 fi
 
 # Fresh secrets for this run, shared by the two processes and passed in the environment, as a
