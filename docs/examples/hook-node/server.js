@@ -7,6 +7,9 @@
 // GET /stats answers {"connects","disconnects","messages"} (add ?user=NAME for one user). It is
 // unauthenticated: it exists for the tests; do not expose it in a real app.
 // docs/examples/hook-python/server.py is the same app in Python; docs/examples/README.md explains both.
+//
+// DEMO=1 also serves the chat demo of docs/examples/chat/ (page, tokens, join/leave notices): see
+// docs/examples/chat/demo.js for its environment. The hook answers are the same with or without it.
 "use strict";
 
 const http = require("node:http");
@@ -179,7 +182,18 @@ if (!SECRET) {
   console.error("HOOK_SECRET is not set: refusing to accept unsigned hook requests");
   process.exit(1);
 }
+// The demo's requests (GET /, /config, POST /token, ...) are answered before the hook's.
+let demo = null;
+if (process.env.DEMO === "1") {
+  try {
+    demo = require("../chat/demo.js").createDemo();
+  } catch (e) {
+    console.error(e.message);
+    process.exit(1);
+  }
+}
 const server = http.createServer((req, res) => {
+  if (demo && demo(req, res)) return;
   if (req.method === "GET" && new URL(req.url, "http://localhost").pathname === "/stats") {
     return onStats(req, res);
   }
