@@ -112,6 +112,11 @@ public:
     // A delivery probe came back after `round_trip_s` seconds. Brokers without probes never call
     // it.
     virtual void onBrokerProbe(double round_trip_s) { (void)round_trip_s; }
+
+    // `messages` (> 0) were pushed out of channel histories by their history_size through this
+    // worker's own publishes (never by expiry). Reported with, or on the same loop turn as, the
+    // publish results that caused it, never from inside publish().
+    virtual void onHistoryTrimmed(uint64_t messages) { (void)messages; }
 };
 
 // The pub/sub engine, one instance per worker, used only on that worker's loop thread.

@@ -146,14 +146,18 @@ void MemoryBroker::readHistory(std::string_view channel, const HistoryRequest& r
     reads_.push_back(Read{std::string(channel), request});
 }
 
-void MemoryBroker::applyHistory(MemoryBrokerFactory::Clock::time_point now) {
+uint64_t MemoryBroker::applyHistory(MemoryBrokerFactory::Clock::time_point now) {
+    uint64_t trimmed = 0;
     for (const auto& [index, policy] : appends_) {
         Message& msg = *outbox_[index];
         MemoryBrokerFactory::History& h = bus_.historyOf(msg.channel, policy, now);
         msg.offset = ++h.top;
         msg.epoch = h.epoch;
         h.kept.push_back(outbox_[index]);
-        while (h.kept.size() > static_cast<size_t>(policy.size)) h.kept.pop_front();
+        while (h.kept.size() > static_cast<size_t>(policy.size)) {
+            h.kept.pop_front();
+            ++trimmed;
+        }
         if (policy.ttl_ms > 0) h.expires = now + std::chrono::milliseconds(policy.ttl_ms);
     }
     appends_.clear();
@@ -182,6 +186,7 @@ void MemoryBroker::applyHistory(MemoryBrokerFactory::Clock::time_point now) {
         answers_.emplace_back(r.token, std::move(answer));
     }
     reads_.clear();
+    return trimmed;
 }
 
 void MemoryBroker::answerReads() {
@@ -215,6 +220,7 @@ void MemoryBroker::flush() {
     }
     std::vector<MessagePtr> local;
     std::vector<StreamPosition> positions;
+    uint64_t trimmed = 0;
     {
         // One lock for the whole turn's batch; per-target inbox locks nest inside it (the inbox
         // side never takes the bus lock, so the order is fixed).
@@ -222,7 +228,7 @@ void MemoryBroker::flush() {
         if (history) {
             // Offsets are given in the same pass that routes the batch, under the same lock: a
             // channel's messages reach every inbox in offset order.
-            applyHistory(now);
+            trimmed = applyHistory(now);
             positions.reserve(outbox_.size());
             for (const auto& msg : outbox_) positions.push_back({msg->offset, msg->epoch});
         }
@@ -266,6 +272,7 @@ void MemoryBroker::flush() {
     // Never from inside flush() either: the handler hears them on the next loop turn.
     if (!answers_.empty()) ev_async_send(loop_, &wake_);
     deliver(local);
+    if (trimmed > 0) handler_.onHistoryTrimmed(trimmed);
     // Accepted means handed to every subscribed worker; results go out after the local delivery
     // so a publisher subscribed to its own channel sees its message before the ack.
     std::vector<PublishTicket> tickets;

@@ -114,8 +114,9 @@ private:
     // Tells the handler of the subscriptions made since the last call.
     void confirmSubscriptions();
     // Gives the history publishes of outbox_ their offsets and makes the answers of reads_; under
-    // the bus lock, in the pass that routes the batch.
-    void applyHistory(MemoryBrokerFactory::Clock::time_point now);
+    // the bus lock, in the pass that routes the batch. Returns the messages the publishes pushed
+    // out of their histories by history_size.
+    uint64_t applyHistory(MemoryBrokerFactory::Clock::time_point now);
     void answerReads();
 
     MemoryBrokerFactory& bus_;

@@ -177,7 +177,8 @@ void RedisBrokerCore::complete(uint16_t shard, const Awaited& a, const redisRepl
     if (a.kind == Awaited::Kind::HistoryPublish) {
         uint64_t offset = 0;
         std::string_view epoch;
-        if (!parsePublishReply(reply, offset, epoch)) {
+        uint64_t trimmed = 0;
+        if (!parsePublishReply(reply, offset, epoch, trimmed)) {
             // It ran, so the message went out; only its position is unknown.
             ++malformed_replies_;
             setLastError(std::string("FCALL wsrelay_publish") + where() +
@@ -185,6 +186,7 @@ void RedisBrokerCore::complete(uint16_t shard, const Awaited& a, const redisRepl
             handler_.onPublishResult(a.ticket, PublishStatus::Accepted, 0, {});
             return;
         }
+        if (trimmed > 0) handler_.onHistoryTrimmed(trimmed);
         handler_.onPublishResult(a.ticket, PublishStatus::Accepted, offset, epoch);
         return;
     }

@@ -43,13 +43,16 @@ bool isMissingFunction(std::string_view error) {
     return error.starts_with("NOSCRIPT") || error.find("Function not found") != std::string::npos;
 }
 
-bool parsePublishReply(const redisReply& reply, uint64_t& offset, std::string_view& epoch) {
-    if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2) return false;
+bool parsePublishReply(const redisReply& reply, uint64_t& offset, std::string_view& epoch,
+                       uint64_t& trimmed) {
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 2) return false;
     const redisReply& e = *reply.element[1];
     if (!offsetOf(*reply.element[0], offset) || offset == 0 || e.type != REDIS_REPLY_STRING ||
         !isEpoch(textOf(e))) {
         return false;
     }
+    trimmed = 0;
+    if (reply.elements >= 3 && !offsetOf(*reply.element[2], trimmed)) return false;
     epoch = textOf(e);
     return true;
 }

@@ -23,9 +23,11 @@ std::string redisFunctionLibrary(RedisMode mode);
 // FUNCTION FLUSH): "ERR Function not found", or NOSCRIPT.
 bool isMissingFunction(std::string_view error);
 
-// FCALL wsrelay_publish's reply, {offset, epoch}; false when it is not that shape. `epoch` views
-// into `reply`.
-bool parsePublishReply(const redisReply& reply, uint64_t& offset, std::string_view& epoch);
+// FCALL wsrelay_publish's reply, {offset, epoch, trimmed}; false when it is not that shape.
+// `epoch` views into `reply`. {offset, epoch} (a library an older relay loaded, during a rolling
+// update) is read as trimmed 0; elements after the third (a newer library's) are ignored.
+bool parsePublishReply(const redisReply& reply, uint64_t& offset, std::string_view& epoch,
+                       uint64_t& trimmed);
 
 // One entry of FCALL wsrelay_history's reply; `data` views into the reply, as stored (it may
 // start with the entry stamp).

@@ -5,8 +5,11 @@
 -- command below for a Redis Cluster. Redis 7.0 or later.
 --
 --   FCALL wsrelay_publish 1 <channel> <data> <history_size> <history_ttl_ms>
---     appends <data> to the channel's history and publishes it with its position;
---     returns {offset, epoch}
+--     appends <data> to the channel's history, trims it to about <history_size> entries and
+--     publishes it with its position; returns {offset, epoch, trimmed}: trimmed counts the entries
+--     this call deleted (XTRIM MAXLEN ~ removes whole stream nodes, so mostly 0, now and then a
+--     node's worth). A relay takes {offset, epoch} (a library loaded by an older relay) as
+--     trimmed 0, and ignores elements after the third.
 --   FCALL wsrelay_history 1 <channel> <after> <limit> <newest 0|1> <history_size> <history_ttl_ms>
 --     returns {offset, epoch, o1, d1, o2, d2, ...}: the channel's position, then at most <limit>
 --     entries with offsets above <after> among the last <history_size> (the newest ones when
@@ -75,13 +78,14 @@ local function publish(keys, args)
     local stream, meta = history_keys(channel)
     local epoch = epoch_of(stream, meta, ttl)
     local offset = redis.call('HINCRBY', meta, 'o', 1)
-    redis.call('XADD', stream, 'MAXLEN', '~', size, string.format('%d-0', offset), 'd', data)
+    redis.call('XADD', stream, string.format('%d-0', offset), 'd', data)
+    local trimmed = redis.call('XTRIM', stream, 'MAXLEN', '~', size)
     if ttl > 0 then
         redis.call('PEXPIRE', stream, ttl)
         redis.call('PEXPIRE', meta, ttl)
     end
     redis.call(PUBLISH, channel, US .. string.format('%d', offset) .. US .. epoch .. US .. data)
-    return {offset, epoch}
+    return {offset, epoch, trimmed}
 end
 
 local function history(keys, args)

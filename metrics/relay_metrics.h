@@ -202,6 +202,8 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "result", kHistoryReadResultNames)                                                           \
     X(history_reads_in_flight, Gauge, "wsrelay_history_reads_in_flight",                           \
       "History reads sent to the broker and not answered yet")                                     \
+    X(history_trimmed, Counter, "wsrelay_history_trimmed_total",                                   \
+      "Messages pushed out of channel histories by history_size, by this instance's publishes")    \
     L(recoveries, Counter, "wsrelay_recoveries_total",                                             \
       "Subscribes with since by outcome: every message after since delivered, or not", "result",   \
       kRecoveryResultNames)                                                                        \

@@ -449,6 +449,10 @@ void Worker::onBrokerProbe(double round_trip_s) {
     metrics_.probe_last_ok_us.set(wallClockMicros());
 }
 
+void Worker::onHistoryTrimmed(uint64_t messages) {
+    metrics_.history_trimmed.add(static_cast<int64_t>(messages));
+}
+
 void Worker::onChannelOpened(std::string_view channel) {
     metrics_.channels.add();
     broker_->subscribe(channel);

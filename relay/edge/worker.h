@@ -75,6 +75,7 @@ public:
     void onHistory(uint64_t token, HistoryAnswer&& answer) override;
     void onBrokerState(BrokerState state, bool gap) override;
     void onBrokerProbe(double round_trip_s) override;
+    void onHistoryTrimmed(uint64_t messages) override;
     // HubListener
     void onChannelOpened(std::string_view channel) override;
     void onChannelClosed(std::string_view channel) override;

@@ -108,8 +108,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const redisReply& reply = *static_cast<redisReply*>(parsed);
         uint64_t published = 0;
         std::string_view published_epoch;
-        if (parsePublishReply(reply, published, published_epoch)) {
-            check(published > 0 && isEpoch(published_epoch), "publish reply out of range", input);
+        uint64_t trimmed = 0;
+        if (parsePublishReply(reply, published, published_epoch, trimmed)) {
+            check(published > 0 && isEpoch(published_epoch) && trimmed < (uint64_t{1} << 53),
+                  "publish reply out of range", input);
         }
         StreamPosition top;
         std::vector<HistoryReplyEntry> entries;

@@ -108,6 +108,27 @@ class HistoryTest(RelayTestCase):
         self.assertEqual(1, metric(m, "wsrelay_recoveries_total", result="recovered"))
         self.assertEqual(1, metric(m, "wsrelay_recoveries_total", result="not_recovered"))
         self.assertEqual(0, metric(m, "wsrelay_history_reads_in_flight"))
+        self.assertEqual(0, metric(m, "wsrelay_history_trimmed_total"))  # 6 of 100
+
+    async def test_trimmed_messages_are_counted(self):
+        # In process: one per publish once the history holds history_size.
+        relay = await self.start_relay(config({"channels": [{"pattern": "room:*",
+                                                             "history_size": 3}]}))
+        for n in range(1, 6):
+            await self.publish(relay, "room:4", n)
+        self.assertEqual(2, metric(await relay.ametrics(), "wsrelay_history_trimmed_total"))
+
+        # Redis trims whole stream nodes (XTRIM MAXLEN ~): what it deleted and what it still
+        # holds are every message published.
+        redis = self.start_redis()
+        relay = await self.start_relay(redis_overrides(redis, config({"channels": [
+            {"pattern": "room:*", "history_size": 10}]})))
+        await self.readyz(relay, 200)
+        for n in range(1, 251):
+            await self.publish(relay, "room:5", n)
+        trimmed = metric(await relay.ametrics(), "wsrelay_history_trimmed_total")
+        self.assertGreater(trimmed, 0)
+        self.assertEqual(250, trimmed + await redis.acommand("XLEN", "wsrelay:{room:5}:s"))
 
     async def test_a_gap_is_recovered_without_a_notice(self):
         redis = self.start_redis()

@@ -43,20 +43,21 @@ class HistoryBackendsTest(RelayTestCase):
 
             client = redis.Redis(host="127.0.0.1", port=server.port)
             try:
-                offset, epoch = await asyncio.to_thread(
+                offset, epoch, trimmed = await asyncio.to_thread(
                     client.fcall, "wsrelay_publish", 1, "feed:backends", '{"from":"python"}',
                     size, ttl)
             finally:
                 client.close()
             self.assertEqual(start + 1, offset)
             self.assertEqual(ack["epoch"], epoch.decode())
+            self.assertEqual(0, trimmed)  # XTRIM MAXLEN ~ deletes whole stream nodes only
 
             done = await asyncio.to_thread(
                 subprocess.run, ["node", "publish.mjs", server.url, "feed:backends",
                                  '{"from":"node"}', size, ttl],
                 cwd=backend_dir, capture_output=True, text=True, timeout=60)
             self.assertEqual(0, done.returncode, done.stdout + done.stderr)
-            self.assertEqual([start + 2, ack["epoch"]], json.loads(done.stdout))
+            self.assertEqual([start + 2, ack["epoch"], 0], json.loads(done.stdout))
 
             # The relay's own publish continues the same sequence.
             await send_json(ws, {"op": "publish", "channel": "feed:backends",

@@ -11,6 +11,7 @@
 
 #include "adapters/memory_broker.h"
 #include "adapters/redis_broker.h"
+#include "adapters/redis_functions.h"
 #include "tests/redis/broker_endpoint.h"
 #include "tests/redis/broker_rig.h"
 #include "tests/redis/redis_cluster_processes.h"
@@ -36,6 +37,13 @@ RedisBrokerOptions fastOptions() {
     o.probe_interval_ms = 0;
     o.probe_timeout_ms = 2000;
     return o;
+}
+
+// XLEN of the history stream of `channel` (docs/scaling.md "History"; no hash tag in the name) on
+// the server `client` talks to; -1 if that failed.
+long long historyLength(testing::RedisClient client, const std::string& channel) {
+    testing::ReplyPtr r = client.command({"XLEN", "wsrelay:{" + channel + "}:s"});
+    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 }
 
 // The in-process broker: it cannot go down.
@@ -78,12 +86,17 @@ public:
     }
     // The channel of outage tests is on the server that goes down (there is only one).
     static constexpr int kFailingShard = 0;
+    static constexpr RedisMode kMode = RedisMode::Standalone;
     void fail() { server_.kill(); }
     bool restore(std::string& error) { return server_.start(error); }
     // A client of the server the outage tests' channels live on.
     testing::RedisClient failingClient() { return server_.client(); }
     // FUNCTION FLUSH on every master.
     void flushFunctions() { server_.client().command({"FUNCTION", "FLUSH"}); }
+    // XLEN of the history stream of `channel` (no hash tag in it); -1 if that failed.
+    long long streamLength(const std::string& channel, int) {
+        return historyLength(server_.client(), channel);
+    }
 
 private:
     RedisServer server_;
@@ -110,12 +123,17 @@ public:
     }
     // The seeds (masters 0 and 1) stay up; the master of the outage tests' channels fails.
     static constexpr int kFailingShard = 2;
+    static constexpr RedisMode kMode = RedisMode::Cluster;
     void fail() { cluster_.server(kFailingShard).kill(); }
     testing::RedisClient failingClient() { return cluster_.server(kFailingShard).client(); }
     void flushFunctions() {
         for (int i = 0; i < RedisClusterProcesses::kNodes; ++i) {
             cluster_.server(i).client().command({"FUNCTION", "FLUSH"});
         }
+    }
+    long long streamLength(const std::string& channel, int shard) {
+        return historyLength(cluster_.server(shard % RedisClusterProcesses::kNodes).client(),
+                             channel);
     }
     bool restore(std::string& error) {
         if (!cluster_.server(kFailingShard).start(error)) return false;  // same port, nodes.conf
@@ -375,6 +393,33 @@ TYPED_TEST(BrokerContractTest, HistoryKeepsTheLastHistorySizeMessages) {
     EXPECT_EQ(answer->entries.back().data, "250");
 }
 
+// What a publisher's history_size pushes out is reported to it: with what the history still holds,
+// every message published. The memory broker keeps exactly history_size; Redis trims whole stream
+// nodes (MAXLEN ~), so it may keep more than it hands out, and trims only once a node is full.
+TYPED_TEST(BrokerContractTest, TrimmedMessagesAreReportedToThePublisher) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    Endpoint& b = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    constexpr int kShard = 1;
+    const std::string ch = this->env_.channel("hist-trimmed:", kShard);
+    constexpr uint64_t kPublished = 250;
+    for (uint64_t i = 1; i <= kPublished; ++i) a.publish(ch, std::to_string(i), i, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == kPublished; }));
+    const HistoryAnswer* answer =
+        readAndWait(this->rig_, b, ch, HistoryRequest{0, kKeepTen, 0, 1000, false});
+    ASSERT_NE(answer, nullptr);
+    EXPECT_EQ(offsetsOf(*answer), range(kPublished - 9, kPublished));
+    EXPECT_EQ(b.trimmed, 0u) << "a read trims nothing";
+    if constexpr (std::is_same_v<TypeParam, MemoryEnvironment>) {
+        EXPECT_EQ(a.trimmed, kPublished - 10);
+    } else {
+        EXPECT_GT(a.trimmed, 0u);
+        const long long kept = this->env_.streamLength(ch, kShard);
+        ASSERT_GE(kept, 10);
+        EXPECT_EQ(a.trimmed + static_cast<uint64_t>(kept), kPublished);
+    }
+}
+
 TYPED_TEST(BrokerContractTest, AnExpiredHistoryStartsOverInANewEpoch) {
     Endpoint& a = this->rig_.add(this->env_.factory());
     ASSERT_TRUE(this->rig_.allUp());
@@ -564,6 +609,29 @@ TYPED_TEST(BrokerOutageTest, AFlushedFunctionLibraryIsLoadedAgain) {
     EXPECT_EQ(a.published_at[1].offset, 1u);
     EXPECT_TRUE(a.up());
     EXPECT_EQ(a.downs(), 0);
+}
+
+// During a rolling update a relay from before the trimmed count may load the library last: its
+// publish answers {offset, epoch}, which still gives positions and counts no trim (250 publishes
+// over a history of 10: this relay's own library would have reported some).
+TYPED_TEST(BrokerOutageTest, APublishReplyWithoutTheTrimmedCountStillGivesPositions) {
+    Endpoint& a = this->rig_.add(this->env_.factory());
+    ASSERT_TRUE(this->rig_.allUp());
+    const std::string ch = this->env_.channel("hist-older:", TypeParam::kFailingShard);
+    std::string older = redisFunctionLibrary(TypeParam::kMode);
+    const std::string reply = "return {offset, epoch, trimmed}";
+    const size_t at = older.find(reply);
+    ASSERT_NE(at, std::string::npos);
+    older.replace(at, reply.size(), "return {offset, epoch}");
+    testing::ReplyPtr loaded =
+        this->env_.failingClient().command({"FUNCTION", "LOAD", "REPLACE", older});
+    ASSERT_TRUE(loaded && loaded->type == REDIS_REPLY_STRING);
+    constexpr uint64_t kPublished = 250;
+    for (uint64_t i = 1; i <= kPublished; ++i) a.publish(ch, std::to_string(i), i, kKeepTen);
+    ASSERT_TRUE(this->rig_.pumpUntil([&] { return a.results.size() == kPublished; }));
+    EXPECT_EQ(a.published_at.back().offset, kPublished);
+    EXPECT_EQ(a.as<RedisBrokerCore>().malformedReplies(), 0u);
+    EXPECT_EQ(a.trimmed, 0u);
 }
 
 }  // namespace

@@ -81,6 +81,12 @@ public:
         EXPECT_GE(round_trip_s, 0.0);
         ++probes;
     }
+    void onHistoryTrimmed(uint64_t messages) override {
+        EXPECT_FALSE(destroyed_) << "trim reported after the broker was destroyed";
+        EXPECT_FALSE(in_publish) << "trim reported from inside publish()";
+        EXPECT_GT(messages, 0u);
+        trimmed += messages;
+    }
     void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
                          std::string_view epoch) override {
         EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
@@ -154,6 +160,7 @@ public:
     std::vector<StreamPosition> published_at;  // of each publish result, in order
     std::vector<std::pair<uint64_t, HistoryAnswer>> histories;  // onHistory, in order
     int probes = 0;
+    uint64_t trimmed = 0;  // the sum of onHistoryTrimmed
     bool in_publish = false;
     bool in_read = false;
     bool in_subscribe = false;

@@ -39,6 +39,7 @@ TEST(RedisFunctionLibraryTest, OnlyTheClusterLibraryUsesShardedPublish) {
     for (const std::string* library : {&standalone, &cluster}) {
         EXPECT_NE(library->find("redis.register_function('wsrelay_publish'"), std::string::npos);
         EXPECT_NE(library->find("redis.register_function('wsrelay_history'"), std::string::npos);
+        EXPECT_NE(library->find("return {offset, epoch, trimmed}"), std::string::npos);
     }
 }
 
@@ -48,25 +49,56 @@ TEST(RedisFunctionLibraryTest, MissingFunctionErrors) {
     EXPECT_FALSE(isMissingFunction("ERR wrong number of arguments"));
 }
 
-TEST(PublishReplyTest, ReadsOffsetAndEpoch) {
+TEST(PublishReplyTest, ReadsOffsetEpochAndTrimmed) {
+    ReplyPtr r = parse("*3\r\n:7\r\n$4\r\nab12\r\n:100\r\n");
+    uint64_t offset = 0;
+    std::string_view epoch;
+    uint64_t trimmed = 1;
+    ASSERT_TRUE(parsePublishReply(*r, offset, epoch, trimmed));
+    EXPECT_EQ(offset, 7u);
+    EXPECT_EQ(epoch, "ab12");
+    EXPECT_EQ(trimmed, 100u);
+}
+
+// A library loaded by an older relay, during a rolling update, answers without the count.
+TEST(PublishReplyTest, TwoElementsAreTrimmedNothing) {
     ReplyPtr r = parse("*2\r\n:7\r\n$4\r\nab12\r\n");
     uint64_t offset = 0;
     std::string_view epoch;
-    ASSERT_TRUE(parsePublishReply(*r, offset, epoch));
+    uint64_t trimmed = 5;
+    ASSERT_TRUE(parsePublishReply(*r, offset, epoch, trimmed));
     EXPECT_EQ(offset, 7u);
     EXPECT_EQ(epoch, "ab12");
+    EXPECT_EQ(trimmed, 0u);
+}
+
+// A newer library may answer more: what follows the count is ignored.
+TEST(PublishReplyTest, ElementsAfterTheThirdAreIgnored) {
+    ReplyPtr r = parse("*4\r\n:7\r\n$4\r\nab12\r\n:3\r\n$5\r\nlater\r\n");
+    uint64_t offset = 0;
+    std::string_view epoch;
+    uint64_t trimmed = 0;
+    ASSERT_TRUE(parsePublishReply(*r, offset, epoch, trimmed));
+    EXPECT_EQ(offset, 7u);
+    EXPECT_EQ(epoch, "ab12");
+    EXPECT_EQ(trimmed, 3u);
 }
 
 TEST(PublishReplyTest, RefusesOtherShapes) {
     for (std::string_view resp :
-         {"+OK\r\n", ":1\r\n", "*1\r\n:1\r\n", "*2\r\n:0\r\n$1\r\na\r\n",
+         {"+OK\r\n", ":1\r\n", "*0\r\n", "*1\r\n:1\r\n", "*2\r\n:0\r\n$1\r\na\r\n",
           "*2\r\n:-1\r\n$1\r\na\r\n", "*2\r\n$1\r\n1\r\n$1\r\na\r\n", "*2\r\n:1\r\n$0\r\n\r\n",
           "*2\r\n:1\r\n$3\r\na b\r\n", "*2\r\n:9007199254740992\r\n$1\r\na\r\n",
-          "*3\r\n:1\r\n$1\r\na\r\n:1\r\n"}) {
+          "*3\r\n:0\r\n$1\r\na\r\n:1\r\n", "*3\r\n:1\r\n$0\r\n\r\n:1\r\n",
+          // the count: a whole number of at most 2^53-1
+          "*3\r\n:1\r\n$1\r\na\r\n:-1\r\n", "*3\r\n:1\r\n$1\r\na\r\n$1\r\n1\r\n",
+          "*3\r\n:1\r\n$1\r\na\r\n:9007199254740992\r\n", "*3\r\n:1\r\n$1\r\na\r\n*0\r\n",
+          "*4\r\n:1\r\n$1\r\na\r\n$1\r\nx\r\n:1\r\n"}) {
         ReplyPtr r = parse(resp);
         uint64_t offset = 0;
         std::string_view epoch;
-        EXPECT_FALSE(parsePublishReply(*r, offset, epoch)) << resp;
+        uint64_t trimmed = 0;
+        EXPECT_FALSE(parsePublishReply(*r, offset, epoch, trimmed)) << resp;
     }
 }
 

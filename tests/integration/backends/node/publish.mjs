@@ -1,6 +1,6 @@
 // A backend publishing into a channel with history the way docs/scaling.md tells Node apps to:
 // node publish.mjs REDIS_URL CHANNEL DATA HISTORY_SIZE HISTORY_TTL_MS
-// Prints the function's answer ([offset, epoch]) as JSON.
+// Prints the function's answer ([offset, epoch, trimmed]) as JSON.
 import { createClient } from 'redis';
 
 const [url, channel, data, size, ttl] = process.argv.slice(2);
