@@ -638,7 +638,9 @@ void RedisBrokerCore::onReconnectTimer(struct ev_loop*, ev_timer* w, int) {
 
 void RedisBrokerCore::onSetupTimeout(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<RedisBrokerCore*>(w->data);
-    self->fail(self->timeoutReason());
+    // Connected and subscribed, only the first probe missing: say so, not "no connection".
+    const bool probing = self->live_ && self->pending_confirms_ == 0 && self->connectionsReady();
+    self->fail(probing ? self->lateProbeReason() : self->timeoutReason());
 }
 
 void RedisBrokerCore::onProbeTimer(struct ev_loop*, ev_timer* w, int) {
@@ -647,19 +649,24 @@ void RedisBrokerCore::onProbeTimer(struct ev_loop*, ev_timer* w, int) {
 
 void RedisBrokerCore::onProbeDeadline(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<RedisBrokerCore*>(w->data);
+    self->fail(self->lateProbeReason());
+}
+
+// Names the shard of the oldest probe not yet back.
+std::string RedisBrokerCore::lateProbeReason() const {
     std::string where;
     ev_tstamp oldest = 0;
     bool any = false;
-    for (size_t shard = 0; shard < self->probes_.size(); ++shard) {
-        const Probe& probe = self->probes_[shard];
+    for (size_t shard = 0; shard < probes_.size(); ++shard) {
+        const Probe& probe = probes_[shard];
         if (!probe.sent.empty() && (!any || probe.sent.front().second < oldest)) {
             oldest = probe.sent.front().second;
-            where = self->shardName(static_cast<uint16_t>(shard));
+            where = shardName(static_cast<uint16_t>(shard));
             any = true;
         }
     }
-    self->fail("delivery probe" + (where.empty() ? std::string() : " through " + where) +
-               " not received within " + std::to_string(self->options_.probe_timeout_ms) + " ms");
+    return "delivery probe" + (where.empty() ? std::string() : " through " + where) +
+           " not received within " + std::to_string(options_.probe_timeout_ms) + " ms";
 }
 
 }  // namespace wsrelay

@@ -248,6 +248,7 @@ private:
     void sendProbes();
     void sendProbeTo(uint16_t shard);
     bool firstProbesThrough();
+    std::string lateProbeReason() const;
     void probeReceived(Probe& probe, std::string_view payload);
     void armProbeDeadline();
     // A channel lost to a slot move; `was_live`: messages may have been missed.

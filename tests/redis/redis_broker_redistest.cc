@@ -405,6 +405,8 @@ TEST_F(RedisBrokerTest, HeldPublishesKeepTheBrokerDownUntilAProbeComesBack) {
     ASSERT_TRUE(pumpUntil([&] { return a.ups() == 2; }));
     // Several attempts fit in the pause (200 ms each plus backoff); none of them was Up.
     EXPECT_GE(std::chrono::steady_clock::now() - paused_at, std::chrono::milliseconds(1100));
+    // What the attempts failed on: their probe, not the connection.
+    EXPECT_THAT(a.as<RedisBroker>().lastError(), ::testing::HasSubstr("delivery probe"));
     EXPECT_THAT(a.states, ElementsAre(Pair(BrokerState::Up, false), Pair(BrokerState::Down, false),
                                       Pair(BrokerState::Up, true)));
 }
