@@ -204,29 +204,22 @@ int HttpApi::readHistory(lws* wsi, Request& request) {
     const ApiHistoryBody body = parseHistoryBody(
         parser_, request.body, static_cast<size_t>(ctx_.config.limits.max_channel_bytes));
     if (!body.ok()) return finish(wsi, request, 400, errorBody(body.error));
-    const HistoryPolicy policy = ctx_.channels.history(body.channel);
-    if (!policy.enabled()) return finish(wsi, request, 405, errorBody(protocol::kNoHistory));
-    const auto max_limit = static_cast<uint64_t>(ctx_.config.history.max_limit);
-    if (body.limit && *body.limit > max_limit) {
+    HistoryQuery query =
+        historyQuery(ctx_.channels.history(body.channel),
+                     static_cast<uint64_t>(ctx_.config.history.max_limit), body.limit, body.since);
+    if (query.refusal == HistoryQuery::Refusal::NoHistory) {
+        return finish(wsi, request, 405, errorBody(protocol::kNoHistory));
+    }
+    if (query.refusal == HistoryQuery::Refusal::LimitOverMax) {
         return finish(wsi, request, 413, errorBody(protocol::kLimitOverMax));
     }
     if (!ctx_.publisher.usable()) return finish(wsi, request, 503, errorBody("broker unavailable"));
-    HistoryRequest read;
-    read.policy = policy;
-    read.limit = static_cast<uint32_t>(body.limit.value_or(max_limit));
-    std::optional<std::string> since_epoch;
-    if (body.since) {
-        read.after = body.since->offset;
-        since_epoch.emplace(body.since->epoch);
-    } else {
-        read.newest = true;
-    }
     request.id = next_id_++;
     pending_[request.id] = {wsi, &request};
     const uint64_t id = request.id;
     ctx_.history->read(
-        body.channel, read,
-        [this, id, since_epoch = std::move(since_epoch)](uint64_t, HistoryAnswer&& answer) {
+        body.channel, query.request,
+        [this, id, since_epoch = std::move(query.since_epoch)](uint64_t, HistoryAnswer&& answer) {
             answerHistory(id, since_epoch, answer);
         },
         kTicketBit | id);

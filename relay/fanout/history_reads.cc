@@ -14,6 +14,29 @@ std::vector<protocol::HistoryItem> historyItems(const HistoryAnswer& answer,
     return items;
 }
 
+HistoryQuery historyQuery(const HistoryPolicy& policy, uint64_t max_limit,
+                          std::optional<uint64_t> limit,
+                          const std::optional<protocol::Position>& since) {
+    HistoryQuery q;
+    if (!policy.enabled()) {
+        q.refusal = HistoryQuery::Refusal::NoHistory;
+        return q;
+    }
+    if (limit && *limit > max_limit) {
+        q.refusal = HistoryQuery::Refusal::LimitOverMax;
+        return q;
+    }
+    q.request.policy = policy;
+    q.request.limit = static_cast<uint32_t>(limit.value_or(max_limit));
+    if (since) {
+        q.request.after = since->offset;
+        q.since_epoch.emplace(since->epoch);
+    } else {
+        q.request.newest = true;
+    }
+    return q;
+}
+
 HistoryReads::HistoryReads(metrics::WorkerMetrics& metrics, size_t max_in_flight)
     : metrics_(metrics), max_in_flight_(std::max<size_t>(1, max_in_flight)) {}
 

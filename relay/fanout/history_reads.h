@@ -23,6 +23,20 @@ namespace wsrelay {
 std::vector<protocol::HistoryItem> historyItems(const HistoryAnswer& answer,
                                                 const std::optional<std::string>& since_epoch);
 
+// The read a history command or POST /api/history asks for, with the checks that do not depend on
+// who asks: the channel keeps no history (405), or `limit` is over history.max_limit (413).
+// Without `limit`, max_limit; without `since`, the newest ones; with it, the oldest after it (to
+// page forward), and `since_epoch` for historyItems().
+struct HistoryQuery {
+    enum class Refusal { None, NoHistory, LimitOverMax };
+    Refusal refusal = Refusal::None;
+    HistoryRequest request;
+    std::optional<std::string> since_epoch;
+};
+HistoryQuery historyQuery(const HistoryPolicy& policy, uint64_t max_limit,
+                          std::optional<uint64_t> limit,
+                          const std::optional<protocol::Position>& since);
+
 // A worker's reads of channel histories (Broker::readHistory), whoever wants them: the hub (a
 // channel's recovery), a session ({"op":"history"}) or the HTTP API (/api/history). It gives each
 // read a token, hands it to the broker while fewer than `max_in_flight` are under way and keeps the

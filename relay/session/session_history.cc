@@ -19,13 +19,14 @@ void Session::readHistory(const protocol::Command& cmd) {
         sendError(cmd.id, ErrorCode::Forbidden, "not allowed to subscribe to this channel");
         return;
     }
-    const HistoryPolicy policy = ctx_.channels.history(cmd.channel);
-    if (!policy.enabled()) {
+    HistoryQuery query =
+        historyQuery(ctx_.channels.history(cmd.channel),
+                     static_cast<uint64_t>(ctx_.config.history.max_limit), cmd.limit, cmd.since);
+    if (query.refusal == HistoryQuery::Refusal::NoHistory) {
         sendError(cmd.id, ErrorCode::NoHistory, protocol::kNoHistory);
         return;
     }
-    const auto max_limit = static_cast<uint64_t>(ctx_.config.history.max_limit);
-    if (cmd.limit && *cmd.limit > max_limit) {
+    if (query.refusal == HistoryQuery::Refusal::LimitOverMax) {
         sendError(cmd.id, ErrorCode::LimitExceeded, protocol::kLimitOverMax);
         return;
     }
@@ -38,22 +39,11 @@ void Session::readHistory(const protocol::Command& cmd) {
         sendError(cmd.id, ErrorCode::BrokerUnavailable, "broker unavailable");
         return;
     }
-    HistoryRequest request;
-    request.policy = policy;
-    request.limit = static_cast<uint32_t>(cmd.limit.value_or(max_limit));
-    std::optional<std::string> since_epoch;
-    if (cmd.since) {
-        // The oldest `limit` after since, to page forward.
-        request.after = cmd.since->offset;
-        since_epoch.emplace(cmd.since->epoch);
-    } else {
-        request.newest = true;
-    }
     reading_history_ = true;
     ctx_.history->read(
-        cmd.channel, request,
+        cmd.channel, query.request,
         [&sessions = ctx_.sessions, session = id_, id = cmd.id, channel = std::string(cmd.channel),
-         since_epoch = std::move(since_epoch)](uint64_t, HistoryAnswer&& answer) {
+         since_epoch = std::move(query.since_epoch)](uint64_t, HistoryAnswer&& answer) {
             // Cancelled when the session closes, so it is still there.
             if (Session* s = sessions.find(session)) {
                 s->reading_history_ = false;
