@@ -117,6 +117,10 @@ public:
     // worker's own publishes (never by expiry). Reported with, or on the same loop turn as, the
     // publish results that caused it, never from inside publish().
     virtual void onHistoryTrimmed(uint64_t messages) { (void)messages; }
+
+    // An attempt to reach the broker failed while it was not up (before it was ever up, or while
+    // reconnecting), for `reason`. A broker that was up reports the loss as Down instead.
+    virtual void onBrokerAttemptFailed(std::string_view reason) { (void)reason; }
 };
 
 // The pub/sub engine, one instance per worker, used only on that worker's loop thread.

@@ -560,7 +560,11 @@ void RedisBrokerCore::fail(std::string reason) {
     }
     const bool was_up = up_;
     up_ = false;
-    if (was_up) handler_.onBrokerState(BrokerState::Down, false);
+    if (was_up) {
+        handler_.onBrokerState(BrokerState::Down, false);
+    } else {
+        handler_.onBrokerAttemptFailed(last_error_);
+    }
     for (const Awaited& a : lost) unavailable(a);
 }
 

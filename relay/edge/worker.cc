@@ -436,12 +436,22 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
     broker_up_ = up;
     shared_.brokers_down.fetch_add(up ? -1 : 1);
     if (up) {
+        attempt_error_.clear();
         WSR_LOG(Info, "broker up");
     } else {
         WSR_LOG(Warn, "broker down (%s): publishes fail and /readyz answers 503 until it is back",
                 broker_ && !broker_->lastError().empty() ? broker_->lastError().c_str()
                                                          : "not connected yet");
     }
+}
+
+// Logged when the reason changes, so a relay that cannot reach its broker says why (a refusal, a
+// wrong password, a timeout) once, not once per retry.
+void Worker::onBrokerAttemptFailed(std::string_view reason) {
+    if (reason == attempt_error_) return;
+    attempt_error_.assign(reason);
+    WSR_LOG(Warn, "broker not reached (%s): publishes fail and /readyz answers 503; retrying",
+            attempt_error_.c_str());
 }
 
 void Worker::onBrokerProbe(double round_trip_s) {

@@ -76,6 +76,7 @@ public:
     void onBrokerState(BrokerState state, bool gap) override;
     void onBrokerProbe(double round_trip_s) override;
     void onHistoryTrimmed(uint64_t messages) override;
+    void onBrokerAttemptFailed(std::string_view reason) override;
     // HubListener
     void onChannelOpened(std::string_view channel) override;
     void onChannelClosed(std::string_view channel) override;
@@ -123,6 +124,7 @@ private:
     std::unique_ptr<UpgradeGate> gate_;
     bool broker_up_ = true;
     bool reached_broker_ = false;  // the broker was up at least once (Up after that = reconnect)
+    std::string attempt_error_;    // the last failed attempt's reason that was logged
 
     ev_async control_{};
     ev_prepare prepare_{};

@@ -87,6 +87,10 @@ public:
         EXPECT_GT(messages, 0u);
         trimmed += messages;
     }
+    void onBrokerAttemptFailed(std::string_view reason) override {
+        EXPECT_FALSE(destroyed_) << "failed attempt reported after the broker was destroyed";
+        attempt_failures.emplace_back(reason);
+    }
     void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset,
                          std::string_view epoch) override {
         EXPECT_FALSE(destroyed_) << "publish result after the broker was destroyed";
@@ -155,6 +159,7 @@ public:
     std::vector<std::string> subscribed;  // onSubscribed, in order
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
+    std::vector<std::string> attempt_failures;  // onBrokerAttemptFailed, in order
     std::vector<int64_t> stamps;               // entered_us of each message, in order
     std::vector<StreamPosition> positions;     // offset and epoch of each message, in order
     std::vector<StreamPosition> published_at;  // of each publish result, in order

@@ -455,6 +455,12 @@ TEST(RedisBrokerAuthTest, AuthenticatesAndSelectsTheDatabaseOnBothConnections) {
     ASSERT_TRUE(rig.pumpUntil([&] { return !wrong.as<RedisBroker>().lastError().empty(); }));
     EXPECT_THAT(wrong.as<RedisBroker>().lastError(), ::testing::HasSubstr("AUTH"));
     EXPECT_FALSE(wrong.up());
+    // Never up, so never Down: the handler hears of each failed attempt and why (the worker logs
+    // it), not silence until the first success.
+    EXPECT_THAT(wrong.states, IsEmpty());
+    ASSERT_THAT(wrong.attempt_failures, ::testing::Not(IsEmpty()));
+    EXPECT_THAT(wrong.attempt_failures.front(), ::testing::HasSubstr("AUTH"));
+    EXPECT_THAT(by_password.attempt_failures, IsEmpty());
 }
 
 TEST_F(RedisBrokerTest, DestroyedWithWorkInFlightCallsNothing) {
