@@ -160,9 +160,9 @@ public:
     std::vector<std::pair<uint64_t, PublishStatus>> results;
     std::vector<std::pair<BrokerState, bool>> states;
     std::vector<std::string> attempt_failures;  // onBrokerAttemptFailed, in order
-    std::vector<int64_t> stamps;               // entered_us of each message, in order
-    std::vector<StreamPosition> positions;     // offset and epoch of each message, in order
-    std::vector<StreamPosition> published_at;  // of each publish result, in order
+    std::vector<int64_t> stamps;                // entered_us of each message, in order
+    std::vector<StreamPosition> positions;      // offset and epoch of each message, in order
+    std::vector<StreamPosition> published_at;   // of each publish result, in order
     std::vector<std::pair<uint64_t, HistoryAnswer>> histories;  // onHistory, in order
     int probes = 0;
     uint64_t trimmed = 0;  // the sum of onHistoryTrimmed
