@@ -48,8 +48,7 @@ Pair makePair(long serial) {
         BIO_free(bio);
         return out;
     };
-    Pair pair{pem([&](BIO* b) { PEM_write_bio_X509(b, cert); }),
-              pem([&](BIO* b) {
+    Pair pair{pem([&](BIO* b) { PEM_write_bio_X509(b, cert); }), pem([&](BIO* b) {
                   PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
               })};
     X509_free(cert);
