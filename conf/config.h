@@ -18,6 +18,7 @@ namespace wsrelay {
 enum class SlowConsumerPolicy { Close, DropOldest };
 enum class BrokerType { Memory, Redis };
 enum class LogLevel { Debug, Info, Warn, Error };
+enum class TlsVersion { V1_2, V1_3 };
 
 // Plain values with their defaults; no yaml types leak past conf/.
 struct Config {
@@ -26,6 +27,16 @@ struct Config {
         int port = 8080;
         bool operator==(const Listen&) const = default;
     } listen;
+
+    // Set cert_file and key_file: listen.port speaks TLS (wss:// and https://), docs/config.md.
+    struct Tls {
+        std::string cert_file;  // PEM: the certificate, then any intermediates
+        std::string key_file;   // PEM: its private key
+        TlsVersion min_version = TlsVersion::V1_2;
+        std::string ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20";  // TLS 1.2; 1.3 keeps OpenSSL's
+        int reload_interval_ms = 10000;                       // 0 = never reloaded
+        bool operator==(const Tls&) const = default;
+    } tls;
 
     int workers = 0;  // 0 = one per core
 

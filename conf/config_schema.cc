@@ -17,6 +17,7 @@
 
 #include "adapters/jwks_file_url.h"
 #include "adapters/redis_url.h"
+#include "relay/tls/credentials.h"
 
 namespace wsrelay {
 namespace {
@@ -31,6 +32,10 @@ constexpr EnumNames<SlowConsumerPolicy, 2> kSlowConsumerNames = {{
 constexpr EnumNames<BrokerType, 2> kBrokerNames = {{
     {"memory", BrokerType::Memory},
     {"redis", BrokerType::Redis},
+}};
+constexpr EnumNames<TlsVersion, 2> kTlsVersionNames = {{
+    {"1.2", TlsVersion::V1_2},
+    {"1.3", TlsVersion::V1_3},
 }};
 constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{
     {"debug", LogLevel::Debug},
@@ -399,6 +404,11 @@ std::string checkRoute(std::string_view route) {
     return checkChannelPattern(route.substr(0, eq));
 }
 
+std::string checkCiphers(std::string_view ciphers) {
+    if (ciphers.empty()) return "must not be empty";
+    return tls::checkCipherList(ciphers);
+}
+
 // The parser the Cluster and Sentinel clients connect with (adapters/redis_url.h).
 std::string checkHostPort(std::string_view text) {
     ClusterNode node;
@@ -418,6 +428,28 @@ std::vector<ConfigKey> buildTable() {
     keys.push_back(numberKey(
         "listen.port", 1, 65535, "TCP port for WebSocket upgrades and the HTTP endpoints.",
         [](auto& c) -> auto& { return c.listen.port; }));
+    keys.push_back(stringKey(
+        "tls.cert_file", nullptr, "a file path",
+        "PEM certificate (then intermediates) for wss:// and https:// on listen.port; with "
+        "tls.key_file. Empty = plain ws://. Reloaded when it changes.",
+        [](auto& c) -> auto& { return c.tls.cert_file; }));
+    keys.push_back(stringKey(
+        "tls.key_file", nullptr, "a file path",
+        "PEM private key of tls.cert_file (unencrypted). Reloaded when it changes.",
+        [](auto& c) -> auto& { return c.tls.key_file; }));
+    keys.push_back(enumKey(
+        "tls.min_version", kTlsVersionNames, "Lowest TLS version accepted from clients.",
+        [](auto& c) -> auto& { return c.tls.min_version; }));
+    keys.push_back(stringKey(
+        "tls.ciphers", checkCiphers, "an OpenSSL cipher list",
+        "Cipher list for TLS 1.2, in the server's order of preference; TLS 1.3 keeps OpenSSL's "
+        "suites.",
+        [](auto& c) -> auto& { return c.tls.ciphers; }));
+    keys.push_back(numberKey(
+        "tls.reload_interval_ms", 100, 3600000,
+        "How often the certificate and key files are checked for a change (symlinks followed); "
+        "0 = never reloaded.",
+        [](auto& c) -> auto& { return c.tls.reload_interval_ms; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
         "workers", 0, 64,
         "Worker threads, each with its own event loop and listening socket; 0 = one per usable "
@@ -870,6 +902,22 @@ std::string checkClusterDatabase(const Config& c) {
            ", but with broker.redis.cluster a Redis Cluster has only database 0";
 }
 
+std::string checkTlsPair(const Config& c) {
+    const bool cert = !c.tls.cert_file.empty();
+    const bool key = !c.tls.key_file.empty();
+    if (cert == key) return "";
+    return cert ? "tls.cert_file is set without tls.key_file"
+                : "tls.key_file is set without tls.cert_file";
+}
+
+// The files are read here, with the code that loads them at startup and at each reload.
+std::string checkTlsFiles(const Config& c) {
+    if (c.tls.cert_file.empty() || c.tls.key_file.empty()) return "";
+    std::string error;
+    if (!tls::loadCredentials(c.tls.cert_file, c.tls.key_file, error)) return error;
+    return "";
+}
+
 // Whether a PEM file holds a usable key is known only once it is read, at startup.
 std::string checkAuthKey(const Config& c) {
     const Config::Auth& auth = c.auth;
@@ -901,6 +949,12 @@ const std::vector<ConfigRule>& rules() {
         {{"auth.enabled", "auth.jwt.secret", "auth.jwt.public_key_file", "auth.jwt.jwks_url"},
          "auth.enabled => one of auth.jwt.secret, auth.jwt.public_key_file, auth.jwt.jwks_url set",
          checkAuthKey},
+        {{"tls.cert_file", "tls.key_file"},
+         "tls.cert_file and tls.key_file are both set or both empty",
+         checkTlsPair},
+        {{"tls.cert_file", "tls.key_file"},
+         "tls.cert_file set => both files are readable PEM and the key is the certificate's",
+         checkTlsFiles},
         {{"channels", "limits.max_channel_bytes"},
          "each channels pattern without its * is at most limits.max_channel_bytes long",
          nullptr,

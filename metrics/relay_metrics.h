@@ -133,6 +133,12 @@ enum class RecoverySource : uint8_t { Cache, Read, kCount };
 inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
 inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
 
+// TLS handshakes with clients (tls.cert_file): done, refused by TLS (an alert: a version below
+// tls.min_version, no common cipher, not TLS at all), or the connection gone before the end.
+enum class TlsHandshakeResult : uint8_t { Ok, Error, Closed, kCount };
+inline constexpr EnumArray<TlsHandshakeResult, const char*> kTlsHandshakeResultNames = {
+    "ok", "error", "closed"};
+
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
 // The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
@@ -211,7 +217,17 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
     L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
       "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
-      kRecoveryResultNames)
+      kRecoveryResultNames)                                                                        \
+    X(tls_connections, Gauge, "wsrelay_tls_connections",                                           \
+      "Client connections over TLS, from accept to close (handshakes under way included)")         \
+    L(tls_handshakes, Counter, "wsrelay_tls_handshakes_total",                                     \
+      "TLS handshakes with clients by result", "result", kTlsHandshakeResultNames)                 \
+    L(tls_cert_reloads, Counter, "wsrelay_tls_cert_reloads_total",                                 \
+      "Reloads of tls.cert_file and tls.key_file after they changed, by result (error: the "       \
+      "previous certificate is still served)",                                                     \
+      "result", kFetchResultNames)                                                                 \
+    X(tls_cert_expiry, Gauge, "wsrelay_tls_cert_expiry_timestamp_seconds",                         \
+      "Unix time at which the served certificate expires; 0 without TLS")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

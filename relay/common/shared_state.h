@@ -11,6 +11,9 @@
 namespace wsrelay {
 
 class ChannelRules;
+namespace tls {
+class CertStore;
+}
 
 // What the server shares with every worker. Read-mostly: the atomics change on connect, drain and
 // broker state changes, never per message.
@@ -34,6 +37,8 @@ struct SharedState {
     // auth.enabled: the keys tokens are checked against (set before the workers start).
     const jwt::KeySource* keys = nullptr;
     std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded
+    // tls.cert_file set: the server context every worker's TLS front makes connections from.
+    tls::CertStore* certs = nullptr;
 
     // The answer /readyz gives: empty when ready, else the reason.
     std::string notReadyReason() const {

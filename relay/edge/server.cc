@@ -14,6 +14,7 @@
 #include "relay/common/log.h"
 #include "relay/edge/cpu_budget.h"
 #include "relay/edge/worker.h"
+#include "relay/tls/cert_store.h"
 
 namespace wsrelay {
 namespace {
@@ -99,7 +100,11 @@ int Server::connectionLimit(const Config& config, int workers) {
     const rlim_t reserve = kReservedFds + static_cast<rlim_t>(workers) *
                                               (kReservedFdsPerWorker +
                                                static_cast<rlim_t>(config.hook.max_connections));
-    auto usable = [reserve](rlim_t fds) { return fds > reserve * 2 ? fds - reserve : fds / 2; };
+    // A TLS connection holds the client's socket and both ends of its socketpair.
+    const rlim_t per_connection = config.tls.cert_file.empty() ? 1 : 3;
+    auto usable = [reserve, per_connection](rlim_t fds) {
+        return (fds > reserve * 2 ? fds - reserve : fds / 2) / per_connection;
+    };
     const rlim_t hard = rl.rlim_max;
     const rlim_t wanted = config.limits.max_connections > 0
                               ? static_cast<rlim_t>(config.limits.max_connections)
@@ -107,7 +112,7 @@ int Server::connectionLimit(const Config& config, int workers) {
     rlim_t limit = std::min(wanted, usable(hard));
     // A quarter more than the limit: connections over it are accepted before they are refused
     // with 1013, and an instance at its cap stays below the 90 % descriptor alert.
-    const rlim_t soft = std::min(hard, limit + limit / 4 + reserve);
+    const rlim_t soft = std::min(hard, (limit + limit / 4) * per_connection + reserve);
     if (soft != rl.rlim_cur) {
         rlimit want = rl;
         want.rlim_cur = soft;
@@ -131,6 +136,7 @@ Server::Server(Config config)
     }
     shared_ = std::make_unique<SharedState>(config_, channels_, registry_, *brokers_,
                                             workers_count_, limit);
+    if (!config_.tls.cert_file.empty()) setUpTls();
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {
         return metrics::ReadyState{shared->notReadyReason().empty(), shared->draining.load(),
@@ -142,6 +148,23 @@ Server::Server(Config config)
         WSR_LOG(Warn, "AUTHENTICATION IS OFF (auth.enabled: false): any client may connect, "
                       "subscribe to and publish on any channel. See docs/auth.md.");
     }
+}
+
+// The files were checked by conf/ (a rule); they are read again here, and may have changed since.
+void Server::setUpTls() {
+    const Config::Tls& t = config_.tls;
+    tls::CertStore::Options options;
+    options.cert_file = t.cert_file;
+    options.key_file = t.key_file;
+    options.context.min_version =
+        t.min_version == TlsVersion::V1_3 ? tls::MinVersion::Tls1_3 : tls::MinVersion::Tls1_2;
+    options.context.ciphers = t.ciphers;
+    options.reload_interval = std::chrono::milliseconds(t.reload_interval_ms);
+    certs_ = std::make_unique<tls::CertStore>(std::move(options), registry_.control());
+    shared_->certs = certs_.get();
+    WSR_LOG(Info, "tls: listen.port speaks TLS %s+ (wss://, https://)%s",
+            t.min_version == TlsVersion::V1_3 ? "1.3" : "1.2",
+            t.reload_interval_ms > 0 ? "; certificate files checked for changes" : "");
 }
 
 // That auth.enabled has a key is a rule of conf/; what remains here is what only reading the key
@@ -257,9 +280,9 @@ int Server::run() {
         return 1;
     }
     // Tests and operators wait for this exact line.
-    WSR_LOG(Info, "wsrelay ready: listening on %s:%d workers=%d max_connections=%d",
+    WSR_LOG(Info, "wsrelay ready: listening on %s:%d workers=%d max_connections=%d%s",
             config_.listen.host.c_str(), config_.listen.port, workers_count_,
-            shared_->max_connections);
+            shared_->max_connections, certs_ ? " tls=on" : "");
 
     waitForSignals();
     for (auto& t : threads_) t.join();

@@ -15,6 +15,9 @@
 namespace wsrelay {
 
 class Worker;
+namespace tls {
+class CertStore;
+}
 
 // The process: N workers on N threads, the broker factory they share, the metrics registry, and
 // the signal-driven drain. The main thread only starts workers and waits for signals.
@@ -31,6 +34,7 @@ public:
 
     static int workerCount(const Config& config);
     // Sets the soft open-file limit to what the connection limit needs and returns that limit.
+    // A TLS connection takes three descriptors (the client's socket and a socketpair).
     static int connectionLimit(const Config& config, int workers);
 
 private:
@@ -39,12 +43,15 @@ private:
     void stopAll();
     // auth.enabled: loads the static keys and the JWKS; throws on a configuration error.
     void setUpAuth();
+    // tls.cert_file set: loads the certificate; throws on an error.
+    void setUpTls();
 
     Config config_;
     ChannelRules channels_;  // config_.channels, for every worker
     int workers_count_;
     metrics::Registry registry_;
     std::unique_ptr<BrokerFactory> brokers_;
+    std::unique_ptr<tls::CertStore> certs_;  // tls.cert_file set
     std::unique_ptr<SharedState> shared_;
     jwt::KeySource keys_;
     std::unique_ptr<jwt::JwksFetcher> jwks_;

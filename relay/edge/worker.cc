@@ -21,6 +21,7 @@
 #include "relay/edge/listener.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
+#include "relay/tls/tls_front.h"
 
 namespace wsrelay {
 namespace {
@@ -159,6 +160,11 @@ bool Worker::setUp(std::string& error) {
         ctx_.authenticator = auth_.get();
     }
     gate_ = std::make_unique<UpgradeGate>(ctx_);
+    if (shared_.certs != nullptr) {
+        tls_ = std::make_unique<tls::TlsFront>(
+            loop, *shared_.certs, metrics_, cfg.limits.socket_send_buffer_bytes,
+            [this](int fd, const sockaddr_storage& peer) { gate_->accept(fd, peer); });
+    }
 
     broker_ = shared_.brokers.create(index_, loop, *this);
     if (!broker_) {
@@ -261,6 +267,8 @@ void Worker::stopLoop() {
     // lws first: closing the connections unsubscribes their channels through the broker.
     if (context_ != nullptr) lws_context_destroy(context_);
     context_ = nullptr;
+    // After lws: what it wrote last (close frames) is still in the pairs.
+    if (tls_) tls_->shutDown();
     ev_async_stop(loop_.loop, &control_);
     if (hook_bridge_ && !hook_bridge_->idle()) {
         // Closing the connections queued their disconnect events behind what they had queued for
@@ -291,6 +299,7 @@ void Worker::finishStop() {
     ctx_.hook = nullptr;
     hook_bridge_.reset();
     hook_.reset();
+    tls_.reset();
     gate_.reset();
     if (broker_) broker_->flush();
     publisher_.setBroker(nullptr);
@@ -365,7 +374,11 @@ void Worker::onListenerReadable() {
             }
             return;
         }
-        gate_->accept(fd, peer);
+        if (tls_) {
+            tls_->accept(fd, peer);
+        } else {
+            gate_->accept(fd, peer);
+        }
     }
 }
 

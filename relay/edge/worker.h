@@ -32,6 +32,9 @@ class UpgradeGate;
 namespace edge {
 struct WebSocket;
 }
+namespace tls {
+class TlsFront;
+}
 
 // One core's share of the relay: a thread with its own libev loop carrying its lws context, its
 // SO_REUSEPORT listener, its sessions, its channel index and its broker connection. Nothing on the
@@ -122,6 +125,8 @@ private:
     static void onHookFlush(struct ev_loop* loop, ev_timer* w, int revents);
     void finishStop();
     std::unique_ptr<UpgradeGate> gate_;
+    // tls.cert_file set: every accepted socket goes through it, its plaintext end to the gate.
+    std::unique_ptr<tls::TlsFront> tls_;
     bool broker_up_ = true;
     bool reached_broker_ = false;  // the broker was up at least once (Up after that = reconnect)
     std::string attempt_error_;    // the last failed attempt's reason that was logged

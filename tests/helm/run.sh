@@ -268,9 +268,15 @@ dashboards_unchanged() {
 
 # relay_check_config EXTRACTED CONFIG: `wsrelay --check-config CONFIG` in a clean environment
 # holding only the pod's WSRELAY_* variables (EXTRACTED/relay.env, from validate.mjs extract).
+# A config with TLS names the files of the pod's Secret volume, which this machine lacks: the
+# check reads the throwaway test PKI in their place (the environment wins over the file).
 relay_check_config() {
     local pod_env=()
     [[ -e "$1/relay.env" ]] && mapfile -t pod_env <"$1/relay.env"
+    if grep -Eq '^ +cert_file: +[^" ]' "$2"; then
+        [[ -e "$WORK/pki/server.crt" ]] || bash "$REPO/tests/tls/make_certs.sh" "$WORK/pki" >/dev/null
+        pod_env+=("WSRELAY_TLS_CERT_FILE=$WORK/pki/server.crt" "WSRELAY_TLS_KEY_FILE=$WORK/pki/server.key")
+    fi
     env -i PATH="$PATH" "${pod_env[@]}" timeout 30 "$WSRELAY_BIN" --check-config "$2"
 }
 

@@ -79,14 +79,14 @@ class Chromium:
     """Headless Chromium showing one URL, in a session of its own so that its helper processes
     are ended with it (by its process group id)."""
 
-    def __init__(self, url):
+    def __init__(self, url, extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="wsrelay-chromium-")
         self.log_path = os.path.join(self.dir, "chromium.log")
         args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
                 "--disable-dev-shm-usage", f"--user-data-dir={self.dir}/profile",
                 "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                 "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--mute-audio", url]
+                "--disable-sync", "--mute-audio", *extra_args, url]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

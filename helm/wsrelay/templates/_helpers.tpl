@@ -119,6 +119,13 @@ in-chart Redis, the mounted JWT key files, the hook).
 {{- if .Values.hook.url -}}
 {{- $_ := set $cfg "hook" (deepCopy .Values.hook) -}}
 {{- end -}}
+{{- if .Values.tls.existingSecret -}}
+{{- $tls := default dict $cfg.tls -}}
+{{- $dir := trimSuffix "/" .Values.tls.mountPath -}}
+{{- $_ := set $tls "cert_file" (printf "%s/%s" $dir .Values.tls.certFile) -}}
+{{- $_ := set $tls "key_file" (printf "%s/%s" $dir .Values.tls.keyFile) -}}
+{{- $_ := set $cfg "tls" $tls -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -146,6 +153,13 @@ for the last hook events and disconnects (hook.timeout_ms + 1 s, docs/hook.md).
 {{- fail (printf "lifecycle.terminationGracePeriodSeconds %d is shorter than the relay may take to stop (preStop sleep + drain.window_ms + 5 s, + hook.timeout_ms + 1 s with the hook) = %d" (int64 $explicit) (int64 $minimum)) -}}
 {{- else -}}
 {{- int64 $explicit -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the relay's port speaks TLS (probes and scrapes use HTTPS), else "". */}}
+{{- define "wsrelay.tlsOn" -}}
+{{- if or .Values.tls.existingSecret (dig "tls" "cert_file" "" (default dict .Values.config)) -}}
+true
 {{- end -}}
 {{- end -}}
 
@@ -203,6 +217,10 @@ configMap:
 {{- fail (printf "jwtKeys: %s is not one of jwtKeys.files" $file) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- $t := .Values.tls.mountPath -}}
+{{- if and .Values.tls.existingSecret (or (eq (trimSuffix "/" $t) "/etc/wsrelay/config") (hasPrefix "/etc/wsrelay/config/" $t) (eq (trimSuffix "/" $t) (trimSuffix "/" $k.mountPath))) -}}
+{{- fail "tls.mountPath must be a directory of its own: not /etc/wsrelay/config (the config file) nor jwtKeys.mountPath" -}}
 {{- end -}}
 {{- if or (eq (trimSuffix "/" $k.mountPath) "/etc/wsrelay/config") (hasPrefix "/etc/wsrelay/config/" $k.mountPath) -}}
 {{- fail "jwtKeys.mountPath must not be inside /etc/wsrelay/config, where the config file is mounted" -}}
@@ -296,6 +314,9 @@ port's name: http standalone, wsrelay in an app's pod).
     httpGet:
       path: {{ .startup.path }}
       port: {{ $.portName }}
+      {{- if include "wsrelay.tlsOn" $ }}
+      scheme: HTTPS
+      {{- end }}
     periodSeconds: {{ .startup.periodSeconds }}
     timeoutSeconds: {{ .startup.timeoutSeconds }}
     failureThreshold: {{ .startup.failureThreshold }}
@@ -303,6 +324,9 @@ port's name: http standalone, wsrelay in an app's pod).
     httpGet:
       path: {{ .liveness.path }}
       port: {{ $.portName }}
+      {{- if include "wsrelay.tlsOn" $ }}
+      scheme: HTTPS
+      {{- end }}
     initialDelaySeconds: {{ .liveness.initialDelaySeconds }}
     periodSeconds: {{ .liveness.periodSeconds }}
     timeoutSeconds: {{ .liveness.timeoutSeconds }}
@@ -311,6 +335,9 @@ port's name: http standalone, wsrelay in an app's pod).
     httpGet:
       path: {{ .readiness.path }}
       port: {{ $.portName }}
+      {{- if include "wsrelay.tlsOn" $ }}
+      scheme: HTTPS
+      {{- end }}
     initialDelaySeconds: {{ .readiness.initialDelaySeconds }}
     periodSeconds: {{ .readiness.periodSeconds }}
     timeoutSeconds: {{ .readiness.timeoutSeconds }}
@@ -345,6 +372,11 @@ port's name: http standalone, wsrelay in an app's pod).
       mountPath: {{ .Values.jwtKeys.mountPath }}
       readOnly: true
     {{- end }}
+    {{- if .Values.tls.existingSecret }}
+    - name: wsrelay-tls
+      mountPath: {{ .Values.tls.mountPath }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{/* The relay's volumes, as list items. */}}
@@ -362,5 +394,11 @@ port's name: http standalone, wsrelay in an app's pod).
 {{- with include "wsrelay.jwtKeysVolumeSource" . }}
 - name: wsrelay-jwt-keys
   {{- . | nindent 2 }}
+{{- end }}
+{{- if .Values.tls.existingSecret }}
+{{- /* A whole-Secret volume, no subPath: the kubelet updates it in place (subPath mounts never change). */}}
+- name: wsrelay-tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
 {{- end }}
 {{- end -}}
