@@ -133,6 +133,14 @@ enum class RecoverySource : uint8_t { Cache, Read, kCount };
 inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
 inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
 
+// The per-address limits (docs/security.md "Per-address limits"), and what each did: refused,
+// or only counted under limits.per_ip_dry_run.
+enum class IpLimit : uint8_t { HandshakeRate, Connections, ApiKey, kCount };
+inline constexpr EnumArray<IpLimit, const char*> kIpLimitNames = {"handshake_rate", "connections",
+                                                                  "api_key"};
+enum class IpLimitResult : uint8_t { Refused, DryRun, kCount };
+inline constexpr EnumArray<IpLimitResult, const char*> kIpLimitResultNames = {"refused", "dry_run"};
+
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
 // The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
@@ -211,7 +219,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
     L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
       "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
-      kRecoveryResultNames)
+      kRecoveryResultNames)                                                                        \
+    X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
+      "Client addresses holding at least one open connection (limits.connections_per_ip)")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -275,6 +285,7 @@ struct alignas(64) WorkerMetrics {
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
     EnumArray<HookEvent, EnumArray<HookResult, Slot>> hook_requests;
     EnumArray<HookEvent, Histogram> hook_duration;
+    EnumArray<IpLimit, EnumArray<IpLimitResult, Slot>> ip_limited;
     Histogram broker_publish_duration;
     Histogram broker_probe_duration;
     Histogram delivery_latency;

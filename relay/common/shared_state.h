@@ -7,6 +7,7 @@
 #include "adapters/jwt_verifier.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
+#include "relay/common/address_counts.h"
 
 namespace wsrelay {
 
@@ -34,6 +35,9 @@ struct SharedState {
     // auth.enabled: the keys tokens are checked against (set before the workers start).
     const jwt::KeySource* keys = nullptr;
     std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded
+    // limits.connections_per_ip: every worker's open connections by client address (connect and
+    // close only).
+    AddressCounts connections_per_address;
 
     // The answer /readyz gives: empty when ready, else the reason.
     std::string notReadyReason() const {
