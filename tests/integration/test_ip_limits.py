@@ -101,7 +101,8 @@ def limited(series, limit, result="refused"):
 
 class IpLimitsTestCase(RelayTestCase):
     def base(self, **extra):
-        config = {"limits.per_ip_exempt": ["127.0.0.1"],
+        # One worker unless a test says otherwise: the handshake rate is split between workers.
+        config = {"workers": 1, "limits.per_ip_exempt": ["127.0.0.1"],
                   "limits.handshakes_per_ip_per_second": 0,
                   "limits.connections_per_ip": 0}
         config.update({k.replace("__", "."): v for k, v in extra.items()})

@@ -61,7 +61,7 @@ TEST(ClientAddressTest, CidrsMatchTheirNetworkOnly) {
     EXPECT_FALSE(CidrList({"0.0.0.0/0"}).contains(addr("2001:db8::1")));
     EXPECT_TRUE(CidrList({"0.0.0.0/0"}).contains(addr("203.0.113.9")));
     EXPECT_TRUE(CidrList({"::/0"}).contains(addr("203.0.113.9")));
-    EXPECT_TRUE(CidrList({}).empty());
+    EXPECT_TRUE(CidrList(std::vector<std::string>{}).empty());
 }
 
 TEST(ClientAddressTest, MalformedCidrsAreRefusedWithAReason) {
