@@ -42,9 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (parseCidr(input, cidr)) {
         check(cidrContains(cidr, cidr.prefix), "a network without its own prefix", input);
     }
-    const std::string head = "GET /ws HTTP/1.1\r\nHost: relay\r\nX-Forwarded-For: " +
-                             std::string(input) + "\r\nForwarded: " + std::string(input) +
-                             "\r\n\r\n";
+    const std::string head =
+        "GET /ws HTTP/1.1\r\nHost: relay\r\nX-Forwarded-For: " + std::string(input) +
+        "\r\nForwarded: " + std::string(input) + "\r\n\r\n";
     RequestHead request;
     if (!parseRequestHead(head, request)) return 0;
     const CidrList trusted({"10.0.0.0/8", "2001:db8::/32", "127.0.0.1"});
