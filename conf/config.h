@@ -19,6 +19,8 @@ enum class SlowConsumerPolicy { Close, DropOldest };
 enum class BrokerType { Memory, Redis };
 enum class LogLevel { Debug, Info, Warn, Error };
 enum class TlsVersion { V1_2, V1_3 };
+// Where a trusted proxy writes the client's address (limits.client_address_header).
+enum class ClientAddressHeader { XForwardedFor, Forwarded };
 
 // Plain values with their defaults; no yaml types leak past conf/.
 struct Config {
@@ -63,6 +65,15 @@ struct Config {
         int max_channel_bytes = 255;
         int max_bad_commands = 10;
         int socket_send_buffer_bytes = 0;  // 0 = the kernel's autotuning (up to tcp_wmem max)
+        // Per client address (docs/security.md "Per-address limits"); 0 turns each off.
+        int handshakes_per_ip_per_second = 20;
+        int handshakes_per_ip_burst = 100;
+        int connections_per_ip = 1000;
+        int api_key_failures_per_ip_per_minute = 10;
+        bool per_ip_dry_run = false;
+        std::vector<std::string> per_ip_exempt = {"127.0.0.0/8", "::1/128"};
+        std::vector<std::string> trusted_proxies;  // empty = the TCP peer is the client
+        ClientAddressHeader client_address_header = ClientAddressHeader::XForwardedFor;
         bool operator==(const Limits&) const = default;
     } limits;
 

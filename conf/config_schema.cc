@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "adapters/client_address.h"
 #include "adapters/jwks_file_url.h"
 #include "adapters/redis_url.h"
 #include "relay/tls/credentials.h"
@@ -36,6 +37,10 @@ constexpr EnumNames<BrokerType, 2> kBrokerNames = {{
 constexpr EnumNames<TlsVersion, 2> kTlsVersionNames = {{
     {"1.2", TlsVersion::V1_2},
     {"1.3", TlsVersion::V1_3},
+}};
+constexpr EnumNames<ClientAddressHeader, 2> kClientAddressHeaderNames = {{
+    {"x-forwarded-for", ClientAddressHeader::XForwardedFor},
+    {"forwarded", ClientAddressHeader::Forwarded},
 }};
 constexpr EnumNames<LogLevel, 4> kLogLevelNames = {{
     {"debug", LogLevel::Debug},
@@ -538,6 +543,52 @@ std::vector<ConfigKey> buildTable() {
         "Kernel send buffer per client socket (SO_SNDBUF); 0 = kernel autotuning.",
         [](auto& c) -> auto& { return c.limits.socket_send_buffer_bytes; },
         /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.handshakes_per_ip_per_second", 1, 1000000,
+        "New connections one client address may open per second, once its burst is spent; over "
+        "it a connection gets 429 with Retry-After before its request is read. Split across "
+        "workers. 0 = off.",
+        [](auto& c) -> auto& { return c.limits.handshakes_per_ip_per_second; },
+        /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.handshakes_per_ip_burst", 1, 1000000,
+        "New connections one client address may open at once before "
+        "limits.handshakes_per_ip_per_second applies.",
+        [](auto& c) -> auto& { return c.limits.handshakes_per_ip_burst; }));
+    keys.push_back(numberKey(
+        "limits.connections_per_ip", 1, 10000000,
+        "Open connections (WebSocket, HTTP, handshakes under way) one client address may hold "
+        "across all workers; one more gets 429 with Retry-After before its request is read. "
+        "0 = off.",
+        [](auto& c) -> auto& { return c.limits.connections_per_ip; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.api_key_failures_per_ip_per_minute", 1, 1000000,
+        "Wrong or missing X-API-Key attempts one client address may make per minute (split "
+        "across workers); past it the HTTP API answers 429 with Retry-After without checking "
+        "the key. 0 = off.",
+        [](auto& c) -> auto& { return c.limits.api_key_failures_per_ip_per_minute; },
+        /*zero_allowed=*/true));
+    keys.push_back(boolKey(
+        "limits.per_ip_dry_run",
+        "Count what the per-address limits would refuse (wsrelay_ip_limited_total "
+        "result=dry_run) without refusing it.",
+        [](auto& c) -> auto& { return c.limits.per_ip_dry_run; }));
+    keys.push_back(listKey(
+        "limits.per_ip_exempt", checkCidr, "address or CIDR",
+        "Client addresses no per-address limit applies to: the app's own backends and probes.",
+        [](auto& c) -> auto& { return c.limits.per_ip_exempt; }));
+    keys.push_back(listKey(
+        "limits.trusted_proxies", checkCidr, "address or CIDR",
+        "Proxies whose limits.client_address_header is believed: a connection from one is "
+        "limited under the client address it reports, checked once its request head is read. "
+        "Empty = the TCP peer is the client.",
+        [](auto& c) -> auto& { return c.limits.trusted_proxies; }));
+    keys.push_back(enumKey(
+        "limits.client_address_header", kClientAddressHeaderNames,
+        "The header the trusted proxies append the client to: its rightmost address that is "
+        "not a trusted proxy is the client. Only the one the proxy maintains: the other is the "
+        "client's to forge.",
+        [](auto& c) -> auto& { return c.limits.client_address_header; }));
     keys.push_back(numberKey(
         "drain.window_ms", 0, 3600000,
         "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "

@@ -155,6 +155,9 @@ constexpr const char* kHookRequestsHelp = "Hook requests by event and outcome";
 constexpr const char* kHookDurationName = "wsrelay_hook_request_duration_seconds";
 constexpr const char* kHookDurationHelp =
     "Time from sending a hook request to its answer, retries included, by event";
+constexpr const char* kIpLimitedName = "wsrelay_ip_limited_total";
+constexpr const char* kIpLimitedHelp =
+    "Connections and API requests the per-address limits refused (or would have, in a dry run)";
 
 void addSample(prometheus::MetricFamily& family, Type type, double value,
                const char* label = nullptr, const char* label_value = nullptr) {
@@ -359,6 +362,14 @@ std::vector<MetricInfo> describeMetrics() {
                      "",
                      {},
                      {kLatencyBuckets.begin(), kLatencyBuckets.end()}});
+    infos.push_back({kIpLimitedName,
+                     Type::Counter,
+                     kIpLimitedHelp,
+                     "limit",
+                     {kIpLimitNames.begin(), kIpLimitNames.end()},
+                     "result",
+                     {kIpLimitResultNames.begin(), kIpLimitResultNames.end()},
+                     {}});
     for (const auto& def : kHistograms) {
         infos.push_back({def.name,
                          Type::Histogram,
@@ -429,6 +440,18 @@ std::string Registry::render() const {
         std::vector<const Histogram*> parts;
         for (const auto& w : workers_) parts.push_back(&w->hook_duration[ev]);
         families.back().metric.push_back(histogramSample(parts, "event", hookEventName(ev)));
+    }
+    families.push_back(makeFamily(kIpLimitedName, kIpLimitedHelp, Type::Counter));
+    for (const IpLimit limit : enumValues<IpLimit>()) {
+        for (const IpLimitResult result : enumValues<IpLimitResult>()) {
+            int64_t sum = 0;
+            for (const auto& w : workers_) sum += w->ip_limited[limit][result].value();
+            prometheus::ClientMetric sample;
+            sample.label.push_back({"limit", kIpLimitNames[limit]});
+            sample.label.push_back({"result", kIpLimitResultNames[result]});
+            sample.counter.value = static_cast<double>(sum);
+            families.back().metric.push_back(std::move(sample));
+        }
     }
     for (const auto& def : kHistograms) {
         families.push_back(makeFamily(def.name, def.help, Type::Histogram));

@@ -138,6 +138,13 @@ inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", 
 enum class TlsHandshakeResult : uint8_t { Ok, Error, Closed, kCount };
 inline constexpr EnumArray<TlsHandshakeResult, const char*> kTlsHandshakeResultNames = {
     "ok", "error", "closed"};
+// The per-address limits (docs/security.md "Per-address limits"), and what each did: refused,
+// or only counted under limits.per_ip_dry_run.
+enum class IpLimit : uint8_t { HandshakeRate, Connections, ApiKey, kCount };
+inline constexpr EnumArray<IpLimit, const char*> kIpLimitNames = {"handshake_rate", "connections",
+                                                                  "api_key"};
+enum class IpLimitResult : uint8_t { Refused, DryRun, kCount };
+inline constexpr EnumArray<IpLimitResult, const char*> kIpLimitResultNames = {"refused", "dry_run"};
 
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
@@ -227,7 +234,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "previous certificate is still served)",                                                     \
       "result", kFetchResultNames)                                                                 \
     X(tls_cert_expiry, Gauge, "wsrelay_tls_cert_expiry_timestamp_seconds",                         \
-      "Unix time at which the served certificate expires; 0 without TLS")
+      "Unix time at which the served certificate expires; 0 without TLS")                           \
+    X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
+      "Client addresses holding at least one open connection (limits.connections_per_ip)")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -291,6 +300,7 @@ struct alignas(64) WorkerMetrics {
     // Families with two labels or buckets, rendered by hand (relay_metrics.cc).
     EnumArray<HookEvent, EnumArray<HookResult, Slot>> hook_requests;
     EnumArray<HookEvent, Histogram> hook_duration;
+    EnumArray<IpLimit, EnumArray<IpLimitResult, Slot>> ip_limited;
     Histogram broker_publish_duration;
     Histogram broker_probe_duration;
     Histogram delivery_latency;

@@ -8,14 +8,16 @@
 #include <memory>
 #include <unordered_map>
 
+#include "adapters/client_address.h"
+#include "relay/admission/address_limits.h"
+
 struct lws;
 
 namespace wsrelay {
 
 struct UpgradeGrant;
 
-// A client's address as a map key: IPv4 mapped into IPv6, so one map serves both families.
-using AddressKey = std::array<uint8_t, 16>;
+// A client's address as a map key (adapters/client_address.h).
 AddressKey addressKey(const sockaddr_storage& peer);
 
 // One accepted socket that is not a WebSocket session yet.
@@ -32,6 +34,11 @@ struct PendingConnection {
     double since = 0;  // loop time it was accepted (or left the connect hook's parking)
     Stage stage = Stage::ReadingHead;
     bool request_seen = false;  // lws has called back for its (first) request
+    // The address the per-address limits count it under (limitKey() of the peer, or of the client
+    // a trusted proxy reports), and its count under limits.connections_per_ip.
+    AddressKey client{};
+    AddressSlot slot;
+    bool client_in_head = false;  // from a trusted proxy: limited once its head is read
     // The gate's decision on the connection's one request (with the gate reading heads).
     std::unique_ptr<UpgradeGrant> grant;
     // The age order of the connections that may be shed or timed out (not Parked, not Closing).

@@ -83,11 +83,13 @@ bool subprotocolsAcceptable(const RequestHead& request, std::string& reason) {
 
 UpgradeGate::UpgradeGate(WorkerContext& ctx)
     : ctx_(ctx), reads_heads_(ctx.authenticator != nullptr ||
-                              (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect))),
+                              (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect)) ||
+                              !ctx.config.limits.trusted_proxies.empty()),
       timeout_s_(ctx.config.limits.handshake_timeout_ms / 1000.0),
       pending_(pendingBound(ctx),
                perWorker(static_cast<size_t>(ctx.config.limits.max_pending_handshakes_per_ip),
-                         ctx.shared.workers)) {
+                         ctx.shared.workers)),
+      limits_(ctx.config, ctx.shared.workers, ctx.shared.connections_per_address, ctx.metrics) {
     if (reads_heads_) {
         head_reader_ = std::make_unique<HeadReader>(
             ctx.loop, [this](int fd, HeadRead&& read) { onHead(fd, std::move(read)); });
@@ -116,6 +118,16 @@ void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
     auto& m = ctx_.metrics;
     const double now = ev_now(ctx_.loop);
     const AddressKey address = addressKey(peer);
+    // Before anything of the connection is read: the cheapest refusal there is.
+    const bool client_in_head = limits_.fromTrustedProxy(address);
+    AddressLimits::Decision decision;
+    if (!client_in_head) {
+        decision = limits_.admit(limitKey(address), now);
+        if (!decision.admitted) {
+            refuse(fd, 429, "too many requests", decision.reason, decision.retry_after_s);
+            return;
+        }
+    }
     auto verdict = pending_.add(fd, address, now);
     if (verdict == PendingConnections::Admit::Full && pending_.oldest() != nullptr) {
         // The oldest makes room: a flood of idle sockets must not keep a health probe out.
@@ -128,8 +140,12 @@ void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
                              : metrics::PendingClose::PerAddress]
             .add();
         close(fd);
-        return;
+        return;  // its count under limits.connections_per_ip goes with `decision`
     }
+    PendingConnection& c = *pending_.find(fd);
+    c.client = limitKey(address);
+    c.slot = std::move(decision.slot);
+    c.client_in_head = client_in_head;
     m.pending_connections.add();
     armTimeout();
     if (reads_heads_) {
@@ -182,6 +198,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
         refuse(fd, 400, "bad request", "malformed request head");
         return;
     }
+    if (c->client_in_head && !limit(*c, limits_.clientOf(request, c->client))) return;
     auto grant = std::make_unique<UpgradeGrant>();
     if (request.headerCount("upgrade") == 0) {
         // Plain HTTP: lws serves it, and the connection closes after its answer.
@@ -339,9 +356,22 @@ void UpgradeGate::adopt(int fd, std::string_view consumed, std::unique_ptr<Upgra
     if (c->wsi == nullptr) pending_.attach(*c, wsi);
 }
 
-void UpgradeGate::refuse(int fd, unsigned status, std::string_view error, std::string_view reason) {
+bool UpgradeGate::limit(PendingConnection& c, const AddressKey& client) {
+    c.client_in_head = false;
+    c.client = client;
+    AddressLimits::Decision decision = limits_.admit(client, ev_now(ctx_.loop));
+    if (!decision.admitted) {
+        refuse(c.fd, 429, "too many requests", decision.reason, decision.retry_after_s);
+        return false;
+    }
+    c.slot = std::move(decision.slot);
+    return true;
+}
+
+void UpgradeGate::refuse(int fd, unsigned status, std::string_view error, std::string_view reason,
+                         unsigned retry_after_s) {
     if (PendingConnection* c = pending_.find(fd)) forget(*c);
-    const std::string response = http::refusalResponse(status, error, reason);
+    const std::string response = http::refusalResponse(status, error, reason, retry_after_s);
     // The head was only peeked: closing with unread bytes would send a reset, which clients may
     // see before the answer.
     char sink[4096];
@@ -436,12 +466,22 @@ int UpgradeGate::confirm(lws* wsi) {
     return http::refuseUpgrade(wsi, 400, "bad request", "upgrade not admitted");
 }
 
-std::unique_ptr<UpgradeGrant> UpgradeGate::take(lws* wsi) {
+std::unique_ptr<UpgradeGrant> UpgradeGate::take(lws* wsi, AddressSlot* slot) {
     PendingConnection* c = entryOf(wsi);
     if (c == nullptr) return nullptr;
+    if (slot != nullptr) *slot = std::move(c->slot);
     std::unique_ptr<UpgradeGrant> grant = std::move(c->grant);
     forget(*c);
     return grant;
+}
+
+AddressKey UpgradeGate::clientOf(lws* wsi) {
+    if (PendingConnection* c = entryOf(wsi)) return c->client;
+    // Cannot happen for a request lws is serving: it is pending until it closes.
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    getpeername(lws_get_socket_fd(wsi), reinterpret_cast<sockaddr*>(&peer), &length);
+    return limitKey(addressKey(peer));
 }
 
 void UpgradeGate::destroyed(lws* wsi) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "metrics/relay_metrics.h"
+#include "relay/admission/address_limits.h"
 #include "relay/admission/head_reader.h"
 #include "relay/admission/pending_connections.h"
 #include "relay/auth/permissions.h"
@@ -35,6 +36,10 @@ struct UpgradeGrant {
 // Admission: every socket a worker accepts passes here until it is a WebSocket session or closed.
 // - All of them are counted (PendingConnections): a new one over its address's bound is closed, a
 //   full table sheds its oldest, and one that has not finished a request in time is closed.
+// - The per-address limits (AddressLimits) refuse a new one with 429 before anything of it is
+//   read: over its address's handshake rate or connection cap. A connection from a trusted proxy
+//   (limits.trusted_proxies) is limited under the client address its head reports, once the head
+//   is read and before anything else is decided on it; with trusted proxies the gate reads heads.
 // - With auth.enabled or a connect hook ("reading heads"), each connection's request head is read
 //   here first (HeadReader), and the JWT and the app's connect hook decide on that request before
 //   lws sees it; the socket is parked meanwhile. A connection then carries exactly that one
@@ -62,8 +67,12 @@ public:
     // was written.
     int confirm(lws* wsi);
     // LWS_CALLBACK_ESTABLISHED: the connection is a session now; its grant (null when heads are
-    // not read).
-    std::unique_ptr<UpgradeGrant> take(lws* wsi);
+    // not read). Its count under limits.connections_per_ip moves to `slot` (released here when
+    // null).
+    std::unique_ptr<UpgradeGrant> take(lws* wsi, AddressSlot* slot = nullptr);
+    // The address the per-address limits know a connection lws has by (the HTTP API's key
+    // throttle): the client a trusted proxy reported, or its peer.
+    AddressKey clientOf(lws* wsi);
     // LWS_CALLBACK_WSI_DESTROY, for every connection lws had: one the app heard of at connect but
     // that never became a session is announced as disconnected now.
     void destroyed(lws* wsi);
@@ -78,7 +87,10 @@ private:
                  const RequestHead& request);
     void adopt(int fd, std::string_view consumed, std::unique_ptr<UpgradeGrant> grant);
     // Writes a refusal on a socket lws never saw, and closes it.
-    void refuse(int fd, unsigned status, std::string_view error, std::string_view reason);
+    void refuse(int fd, unsigned status, std::string_view error, std::string_view reason,
+                unsigned retry_after_s = 0);
+    // Applies the per-address limits to `c` under `client`; false when it was refused (and closed).
+    bool limit(PendingConnection& c, const AddressKey& client);
     // Closes a pending connection for `why` (shed, timed out).
     void closePending(PendingConnection& c, metrics::PendingClose why);
     void forget(PendingConnection& c);
@@ -90,6 +102,7 @@ private:
     const bool reads_heads_;
     const double timeout_s_;
     PendingConnections pending_;
+    AddressLimits limits_;
     std::unique_ptr<HeadReader> head_reader_;
     PendingConnection* adopting_ = nullptr;  // the connection inside an lws adopt call
     ev_timer timeout_timer_{};

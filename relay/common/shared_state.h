@@ -7,6 +7,7 @@
 #include "adapters/jwt_verifier.h"
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
+#include "relay/common/address_counts.h"
 
 namespace wsrelay {
 
@@ -39,6 +40,9 @@ struct SharedState {
     std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded
     // tls.cert_file set: the server context every worker's TLS front makes connections from.
     tls::CertStore* certs = nullptr;
+    // limits.connections_per_ip: every worker's open connections by client address (connect and
+    // close only).
+    AddressCounts connections_per_address;
 
     // The answer /readyz gives: empty when ready, else the reason.
     std::string notReadyReason() const {

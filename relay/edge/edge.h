@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "relay/admission/address_limits.h"
 #include "relay/edge/http_api.h"
 #include "relay/edge/lws_wire.h"
 #include "relay/session/session.h"
@@ -22,6 +23,7 @@ struct WebSocket {
 
     LwsWire wire;
     Session session;
+    AddressSlot address_slot;  // its count under limits.connections_per_ip, released with it
 };
 
 // Per-connection data lws allocates (zeroed) and frees for the relay protocol (HTTP and WebSocket

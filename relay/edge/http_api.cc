@@ -1,5 +1,6 @@
 #include "relay/edge/http_api.h"
 
+#include <ev.h>
 #include <openssl/crypto.h>
 
 #include <charconv>
@@ -64,6 +65,7 @@ struct HttpApi::Request {
     // Refused at the head (no or wrong key): answered once the body is read, not before.
     unsigned refused = 0;
     std::string refusal;
+    unsigned retry_after_s = 0;  // a 429 of the key throttle
     std::string body;
     uint64_t id = 0;
     size_t outstanding = 0;  // publishes the broker has not answered yet
@@ -75,7 +77,8 @@ struct HttpApi::Request {
     std::string response;
 };
 
-HttpApi::HttpApi(WorkerContext& ctx, Io io) : ctx_(ctx), io_(std::move(io)) {}
+HttpApi::HttpApi(WorkerContext& ctx, Io io)
+    : ctx_(ctx), io_(std::move(io)), key_throttle_(ctx.config, ctx.shared.workers, ctx.metrics) {}
 HttpApi::~HttpApi() = default;
 
 bool HttpApi::handles(std::string_view path) {
@@ -92,12 +95,13 @@ int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
             return io_.answer(
                 wsi, 411, kJson,
                 errorBody(
-                    "Transfer-Encoding is not supported: send the body with a Content-Length"));
+                    "Transfer-Encoding is not supported: send the body with a Content-Length"),
+                0);
         case Framing::NoLength:
-            return io_.answer(wsi, 411, kJson, errorBody("Content-Length required"));
+            return io_.answer(wsi, 411, kJson, errorBody("Content-Length required"), 0);
         case Framing::BadLength:
-            return io_.answer(wsi, 400, kJson, errorBody("invalid Content-Length"));
-        case Framing::TooLarge: return io_.answer(wsi, 413, kJson, errorBody("body too large"));
+            return io_.answer(wsi, 400, kJson, errorBody("invalid Content-Length"), 0);
+        case Framing::TooLarge: return io_.answer(wsi, 413, kJson, errorBody("body too large"), 0);
     }
     // A refusal waits for the body: lws 4.1.6, answered before a body it must then skip, can
     // take the next pipelined request for the body and loop on it forever (a POST with a wrong
@@ -113,7 +117,16 @@ int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
         slot->refusal = "the HTTP API is off: set api.key";
         return 0;
     }
+    // Too many wrong keys from this address: the key is not even compared.
+    const double now = ev_now(ctx_.loop);
+    if (const unsigned wait = key_throttle_.refusal(head.client, now); wait != 0) {
+        slot->refused = 429;
+        slot->refusal = "too many wrong X-API-Key attempts from this address";
+        slot->retry_after_s = wait;
+        return 0;
+    }
     if (!keyMatches(key, head.api_key)) {
+        key_throttle_.failed(head.client, now);
         slot->refused = 401;
         slot->refusal = "missing or wrong X-API-Key";
     }
@@ -245,10 +258,11 @@ void HttpApi::answerHistory(uint64_t id, const std::optional<std::string>& since
 int HttpApi::onWriteable(lws* wsi, Request*& slot) {
     if (slot == nullptr || slot->status == 0) return 0;
     const unsigned status = slot->status;
+    const unsigned retry_after_s = slot->retry_after_s;
     const std::string response = std::move(slot->response);
     delete slot;
     slot = nullptr;
-    return io_.answer(wsi, status, kJson, response);
+    return io_.answer(wsi, status, kJson, response, retry_after_s);
 }
 
 void HttpApi::onClosed(Request*& slot) {

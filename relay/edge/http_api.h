@@ -10,6 +10,8 @@
 #include <unordered_map>
 
 #include "adapters/broker.h"
+#include "adapters/client_address.h"
+#include "relay/admission/address_limits.h"
 
 struct lws;
 
@@ -33,6 +35,7 @@ public:
         std::string_view api_key;         // the X-API-Key value; empty when absent
         std::string_view content_length;  // the Content-Length text; empty when absent
         bool chunked = false;             // a Transfer-Encoding header came
+        AddressKey client{};              // who the per-address limits know it as
     };
     // How the API answers on a connection, which it only holds as a handle: the edge passes lws's
     // (lws_callback_on_writable, http::answer), a unit test records.
@@ -41,7 +44,7 @@ public:
         std::function<void(lws*)> ask_writable;
         // Writes a whole response and ends the connection; returns what the lws callback returns.
         std::function<int(lws*, unsigned status, std::string_view content_type,
-                          std::string_view body)>
+                          std::string_view body, unsigned retry_after_s)>
             answer;
     };
 
@@ -73,6 +76,7 @@ private:
     WorkerContext& ctx_;
     const Io io_;
     simdjson::dom::parser parser_;
+    ApiKeyThrottle key_throttle_;
     uint64_t next_id_ = 1;
     std::unordered_map<uint64_t, std::pair<lws*, Request*>> pending_;
 };

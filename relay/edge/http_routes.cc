@@ -31,6 +31,7 @@ int serveApi(Worker& worker, lws* wsi, std::string_view path, HttpApi::Request*&
     head.api_key = key;
     head.content_length = content_length;
     head.chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    head.client = worker.gate().clientOf(wsi);
     return worker.httpApi().onRequest(wsi, head, api);
 }
 

@@ -311,13 +311,15 @@ void Worker::finishStop() {
 
 edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected) {
     using metrics::HandshakeResult;
-    std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi);
+    AddressSlot address_slot;
+    std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi, &address_slot);
     // Cannot happen: every upgrade passes UpgradeGate::confirm, which verifies the token.
     if (auth_ && !(grant && grant->identity)) return nullptr;
     const int open = shared_.connections.fetch_add(1) + 1;
     const uint64_t id =
         grant && grant->session_id != 0 ? grant->session_id : sessions_.allocateId();
     auto* socket = new edge::WebSocket(ctx_, wsi, id, grant ? std::move(grant->identity) : nullptr);
+    socket->address_slot = std::move(address_slot);
     Session* session = &socket->session;
     if (grant) {
         if (grant->decided) session->markAnnounced();

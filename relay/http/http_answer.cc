@@ -17,18 +17,21 @@ const char* statusText(unsigned status) {
         case 405: return "Method Not Allowed";
         case 411: return "Length Required";
         case 413: return "Payload Too Large";
+        case 429: return "Too Many Requests";
         case 431: return "Request Header Fields Too Large";
         case 503: return "Service Unavailable";
         default: return "Error";
     }
 }
 
-int writeResponse(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
+int writeResponse(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
+                  unsigned retry_after_s) {
     std::vector<unsigned char> buf(LWS_PRE + 512 + body.size());
     unsigned char* start = buf.data() + LWS_PRE;
     unsigned char* p = start;
     unsigned char* end = buf.data() + buf.size();
     std::string length = std::to_string(body.size());
+    const std::string retry_after = std::to_string(retry_after_s);
     if (lws_add_http_header_status(wsi, status, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                      reinterpret_cast<const unsigned char*>(content_type.data()),
@@ -39,6 +42,10 @@ int writeResponse(lws* wsi, unsigned status, std::string_view content_type, std:
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      reinterpret_cast<const unsigned char*>("no-store"), 8, &p,
                                      end) ||
+        (retry_after_s != 0 &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
+                                      reinterpret_cast<const unsigned char*>(retry_after.data()),
+                                      static_cast<int>(retry_after.size()), &p, end)) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                      reinterpret_cast<const unsigned char*>("close"), 5, &p, end) ||
         (status == 426 && lws_add_http_header_by_token(
@@ -65,12 +72,14 @@ std::string header(lws* wsi, lws_token_indexes token) {
     return value;
 }
 
-int answer(lws* wsi, unsigned status, std::string_view content_type, std::string_view body) {
-    writeResponse(wsi, status, content_type, body);
+int answer(lws* wsi, unsigned status, std::string_view content_type, std::string_view body,
+           unsigned retry_after_s) {
+    writeResponse(wsi, status, content_type, body, retry_after_s);
     return -1;  // lws sends what the socket did not take before it closes
 }
 
-std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason) {
+std::string refusalResponse(unsigned status, std::string_view error, std::string_view reason,
+                            unsigned retry_after_s) {
     // The reason may be the app's deny message: escaped, and cut to a sensible length.
     constexpr size_t kMaxReason = 256;
     std::string body = R"({"error":)";
@@ -88,6 +97,7 @@ std::string refusalResponse(unsigned status, std::string_view error, std::string
         "\r\ncontent-type: application/json\r\ncontent-length: " + std::to_string(body.size()) +
         "\r\ncache-control: no-store\r\n";
     if (status == 401) response += "www-authenticate: Bearer error=\"invalid_token\"\r\n";
+    if (retry_after_s != 0) response += "retry-after: " + std::to_string(retry_after_s) + "\r\n";
     response += "connection: close\r\n\r\n" + body;
     return response;
 }

@@ -40,6 +40,7 @@ struct Answer {
     unsigned status;
     std::string content_type;
     std::string body;
+    unsigned retry_after_s = 0;
 };
 
 class HttpApiRequestTest : public ::testing::Test {
@@ -53,8 +54,10 @@ protected:
     // An Io that records what the API asks of its connections.
     HttpApi::Io recorder() {
         return {[this](lws* wsi) { asks.push_back(wsi); },
-                [this](lws* wsi, unsigned status, std::string_view type, std::string_view body) {
-                    answers.push_back({wsi, status, std::string(type), std::string(body)});
+                [this](lws* wsi, unsigned status, std::string_view type, std::string_view body,
+                       unsigned retry_after_s) {
+                    answers.push_back(
+                        {wsi, status, std::string(type), std::string(body), retry_after_s});
                     return -1;  // as http::answer: the connection ends
                 }};
     }
@@ -179,6 +182,35 @@ TEST_F(HttpApiRequestTest, AWrongKeyIsAnswered401AndPublishesNothing) {
         EXPECT_EQ(written().status, 401u) << key;
     }
     EXPECT_THAT(w.broker.published, IsEmpty());
+}
+
+class HttpApiThrottleTest : public HttpApiRequestTest {
+protected:
+    static Config throttled() {
+        Config c = config();
+        c.limits.api_key_failures_per_ip_per_minute = 2;
+        return c;
+    }
+    HttpApiThrottleTest() : HttpApiRequestTest(throttled()) {}
+};
+
+TEST_F(HttpApiThrottleTest, PastItsFailuresAnAddressGets429WithoutItsKeyBeingChecked) {
+    for (int i = 0; i < 2; ++i) {
+        asks.clear();
+        answers.clear();
+        EXPECT_EQ(post(kPublish, kPublishBody, "wrong"), 0);
+        EXPECT_EQ(written().status, 401u);
+    }
+    asks.clear();
+    answers.clear();
+    EXPECT_EQ(post(kPublish, kPublishBody, kKey), 0);  // the right key, too late
+    const Answer a = written();
+    EXPECT_EQ(a.status, 429u);
+    EXPECT_EQ(a.retry_after_s, 30u);  // 2 a minute: one every 30 s
+    EXPECT_EQ(a.body, R"({"error":"too many wrong X-API-Key attempts from this address"})");
+    EXPECT_THAT(w.broker.published, IsEmpty());
+    EXPECT_EQ(
+        w.metrics.ip_limited[metrics::IpLimit::ApiKey][metrics::IpLimitResult::Refused].value(), 1);
 }
 
 class HttpApiOffTest : public HttpApiRequestTest {

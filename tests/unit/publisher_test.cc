@@ -107,8 +107,8 @@ TEST(PublisherPathsTest, AnApiPublishCarriesThePolicy) {
     Config c = withChannels();
     c.api.key = "k";
     WorkerParts w(std::move(c));
-    HttpApi api(w.ctx, {[](lws*) {},
-                        [](lws*, unsigned, std::string_view, std::string_view) { return -1; }});
+    HttpApi api(w.ctx, {[](lws*) {}, [](lws*, unsigned, std::string_view, std::string_view,
+                                        unsigned) { return -1; }});
     const std::string body = R"({"channels":["chat:lobby","news"],"data":1})";
     const std::string length = std::to_string(body.size());
     char conn_byte = 0;

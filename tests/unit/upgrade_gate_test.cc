@@ -6,6 +6,7 @@
 
 #include "relay/admission/upgrade_gate.h"
 
+#include <arpa/inet.h>
 #include <ev.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "relay/hook/hook_bridge.h"
 #include "tests/unit/worker_parts.h"
@@ -179,6 +181,122 @@ TEST(UpgradeGateTest, AConnectAllowedAfterShutDownIsRefusedAndItsDisconnectAnnou
     EXPECT_EQ(g.hook.requests[1].event, HookEvent::Disconnect);
     EXPECT_THAT(g.hook.requests[1].body, HasSubstr(R"("user":"ann")"));
     EXPECT_THAT(g.hook.requests[1].body, HasSubstr(R"("code":1001})"));
+}
+
+// ---- per-address limits: refused with 429 before anything is read or anyone asked ----
+
+// Connections from chosen peer addresses, each kept open until the test ends.
+struct PeerClients {
+    explicit PeerClients(GateParts& parts) : g(parts) {}
+    ~PeerClients() {
+        for (int fd : clients) close(fd);
+    }
+    // A client at `peer` connects and sends `head`; returns its index.
+    size_t connect(const char* peer, const std::string& head) {
+        int fds[2];
+        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+        clients.push_back(fds[0]);
+        EXPECT_EQ(send(fds[0], head.data(), head.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(head.size()));
+        sockaddr_storage address{};
+        auto* in = reinterpret_cast<sockaddr_in*>(&address);
+        in->sin_family = AF_INET;
+        EXPECT_EQ(inet_pton(AF_INET, peer, &in->sin_addr), 1);
+        g.gate->accept(fds[1], address);
+        for (int i = 0; i < 4; ++i) ev_run(g.w.loop, EVRUN_NOWAIT);
+        return clients.size() - 1;
+    }
+    std::string answer(size_t i) {
+        std::string out;
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = recv(clients[i], buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) {
+                out.append(buf, static_cast<size_t>(n));
+                continue;
+            }
+            return n == 0 ? out : "(open)";
+        }
+    }
+    GateParts& g;
+    std::vector<int> clients;
+};
+
+Config limitedConfig() {
+    Config c = gateConfig();
+    c.limits.per_ip_exempt = {};
+    c.limits.handshakes_per_ip_per_second = 1;
+    c.limits.handshakes_per_ip_burst = 1;
+    c.limits.connections_per_ip = 0;
+    return c;
+}
+
+TEST(UpgradeGateLimitsTest, OverTheRateIsRefused429BeforeTheHookIsAsked) {
+    GateParts g(limitedConfig());
+    PeerClients p(g);
+    const size_t first = p.connect("203.0.113.5", upgradeHead("/ws"));
+    EXPECT_EQ(p.answer(first), "(open)");
+    ASSERT_EQ(g.hook.requests.size(), 1u);
+    const size_t second = p.connect("203.0.113.5", upgradeHead("/ws"));
+    const std::string answer = p.answer(second);
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 429 Too Many Requests\r\n"));
+    EXPECT_THAT(answer, HasSubstr("\r\nretry-after: 1\r\n"));
+    EXPECT_THAT(answer, HasSubstr("too many new connections from this address"));
+    EXPECT_EQ(g.hook.requests.size(), 1u);  // nobody was asked about it
+    EXPECT_EQ(g.w.metrics.pending_connections.value(), 1);
+    // Another address is not affected.
+    p.connect("203.0.113.6", upgradeHead("/ws"));
+    EXPECT_EQ(g.hook.requests.size(), 2u);
+}
+
+TEST(UpgradeGateLimitsTest, TheConnectionCapCountsPendingOnesAndReleasesThemAtClose) {
+    Config c = limitedConfig();
+    c.limits.handshakes_per_ip_per_second = 0;
+    c.limits.connections_per_ip = 1;
+    GateParts g(c);
+    PeerClients p(g);
+    p.connect("203.0.113.5", upgradeHead("/ws"));
+    ASSERT_EQ(g.hook.requests.size(), 1u);
+    EXPECT_EQ(g.w.shared.connections_per_address.entries(), 1u);
+    const size_t second = p.connect("203.0.113.5", upgradeHead("/ws"));
+    const std::string refused = p.answer(second);
+    EXPECT_THAT(refused, StartsWith("HTTP/1.1 429"));
+    EXPECT_THAT(refused, HasSubstr("retry-after: 10"));
+    // The app denies the first: its count goes with it, and the address may connect again.
+    HookResult r;
+    r.outcome = HookOutcome::Ok;
+    r.body = R"({"deny":{"message":"no"}})";
+    HookDone done = std::move(g.hook.requests[0].done);
+    done(std::move(r));
+    EXPECT_EQ(g.w.shared.connections_per_address.entries(), 0u);
+    EXPECT_EQ(g.w.metrics.ip_table_entries.value(), 0);
+    p.connect("203.0.113.5", upgradeHead("/ws"));
+    EXPECT_EQ(g.hook.requests.size(), 2u);
+    g.gate.reset();  // closes what it still holds
+    EXPECT_EQ(g.w.shared.connections_per_address.entries(), 0u);
+}
+
+TEST(UpgradeGateLimitsTest, ATrustedProxysClientIsLimitedByTheAddressItReports) {
+    Config c = limitedConfig();
+    c.limits.trusted_proxies = {"10.0.0.1"};
+    GateParts g(c);
+    PeerClients p(g);
+    const std::string from5 = upgradeHead("/ws", "X-Forwarded-For: 9.9.9.9, 203.0.113.5\r\n");
+    const std::string from6 = upgradeHead("/ws", "X-Forwarded-For: 203.0.113.6\r\n");
+    p.connect("10.0.0.1", from5);
+    EXPECT_EQ(g.hook.requests.size(), 1u);
+    const size_t again = p.connect("10.0.0.1", from5);
+    EXPECT_THAT(p.answer(again), StartsWith("HTTP/1.1 429"));
+    EXPECT_EQ(g.hook.requests.size(), 1u);
+    p.connect("10.0.0.1", from6);  // another client behind the same proxy
+    EXPECT_EQ(g.hook.requests.size(), 2u);
+    // An untrusted peer's header is ignored: it is limited by its own address, at accept.
+    p.connect("198.51.100.1", from6);
+    EXPECT_EQ(g.hook.requests.size(), 3u);
+    const size_t forged =
+        p.connect("198.51.100.1", upgradeHead("/ws", "X-Forwarded-For: 1.2.3.4\r\n"));
+    EXPECT_THAT(p.answer(forged), StartsWith("HTTP/1.1 429"));
+    EXPECT_EQ(g.hook.requests.size(), 3u);
 }
 
 }  // namespace
