@@ -52,6 +52,18 @@ struct Config {
         int max_channel_bytes = 255;
         int max_bad_commands = 10;
         int socket_send_buffer_bytes = 0;  // 0 = the kernel's autotuning (up to tcp_wmem max)
+        // Commands per second per connection and kind (docs/protocol.md "Rate limits"); 0 = off.
+        struct Rate {
+            int publish_per_second = 50;
+            int subscribe_per_second = 100;  // × burst_seconds covers max_subscriptions at once
+            int send_per_second = 50;
+            int history_per_second = 10;
+            int other_per_second = 20;  // refresh, and any command without a kind of its own
+            int burst_seconds = 2;      // a bucket holds rate × burst_seconds commands
+            int max_refusals = 100;     // refused in a row before the close with 4429; 0 = never
+            bool dry_run = false;       // count what would be refused, refuse nothing
+            bool operator==(const Rate&) const = default;
+        } rate;
         bool operator==(const Limits&) const = default;
     } limits;
 

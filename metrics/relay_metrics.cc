@@ -156,6 +156,31 @@ constexpr const char* kHookDurationName = "wsrelay_hook_request_duration_seconds
 constexpr const char* kHookDurationHelp =
     "Time from sending a hook request to its answer, retries included, by event";
 
+constexpr const char* kRateLimitedName = "wsrelay_rate_limited_total";
+constexpr const char* kRateLimitedHelp =
+    "Client commands over their kind's limits.rate, by kind and by what became of them "
+    "(refused with 429, or only counted under limits.rate.dry_run)";
+
+// A counter family with two labels, every pair rendered: `slot(worker, a, b)` is one worker's
+// series for the pair, summed across workers.
+template <class A, class B, class NameA, class NameB, class SlotOf>
+void addCrossedCounter(std::vector<prometheus::MetricFamily>& families, const Workers& workers,
+                       const char* name, const char* help, const char* label_a, NameA name_a,
+                       const char* label_b, NameB name_b, SlotOf slot) {
+    families.push_back(makeFamily(name, help, Type::Counter));
+    for (const A a : enumValues<A>()) {
+        for (const B b : enumValues<B>()) {
+            int64_t sum = 0;
+            for (const auto& w : workers) sum += slot(*w, a, b).value();
+            prometheus::ClientMetric sample;
+            sample.label.push_back({label_a, name_a(a)});
+            sample.label.push_back({label_b, name_b(b)});
+            sample.counter.value = static_cast<double>(sum);
+            families.back().metric.push_back(std::move(sample));
+        }
+    }
+}
+
 void addSample(prometheus::MetricFamily& family, Type type, double value,
                const char* label = nullptr, const char* label_value = nullptr) {
     prometheus::ClientMetric sample;
@@ -351,6 +376,14 @@ std::vector<MetricInfo> describeMetrics() {
                      "result",
                      {kHookResultNames.begin(), kHookResultNames.end()},
                      {}});
+    infos.push_back({kRateLimitedName,
+                     Type::Counter,
+                     kRateLimitedHelp,
+                     "kind",
+                     {kRateKindNames.begin(), kRateKindNames.end()},
+                     "result",
+                     {kRateResultNames.begin(), kRateResultNames.end()},
+                     {}});
     infos.push_back({kHookDurationName,
                      Type::Histogram,
                      kHookDurationHelp,
@@ -412,18 +445,20 @@ std::string Registry::render() const {
 #undef WSRELAY_RENDER_X
 #undef WSRELAY_RENDER_L
 
-    families.push_back(makeFamily(kHookRequestsName, kHookRequestsHelp, Type::Counter));
-    for (const HookEvent ev : enumValues<HookEvent>()) {
-        for (const HookResult res : enumValues<HookResult>()) {
-            int64_t sum = 0;
-            for (const auto& w : workers_) sum += w->hook_requests[ev][res].value();
-            prometheus::ClientMetric sample;
-            sample.label.push_back({"event", hookEventName(ev)});
-            sample.label.push_back({"result", kHookResultNames[res]});
-            sample.counter.value = static_cast<double>(sum);
-            families.back().metric.push_back(std::move(sample));
-        }
-    }
+    addCrossedCounter<HookEvent, HookResult>(
+        families, workers_, kHookRequestsName, kHookRequestsHelp, "event",
+        [](HookEvent ev) { return hookEventName(ev); }, "result",
+        [](HookResult res) { return kHookResultNames[res]; },
+        [](const WorkerMetrics& w, HookEvent ev, HookResult res) -> const Slot& {
+            return w.hook_requests[ev][res];
+        });
+    addCrossedCounter<RateKind, RateResult>(
+        families, workers_, kRateLimitedName, kRateLimitedHelp, "kind",
+        [](RateKind kind) { return kRateKindNames[kind]; }, "result",
+        [](RateResult result) { return kRateResultNames[result]; },
+        [](const WorkerMetrics& w, RateKind kind, RateResult result) -> const Slot& {
+            return w.rate_limited[kind][result];
+        });
     families.push_back(makeFamily(kHookDurationName, kHookDurationHelp, Type::Histogram));
     for (const HookEvent ev : enumValues<HookEvent>()) {
         std::vector<const Histogram*> parts;
