@@ -74,6 +74,18 @@ struct Config {
         std::vector<std::string> per_ip_exempt = {"127.0.0.0/8", "::1/128"};
         std::vector<std::string> trusted_proxies;  // empty = the TCP peer is the client
         ClientAddressHeader client_address_header = ClientAddressHeader::XForwardedFor;
+        // Commands per second per connection and kind (docs/protocol.md "Rate limits"); 0 = off.
+        struct Rate {
+            int publish_per_second = 50;
+            int subscribe_per_second = 100;  // × burst_seconds covers max_subscriptions at once
+            int send_per_second = 50;
+            int history_per_second = 10;
+            int other_per_second = 20;  // refresh, and any command without a kind of its own
+            int burst_seconds = 2;      // a bucket holds rate × burst_seconds commands
+            int max_refusals = 100;     // refused in a row before the close with 4429; 0 = never
+            bool dry_run = false;       // count what would be refused, refuse nothing
+            bool operator==(const Rate&) const = default;
+        } rate;
         bool operator==(const Limits&) const = default;
     } limits;
 

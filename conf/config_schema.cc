@@ -590,6 +590,44 @@ std::vector<ConfigKey> buildTable() {
         "client's to forge.",
         [](auto& c) -> auto& { return c.limits.client_address_header; }));
     keys.push_back(numberKey(
+        "limits.rate.publish_per_second", 1, 1000000,
+        "Publish commands per second one connection may send (a token bucket of this times "
+        "limits.rate.burst_seconds); over it a publish gets error 429. 0 = no limit.",
+        [](auto& c) -> auto& { return c.limits.rate.publish_per_second; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.rate.subscribe_per_second", 1, 1000000,
+        "Subscribe commands per second per connection, as for publish. 0 = no limit.",
+        [](auto& c) -> auto& { return c.limits.rate.subscribe_per_second; },
+        /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.rate.send_per_second", 1, 1000000,
+        "Send commands per second per connection, as for publish. 0 = no limit.",
+        [](auto& c) -> auto& { return c.limits.rate.send_per_second; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.rate.history_per_second", 1, 1000000,
+        "History commands per second per connection, as for publish. 0 = no limit.",
+        [](auto& c) -> auto& { return c.limits.rate.history_per_second; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.rate.other_per_second", 1, 1000000,
+        "Other commands (refresh) per second per connection, as for publish; unsubscribe and "
+        "ping are never limited. 0 = no limit.",
+        [](auto& c) -> auto& { return c.limits.rate.other_per_second; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.rate.burst_seconds", 1, 3600,
+        "Seconds of each limits.rate bucket: a connection that was quiet may send rate times "
+        "this at once.",
+        [](auto& c) -> auto& { return c.limits.rate.burst_seconds; }));
+    keys.push_back(numberKey(
+        "limits.rate.max_refusals", 1, 1000000,
+        "Commands refused with 429 in a row (an admitted one resets the count) before the "
+        "connection is closed with 4429. 0 = never close.",
+        [](auto& c) -> auto& { return c.limits.rate.max_refusals; }, /*zero_allowed=*/true));
+    keys.push_back(boolKey(
+        "limits.rate.dry_run",
+        "Run commands over their limits.rate anyway, only counting them (result dry_run of "
+        "wsrelay_rate_limited_total): for rolling limits out.",
+        [](auto& c) -> auto& { return c.limits.rate.dry_run; }));
+    keys.push_back(numberKey(
         "drain.window_ms", 0, 3600000,
         "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "
         "0 = at once.",

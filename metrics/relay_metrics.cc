@@ -159,6 +159,31 @@ constexpr const char* kIpLimitedName = "wsrelay_ip_limited_total";
 constexpr const char* kIpLimitedHelp =
     "Connections and API requests the per-address limits refused (or would have, in a dry run)";
 
+constexpr const char* kRateLimitedName = "wsrelay_rate_limited_total";
+constexpr const char* kRateLimitedHelp =
+    "Client commands over their kind's limits.rate, by kind and by what became of them "
+    "(refused with 429, or only counted under limits.rate.dry_run)";
+
+// A counter family with two labels, every pair rendered: `slot(worker, a, b)` is one worker's
+// series for the pair, summed across workers.
+template <class A, class B, class NameA, class NameB, class SlotOf>
+void addCrossedCounter(std::vector<prometheus::MetricFamily>& families, const Workers& workers,
+                       const char* name, const char* help, const char* label_a, NameA name_a,
+                       const char* label_b, NameB name_b, SlotOf slot) {
+    families.push_back(makeFamily(name, help, Type::Counter));
+    for (const A a : enumValues<A>()) {
+        for (const B b : enumValues<B>()) {
+            int64_t sum = 0;
+            for (const auto& w : workers) sum += slot(*w, a, b).value();
+            prometheus::ClientMetric sample;
+            sample.label.push_back({label_a, name_a(a)});
+            sample.label.push_back({label_b, name_b(b)});
+            sample.counter.value = static_cast<double>(sum);
+            families.back().metric.push_back(std::move(sample));
+        }
+    }
+}
+
 void addSample(prometheus::MetricFamily& family, Type type, double value,
                const char* label = nullptr, const char* label_value = nullptr) {
     prometheus::ClientMetric sample;
@@ -354,6 +379,14 @@ std::vector<MetricInfo> describeMetrics() {
                      "result",
                      {kHookResultNames.begin(), kHookResultNames.end()},
                      {}});
+    infos.push_back({kRateLimitedName,
+                     Type::Counter,
+                     kRateLimitedHelp,
+                     "kind",
+                     {kRateKindNames.begin(), kRateKindNames.end()},
+                     "result",
+                     {kRateResultNames.begin(), kRateResultNames.end()},
+                     {}});
     infos.push_back({kHookDurationName,
                      Type::Histogram,
                      kHookDurationHelp,
@@ -423,35 +456,32 @@ std::string Registry::render() const {
 #undef WSRELAY_RENDER_X
 #undef WSRELAY_RENDER_L
 
-    families.push_back(makeFamily(kHookRequestsName, kHookRequestsHelp, Type::Counter));
-    for (const HookEvent ev : enumValues<HookEvent>()) {
-        for (const HookResult res : enumValues<HookResult>()) {
-            int64_t sum = 0;
-            for (const auto& w : workers_) sum += w->hook_requests[ev][res].value();
-            prometheus::ClientMetric sample;
-            sample.label.push_back({"event", hookEventName(ev)});
-            sample.label.push_back({"result", kHookResultNames[res]});
-            sample.counter.value = static_cast<double>(sum);
-            families.back().metric.push_back(std::move(sample));
-        }
-    }
+    addCrossedCounter<HookEvent, HookResult>(
+        families, workers_, kHookRequestsName, kHookRequestsHelp, "event",
+        [](HookEvent ev) { return hookEventName(ev); }, "result",
+        [](HookResult res) { return kHookResultNames[res]; },
+        [](const WorkerMetrics& w, HookEvent ev, HookResult res) -> const Slot& {
+            return w.hook_requests[ev][res];
+        });
+    addCrossedCounter<RateKind, RateResult>(
+        families, workers_, kRateLimitedName, kRateLimitedHelp, "kind",
+        [](RateKind kind) { return kRateKindNames[kind]; }, "result",
+        [](RateResult result) { return kRateResultNames[result]; },
+        [](const WorkerMetrics& w, RateKind kind, RateResult result) -> const Slot& {
+            return w.rate_limited[kind][result];
+        });
+    addCrossedCounter<IpLimit, IpLimitResult>(
+        families, workers_, kIpLimitedName, kIpLimitedHelp, "limit",
+        [](IpLimit limit) { return kIpLimitNames[limit]; }, "result",
+        [](IpLimitResult result) { return kIpLimitResultNames[result]; },
+        [](const WorkerMetrics& w, IpLimit limit, IpLimitResult result) -> const Slot& {
+            return w.ip_limited[limit][result];
+        });
     families.push_back(makeFamily(kHookDurationName, kHookDurationHelp, Type::Histogram));
     for (const HookEvent ev : enumValues<HookEvent>()) {
         std::vector<const Histogram*> parts;
         for (const auto& w : workers_) parts.push_back(&w->hook_duration[ev]);
         families.back().metric.push_back(histogramSample(parts, "event", hookEventName(ev)));
-    }
-    families.push_back(makeFamily(kIpLimitedName, kIpLimitedHelp, Type::Counter));
-    for (const IpLimit limit : enumValues<IpLimit>()) {
-        for (const IpLimitResult result : enumValues<IpLimitResult>()) {
-            int64_t sum = 0;
-            for (const auto& w : workers_) sum += w->ip_limited[limit][result].value();
-            prometheus::ClientMetric sample;
-            sample.label.push_back({"limit", kIpLimitNames[limit]});
-            sample.label.push_back({"result", kIpLimitResultNames[result]});
-            sample.counter.value = static_cast<double>(sum);
-            families.back().metric.push_back(std::move(sample));
-        }
     }
     for (const auto& def : kHistograms) {
         families.push_back(makeFamily(def.name, def.help, Type::Histogram));

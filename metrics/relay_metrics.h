@@ -53,13 +53,22 @@ enum class MessageSource : uint8_t { Client, Api, Hook, Broker, kCount };
 inline constexpr EnumArray<MessageSource, const char*> kMessageSourceNames = {"client", "api",
                                                                               "hook", "broker"};
 
+// The command kinds limits.rate.* meters per connection (relay/session/rate_limiter.h), and what
+// became of a command over its kind's rate: refused with 429, or only counted
+// (limits.rate.dry_run).
+enum class RateKind : uint8_t { Publish, Subscribe, Send, History, Other, kCount };
+inline constexpr EnumArray<RateKind, const char*> kRateKindNames = {"publish", "subscribe", "send",
+                                                                    "history", "other"};
+enum class RateResult : uint8_t { Refused, DryRun, kCount };
+inline constexpr EnumArray<RateResult, const char*> kRateResultNames = {"refused", "dry_run"};
+
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
-inline constexpr std::array<int, 15> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009,
-                                                    1011, 1013, 4001, 4002, 4003, 4500, 0};
-inline constexpr std::array<const char*, 15> kCloseCodeNames = {
+inline constexpr std::array<int, 16> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009,
+                                                    1011, 1013, 4001, 4002, 4003, 4429, 4500, 0};
+inline constexpr std::array<const char*, 16> kCloseCodeNames = {
     "1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009",
-    "1011", "1013", "4001", "4002", "4003", "4500", "other"};
+    "1011", "1013", "4001", "4002", "4003", "4429", "4500", "other"};
 static_assert(kCloseCodes.size() == kCloseCodeNames.size());
 // Index into kCloseCodes/kCloseCodeNames for `code`; the last index ("other") for any other code.
 size_t closeCodeIndex(int code);
@@ -236,7 +245,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(tls_cert_expiry, Gauge, "wsrelay_tls_cert_expiry_timestamp_seconds",                         \
       "Unix time at which the served certificate expires; 0 without TLS")                           \
     X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
-      "Client addresses holding at least one open connection (limits.connections_per_ip)")
+      "Client addresses holding at least one open connection (limits.connections_per_ip)")          \
+    X(rate_limit_closes, Counter, "wsrelay_rate_limit_closes_total",                               \
+      "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -301,6 +312,7 @@ struct alignas(64) WorkerMetrics {
     EnumArray<HookEvent, EnumArray<HookResult, Slot>> hook_requests;
     EnumArray<HookEvent, Histogram> hook_duration;
     EnumArray<IpLimit, EnumArray<IpLimitResult, Slot>> ip_limited;
+    EnumArray<RateKind, EnumArray<RateResult, Slot>> rate_limited;
     Histogram broker_publish_duration;
     Histogram broker_probe_duration;
     Histogram delivery_latency;

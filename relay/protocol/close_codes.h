@@ -19,6 +19,7 @@ enum class CloseCode : int {
     SlowConsumer = 4001,        // send queue overflowed (limits.slow_consumer: close)
     PingTimeout = 4002,         // no pong within websocket.pong_timeout_ms
     TokenExpired = 4003,        // the JWT expired and no refresh came: reconnect with a new token
+    RateLimited = 4429,         // limits.rate.max_refusals commands refused with 429 in a row
     TooManyBadCommands = 4500,  // limits.max_bad_commands malformed/unknown commands
 };
 
@@ -42,6 +43,7 @@ constexpr CloseInfo closeInfo(CloseCode code) {
         case CloseCode::SlowConsumer: return {code, "slow consumer", true};
         case CloseCode::PingTimeout: return {code, "ping timeout", true};
         case CloseCode::TokenExpired: return {code, "token expired", true};
+        case CloseCode::RateLimited: return {code, "rate limited", true};
         case CloseCode::TooManyBadCommands: return {code, "too many bad commands", false};
     }
     return {code, "", true};

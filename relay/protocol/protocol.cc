@@ -768,22 +768,27 @@ FramePtr encodePong(std::optional<uint64_t> id) {
     return Writer(kHead.size() + d.len + 1).put(kHead).put(d.view()).put("}").finish();
 }
 
-FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
+FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason,
+                     std::optional<uint64_t> retry_after_ms) {
     constexpr std::string_view kHead = R"({"op":"error",)";
     constexpr std::string_view kId = R"("id":)";
     constexpr std::string_view kCode = R"("code":)";
     constexpr std::string_view kReason = R"(,"reason":")";
+    constexpr std::string_view kRetryAfter = R"(","retry_after_ms":)";
     const Decimal id_text(id.value_or(0));
     const Decimal code_text(static_cast<uint64_t>(static_cast<int>(code)));
+    const Decimal retry_text(retry_after_ms.value_or(0));
     const size_t reason_len = escapeJson(reason, nullptr);
     size_t len = kHead.size() + kCode.size() + code_text.len + kReason.size() + reason_len + 2;
     if (id) len += kId.size() + id_text.len + 1;
+    if (retry_after_ms) len += kRetryAfter.size() - 1 + retry_text.len;
 
     Writer w(len);
     w.put(kHead);
     if (id) w.put(kId).put(id_text.view()).put(",");
     w.put(kCode).put(code_text.view()).put(kReason);
     w.advance(escapeJson(reason, w.cursor()));
+    if (retry_after_ms) return w.put(kRetryAfter).put(retry_text.view()).put("}").finish();
     return w.put("\"}").finish();
 }
 

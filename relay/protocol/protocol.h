@@ -27,7 +27,8 @@ enum class ErrorCode : int {
     LimitExceeded = 413,   // limits.max_subscriptions reached, a message too large to deliver,
                            // or a history limit over history.max_limit
     InvalidChannel = 422,  // channel name outside the charset or too long
-    RateLimited = 429,
+    RateLimited = 429,     // a command over limits.rate (with retry_after_ms), or a second history
+                           // read while one is under way
     Internal = 500,
     HookFailed = 502,         // the app's hook failed, timed out or answered with an error
     BrokerUnavailable = 503,  // the broker could not take the publish
@@ -59,6 +60,8 @@ inline constexpr std::string_view kNoHistory = "no history on this channel";
 inline constexpr std::string_view kLimitOverMax = "limit over history.max_limit";
 inline constexpr std::string_view kHistoryUnavailable = "history unavailable";
 inline constexpr std::string_view kHistoryReadInFlight = "a history read is in flight";
+// Why a command over its kind's limits.rate is refused (429, with retry_after_ms).
+inline constexpr std::string_view kRateLimited = "rate limit exceeded";
 
 struct Command {
     Op op = Op::Ping;
@@ -149,7 +152,10 @@ enum class Recovered : uint8_t { NotAsked, Yes, No };
 // when the subscription went live: recovering from it later misses nothing.
 FramePtr encodeAck(uint64_t id, Position top, Recovered recovered);
 FramePtr encodePong(std::optional<uint64_t> id);
-FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason);
+// {"op":"error","id":N,"code":C,"reason":R}, "id" only when the command had one, and
+// "retry_after_ms":M when given (a command over limits.rate: when it would be admitted).
+FramePtr encodeError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason,
+                     std::optional<uint64_t> retry_after_ms = std::nullopt);
 FramePtr encodeReconnect();  // drain advice: {"op":"reconnect"}
 // After a broker outage: {"op":"resubscribed","channel":C,"gap":true}: the subscription is live
 // again and messages published meanwhile may have been missed.

@@ -96,15 +96,44 @@ void Session::countBadCommand() {
     }
 }
 
-void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason) {
+void Session::sendError(std::optional<uint64_t> id, ErrorCode code, std::string_view reason,
+                        std::optional<uint64_t> retry_after_ms) {
     ctx_.metrics.errors[metrics::errorCodeIndex(static_cast<int>(code))].add();
-    reply(protocol::encodeError(id, code, reason));
+    reply(protocol::encodeError(id, code, reason, retry_after_ms));
+}
+
+// Over its kind's bucket a command is not run: the client hears when it would be admitted, and
+// one that keeps going anyway is closed. A few integer operations per command; the clock is the
+// loop's, which libev reads once per turn.
+bool Session::admitRate(const protocol::Command& cmd) {
+    const std::optional<RateKind> kind = rateKindOf(cmd.op);
+    if (!kind) return true;
+    const Config::Limits::Rate& rate = ctx_.config.limits.rate;
+    const auto now_us = static_cast<int64_t>(ev_now(ctx_.loop) * 1e6);
+    const uint32_t wait_ms = rate_buckets_[*kind].take(RateRule::of(rate, *kind), now_us);
+    if (wait_ms == 0) {
+        rate_refusals_ = 0;
+        return true;
+    }
+    auto& counted = ctx_.metrics.rate_limited[*kind];
+    if (rate.dry_run) {
+        counted[metrics::RateResult::DryRun].add();
+        return true;
+    }
+    counted[metrics::RateResult::Refused].add();
+    sendError(cmd.id, ErrorCode::RateLimited, protocol::kRateLimited, wait_ms);
+    if (rate.max_refusals > 0 && ++rate_refusals_ >= static_cast<uint32_t>(rate.max_refusals)) {
+        ctx_.metrics.rate_limit_closes.add();
+        closeAfterFlush(CloseCode::RateLimited);
+    }
+    return false;
 }
 
 // Commands: what the client asks for, and what the app's answers do to the session.
 
 void Session::runCommand(const protocol::Command& cmd) {
     using protocol::Op;
+    if (!admitRate(cmd)) return;
     HookBridge* hook = ctx_.hook;
     switch (cmd.op) {
         case Op::Subscribe:

@@ -16,6 +16,7 @@
 #include "relay/protocol/close_codes.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/flush_scheduler.h"
+#include "relay/session/rate_limiter.h"
 #include "relay/session/wire.h"
 
 namespace wsrelay {
@@ -123,8 +124,11 @@ private:
     void readHistory(const protocol::Command& cmd);
     void answerHistory(std::optional<uint64_t> id, std::string_view channel,
                        const std::optional<std::string>& since_epoch, const HistoryAnswer& answer);
-    void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason);
+    void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason,
+                   std::optional<uint64_t> retry_after_ms = std::nullopt);
     void countBadCommand();
+    // limits.rate: false when the command is refused (429 sent, maybe the close with 4429 begun).
+    bool admitRate(const protocol::Command& cmd);
     // A hint only: fields moved past it cost a cache miss per write, nothing else.
     static constexpr size_t kWriteStateEnd = 128;
     FlushSlot flush_slot_;  // kept by the worker's FlushScheduler
@@ -162,6 +166,8 @@ private:
     bool reading_history_ = false;  // a history command's read is under way (owner: id_)
     std::string rx_;                // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
+    uint32_t rate_refusals_ = 0;  // commands refused by limits.rate in a row
+    EnumArray<RateKind, TokenBucket> rate_buckets_;
     // Kept with auth only (only a refresh reads them). 432 -> 440 bytes: the same 448-byte malloc
     // chunk, so no memory per connection until the app grants something.
     AppGrants app_grants_;

@@ -31,6 +31,10 @@ hook:
   url: http://127.0.0.1:$hook_port/hook
   events: [message]
   routes: ["hooked*=hook"]
+# One publisher at 500/s and 32 sends in flight per connection: far above what one client may
+# send (limits.rate); this measures the hook path, not the rate limits.
+limits:
+  rate: {publish_per_second: 0, send_per_second: 0}
 YAML
 "$relay_bin" --config "$work/relay.yaml" 2>"$work/relay.log" &
 relay_pid=$!

@@ -92,7 +92,11 @@ log:
 $5
 YAML
     : >"$work/$name.log"
-    "$relay_bin" --config "$work/$name.yaml" 2>"$work/$name.log" &
+    # The load generator's few connections publish and subscribe far faster than one client may
+    # (limits.rate): the benchmarks measure the relay, not its rate limits. Set through the
+    # environment so that EXTRA_YAML may hold a limits: section of its own.
+    WSRELAY_LIMITS_RATE_PUBLISH_PER_SECOND=0 WSRELAY_LIMITS_RATE_SUBSCRIBE_PER_SECOND=0 \
+        "$relay_bin" --config "$work/$name.yaml" 2>"$work/$name.log" &
     launched_pid=$!
     for _ in $(seq 100); do
         if $py -c "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',$relay_port,timeout=1)

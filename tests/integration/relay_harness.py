@@ -875,9 +875,23 @@ async def wait_until(check, timeout=IO_TIMEOUT, what="condition", interval=0.02)
             raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)
 
+# limits.rate off: for the load tests, whose few connections publish or subscribe far faster than
+# one client may (docs/protocol.md "Rate limits"). They check delivery, not the limits.
+UNMETERED = {
+    "limits.rate.publish_per_second": 0,
+    "limits.rate.subscribe_per_second": 0,
+    "limits.rate.send_per_second": 0,
+    "limits.rate.history_per_second": 0,
+    "limits.rate.other_per_second": 0,
+}
+
+
 class RelayTestCase(unittest.IsolatedAsyncioTestCase):
     """Base class: self.relay(overrides) starts a server stopped (and its exit checked) at the
     end of the test; the server's log is printed when a test fails."""
+
+    # Overrides under those of every relay the test case starts (e.g. UNMETERED).
+    relay_defaults = {}
 
     def setUp(self):
         self._relays = []
@@ -896,7 +910,7 @@ class RelayTestCase(unittest.IsolatedAsyncioTestCase):
         return redis
 
     async def start_relay(self, overrides=None, **kwargs):
-        relay = Relay(overrides, **kwargs)
+        relay = Relay({**self.relay_defaults, **(overrides or {})}, **kwargs)
         await asyncio.to_thread(relay.start)
         self._relays.append(relay)
         return relay

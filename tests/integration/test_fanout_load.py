@@ -7,7 +7,7 @@ import json
 import subprocess
 import unittest
 
-from relay_harness import RelayTestCase, env_executable
+from relay_harness import RelayTestCase, UNMETERED, env_executable
 
 # Generous: publishing takes 4 s, but the sanitized build on a busy 2-core runner is slow to
 # catch up, and a late delivery is not a lost one.
@@ -20,6 +20,8 @@ def loadgen():
 
 
 class FanoutLoadTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def run_fanout(self, relay, *args):
         cmd = [loadgen(), "fanout", "--url", relay.ws_uri(), "--timeout", str(LOADGEN_TIMEOUT_S),
                "--drain-timeout", str(DRAIN_TIMEOUT_S), *args]

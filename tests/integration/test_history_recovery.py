@@ -11,7 +11,7 @@ import unittest
 
 import websockets
 
-from relay_harness import (HOST, RelayTestCase, ping_barrier, recv_json, redis_overrides,
+from relay_harness import (HOST, RelayTestCase, UNMETERED, ping_barrier, recv_json, redis_overrides,
                            request, send_json)
 from test_redis_cluster_mode import REDIS_CLI, start_cluster
 
@@ -141,6 +141,8 @@ async def rolling_update(test, overrides, midway=None):
 
 
 class HistoryTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def test_a_rolling_update_of_every_relay_loses_nothing(self):
         redis = self.start_redis()
         await rolling_update(self, lambda extra: redis_overrides(redis, extra))
@@ -184,6 +186,8 @@ class HistoryTest(RelayTestCase):
 
 @unittest.skipUnless(shutil.which(REDIS_CLI), "redis-cli (redis-tools) is installed by tools/dev")
 class ClusterHistoryTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def test_a_rolling_update_with_a_slot_migration_loses_nothing(self):
         nodes = await start_cluster(self)
         seeds = [f"{HOST}:{n.port}" for n in nodes]

@@ -16,8 +16,8 @@ import urllib.request
 
 import websockets
 
-from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, ping_barrier, recv_json,
-                           request, send_json, subscribe, wait_until)
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, UNMETERED, metric, ping_barrier,
+                           recv_json, request, send_json, subscribe, wait_until)
 
 SOURCE_DIR = os.environ.get("WSRELAY_SOURCE_DIR",
                             os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -245,10 +245,14 @@ class HookMixin:
 
 @unittest.skipUnless(shutil.which("node"), "node is not installed")
 class NodeHookTest(HookMixin, RelayTestCase):
+    relay_defaults = UNMETERED
+
     KIND = "node"
 
 
 class PythonHookTest(HookMixin, RelayTestCase):
+    relay_defaults = UNMETERED
+
     KIND = "python"
 
 

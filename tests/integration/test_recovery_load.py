@@ -9,7 +9,7 @@ import json
 import subprocess
 import unittest
 
-from relay_harness import RelayTestCase, env_executable, redis_overrides
+from relay_harness import RelayTestCase, UNMETERED, env_executable, redis_overrides
 
 LOADGEN_TIMEOUT_S = 120
 DRAIN_TIMEOUT_S = 30
@@ -27,6 +27,8 @@ def loadgen():
 
 
 class RecoveryLoadTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def test_drained_relays_subscribers_recover_every_message_once(self):
         redis = self.start_redis()
         relays = [await self.start_relay(redis_overrides(redis, HISTORY)) for _ in range(4)]

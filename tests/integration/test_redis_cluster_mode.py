@@ -7,8 +7,8 @@ import shutil
 import subprocess
 import unittest
 
-from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, free_port, ping_barrier, recv_json,
-                           redis_overrides, subscribe, wait_until)
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, UNMETERED, free_port, ping_barrier,
+                           recv_json, redis_overrides, subscribe, wait_until)
 from test_http_api import post
 
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -34,6 +34,8 @@ async def start_cluster(test):
 
 @unittest.skipUnless(shutil.which(REDIS_CLI), "redis-cli (redis-tools) is installed by tools/dev")
 class RedisClusterModeTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def start_cluster(self):
         return await start_cluster(self)
 

@@ -8,14 +8,16 @@ import json
 import time
 import unittest
 
-from relay_harness import (RelayTestCase, metric, ping_barrier, recv_json, redis_overrides,
-                           request, send_json, subscribe, wait_until)
+from relay_harness import (RelayTestCase, UNMETERED, metric, ping_barrier, recv_json,
+                           redis_overrides, request, send_json, subscribe, wait_until)
 
 INSTANCES = 3
 BURST_TIMEOUT = 120.0  # generous for the sanitizer build; the plain build takes a few seconds
 
 
 class RedisClusterOfRelaysTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def start_instances(self, redis, count, extra=None):
         return [await self.start_relay(redis_overrides(redis, extra)) for _ in range(count)]
 

@@ -4,7 +4,8 @@ import asyncio
 import json
 import unittest
 
-from relay_harness import Closed, RelayTestCase, metric, ping_barrier, send_json, subscribe
+from relay_harness import (Closed, RelayTestCase, UNMETERED, metric, ping_barrier, send_json,
+                           subscribe)
 
 PAD = "x" * 4000
 
@@ -27,6 +28,8 @@ WINDOW = 8  # publishes ahead of the fast subscriber: 32 KB, well under its 64 K
 
 
 class SlowConsumerTest(RelayTestCase):
+    relay_defaults = UNMETERED
+
     async def test_slow_consumer_is_closed_and_fast_one_gets_everything(self):
         relay = await self.start_relay({
             "limits.send_queue_bytes": 65536,

@@ -492,6 +492,16 @@ TEST_F(ProtocolTest, EncodeError) {
     EXPECT_EQ(f.payload, R"({"op":"error","id":0,"code":413,"reason":""})");
 }
 
+TEST_F(ProtocolTest, EncodeErrorWithRetryAfter) {
+    DecodedFrame f = decodeText(encodeError(7, ErrorCode::RateLimited, "rate limit exceeded", 250));
+    EXPECT_EQ(f.payload, R"({"op":"error","id":7,"code":429,"reason":"rate limit exceeded",)"
+                         R"("retry_after_ms":250})");
+    EXPECT_EQ(uint64_t(json(f.payload)["retry_after_ms"]), 250u);
+    f = decodeText(encodeError(std::nullopt, ErrorCode::RateLimited, "r\"", 1));
+    EXPECT_EQ(f.payload, R"({"op":"error","code":429,"reason":"r\"","retry_after_ms":1})");
+    json(f.payload);
+}
+
 TEST_F(ProtocolTest, EncodeErrorEscapesReason) {
     const std::string reason = std::string("q\"b\\n\nr\rt\tb\bf\f") + '\x01' + '\x1f' + '\x7f' +
                                "caf\xc3\xa9" + "bad\xff" + "\xc3" + "end";

@@ -12,7 +12,8 @@ export function closeAction(code: number): CloseAction {
   if ((code >= 4500 && code <= 4999) || code === 1003 || code === 1007 || code === 1008 || code === 1009) {
     return "stop";
   }
-  // 1002, 1005, 1006 (also a refused handshake, e.g. 401), 1011, 1013, 4000-4499 and the unknown.
+  // 1002, 1005, 1006 (also a refused handshake, e.g. 401), 1011, 1013, 4000-4499 (4429: the
+  // client ignored its rate limit; the backoff slows it down) and the unknown.
   return "backoff";
 }
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeSocket, connected, flush, makeClient } from "./fakes.mjs";
 
-for (const code of [1002, 1005, 1006, 1011, 1013, 4000, 4001, 4002, 4499]) {
+for (const code of [1002, 1005, 1006, 1011, 1013, 4000, 4001, 4002, 4429, 4499]) {
   test(`close ${code}: reconnect with backoff`, async () => {
     const { client, clock, of } = makeClient({ random: () => 1 });
     const sock = await connected(client);
