@@ -243,9 +243,9 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "previous certificate is still served)",                                                     \
       "result", kFetchResultNames)                                                                 \
     X(tls_cert_expiry, Gauge, "wsrelay_tls_cert_expiry_timestamp_seconds",                         \
-      "Unix time at which the served certificate expires; 0 without TLS")                           \
+      "Unix time at which the served certificate expires; 0 without TLS")                          \
     X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
-      "Client addresses holding at least one open connection (limits.connections_per_ip)")          \
+      "Client addresses holding at least one open connection (limits.connections_per_ip)")         \
     X(rate_limit_closes, Counter, "wsrelay_rate_limit_closes_total",                               \
       "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")
 

@@ -28,8 +28,8 @@ import websockets
 from auth_tokens import API_KEY, AuthTestCase, auth_config, claims, connect, count
 from hook_gate_backend import GateBackend
 from test_auth_browser import BROWSER_TIMEOUT, CHROMIUM, EVENT_TIMEOUT, Chromium, PageServer
-from relay_harness import (HOST, IO_TIMEOUT, Relay, RelayError, binary, closed_with, metric,
-                           recv_json, request, send_json, subscribe, wait_until)
+from relay_harness import (HOST, IO_TIMEOUT, UNMETERED, Relay, RelayError, binary, closed_with,
+                           metric, recv_json, request, send_json, subscribe, wait_until)
 
 SOURCE_DIR = os.environ.get("WSRELAY_SOURCE_DIR",
                             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -193,6 +193,7 @@ def tearDownModule():
 
 class WssTestCase(AuthTestCase):
     async def start_tls_relay(self, overrides=None, cert=None, key=None, **kwargs):
+        overrides = {**getattr(self, "relay_defaults", {}), **(overrides or {})}
         relay = TlsRelay(PKI.ca, cert or PKI.path("server.crt"), key or PKI.path("server.key"),
                          overrides, **kwargs)
         await asyncio.to_thread(relay.start)
@@ -351,6 +352,8 @@ class WssGateTest(WssTestCase):
 
 
 class WssBackpressureTest(WssTestCase):
+    relay_defaults = UNMETERED  # one connection publishes the flood
+
     async def test_a_tls_client_that_stops_reading_is_a_slow_consumer(self):
         relay = await self.start_tls_relay({
             "workers": 1, "limits.send_queue_bytes": 262144, "limits.send_queue_messages": 100000,
