@@ -507,6 +507,17 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.limits.socket_send_buffer_bytes; },
         /*zero_allowed=*/true));
     keys.push_back(numberKey(
+        "limits.memory_budget_bytes", 1048576, 1099511627776,
+        "Bytes queued in the whole process (send and hook queues, partial messages) before "
+        "publishes get 503 and the largest send queues are closed with 4001; 0 = from the cgroup "
+        "memory limit, none without one.",
+        [](auto& c) -> auto& { return c.limits.memory_budget_bytes; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.memory_budget_percent", 1, 100,
+        "With limits.memory_budget_bytes 0: the budget as a percentage of the container's "
+        "memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes).",
+        [](auto& c) -> auto& { return c.limits.memory_budget_percent; }));
+    keys.push_back(numberKey(
         "drain.window_ms", 0, 3600000,
         "On shutdown, 1001 closes are spread over this window to avoid a reconnect storm; "
         "0 = at once.",

@@ -37,10 +37,11 @@ enum class DropReason : uint8_t {
     SlowConsumerClose,
     ClientGone,
     TooLarge,
+    MemoryBudget,
     kCount
 };
 inline constexpr EnumArray<DropReason, const char*> kDropReasonNames = {
-    "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
+    "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large", "memory_budget"};
 
 // Why a connection was closed before it became a WebSocket session
 // (relay/admission/pending_connections.h).
@@ -52,6 +53,11 @@ inline constexpr EnumArray<PendingClose, const char*> kPendingCloseNames = {
 enum class MessageSource : uint8_t { Client, Api, Hook, Broker, kCount };
 inline constexpr EnumArray<MessageSource, const char*> kMessageSourceNames = {"client", "api",
                                                                               "hook", "broker"};
+
+// Where a publish refused because the memory budget is full came in.
+enum class PublishEntry : uint8_t { Client, Api, Hook, kCount };
+inline constexpr EnumArray<PublishEntry, const char*> kPublishEntryNames = {"client", "api",
+                                                                            "hook"};
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -211,7 +217,15 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
     L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
       "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
-      kRecoveryResultNames)
+      kRecoveryResultNames)                                                                        \
+    X(queued_bytes, Gauge, "wsrelay_queued_bytes",                                                 \
+      "Bytes counted against the memory budget: send and hook queues, partial client messages, "   \
+      "writes handed to libwebsockets (a shared frame once per queue)")                            \
+    X(memory_shed, Counter, "wsrelay_memory_shed_total",                                           \
+      "Connections closed with 4001 to bring the queued bytes back under the memory budget")       \
+    L(memory_refused, Counter, "wsrelay_memory_refused_total",                                     \
+      "Publishes refused with 503 while the memory budget was full, by where they came in",        \
+      "entry", kPublishEntryNames)
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -327,6 +341,10 @@ public:
     // gauges read 0.
     void setReadyProbe(ReadyProbe probe) { ready_probe_ = std::move(probe); }
 
+    // The process's memory budget in bytes (0: none), rendered as wsrelay_memory_budget_bytes.
+    // Set once before any render().
+    void setMemoryBudget(int64_t bytes) { memory_budget_bytes_ = bytes; }
+
     // Safe to call from any thread while workers bump their series; takes no lock.
     std::string render() const;
 
@@ -334,6 +352,7 @@ private:
     std::vector<std::unique_ptr<WorkerMetrics>> workers_;  // the workers', then control()
     int worker_count_;
     ReadyProbe ready_probe_;
+    int64_t memory_budget_bytes_ = 0;
     double start_time_seconds_;
 };
 
