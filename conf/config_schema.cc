@@ -509,8 +509,8 @@ std::vector<ConfigKey> buildTable() {
     keys.push_back(numberKey(
         "limits.memory_budget_bytes", 1048576, 1099511627776,
         "Bytes queued in the whole process (send and hook queues, partial messages) before "
-        "publishes get 503 and the largest send queues are closed with 4001; 0 = from the cgroup "
-        "memory limit, none without one.",
+        "publishes get 503 and the largest stalled send queues are closed with 4001; 0 = from the "
+        "cgroup memory limit, none without one.",
         [](auto& c) -> auto& { return c.limits.memory_budget_bytes; }, /*zero_allowed=*/true));
     keys.push_back(numberKey(
         "limits.memory_budget_percent", 1, 100,

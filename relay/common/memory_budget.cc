@@ -21,7 +21,7 @@ bool MemoryBudget::full() {
         if (!full_.exchange(true, std::memory_order_relaxed)) {
             WSR_LOG(Warn,
                     "memory budget full: %lld of %lld bytes queued; refusing publishes (503) and "
-                    "closing the largest send queues (4001) until under %lld",
+                    "closing the largest stalled send queues (4001) until under %lld",
                     static_cast<long long>(reserved), static_cast<long long>(limit_),
                     static_cast<long long>(low_));
         }
