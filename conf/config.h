@@ -65,6 +65,8 @@ struct Config {
         int max_channel_bytes = 255;
         int max_bad_commands = 10;
         int socket_send_buffer_bytes = 0;  // 0 = the kernel's autotuning (up to tcp_wmem max)
+        int64_t memory_budget_bytes = 0;   // 0 = limits.memory_budget_percent of the cgroup limit
+        int memory_budget_percent = 50;
         // Per client address (docs/security.md "Per-address limits"); 0 turns each off.
         int handshakes_per_ip_per_second = 20;
         int handshakes_per_ip_burst = 100;

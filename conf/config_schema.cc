@@ -544,6 +544,17 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.limits.socket_send_buffer_bytes; },
         /*zero_allowed=*/true));
     keys.push_back(numberKey(
+        "limits.memory_budget_bytes", 1048576, 1099511627776,
+        "Bytes queued in the whole process (send and hook queues, partial messages) before "
+        "publishes get 503 and the largest stalled send queues are closed with 4001; 0 = from the "
+        "cgroup memory limit, none without one.",
+        [](auto& c) -> auto& { return c.limits.memory_budget_bytes; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.memory_budget_percent", 1, 100,
+        "With limits.memory_budget_bytes 0: the budget as a percentage of the container's "
+        "memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes).",
+        [](auto& c) -> auto& { return c.limits.memory_budget_percent; }));
+    keys.push_back(numberKey(
         "limits.handshakes_per_ip_per_second", 1, 1000000,
         "New connections one client address may open per second, once its burst is spent; over "
         "it a connection gets 429 with Retry-After before its request is read. Split across "

@@ -52,6 +52,7 @@ enum class ProcessMetric : size_t {
     Draining,
     BrokerUp,
     ProbeAge,
+    MemoryBudget,
     kCount,
 };
 
@@ -89,6 +90,9 @@ constexpr std::array<ProcessMetricDef, static_cast<size_t>(ProcessMetric::kCount
         {ProcessMetric::ProbeAge, "wsrelay_broker_probe_age_seconds", Type::Gauge,
          "Seconds since the least recent successful delivery probe of any worker "
          "(0 without probes)",
+         nullptr, nullptr},
+        {ProcessMetric::MemoryBudget, "wsrelay_memory_budget_bytes", Type::Gauge,
+         "Bytes the process may queue before it refuses publishes and sheds queues (0: no budget)",
          nullptr, nullptr},
     }};
 
@@ -504,6 +508,7 @@ std::string Registry::render() const {
     set(ProcessMetric::Draining, ready.draining ? 1 : 0);
     set(ProcessMetric::BrokerUp, ready.broker_up ? 1 : 0);
     set(ProcessMetric::ProbeAge, probeAgeSeconds(workers_));
+    set(ProcessMetric::MemoryBudget, static_cast<double>(memory_budget_bytes_));
     for (const auto& def : kProcessMetrics) {
         families.push_back(makeFamily(def.name, def.help, def.type));
         addSample(families.back(), def.type, values[def.id], def.label, def.label_value);

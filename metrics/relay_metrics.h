@@ -37,10 +37,11 @@ enum class DropReason : uint8_t {
     SlowConsumerClose,
     ClientGone,
     TooLarge,
+    MemoryBudget,
     kCount
 };
 inline constexpr EnumArray<DropReason, const char*> kDropReasonNames = {
-    "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large"};
+    "slow_consumer_drop", "slow_consumer_close", "client_gone", "too_large", "memory_budget"};
 
 // Why a connection was closed before it became a WebSocket session
 // (relay/admission/pending_connections.h).
@@ -61,6 +62,10 @@ inline constexpr EnumArray<RateKind, const char*> kRateKindNames = {"publish", "
                                                                     "history", "other"};
 enum class RateResult : uint8_t { Refused, DryRun, kCount };
 inline constexpr EnumArray<RateResult, const char*> kRateResultNames = {"refused", "dry_run"};
+// Where a publish refused because the memory budget is full came in.
+enum class PublishEntry : uint8_t { Client, Api, Hook, kCount };
+inline constexpr EnumArray<PublishEntry, const char*> kPublishEntryNames = {"client", "api",
+                                                                            "hook"};
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
@@ -247,7 +252,15 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
       "Client addresses holding at least one open connection (limits.connections_per_ip)")         \
     X(rate_limit_closes, Counter, "wsrelay_rate_limit_closes_total",                               \
-      "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")
+      "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")      \
+    X(queued_bytes, Gauge, "wsrelay_queued_bytes",                                                 \
+      "Bytes counted against the memory budget: send and hook queues, partial client messages, "   \
+      "writes handed to libwebsockets (a shared frame once per queue)")                            \
+    X(memory_shed, Counter, "wsrelay_memory_shed_total",                                           \
+      "Connections closed with 4001 to bring the queued bytes back under the memory budget")       \
+    L(memory_refused, Counter, "wsrelay_memory_refused_total",                                     \
+      "Publishes refused with 503 while the memory budget was full, by where they came in",        \
+      "entry", kPublishEntryNames)
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
@@ -365,6 +378,10 @@ public:
     // gauges read 0.
     void setReadyProbe(ReadyProbe probe) { ready_probe_ = std::move(probe); }
 
+    // The process's memory budget in bytes (0: none), rendered as wsrelay_memory_budget_bytes.
+    // Set once before any render().
+    void setMemoryBudget(int64_t bytes) { memory_budget_bytes_ = bytes; }
+
     // Safe to call from any thread while workers bump their series; takes no lock.
     std::string render() const;
 
@@ -372,6 +389,7 @@ private:
     std::vector<std::unique_ptr<WorkerMetrics>> workers_;  // the workers', then control()
     int worker_count_;
     ReadyProbe ready_probe_;
+    int64_t memory_budget_bytes_ = 0;
     double start_time_seconds_;
 };
 

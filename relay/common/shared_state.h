@@ -8,6 +8,7 @@
 #include "conf/config.h"
 #include "metrics/relay_metrics.h"
 #include "relay/common/address_counts.h"
+#include "relay/common/memory_budget.h"
 
 namespace wsrelay {
 
@@ -17,12 +18,13 @@ class CertStore;
 }
 
 // What the server shares with every worker. Read-mostly: the atomics change on connect, drain and
-// broker state changes, never per message.
+// broker state changes, and the memory budget's once per chunk of queued bytes; never per message.
 struct SharedState {
     SharedState(const Config& cfg, const ChannelRules& rules, metrics::Registry& reg,
-                BrokerFactory& factory, int worker_count, int connection_limit)
+                BrokerFactory& factory, int worker_count, int connection_limit,
+                int64_t memory_budget_bytes = 0)
         : config(cfg), channels(rules), registry(reg), brokers(factory), workers(worker_count),
-          max_connections(connection_limit) {}
+          max_connections(connection_limit), memory(memory_budget_bytes, worker_count) {}
 
     const Config& config;
     const ChannelRules& channels;  // config.channels, built once (relay/fanout/channel_rules.h)
@@ -30,6 +32,9 @@ struct SharedState {
     BrokerFactory& brokers;
     const int workers;
     const int max_connections;
+    // Bytes queued in the whole process against limits.memory_budget_*: written once per chunk of
+    // a worker's queued bytes, never per message (relay/common/memory_budget.h).
+    MemoryBudget memory;
 
     std::atomic<bool> draining{false};
     std::atomic<int> connections{0};

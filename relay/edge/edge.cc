@@ -83,6 +83,7 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
             if (conn->socket == nullptr) return 0;
+            conn->socket->wire.onWriteable();
             return conn->socket->session.onWriteable();
 
         case LWS_CALLBACK_TIMER:

@@ -9,6 +9,7 @@
 #include "relay/edge/http_api.h"
 #include "relay/edge/lws_wire.h"
 #include "relay/session/session.h"
+#include "relay/session/worker_context.h"
 
 // The libwebsockets side of a worker: the protocol table's callbacks, translating LWS_CALLBACK_*
 // into Worker and Session calls. The lws context's user pointer is the Worker.
@@ -19,7 +20,8 @@ namespace wsrelay::edge {
 // first cache lines: a write then costs no cache miss for the wire.
 struct WebSocket {
     WebSocket(WorkerContext& ctx, lws* wsi, uint64_t id, std::unique_ptr<Identity> identity)
-        : wire(wsi, lws_get_socket_fd(wsi)), session(ctx, wire, id, std::move(identity)) {}
+        : wire(wsi, lws_get_socket_fd(wsi), ctx.memory),
+          session(ctx, wire, id, std::move(identity)) {}
 
     LwsWire wire;
     Session session;

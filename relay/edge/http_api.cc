@@ -175,6 +175,9 @@ int HttpApi::publish(lws* wsi, Request& request) {
                                     ": its frame would exceed limits.send_queue_bytes"));
         }
     }
+    if (ctx_.publisher.budgetFull(metrics::PublishEntry::Api)) {
+        return finish(wsi, request, 503, errorBody(protocol::kMemoryBudgetFull));
+    }
     if (!ctx_.publisher.usable()) {
         ctx_.metrics.broker_publish_failures.add(static_cast<int64_t>(channels.size()));
         return finish(wsi, request, 503, errorBody("broker unavailable"));

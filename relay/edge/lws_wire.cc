@@ -10,6 +10,10 @@ namespace wsrelay {
 Wire::Write LwsWire::write(const char* data, size_t len) {
     // Writing outside lws's WRITEABLE callback is safe only while lws holds no unsent bytes.
     if (lws_partial_buffered(wsi_)) return Write::Held;
+    if (held_ != 0) {  // lws has written what it held
+        memory_.sub(held_);
+        held_ = 0;
+    }
     // Straight to the socket: for raw bytes lws_write adds only its extension hook and bookkeeping
     // on the way to the same send(), and touches several more cache lines of the wsi. What the
     // kernel does not take goes to lws_write (LWS_WRITE_RAW never modifies the buffer, so a shared
@@ -21,12 +25,24 @@ Wire::Write LwsWire::write(const char* data, size_t len) {
         sent = 0;
     }
     const auto taken = static_cast<size_t>(sent);
-    if (taken < len &&
-        lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(data + taken)),
-                  len - taken, LWS_WRITE_RAW) < 0) {
-        return Write::Gone;
+    if (taken < len) {
+        if (lws_write(wsi_, reinterpret_cast<unsigned char*>(const_cast<char*>(data + taken)),
+                      len - taken, LWS_WRITE_RAW) < 0) {
+            return Write::Gone;
+        }
+        // lws copied what its own send() did not take; counted whole (it may have sent some).
+        if (lws_partial_buffered(wsi_)) {
+            held_ = static_cast<uint32_t>(len - taken);
+            memory_.add(held_);
+        }
     }
     return Write::Taken;
+}
+
+void LwsWire::settle() {
+    if (lws_partial_buffered(wsi_)) return;
+    memory_.sub(held_);
+    held_ = 0;
 }
 
 void LwsWire::askWritable() { lws_callback_on_writable(wsi_); }

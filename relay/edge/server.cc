@@ -13,6 +13,7 @@
 #include "adapters/redis_url.h"
 #include "relay/common/log.h"
 #include "relay/edge/cpu_budget.h"
+#include "relay/edge/memory_limit.h"
 #include "relay/edge/worker.h"
 #include "relay/tls/cert_store.h"
 
@@ -134,8 +135,11 @@ Server::Server(Config config)
         WSR_LOG(Warn, "limits.max_connections %d exceeds what the open-file limit allows; using %d",
                 config_.limits.max_connections, limit);
     }
+    const MemoryBudgetChoice budget = chooseMemoryBudget(config_.limits, cgroupMemoryLimit());
+    WSR_LOG(Info, "memory budget: %s", budget.why.c_str());
+    registry_.setMemoryBudget(budget.bytes);
     shared_ = std::make_unique<SharedState>(config_, channels_, registry_, *brokers_,
-                                            workers_count_, limit);
+                                            workers_count_, limit, budget.bytes);
     if (!config_.tls.cert_file.empty()) setUpTls();
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {

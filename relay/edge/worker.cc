@@ -66,11 +66,15 @@ Worker::Worker(int index, SharedState& shared)
                       static_cast<uint32_t>(shared.config.history.max_recover), &metrics_}),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
+      memory_(shared.memory),
       publisher_(hub_, shared.channels, metrics_,
-                 static_cast<uint64_t>(shared.config.limits.send_queue_bytes), loop_.loop),
-      flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0),
-      sessions_(index), ctx_{shared, shared.config, shared.channels, metrics_, loop_.loop,
-                             hub_,   publisher_,    parser_,         flush_,   sessions_},
+                 static_cast<uint64_t>(shared.config.limits.send_queue_bytes), loop_.loop,
+                 shared.memory),
+      flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0), sessions_(index),
+      shedder_(memory_, sessions_, metrics_), ctx_{shared,     shared.config, shared.channels,
+                                                   metrics_,   loop_.loop,    hub_,
+                                                   publisher_, parser_,       flush_,
+                                                   sessions_,  memory_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
 }
@@ -236,6 +240,9 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     if (self->broker_) self->broker_->flush();
     // After the broker's flush, which may have delivered this worker's own publishes.
     self->flush_.flushTurn();
+    // After the writes: what is still queued could not be written. Nothing to do unless the
+    // memory budget is full.
+    self->shedder_.onTurn(ev_now(self->loop_.loop));
 }
 
 void Worker::onDrainCheck(struct ev_loop*, ev_timer* w, int) {

@@ -15,6 +15,7 @@
 #include "relay/fanout/publisher.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/flush_scheduler.h"
+#include "relay/session/memory_shedder.h"
 #include "relay/session/session_table.h"
 #include "relay/session/worker_context.h"
 
@@ -105,9 +106,11 @@ private:
     HistoryReads history_;  // before the hub, which cancels its reads when it goes
     Hub hub_;
     protocol::Parser parser_;
+    MemoryCredit memory_;  // before everything that counts against it
     Publisher publisher_;
     FlushScheduler flush_;
     SessionTable sessions_;
+    MemoryShedder shedder_;
     WorkerContext ctx_;
     HttpApi http_api_;
     lws_context* context_ = nullptr;

@@ -12,9 +12,9 @@ constexpr ev_tstamp kTooLargeLogSeconds = 10.0;
 }  // namespace
 
 Publisher::Publisher(Hub& hub, const ChannelRules& channels, metrics::WorkerMetrics& metrics,
-                     uint64_t send_queue_bytes, struct ev_loop* loop)
+                     uint64_t send_queue_bytes, struct ev_loop* loop, MemoryBudget& memory)
     : hub_(hub), channels_(channels), metrics_(metrics), send_queue_bytes_(send_queue_bytes),
-      loop_(loop) {}
+      loop_(loop), memory_(memory) {}
 
 bool Publisher::admit(std::string_view channel, std::string_view data,
                       metrics::MessageSource source) {
@@ -24,6 +24,26 @@ bool Publisher::admit(std::string_view channel, std::string_view data,
         warnTooLarge(source, channel, data, 0);
     }
     return false;
+}
+
+bool Publisher::budgetFull(metrics::PublishEntry entry) {
+    if (!memory_.full()) return false;
+    metrics_.memory_refused[entry].add();
+    if (entry == metrics::PublishEntry::Hook) {
+        // The app hears nothing of it: say so, at most once per kTooLargeLogSeconds per worker.
+        const ev_tstamp now = ev_now(loop_);
+        if (now - budget_logged_at_ < kTooLargeLogSeconds) {
+            ++budget_unlogged_;
+        } else {
+            WSR_LOG(Warn,
+                    "dropped a publish in a hook answer: the memory budget is full; %llu more "
+                    "dropped since the last such warning",
+                    static_cast<unsigned long long>(budget_unlogged_));
+            budget_logged_at_ = now;
+            budget_unlogged_ = 0;
+        }
+    }
+    return true;
 }
 
 void Publisher::publish(std::string_view channel, std::string_view data, PublishTicket ticket) {

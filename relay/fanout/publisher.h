@@ -8,6 +8,7 @@
 
 #include "adapters/broker.h"
 #include "metrics/relay_metrics.h"
+#include "relay/common/memory_budget.h"
 
 namespace wsrelay {
 
@@ -20,9 +21,9 @@ class Hub;
 class Publisher {
 public:
     // `channels` gives each channel's history policy; `loop` only gives the time the too-large
-    // warning is rate-limited by.
+    // and memory budget warnings are rate-limited by.
     Publisher(Hub& hub, const ChannelRules& channels, metrics::WorkerMetrics& metrics,
-              uint64_t send_queue_bytes, struct ev_loop* loop);
+              uint64_t send_queue_bytes, struct ev_loop* loop, MemoryBudget& memory);
     Publisher(const Publisher&) = delete;
     Publisher& operator=(const Publisher&) = delete;
 
@@ -35,6 +36,10 @@ public:
     // point asks before publishing; a refusal is counted for `source` and, for a hook answer,
     // which has nobody to answer, logged.
     bool admit(std::string_view channel, std::string_view data, metrics::MessageSource source);
+    // Whether the process's memory budget is full (MemoryBudget::full): every entry point asks
+    // after admit(), and answers a full budget with 503 kMemoryBudgetFull (a hook answer, which
+    // has nobody to answer, is logged). Counted for `entry`.
+    bool budgetFull(metrics::PublishEntry entry);
     // Publishes through the broker with the channel's history policy (config `channels`), stamped
     // with the time the message entered the fleet and counted; the outcome comes back through
     // BrokerHandler::onPublishResult.
@@ -55,7 +60,10 @@ private:
     metrics::WorkerMetrics& metrics_;
     const uint64_t send_queue_bytes_;
     struct ev_loop* const loop_;
+    MemoryBudget& memory_;
     Broker* broker_ = nullptr;
+    ev_tstamp budget_logged_at_ = -1e9;
+    uint64_t budget_unlogged_ = 0;
     ev_tstamp too_large_logged_at_ = -1e9;
     uint64_t too_large_unlogged_ = 0;
 };

@@ -62,7 +62,7 @@ HookBridge::HookBridge(WorkerContext& ctx, Hook& hook)
     }
 }
 
-HookBridge::~HookBridge() = default;
+HookBridge::~HookBridge() { ctx_.memory.sub(counted_bytes_); }
 
 PublishRoute HookBridge::routeFor(std::string_view channel) const {
     for (const Route& r : routes_) {
@@ -121,7 +121,12 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
 }
 
 void HookBridge::syncQueuedBytes() {
-    ctx_.metrics.hook_queued_bytes.set(static_cast<int64_t>(queues_.bytes()));
+    const auto bytes = static_cast<int64_t>(queues_.bytes());
+    ctx_.metrics.hook_queued_bytes.set(bytes);
+    // The memory budget counts them too (relay/common/memory_budget.h).
+    if (bytes > counted_bytes_) ctx_.memory.add(bytes - counted_bytes_);
+    if (bytes < counted_bytes_) ctx_.memory.sub(counted_bytes_ - bytes);
+    counted_bytes_ = bytes;
 }
 
 void HookBridge::count(HookEvent event, metrics::HookResult result) {
@@ -157,7 +162,10 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
                 count(d.kind == ConnectDecision::Kind::Allow  ? metrics::HookResult::Ok
                       : d.kind == ConnectDecision::Kind::Deny ? metrics::HookResult::Denied
                                                               : metrics::HookResult::Error);
-                if (publish) warnUnpublished(HookEvent::Connect, publishFromAnswer(*publish));
+                size_t over_budget = 0;  // counted and logged
+                if (publish) {
+                    warnUnpublished(HookEvent::Connect, publishFromAnswer(*publish, over_budget));
+                }
             }
             decide(std::move(d));
             sendReady();  // a request slot is free
@@ -368,8 +376,11 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
     simdjson::dom::element e;
     // Publishes run even when the connection has gone: a chat message must not vanish because
     // its sender closed the tab.
-    size_t unpublished = 0;
-    if (answer["publish"].get(e) == simdjson::SUCCESS) unpublished = publishFromAnswer(e);
+    size_t unpublished = 0;  // the broker could not take them
+    size_t over_budget = 0;  // refused: the memory budget is full (counted and logged)
+    if (answer["publish"].get(e) == simdjson::SUCCESS) {
+        unpublished = publishFromAnswer(e, over_budget);
+    }
     if (session == nullptr || session->closing()) {
         warnUnpublished(pending.event, unpublished);
         return;
@@ -391,11 +402,13 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
 
     simdjson::dom::element reply;
     const bool answered = answer["reply"].get(reply) == simdjson::SUCCESS;
-    if (pending.event == HookEvent::Message && unpublished > 0) {
+    if (pending.event == HookEvent::Message && (unpublished > 0 || over_budget > 0)) {
         // What the command asked for was published through the app, and the broker could not
-        // take it: the client gets the broker's error, not a reply or an ack that would say it
-        // went out.
-        session->error(pending.id, ErrorCode::BrokerUnavailable, "broker unavailable");
+        // take it (or the memory budget is full): the client gets that error, not a reply or an
+        // ack that would say it went out.
+        session->error(
+            pending.id, ErrorCode::BrokerUnavailable,
+            unpublished > 0 ? std::string_view("broker unavailable") : protocol::kMemoryBudgetFull);
     } else {
         warnUnpublished(pending.event, unpublished);
         if (answered) session->reply(protocol::encodeReply(pending.id, minified(reply)));
@@ -442,7 +455,7 @@ void HookBridge::warnUnpublished(HookEvent event, size_t count) {
             hookEventName(event), count);
 }
 
-size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
+size_t HookBridge::publishFromAnswer(simdjson::dom::element list, size_t& over_budget) {
     simdjson::dom::array items;
     if (list.get_array().get(items) != simdjson::SUCCESS) return 0;
     size_t refused = 0;
@@ -463,7 +476,11 @@ size_t HookBridge::publishFromAnswer(simdjson::dom::element list) {
         }
         const std::string payload = minified(data);
         if (!ctx_.publisher.admit(channel, payload, metrics::MessageSource::Hook))
-            continue;  // logged
+            continue;                                                  // logged
+        if (ctx_.publisher.budgetFull(metrics::PublishEntry::Hook)) {  // counted and logged
+            ++over_budget;
+            continue;
+        }
         ctx_.publisher.publish(channel, payload, PublishTicket{});
     }
     return refused;

@@ -80,15 +80,17 @@ private:
     void onAnswer(uint64_t connection, HookResult&& result);
     // Carries out the answer's commands for `session` (null when it has gone meanwhile).
     void apply(Session* session, const PendingHookEvent& pending, simdjson::dom::object answer);
-    // Hands the answer's publishes to the broker; returns how many it could not take (down).
-    size_t publishFromAnswer(simdjson::dom::element list);
+    // Hands the answer's publishes to the broker; returns how many it could not take (down), and
+    // adds to `over_budget` those refused because the memory budget is full.
+    size_t publishFromAnswer(simdjson::dom::element list, size_t& over_budget);
     // Logs publishes of an answer to `event` that failed when no client hears of it.
     void warnUnpublished(HookEvent event, size_t count);
     std::string body(uint64_t connection, const PendingHookEvent& event);
     std::string baseBody(uint64_t connection, const std::string& user, const std::string& meta,
                          HookEvent event) const;
     void count(HookEvent event, metrics::HookResult result);
-    void syncQueuedBytes();  // wsrelay_hook_queued_bytes
+    void syncQueuedBytes();      // wsrelay_hook_queued_bytes, and the worker's memory credit
+    int64_t counted_bytes_ = 0;  // what syncQueuedBytes last told the memory credit
 
     WorkerContext& ctx_;
     Hook& hook_;

@@ -31,7 +31,8 @@ enum class ErrorCode : int {
                            // read while one is under way
     Internal = 500,
     HookFailed = 502,         // the app's hook failed, timed out or answered with an error
-    BrokerUnavailable = 503,  // the broker could not take the publish
+    BrokerUnavailable = 503,  // the broker could not take the publish; also hook busy and
+                              // memory budget full
 };
 
 // The largest integer a JavaScript client holds exactly (Number.MAX_SAFE_INTEGER): the bound of
@@ -143,6 +144,8 @@ size_t messageFrameSize(std::string_view channel, std::string_view data);
 size_t messageFrameSize(std::string_view channel, std::string_view data, Position position);
 // Why a publish whose message frame would exceed limits.send_queue_bytes is refused (413).
 inline constexpr std::string_view kTooLargeToDeliver = "message too large to deliver";
+// 503 to a publish (client, /api/publish) while the process's memory budget is full.
+inline constexpr std::string_view kMemoryBudgetFull = "memory budget full";
 FramePtr encodeAck(uint64_t id);
 // Whether a subscribe that asked to recover (gave "since") did: every message after its offset
 // follows, in order, or the client must reload (docs/protocol.md).

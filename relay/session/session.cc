@@ -59,15 +59,16 @@ int Session::onReceive(const char* data, size_t len, const Piece& piece) {
     const size_t remaining = piece.remaining;
     const bool complete = piece.final && remaining == 0;
     if (rx_.size() + len + remaining > max) {
-        rx_.clear();
+        clearRx();
         return closeImmediately(CloseCode::MessageTooBig);
     }
     if (rx_.empty() && complete) return handleMessage({data, len});
 
     rx_.append(data, len);
+    ctx_.memory.add(static_cast<int64_t>(len));
     if (!complete) return 0;
     int rc = handleMessage(rx_);
-    rx_.clear();
+    clearRx();
     if (rx_.capacity() > kKeepRxCapacity) std::string().swap(rx_);
     return rc;
 }
@@ -180,6 +181,8 @@ void Session::runCommand(const protocol::Command& cmd) {
                 hook != nullptr ? hook->routeFor(cmd.channel) : PublishRoute::Broker;
             if (route == PublishRoute::Broker) {
                 publishNow(cmd.channel, cmd.data, cmd.id);
+            } else if (ctx_.publisher.budgetFull(metrics::PublishEntry::Client)) {
+                sendError(cmd.id, ErrorCode::BrokerUnavailable, protocol::kMemoryBudgetFull);
             } else {
                 hook->message(*this, cmd.channel, cmd.data, cmd.id, route);
             }
@@ -220,6 +223,10 @@ void Session::publishNow(std::string_view channel, std::string_view data,
     auto& m = ctx_.metrics;
     if (!ctx_.publisher.admit(channel, data, metrics::MessageSource::Client)) {
         sendError(id, ErrorCode::LimitExceeded, protocol::kTooLargeToDeliver);
+        return;
+    }
+    if (ctx_.publisher.budgetFull(metrics::PublishEntry::Client)) {
+        sendError(id, ErrorCode::BrokerUnavailable, protocol::kMemoryBudgetFull);
         return;
     }
     if (!ctx_.publisher.usable()) {
@@ -274,7 +281,7 @@ void Session::push(const FramePtr& frame) {
         }
         auto& dropped = m.dropped[metrics::DropReason::SlowConsumerDropOldest];
         while (!queue_.empty() && !queue_.fits(frame->size(), max_frames, max_bytes)) {
-            m.send_queue_bytes.sub(static_cast<int64_t>(queue_.front()->size()));
+            unqueued(static_cast<int64_t>(queue_.front()->size()));
             queue_.pop();
             dropped.add();
         }
@@ -284,8 +291,23 @@ void Session::push(const FramePtr& frame) {
         }
     }
     queue_.push(frame);
-    m.send_queue_bytes.add(static_cast<int64_t>(frame->size()));
+    queued(static_cast<int64_t>(frame->size()));
     if (queue_.size() == 1) ctx_.flush.schedule(*this);
+}
+
+void Session::queued(int64_t bytes) {
+    ctx_.metrics.send_queue_bytes.add(bytes);
+    ctx_.memory.add(bytes);
+}
+
+void Session::unqueued(int64_t bytes) {
+    ctx_.metrics.send_queue_bytes.sub(bytes);
+    ctx_.memory.sub(bytes);
+}
+
+void Session::clearRx() {
+    ctx_.memory.sub(static_cast<int64_t>(rx_.size()));
+    rx_.clear();
 }
 
 // Flush and write: the queue leaves in coalesced writes when the FlushScheduler says so.
@@ -357,15 +379,17 @@ int Session::writeQueued() {
     m.bytes_sent.add(static_cast<int64_t>(len));
     m.messages_sent.add(static_cast<int64_t>(frames));
     int64_t now_us = 0;  // read once per write, and only when a stamped message went out
+    int64_t written = 0;
     for (size_t i = 0; i < frames; ++i) {
         const Frame& f = *queue_.front().get();
         if (f.enteredMicros() != 0) {
             if (now_us == 0) now_us = wallClockMicros();
             m.delivery_latency.observeMicros(now_us - f.enteredMicros());
         }
-        m.send_queue_bytes.sub(static_cast<int64_t>(f.size()));
+        written += static_cast<int64_t>(f.size());
         queue_.pop();
     }
+    unqueued(written);
     if (ping) {
         ping_due_ = false;
         awaiting_pong_ = true;
@@ -392,8 +416,7 @@ int Session::onTimer() {
         // The advice must not be dropped by the queue limits: it is the last frame this client
         // gets.
         queue_.push(protocol::encodeReconnect());
-        ctx_.metrics.send_queue_bytes.add(
-            static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
+        queued(static_cast<int64_t>(queue_.at(queue_.size() - 1)->size()));
         closeAfterFlush(CloseCode::GoingAway);
         return 0;
     }
@@ -446,11 +469,19 @@ void Session::closeNow(CloseCode code) {
     if (close_code_ != 0 && !close_after_flush_) return;
     close_code_ = static_cast<int>(code);
     close_after_flush_ = false;
-    ctx_.metrics.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    unqueued(static_cast<int64_t>(queue_.bytes()));
     queue_.clear();
-    rx_.clear();
+    clearRx();
     wire_.closeWithin(kCloseGraceSeconds);
     requestWrite();
+}
+
+void Session::shedForMemory() {
+    auto& m = ctx_.metrics;
+    m.memory_shed.add();
+    m.dropped[metrics::DropReason::MemoryBudget].add(static_cast<int64_t>(queue_.size()));
+    close_reason_ = kMemoryBudgetReason;
+    closeNow(CloseCode::SlowConsumer);
 }
 
 int Session::closeImmediately(CloseCode code) {
@@ -482,8 +513,9 @@ void Session::onClosed() {
     }
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
     ctx_.hub.leaveAll(membership_);
-    m.send_queue_bytes.sub(static_cast<int64_t>(queue_.bytes()));
+    unqueued(static_cast<int64_t>(queue_.bytes()));
     queue_.clear();
+    clearRx();
     int code = close_code_ != 0 ? close_code_ : 1006;
     m.disconnects[metrics::closeCodeIndex(code)].add();
     m.connections.sub();

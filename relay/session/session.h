@@ -112,6 +112,15 @@ public:
     void closeAfterFlush(CloseCode code);
     // Drops anything queued and closes as soon as the socket allows (slow consumers, bad input).
     void closeNow(CloseCode code);
+    // What this session holds against the memory budget: its send queue and any partial message.
+    uint64_t queuedBytes() const { return queue_.bytes() + rx_.size(); }
+    // The frame at the head of its send queue (null when empty): the same one twice, some time
+    // apart, means it wrote nothing meanwhile (MemoryShedder).
+    const void* queueHead() const { return queue_.empty() ? nullptr : queue_.front().get(); }
+    // Closes it at once for the memory budget (MemoryShedder): 4001 with kMemoryBudgetReason, its
+    // queue dropped and counted.
+    void shedForMemory();
+    static constexpr std::string_view kMemoryBudgetReason = "memory budget";
     // Schedules the drain close at `delay_us` from now (the jitter that spreads reconnects).
     void scheduleDrain(int64_t delay_us);
 
@@ -129,6 +138,10 @@ private:
     void countBadCommand();
     // limits.rate: false when the command is refused (429 sent, maybe the close with 4429 begun).
     bool admitRate(const protocol::Command& cmd);
+    // Every change of the queue's bytes goes through these (the gauge and the memory credit).
+    void queued(int64_t bytes);
+    void unqueued(int64_t bytes);
+    void clearRx();
     // A hint only: fields moved past it cost a cache miss per write, nothing else.
     static constexpr size_t kWriteStateEnd = 128;
     FlushSlot flush_slot_;  // kept by the worker's FlushScheduler

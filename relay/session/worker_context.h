@@ -37,6 +37,9 @@ struct WorkerContext {
     protocol::Parser& parser;
     FlushScheduler& flush;  // write batching, and the buffer writes coalesce into
     SessionTable& sessions;
+    // The worker's queued bytes against the process's memory budget: every send queue, hook
+    // queue, partial message and write handed to lws adds and subtracts here.
+    MemoryCredit& memory;
     Authenticator* authenticator = nullptr;  // null when auth.enabled is false
     HookBridge* hook = nullptr;              // null when hook.url is empty
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's

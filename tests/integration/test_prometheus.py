@@ -43,7 +43,7 @@ VARIABLES = {"job": ".*", "instance": ".*", "__rate_interval": "1m"}
 # Alerts the load does not trip: each must stay inactive on this healthy fleet.
 QUIET = ["WsrelayBrokerDown", "WsrelayNotReady", "WsrelayDeliveryProbeStale",
          "WsrelayFileDescriptorsNearLimit", "WsrelayTargetDown", "WsrelayAbsent",
-         "WsrelaySlowConsumers", "WsrelayRateLimited"]
+         "WsrelaySlowConsumers", "WsrelayRateLimited", "WsrelayMemoryBudgetNearFull"]
 
 
 def load_dashboard():

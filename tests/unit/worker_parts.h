@@ -162,7 +162,8 @@ private:
 struct WorkerParts {
     explicit WorkerParts(Config cfg = defaultConfig())
         : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
-          registry(1), brokers(1), shared(config, channels, registry, brokers, 1, 100),
+          registry(1), brokers(1),
+          shared(config, channels, registry, brokers, 1, 100, config.limits.memory_budget_bytes),
           metrics(registry.worker(0)), listener(broker),
           history(metrics, static_cast<size_t>(config.history.max_reads_in_flight)),
           hub(listener, static_cast<uint64_t>(config.limits.send_queue_bytes),
@@ -170,11 +171,12 @@ struct WorkerParts {
                          &metrics}),
           parser(static_cast<size_t>(config.websocket.max_message_bytes),
                  static_cast<size_t>(config.limits.max_channel_bytes)),
+          memory(shared.memory),
           publisher(hub, channels, metrics, static_cast<uint64_t>(config.limits.send_queue_bytes),
-                    loop),
+                    loop, shared.memory),
           flush(loop, config.websocket.write_coalesce_ms / 1000.0),
-          sessions(0), ctx{shared, config,    channels, metrics, loop,
-                           hub,    publisher, parser,   flush,   sessions} {
+          sessions(0), ctx{shared,    config, channels, metrics,  loop,  hub,
+                           publisher, parser, flush,    sessions, memory} {
         publisher.setBroker(&broker);
         history.setBroker(&broker);
         ctx.history = &history;
@@ -203,6 +205,7 @@ struct WorkerParts {
     HistoryReads history;  // the worker's onHistory answers through history.onAnswer
     Hub hub;
     protocol::Parser parser;
+    MemoryCredit memory;  // limits.memory_budget_bytes is the budget (0: none)
     Publisher publisher;
     FlushScheduler flush;
     SessionTable sessions;
