@@ -61,6 +61,7 @@ public:
         size_t n = 0;
         if (SSL_read_ex(ssl_, buffer, size, &n) == 1) {
             read_wants_ = 0;
+            received_ = true;
             return {Io::Done, n, 0};
         }
         return failure(0, read_wants_);
@@ -99,14 +100,15 @@ private:
         const int saved_errno = errno;
         const int kind = SSL_get_error(ssl_, rc);
         wants = 0;
+        Result closed{Io::Closed, 0, 0};
         switch (kind) {
             case SSL_ERROR_WANT_READ: wants = EV_READ; return {Io::Again, 0, 0};
             case SSL_ERROR_WANT_WRITE: wants = EV_WRITE; return {Io::Again, 0, 0};
-            case SSL_ERROR_ZERO_RETURN: return {Io::Closed, 0, 0};  // close_notify
+            case SSL_ERROR_ZERO_RETURN: return endOfStream(closed);  // close_notify
             case SSL_ERROR_SYSCALL:
                 fatal_ = true;
-                if (saved_errno != 0 && saved_errno != EAGAIN) return {Io::Error, 0, saved_errno};
-                return {Io::Closed, 0, 0};
+                if (saved_errno != 0 && saved_errno != EAGAIN) closed = {Io::Error, 0, saved_errno};
+                return endOfStream(closed);
             default: break;
         }
         fatal_ = true;
@@ -116,10 +118,19 @@ private:
         // self-delimiting, so it is an end of stream like any other.
         if (ERR_GET_LIB(code) == ERR_LIB_SSL &&
             ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-            return {Io::Closed, 0, 0};
+            return endOfStream(closed);
         }
         error_ = tls_.explain(SSL_get_verify_result(ssl_), code, name_);
         return {Io::Error, 0, 0};
+    }
+
+    // In TLS 1.3 a server checks the client's certificate after the client finished its side of
+    // the handshake: a refusal arrives as an alert on the first read, or, when the server's close
+    // races our first command, as a bare reset or end of stream. Nothing received yet: say so.
+    Result endOfStream(Result r) {
+        if (!established_ || received_) return r;
+        error_ = tls_.closedAfterHandshake(RedisTransport::describe(r));
+        return r;
     }
 
     const RedisTls& tls_;
@@ -127,6 +138,7 @@ private:
     SSL* ssl_;
     const std::string name_;  // the name the certificate is checked against
     bool established_ = false;
+    bool received_ = false;  // application data came: an end of stream is an ordinary one
     bool fatal_ = false;  // no close_notify after a fatal error
     int handshake_wants_ = 0;
     int read_wants_ = 0;
@@ -249,6 +261,15 @@ std::string RedisTls::explain(long verify_result, unsigned long ssl_error,
     return out;
 }
 
+std::string RedisTls::closedAfterHandshake(const std::string& how) const {
+    return "the server ended the connection (" + how +
+           ") right after the TLS handshake, before any reply" +
+           (options_.cert_file.empty()
+                ? " (the server may require a client certificate: broker.redis.tls.cert_file and "
+                  "broker.redis.tls.key_file)"
+                : " (the server may refuse broker.redis.tls.cert_file " + options_.cert_file + ")");
+}
+
 std::string RedisTls::check(const std::string& host, int port, double timeout_s) const {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -278,18 +299,22 @@ std::string RedisTls::check(const std::string& host, int port, double timeout_s)
         ::close(fd);
         return error;
     }
-    // Again here is a timeout: a slow server is no verdict on TLS.
+    // Again is a timeout: a slow server is no verdict on TLS; nor is an errno during the
+    // handshake (a reset) - a TLS error carries none.
     RedisTransport::Result r = tls->handshake();
-    if (r.io == RedisTransport::Io::Done) {
-        constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
-        r = tls->write(kPing.data(), kPing.size());
-        if (r.io == RedisTransport::Io::Done) {
-            char reply[64];
-            r = tls->read(reply, sizeof(reply));
-        }
+    if (r.io != RedisTransport::Io::Done) {
+        return r.io == RedisTransport::Io::Error && r.error == 0 ? tls->describe(r) : "";
     }
-    // An errno (a reset, a timeout) is no verdict either; a TLS error carries none.
-    return r.io == RedisTransport::Io::Error && r.error == 0 ? tls->describe(r) : "";
+    // After the handshake, any end before the reply is the server refusing this client.
+    constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
+    r = tls->write(kPing.data(), kPing.size());
+    if (r.io == RedisTransport::Io::Done) {
+        char reply[64];
+        r = tls->read(reply, sizeof(reply));
+    }
+    return r.io == RedisTransport::Io::Error || r.io == RedisTransport::Io::Closed
+               ? tls->describe(r)
+               : "";
 }
 
 }  // namespace wsrelay

@@ -54,6 +54,10 @@ public:
     std::string explain(long verify_result, unsigned long ssl_error,
                         const std::string& name) const;
 
+    // What an end of stream right after the handshake (nothing received yet) may mean; `how` is
+    // "closed" or the errno's text.
+    std::string closedAfterHandshake(const std::string& how) const;
+
 private:
     const RedisTlsOptions options_;
     SSL_CTX* ctx_ = nullptr;
