@@ -218,7 +218,7 @@ JwksFetch JwksFetcher::fetchOnce() {
             return result;
         }
     } else if (!fetchHttp(options_.url, options_.ca_file, options_.timeout_ms, transfer,
-                                 result.error)) {
+                          result.error)) {
         return result;
     }
     KeySet jwks;

@@ -1,7 +1,5 @@
 #include "adapters/redis_connection.h"
 
-#include "adapters/redis_tls.h"
-
 #include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -13,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+
+#include "adapters/redis_tls.h"
 
 namespace wsrelay {
 namespace {

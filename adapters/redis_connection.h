@@ -94,8 +94,8 @@ public:
     RedisConnection& operator=(const RedisConnection&) = delete;
 
     // Starts resolving and connecting; commands may be queued at once. Failures, including the
-    // timeout (which covers lookup, connect, the TLS handshake and AUTH/SELECT), arrive through onClosed on a later
-    // turn.
+    // timeout (which covers lookup, connect, the TLS handshake and AUTH/SELECT), arrive through
+    // onClosed on a later turn.
     void connect(const std::string& host, int port, const RedisHandshake& handshake,
                  double timeout_s);
     // Queues one command; all commands queued in a loop turn leave in one write. `reply` empty: the

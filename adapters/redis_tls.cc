@@ -139,7 +139,7 @@ private:
     const std::string name_;  // the name the certificate is checked against
     bool established_ = false;
     bool received_ = false;  // application data came: an end of stream is an ordinary one
-    bool fatal_ = false;  // no close_notify after a fatal error
+    bool fatal_ = false;     // no close_notify after a fatal error
     int handshake_wants_ = 0;
     int read_wants_ = 0;
     int write_wants_ = 0;
@@ -167,7 +167,8 @@ RedisTls::RedisTls(RedisTlsOptions options) : options_(std::move(options)) {
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
     // Partial writes keep the connection's out buffer logic (an offset into what is queued); the
     // buffer may move between a write that waits and its retry, as it grows.
-    SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx.get(),
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_default_passwd_cb(ctx.get(), noPassphrase);
     if (options_.ca_file.empty()) {
         if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
@@ -205,7 +206,8 @@ std::unique_ptr<RedisTransport> RedisTls::wrap(int fd, const std::string& host,
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
     } else if (ok) {
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 && SSL_set1_host(ssl, name.c_str()) == 1;
+        ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+             SSL_set1_host(ssl, name.c_str()) == 1;
     }
     if (!ok) {
         error = "cannot set up TLS: " + errorText(ERR_peek_last_error());
@@ -222,8 +224,9 @@ std::string RedisTls::explain(long verify_result, unsigned long ssl_error,
     if (verify_result == X509_V_ERR_HOSTNAME_MISMATCH ||
         verify_result == X509_V_ERR_IP_ADDRESS_MISMATCH) {
         return std::string("TLS handshake failed: certificate verify failed: ") +
-               X509_verify_cert_error_string(verify_result) + ": the server's certificate is not for '" +
-               name + "' (broker.redis.tls.server_name sets the name to check)";
+               X509_verify_cert_error_string(verify_result) +
+               ": the server's certificate is not for '" + name +
+               "' (broker.redis.tls.server_name sets the name to check)";
     }
     if (verify_result != X509_V_OK) {
         return std::string("TLS handshake failed: certificate verify failed: ") +
@@ -247,10 +250,10 @@ std::string RedisTls::explain(long verify_result, unsigned long ssl_error,
         case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
         case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
         case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-            out += options_.cert_file.empty()
-                       ? std::string(" (the server refused the connection's certificate)")
-                       : " (the server refused broker.redis.tls.cert_file " + options_.cert_file +
-                             ")";
+            out +=
+                options_.cert_file.empty()
+                    ? std::string(" (the server refused the connection's certificate)")
+                    : " (the server refused broker.redis.tls.cert_file " + options_.cert_file + ")";
             break;
         case SSL_R_WRONG_VERSION_NUMBER:
         case SSL_R_PACKET_LENGTH_TOO_LONG:

@@ -12,8 +12,8 @@ namespace wsrelay {
 // broker.redis.tls.*: how the relay speaks TLS to Redis (a rediss:// URL; Sentinels with
 // broker.redis.sentinel.tls).
 struct RedisTlsOptions {
-    std::string ca_file;      // CAs the server's certificate must chain to; empty = the system's
-    std::string cert_file;    // with key_file: the client certificate (tls-auth-clients)
+    std::string ca_file;    // CAs the server's certificate must chain to; empty = the system's
+    std::string cert_file;  // with key_file: the client certificate (tls-auth-clients)
     std::string key_file;
     std::string server_name;  // the name sent (SNI) and verified; empty = the host connected to
 };
@@ -36,8 +36,7 @@ public:
     // the CAs and name server_name, else `host` (an IP literal is matched against IP addresses in
     // the certificate, and sent as no SNI). Null, with `error`, when OpenSSL cannot set it up
     // (then `fd` stays the caller's).
-    std::unique_ptr<RedisTransport> wrap(int fd, const std::string& host,
-                                         std::string& error) const;
+    std::unique_ptr<RedisTransport> wrap(int fd, const std::string& host, std::string& error) const;
 
     // A blocking check at startup, so a certificate that does not verify stops the relay with a
     // message naming the key to fix instead of a broker that never comes up: connects to
@@ -51,8 +50,7 @@ public:
     // Why TLS failed, in words an operator can act on: the OpenSSL reason and which key to look
     // at. `verify_result` is SSL_get_verify_result(), `ssl_error` the first queued OpenSSL error,
     // `name` what the certificate was checked against.
-    std::string explain(long verify_result, unsigned long ssl_error,
-                        const std::string& name) const;
+    std::string explain(long verify_result, unsigned long ssl_error, const std::string& name) const;
 
     // What an end of stream right after the handshake (nothing received yet) may mean; `how` is
     // "closed" or the errno's text.

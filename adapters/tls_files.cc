@@ -30,7 +30,8 @@ BioPtr open(std::string_view path, std::string& error) {
     errno = 0;
     BioPtr bio(BIO_new_file(name.c_str(), "r"));
     if (!bio) {
-        error = "cannot read " + name + (errno != 0 ? std::string(": ") + std::strerror(errno) : "");
+        error =
+            "cannot read " + name + (errno != 0 ? std::string(": ") + std::strerror(errno) : "");
         ERR_clear_error();
     }
     return bio;

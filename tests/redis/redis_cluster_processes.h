@@ -50,10 +50,11 @@ public:
         dir_ = dir;
         std::vector<std::string> create = {kRedisCli, "--cluster", "create"};
         for (int i = 0; i < kNodes; ++i) {
-            std::vector<std::string> args = {"--cluster-enabled", "yes", "--cluster-config-file",
-                                             nodesFile(i), "--cluster-port",
-                                             std::to_string(RedisServer::freePort()),
-                                             "--cluster-node-timeout", "1000"};
+            std::vector<std::string> args = {
+                "--cluster-enabled",      "yes",
+                "--cluster-config-file",  nodesFile(i),
+                "--cluster-port",         std::to_string(RedisServer::freePort()),
+                "--cluster-node-timeout", "1000"};
             if (extra_args_) {
                 const std::vector<std::string> extra = extra_args_(i);
                 args.insert(args.end(), extra.begin(), extra.end());

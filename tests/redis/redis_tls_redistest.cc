@@ -2,6 +2,8 @@
 // of tests/tls/make_certs.sh: standalone pub/sub and the history functions, a server that requires
 // client certificates, the wrong CA, a name mismatch, Sentinel and Cluster. Each server also keeps
 // its plain-text port, for the test's own synchronous client; the brokers only use the TLS port.
+#include "adapters/redis_tls.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -15,7 +17,6 @@
 #include <vector>
 
 #include "adapters/redis_broker.h"
-#include "adapters/redis_tls.h"
 #include "tests/redis/broker_endpoint.h"
 #include "tests/redis/broker_rig.h"
 #include "tests/redis/redis_cluster_processes.h"
@@ -48,8 +49,8 @@ public:
     // redis-server arguments for a TLS port signed by the test CA.
     std::vector<std::string> serverArgs(int tls_port, const char* auth_clients) const {
         return {"--tls-port",         std::to_string(tls_port), "--tls-cert-file",
-                path("server.crt"),   "--tls-key-file",          path("server.key"),
-                "--tls-ca-cert-file", path("ca.crt"),            "--tls-auth-clients",
+                path("server.crt"),   "--tls-key-file",         path("server.key"),
+                "--tls-ca-cert-file", path("ca.crt"),           "--tls-auth-clients",
                 auth_clients};
     }
 
@@ -141,8 +142,7 @@ TEST_F(RedisTlsTest, PubSubAndProbesOverTls) {
     ASSERT_TRUE(syncedThrough(a, "chat", "\"end\""));
     ASSERT_EQ(a.dataOf("chat").size(), size_t{kCount + 1});
     for (int i = 0; i < kCount; ++i) {
-        ASSERT_EQ(a.dataOf("chat")[static_cast<size_t>(i)],
-                  "\"" + std::to_string(i) + big + "\"");
+        ASSERT_EQ(a.dataOf("chat")[static_cast<size_t>(i)], "\"" + std::to_string(i) + big + "\"");
     }
     // A backend publishing on the plain port reaches the TLS subscriber too.
     RedisClient backend = server_.client();
@@ -251,13 +251,13 @@ TEST_F(RedisTlsTest, PlainPortOrNoServerIsNoTlsVerdictAtStartup) {
 TEST_F(RedisTlsTest, FilesThatDoNotLoadNameTheirKey) {
     RedisTlsOptions missing = tlsOptions();
     missing.ca_file = "/nonexistent/ca.crt";
-    EXPECT_THAT([&] { RedisTls t(missing); },
-                ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("broker.redis.tls.ca_file")));
+    EXPECT_THAT([&] { RedisTls t(missing); }, ::testing::ThrowsMessage<std::runtime_error>(
+                                                  HasSubstr("broker.redis.tls.ca_file")));
     RedisTlsOptions mismatched = tlsOptions();
     mismatched.cert_file = Pki::get().path("client.crt");
     mismatched.key_file = Pki::get().path("server.key");
-    EXPECT_THAT([&] { RedisTls t(mismatched); },
-                ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("broker.redis.tls.key_file")));
+    EXPECT_THAT([&] { RedisTls t(mismatched); }, ::testing::ThrowsMessage<std::runtime_error>(
+                                                     HasSubstr("broker.redis.tls.key_file")));
 }
 
 // Sentinel: the master is reached over TLS (a rediss:// URL), the sentinels over TLS with
@@ -293,8 +293,8 @@ protected:
         RedisBrokerOptions o = options(tlsOptions());
         o.url.port = RedisServer::freePort();  // not used in sentinel mode
         o.sentinel_master = "m";
-        o.sentinels = {ClusterNode{"127.0.0.1", sentinel_tls ? sentinel_tls_port_
-                                                              : sentinel_.port()}};
+        o.sentinels = {
+            ClusterNode{"127.0.0.1", sentinel_tls ? sentinel_tls_port_ : sentinel_.port()}};
         if (sentinel_tls) o.sentinel_tls = o.tls;
         return o;
     }
@@ -338,7 +338,8 @@ protected:
     RedisTlsClusterTest() : BrokerRig(std::chrono::seconds(20)) {}
 
     void SetUp() override {
-        if (!RedisClusterProcesses::available()) GTEST_SKIP() << "redis-server or redis-cli missing";
+        if (!RedisClusterProcesses::available())
+            GTEST_SKIP() << "redis-server or redis-cli missing";
         ASSERT_TRUE(Pki::get().ok()) << "tests/tls/make_certs.sh failed";
         for (int& port : tls_ports_) port = RedisServer::freePort();
         cluster_.setExtraArgs([this](int node) {
