@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -159,6 +160,11 @@ std::runtime_error loadError(const char* key, const std::string& file) {
 }  // namespace
 
 RedisTls::RedisTls(RedisTlsOptions options) : options_(std::move(options)) {
+    // OpenSSL writes to the socket with write(2), not send(MSG_NOSIGNAL) as TcpTransport does: a
+    // server that closed its end would raise SIGPIPE, and kill the process. The relay ignores
+    // SIGPIPE anyway (Server::run), but only later than this context is first used (the startup
+    // check), and a test binary does not; so whoever uses TLS to Redis ignores it from here on.
+    signal(SIGPIPE, SIG_IGN);
     std::unique_ptr<SSL_CTX, CtxCloser> ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) throw loadError("broker.redis.tls", "an OpenSSL client context");
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);

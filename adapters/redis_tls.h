@@ -25,7 +25,8 @@ struct RedisTlsOptions {
 // gets its own SSL object, used on its worker's thread only.
 class RedisTls {
 public:
-    // Loads the files; a file that does not load throws std::runtime_error naming its key.
+    // Loads the files; a file that does not load throws std::runtime_error naming its key. Sets
+    // SIGPIPE to be ignored, process-wide (OpenSSL's writes would raise it).
     explicit RedisTls(RedisTlsOptions options);
     ~RedisTls();
     RedisTls(const RedisTls&) = delete;
