@@ -347,7 +347,10 @@ bool RedisConnection::readIn() {
         const RedisTransport::Result r = transport_->read(buffer, sizeof(buffer));
         if (r.io == RedisTransport::Io::Again) break;
         if (r.io == RedisTransport::Io::Closed) {
-            eof = "connection to " + name() + " closed by the server";
+            // TLS may know more (a client certificate refused right after the handshake).
+            const std::string why = transport_->describe(r);
+            eof = why == "closed" ? "connection to " + name() + " closed by the server"
+                                  : "read from " + name() + ": " + why;
             break;
         }
         if (r.io == RedisTransport::Io::Error) {
