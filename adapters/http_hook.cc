@@ -143,6 +143,7 @@ bool HttpHook::start(Request& r) {
     }
     CURL* e = r.easy;
     curl_easy_setopt(e, CURLOPT_URL, options_.url.c_str());
+    if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r.headers);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());

@@ -13,6 +13,7 @@ namespace wsrelay {
 
 struct HttpHookOptions {
     std::string url;
+    std::string ca_file;          // CAs for an https:// url; empty = libcurl's default
     int timeout_ms = 5000;        // each attempt, connect included
     size_t max_in_flight = 1024;  // this worker's share of hook.max_in_flight
     int max_connections = 16;     // kept-alive connections to the app

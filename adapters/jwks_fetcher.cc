@@ -73,7 +73,9 @@ struct CurlCloser {
     void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
 };
 
-bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string& error) {
+// `ca_file`: the CAs an https:// server's certificate must chain to; empty = libcurl's default.
+bool fetchHttp(const std::string& url, const std::string& ca_file, int timeout_ms, Transfer& t,
+               std::string& error) {
     initCurlOnce();
     std::unique_ptr<CURL, CurlCloser> curl(curl_easy_init());
     if (!curl) {
@@ -90,6 +92,7 @@ bool fetchHttp(const std::string& url, int timeout_ms, Transfer& t, std::string&
         error = "libcurl cannot restrict the protocols of a fetch (7.85 or later is needed)";
         return false;
     }
+    if (!ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, kMaxRedirects);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max(timeout_ms, 1)));
@@ -214,7 +217,8 @@ JwksFetch JwksFetcher::fetchOnce() {
             !readFile(path, transfer.body, result.error)) {
             return result;
         }
-    } else if (!fetchHttp(options_.url, options_.timeout_ms, transfer, result.error)) {
+    } else if (!fetchHttp(options_.url, options_.ca_file, options_.timeout_ms, transfer,
+                          result.error)) {
         return result;
     }
     KeySet jwks;

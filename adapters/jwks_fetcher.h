@@ -20,6 +20,7 @@ namespace wsrelay::jwt {
 
 struct JwksOptions {
     std::string url;                   // empty = static keys only, no thread
+    std::string ca_file;               // CAs for an https:// url; empty = libcurl's default
     int refresh_interval_ms = 300000;  // periodic refresh
     int min_refresh_interval_ms =
         5000;               // least time between two refreshes asked for by an unknown kid

@@ -27,7 +27,8 @@ RedisBroker::RedisBroker(const RedisBrokerOptions& options, int worker_index, st
         auth.password = options_.sentinel_password;
         sentinel_ = std::make_unique<RedisSentinel>(
             loop_, resolver_, options_.sentinel_master, options_.sentinels, auth,
-            options_.probe_timeout_ms / 1000.0, static_cast<RedisSentinel::Listener&>(*this));
+            options_.sentinel_tls.get(), options_.probe_timeout_ms / 1000.0,
+            static_cast<RedisSentinel::Listener&>(*this));
     }
     startAttempt();
 }
@@ -55,8 +56,8 @@ void RedisBroker::openConnections() {
     handshake.password = options_.url.password;
     handshake.db = options_.url.db;
     for (std::unique_ptr<RedisConnection>* c : {&sub_, &cmd_}) {
-        *c = std::make_unique<RedisConnection>(loop_, resolver_,
-                                               static_cast<RedisConnection::Handler&>(*this));
+        *c = std::make_unique<RedisConnection>(
+            loop_, resolver_, static_cast<RedisConnection::Handler&>(*this), options_.tls.get());
         (*c)->connect(host_, port_, handshake, options_.probe_timeout_ms / 1000.0);
     }
     if (sentinel_) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "adapters/redis_connection.h"
 #include "adapters/redis_functions.h"
 #include "adapters/redis_payload.h"
+#include "adapters/redis_tls.h"
 #include "adapters/redis_url.h"
 
 namespace wsrelay {
@@ -32,6 +34,11 @@ struct RedisBrokerOptions {
     std::vector<ClusterNode> sentinels;
     std::string sentinel_user;      // AUTH to the sentinels: empty user = the default user
     std::string sentinel_password;  // empty = no AUTH to the sentinels
+    // TLS (one context for every worker, built at startup) to the data nodes: the standalone
+    // server, the master Sentinel names, every Cluster node (a rediss:// URL); and to the sentinels
+    // (broker.redis.sentinel.tls). Null = plain TCP.
+    std::shared_ptr<const RedisTls> tls;
+    std::shared_ptr<const RedisTls> sentinel_tls;
     std::string prefix;  // prepended to every client channel name to get the Redis channel name
     int reconnect_min_ms = 100;
     int reconnect_max_ms = 5000;

@@ -118,8 +118,8 @@ void RedisClusterBroker::discoverNext() {
         return;
     }
     const ClusterNode& seed = candidates_[candidate_++];
-    discovery_ = std::make_unique<RedisConnection>(loop_, resolver_,
-                                                   static_cast<RedisConnection::Handler&>(*this));
+    discovery_ = std::make_unique<RedisConnection>(
+        loop_, resolver_, static_cast<RedisConnection::Handler&>(*this), options_.tls.get());
     discovery_->connect(seed.host, seed.port, handshake(), options_.probe_timeout_ms / 1000.0);
     discovery_->command({"CLUSTER", "SLOTS"},
                         [this](RedisStatus s, const redisReply* r) { onDiscoveryReply(s, r); });
@@ -163,8 +163,8 @@ void RedisClusterBroker::open(uint16_t index) {
     node.retired = false;
     node.loading = false;
     for (std::unique_ptr<RedisConnection>* c : {&node.sub, &node.cmd}) {
-        *c = std::make_unique<RedisConnection>(loop_, resolver_,
-                                               static_cast<RedisConnection::Handler&>(*this));
+        *c = std::make_unique<RedisConnection>(
+            loop_, resolver_, static_cast<RedisConnection::Handler&>(*this), options_.tls.get());
         (*c)->connect(node.address.host, node.address.port, handshake(),
                       options_.probe_timeout_ms / 1000.0);
     }

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <utility>
 
+#include "adapters/redis_tls.h"
+
 namespace wsrelay {
 namespace {
 
@@ -70,8 +72,13 @@ bool isSubscribe(std::string_view command) {
 
 }  // namespace
 
-RedisConnection::RedisConnection(struct ev_loop* loop, AsyncResolver& resolver, Handler& handler)
-    : loop_(loop), resolver_(resolver), handler_(handler) {
+std::string RedisTransport::describe(const Result& r) const {
+    return r.io == Io::Error ? std::strerror(r.error) : "closed";
+}
+
+RedisConnection::RedisConnection(struct ev_loop* loop, AsyncResolver& resolver, Handler& handler,
+                                 const RedisTls* tls)
+    : loop_(loop), resolver_(resolver), handler_(handler), tls_(tls) {
     ev_init(&io_, onIo);
     io_.data = this;
     ev_init(&timer_, onTimeout);
@@ -171,7 +178,34 @@ void RedisConnection::tryAddress() {
 }
 
 void RedisConnection::onConnected() {
-    transport_ = std::make_unique<TcpTransport>(fd_);
+    if (tls_ != nullptr) {
+        std::string error;
+        transport_ = tls_->wrap(fd_, host_, error);
+        if (!transport_) {
+            fail("connect to " + name() + ": " + error);
+            return;
+        }
+    } else {
+        transport_ = std::make_unique<TcpTransport>(fd_);
+    }
+    shakeHands();
+}
+
+// Still State::Connecting: the connect timer bounds the TLS handshake too.
+void RedisConnection::shakeHands() {
+    const RedisTransport::Result r = transport_->handshake();
+    if (r.io == RedisTransport::Io::Again) {
+        watch();
+        return;
+    }
+    if (r.io != RedisTransport::Io::Done) {
+        fail("connect to " + name() + ": " + transport_->describe(r));
+        return;
+    }
+    onSecured();
+}
+
+void RedisConnection::onSecured() {
     reader_ = redisReaderCreate();
     if (reader_ == nullptr) {
         fail("cannot allocate a Redis reader");
@@ -248,8 +282,12 @@ void RedisConnection::close(const std::string& reason) {
 
 void RedisConnection::watch() {
     if (fd_ < 0) return;
-    const int events =
-        !transport_ ? EV_WRITE : EV_READ | (out_offset_ < out_.size() ? EV_WRITE : 0);
+    int events = EV_WRITE;  // connecting: writable = connected (or failed)
+    if (transport_ && state_ == State::Connecting) {
+        events = transport_->wantedEvents();  // the transport's handshake
+    } else if (transport_) {
+        events = EV_READ | (out_offset_ < out_.size() ? EV_WRITE : 0) | transport_->wantedEvents();
+    }
     if (ev_is_active(&io_) && io_.fd == fd_ && (io_.events & (EV_READ | EV_WRITE)) == events) {
         return;
     }
@@ -275,8 +313,14 @@ void RedisConnection::onIo(struct ev_loop*, ev_io* w, int revents) {
         self->onConnected();
         return;
     }
-    if ((revents & EV_READ) != 0 && !self->readIn()) return;
-    if ((revents & EV_WRITE) != 0 && !self->writeOut()) return;
+    if (self->state_ == State::Connecting) {
+        self->shakeHands();
+        return;
+    }
+    // An event the transport asked for beyond the usual ones: retry both directions.
+    const bool crossed = (revents & self->transport_->wantedEvents()) != 0;
+    if (((revents & EV_READ) != 0 || crossed) && !self->readIn()) return;
+    if (((revents & EV_WRITE) != 0 || crossed) && !self->writeOut()) return;
     self->watch();
 }
 
@@ -286,8 +330,7 @@ bool RedisConnection::writeOut() {
             transport_->write(out_.data() + out_offset_, out_.size() - out_offset_);
         if (r.io == RedisTransport::Io::Again) return true;
         if (r.io != RedisTransport::Io::Done) {
-            fail("write to " + name() + ": " +
-                 (r.io == RedisTransport::Io::Error ? std::strerror(r.error) : "closed"));
+            fail("write to " + name() + ": " + transport_->describe(r));
             return false;
         }
         out_offset_ += r.bytes;
@@ -304,18 +347,21 @@ bool RedisConnection::readIn() {
         const RedisTransport::Result r = transport_->read(buffer, sizeof(buffer));
         if (r.io == RedisTransport::Io::Again) break;
         if (r.io == RedisTransport::Io::Closed) {
-            eof = "connection to " + name() + " closed by the server";
+            // TLS may know more (a client certificate refused right after the handshake).
+            const std::string why = transport_->describe(r);
+            eof = why == "closed" ? "connection to " + name() + " closed by the server"
+                                  : "read from " + name() + ": " + why;
             break;
         }
         if (r.io == RedisTransport::Io::Error) {
-            eof = "read from " + name() + ": " + std::strerror(r.error);
+            eof = "read from " + name() + ": " + transport_->describe(r);
             break;
         }
         if (redisReaderFeed(reader_, buffer, r.bytes) != REDIS_OK) {
             fail("protocol error from " + name());
             return false;
         }
-        if (r.bytes < sizeof(buffer)) break;
+        if (r.bytes < sizeof(buffer) && !transport_->buffered()) break;
     }
     // Replies read before an end of stream are still delivered.
     const uint64_t generation = generation_;

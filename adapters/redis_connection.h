@@ -18,23 +18,36 @@ struct redisReply;
 
 namespace wsrelay {
 
-// The byte stream under a RedisConnection: plain TCP today. A TLS transport (OpenSSL over the same
-// connected socket, its handshake driven from read/write) slots in here without the connection or
-// the brokers changing: they only ever see these three calls.
+// The byte stream under a RedisConnection: plain TCP, or TLS (adapters/redis_tls.h, OpenSSL over
+// the same connected socket). The connection and the brokers only ever see these calls.
 class RedisTransport {
 public:
     enum class Io { Done, Again, Closed, Error };
     struct Result {
         Io io = Io::Done;
         size_t bytes = 0;  // moved, when io is Done
-        int error = 0;     // errno, when io is Error
+        int error = 0;     // errno, when io is Error (0: describe() says why)
     };
     virtual ~RedisTransport() = default;
+    // The transport's own handshake (TLS), run once the socket is connected and before any read or
+    // write: Again until it is done, with wantedEvents() saying what to wait for. TCP has none.
+    virtual Result handshake() { return {}; }
     virtual Result read(char* buffer, size_t size) = 0;
     virtual Result write(const char* data, size_t size) = 0;
+    // Events to watch besides EV_READ (always) and EV_WRITE (while output waits): during the
+    // handshake its direction; afterwards a read that waits for writable, or a write that waits for
+    // readable (TLS). When one of them fires, the connection retries both read and write.
+    virtual int wantedEvents() const { return 0; }
+    // True when read() has bytes that no socket event will announce (TLS records already taken
+    // from the socket): a short read does not mean the stream is drained then.
+    virtual bool buffered() const { return false; }
+    // What a Closed or Error result means, for logs: strerror(error), "closed", or the TLS reason.
+    virtual std::string describe(const Result& r) const;
     // Closes the socket; called once, by the connection.
     virtual void close() = 0;
 };
+
+class RedisTls;
 
 // Credentials and the database, sent before any command of the owner.
 struct RedisHandshake {
@@ -72,14 +85,17 @@ public:
         virtual void onClosed(RedisConnection& connection, const std::string& reason) = 0;
     };
 
-    RedisConnection(struct ev_loop* loop, AsyncResolver& resolver, Handler& handler);
+    // `tls` null: plain TCP; else every connect() speaks TLS with it (it must outlive the
+    // connection).
+    RedisConnection(struct ev_loop* loop, AsyncResolver& resolver, Handler& handler,
+                    const RedisTls* tls = nullptr);
     ~RedisConnection();
     RedisConnection(const RedisConnection&) = delete;
     RedisConnection& operator=(const RedisConnection&) = delete;
 
     // Starts resolving and connecting; commands may be queued at once. Failures, including the
-    // timeout (which covers lookup, connect and handshake), arrive through onClosed on a later
-    // turn.
+    // timeout (which covers lookup, connect, the TLS handshake and AUTH/SELECT), arrive through
+    // onClosed on a later turn.
     void connect(const std::string& host, int port, const RedisHandshake& handshake,
                  double timeout_s);
     // Queues one command; all commands queued in a loop turn leave in one write. `reply` empty: the
@@ -103,6 +119,8 @@ private:
     void onResolved(int error, std::vector<ResolvedAddress> addresses);
     void tryAddress();
     void onConnected();
+    void shakeHands();  // the transport's handshake, then the session (onSecured)
+    void onSecured();
     void handshakeReply(RedisStatus status, const redisReply* reply, const char* what);
     // False when the connection closed (or was destroyed) meanwhile.
     bool writeOut();
@@ -115,6 +133,7 @@ private:
     struct ev_loop* loop_;
     AsyncResolver& resolver_;
     Handler& handler_;
+    const RedisTls* const tls_;
     State state_ = State::Idle;
     std::string host_;
     int port_ = 0;

@@ -17,9 +17,9 @@ std::string_view textOf(const redisReply* r) { return std::string_view(r->str, r
 
 RedisSentinel::RedisSentinel(struct ev_loop* loop, AsyncResolver& resolver, std::string master_name,
                              std::vector<ClusterNode> sentinels, RedisHandshake auth,
-                             double timeout_s, Listener& listener)
+                             const RedisTls* tls, double timeout_s, Listener& listener)
     : loop_(loop), resolver_(resolver), master_name_(std::move(master_name)),
-      sentinels_(std::move(sentinels)), auth_(std::move(auth)), timeout_s_(timeout_s),
+      sentinels_(std::move(sentinels)), auth_(std::move(auth)), tls_(tls), timeout_s_(timeout_s),
       listener_(listener) {
     ev_init(&retry_timer_, onRetryTimer);
     retry_timer_.data = this;
@@ -41,8 +41,8 @@ void RedisSentinel::ask(bool quiet) {
 void RedisSentinel::tryNext() {
     while (next_ < sentinels_.size()) {
         const ClusterNode& sentinel = sentinels_[next_++];
-        link_ = std::make_unique<RedisConnection>(loop_, resolver_,
-                                                  static_cast<RedisConnection::Handler&>(*this));
+        link_ = std::make_unique<RedisConnection>(
+            loop_, resolver_, static_cast<RedisConnection::Handler&>(*this), tls_);
         RedisHandshake auth = auth_;
         auth.db = 0;  // a sentinel has no databases
         link_->connect(sentinel.host, sentinel.port, auth, timeout_s_);

@@ -16,7 +16,8 @@ namespace wsrelay {
 // answered stays connected, subscribed to +switch-master. If that connection drops, the
 // sentinels are asked again (quietly: only a different master is reported), retrying every
 // second while none answers. Sentinels that require a password get AUTH (RedisHandshake; no
-// SELECT). One per worker, on its loop; its destructor calls nothing back.
+// SELECT), and TLS when `tls` is set (broker.redis.sentinel.tls). One per worker, on its loop; its
+// destructor calls nothing back.
 class RedisSentinel final : private RedisConnection::Handler {
 public:
     class Listener {
@@ -30,8 +31,8 @@ public:
     };
 
     RedisSentinel(struct ev_loop* loop, AsyncResolver& resolver, std::string master_name,
-                  std::vector<ClusterNode> sentinels, RedisHandshake auth, double timeout_s,
-                  Listener& listener);
+                  std::vector<ClusterNode> sentinels, RedisHandshake auth, const RedisTls* tls,
+                  double timeout_s, Listener& listener);
     ~RedisSentinel() override;
     RedisSentinel(const RedisSentinel&) = delete;
     RedisSentinel& operator=(const RedisSentinel&) = delete;
@@ -58,6 +59,7 @@ private:
     const std::string master_name_;
     const std::vector<ClusterNode> sentinels_;
     const RedisHandshake auth_;
+    const RedisTls* const tls_;
     const double timeout_s_;
     Listener& listener_;
     std::unique_ptr<RedisConnection> link_;

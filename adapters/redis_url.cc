@@ -66,14 +66,12 @@ RedisUrlParse parseRedisUrl(std::string_view text) {
         out.url = RedisUrl{};
         return out;
     };
-    constexpr std::string_view kScheme = "redis://";
-    if (startsWithNoCase(text, "rediss://")) {
-        return fail("TLS (rediss://) is not supported by this build");
+    const bool tls = startsWithNoCase(text, "rediss://");
+    if (!tls && !startsWithNoCase(text, "redis://")) {
+        return fail("expected redis://[user:password@]host[:port][/db] (rediss:// for TLS)");
     }
-    if (!startsWithNoCase(text, kScheme)) {
-        return fail("expected redis://[user:password@]host[:port][/db]");
-    }
-    std::string_view rest = text.substr(kScheme.size());
+    out.url.tls = tls;
+    std::string_view rest = text.substr(tls ? 9 : 8);
     if (rest.find_first_of("?#") != std::string_view::npos) {
         return fail("query and fragment parts (? and #) are not supported");
     }

@@ -113,8 +113,17 @@ struct Config {
                 std::vector<std::string> addrs;  // host:port of the sentinels
                 std::string user;                // AUTH user for the sentinels; empty = default
                 std::string password;            // AUTH to the sentinels; empty = none
+                bool tls = false;  // the sentinels speak TLS (with broker.redis.tls.*)
                 bool operator==(const Sentinel&) const = default;
             } sentinel;
+            // TLS to Redis: a rediss:// url (every data node), broker.redis.sentinel.tls.
+            struct Tls {
+                std::string ca_file;    // empty = the system's CAs
+                std::string cert_file;  // client certificate; with key_file
+                std::string key_file;
+                std::string server_name;  // SNI and the name verified; empty = the host
+                bool operator==(const Tls&) const = default;
+            } tls;
             bool operator==(const Redis&) const = default;
         } redis;
         bool operator==(const Broker&) const = default;
@@ -148,6 +157,8 @@ struct Config {
             std::string secret;
             std::string public_key_file;
             std::string jwks_url;  // http://, https:// or file://
+            // CAs for an https:// jwks_url; empty = the system's
+            std::string jwks_ca_file;
             int jwks_refresh_ms = 300000;
             int jwks_min_refresh_ms = 5000;
             std::vector<std::string> algorithms;  // empty = every algorithm the keys support
@@ -173,6 +184,8 @@ struct Config {
 
     struct Hook {
         std::string url;  // empty = no hook
+        // CAs for an https:// url; empty = the system's
+        std::string ca_file;
         std::vector<std::string> events = {"connect", "subscribe", "message", "disconnect"};
         int timeout_ms = 5000;
         int max_in_flight = 1024;  // per instance, split between workers

@@ -18,6 +18,7 @@
 #include "adapters/client_address.h"
 #include "adapters/jwks_file_url.h"
 #include "adapters/redis_url.h"
+#include "adapters/tls_files.h"
 #include "relay/tls/credentials.h"
 
 namespace wsrelay {
@@ -421,6 +422,18 @@ std::string checkHostPort(std::string_view text) {
     return parseHostPort(text, node, error) ? "" : error;
 }
 
+// PEM files, read as OpenSSL and libcurl will read them at startup (adapters/tls_files.h).
+std::string checkCertificates(std::string_view path) { return checkPemCertificates(path); }
+std::string checkPrivateKey(std::string_view path) { return checkPemPrivateKey(path); }
+
+// A server name as a certificate carries it: a host name or an IP address.
+std::string checkServerName(std::string_view name) {
+    if (hasSpace(name) || name.find_first_of("/:@[]") != std::string_view::npos) {
+        return quoted(name) + " is not a host name or IP address";
+    }
+    return "";
+}
+
 // The only place a key is declared; its default is not written here but read from a
 // default-constructed Config (see the top of this file). The documentation must match
 // (tests/unit/config_docs_test.cc).
@@ -703,6 +716,27 @@ std::vector<ConfigKey> buildTable() {
         "broker.redis.sentinel.password", nullptr, "any",
         "Password of the sentinels (their requirepass); empty = sentinels without AUTH.",
         [](auto& c) -> auto& { return c.broker.redis.sentinel.password; }));
+    keys.push_back(boolKey(
+        "broker.redis.sentinel.tls",
+        "The sentinels speak TLS, with the broker.redis.tls.* files (the master's scheme is the "
+        "url's).",
+        [](auto& c) -> auto& { return c.broker.redis.sentinel.tls; }));
+    keys.push_back(stringKey(
+        "broker.redis.tls.ca_file", checkCertificates, "a PEM file of certificates",
+        "CAs that Redis's certificate must chain to (rediss://); empty = the system's CAs.",
+        [](auto& c) -> auto& { return c.broker.redis.tls.ca_file; }));
+    keys.push_back(stringKey(
+        "broker.redis.tls.cert_file", checkCertificates, "a PEM file of certificates",
+        "Client certificate (chain) the relay shows Redis (tls-auth-clients); empty = none.",
+        [](auto& c) -> auto& { return c.broker.redis.tls.cert_file; }));
+    keys.push_back(stringKey(
+        "broker.redis.tls.key_file", checkPrivateKey, "a PEM private key file",
+        "Private key of broker.redis.tls.cert_file, not encrypted.",
+        [](auto& c) -> auto& { return c.broker.redis.tls.key_file; }));
+    keys.push_back(stringKey(
+        "broker.redis.tls.server_name", checkServerName, "host name or IP address",
+        "Name sent as SNI and checked in Redis's certificate; empty = the host connected to.",
+        [](auto& c) -> auto& { return c.broker.redis.tls.server_name; }));
     keys.push_back(entryListKey<Config::Channel>(
         "channels",
         {unique(required(declareString<Config::Channel>(
@@ -757,6 +791,10 @@ std::vector<ConfigKey> buildTable() {
         "auth.jwt.jwks_url", checkJwksUrl, "http://, https:// or file:// URL",
         "JWK Set to verify tokens with, fetched at start and refreshed; empty = none.",
         [](auto& c) -> auto& { return c.auth.jwt.jwks_url; }));
+    keys.push_back(stringKey(
+        "auth.jwt.jwks_ca_file", checkCertificates, "a PEM file of certificates",
+        "CAs an https:// auth.jwt.jwks_url's certificate must chain to; empty = the system's CAs.",
+        [](auto& c) -> auto& { return c.auth.jwt.jwks_ca_file; }));
     keys.push_back(numberKey(
         "auth.jwt.jwks_refresh_ms", 1000, 86400000,
         "Interval between two fetches of auth.jwt.jwks_url.",
@@ -819,6 +857,10 @@ std::vector<ConfigKey> buildTable() {
         "hook.url", checkHookUrl, "http:// or https:// URL",
         "The app's hook endpoint (docs/hook.md); empty = no hook.",
         [](auto& c) -> auto& { return c.hook.url; }));
+    keys.push_back(stringKey(
+        "hook.ca_file", checkCertificates, "a PEM file of certificates",
+        "CAs an https:// hook.url's certificate must chain to; empty = the system's CAs.",
+        [](auto& c) -> auto& { return c.hook.ca_file; }));
     keys.push_back(listKey(
         "hook.events", checkHookEvent, "connect, subscribe, message, disconnect",
         "Events sent to the hook; message is always sent for routed publishes and send.",
@@ -1018,6 +1060,32 @@ std::string checkTlsFiles(const Config& c) {
     return "";
 }
 
+// A client certificate needs its key; each file was checked on its own by its key.
+std::string checkRedisClientCert(const Config& c) {
+    const Config::Broker::Redis::Tls& tls = c.broker.redis.tls;
+    if (tls.cert_file.empty() != tls.key_file.empty()) {
+        return "broker.redis.tls.cert_file and broker.redis.tls.key_file go together: set both "
+               "(a client certificate and its key) or neither";
+    }
+    if (tls.cert_file.empty()) return "";
+    if (!checkPemCertificates(tls.cert_file).empty() || !checkPemPrivateKey(tls.key_file).empty()) {
+        return "";  // the key's own error
+    }
+    const std::string error = checkKeyMatchesCertificate(tls.cert_file, tls.key_file);
+    return error.empty() ? "" : "broker.redis.tls.key_file: " + error;
+}
+
+// TLS settings that nothing would use are a mistake (a redis:// url meant as rediss://).
+std::string checkRedisTlsUsed(const Config& c) {
+    const Config::Broker::Redis& redis = c.broker.redis;
+    const Config::Broker::Redis::Tls& tls = redis.tls;
+    if (tls == Config::Broker::Redis::Tls{} || redis.sentinel.tls) return "";
+    const RedisUrlParse url = parseRedisUrl(redis.url);
+    if (!url.error.empty() || url.url.tls) return "";
+    return "broker.redis.tls.* is set but broker.redis.url is redis:// and "
+           "broker.redis.sentinel.tls is false: nothing would use TLS; write rediss://";
+}
+
 // Whether a PEM file holds a usable key is known only once it is read, at startup.
 std::string checkAuthKey(const Config& c) {
     const Config::Auth& auth = c.auth;
@@ -1046,6 +1114,15 @@ const std::vector<ConfigRule>& rules() {
         {{"broker.redis.url", "broker.redis.cluster"},
          "broker.redis.cluster set => the database of broker.redis.url is 0",
          checkClusterDatabase},
+        {{"broker.redis.tls.cert_file", "broker.redis.tls.key_file"},
+         "broker.redis.tls.cert_file and broker.redis.tls.key_file are both set (and match) or "
+         "both empty",
+         checkRedisClientCert},
+        {{"broker.redis.tls.ca_file", "broker.redis.tls.cert_file", "broker.redis.tls.key_file",
+          "broker.redis.tls.server_name", "broker.redis.url", "broker.redis.sentinel.tls"},
+         "a broker.redis.tls.* key set => broker.redis.url is rediss:// or "
+         "broker.redis.sentinel.tls is true",
+         checkRedisTlsUsed},
         {{"auth.enabled", "auth.jwt.secret", "auth.jwt.public_key_file", "auth.jwt.jwks_url"},
          "auth.enabled => one of auth.jwt.secret, auth.jwt.public_key_file, auth.jwt.jwks_url set",
          checkAuthKey},

@@ -252,7 +252,7 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(ip_table_entries, Gauge, "wsrelay_ip_table_entries",                                         \
       "Client addresses holding at least one open connection (limits.connections_per_ip)")         \
     X(rate_limit_closes, Counter, "wsrelay_rate_limit_closes_total",                               \
-      "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")      \
+      "Connections closed with 4429 after limits.rate.max_refusals refused commands in a row")     \
     X(queued_bytes, Gauge, "wsrelay_queued_bytes",                                                 \
       "Bytes counted against the memory budget: send and hook queues, partial client messages, "   \
       "writes handed to libwebsockets (a shared frame once per queue)")                            \

@@ -10,6 +10,7 @@
 
 #include "adapters/memory_broker.h"
 #include "adapters/redis_broker.h"
+#include "adapters/redis_tls.h"
 #include "adapters/redis_url.h"
 #include "relay/common/log.h"
 #include "relay/edge/cpu_budget.h"
@@ -26,6 +27,29 @@ constexpr rlim_t kReservedFds = 64;
 constexpr rlim_t kReservedFdsPerWorker = 8;
 // limits.max_connections: 0 means what the open-file limit allows, up to this.
 constexpr rlim_t kDefaultMaxConnections = 65536;
+
+// TLS to Redis: one context for every worker. A certificate that does not verify (the wrong CA, a
+// name mismatch, a refused client certificate) is a configuration error, so it stops startup, with
+// the reason and the key to fix; a Redis that cannot be reached yet does not (the broker retries).
+void setUpRedisTls(const Config::Broker::Redis& redis, RedisBrokerOptions& options) {
+    const bool sentinel_tls = redis.sentinel.tls && !options.sentinel_master.empty();
+    if (!options.url.tls && !sentinel_tls) return;
+    auto tls = std::make_shared<const RedisTls>(RedisTlsOptions{
+        redis.tls.ca_file, redis.tls.cert_file, redis.tls.key_file, redis.tls.server_name});
+    if (options.url.tls) options.tls = tls;
+    if (sentinel_tls) options.sentinel_tls = tls;
+    ClusterNode first;  // the first node the brokers will connect to, when it speaks TLS
+    if (!options.cluster.empty()) {
+        first = options.tls ? options.cluster.front() : ClusterNode{};
+    } else if (!options.sentinel_master.empty()) {
+        first = sentinel_tls ? options.sentinels.front() : ClusterNode{};
+    } else {
+        first = ClusterNode{options.url.host, options.url.port};
+    }
+    if (first.host.empty()) return;
+    const std::string error = tls->check(first.host, first.port, options.probe_timeout_ms / 1000.0);
+    if (!error.empty()) throw std::runtime_error("TLS to Redis at " + first.name() + ": " + error);
+}
 
 // The loader has checked every rule that decides whether these keys make sense together
 // (conf/config_schema.cc, configRules()), with the same parsers: what is left here is building.
@@ -69,6 +93,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.probe_timeout_ms = redis.probe_timeout_ms;
             options.timestamps = redis.timestamps;
             options.cluster_refresh_ms = redis.cluster_refresh_ms;
+            setUpRedisTls(redis, options);
             if (!options.cluster.empty()) {
                 WSR_LOG(Info, "broker: redis cluster, %zu seed(s), first %s",
                         options.cluster.size(), options.cluster.front().name().c_str());
@@ -76,7 +101,8 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
                 WSR_LOG(Info, "broker: redis master '%s' from %zu sentinel(s)",
                         options.sentinel_master.c_str(), options.sentinels.size());
             } else {
-                WSR_LOG(Info, "broker: redis at %s", describeRedisUrl(options.url).c_str());
+                WSR_LOG(Info, "broker: redis at %s%s", describeRedisUrl(options.url).c_str(),
+                        options.url.tls ? " over TLS" : "");
             }
             return std::make_unique<RedisBrokerFactory>(std::move(options));
         }
@@ -195,6 +221,7 @@ void Server::setUpAuth() {
     const size_t static_count = static_keys.keys().size();
     jwt::JwksOptions options;
     options.url = j.jwks_url;
+    options.ca_file = j.jwks_ca_file;
     options.refresh_interval_ms = j.jwks_refresh_ms;
     options.min_refresh_interval_ms = j.jwks_min_refresh_ms;
     const bool remote = !j.jwks_url.empty() && !j.jwks_url.starts_with("file://");

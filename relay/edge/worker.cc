@@ -146,6 +146,7 @@ bool Worker::setUp(std::string& error) {
     if (!cfg.hook.url.empty()) {
         HttpHookOptions options;
         options.url = cfg.hook.url;
+        options.ca_file = cfg.hook.ca_file;
         options.timeout_ms = cfg.hook.timeout_ms;
         options.max_in_flight =
             static_cast<size_t>(std::max(1, cfg.hook.max_in_flight / std::max(1, shared_.workers)));

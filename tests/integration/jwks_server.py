@@ -1,13 +1,14 @@
 """A tiny JWKS HTTP server for the auth tests, run as a separate process.
 
     /usr/bin/python3 jwks_server.py --file JWKS [--port N] [--status-file PATH]
+                                    [--tls-cert PEM --tls-key PEM]
 
 Listens on 127.0.0.1 (port 0 = any free one), prints `listening <port>`, then one line per request:
 `request <path> <status>`. GET /jwks.json answers the file's current content (re-read on every
 request, so a test rotates keys by rewriting it); while the status file exists and holds a number,
 it answers that status instead (a failing identity provider). Redirects, 302: GET /redirect/N to
 /redirect/N-1, and /redirect/1 to /jwks.json (N hops in all); GET /to?url=U to U, any URL.
-Anything else is 404.
+Anything else is 404. With --tls-cert and --tls-key it speaks https with that certificate.
 
 Imported, JwksServer runs that process and follows its output.
 """
@@ -15,6 +16,7 @@ Imported, JwksServer runs that process and follows its output.
 import argparse
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -69,6 +71,10 @@ def _serve(args):
 
     server = ThreadingHTTPServer((HOST, args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
@@ -78,8 +84,9 @@ class JwksServer:
     """The server above as a child process, stopped by PID. Its request lines are collected by a
     thread; wait_requests() waits for them instead of polling."""
 
-    def __init__(self, jwks_file, port=0, status_file=None):
+    def __init__(self, jwks_file, port=0, status_file=None, tls=None):
         self.jwks_file = jwks_file
+        self.tls = tls  # (certificate, key) files: https
         self.status_file = status_file or jwks_file + ".status"
         self.port = port
         self.proc = None
@@ -89,7 +96,7 @@ class JwksServer:
 
     @property
     def url(self):
-        return f"http://{HOST}:{self.port}{JWKS_PATH}"
+        return f"{'https' if self.tls else 'http'}://{HOST}:{self.port}{JWKS_PATH}"
 
     def redirect_url(self, hops):
         """A URL that reaches /jwks.json after `hops` redirects."""
@@ -103,7 +110,8 @@ class JwksServer:
         script = os.path.abspath(__file__)
         self.proc = subprocess.Popen(
             [sys.executable, script, "--file", self.jwks_file, "--port", str(self.port),
-             "--status-file", self.status_file],
+             "--status-file", self.status_file]
+            + (["--tls-cert", self.tls[0], "--tls-key", self.tls[1]] if self.tls else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         port = []
         self._reader = threading.Thread(target=self._read, args=(port,), daemon=True)
@@ -190,6 +198,8 @@ def main():
     parser.add_argument("--file", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--status-file", default=None)
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
     if args.status_file is None:
         args.status_file = args.file + ".status"

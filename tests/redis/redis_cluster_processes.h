@@ -11,6 +11,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ public:
     RedisClusterProcesses(const RedisClusterProcesses&) = delete;
     RedisClusterProcesses& operator=(const RedisClusterProcesses&) = delete;
 
+    // Extra redis-server arguments for every node (TLS: --tls-port, --tls-cluster yes, ...), for
+    // the next start().
+    void setExtraArgs(std::function<std::vector<std::string>(int node)> args) {
+        extra_args_ = std::move(args);
+    }
+
     // Starts the masters, assigns the slots and waits for cluster_state:ok.
     bool start(std::string& error) {
         char dir[] = "/tmp/wsrelay-cluster-XXXXXX";
@@ -43,9 +50,16 @@ public:
         dir_ = dir;
         std::vector<std::string> create = {kRedisCli, "--cluster", "create"};
         for (int i = 0; i < kNodes; ++i) {
-            servers_[i].setArgs({"--cluster-enabled", "yes", "--cluster-config-file", nodesFile(i),
-                                 "--cluster-port", std::to_string(RedisServer::freePort()),
-                                 "--cluster-node-timeout", "1000"});
+            std::vector<std::string> args = {
+                "--cluster-enabled",      "yes",
+                "--cluster-config-file",  nodesFile(i),
+                "--cluster-port",         std::to_string(RedisServer::freePort()),
+                "--cluster-node-timeout", "1000"};
+            if (extra_args_) {
+                const std::vector<std::string> extra = extra_args_(i);
+                args.insert(args.end(), extra.begin(), extra.end());
+            }
+            servers_[i].setArgs(std::move(args));
             if (!servers_[i].start(error)) return false;
             create.push_back("127.0.0.1:" + std::to_string(servers_[i].port()));
         }
@@ -139,6 +153,7 @@ private:
 
     std::array<RedisServer, kNodes> servers_;
     std::string dir_;
+    std::function<std::vector<std::string>(int)> extra_args_;
 };
 
 }  // namespace wsrelay::testing

@@ -76,9 +76,18 @@ TEST(RedisUrlTest, BracketedIpv6Host) {
     EXPECT_EQ(describeRedisUrl(url), "[::1]:6390/2");
 }
 
-TEST(RedisUrlTest, TlsIsRefusedWithAClearError) {
-    EXPECT_EQ(bad("rediss://redis:6380"), "TLS (rediss://) is not supported by this build");
-    EXPECT_EQ(bad("REDISS://:pw@redis"), "TLS (rediss://) is not supported by this build");
+TEST(RedisUrlTest, RedissMeansTls) {
+    RedisUrl url = good("rediss://redis:6380/2");
+    EXPECT_TRUE(url.tls);
+    EXPECT_EQ(url.host, "redis");
+    EXPECT_EQ(url.port, 6380);
+    EXPECT_EQ(url.db, 2);
+    url = good("REDISS://:pw@redis");
+    EXPECT_TRUE(url.tls);
+    EXPECT_EQ(url.password, "pw");
+    EXPECT_EQ(url.port, 6379);
+    EXPECT_FALSE(good("redis://redis").tls);
+    EXPECT_THAT(bad("redisss://redis"), HasSubstr("rediss:// for TLS"));
 }
 
 TEST(RedisUrlTest, MissingParts) {

@@ -116,8 +116,33 @@ in-chart Redis, the mounted JWT key files, the hook).
 {{- $_ := set $auth "jwt" $jwt -}}
 {{- $_ := set $cfg "auth" $auth -}}
 {{- end -}}
+{{- $t := .Values.tlsFiles -}}
+{{- $tlsDir := trimSuffix "/" $t.mountPath -}}
+{{- if or $t.redisCaFile $t.redisCertFile $t.redisKeyFile -}}
+{{- $broker := default dict $cfg.broker -}}
+{{- $redis := default dict $broker.redis -}}
+{{- $tls := default dict $redis.tls -}}
+{{- range $field, $file := dict "ca_file" $t.redisCaFile "cert_file" $t.redisCertFile "key_file" $t.redisKeyFile -}}
+{{- if $file -}}
+{{- $_ := set $tls $field (printf "%s/%s" $tlsDir $file) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $redis "tls" $tls -}}
+{{- $_ := set $broker "redis" $redis -}}
+{{- $_ := set $cfg "broker" $broker -}}
+{{- end -}}
+{{- if $t.jwksCaFile -}}
+{{- $auth := default dict $cfg.auth -}}
+{{- $jwt := default dict $auth.jwt -}}
+{{- $_ := set $jwt "jwks_ca_file" (printf "%s/%s" $tlsDir $t.jwksCaFile) -}}
+{{- $_ := set $auth "jwt" $jwt -}}
+{{- $_ := set $cfg "auth" $auth -}}
+{{- end -}}
 {{- if .Values.hook.url -}}
 {{- $_ := set $cfg "hook" (deepCopy .Values.hook) -}}
+{{- if $t.hookCaFile -}}
+{{- $_ := set $cfg.hook "ca_file" (printf "%s/%s" $tlsDir $t.hookCaFile) -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.tls.existingSecret -}}
 {{- $tls := default dict $cfg.tls -}}
@@ -224,6 +249,18 @@ configMap:
 {{- end -}}
 {{- if or (eq (trimSuffix "/" $k.mountPath) "/etc/wsrelay/config") (hasPrefix "/etc/wsrelay/config/" $k.mountPath) -}}
 {{- fail "jwtKeys.mountPath must not be inside /etc/wsrelay/config, where the config file is mounted" -}}
+{{- end -}}
+{{- $t := .Values.tlsFiles -}}
+{{- range $file := list $t.redisCaFile $t.redisCertFile $t.redisKeyFile $t.hookCaFile $t.jwksCaFile -}}
+{{- if and $file (not $t.existingSecret) -}}
+{{- fail (printf "tlsFiles: %s is named but tlsFiles.existingSecret is not set (keys and certificates come from a Secret)" $file) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $t.hookCaFile (not $.Values.hook.url) -}}
+{{- fail "tlsFiles.hookCaFile is set but hook.url is not" -}}
+{{- end -}}
+{{- if or (eq (trimSuffix "/" $t.mountPath) "/etc/wsrelay/config") (hasPrefix "/etc/wsrelay/config/" $t.mountPath) -}}
+{{- fail "tlsFiles.mountPath must not be inside /etc/wsrelay/config, where the config file is mounted" -}}
 {{- end -}}
 {{- $auth := dig "auth" (dict) (default dict .Values.config) -}}
 {{- if $auth.enabled -}}
@@ -377,6 +414,11 @@ port's name: http standalone, wsrelay in an app's pod).
       mountPath: {{ .Values.tls.mountPath }}
       readOnly: true
     {{- end }}
+    {{- if .Values.tlsFiles.existingSecret }}
+    - name: wsrelay-tls-files
+      mountPath: {{ .Values.tlsFiles.mountPath }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{/* The relay's volumes, as list items. */}}
@@ -400,5 +442,10 @@ port's name: http standalone, wsrelay in an app's pod).
 - name: wsrelay-tls
   secret:
     secretName: {{ .Values.tls.existingSecret }}
+{{- end }}
+{{- with .Values.tlsFiles.existingSecret }}
+- name: wsrelay-tls-files
+  secret:
+    secretName: {{ . }}
 {{- end }}
 {{- end -}}
