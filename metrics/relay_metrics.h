@@ -132,6 +132,9 @@ inline constexpr EnumArray<RecoveryResult, const char*> kRecoveryResultNames = {
 enum class RecoverySource : uint8_t { Cache, Read, kCount };
 inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
 inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
+// permessage-deflate: payload bytes given to the compressor, and what came out of it.
+enum class CompressionStage : uint8_t { In, Out, kCount };
+inline constexpr EnumArray<CompressionStage, const char*> kCompressionStageNames = {"in", "out"};
 
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
@@ -211,7 +214,15 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Recovered subscribes by where their messages came from", "source", kRecoverySourceNames)    \
     L(channel_recoveries, Counter, "wsrelay_channel_recoveries_total",                             \
       "Channels with history caught up after a broker gap, or resubscribed with a gap", "result",  \
-      kRecoveryResultNames)
+      kRecoveryResultNames)                                                                        \
+    X(compressed_frames, Counter, "wsrelay_compressed_frames_total",                               \
+      "Message frames built compressed (permessage-deflate), once per worker and message")         \
+    L(compression_bytes, Counter, "wsrelay_compression_bytes_total",                               \
+      "Payload bytes into and out of the message compressor, once per worker and message "         \
+      "(also the messages then sent plain because they did not come out smaller)",                 \
+      "stage", kCompressionStageNames)                                                             \
+    X(deflate_connections, Gauge, "wsrelay_deflate_connections",                                   \
+      "Open WebSocket connections that negotiated permessage-deflate")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).
