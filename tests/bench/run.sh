@@ -303,8 +303,9 @@ fi
 # default); the fan-out scenario with 1 KB payloads that compress like JSON (--padding words),
 # 2,000 subscribers × 20 msg/s, 20 s, with subscribers that offer permessage-deflate (--deflate,
 # inflating with zlib) and subscribers that offer nothing, alternating (ABBA over
-# WSRELAY_BENCH_DEFLATE_ROUNDS rounds) on the same relay. Around each run the relay's /metrics
-# give the bytes it wrote to client sockets (wsrelay_sent_bytes_total) and its compressed frames.
+# WSRELAY_BENCH_DEFLATE_ROUNDS rounds) on the same relay, then one subscriber per channel each way
+# (the worst case). Around each run the relay's /metrics give the bytes it wrote to client sockets
+# (wsrelay_sent_bytes_total) and its compressed frames.
 relay_counters() {
     $py - "$port" <<'PY'
 import http.client, json, sys
@@ -335,6 +336,16 @@ if want deflate; then
                 --duration 20 --size 1024 --padding words --timeout 90 "${flags[@]}"
             relay_counters >"$work/deflate_${kind}_$round.after"
         done
+    done
+    # The worst case for compression: one subscriber per channel, so each message is compressed
+    # for one delivery (500 channels, 1,000 msg/s in all, 10 s), once each way.
+    for kind in plain deflate; do
+        flags=()
+        [[ $kind == deflate ]] && flags=(--deflate)
+        relay_counters >"$work/deflate_single_${kind}.before"
+        run "deflate_single_${kind}" fanout --url "$url" --subscribers 500 --channels 500 \
+            --rate 1000 --duration 10 --size 1024 --padding words --timeout 90 "${flags[@]}"
+        relay_counters >"$work/deflate_single_${kind}.after"
     done
     stop_relay
 fi
@@ -523,13 +534,16 @@ print("| permessage-deflate, 2,000 × 20 msg/s, 1 KB | Deliveries/s | Loss | Lat
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 cpu, wire = {}, {}
 mean = lambda v: sum(v) / len(v)
-for r in range(1, rounds + 1):
-    for kind, label in (("plain", "subscribers offer nothing"), ("deflate", "subscribers offer deflate")):
-        name = f"{label}, round {r}"
+runs = [(f"{kind}_{r}", kind, f"{label}, round {r}") for r in range(1, rounds + 1)
+        for kind, label in (("plain", "subscribers offer nothing"),
+                            ("deflate", "subscribers offer deflate"))]
+runs += [(f"single_{kind}", f"single_{kind}", f"one subscriber per channel (500 × 2 msg/s), {label}")
+         for kind, label in (("plain", "plain"), ("deflate", "deflate"))]
+for run, kind, name in runs:
         try:
-            j = json.load(open(f"{work}/deflate_{kind}_{r}.json"))
-            before = json.load(open(f"{work}/deflate_{kind}_{r}.before"))
-            after = json.load(open(f"{work}/deflate_{kind}_{r}.after"))
+            j = json.load(open(f"{work}/deflate_{run}.json"))
+            before = json.load(open(f"{work}/deflate_{run}.before"))
+            after = json.load(open(f"{work}/deflate_{run}.after"))
             relay_us = j["relay_cpu_us_per_delivery"]
             sent = after["wsrelay_sent_bytes_total"] - before["wsrelay_sent_bytes_total"]
             per = sent / j["delivered"]
@@ -548,6 +562,10 @@ if cpu.get("plain") and cpu.get("deflate"):
           f"{len(cpu['plain'])} runs): **{mean(cpu['deflate']) / mean(cpu['plain']):.3f}** (budget: 1.25)")
     print(f"- Bytes written per delivery: plain {mean(wire['plain']):,.0f}, deflate "
           f"{mean(wire['deflate']):,.0f} (÷ {mean(wire['plain']) / mean(wire['deflate']):.2f})")
+if cpu.get("single_plain") and cpu.get("single_deflate"):
+    print(f"- One subscriber per channel (each message compressed for one delivery), relay CPU per "
+          f"delivery deflate ÷ plain (one run each): "
+          f"**{cpu['single_deflate'][0] / cpu['single_plain'][0]:.3f}**")
 PY
 fi
 if want recovery; then
