@@ -31,6 +31,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libwebsockets17 libwebsockets-evlib-ev libev4 libhiredis0.14 libyaml-cpp0.7 \
         libprometheus-cpp-core1.0 libsimdjson14 libssl3 libcurl4 libstdc++6 libgcc-s1 libc6 \
+        zlib1g \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 wsrelay \

@@ -50,6 +50,11 @@ struct Config {
         std::vector<std::string> allowed_origins;  // empty = any
         int rx_buffer_bytes = 1024;
         int write_coalesce_ms = 2;  // 0 = every turn's frames leave at the end of that turn
+        // permessage-deflate when the client offers it; smaller payloads are sent plain; zlib
+        // level 1 (fastest) .. 9 (smallest).
+        bool compression = true;
+        int compression_min_bytes = 512;
+        int compression_level = 1;
         bool operator==(const WebSocket&) const = default;
     } websocket;
 

@@ -503,6 +503,20 @@ std::vector<ConfigKey> buildTable() {
         "Least time between two writes to one socket: frames that come sooner wait and leave "
         "together; 0 = no wait.",
         [](auto& c) -> auto& { return c.websocket.write_coalesce_ms; }));
+    keys.push_back(boolKey(
+        "websocket.compression",
+        "Offer permessage-deflate to clients that ask for it: each message is compressed once per "
+        "worker and its frame shared by every subscriber that negotiated it.",
+        [](auto& c) -> auto& { return c.websocket.compression; }));
+    keys.push_back(numberKey(
+        "websocket.compression_min_bytes", 0, 16777216,
+        "Messages whose payload is smaller are sent uncompressed; so is one that would not come "
+        "out smaller.",
+        [](auto& c) -> auto& { return c.websocket.compression_min_bytes; }));
+    keys.push_back(numberKey(
+        "websocket.compression_level", 1, 9,
+        "zlib compression level: 1 is the fastest, 9 the smallest.",
+        [](auto& c) -> auto& { return c.websocket.compression_level; }));
     keys.push_back(numberKey(
         "limits.max_connections", 0, 10000000,
         "Open connections per instance before new ones get 1013; 0 = what the open-file limit "

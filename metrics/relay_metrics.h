@@ -146,6 +146,9 @@ inline constexpr EnumArray<RecoveryResult, const char*> kRecoveryResultNames = {
 enum class RecoverySource : uint8_t { Cache, Read, kCount };
 inline constexpr EnumArray<RecoverySource, const char*> kRecoverySourceNames = {"cache", "read"};
 inline constexpr EnumArray<FetchResult, const char*> kFetchResultNames = {"ok", "error"};
+// permessage-deflate: payload bytes given to the compressor, and what came out of it.
+enum class CompressionStage : uint8_t { In, Out, kCount };
+inline constexpr EnumArray<CompressionStage, const char*> kCompressionStageNames = {"in", "out"};
 
 // TLS handshakes with clients (tls.cert_file): done, refused by TLS (an alert: a version below
 // tls.min_version, no common cipher, not TLS at all), or the connection gone before the end.
@@ -260,7 +263,15 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "Connections closed with 4001 to bring the queued bytes back under the memory budget")       \
     L(memory_refused, Counter, "wsrelay_memory_refused_total",                                     \
       "Publishes refused with 503 while the memory budget was full, by where they came in",        \
-      "entry", kPublishEntryNames)
+      "entry", kPublishEntryNames)                                                                 \
+    X(compressed_frames, Counter, "wsrelay_compressed_frames_total",                               \
+      "Message frames built compressed (permessage-deflate), once per worker and message")         \
+    L(compression_bytes, Counter, "wsrelay_compression_bytes_total",                               \
+      "Payload bytes into and out of the message compressor, once per worker and message "         \
+      "(also the messages then sent plain because they did not come out smaller)",                 \
+      "stage", kCompressionStageNames)                                                             \
+    X(deflate_connections, Gauge, "wsrelay_deflate_connections",                                   \
+      "Open WebSocket connections that negotiated permessage-deflate")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

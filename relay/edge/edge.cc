@@ -26,6 +26,14 @@ bool originAllowed(const Config& config, const std::string& origin) {
 
 }  // namespace
 
+bool deflateOfferAcceptable(std::string_view extensions_header) {
+    const auto has = [&](std::string_view p) {
+        return extensions_header.find(p) != std::string_view::npos;
+    };
+    if (has("server_max_window_bits")) return false;
+    return !has("server_no_context_takeover") || has("client_no_context_takeover");
+}
+
 int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
     auto* conn = static_cast<ConnectionData*>(user);
     // Every connection lws had ends here, whatever state it reached (lws calls CLOSED_HTTP only
@@ -67,8 +75,18 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
                 !originAllowed(workerOf(wsi).context().config, http::header(wsi, WSI_TOKEN_ORIGIN));
             return 0;
 
+        case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY: {
+            // lws asks before it takes an extension the client offered (only permessage-deflate
+            // is offered, with websocket.compression); 0 takes it. The relay compresses frames
+            // itself: lws's deflater is never used (LwsWire writes raw frames only).
+            if (std::string_view(static_cast<const char*>(in)) != "permessage-deflate") return 1;
+            if (!deflateOfferAcceptable(http::header(wsi, WSI_TOKEN_EXTENSIONS))) return 1;
+            conn->deflate = true;
+            return 0;
+        }
+
         case LWS_CALLBACK_ESTABLISHED: {
-            conn->socket = workerOf(wsi).openSession(wsi, conn->origin_rejected);
+            conn->socket = workerOf(wsi).openSession(wsi, conn->origin_rejected, conn->deflate);
             return conn->socket != nullptr ? 0 : -1;
         }
 

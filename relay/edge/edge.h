@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "relay/admission/address_limits.h"
 #include "relay/edge/http_api.h"
@@ -34,7 +35,18 @@ struct ConnectionData {
     WebSocket* socket;      // from LWS_CALLBACK_ESTABLISHED until LWS_CALLBACK_CLOSED
     HttpApi::Request* api;  // an HTTP publish API request in flight on this connection
     bool origin_rejected;
+    bool deflate;  // permessage-deflate was negotiated (LWS_CALLBACK_CONFIRM_EXTENSION_OKAY)
 };
+
+// Whether the relay takes a client's permessage-deflate offer (its Sec-WebSocket-Extensions
+// header); a declined offer leaves the client with plain frames. Two kinds of offer lws 4.1.6
+// would take and then fail:
+// - server_max_window_bits: lws answers only the argument-less parameters, so the value RFC 7692
+//   requires in the answer is missing, and a client may fail the connection;
+// - server_no_context_takeover without client_no_context_takeover: lws then drops its inflater
+//   after every client message, while the client goes on compressing against the earlier ones,
+//   and the next such message fails to inflate (the connection is dropped, 1006).
+bool deflateOfferAcceptable(std::string_view extensions_header);
 
 int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
 int listenerCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);

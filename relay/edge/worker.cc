@@ -37,6 +37,9 @@ constexpr lws_usec_t kLwsTimerTickUs = lws_usec_t{100} * 1000;
 
 struct Worker::LwsParts {
     std::array<lws_protocols, 3> protocols{};
+    // websocket.compression: permessage-deflate, as lws's own example servers declare it. lws only
+    // negotiates it and inflates what clients send; the relay compresses its frames itself.
+    std::array<lws_extension, 2> extensions{};
     // lws 4.1.6's libev plugin re-arms its one ev_timer with ev_timer_set() while the watcher is
     // still active, which libev ignores: a deadline earlier than the armed one (a ping, a drain
     // jitter, a close timeout) waits until the armed one fires. A self-rescheduling tick bounds
@@ -61,9 +64,15 @@ Worker::Worker(int index, SharedState& shared)
     : index_(index), shared_(shared), metrics_(shared.registry.worker(index)),
       thread_name_("w" + std::to_string(index)), loop_{ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)},
       history_(metrics_, static_cast<size_t>(shared.config.history.max_reads_in_flight)),
+      deflater_(shared.config.websocket.compression
+                    ? std::make_unique<protocol::MessageDeflater>(
+                          shared.config.websocket.compression_level,
+                          static_cast<size_t>(shared.config.websocket.compression_min_bytes))
+                    : nullptr),
       hub_(*this, static_cast<uint64_t>(shared.config.limits.send_queue_bytes),
            HubHistory{&shared.channels, &history_,
-                      static_cast<uint32_t>(shared.config.history.max_recover), &metrics_}),
+                      static_cast<uint32_t>(shared.config.history.max_recover), &metrics_},
+           HubCompression{deflater_.get(), &metrics_}),
       parser_(static_cast<size_t>(shared.config.websocket.max_message_bytes),
               static_cast<size_t>(shared.config.limits.max_channel_bytes)),
       memory_(shared.memory),
@@ -118,6 +127,13 @@ bool Worker::setUp(std::string& error) {
     info.user = this;
     info.pcontext = &context_;
     info.vhost_name = "default";
+    if (cfg.websocket.compression) {
+        lws_->extensions[0] = {"permessage-deflate", lws_extension_callback_pm_deflate,
+                               "permessage-deflate; client_no_context_takeover; "
+                               "client_max_window_bits"};
+        lws_->extensions[1] = {};
+        info.extensions = lws_->extensions.data();
+    }
     // Room for a token in Authorization or ?token= (docs/auth.md); lws's default is 4096.
     info.max_http_header_data = 8192;
     context_ = lws_create_context(&info);
@@ -317,7 +333,7 @@ void Worker::finishStop() {
     ev_break(loop_.loop, EVBREAK_ALL);
 }
 
-edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected) {
+edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflate) {
     using metrics::HandshakeResult;
     AddressSlot address_slot;
     std::unique_ptr<UpgradeGrant> grant = gate_->take(wsi, &address_slot);
@@ -329,6 +345,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected) {
     auto* socket = new edge::WebSocket(ctx_, wsi, id, grant ? std::move(grant->identity) : nullptr);
     socket->address_slot = std::move(address_slot);
     Session* session = &socket->session;
+    if (deflate) session->useDeflate();
     if (grant) {
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);

@@ -66,7 +66,7 @@ public:
     UpgradeGate* gateIfSetUp() { return gate_.get(); }
     // A new WebSocket connection; it is refused (with a close code) when the origin was rejected,
     // the worker is draining or the instance is at limits.max_connections.
-    edge::WebSocket* openSession(lws* wsi, bool origin_rejected);
+    edge::WebSocket* openSession(lws* wsi, bool origin_rejected, bool deflate);
     void closeSession(edge::WebSocket* socket);
     void onListenerReadable();
 
@@ -104,6 +104,8 @@ private:
     std::string thread_name_;
     Loop loop_;
     HistoryReads history_;  // before the hub, which cancels its reads when it goes
+    // websocket.compression: the one compressor of the worker's messages; null when off.
+    std::unique_ptr<protocol::MessageDeflater> deflater_;
     Hub hub_;
     protocol::Parser parser_;
     MemoryCredit memory_;  // before everything that counts against it

@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include "metrics/relay_metrics.h"
 #include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/protocol/protocol.h"
@@ -11,8 +12,10 @@ namespace wsrelay {
 HubChannel::HubChannel(std::string name) : name_(std::move(name)) {}
 HubChannel::~HubChannel() = default;
 
-Hub::Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history)
-    : listener_(listener), max_frame_bytes_(max_frame_bytes), history_(history) {}
+Hub::Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history,
+         HubCompression compression)
+    : listener_(listener), max_frame_bytes_(max_frame_bytes), history_(history),
+      compression_(compression) {}
 
 Hub::~Hub() {
     for (auto& [name, channel] : channels_) {
@@ -67,6 +70,7 @@ Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
     ch->members_.push_back({&m, static_cast<uint32_t>(m.entries_.size())});
     m.entries_.push_back({ch, static_cast<uint32_t>(ch->members_.size() - 1)});
     ++subscriptions_;
+    if (m.deflate_) ++ch->deflate_members_;
     if (opened) listener_.onChannelOpened(ch->name_);
     // Without an ack nothing waits, unless messages are to be recovered first.
     if (ack.kind == SubscribeAck::Kind::None && !(ch->history_ && since)) {
@@ -159,6 +163,7 @@ void Hub::removeEntry(Membership& m, size_t entry_index) {
         }
     }
     members.pop_back();
+    if (m.deflate_) --ch->deflate_members_;
 
     // Swap-remove from the membership's entry list, likewise.
     auto& entries = m.entries_;
@@ -222,9 +227,22 @@ Hub::Delivery Hub::deliver(std::string_view channel, std::string_view data, int6
     if (!fits(ch->name_, data, HistoryPolicy{})) return {0, ch->members_.size()};
     FramePtr frame = protocol::encodeMessage(ch->name_, data);
     frame->setEnteredMicros(entered_us);
+    compress(*ch, *frame);
     // Sinks never touch the index from push(), so iterating the vector directly is safe.
     for (const auto& member : ch->members_) member.membership->sink_->push(frame);
     return {ch->members_.size(), 0};
+}
+
+void Hub::compress(const HubChannel& ch, Frame& frame) const {
+    if (compression_.deflater == nullptr || ch.deflate_members_ == 0) return;
+    protocol::MessageDeflater::Result r = compression_.deflater->compress(frame);
+    if (r.in_bytes == 0) return;
+    if (metrics::WorkerMetrics* m = compression_.metrics) {
+        m->compression_bytes[metrics::CompressionStage::In].add(static_cast<int64_t>(r.in_bytes));
+        m->compression_bytes[metrics::CompressionStage::Out].add(static_cast<int64_t>(r.out_bytes));
+        if (r.frame) m->compressed_frames.add();
+    }
+    frame.setDeflated(std::move(r.frame));
 }
 
 std::vector<std::string> Hub::channelsOf(const Membership& m) const {

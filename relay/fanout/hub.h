@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "adapters/broker.h"
 #include "relay/fanout/channel_history.h"
 #include "relay/fanout/sink.h"
+#include "relay/protocol/message_deflater.h"
 #include "relay/protocol/protocol.h"
 
 namespace wsrelay {
@@ -33,6 +35,13 @@ public:
     Membership& operator=(const Membership&) = delete;
 
     size_t count() const { return entries_.size(); }
+    // The connection negotiated permessage-deflate: the hub builds a compressed variant of the
+    // messages of its channels (Frame::deflated). Set before the first subscribe.
+    void setDeflate() {
+        assert(entries_.empty());
+        deflate_ = true;
+    }
+    bool deflate() const { return deflate_; }
 
 private:
     friend class Hub;
@@ -42,6 +51,7 @@ private:
     };
     Sink* sink_;
     std::vector<Entry> entries_;
+    bool deflate_ = false;
 };
 
 // What a subscriber is told once its subscription is live (Hub::subscribe).
@@ -82,6 +92,7 @@ private:
     // waiting for the channel's position, or catching up with it (history_->waiters).
     std::vector<PendingAck> pending_acks_;
     std::unique_ptr<ChannelHistory> history_;  // null: the channel keeps no history
+    uint32_t deflate_members_ = 0;             // members that negotiated permessage-deflate
 };
 
 // What the hub needs for channels with history. Without rules no channel has any.
@@ -90,6 +101,13 @@ struct HubHistory {
     HistoryReads* reads = nullptr;  // required with rules
     uint32_t max_recover = 300;     // history.max_recover
     metrics::WorkerMetrics* metrics = nullptr;
+};
+
+// permessage-deflate (websocket.compression): the worker's compressor. Without one no message is
+// compressed.
+struct HubCompression {
+    protocol::MessageDeflater* deflater = nullptr;
+    metrics::WorkerMetrics* metrics = nullptr;  // compressed frames and bytes; may be null
 };
 
 // Told when a channel gains its first or loses its last local subscriber, so the worker holds a
@@ -110,7 +128,8 @@ public:
 
     // `max_frame_bytes` is the largest message frame deliver() builds (limits.send_queue_bytes): a
     // larger one could never enter a send queue, and every subscriber would be closed for it.
-    Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history = {});
+    Hub(HubListener& listener, uint64_t max_frame_bytes, HubHistory history = {},
+        HubCompression compression = {});
     ~Hub();
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
@@ -162,8 +181,10 @@ public:
         size_t too_large = 0;  // local subscribers not reached because the frame would not fit
     };
     // Encodes the message once and pushes the same frame to every local subscriber; a message that
-    // does not fit() is not encoded, and reaches none of them. `position` is the message's place in
-    // the channel's history (offset 0: none); a channel with history puts it in the frame.
+    // does not fit() is not encoded, and reaches none of them. When a member negotiated
+    // permessage-deflate the frame also carries its compressed variant, built once here too
+    // (Frame::deflated; the sink picks which one its client gets). `position` is the message's
+    // place in the channel's history (offset 0: none); a channel with history puts it in the frame.
     Delivery deliver(std::string_view channel, std::string_view data, int64_t entered_us = 0,
                      protocol::Position position = {});
 
@@ -207,6 +228,8 @@ private:
     void historyDown(HubChannel& ch);
     void beginChannelRecovery(HubChannel& ch);
     void endCatchingUp(HubChannel& ch);
+    // Builds `frame`'s compressed variant when a member of `ch` negotiated permessage-deflate.
+    void compress(const HubChannel& ch, Frame& frame) const;
     // Pushes `frame` to every member not waiting for its ack.
     size_t pushToMembers(HubChannel& ch, const FramePtr& frame);
     FramePtr encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
@@ -217,6 +240,7 @@ private:
     HubListener& listener_;
     const uint64_t max_frame_bytes_;
     const HubHistory history_;
+    const HubCompression compression_;
     std::unordered_map<std::string, std::unique_ptr<HubChannel>, Hash, std::equal_to<>> channels_;
     size_t subscriptions_ = 0;
     bool broker_up_ = true;

@@ -17,14 +17,17 @@ using Waiter = ChannelHistory::Waiter;
 // A cached frame handed to a client that recovers: the live frame carries the time its message
 // entered the fleet, and writing it again now would count hours-old messages in
 // wsrelay_delivery_latency_seconds. The copy without the stamp replaces it in the cache, so it is
-// made once per frame.
+// made once per frame (and its compressed variant with it).
+FramePtr copyUnstamped(const Frame& frame) {
+    Frame* copy = Frame::allocate(frame.size());
+    std::copy_n(frame.data(), frame.size(), copy->data());
+    copy->setSize(frame.size());
+    if (frame.deflated()) copy->setDeflated(copyUnstamped(*frame.deflated()));
+    return FramePtr(copy);
+}
+
 const FramePtr& unstamped(FramePtr& frame) {
-    if (frame && frame->enteredMicros() != 0) {
-        Frame* copy = Frame::allocate(frame->size());
-        std::copy_n(frame->data(), frame->size(), copy->data());
-        copy->setSize(frame->size());
-        frame = FramePtr(copy);
-    }
+    if (frame && frame->enteredMicros() != 0) frame = copyUnstamped(*frame);
     return frame;
 }
 
@@ -187,7 +190,9 @@ FramePtr Hub::encodeEntry(const HubChannel& ch, const HistoryEntry& entry,
                           std::string_view epoch) const {
     const protocol::Position position{entry.offset, epoch};
     if (protocol::messageFrameSize(ch.name_, entry.data, position) > max_frame_bytes_) return {};
-    return protocol::encodeMessage(ch.name_, entry.data, position);
+    FramePtr frame = protocol::encodeMessage(ch.name_, entry.data, position);
+    compress(ch, *frame);
+    return frame;
 }
 
 FrameRun Hub::merge(const HubChannel& ch, const HistoryAnswer& answer, size_t& arrived_from) const {
@@ -351,7 +356,10 @@ Hub::Delivery Hub::deliverWithHistory(HubChannel& ch, std::string_view data, int
     } else if (protocol::messageFrameSize(ch.name_, data, position) <= max_frame_bytes_) {
         frame = protocol::encodeMessage(ch.name_, data, position);
     }
-    if (frame) frame->setEnteredMicros(entered_us);
+    if (frame) {
+        frame->setEnteredMicros(entered_us);
+        compress(ch, *frame);
+    }
     const size_t too_large = frame ? 0 : ch.members_.size();
     if (position.offset == 0) {
         // Not in the history (a backend's plain PUBLISH): to every member not waiting, as on a

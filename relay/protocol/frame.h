@@ -9,6 +9,30 @@
 
 namespace wsrelay {
 
+class Frame;
+
+// Owning handle to a Frame.
+class FramePtr {
+public:
+    FramePtr() = default;
+    explicit FramePtr(Frame* adopted) : f_(adopted) {}
+    FramePtr(const FramePtr& o);
+    FramePtr(FramePtr&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+    FramePtr& operator=(FramePtr o) noexcept {
+        std::swap(f_, o.f_);
+        return *this;
+    }
+    ~FramePtr();
+
+    Frame* get() const { return f_; }
+    Frame* operator->() const { return f_; }
+    Frame& operator*() const { return *f_; }
+    explicit operator bool() const { return f_ != nullptr; }
+
+private:
+    Frame* f_ = nullptr;
+};
+
 // A complete server-to-client WebSocket frame (header + payload), immutable once built and shared
 // by every local subscriber of a message: server frames are unmasked, so the bytes are identical
 // for all of them. The count is not atomic: a Frame never leaves the worker that built it.
@@ -30,6 +54,11 @@ public:
     // message. Read at the socket write for wsrelay_delivery_latency_seconds.
     int64_t enteredMicros() const { return entered_us_; }
     void setEnteredMicros(int64_t us) { entered_us_ = us; }
+    // The same message compressed (permessage-deflate, RFC 7692: RSV1 set), for the subscribers
+    // that negotiated it; null when none was built (no such subscriber, too small, or not smaller).
+    // Built once per worker and message, and shared like the frame itself.
+    const FramePtr& deflated() const { return deflated_; }
+    void setDeflated(FramePtr deflated) { deflated_ = std::move(deflated); }
 
     void ref() { ++refs_; }
     void unref() {
@@ -42,34 +71,17 @@ public:
 private:
     explicit Frame(size_t capacity) : capacity_(static_cast<uint32_t>(capacity)) {}
     int64_t entered_us_ = 0;
+    FramePtr deflated_;
     uint32_t refs_ = 1;
     uint32_t size_ = 0;
     uint32_t capacity_;
 };
 
-// Owning handle to a Frame.
-class FramePtr {
-public:
-    FramePtr() = default;
-    explicit FramePtr(Frame* adopted) : f_(adopted) {}
-    FramePtr(const FramePtr& o) : f_(o.f_) {
-        if (f_) f_->ref();
-    }
-    FramePtr(FramePtr&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
-    FramePtr& operator=(FramePtr o) noexcept {
-        std::swap(f_, o.f_);
-        return *this;
-    }
-    ~FramePtr() {
-        if (f_) f_->unref();
-    }
-
-    Frame* get() const { return f_; }
-    Frame* operator->() const { return f_; }
-    explicit operator bool() const { return f_ != nullptr; }
-
-private:
-    Frame* f_ = nullptr;
-};
+inline FramePtr::FramePtr(const FramePtr& o) : f_(o.f_) {
+    if (f_) f_->ref();
+}
+inline FramePtr::~FramePtr() {
+    if (f_) f_->unref();
+}
 
 }  // namespace wsrelay

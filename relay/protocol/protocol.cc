@@ -624,6 +624,12 @@ size_t writeTextHeader(char* out, uint64_t payload_len) {
     return writeHeader(out, 0x81, payload_len);
 }
 
+size_t frameHeaderSize(uint64_t payload_len) { return headerSize(payload_len); }
+
+size_t writeFrameHeader(char* out, uint8_t first_byte, uint64_t payload_len) {
+    return writeHeader(out, first_byte, payload_len);
+}
+
 namespace {
 constexpr std::string_view kMessageHead = R"({"op":"message","channel":")";
 constexpr std::string_view kMessageMid = R"(","data":)";

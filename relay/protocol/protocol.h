@@ -197,5 +197,10 @@ FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 // Writes the RFC 6455 server header for a FIN text frame of `payload_len` bytes into `out`
 // (at least 10 bytes); returns the header length.
 size_t writeTextHeader(char* out, uint64_t payload_len);
+// The length of the RFC 6455 server header for a payload of `payload_len` bytes: 2, 4 or 10.
+size_t frameHeaderSize(uint64_t payload_len);
+// Writes that header, its first byte `first_byte` (FIN, RSV bits, opcode), into `out` (at least 10
+// bytes); returns its length.
+size_t writeFrameHeader(char* out, uint8_t first_byte, uint64_t payload_len);
 
 }  // namespace wsrelay::protocol

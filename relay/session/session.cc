@@ -52,15 +52,21 @@ void Session::start(const std::vector<std::string>& hook_channels) {
 // Receive: lws hands a message over in pieces; a whole one is checked, then parsed.
 
 int Session::onReceive(const char* data, size_t len, const Piece& piece) {
+    // See refuseInput(): lws may go on calling back with what it still inflates.
+    if (refused_) return -1;
     if (close_code_ != 0) return 0;  // closing: input no longer matters
     const auto max = static_cast<size_t>(ctx_.config.websocket.max_message_bytes);
-    if (piece.binary) return closeImmediately(CloseCode::UnsupportedData);
+    if (piece.binary) return refuseInput(CloseCode::UnsupportedData);
 
     const size_t remaining = piece.remaining;
     const bool complete = piece.final && remaining == 0;
-    if (rx_.size() + len + remaining > max) {
+    // With permessage-deflate lws hands over inflated pieces (of at most 1 KiB) while `remaining`
+    // counts compressed bytes: only what was inflated so far is counted then, so a message that
+    // inflates past the limit (a zip bomb) is refused after at most that much inflating work.
+    const size_t announced = deflate_ ? 0 : remaining;
+    if (rx_.size() + len + announced > max) {
         clearRx();
-        return closeImmediately(CloseCode::MessageTooBig);
+        return refuseInput(CloseCode::MessageTooBig);
     }
     if (rx_.empty() && complete) return handleMessage({data, len});
 
@@ -79,7 +85,7 @@ int Session::handleMessage(std::string_view message) {
     m.bytes_received.add(static_cast<int64_t>(message.size()));
     // Checked here, on the whole message, rather than by lws: we choose the close and count it.
     if (!simdjson::validate_utf8(message.data(), message.size())) {
-        return closeImmediately(CloseCode::InvalidPayload);
+        return refuseInput(CloseCode::InvalidPayload);
     }
     protocol::ParseResult result = ctx_.parser.parse(message);
     if (!result.ok) {
@@ -263,7 +269,15 @@ const std::string& Session::userId() const { return identity_ ? identity_->user 
 
 // Push: every frame for this client enters its bounded queue here.
 
-void Session::push(const FramePtr& frame) {
+void Session::useDeflate() {
+    deflate_ = true;
+    membership_.setDeflate();
+    ctx_.metrics.deflate_connections.add();
+}
+
+void Session::push(const FramePtr& shared) {
+    // A client that negotiated permessage-deflate gets the compressed variant when there is one.
+    const FramePtr& frame = deflate_ && shared->deflated() ? shared->deflated() : shared;
     auto& m = ctx_.metrics;
     if (close_code_ != 0) {
         m.dropped[metrics::DropReason::ClientGone].add();
@@ -340,7 +354,8 @@ int Session::onWriteable() {
 
 int Session::writeQueued() {
     // Coalesce what is queued into one raw write: the frames are complete WebSocket frames already
-    // (server frames are unmasked and no extension is negotiated), so lws need not frame them.
+    // (server frames are unmasked, and a compressed one was compressed by the hub), so lws need
+    // not frame them; nor may it: its own deflater would compress them again.
     char* buf = ctx_.flush.buffer();
     const size_t cap = ctx_.flush.bufferSize();
     size_t len = 0;
@@ -484,8 +499,21 @@ void Session::shedForMemory() {
     closeNow(CloseCode::SlowConsumer);
 }
 
+// lws 4.1.6 inflates a compressed message in 1 KiB pieces, and most of them come from its drain
+// of the inflater, which loops over the input it has, keeps only the last callback's answer and
+// then throws that away: a -1 from there closes nothing, and the client would stay. So a refusal
+// also asks for WRITEABLE, whose -1 lws does act on (onWriteable closes with the code set here),
+// and every later piece is answered -1 too, for the paths that do read the answer. What lws still
+// inflates meanwhile comes from one socket read (websocket.rx_buffer_bytes, at most 4 KiB): at
+// DEFLATE's best ratio (about 1:1000) 1 MiB with the default 1 KiB buffer, 4 MiB at most.
+int Session::refuseInput(CloseCode code) {
+    requestWrite();
+    return closeImmediately(code);
+}
+
 int Session::closeImmediately(CloseCode code) {
     close_code_ = static_cast<int>(code);
+    refused_ = true;
     const std::string_view reason =
         close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
     wire_.setCloseReason(static_cast<int>(code), reason);
@@ -519,6 +547,7 @@ void Session::onClosed() {
     int code = close_code_ != 0 ? close_code_ : 1006;
     m.disconnects[metrics::closeCodeIndex(code)].add();
     m.connections.sub();
+    if (deflate_) m.deflate_connections.sub();
 }
 
 }  // namespace wsrelay

@@ -45,6 +45,10 @@ public:
     // channels the connect hook gave it, and starts the token's expiry clock.
     void start(const std::vector<std::string>& hook_channels);
 
+    // The client negotiated permessage-deflate: it gets the compressed variant of a frame when
+    // there is one (Frame::deflated). Before start().
+    void useDeflate();
+
     // Sink: frames shared with other subscribers. Applies limits.slow_consumer on overflow.
     void push(const FramePtr& frame) override;
     // A reply only this client gets (ack, error, pong). Counts against the same limits.
@@ -127,6 +131,8 @@ public:
 private:
     // Sets the close code and reason on the wire; the caller returns the -1 to lws.
     int closeImmediately(CloseCode code);
+    // The same for what the client sent (1003, 1007, 1009), made to stick (see session.cc).
+    int refuseInput(CloseCode code);
     int handleMessage(std::string_view message);
     void runCommand(const protocol::Command& cmd);
     // {"op":"history"} (session_history.cc): one read under way at a time.
@@ -166,6 +172,12 @@ private:
     bool awaiting_pong_ = false;
     bool drain_scheduled_ = false;
     bool peer_closed_ = false;
+    // permessage-deflate (useDeflate): push() reads it for every frame, so it sits here with what
+    // a write reads; the hub reads the membership's copy, at subscribe and unsubscribe only.
+    bool deflate_ = false;
+    // closeImmediately() answered -1: every later piece of input is answered so too
+    // (refuseInput).
+    bool refused_ = false;
     SendQueue queue_;
     uint64_t id_;
     Membership membership_;

@@ -2,17 +2,18 @@
 # Runs the docs/benchmarks.md scenarios against a relay with 2 workers and prints the table rows.
 # Usage: tests/bench/run.sh [BUILD_DIR [SCENARIO...]]   (default: build; needs relay/wsrelay and
 #        tests/bench/wsrelay_loadgen in it). SCENARIO: fanout hot idle handshake handshake-capped
-#        handshake-jwt subscribe-ack history recovery (default: all but recovery). Each scenario
+#        handshake-jwt subscribe-ack history recovery deflate (default: all but recovery). Each scenario
 #        gets a fresh relay, started here and stopped by its PID; subscribe-ack and history also a
 #        redis-server (their broker), stopped the same way; recovery four relays on one
 #        redis-server, one of which the load generator drains (SIGTERM to its PID).
 #        Environment: WSRELAY_BENCH_PORT (default 18080; recovery uses it and the next three),
-#        WSRELAY_BENCH_HISTORY_ROUNDS (default 2: history off/on pairs).
+#        WSRELAY_BENCH_HISTORY_ROUNDS (default 2: history off/on pairs),
+#        WSRELAY_BENCH_DEFLATE_ROUNDS (default 2: compression off/on pairs).
 set -euo pipefail
 
 build=${1:-build}
 shift $(($# > 0 ? 1 : 0))
-all_scenarios="fanout hot idle handshake handshake-capped handshake-jwt subscribe-ack history recovery"
+all_scenarios="fanout hot idle handshake handshake-capped handshake-jwt subscribe-ack history deflate recovery"
 default_scenarios=${all_scenarios% recovery}
 selected=" ${*:-$default_scenarios} "
 for s in $selected; do
@@ -302,6 +303,57 @@ if want history; then
     stop_redis
 fi
 
+# permessage-deflate side by side (issue 18): one relay (2 workers, websocket.compression on, its
+# default); the fan-out scenario with 1 KB payloads that compress like JSON (--padding words),
+# 2,000 subscribers × 20 msg/s, 20 s, with subscribers that offer permessage-deflate (--deflate,
+# inflating with zlib) and subscribers that offer nothing, alternating (ABBA over
+# WSRELAY_BENCH_DEFLATE_ROUNDS rounds) on the same relay, then one subscriber per channel each way
+# (the worst case). Around each run the relay's /metrics give the bytes it wrote to client sockets
+# (wsrelay_sent_bytes_total) and its compressed frames.
+relay_counters() {
+    $py - "$port" <<'PY'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", "/metrics")
+out = {}
+for line in c.getresponse().read().decode().splitlines():
+    for name in ("wsrelay_sent_bytes_total", "wsrelay_compressed_frames_total",
+                 "wsrelay_messages_sent_total"):
+        if line.startswith(name + " "):
+            out[name] = float(line.split()[1])
+    if line.startswith("wsrelay_compression_bytes_total{"):
+        out[line.split()[0]] = float(line.split()[1])
+print(json.dumps(out))
+PY
+}
+if want deflate; then
+    start_relay
+    rounds=${WSRELAY_BENCH_DEFLATE_ROUNDS:-2}
+    for round in $(seq "$rounds"); do
+        order="plain deflate"
+        ((round % 2)) || order="deflate plain"
+        for kind in $order; do
+            flags=()
+            [[ $kind == deflate ]] && flags=(--deflate)
+            relay_counters >"$work/deflate_${kind}_$round.before"
+            run "deflate_${kind}_$round" fanout --url "$url" --subscribers 2000 --rate 20 \
+                --duration 20 --size 1024 --padding words --timeout 90 "${flags[@]}"
+            relay_counters >"$work/deflate_${kind}_$round.after"
+        done
+    done
+    # The worst case for compression: one subscriber per channel, so each message is compressed
+    # for one delivery (500 channels, 1,000 msg/s in all, 10 s), once each way.
+    for kind in plain deflate; do
+        flags=()
+        [[ $kind == deflate ]] && flags=(--deflate)
+        relay_counters >"$work/deflate_single_${kind}.before"
+        run "deflate_single_${kind}" fanout --url "$url" --subscribers 500 --channels 500 \
+            --rate 1000 --duration 10 --size 1024 --padding words --timeout 90 "${flags[@]}"
+        relay_counters >"$work/deflate_single_${kind}.after"
+    done
+    stop_relay
+fi
+
 # Recovery storm (issue 16): four relays (2 workers each, drain.window_ms 5000) on one
 # redis-server. 10,000 subscribers on 100 channels with history, spread over the first three
 # relays; the fourth starts empty (a spare that only takes reconnects). The load generator
@@ -475,6 +527,50 @@ if off and on:
           f"(PUBLISH), on {mean(on):.1f} µs (FCALL wsrelay_publish)")
 PY
     echo
+fi
+
+if want deflate; then
+    $py - "$work" "${WSRELAY_BENCH_DEFLATE_ROUNDS:-2}" <<'PY'
+import json, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+print("| permessage-deflate, 2,000 × 20 msg/s, 1 KB | Deliveries/s | Loss | Latency p50 / p99 (µs) "
+      "| Relay CPU µs/delivery | Bytes written per delivery | Compressed frames | Loadgen CPU µs/delivery |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+cpu, wire = {}, {}
+mean = lambda v: sum(v) / len(v)
+runs = [(f"{kind}_{r}", kind, f"{label}, round {r}") for r in range(1, rounds + 1)
+        for kind, label in (("plain", "subscribers offer nothing"),
+                            ("deflate", "subscribers offer deflate"))]
+runs += [(f"single_{kind}", f"single_{kind}", f"one subscriber per channel (500 × 2 msg/s), {label}")
+         for kind, label in (("plain", "plain"), ("deflate", "deflate"))]
+for run, kind, name in runs:
+        try:
+            j = json.load(open(f"{work}/deflate_{run}.json"))
+            before = json.load(open(f"{work}/deflate_{run}.before"))
+            after = json.load(open(f"{work}/deflate_{run}.after"))
+            relay_us = j["relay_cpu_us_per_delivery"]
+            sent = after["wsrelay_sent_bytes_total"] - before["wsrelay_sent_bytes_total"]
+            per = sent / j["delivered"]
+            frames = after["wsrelay_compressed_frames_total"] - before["wsrelay_compressed_frames_total"]
+        except (OSError, ValueError, KeyError, ZeroDivisionError):
+            print(f"| {name} | failed | | | | | | |")
+            continue
+        cpu.setdefault(kind, []).append(relay_us)
+        wire.setdefault(kind, []).append(per)
+        l = j["latency_us"]
+        print(f"| {name} | {j['delivered_per_s']:,.0f} | {j['loss']} | {l['p50']:,} / {l['p99']:,} | "
+              f"{relay_us:.2f} | {per:,.0f} | {frames:,.0f} | {j['loadgen_cpu_us_per_delivery']:.2f} |")
+print()
+if cpu.get("plain") and cpu.get("deflate"):
+    print(f"- Relay CPU per delivery, deflate ÷ plain (means of {len(cpu['deflate'])} and "
+          f"{len(cpu['plain'])} runs): **{mean(cpu['deflate']) / mean(cpu['plain']):.3f}** (budget: 1.25)")
+    print(f"- Bytes written per delivery: plain {mean(wire['plain']):,.0f}, deflate "
+          f"{mean(wire['deflate']):,.0f} (÷ {mean(wire['plain']) / mean(wire['deflate']):.2f})")
+if cpu.get("single_plain") and cpu.get("single_deflate"):
+    print(f"- One subscriber per channel (each message compressed for one delivery), relay CPU per "
+          f"delivery deflate ÷ plain (one run each): "
+          f"**{cpu['single_deflate'][0] / cpu['single_plain'][0]:.3f}**")
+PY
 fi
 if want recovery; then
     $py - "$work" <<'PY'

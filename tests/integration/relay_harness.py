@@ -343,8 +343,9 @@ class Relay:
         opts.update(kwargs)
         return websockets.connect(self.ws_uri(path), origin=origin, **opts)
 
-    async def raw_connect(self, path="/ws", origin=None, rcvbuf=None):
-        ws = RawWebSocket(HOST, self.port, path, origin=origin, rcvbuf=rcvbuf)
+    async def raw_connect(self, path="/ws", origin=None, rcvbuf=None, extensions=None):
+        ws = RawWebSocket(HOST, self.port, path, origin=origin, rcvbuf=rcvbuf,
+                          extensions=extensions)
         await ws.connect()
         return ws
 
@@ -457,9 +458,12 @@ class RawWebSocket:
     """A hand-rolled RFC 6455 client over asyncio streams. It never reads unless asked and never
     answers pings unless asked, and it can send any frame."""
 
-    def __init__(self, host, port, path="/ws", origin=None, rcvbuf=None):
+    def __init__(self, host, port, path="/ws", origin=None, rcvbuf=None, extensions=None):
         self.host, self.port, self.path = host, port, path
         self.origin = origin
+        self.extensions = extensions  # a Sec-WebSocket-Extensions offer
+        self.response_head = b""
+        self.last_rsv = 0  # the RSV bits of the last frame read (0x40: RSV1, compressed)
         self.rcvbuf = rcvbuf
         self.reader = None
         self.writer = None
@@ -489,9 +493,12 @@ class RawWebSocket:
         ]
         if self.origin:
             lines.append(f"Origin: {self.origin}")
+        if self.extensions:
+            lines.append(f"Sec-WebSocket-Extensions: {self.extensions}")
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await self.writer.drain()
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+        self.response_head = head
         status = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status + b" ":
             raise AssertionError(f"handshake failed: {head!r}")
@@ -546,6 +553,7 @@ class RawWebSocket:
 
         try:
             b0, payload = await asyncio.wait_for(read(), timeout)
+            self.last_rsv = b0 & 0x70
         except asyncio.IncompleteReadError:
             raise Closed(None, how="EOF")
         except (ConnectionResetError, BrokenPipeError):

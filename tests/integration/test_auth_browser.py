@@ -1,7 +1,8 @@
 """A real browser with a JWT: headless Chromium opens the relay with the wsrelay.v1 +
 wsrelay.bearer.<token> subprotocol pair (docs/auth.md), subscribes, and shows a message published
-through the HTTP API. browser_auth.html reports each step to the page's server, so the test waits
-on events, not on time."""
+through the HTTP API, compressed (permessage-deflate, which Chromium offers) when it is large.
+browser_auth.html reports each step to the page's server, so the test waits on events, not on
+time."""
 
 import asyncio
 import json
@@ -144,7 +145,8 @@ class BrowserAuthTest(AuthTestCase):
         self.open_page(relay, token, "room:browser")
 
         opened = await self.next_event(BROWSER_TIMEOUT)
-        self.assertEqual({"event": "open", "protocol": "wsrelay.v1", "shown": ""}, opened)
+        self.assertEqual({"event": "open", "protocol": "wsrelay.v1",
+                          "extensions": "permessage-deflate", "shown": ""}, opened)
         self.assertEqual({"op": "ack", "id": 1}, (await self.next_event())["frame"])
 
         data = {"text": "hello browser \u2603", "n": 42}
@@ -155,9 +157,19 @@ class BrowserAuthTest(AuthTestCase):
         self.assertEqual(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n",
                          event["shown"])
 
+        # A large message goes compressed, once, and the browser inflates it.
+        big = {"rows": [{"symbol": "AAPL", "price": i * 7 % 1000, "note": "\u2603 snow"}
+                        for i in range(60)]}
+        await self.api_publish(relay, "room:browser", big)
+        event = await self.next_event()
+        self.assertEqual({"op": "message", "channel": "room:browser", "data": big},
+                         event["frame"])
+
         series = await relay.ametrics()
         self.assertEqual(1, metric(series, "wsrelay_handshakes_total", result="ok"))
         self.assertEqual(0, count(series, "wsrelay_handshakes_total", result="auth"))
+        self.assertEqual(1, metric(series, "wsrelay_deflate_connections"))
+        self.assertEqual(1, metric(series, "wsrelay_compressed_frames_total"))
         self.assertNoTokenLogged(relay)
 
     async def test_browser_with_an_expired_token_never_opens(self):

@@ -284,7 +284,8 @@ class PrometheusTest(RelayTestCase):
         """Bounded traffic that gives every dashboard panel data: 3 authenticated clients per
         relay in three channels, client publishes across the two relays through Redis, HTTP API
         publishes, publishes routed through the hook, hook commands (some refused by the app),
-        an expired token and an unknown path."""
+        an expired token and an unknown path. A client on each relay negotiates permessage-deflate
+        and the HTTP API's messages are large enough to be compressed."""
         def token(sub, ttl=300):
             now = int(time.time())
             return jwt.encode({"sub": sub, "iat": now, "exp": now + ttl}, JWT_SECRET, "HS256")
@@ -293,7 +294,8 @@ class PrometheusTest(RelayTestCase):
         for i in range(6):
             relay = relays[i % 2]
             ws = await relay.ws_connect(
-                extra_headers={"Authorization": f"Bearer {token(f'user-{i}')}"}).__aenter__()
+                extra_headers={"Authorization": f"Bearer {token(f'user-{i}')}"},
+                compression="deflate" if i < 2 else None).__aenter__()
             self.addAsyncCleanup(ws.close)
             # The hook's connect answer puts every connection in the lobby.
             self.assertEqual({"op": "subscribed", "channel": "lobby"}, await recv_json(ws))
@@ -328,7 +330,8 @@ class PrometheusTest(RelayTestCase):
         await asyncio.gather(*(talk(n, c) for n, c in enumerate(clients)))
         for k, relay in enumerate(relays * 3):
             status, _, body = await relay.ahttp_post("/api/publish",
-                                                     {"channel": "room:1", "data": {"api": k}},
+                                                     {"channel": "room:1",
+                                                      "data": {"api": k, "text": "words " * 120}},
                                                      headers={"X-API-Key": API_KEY})
             self.assertEqual(200, status, body)
         for c in clients:

@@ -348,5 +348,57 @@ TEST(SessionTest, APeerCloseIsCountedByItsCodeAndTheSessionLeavesItsChannels) {
     EXPECT_EQ(w.metrics.connections.value(), 0);
 }
 
+// permessage-deflate: lws hands over inflated pieces while `remaining` counts compressed bytes.
+TEST(SessionTest, WithDeflateOnlyInflatedBytesCountAgainstTheMessageLimit) {
+    Config cfg = config();
+    cfg.websocket.max_message_bytes = 64;
+    {
+        // 100 compressed bytes still to come do not refuse a message that inflates to less.
+        WorkerParts w(cfg);
+        TestSession s(w, 1);
+        s->useDeflate();
+        const std::string text = R"({"op":"ping","id":3})";
+        EXPECT_EQ(receive(s, text.substr(0, 5), {false, false, 100}), 0);
+        EXPECT_EQ(receive(s, text.substr(5)), 0);
+        EXPECT_EQ(w.metrics.messages_received.value(), 1);
+        EXPECT_EQ(w.metrics.deflate_connections.value(), 1);
+        s.close();
+        EXPECT_EQ(w.metrics.deflate_connections.value(), 0);
+    }
+    {
+        // A few compressed bytes that inflate past the limit: refused once the pieces pass it.
+        WorkerParts w(cfg);
+        TestSession s(w, 1);
+        s->useDeflate();
+        EXPECT_EQ(receive(s, std::string(40, ' '), {false, false, 3}), 0);
+        EXPECT_EQ(receive(s, std::string(40, ' '), {false, false, 2}), -1);
+        EXPECT_EQ(s.wire.close_code, 1009);
+        // lws may ignore that -1 (its inflater's drain): WRITEABLE is asked for, and answers it.
+        EXPECT_GE(s.wire.writable_asks, 1);
+        // lws goes on inflating the piece and keeps only the last answer: every one says -1.
+        EXPECT_EQ(receive(s, std::string(40, ' '), {false, false, 1}), -1);
+        EXPECT_EQ(receive(s, "\"", {}), -1);
+        EXPECT_EQ(w.metrics.messages_received.value(), 0);
+        EXPECT_EQ(s->onWriteable(), -1);
+        EXPECT_EQ(s.wire.close_code, 1009);
+    }
+}
+
+TEST(SessionTest, AClientWithDeflateGetsTheCompressedVariantAndOthersThePlainFrame) {
+    WorkerParts w(config());
+    TestSession zipped(w, 1);
+    zipped->useDeflate();
+    TestSession plain(w, 2);
+    FramePtr frame = protocol::encodeMessage("c", "[1,2,3]");
+    frame->setDeflated(protocol::encodeControl(0x1, "compressed"));  // stands in for the variant
+    zipped->push(frame);
+    plain->push(frame);
+    w.flush.flushTurn();
+    EXPECT_THAT(zipped.wire.texts(), ElementsAre("compressed"));
+    EXPECT_THAT(plain.wire.texts(),
+                ElementsAre(R"({"op":"message","channel":"c","data":[1,2,3]})"));
+    EXPECT_EQ(w.metrics.send_queue_bytes.value(), 0);
+}
+
 }  // namespace
 }  // namespace wsrelay

@@ -12,7 +12,7 @@ constexpr uint64_t kWarmupIntervalNs = 50'000'000;
 ChatSender::ChatSender(RunState& state, int thread_index,
                        std::function<WsConnection&(uint64_t client)> connection)
     : state_(state), thread_(uint64_t(thread_index)), threads_(uint64_t(state.options.threads)),
-      connection_(std::move(connection)), writer_(state.options.size) {}
+      connection_(std::move(connection)), writer_(state.options.size, state.options.words) {}
 
 bool ChatSender::active() const {
     return !finished_ && state_.phase.load(std::memory_order_relaxed) != Phase::Setup;

@@ -33,6 +33,23 @@ Delivery classifyPayload(std::string_view payload, bool with_sender) {
     return d;
 }
 
+// The same text every time (a fixed seed): only the measured fields differ between messages.
+std::string wordPadding(size_t n) {
+    static const char* const kWords[] = {"price", "volume", "symbol", "AAPL",   "MSFT", "bid",
+                                         "ask",   "status", "open",   "closed", "true", "null"};
+    std::string s;
+    uint32_t x = 12345;
+    while (s.size() < n) {
+        x = x * 1103515245u + 12345u;
+        s += kWords[(x >> 16) % 12];
+        s += ' ';
+        s += std::to_string((x >> 8) % 100000);
+        s += ' ';
+    }
+    s.resize(n);
+    return s;
+}
+
 }  // namespace
 
 void PayloadWriter::append(std::string& out, uint64_t seq, uint64_t sent_ns, int64_t sender) {
@@ -47,7 +64,7 @@ void PayloadWriter::append(std::string& out, uint64_t seq, uint64_t sent_ns, int
                                 static_cast<long long>(sender));
     const size_t base = size_t(n) + 2;  // + "\"}"
     const size_t pad = size_ > base ? size_ - base : 0;
-    if (pad_.size() < pad) pad_.assign(pad, 'x');
+    if (pad_.size() < pad) pad_ = words_ ? wordPadding(pad) : std::string(pad, 'x');
     out.append(head, size_t(n));
     out.append(pad_, 0, pad);
     out += "\"}";

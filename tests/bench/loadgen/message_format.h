@@ -20,13 +20,16 @@ inline constexpr std::string_view kWarmupPayload = R"({"w":1})";
 
 class PayloadWriter {
 public:
-    explicit PayloadWriter(uint32_t size) : size_(size) {}
+    // words: pad with text that compresses about as well as JSON (words, numbers, spaces; no
+    // quote or backslash, so it stays one JSON string) instead of x's, which compress 100-fold.
+    PayloadWriter(uint32_t size, bool words) : size_(size), words_(words) {}
 
     // sender < 0: no "f" field (fanout).
     void append(std::string& out, uint64_t seq, uint64_t sent_ns, int64_t sender = -1);
 
 private:
     uint32_t size_;
+    bool words_;
     std::string pad_;
 };
 

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "ws_connection.h"
+
 namespace wsrelay::loadgen {
 namespace {
 
@@ -31,10 +33,14 @@ common:
                             of the server, summed over every PID given (repeatable);
                             --relay-pid is an alias
   --header 'Name: value'    add a header to every upgrade request (repeatable), e.g. a JWT
+  --deflate                 offer permessage-deflate (as browsers do) and inflate compressed
+                            messages with zlib; what the load generator sends stays plain
 
 fanout:
   --subscribers N  --channel NAME | --channels K  --rate MSGS_PER_S
   --duration S | --count M  --size BYTES  --drain-timeout S (default 5)  --allow-loss
+  --padding x|words         pad the payload with x's (default) or with words and numbers that
+                            compress about as well as JSON does (for --deflate runs)
   --publish-via client|redis|http (default client)
   --redis HOST:PORT                   with --publish-via redis
   --publish-url http://IP:PORT/PATH   with --publish-via http
@@ -153,6 +159,13 @@ Options parseOptions(int argc, char** argv) {
         };
         if (arg == "--allow-loss") {
             o.allow_loss = true;
+        } else if (arg == "--deflate") {
+            o.deflate = true;
+            o.headers.append(kDeflateOffer);
+        } else if (arg == "--padding") {
+            const std::string_view kind = next();
+            if (kind != "x" && kind != "words") usageError("--padding is x or words");
+            o.words = kind == "words";
         } else if (arg == "--warmup") {
             warmup = 1;
         } else if (arg == "--no-warmup") {

@@ -40,6 +40,8 @@ struct Options {
     double duration_s = 0;
     uint64_t count = 0;  // 0: rate × duration
     uint32_t size = 64;
+    bool words = false;    // --padding words: pad with text that compresses like JSON, not x's
+    bool deflate = false;  // --deflate: offer permessage-deflate, inflate what comes compressed
     double drain_timeout_s = 5;  // after the last publish, how long to wait for stragglers
     bool allow_loss = false;
     bool warmup = false;  // default: on for raw, off for wsrelay

@@ -10,7 +10,8 @@ constexpr uint64_t kWarmupIntervalNs = 50'000'000;
 }  // namespace
 
 Publisher::Publisher(RunState& state, Poller& poller)
-    : state_(state), sink_(makePublishSink(state, poller)), writer_(state.options.size) {}
+    : state_(state), sink_(makePublishSink(state, poller)),
+      writer_(state.options.size, state.options.words) {}
 
 bool Publisher::start() { return sink_->start(); }
 

@@ -193,6 +193,8 @@ int report(RunState& state, Threads& threads, const ServerProcesses& server, con
     appendField(json, "rate", o.rate);
     appendField(json, "size", uint64_t(o.size));
     json += o.warmup ? ",\"warmup\":true" : ",\"warmup\":false";
+    json += o.deflate ? ",\"deflate\":true" : ",\"deflate\":false";
+    json += o.words ? ",\"padding\":\"words\"" : ",\"padding\":\"x\"";
     appendField(json, "setup_s", double(m.setup_ns) / 1e9, "%.3f");
     appendField(json, "warmup_s", double(m.warmup_ns) / 1e9, "%.3f");
     appendField(json, "offered", sent);

@@ -216,8 +216,9 @@ void appendClientFrame(std::string& out, Opcode opcode, std::string_view payload
 
 ParseStatus decodeFrameHeader(const uint8_t* data, size_t len, FrameHeader& out) {
     if (len < 2) return ParseStatus::Incomplete;
-    if (data[0] & 0x70) return ParseStatus::Failed;  // RSV bits: no extension was negotiated
+    if (data[0] & 0x30) return ParseStatus::Failed;  // RSV2, RSV3: no extension uses them
     out.fin = (data[0] & 0x80) != 0;
+    out.rsv1 = (data[0] & 0x40) != 0;
     uint8_t op = data[0] & 0x0F;
     if (op > 0xA || (op > 0x2 && op < 0x8)) return ParseStatus::Failed;
     out.opcode = Opcode(op);

@@ -43,14 +43,16 @@ void appendClientFrame(std::string& out, Opcode opcode, std::string_view payload
 
 struct FrameHeader {
     bool fin = false;
+    bool rsv1 = false;  // permessage-deflate: the message is compressed
     Opcode opcode = Opcode::Text;
     bool masked = false;
     uint64_t length = 0;
     size_t header_bytes = 0;
 };
 
-// Ok when the whole header is in `data`; Failed on reserved bits, unknown opcodes, or control
-// frames that are fragmented or longer than 125 bytes.
+// Ok when the whole header is in `data`; Failed on RSV2/RSV3, unknown opcodes, or control
+// frames that are fragmented or longer than 125 bytes. RSV1 is reported (the caller refuses it
+// unless permessage-deflate was negotiated).
 ParseStatus decodeFrameHeader(const uint8_t* data, size_t len, FrameHeader& out);
 
 }  // namespace wsrelay::loadgen

@@ -3,7 +3,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -18,6 +20,35 @@ bool parseWsUrl(std::string_view url, Endpoint& out, std::string& error) {
 
 WsConnection::~WsConnection() {
     if (fd_ >= 0) ::close(fd_);
+}
+
+struct WsConnection::Inflater {
+    z_stream z{};
+};
+
+void WsConnection::InflaterFree::operator()(Inflater* i) const {
+    inflateEnd(&i->z);
+    delete i;
+}
+
+bool WsConnection::inflate(std::string_view compressed) {
+    static const unsigned char kTail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream& z = inflater_->z;
+    inflated_.clear();
+    char buf[16384];
+    for (int part = 0; part < 2; ++part) {
+        z.next_in = part == 0 ? reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()))
+                              : const_cast<Bytef*>(kTail);
+        z.avail_in = part == 0 ? uInt(compressed.size()) : uInt(sizeof kTail);
+        do {
+            z.next_out = reinterpret_cast<Bytef*>(buf);
+            z.avail_out = sizeof buf;
+            const int rc = ::inflate(&z, Z_SYNC_FLUSH);
+            if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+            inflated_.append(buf, sizeof buf - z.avail_out);
+        } while (z.avail_in > 0 || z.avail_out == 0);
+    }
+    return true;
 }
 
 uint32_t WsConnection::nextMask() {
@@ -35,6 +66,7 @@ bool WsConnection::start(const Endpoint& endpoint, in_addr source, std::string_v
     in_.clear();
     message_.clear();
     assembling_ = false;
+    inflater_.reset();
     out_.clear();
     out_offset_ = 0;
     close_sent_ = false;
@@ -203,6 +235,18 @@ bool WsConnection::consumeHandshake(const uint8_t* data, size_t len, size_t& con
         case ParseStatus::Ok: break;
     }
     consumed = header_len;
+    // Only the permessage-deflate answer names it; any other extension would have failed above
+    // on its reserved bits soon enough.
+    std::string head(view.substr(0, header_len));
+    for (char& c : head) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (head.find("\r\nsec-websocket-extensions: permessage-deflate") != std::string::npos) {
+        inflater_.reset(new Inflater);
+        if (inflateInit2(&inflater_->z, -15) != Z_OK) {
+            inflater_.reset();
+            finish(1006, "inflateInit2 failed");
+            return false;
+        }
+    }
     state_ = State::Open;
     uint64_t gen = generation_;
     handler_.onOpen(*this);
@@ -222,7 +266,7 @@ size_t WsConnection::consumeFrames(const uint8_t* data, size_t len) {
         FrameHeader header;
         ParseStatus status = decodeFrameHeader(data + pos, len - pos, header);
         if (status == ParseStatus::Incomplete) break;
-        if (status == ParseStatus::Failed || header.masked) {
+        if (status == ParseStatus::Failed || header.masked || (header.rsv1 && !deflate())) {
             finish(1002,
                    header.masked ? "masked frame from the relay" : "bad frame from the relay");
             return SIZE_MAX;
@@ -264,9 +308,17 @@ bool WsConnection::handleFrame(const FrameHeader& header, const uint8_t* payload
                 return false;
             }
             if (header.fin) {
+                if (header.rsv1) {
+                    if (!inflate(body)) {
+                        finish(1002, "a compressed message that does not inflate");
+                        return false;
+                    }
+                    body = inflated_;
+                }
                 if (state_ == State::Open) handler_.onText(*this, body);
             } else {
                 message_.assign(body);
+                message_compressed_ = header.rsv1;
                 assembling_ = true;
             }
             return gen == generation_;
@@ -280,6 +332,13 @@ bool WsConnection::handleFrame(const FrameHeader& header, const uint8_t* payload
                 std::string whole = std::move(message_);
                 message_.clear();
                 assembling_ = false;
+                if (message_compressed_) {
+                    if (!inflate(whole)) {
+                        finish(1002, "a compressed message that does not inflate");
+                        return false;
+                    }
+                    whole = std::move(inflated_);
+                }
                 if (state_ == State::Open) handler_.onText(*this, whole);
             }
             return gen == generation_;

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,10 @@ struct Endpoint {
     std::string path;     // "/ws"
     std::string headers;  // extra request header lines, CRLF-terminated
 };
+
+// The upgrade request header that offers permessage-deflate (--deflate), as browsers send it.
+inline constexpr std::string_view kDeflateOffer =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
 
 // Parses ws://HOST:PORT/PATH with an IPv4 literal host. False with `error` set otherwise.
 bool parseWsUrl(std::string_view url, Endpoint& out, std::string& error);
@@ -63,6 +68,9 @@ public:
     const std::string& error() const { return error_; }
     // Bytes queued but not yet accepted by the kernel.
     size_t pendingBytes() const { return out_.size() - out_offset_; }
+    // The server accepted permessage-deflate: compressed messages (RSV1) are inflated with zlib
+    // before the handler sees them. What this client sends is never compressed.
+    bool deflate() const { return inflater_ != nullptr; }
 
     void onEvents(uint32_t events) override;
 
@@ -78,6 +86,8 @@ private:
     void flush();
     void finish(uint16_t code, std::string error);
     uint32_t nextMask();
+    // Inflates a compressed message (RFC 7692: the 00 00 ff ff tail appended) into inflated_.
+    bool inflate(std::string_view compressed);
 
     Poller& poller_;
     ConnectionHandler& handler_;
@@ -94,7 +104,16 @@ private:
     size_t out_offset_ = 0;
     std::string in_;       // an incomplete frame (or handshake) carried to the next read
     std::string message_;  // fragments of a message being assembled
+    bool message_compressed_ = false;
     std::string error_;
+    struct Inflater;
+    struct InflaterFree {
+        void operator()(Inflater* i) const;
+    };
+    // One per connection, kept across messages (a client that keeps its context, as RFC 7692
+    // allows unless it asked for server_no_context_takeover).
+    std::unique_ptr<Inflater, InflaterFree> inflater_;
+    std::string inflated_;
 };
 
 }  // namespace wsrelay::loadgen
