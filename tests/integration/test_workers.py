@@ -4,7 +4,7 @@ import asyncio
 import json
 import unittest
 
-from relay_harness import RelayTestCase, metric, ping_barrier, send_json, subscribe
+from relay_harness import UNMETERED, RelayTestCase, metric, ping_barrier, send_json, subscribe
 
 SUBSCRIBERS = 40
 BURST = 500
@@ -12,6 +12,8 @@ WINDOW = 50  # publishes ahead of the slowest subscriber
 
 
 class WorkersTest(RelayTestCase):
+    relay_defaults = UNMETERED  # one connection publishes the burst
+
     async def test_fan_out_across_workers(self):
         relay = await self.start_relay({"workers": 2})
         subs = [await relay.ws_connect() for _ in range(SUBSCRIBERS)]
