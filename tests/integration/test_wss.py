@@ -522,7 +522,9 @@ class WssBrowserTest(WssTestCase):
                           f"{browser.log()}\n")
 
         opened = await next_event(BROWSER_TIMEOUT)
-        self.assertEqual({"event": "open", "protocol": "wsrelay.v1", "shown": ""}, opened)
+        # permessage-deflate is negotiated over TLS as over plain TCP (websocket.compression on).
+        self.assertEqual({"event": "open", "protocol": "wsrelay.v1",
+                          "extensions": "permessage-deflate", "shown": ""}, opened)
         self.assertEqual({"op": "ack", "id": 1}, (await next_event())["frame"])
         await self.api_publish(relay, "room:tls", {"text": "over TLS"})
         self.assertEqual({"op": "message", "channel": "room:tls", "data": {"text": "over TLS"}},
