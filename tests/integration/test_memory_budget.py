@@ -100,11 +100,15 @@ class MemoryBudgetTest(RelayTestCase):
             self.assertEqual(list(range(BURST)), received)
             self.assertEqual([], await ping_barrier(fast))
             peak_kib = status_kib(relay.proc.pid, "VmHWM")
+            sanitized = relay.sanitized()
 
         grown = (peak_kib - baseline_kib) * 1024
-        self.assertLessEqual(
-            grown, BUDGET + OVERHEAD,
-            f"peak RSS {peak_kib} KiB is {grown} bytes over the {baseline_kib} KiB baseline")
+        if not sanitized:
+            # AddressSanitizer keeps freed memory in quarantine (256 MiB by default): RSS says
+            # nothing there. The sheds, the counters and the fast reader below hold in every build.
+            self.assertLessEqual(
+                grown, BUDGET + OVERHEAD,
+                f"peak RSS {peak_kib} KiB is {grown} bytes over the {baseline_kib} KiB baseline")
 
         # Every slow subscriber was shed: its socket ends with 4001 "memory budget" when a close
         # frame got through, or EOF/reset once the relay gave up on the close handshake.
