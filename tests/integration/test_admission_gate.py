@@ -23,7 +23,8 @@ import websockets
 
 from auth_tokens import auth_config, claims, shared_keys
 from hook_gate_backend import GateBackend
-from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, parse_metrics, request
+from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, parse_metrics, read_response,
+                           request)
 
 NGINX = "/usr/sbin/nginx"
 
@@ -68,31 +69,6 @@ def read_to_close(s, timeout=IO_TIMEOUT):
             break
         out += chunk
     return out
-
-
-def read_response(s, timeout=IO_TIMEOUT):
-    """One HTTP response from socket `s`: (status, lower-case headers, body)."""
-    s.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before a response: {data!r}")
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, value = line.split(":", 1)
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
 
 
 def statuses(raw):

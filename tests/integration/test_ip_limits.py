@@ -16,7 +16,7 @@ import socket
 import unittest
 
 from hook_gate_backend import GateBackend
-from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric
+from relay_harness import HOST, IO_TIMEOUT, RelayTestCase, metric, read_response
 
 CLIENT = "127.0.0.2"
 OTHER = "127.0.0.3"
@@ -51,30 +51,6 @@ def post_head(path, body, key):
 def connect(port, source):
     s = socket.create_connection((HOST, port), timeout=IO_TIMEOUT, source_address=(source, 0))
     return s
-
-
-def read_response(s):
-    """One HTTP response: (status, lower-case headers, body)."""
-    s.settimeout(IO_TIMEOUT)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before a response: {data!r}")
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode().split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, value = line.split(":", 1)
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
 
 
 def ask(port, source, data):
