@@ -231,7 +231,10 @@ mkdir -p "$WORK/app/chat-app/charts"
 cp -r "$CHART" "$WORK/app/chat-app/charts/wsrelay"
 
 # dashboards_unchanged OUTPUT: each *.json of a rendered ConfigMap is, byte for byte, the chart's
-# (or the test fixtures') file of that name, and parses as JSON.
+# (or the test fixtures') file of that name, and parses as JSON; except for what the chart rewrites
+# per release: the top-level uid (a Grafana uid of at most 40 characters, other than the file's),
+# the top-level title (the file's, followed by " (namespace/fullname)") and, with
+# dashboards.runbookBaseUrl, the start of each link to docs/. The uids go to OUTPUT.uids.
 dashboards_unchanged() {
     (cd "$HERE" && node --input-type=module -e '
         import fs from "node:fs";
@@ -239,6 +242,32 @@ dashboards_unchanged() {
         import YAML from "yaml";
         const [out, ...dirs] = process.argv.slice(1);
         let ok = true;
+        const uids = [];
+        // The rendered text with the per-release lines put back as the file has them, or an error.
+        const normalise = (text, file) => {
+            const got = text.split("\n"), want = file.split("\n");
+            if (got.length !== want.length) return [null, "has another number of lines"];
+            for (let i = 0; i < got.length; i++) {
+                if (got[i] === want[i]) continue;
+                const uid = /^  "uid": "([^"]*)",$/.exec(got[i]);
+                const title = /^  "title": "(.*)",$/.exec(want[i]);
+                const url = /^(\s*"url": ")docs\/(.*)$/.exec(want[i]);
+                if (uid && /^  "uid": /.test(want[i])) {
+                    if (!/^[A-Za-z0-9_-]{1,40}$/.test(uid[1]) || got[i] === want[i]) {
+                        return [null, `line ${i + 1}: uid ${uid[1]} is not a per-release Grafana uid`];
+                    }
+                    uids.push(uid[1]);
+                } else if (title && got[i].startsWith(`  "title": "${title[1]} (`)) {
+                    // the title of the release
+                } else if (url && got[i].startsWith(url[1]) && got[i].endsWith(`/${url[2]}`)) {
+                    // a runbook link under dashboards.runbookBaseUrl
+                } else {
+                    return [null, `line ${i + 1} differs: ${got[i]}`];
+                }
+                got[i] = want[i];
+            }
+            return [got.join("\n"), null];
+        };
         for (const doc of YAML.parseAllDocuments(fs.readFileSync(out, "utf8"))) {
             const obj = doc.toJS();
             if (obj?.kind !== "ConfigMap") continue;
@@ -249,8 +278,8 @@ dashboards_unchanged() {
                 if (!file) {
                     console.log(`  ${where}: no file ${key} in ${dirs.join(" or ")}`);
                     ok = false;
-                } else if (text !== fs.readFileSync(file, "utf8")) {
-                    console.log(`  ${where}: differs from ${file}`);
+                } else if (normalise(text, fs.readFileSync(file, "utf8"))[1]) {
+                    console.log(`  ${where}: differs from ${file}: ${normalise(text, fs.readFileSync(file, "utf8"))[1]}`);
                     ok = false;
                 } else {
                     try {
@@ -262,6 +291,7 @@ dashboards_unchanged() {
                 }
             }
         }
+        fs.writeFileSync(`${out}.uids`, uids.map((u) => `${u}\n`).join(""));
         process.exit(ok ? 0 : 1);
     ' "$1" "$CHART/dashboards" "$HERE/fixtures/dashboards")
 }
@@ -415,6 +445,21 @@ render_case standalone-release-named-wsrelay "$WORK/chart/wsrelay" --name wsrela
 render_case sidecar-example-app "$WORK/app/chat-app" --name shop
 render_case standalone-shipped-dashboards-alerts "$WORK/shipped/wsrelay" \
     --set dashboards.enabled=true --set prometheusRule.enabled=true
+# Two releases that ship their dashboards into one Grafana: in one namespace, or under one name in
+# two namespaces; each dashboard gets a uid of its own, and the runbook links follow the base URL.
+render_case dashboards-release-a "$WORK/shipped/wsrelay" --name a --namespace team1 \
+    --set dashboards.enabled=true --set dashboards.runbookBaseUrl=https://docs.example.com/wsrelay/docs/
+render_case dashboards-release-b "$WORK/shipped/wsrelay" --name b --namespace team1 --set dashboards.enabled=true
+render_case dashboards-release-a-elsewhere "$WORK/shipped/wsrelay" --name a --namespace team2 \
+    --set dashboards.enabled=true
+uids="$(cat "$WORK"/dashboards-release-{a,b,a-elsewhere}.yaml.uids 2>/dev/null)"
+if [[ "$(wc -l <<<"$uids")" == 3 && "$(sort -u <<<"$uids" | wc -l)" == 3 ]] &&
+    grep -q '"url": "https://docs.example.com/wsrelay/docs/operations.md#the-alerts"' \
+        "$WORK/dashboards-release-a.yaml"; then
+    pass "dashboards: three releases, three uids ($(tr '\n' ' ' <<<"$uids")), runbook links on the base URL"
+else
+    fail "dashboards: three releases must give three uids, got: $(tr '\n' ' ' <<<"$uids")"
+fi
 refuse_case refuse-dashboards-without-files "$WORK/empty/wsrelay" \
     "dashboards.enabled, but the chart has no dashboards/*.json" --set dashboards.enabled=true
 refuse_case refuse-rules-without-files "$WORK/empty/wsrelay" \

@@ -3,7 +3,12 @@ two relays on a real Redis, with the example Python hook backend, scraped every 
 small bounded load. Every query of every dashboard panel must parse and return data, the
 dashboard's variables must resolve, and every alert rule must load and evaluate cleanly (the hook
 errors of the load make WsrelayHookErrors pending; the healthy fleet's other alerts stay
-inactive). promtool checks the rule file and runs its unit tests."""
+inactive). promtool checks the rule file and runs its unit tests.
+
+Prometheus sees the relays as Kubernetes service discovery would show them: each target carries
+`cluster`, `namespace` and `pod` labels, and kube_metrics_server.py stands in for the kubelet's
+cAdvisor and for kube-state-metrics with the series of those pods, read from the relays' own
+processes, for the dashboard's saturation row."""
 
 import asyncio
 import json
@@ -23,6 +28,7 @@ import jwt
 
 from relay_harness import (HOST, IO_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, RelayTestCase,
                            free_port, metric, recv_json, redis_overrides, send_json, wait_until)
+from kube_metrics_server import KubeMetricsServer
 from test_hook import Backend
 
 SOURCE_DIR = os.path.abspath(os.environ.get(
@@ -37,9 +43,17 @@ HOOK_SECRET = "prometheus-test-hook-secret"
 JWT_SECRET = "prometheus-test-jwt-secret-of-32-bytes"
 API_KEY = "prometheus-test-api-key"
 DATA_TIMEOUT = 30.0  # scrapes and rule evaluations run every second
-# What the dashboard's variables stand for when every value is selected, and a rate window that
-# covers the whole test at a 1 s scrape interval.
-VARIABLES = {"job": ".*", "instance": ".*", "__rate_interval": "1m"}
+# A rate window that covers the whole test at a 1 s scrape interval.
+RATE_INTERVAL = "1m"
+# Where Prometheus' targets are, as Kubernetes service discovery labels them.
+CLUSTER, NAMESPACE = "test-cluster", "wsrelay-test"
+# The dashboard's variables, and the selectors every query must carry: the relay's own series (and
+# `up`) by all four; the kubelet's and kube-state-metrics' by cluster, namespace and pod, for the
+# relay's container, joined with the selected relay targets (a namespace holds other apps' pods).
+VARIABLE_NAMES = ["datasource", "cluster", "namespace", "job", "pod"]
+RELAY_SELECTOR = 'cluster=~"$cluster",namespace=~"$namespace",job=~"$job",pod=~"$pod"'
+KUBE_SELECTOR = 'cluster=~"$cluster",namespace=~"$namespace",pod=~"$pod",container="wsrelay"'
+KUBE_JOIN = 'and on (cluster, namespace, pod) up{' + RELAY_SELECTOR + '}'
 # Alerts the load does not trip: each must stay inactive on this healthy fleet.
 QUIET = ["WsrelayBrokerDown", "WsrelayNotReady", "WsrelayDeliveryProbeStale",
          "WsrelayFileDescriptorsNearLimit", "WsrelayTargetDown", "WsrelayAbsent",
@@ -61,12 +75,23 @@ def panel_targets(dashboard):
     return out
 
 
-def substitute(expr):
+def all_values(dashboard, resolved):
+    """What Grafana puts in place of each query variable when All is selected: its allValue, or
+    else a regex of every value it resolved to (`resolved`: name -> set of values)."""
+    out = {"__rate_interval": RATE_INTERVAL}
+    for v in dashboard["templating"]["list"]:
+        if v["type"] == "query" and ("allValue" in v or v["name"] in resolved):
+            out[v["name"]] = v.get("allValue") or (
+                "(" + "|".join(re.escape(x) for x in sorted(resolved[v["name"]])) + ")")
+    return out
+
+
+def substitute(expr, values):
     def value(m):
         name = m.group(1) or m.group(2)
-        if name not in VARIABLES:
+        if name not in values:
             raise AssertionError(f"unknown dashboard variable ${name} in {expr}")
-        return VARIABLES[name]
+        return values[name]
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
@@ -75,18 +100,36 @@ def alert_names():
         return re.findall(r"^\s*- alert: (\S+)\s*$", f.read(), re.MULTILINE)
 
 
+def alert_rules():
+    """Alert name -> its rule's text (expression, for, labels), from the rule file."""
+    with open(ALERTS) as f:
+        parts = re.split(r"^\s*- alert: (\S+)\s*$", f.read(), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def alert_threshold(rule, value):
+    """Whether `value` is the threshold `rule` compares with: a number in its expression (14 days
+    written as `14 * 86400`; a gauge that fires at 0 has the threshold 1, the first healthy value)."""
+    expr = rule.split("expr:", 1)[1].split("for:", 1)[0]
+    numbers = {float(n) for n in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])", expr)}
+    numbers |= {float(a) * float(b) for a, b in re.findall(r"(\d+) \* (\d+)", expr)}
+    if re.search(r"== 0\b", expr):
+        numbers.add(1.0)
+    return float(value) in numbers
+
+
 class PrometheusError(AssertionError):
     pass
 
 
 class Prometheus:
-    """A real prometheus process on a loopback port scraping `targets` every second and
+    """A real prometheus process on a loopback port scraping `scrape_configs` every second and
     evaluating `rule_files` every second; data in a temporary directory; stopped by PID."""
 
-    def __init__(self, targets, rule_files):
+    def __init__(self, scrape_configs, rule_files):
         if not os.access(PROMETHEUS, os.X_OK):
             raise unittest.SkipTest(f"{PROMETHEUS} is not installed (Debian package prometheus)")
-        self.targets, self.rule_files = list(targets), list(rule_files)
+        self.scrape_configs, self.rule_files = list(scrape_configs), list(rule_files)
         self.proc = None
         self.port = None
         self._tmpdir = tempfile.TemporaryDirectory(prefix="wsrelay-prometheus-")
@@ -98,8 +141,7 @@ class Prometheus:
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
                        "evaluation_interval": "1s"},
             "rule_files": self.rule_files,
-            "scrape_configs": [{"job_name": "wsrelay",
-                                "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": self.scrape_configs,
         }
         config_path = os.path.join(self._tmpdir.name, "prometheus.yml")
         with open(config_path, "w") as f:
@@ -237,35 +279,85 @@ class DashboardAndRulesFilesTest(unittest.TestCase):
         self.assertEqual("wsrelay-overview", d["uid"])
         self.assertGreaterEqual(d["schemaVersion"], 36)
         variables = {v["name"]: v for v in d["templating"]["list"]}
+        self.assertEqual(VARIABLE_NAMES, list(variables))
         self.assertEqual(("datasource", "prometheus"),
                          (variables["datasource"]["type"], variables["datasource"]["query"]))
-        for name in ("job", "instance"):
+        for name in VARIABLE_NAMES[1:]:
             v = variables[name]
-            self.assertTrue(v["multi"] and v["includeAll"], name)
+            self.assertTrue(v["includeAll"], name)
             self.assertEqual({"type": "prometheus", "uid": "${datasource}"}, v["datasource"])
+        # A Prometheus without a cluster (or namespace, or pod) label: All matches the empty value.
+        for name in ("cluster", "namespace", "pod"):
+            self.assertEqual(".*", variables[name]["allValue"], name)
+        # All jobs: only those that report wsrelay_build_info, never ".*" (a namespace's other apps).
+        self.assertNotIn("allValue", variables["job"])
+        self.assertIn("up{", variables["pod"]["definition"], "pods listed from up: crash-looping too")
         ids = [p["id"] for p in d["panels"]]
         self.assertEqual(len(ids), len(set(ids)), "panel ids must be unique")
         rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
-        self.assertIn("Per instance", rows)
-        selector = re.compile(r"(wsrelay_\w+)(\{[^}]*\})?")
+        self.assertIn("Per pod", rows)
+        self.assertIn("Pods and saturation", rows)
+        self.assertIn("#the-alerts", " ".join(link["url"] for link in d["links"]))
+        alerts = alert_rules()
+        selector = re.compile(r"\b(wsrelay_\w+|up|container_\w+|kube_\w+)(\{[^}]*\})?")
+        saturation = set()
         for panel in d["panels"]:
             if panel["type"] == "row":
                 continue
+            title = panel["title"]
             self.assertEqual({"type": "prometheus", "uid": "${datasource}"}, panel["datasource"],
-                             panel["title"])
-            self.assertTrue(panel["targets"], panel["title"])
+                             title)
+            self.assertTrue(panel["targets"], title)
+            self.assertTrue(panel["fieldConfig"]["defaults"].get("unit"), f"{title}: no unit")
             for t in panel["targets"]:
-                self.assertEqual("${datasource}", t["datasource"]["uid"], panel["title"])
-                # Every series selector is filtered by both variables.
+                self.assertEqual("${datasource}", t["datasource"]["uid"], title)
+                self.assertNotIn("instance", t["expr"] + t["legendFormat"], title)
                 for name, labels in selector.findall(t["expr"]):
-                    self.assertIn('job=~"$job"', labels, f"{panel['title']}: {name}")
-                    self.assertIn('instance=~"$instance"', labels, f"{panel['title']}: {name}")
+                    if name.startswith(("container_", "kube_")):
+                        saturation.add(name)
+                        self.assertIn(KUBE_SELECTOR, labels, f"{title}: {name}")
+                        self.assertIn(KUBE_JOIN, t["expr"], f"{title}: {name}")
+                    else:
+                        self.assertIn(RELAY_SELECTOR, labels, f"{title}: {name}")
+                if re.search(r"\bby \([^)]*\bpod\b", t["expr"]):
+                    self.assertIn("{{pod}}", t["legendFormat"], title)
+            # A drawn threshold is an alert's: its runbook is linked and the value is the rule's.
+            style = panel["fieldConfig"]["defaults"].get("custom", {}).get("thresholdsStyle")
+            if style and style["mode"] != "off":
+                self.assertIn(style["mode"], ("line", "area", "line+area"), title)
+                links = panel.get("links", [])
+                self.assertEqual(1, len(links), title)
+                alert = links[0]["title"].removeprefix("Runbook: ")
+                self.assertIn(alert, alerts, title)
+                self.assertEqual(f"docs/operations.md#{alert.lower()}", links[0]["url"], title)
+                steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                self.assertEqual(2, len(steps), title)
+                self.assertTrue(alert_threshold(alerts[alert], steps[1]["value"]),
+                                f"{title}: threshold {steps[1]['value']} is not {alert}'s")
+        self.assertEqual({"container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+                          "container_cpu_cfs_throttled_periods_total",
+                          "container_cpu_cfs_periods_total", "kube_pod_container_resource_requests",
+                          "kube_pod_container_resource_limits",
+                          "kube_pod_container_status_restarts_total"}, saturation)
         self.assertNotIn('"uid": "P', json.dumps(d), "no hard-coded datasource uid")
 
 
 class PrometheusTest(RelayTestCase):
-    def start_prometheus(self, relays):
-        prometheus = Prometheus([f"{HOST}:{r.port}" for r in relays], [ALERTS])
+    def start_prometheus(self, relays, pods, kube):
+        """Scrapes the relays as pods `pods` of NAMESPACE, and `kube` as both the kubelet's cAdvisor
+        and kube-state-metrics; every target in CLUSTER."""
+        cluster = {"cluster": CLUSTER}
+        scrape_configs = [
+            {"job_name": "wsrelay",
+             "static_configs": [{"targets": [f"{HOST}:{r.port}"],
+                                 "labels": dict(cluster, namespace=NAMESPACE, pod=pod)}
+                                for r, pod in zip(relays, pods)]},
+            {"job_name": "kubelet", "metrics_path": "/metrics/cadvisor",
+             "static_configs": [{"targets": [kube.target], "labels": cluster}]},
+            {"job_name": "kube-state-metrics",
+             "static_configs": [{"targets": [kube.target], "labels": cluster}]},
+        ]
+        prometheus = Prometheus(scrape_configs, [ALERTS])
         self.addCleanup(prometheus.close)
         self._prometheus = prometheus
         return prometheus.start()
@@ -358,23 +450,48 @@ class PrometheusTest(RelayTestCase):
             "auth.permissions.subscribe": ["*"], "auth.permissions.publish": ["*"],
             "hook.url": backend.url(), "hook.secret": HOOK_SECRET, "hook.timeout_ms": 2000,
             "hook.routes": ["chat:*=hook"],
+            # A budget, for the share of it in use.
+            "limits.memory_budget_bytes": 64 << 20,
         })
         relays = [await self.start_relay(config), await self.start_relay(config)]
         for relay in relays:
             await relay.wait_metric(lambda s: metric(s, "wsrelay_ready") == 1,
                                     timeout=READY_TIMEOUT, what="wsrelay_ready == 1")
-        prometheus = await asyncio.to_thread(self.start_prometheus, relays)
+        pods = [f"wsrelay-7c9d8-{i}" for i in range(len(relays))]
+        kube = KubeMetricsServer([(NAMESPACE, pod, r.proc.pid) for r, pod in zip(relays, pods)])
+        await asyncio.to_thread(kube.start)
+        self.addCleanup(kube.stop)
+        prometheus = await asyncio.to_thread(self.start_prometheus, relays, pods, kube)
 
-        # A scrape of both before the load, so that rates cover it.
-        async def both_up():
-            r = await self.query(prometheus, 'up{job="wsrelay"} == 1')
-            return len(r.get("data", {}).get("result", [])) == 2
-        await wait_until(both_up, DATA_TIMEOUT, "both relays scraped", interval=0.2)
+        # A scrape of both relays and the kube metrics before the load, so that rates cover it.
+        async def all_up():
+            r = await self.query(prometheus, "up == 1")
+            return len(r.get("data", {}).get("result", [])) == 4
+        await wait_until(all_up, DATA_TIMEOUT, "both relays and the kube metrics scraped",
+                         interval=0.2)
 
         await self.load(redis, relays)
 
-        targets = [(title, expr, substitute(expr))
-                   for title, expr in panel_targets(load_dashboard())]
+        # The variables' label_values() queries resolve to this Prometheus' cluster, namespace,
+        # job and pods, each with the values the variables before it select (All).
+        dashboard = load_dashboard()
+        want = {"cluster": {CLUSTER}, "namespace": {NAMESPACE}, "job": {"wsrelay"},
+                "pod": set(pods)}
+        resolved = {}
+        for v in dashboard["templating"]["list"]:
+            if v["type"] != "query":
+                continue
+            m = re.fullmatch(r"label_values\((.*), (\w+)\)", v["definition"])
+            self.assertIsNotNone(m, v["definition"])
+            match = substitute(m.group(1), all_values(dashboard, resolved))
+            r = await asyncio.to_thread(prometheus.api, f"label/{m.group(2)}/values",
+                                        **{"match[]": match})
+            resolved[v["name"]] = set(r["data"])
+            self.assertEqual(want[v["name"]], resolved[v["name"]], (v["name"], match, r))
+        values = all_values(dashboard, resolved)
+
+        targets = [(title, expr, substitute(expr, values))
+                   for title, expr in panel_targets(dashboard)]
         self.assertGreater(len(targets), 30)
         missing, invalid = {}, []
 
@@ -396,16 +513,6 @@ class PrometheusTest(RelayTestCase):
             self.fail("panel queries without a finite value:\n" +
                       "\n".join(f"  {k} -> {v}" for k, v in missing.items()))
         self.assertEqual([], invalid, "panel queries Prometheus refuses")
-
-        # The variables' label_values() queries resolve to this Prometheus' job and targets.
-        variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
-        want = {"job": {"wsrelay"}, "instance": {f"{HOST}:{r.port}" for r in relays}}
-        for name, expected in want.items():
-            m = re.fullmatch(r"label_values\((.*), (\w+)\)", variables[name]["definition"])
-            self.assertIsNotNone(m, variables[name]["definition"])
-            r = await asyncio.to_thread(prometheus.api, f"label/{m.group(2)}/values",
-                                        **{"match[]": substitute(m.group(1))})
-            self.assertEqual(expected, set(r["data"]), r)
 
         names = alert_names()
         rules = {}
