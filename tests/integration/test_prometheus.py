@@ -43,7 +43,10 @@ VARIABLES = {"job": ".*", "instance": ".*", "__rate_interval": "1m"}
 # Alerts the load does not trip: each must stay inactive on this healthy fleet.
 QUIET = ["WsrelayBrokerDown", "WsrelayNotReady", "WsrelayDeliveryProbeStale",
          "WsrelayFileDescriptorsNearLimit", "WsrelayTargetDown", "WsrelayAbsent",
-         "WsrelaySlowConsumers", "WsrelayRateLimited", "WsrelayMemoryBudgetNearFull"]
+         "WsrelaySlowConsumers", "WsrelayRateLimited", "WsrelayMemoryBudgetNearFull",
+         "WsrelayBrokerDownFleet", "WsrelayConnectionLimitReached", "WsrelayBrokerPublishFailures",
+         "WsrelayJwksRefreshFailing", "WsrelayRestarting", "WsrelayOomKilled",
+         "WsrelayMemoryNearLimit"]
 
 
 def load_dashboard():
