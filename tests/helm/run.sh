@@ -163,6 +163,19 @@ else
     fail "chart dashboards/ and alerts/ are byte-identical copies of metrics/: ${copy_problems[*]}"
 fi
 
+# The alert rules' conventions that the chart's rewrite relies on: one job="wsrelay" (or
+# container="wsrelay") per selector, one threshold token per rule but for the state alerts.
+STATE_ALERTS=(WsrelayBrokerDown WsrelayNotReady WsrelayJwksRefreshFailing
+    WsrelayTlsCertificateReloadFailing WsrelayOomKilled WsrelayTargetDown WsrelayAbsent)
+for rules in "$REPO"/metrics/prometheus/*.yaml; do
+    [[ "$rules" == *.test.yaml ]] && continue
+    if (cd "$HERE" && node alert_rules.mjs source "$rules" "${STATE_ALERTS[@]}"); then
+        pass "${rules#"$REPO"/}: every selector scoped once, one threshold token per rule"
+    else
+        fail "${rules#"$REPO"/}: every selector scoped once, one threshold token per rule"
+    fi
+done
+
 # The Dockerfile cannot be built here (no Docker): check its package lists instead.
 # dockerfile_packages N: the packages of the Nth apt-get install in the Dockerfile.
 dockerfile_packages() {
@@ -443,8 +456,10 @@ render_case standalone-default "$WORK/chart/wsrelay"
 render_case standalone-release-named-wsrelay "$WORK/chart/wsrelay" --name wsrelay --namespace realtime \
     --set-string image.tag=0.2.0 --set config.drain.window_ms=0
 render_case sidecar-example-app "$WORK/app/chat-app" --name shop
+RUNBOOKS=https://git.example.com/realtime/wsrelay/blob/v0.1.0/docs/operations.md
 render_case standalone-shipped-dashboards-alerts "$WORK/shipped/wsrelay" \
-    --set dashboards.enabled=true --set prometheusRule.enabled=true
+    --set dashboards.enabled=true --set prometheusRule.enabled=true \
+    --set serviceMonitor.enabled=true --set prometheusRule.runbookBaseUrl=$RUNBOOKS
 # Two releases that ship their dashboards into one Grafana: in one namespace, or under one name in
 # two namespaces; each dashboard gets a uid of its own, and the runbook links follow the base URL.
 render_case dashboards-release-a "$WORK/shipped/wsrelay" --name a --namespace team1 \
@@ -463,7 +478,12 @@ fi
 refuse_case refuse-dashboards-without-files "$WORK/empty/wsrelay" \
     "dashboards.enabled, but the chart has no dashboards/*.json" --set dashboards.enabled=true
 refuse_case refuse-rules-without-files "$WORK/empty/wsrelay" \
-    "prometheusRule.enabled, but the chart has no alerts/*.yaml" --set prometheusRule.enabled=true
+    "prometheusRule.enabled, but the chart has no alerts/*.yaml" --set prometheusRule.enabled=true \
+    --set serviceMonitor.enabled=true --set prometheusRule.runbookBaseUrl=$RUNBOOKS
+# Scrapes by a job of the user's own: no ServiceMonitor needed, the rules select that job.
+render_case standalone-alerts-own-job "$WORK/shipped/wsrelay" --namespace chat \
+    --set prometheusRule.enabled=true --set prometheusRule.runbookBaseUrl=$RUNBOOKS \
+    --set-string 'prometheusRule.jobSelector=job="kubernetes-pods"' 
 for values in "$HERE"/values/*.yaml; do
     base="$(basename "$values" .yaml)"
     case "$base" in
@@ -474,5 +494,49 @@ for values in "$HERE"/values/*.yaml; do
         *) fail "$base: values file names start with standalone-, sidecar- or fail-" ;;
     esac
 done
+
+# rules_scoped NAME SCOPE: every rendered rule of render NAME is scoped by SCOPE, with absolute
+# runbook links (alert_rules.mjs rendered).
+rules_scoped() {
+    if [[ -e "$WORK/$1.yaml" ]] && (cd "$HERE" && node alert_rules.mjs rendered "$WORK/$1.yaml" "$2"); then
+        pass "$1: every alert scoped by $2, runbook links absolute"
+    else
+        fail "$1: every alert scoped by $2, runbook links absolute"
+    fi
+}
+rules_scoped standalone-shipped-dashboards-alerts 'namespace="default",job="release-name-wsrelay"'
+rules_scoped standalone-alerts-overrides 'namespace="default",job="release-name-wsrelay"'
+rules_scoped standalone-alerts-own-job 'job="kubernetes-pods"'
+# The PodMonitor's job is <namespace>/<PodMonitor name>.
+rules_scoped sidecar-dashboards-alerts 'namespace="default",job="default/release-name-wsrelay"'
+
+# Each override of standalone-alerts-overrides.yaml in the rendered rules: an ALERT line of
+# `alert_rules.mjs show` must match each PATTERN (grep -P), or the alert must be absent (-).
+if [[ -e "$WORK/standalone-alerts-overrides.yaml" ]]; then
+    (cd "$HERE" && node alert_rules.mjs show "$WORK/standalone-alerts-overrides.yaml") >"$WORK/overrides.rules"
+fi
+override_renders() {
+    local alert="$1" line pattern
+    shift
+    line="$(grep -P "^$alert\t" "$WORK/overrides.rules" 2>/dev/null)"
+    for pattern in "$@"; do
+        if [[ "$pattern" == - ]]; then
+            [[ -z "$line" ]] || { fail "alert overrides: $alert is disabled, but rendered"; return; }
+        elif ! grep -qP -- "$pattern" <<<"$line"; then
+            fail "alert overrides: $alert: no '$pattern' in: $line"
+            return
+        fi
+    done
+    pass "alert overrides: $alert ${*}"
+}
+override_renders WsrelayHookErrors $'^WsrelayHookErrors\t15m\t' '> 0\.2 # threshold' '"team":"realtime"' \
+    "#wsrelayhookerrors"
+override_renders WsrelayBrokerDown '"severity":"info"' '"page":"false"' '"team":"realtime"' \
+    "\t$RUNBOOKS#wsrelaybrokerdown\t"
+override_renders WsrelayTlsCertificateExpiring '< 86400 \* 21 # threshold'
+override_renders WsrelayMemoryNearLimit -
+# 3 x probe_interval_ms 5000 + probe_timeout_ms 3000 = 18 s.
+override_renders WsrelayDeliveryProbeStale '> 18 # threshold' '"severity":"critical"' '"team":"realtime"'
+override_renders WsrelayRestarting '"severity":"warning"' 'namespace="default",container="wsrelay"'
 
 finish

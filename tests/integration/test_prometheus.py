@@ -57,7 +57,10 @@ KUBE_JOIN = 'and on (cluster, namespace, pod) up{' + RELAY_SELECTOR + '}'
 # Alerts the load does not trip: each must stay inactive on this healthy fleet.
 QUIET = ["WsrelayBrokerDown", "WsrelayNotReady", "WsrelayDeliveryProbeStale",
          "WsrelayFileDescriptorsNearLimit", "WsrelayTargetDown", "WsrelayAbsent",
-         "WsrelaySlowConsumers", "WsrelayRateLimited", "WsrelayMemoryBudgetNearFull"]
+         "WsrelaySlowConsumers", "WsrelayRateLimited", "WsrelayMemoryBudgetNearFull",
+         "WsrelayBrokerDownFleet", "WsrelayConnectionLimitReached", "WsrelayBrokerPublishFailures",
+         "WsrelayJwksRefreshFailing", "WsrelayRestarting", "WsrelayOomKilled",
+         "WsrelayMemoryNearLimit"]
 
 
 def load_dashboard():

@@ -449,3 +449,95 @@ port's name: http standalone, wsrelay in an app's pod).
     secretName: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The job label the scrape gives the relay's targets (docs/operations.md, "Alert tuning"): the
+ServiceMonitor's is its Service's name, the internal Service's when config.listen.internal_port
+is set; the PodMonitor's (sidecar mode) is <namespace>/<PodMonitor name>.
+*/}}
+{{- define "wsrelay.alertJob" -}}
+{{- $fullname := include "wsrelay.fullname" . -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- printf "%s/%s" .Release.Namespace $fullname -}}
+{{- else if gt (dig "listen" "internal_port" 0 (default dict .Values.config) | int) 0 -}}
+{{- printf "%s-internal" ($fullname | trunc 54 | trimSuffix "-") -}}
+{{- else -}}
+{{- $fullname -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The label matchers that replace job="wsrelay" in the shipped rules: this release's. */}}
+{{- define "wsrelay.alertScope" -}}
+{{- with .Values.prometheusRule.jobSelector -}}
+{{- . -}}
+{{- else -}}
+{{- printf "namespace=%q,job=%q" .Release.Namespace (include "wsrelay.alertJob" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+WsrelayDeliveryProbeStale's threshold in seconds: three missed probes and a probe timeout, never
+under the rule file's 10 s.
+*/}}
+{{- define "wsrelay.probeStaleSeconds" -}}
+{{- $redis := dig "broker" "redis" (dict) (default dict .Values.config) -}}
+{{- $interval := int64 1000 -}}
+{{- if not (kindIs "invalid" $redis.probe_interval_ms) -}}
+{{- $interval = $redis.probe_interval_ms | int64 -}}
+{{- end -}}
+{{- $timeout := default 3000 $redis.probe_timeout_ms | int64 -}}
+{{- max 10 (div (add (mul 3 $interval) $timeout 999) 1000) -}}
+{{- end -}}
+
+{{/*
+One alerting rule of the shipped files, scoped and tuned for this release. Context: dict "rule",
+"root" (the chart's context), "scope" (wsrelay.alertScope); YAML with the rule under "rule", or
+nothing when the rule is disabled.
+*/}}
+{{- define "wsrelay.alertRule" -}}
+{{- $r := deepCopy .rule -}}
+{{- $root := .root -}}
+{{- $p := $root.Values.prometheusRule -}}
+{{- $name := toString $r.alert -}}
+{{- $o := default dict (index (default dict $p.rules) $name) -}}
+{{- if or (not (hasKey $o "enabled")) $o.enabled -}}
+{{- if not (contains `job="wsrelay"` (toString $r.expr)) -}}
+{{- fail (printf "alerts/: %s: its expression has no job=\"wsrelay\" selector for the chart to scope to the release" $name) -}}
+{{- end -}}
+{{- $expr := replace `job="wsrelay"` .scope $r.expr -}}
+{{- $expr = replace `container="wsrelay"` (printf "namespace=%q,container=\"wsrelay\"" $root.Release.Namespace) $expr -}}
+{{- $token := `[0-9][0-9.eE+-]* # threshold` -}}
+{{- $threshold := "" -}}
+{{- if hasKey $o "threshold" -}}
+{{- if not (or (kindIs "float64" $o.threshold) (kindIs "int64" $o.threshold) (kindIs "int" $o.threshold)) -}}
+{{- fail (printf "prometheusRule.rules.%s.threshold must be a number" $name) -}}
+{{- end -}}
+{{- $threshold = toString $o.threshold -}}
+{{- else if eq $name "WsrelayDeliveryProbeStale" -}}
+{{- $threshold = include "wsrelay.probeStaleSeconds" $root -}}
+{{- end -}}
+{{- if $threshold -}}
+{{- if not (regexMatch $token $expr) -}}
+{{- fail (printf "prometheusRule.rules.%s.threshold: %s alerts on a state and has no threshold" $name $name) -}}
+{{- end -}}
+{{- $expr = regexReplaceAll $token $expr (printf "%s # threshold" $threshold) -}}
+{{- end -}}
+{{- $_ := set $r "expr" $expr -}}
+{{- with $o.for -}}
+{{- $_ := set $r "for" . -}}
+{{- end -}}
+{{- $labels := deepCopy (default dict $o.labels) -}}
+{{- with $o.severity -}}
+{{- $_ := set $labels "severity" . -}}
+{{- end -}}
+{{- $labels = merge $labels (deepCopy (default dict $p.additionalLabels)) (default dict $r.labels) -}}
+{{- $_ := set $r "labels" $labels -}}
+{{- $annotations := default dict $r.annotations -}}
+{{- with $annotations.runbook_url -}}
+{{- if not (regexMatch `^[a-z]+://` .) -}}
+{{- $_ := set $annotations "runbook_url" (printf "%s#%s" (trimSuffix "#" $p.runbookBaseUrl) (regexReplaceAll `^[^#]*#` . "")) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (dict "rule" $r) -}}
+{{- end -}}
+{{- end -}}
