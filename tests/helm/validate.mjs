@@ -30,6 +30,9 @@ const MODELS = {
   "apps/v1/Deployment": "kubernetes-models/apps/v1/Deployment",
   "autoscaling/v2/HorizontalPodAutoscaler": "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
   "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
+  "networking.k8s.io/v1/Ingress": "kubernetes-models/networking.k8s.io/v1/Ingress",
+  "networking.k8s.io/v1/NetworkPolicy": "kubernetes-models/networking.k8s.io/v1/NetworkPolicy",
+  "gateway.networking.k8s.io/v1/HTTPRoute": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute",
   "monitoring.coreos.com/v1/ServiceMonitor":
     "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
   "monitoring.coreos.com/v1/PodMonitor":
@@ -158,6 +161,69 @@ function crossChecks(objs, fail) {
     for (const e of obj.spec.endpoints) {
       if (services.length === 1 && !services[0].obj.spec.ports.some((p) => p.name === e.port)) {
         fail(where, `ServiceMonitor endpoint port ${e.port} is not a port of the Service`);
+      }
+    }
+  }
+  // Exposure: the Ingress and HTTPRoute reach a rendered Service port, on the relay's WebSocket
+  // path and nothing else.
+  const relayConfigOf = (pod) => {
+    const volume = (pod.volumes ?? []).find((v) => v.name === "wsrelay-config");
+    const cm = configMaps.find((o) => o.obj.metadata.name === volume?.configMap?.name);
+    return cm ? YAML.parse(cm.obj.data["wsrelay.yaml"]) ?? {} : undefined;
+  };
+  const serviceTarget = (where, what, name, portOk) => {
+    const service = byKind("Service").find((s) => s.obj.metadata.name === name);
+    if (!service) return fail(where, `${what} names Service ${name}, which is not rendered`);
+    if (!service.obj.spec.ports.some(portOk)) fail(where, `${what} names a port Service ${name} does not have`);
+    const pods = podLabels.filter((p) => subset(service.obj.spec.selector, p.labels));
+    const paths = pods.map((p) => relayConfigOf(p.d.obj.spec.template.spec)?.websocket?.path ?? "/ws");
+    return paths[0];
+  };
+  for (const { obj, where } of byKind("Ingress")) {
+    for (const rule of obj.spec.rules ?? []) {
+      for (const p of rule.http?.paths ?? []) {
+        const b = p.backend.service;
+        const wsPath = serviceTarget(where, "Ingress backend", b.name,
+          (sp) => (b.port.name !== undefined ? sp.name === b.port.name : sp.port === b.port.number));
+        if (wsPath !== undefined && (p.path !== wsPath || p.pathType !== "Exact")) {
+          fail(where, `Ingress path ${p.pathType} ${p.path} is not the relay's websocket.path ${wsPath} (Exact)`);
+        }
+      }
+    }
+  }
+  for (const { obj, where } of byKind("HTTPRoute")) {
+    for (const rule of obj.spec.rules ?? []) {
+      for (const b of rule.backendRefs ?? []) {
+        const wsPath = serviceTarget(where, "HTTPRoute backendRef", b.name, (sp) => sp.port === b.port);
+        for (const m of rule.matches ?? []) {
+          if (wsPath !== undefined && (m.path?.value !== wsPath || m.path?.type !== "Exact")) {
+            fail(where, `HTTPRoute match ${m.path?.type} ${m.path?.value} is not the relay's websocket.path ${wsPath} (Exact)`);
+          }
+        }
+      }
+    }
+  }
+  // A NetworkPolicy selects exactly one rendered Deployment's pods, and opens only ports they
+  // listen on: container ports, and for the relay listen.port and listen.internal_port.
+  for (const { obj, where } of byKind("NetworkPolicy")) {
+    const matched = podLabels.filter((p) => subset(obj.spec.podSelector.matchLabels, p.labels));
+    if (matched.length !== 1) {
+      fail(where, `NetworkPolicy selects ${matched.length} rendered Deployments' pods, not 1`);
+      continue;
+    }
+    const pod = matched[0].d.obj.spec.template.spec;
+    const listening = new Set();
+    for (const c of pod.containers) {
+      for (const cp of c.ports ?? []) listening.add(cp.containerPort).add(cp.name);
+    }
+    const config = relayConfigOf(pod);
+    if (config) {
+      listening.add(config.listen?.port ?? 8080);
+      if (config.listen?.internal_port) listening.add(config.listen.internal_port);
+    }
+    for (const rule of obj.spec.ingress ?? []) {
+      for (const p of rule.ports ?? []) {
+        if (!listening.has(p.port)) fail(where, `NetworkPolicy admits port ${p.port}, where the pods do not listen`);
       }
     }
   }

@@ -541,3 +541,156 @@ nothing when the rule is disabled.
 {{- toYaml (dict "rule" $r) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Exposure: the one path an Ingress or HTTPRoute routes, config.websocket.path. */}}
+{{- define "wsrelay.websocketPath" -}}
+{{- dig "websocket" "path" "/ws" (default dict .Values.config) -}}
+{{- end -}}
+
+{{/* Refuses an Ingress or HTTPRoute that cannot work. Standalone mode only. */}}
+{{- define "wsrelay.exposure.validate" -}}
+{{- if and .Values.ingress.enabled (ne .Values.mode "standalone") -}}
+{{- fail "ingress.enabled is for standalone mode: in sidecar mode route config.websocket.path to your app's Service (port wsrelay)" -}}
+{{- end -}}
+{{- if and .Values.httpRoute.enabled (ne .Values.mode "standalone") -}}
+{{- fail "httpRoute.enabled is for standalone mode: in sidecar mode route config.websocket.path to your app's Service (port wsrelay)" -}}
+{{- end -}}
+{{- if .Values.ingress.enabled -}}
+{{- if not .Values.ingress.hosts -}}
+{{- fail "ingress.enabled needs at least one entry in ingress.hosts, e.g. [{host: chat.example.com}]" -}}
+{{- end -}}
+{{- range .Values.ingress.hosts -}}
+{{- if not (and (kindIs "map" .) .host) -}}
+{{- fail (printf "ingress.hosts: every entry needs a host, e.g. {host: chat.example.com}, not %s" (toJson .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
+{{- fail "httpRoute.enabled needs httpRoute.parentRefs: the Gateway to attach to, e.g. [{name: public, namespace: gateway-system}]" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+NetworkPolicy: the relay's ports as the policy sees them. A policy opens ports, not paths, so
+/metrics and /api/* need listen.internal_port; without it the policy would open them to every
+client allowed on the public port.
+*/}}
+{{- define "wsrelay.networkPolicy.internalPort" -}}
+{{- $internal := dig "listen" "internal_port" 0 (default dict .Values.config) | int -}}
+{{- if eq $internal 0 -}}
+{{- fail "networkPolicy needs config.listen.internal_port (e.g. 9090): a NetworkPolicy opens ports, not paths, and with /metrics and /api/* on listen.port every client allowed there could reach them" -}}
+{{- end -}}
+{{- $internal -}}
+{{- end -}}
+
+{{/* The ports of the Redis the relay uses, comma-separated: the URL's, the cluster's, the sentinels'. */}}
+{{- define "wsrelay.networkPolicy.redisPorts" -}}
+{{- $r := dig "broker" "redis" (dict) (default dict .Values.config) -}}
+{{- $ports := list -}}
+{{- $urlPort := regexReplaceAll `^rediss?://([^@/]*@)?(\[[^\]]*\]|[^:/?#]*)(:([0-9]+))?([/?#].*)?$` (toString (default "" $r.url)) "${4}" -}}
+{{- $ports = append $ports (ternary $urlPort "6379" (regexMatch `^[0-9]+$` $urlPort)) -}}
+{{- range $addr := concat (default list $r.cluster) (dig "sentinel" "addrs" (list) $r) -}}
+{{- $ports = append $ports (regexReplaceAll `^.*:([0-9]+)$` (toString $addr) "${1}") -}}
+{{- end -}}
+{{- $ports | uniq | join "," -}}
+{{- end -}}
+
+{{/* NetworkPolicyPort items: ports PORTS (list of numbers) over TCP. */}}
+{{- define "wsrelay.networkPolicy.tcpPorts" -}}
+{{- range . }}
+- port: {{ . | int }}
+  protocol: TCP
+{{- end }}
+{{- end -}}
+
+{{/*
+The relay pod's ingress rules (NetworkPolicyIngressRule items): clients on listen.port, Prometheus
+and the app on listen.internal_port. A rule without from admits every source, so the internal
+rule is left out when no peer is listed.
+*/}}
+{{- define "wsrelay.networkPolicy.ingressRules" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $internal := include "wsrelay.networkPolicy.internalPort" . | int -}}
+# Clients: WebSocket upgrades, and the kubelet's probes, on listen.port.
+- ports:
+    {{- include "wsrelay.networkPolicy.tcpPorts" (list (include "wsrelay.port" . | int)) | trim | nindent 4 }}
+  {{- with $np.clientsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- $internalFrom := concat (default list $np.prometheusFrom) (default list $np.apiFrom) }}
+{{- if $internalFrom }}
+# Prometheus (/metrics) and the app (/api/*) on listen.internal_port.
+- ports:
+    {{- include "wsrelay.networkPolicy.tcpPorts" (list $internal) | trim | nindent 4 }}
+  from:
+    {{- toYaml $internalFrom | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The relay pod's egress rules (NetworkPolicyEgressRule items): DNS, the broker's Redis, the hook,
+and networkPolicy.extraEgress (e.g. a JWKS URL).
+*/}}
+{{- define "wsrelay.networkPolicy.egressRules" -}}
+{{- $np := .Values.networkPolicy -}}
+# DNS.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with $np.dnsTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if .Values.redis.enabled }}
+# The in-chart Redis.
+- ports:
+    {{- include "wsrelay.networkPolicy.tcpPorts" (list 6379) | trim | nindent 4 }}
+  to:
+    - podSelector:
+        matchLabels:
+          {{- include "wsrelay.redisSelectorLabels" . | nindent 10 }}
+{{- else if eq (include "wsrelay.brokerType" .) "redis" }}
+# The broker's Redis.
+- ports:
+    {{- include "wsrelay.networkPolicy.tcpPorts" (default (splitList "," (include "wsrelay.networkPolicy.redisPorts" .)) $np.redisTo.ports) | trim | nindent 4 }}
+  {{- with $np.redisTo.peers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- $hookHost := regexReplaceAll `^[a-zA-Z]+://([^@/]*@)?(\[[^\]]*\]|[^:/?#]*).*$` (toString .Values.hook.url) "${2}" }}
+{{- /* A hook in the same pod (sidecar mode) is reached over loopback, which no policy filters. */}}
+{{- if and .Values.hook.url (not (has (lower $hookHost) (list "127.0.0.1" "localhost" "[::1]"))) }}
+{{- with .Values.hook.url }}
+{{- $hookPort := regexReplaceAll `^[a-zA-Z]+://([^@/]*@)?(\[[^\]]*\]|[^:/?#]*)(:([0-9]+))?([/?#].*)?$` . "${4}" }}
+{{- if not (regexMatch `^[0-9]+$` $hookPort) }}
+{{- $hookPort = ternary "443" "80" (hasPrefix "https:" (lower .)) }}
+{{- end }}
+# The hook.
+- ports:
+    {{- include "wsrelay.networkPolicy.tcpPorts" (default (list $hookPort) $np.hookTo.ports) | trim | nindent 4 }}
+  {{- with $np.hookTo.peers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- with $np.extraEgress }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Sidecar mode: the relay's share of the app pod's NetworkPolicy, as rule items to put in the
+app's own policy's ingress: and egress: lists (docs/operations.md, "NetworkPolicy").
+*/}}
+{{- define "wsrelay.sidecar.networkPolicyIngress" -}}
+{{- include "wsrelay.networkPolicy.ingressRules" . -}}
+{{- end -}}
+
+{{- define "wsrelay.sidecar.networkPolicyEgress" -}}
+{{- include "wsrelay.networkPolicy.egressRules" . -}}
+{{- end -}}
