@@ -67,13 +67,53 @@ app.kubernetes.io/part-of: wsrelay
 {{- define "wsrelay.labels" -}}
 {{ include "wsrelay.commonLabels" . }}
 {{ include "wsrelay.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+{{- with include "wsrelay.versionLabel" . }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The app.kubernetes.io/version label: a label value (at most 63 characters of [A-Za-z0-9._-],
+alphanumeric at both ends), never an image reference. The tag without any @digest, "+" (semver
+build metadata) as "_", anything else not allowed as "-"; with only a digest, the chart's
+appVersion. Empty (no label) when nothing is left. Reads .Chart: the chart's own objects only.
+*/}}
+{{- define "wsrelay.versionLabel" -}}
+{{- $v := regexReplaceAll "@.*$" (toString (default "" .Values.image.tag)) "" -}}
+{{- if not $v -}}
+{{- $v = toString .Chart.AppVersion -}}
+{{- end -}}
+{{- $v = regexReplaceAll "[^A-Za-z0-9._-]" ($v | replace "+" "_") "-" | trunc 63 -}}
+{{- regexReplaceAll "^[^A-Za-z0-9]+|[^A-Za-z0-9]+$" $v "" -}}
+{{- end -}}
+
+{{/*
+An image reference from a dict with registry, repository, tag and digest: registry/repository,
+then @digest when a digest is set (it wins over the tag), else :tag. The relay's image in both
+modes (wsrelay.image).
+*/}}
+{{- define "wsrelay.imageRef" -}}
+{{- $repo := required "image.repository is required" .repository -}}
+{{- with trimSuffix "/" (toString (default "" .registry)) -}}
+{{- $repo = printf "%s/%s" . $repo -}}
+{{- end -}}
+{{- $digest := toString (default "" .digest) -}}
+{{- if $digest -}}
+{{- if not (regexMatch "^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$" $digest) -}}
+{{- fail (printf "image.digest %q is not a digest: sha256: and 64 lower-case hex digits (or sha512: and 128)" $digest) -}}
+{{- end -}}
+{{- printf "%s@%s" $repo $digest -}}
+{{- else -}}
+{{- $tag := toString (required "image.tag or image.digest is required" .tag) -}}
+{{- if not (regexMatch "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@[a-z0-9]+:[a-f0-9]{32,})?$" $tag) -}}
+{{- fail (printf "image.tag %q is not an image tag: letters, digits, _ . - (at most 128; registries write semver build metadata's + as _), optionally followed by @sha256:<digest>" $tag) -}}
+{{- end -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "wsrelay.image" -}}
-{{- $repo := required "image.repository is required" .Values.image.repository -}}
-{{- $tag := required "image.tag is required" .Values.image.tag -}}
-{{- printf "%s:%s" $repo $tag -}}
+{{- include "wsrelay.imageRef" .Values.image -}}
 {{- end -}}
 
 {{/* The broker the relay will use: redis.enabled forces redis. */}}
