@@ -130,11 +130,41 @@ redis
 {{- end -}}
 
 {{/*
+Workers for the CPU the chart gives the relay container (its resources, in both modes): the CPU
+limit when set, else the request, rounded up to whole CPUs, at least 1 ("250m" -> 1, "1.5" -> 2,
+2 -> 2). Empty without either: the relay then uses one per CPU it can use (docs/config.md).
+*/}}
+{{- define "wsrelay.cpuWorkers" -}}
+{{- $res := default dict .Values.resources -}}
+{{- $cpu := dig "limits" "cpu" "" $res -}}
+{{- if not $cpu -}}
+{{- $cpu = dig "requests" "cpu" "" $res -}}
+{{- end -}}
+{{- if $cpu -}}
+{{- $s := toString $cpu -}}
+{{- $n := 0 -}}
+{{- if hasSuffix "m" $s -}}
+{{- $n = div (add (int64 (trimSuffix "m" $s)) 999) 1000 -}}
+{{- else if regexMatch "^[0-9]+([.][0-9]*)?$" $s -}}
+{{- $n = int64 (ceil (float64 $s)) -}}
+{{- else -}}
+{{- fail (printf "resources cpu %q: the chart reads whole CPUs (2, \"1.5\") or millicores (\"250m\")" $s) -}}
+{{- end -}}
+{{- max 1 $n -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The configuration file: .Values.config with what the other values imply laid over it (the
 in-chart Redis, the mounted JWT key files, the hook).
 */}}
 {{- define "wsrelay.config" -}}
 {{- $cfg := deepCopy (default dict .Values.config) -}}
+{{- if not (int64 (default 0 $cfg.workers)) -}}
+{{- with include "wsrelay.cpuWorkers" . -}}
+{{- $_ := set $cfg "workers" (int64 .) -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.redis.enabled -}}
 {{- $broker := default dict $cfg.broker -}}
 {{- $redis := default dict $broker.redis -}}
@@ -255,21 +285,12 @@ configMap:
 {{- if not (has $broker (list "memory" "redis")) -}}
 {{- fail (printf "config.broker.type must be memory or redis, not %q" $broker) -}}
 {{- end -}}
-{{- if and (eq .Values.mode "sidecar") (eq $broker "memory") (gt (int (default 1 .replicas)) 1) -}}
-{{- fail "the app runs more than one replica: each pod's relay needs a shared broker, the memory broker delivers only within one pod (set wsrelay.config.broker.type: redis, or wsrelay.redis.enabled)" -}}
+{{- include "wsrelay.validateBroker" . -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- range $key := list "extraVolumes" "initContainers" -}}
+{{- if index $.Values $key -}}
+{{- fail (printf "wsrelay.%s is for the standalone Deployment: in sidecar mode the pod is your app's, declare volumes and init containers there (the relay container gets wsrelay.extraVolumeMounts)" $key) -}}
 {{- end -}}
-{{- if and (eq .Values.mode "standalone") (eq $broker "memory") -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount > 1 needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" -}}
-{{- end -}}
-{{- if .Values.autoscaling.enabled -}}
-{{- fail "autoscaling.enabled needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" -}}
-{{- end -}}
-{{- end -}}
-{{- if and (eq .Values.mode "standalone") (eq $broker "redis") (not .Values.redis.enabled) (not (or .Values.secret.redisUrl .Values.secret.existingSecret)) -}}
-{{- $r := dig "broker" "redis" (dict) (default dict .Values.config) -}}
-{{- if and (regexMatch `^redis://([^@/]*@)?(127\.0\.0\.1|localhost)([:/]|$)` (toString $r.url)) (not $r.cluster) (not (dig "sentinel" "master" "" $r)) -}}
-{{- fail "config.broker.type redis points at a Redis on the pod's own localhost: set config.broker.redis.url (or secret.redisUrl), or redis.enabled" -}}
 {{- end -}}
 {{- end -}}
 {{- $k := .Values.jwtKeys -}}
@@ -317,6 +338,49 @@ configMap:
 {{- end -}}
 {{- $_ := include "wsrelay.terminationGracePeriodSeconds" . -}}
 {{- $_ := include "wsrelay.image" . -}}
+{{- end -}}
+
+{{/*
+The broker mistakes, refused alike in both modes (called by wsrelay.validate): the memory
+broker with more than one pod, and the Redis broker pointing at the pod's own localhost.
+Standalone, more than one pod is replicaCount > 1 or autoscaling.enabled; in sidecar mode it is
+what the app chart passes: .replicas > 1 or .autoscaling true. A standalone relay pod never has
+a Redis on localhost; an app's single pod may run one beside the relay, so sidecar mode refuses
+localhost only when the app runs more than one pod.
+*/}}
+{{- define "wsrelay.validateBroker" -}}
+{{- $broker := include "wsrelay.brokerType" . -}}
+{{- $sidecar := eq .Values.mode "sidecar" -}}
+{{- $p := ternary "wsrelay." "" $sidecar -}}
+{{- $many := "" -}}
+{{- if $sidecar -}}
+{{- if gt (int (default 1 .replicas)) 1 -}}
+{{- $many = "the app runs more than one replica" -}}
+{{- else if .autoscaling -}}
+{{- $many = "the app is autoscaled" -}}
+{{- end -}}
+{{- else if gt (int .Values.replicaCount) 1 -}}
+{{- $many = "replicaCount > 1" -}}
+{{- else if .Values.autoscaling.enabled -}}
+{{- $many = "autoscaling.enabled" -}}
+{{- end -}}
+{{- if and (eq $broker "memory") $many -}}
+{{- if $sidecar -}}
+{{- fail (printf "%s: each pod's relay needs a shared broker, the memory broker delivers only within one pod (set wsrelay.config.broker.type: redis, or wsrelay.redis.enabled)" $many) -}}
+{{- else -}}
+{{- fail (printf "%s needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" $many) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $broker "redis") (not .Values.redis.enabled) (not (or .Values.secret.redisUrl .Values.secret.existingSecret)) (or (not $sidecar) $many) -}}
+{{- $r := dig "broker" "redis" (dict) (default dict .Values.config) -}}
+{{- if and (regexMatch `^rediss?://([^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])([:/]|$)` (toString $r.url)) (not $r.cluster) (not (dig "sentinel" "master" "" $r)) -}}
+{{- if $sidecar -}}
+{{- fail (printf "config.broker.type redis points at a Redis on the pod's own localhost, and %s: each pod would have its own; set wsrelay.config.broker.redis.url (or wsrelay.secret.redisUrl), or wsrelay.redis.enabled" $many) -}}
+{{- else -}}
+{{- fail "config.broker.type redis points at a Redis on the pod's own localhost: set config.broker.redis.url (or secret.redisUrl), or redis.enabled" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Environment variables from the Secret. */}}
