@@ -450,6 +450,10 @@ port's name: http standalone, wsrelay in an app's pod).
     {{- toYaml . | nindent 4 }}
     {{- end }}
   {{- end }}
+  {{- with .Values.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- with .Values.probes }}
   startupProbe:
     httpGet:
@@ -523,6 +527,9 @@ port's name: http standalone, wsrelay in an app's pod).
       mountPath: {{ .Values.tlsFiles.mountPath }}
       readOnly: true
     {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{/* The relay's volumes, as list items. */}}
@@ -551,5 +558,9 @@ port's name: http standalone, wsrelay in an app's pod).
 - name: wsrelay-tls-files
   secret:
     secretName: {{ . }}
+{{- end }}
+{{- /* Standalone only: wsrelay.validate refuses extraVolumes in sidecar mode. */}}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
