@@ -285,10 +285,15 @@ function extract(outDir, file) {
   for (const obj of readDocs(file)) {
     if (obj.kind === "Deployment") {
       for (const container of obj.spec?.template?.spec?.containers ?? []) {
+        // The kubelet expands $(NAME) in a value with the variables listed before it ($$ is $).
+        const seen = new Map();
         for (const e of container.env ?? []) {
-          if (!e.name.startsWith("WSRELAY_")) continue;
-          const value = e.valueFrom ? (SECRET_STAND_INS[e.name] ?? "set-from-a-secret") : (e.value ?? "");
-          env.push(`${e.name}=${value}`);
+          const value = e.valueFrom
+            ? (SECRET_STAND_INS[e.name] ?? "set-from-a-secret")
+            : (e.value ?? "").replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g,
+              (m, name) => (name === undefined ? "$" : (seen.get(name) ?? m)));
+          seen.set(e.name, value);
+          if (e.name.startsWith("WSRELAY_")) env.push(`${e.name}=${value}`);
         }
       }
     }

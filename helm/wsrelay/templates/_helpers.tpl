@@ -34,6 +34,16 @@ Every helper takes a context with .Values (the wsrelay values) and .Release, and
 {{- printf "%s-redis" (include "wsrelay.fullname" . | trunc 57 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* The in-chart Redis's password: the chart's Secret (<fullname>-redis) or redis.auth.existingSecret. */}}
+{{- define "wsrelay.redisSecretName" -}}
+{{- default (include "wsrelay.redisName" .) (dig "auth" "existingSecret" "" (default dict .Values.redis)) -}}
+{{- end -}}
+
+{{- define "wsrelay.redisSecretKey" -}}
+{{- $auth := dig "auth" (dict) (default dict .Values.redis) -}}
+{{- ternary (default "redis-password" $auth.existingSecretKey) "redis-password" (not (empty $auth.existingSecret)) -}}
+{{- end -}}
+
 {{- define "wsrelay.jwtKeysConfigMapName" -}}
 {{- printf "%s-jwt-keys" (include "wsrelay.fullname" . | trunc 54 | trimSuffix "-") -}}
 {{- end -}}
@@ -387,10 +397,12 @@ localhost only when the app runs more than one pod.
 {{- define "wsrelay.secretEnv" -}}
 {{- $s := .Values.secret -}}
 {{- $name := include "wsrelay.secretName" . -}}
+{{- $inChartRedis := .Values.redis.enabled }}
 {{- range $item := list (list "WSRELAY_API_KEY" "apiKey") (list "WSRELAY_AUTH_JWT_SECRET" "jwtSecret") (list "WSRELAY_BROKER_REDIS_URL" "redisUrl") (list "WSRELAY_BROKER_REDIS_SENTINEL_PASSWORD" "sentinelPassword") (list "WSRELAY_HOOK_SECRET" "hookSecret") }}
 {{- $env := index $item 0 }}
 {{- $field := index $item 1 }}
-{{- if or $s.existingSecret (index $s $field) }}
+{{- /* With the in-chart Redis its URL wins: no redis-url of secret: then. */}}
+{{- if and (or $s.existingSecret (index $s $field)) (not (and $inChartRedis (eq $field "redisUrl"))) }}
 - name: {{ $env }}
   valueFrom:
     secretKeyRef:
@@ -400,6 +412,16 @@ localhost only when the app runs more than one pod.
       optional: true
       {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $inChartRedis (dig "auth" "enabled" false .Values.redis) }}
+{{- /* The password into the in-chart Redis's URL: the kubelet expands $(REDIS_PASSWORD). */}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "wsrelay.redisSecretName" . }}
+      key: {{ include "wsrelay.redisSecretKey" . }}
+- name: WSRELAY_BROKER_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "wsrelay.redisName" .) | quote }}
 {{- end }}
 {{- end -}}
 
