@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Chart tests for helm/wsrelay, without a helm binary:
-#   bash tests/helm/run.sh [--wsrelay PATH]
+#   bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX]
+# (--only: just the render cases whose name matches REGEX, for a quicker run while editing.)
 # Builds tests/helm/render (a Helm-compatible renderer on Debian's Go and sprig), installs the npm
 # validator into tests/helm/node_modules if it is missing, then renders the chart in both modes
 # with every values file in tests/helm/values/ and checks each output:
@@ -9,6 +10,10 @@
 #     its charts/) must render;
 #   - fail-*.yaml / fail-sidecar-*.yaml: rendering must fail with the message on its
 #     "# expect-error:" line, as helm does for a missing required value;
+#   - in a values file that renders, each "# expect-output: TEXT" line: TEXT is a line (or part of
+#     one) of the rendered manifests; "# expect-config: KEY=VALUE": every rendered relay config
+#     has KEY (dotted path) equal to VALUE (a YAML scalar, or JSON); "# expect-notes: TEXT": the
+#     rendered NOTES.txt contains TEXT;
 #   - every rendered object validated against the Kubernetes schemas, strictly (validate.mjs);
 #   - yamllint on the output and on every values file;
 #   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
@@ -24,14 +29,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CHART="$REPO/helm/wsrelay"
 WSRELAY_BIN="${WSRELAY_BIN:-}"
+ONLY=""
 while (($# > 0)); do
     case "$1" in
         --wsrelay)
             WSRELAY_BIN="$2"
             shift 2
             ;;
+        --only)
+            ONLY="$2"
+            shift 2
+            ;;
         *)
-            echo "usage: bash tests/helm/run.sh [--wsrelay PATH]" >&2
+            echo "usage: bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX]" >&2
             exit 2
             ;;
     esac
@@ -362,12 +372,52 @@ check_render() {
     return "$problems"
 }
 
+# check_expectations NAME VALUES_FILE: the values file's expect-output, expect-config and
+# expect-notes lines hold for the render NAME (its output, extracted configs and NOTES.txt).
+check_expectations() {
+    local name="$1" values="$2" line problems=0 n=0
+    while IFS= read -r line; do
+        n=$((n + 1))
+        if ! grep -qF -- "$line" "$WORK/$name.yaml"; then
+            echo "  expected in the rendered manifests: $line"
+            problems=1
+        fi
+    done < <(sed -n 's/^# expect-output: //p' "$values")
+    while IFS= read -r line; do
+        n=$((n + 1))
+        if ! grep -qF -- "$line" "$WORK/$name.notes" 2>/dev/null; then
+            echo "  expected in NOTES.txt: $line"
+            problems=1
+        fi
+    done < <(sed -n 's/^# expect-notes: //p' "$values")
+    local configs=()
+    mapfile -t configs < <(sed -n 's/^# expect-config: //p' "$values")
+    if ((${#configs[@]} > 0)); then
+        n=$((n + ${#configs[@]}))
+        node "$HERE/validate.mjs" expect-config "$WORK/extract-$name" "${configs[@]}" || problems=1
+    fi
+    if ((n == 0)); then
+        return 0
+    fi
+    if ((problems == 0)); then
+        pass "$name: $n expectations of $(basename "$values") hold"
+    else
+        fail "$name: expectations of $(basename "$values")"
+    fi
+}
+
+# selected NAME: the case is run (no --only, or NAME matches it).
+selected() {
+    [[ -z "$ONLY" || "$1" =~ $ONLY ]]
+}
+
 # render_case NAME CHART_DIR [render args...]
 render_case() {
     local name="$1" chart="$2"
     shift 2
+    selected "$name" || return 0
     local out="$WORK/$name.yaml"
-    if ! timeout 60 "$WORK/render" "$@" "$chart" >"$out" 2>"$WORK/$name.err"; then
+    if ! timeout 60 "$WORK/render" --notes "$WORK/$name.notes" "$@" "$chart" >"$out" 2>"$WORK/$name.err"; then
         cat "$WORK/$name.err"
         fail "$name: renders"
         return
@@ -377,12 +427,20 @@ render_case() {
     else
         fail "$name: renders, validates, lints"
     fi
+    local previous="" arg
+    for arg in "$@"; do
+        if [[ "$previous" == "-f" ]]; then
+            check_expectations "$name" "$arg"
+        fi
+        previous="$arg"
+    done
 }
 
 # fail_case NAME CHART_DIR VALUES: the render must fail with the values file's expect-error text,
 # or, with an expect-check-config-error line, render and then be refused by `--check-config`.
 fail_case() {
     local name="$1" chart="$2" values="$3"
+    selected "$name" || return 0
     local expected
     expected="$(sed -n 's/^# expect-check-config-error: //p' "$values")"
     if [[ -n "$expected" ]]; then
@@ -435,6 +493,7 @@ check_config_refuses() {
 refuse_case() {
     local name="$1" chart="$2" expected="$3"
     shift 3
+    selected "$name" || return 0
     if timeout 60 "$WORK/render" "$@" "$chart" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
         fail "$name: rendered, but must fail with: $expected"
     elif grep -qF -- "$expected" "$WORK/$name.err"; then

@@ -9,6 +9,9 @@
 //                                                Secret's value as a stand-in) to OUT_DIR
 //   node validate.mjs config-keys VALUES.yaml SAMPLE.yaml
 //                                                values' config: block has the sample's keys
+//   node validate.mjs expect-config DIR KEY=VALUE...
+//                                                every DIR/*.config.yaml (from extract) has each
+//                                                dotted KEY equal to VALUE (YAML: 2, true, "2", [])
 //
 // Two checks per object: kubernetes-models' validator (types, formats, required fields; it lets
 // unknown fields through), then the TypeScript compiler on the object as a typed literal, whose
@@ -72,9 +75,17 @@ function crossChecks(objs, fail) {
     if (["Service", "Deployment"].includes(obj.kind) && obj.metadata.name.length > 63) {
       fail(where, `name longer than 63 characters: ${obj.metadata.name}`);
     }
-    for (const [k, v] of Object.entries(obj.metadata?.labels ?? {})) {
-      if (typeof v !== "string" || v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) {
-        fail(where, `label ${k} has an invalid value ${JSON.stringify(v)}`);
+    // Every label value the API server checks: the object's, its pod template's, its selectors'.
+    const labelSets = [
+      ["", obj.metadata?.labels],
+      ["pod template ", obj.spec?.template?.metadata?.labels],
+      ["selector ", obj.spec?.selector?.matchLabels],
+    ];
+    for (const [what, labels] of labelSets) {
+      for (const [k, v] of Object.entries(labels ?? {})) {
+        if (typeof v !== "string" || v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) {
+          fail(where, `${what}label ${k} has an invalid value ${JSON.stringify(v)}`);
+        }
       }
     }
   }
@@ -340,10 +351,15 @@ function extract(outDir, file) {
   for (const obj of readDocs(file)) {
     if (obj.kind === "Deployment") {
       for (const container of obj.spec?.template?.spec?.containers ?? []) {
+        // The kubelet expands $(NAME) in a value with the variables listed before it ($$ is $).
+        const seen = new Map();
         for (const e of container.env ?? []) {
-          if (!e.name.startsWith("WSRELAY_")) continue;
-          const value = e.valueFrom ? (SECRET_STAND_INS[e.name] ?? "set-from-a-secret") : (e.value ?? "");
-          env.push(`${e.name}=${value}`);
+          const value = e.valueFrom
+            ? (SECRET_STAND_INS[e.name] ?? "set-from-a-secret")
+            : (e.value ?? "").replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g,
+              (m, name) => (name === undefined ? "$" : (seen.get(name) ?? m)));
+          seen.set(e.name, value);
+          if (e.name.startsWith("WSRELAY_")) env.push(`${e.name}=${value}`);
         }
       }
     }
@@ -380,13 +396,43 @@ function configKeys(valuesFile, sampleFile) {
   return missing.length === 0 && extra.length === 0;
 }
 
+// The values file's "# expect-config: KEY=VALUE" lines (run.sh) against the extracted configs.
+function expectConfig(dir, specs) {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".config.yaml"));
+  if (files.length === 0) {
+    console.log(`  expect-config: no relay config was rendered`);
+    return false;
+  }
+  let ok = true;
+  for (const file of files) {
+    const config = YAML.parse(fs.readFileSync(path.join(dir, file), "utf8")) ?? {};
+    for (const spec of specs) {
+      const eq = spec.indexOf("=");
+      if (eq <= 0) {
+        console.log(`  expect-config: "${spec}" is not KEY=VALUE`);
+        ok = false;
+        continue;
+      }
+      const key = spec.slice(0, eq).trim();
+      const want = YAML.parse(spec.slice(eq + 1));
+      const got = key.split(".").reduce((o, k) => (o === undefined || o === null ? undefined : o[k]), config);
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        console.log(`  expect-config: ${file}: ${key} is ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
+
 const [command, ...args] = process.argv.slice(2);
 let ok;
 if (command === "manifests") ok = await manifests(args);
 else if (command === "extract") ok = extract(args[0], args[1]);
 else if (command === "config-keys") ok = configKeys(args[0], args[1]);
+else if (command === "expect-config") ok = expectConfig(args[0], args.slice(1));
 else {
-  console.error("usage: node validate.mjs manifests FILE... | extract OUT_DIR FILE | config-keys VALUES SAMPLE");
+  console.error("usage: node validate.mjs manifests FILE... | extract OUT_DIR FILE | config-keys VALUES SAMPLE | expect-config DIR KEY=VALUE...");
   process.exit(2);
 }
 process.exit(ok ? 0 : 1);

@@ -34,6 +34,16 @@ Every helper takes a context with .Values (the wsrelay values) and .Release, and
 {{- printf "%s-redis" (include "wsrelay.fullname" . | trunc 57 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* The in-chart Redis's password: the chart's Secret (<fullname>-redis) or redis.auth.existingSecret. */}}
+{{- define "wsrelay.redisSecretName" -}}
+{{- default (include "wsrelay.redisName" .) (dig "auth" "existingSecret" "" (default dict .Values.redis)) -}}
+{{- end -}}
+
+{{- define "wsrelay.redisSecretKey" -}}
+{{- $auth := dig "auth" (dict) (default dict .Values.redis) -}}
+{{- ternary (default "redis-password" $auth.existingSecretKey) "redis-password" (not (empty $auth.existingSecret)) -}}
+{{- end -}}
+
 {{- define "wsrelay.jwtKeysConfigMapName" -}}
 {{- printf "%s-jwt-keys" (include "wsrelay.fullname" . | trunc 54 | trimSuffix "-") -}}
 {{- end -}}
@@ -67,13 +77,53 @@ app.kubernetes.io/part-of: wsrelay
 {{- define "wsrelay.labels" -}}
 {{ include "wsrelay.commonLabels" . }}
 {{ include "wsrelay.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+{{- with include "wsrelay.versionLabel" . }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The app.kubernetes.io/version label: a label value (at most 63 characters of [A-Za-z0-9._-],
+alphanumeric at both ends), never an image reference. The tag without any @digest, "+" (semver
+build metadata) as "_", anything else not allowed as "-"; with only a digest, the chart's
+appVersion. Empty (no label) when nothing is left. Reads .Chart: the chart's own objects only.
+*/}}
+{{- define "wsrelay.versionLabel" -}}
+{{- $v := regexReplaceAll "@.*$" (toString (default "" .Values.image.tag)) "" -}}
+{{- if not $v -}}
+{{- $v = toString .Chart.AppVersion -}}
+{{- end -}}
+{{- $v = regexReplaceAll "[^A-Za-z0-9._-]" ($v | replace "+" "_") "-" | trunc 63 -}}
+{{- regexReplaceAll "^[^A-Za-z0-9]+|[^A-Za-z0-9]+$" $v "" -}}
+{{- end -}}
+
+{{/*
+An image reference from a dict with registry, repository, tag and digest: registry/repository,
+then @digest when a digest is set (it wins over the tag), else :tag. The relay's image in both
+modes (wsrelay.image).
+*/}}
+{{- define "wsrelay.imageRef" -}}
+{{- $repo := required "image.repository is required" .repository -}}
+{{- with trimSuffix "/" (toString (default "" .registry)) -}}
+{{- $repo = printf "%s/%s" . $repo -}}
+{{- end -}}
+{{- $digest := toString (default "" .digest) -}}
+{{- if $digest -}}
+{{- if not (regexMatch "^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$" $digest) -}}
+{{- fail (printf "image.digest %q is not a digest: sha256: and 64 lower-case hex digits (or sha512: and 128)" $digest) -}}
+{{- end -}}
+{{- printf "%s@%s" $repo $digest -}}
+{{- else -}}
+{{- $tag := toString (required "image.tag or image.digest is required" .tag) -}}
+{{- if not (regexMatch "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@[a-z0-9]+:[a-f0-9]{32,})?$" $tag) -}}
+{{- fail (printf "image.tag %q is not an image tag: letters, digits, _ . - (at most 128; registries write semver build metadata's + as _), optionally followed by @sha256:<digest>" $tag) -}}
+{{- end -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "wsrelay.image" -}}
-{{- $repo := required "image.repository is required" .Values.image.repository -}}
-{{- $tag := required "image.tag is required" .Values.image.tag -}}
-{{- printf "%s:%s" $repo $tag -}}
+{{- include "wsrelay.imageRef" .Values.image -}}
 {{- end -}}
 
 {{/* The broker the relay will use: redis.enabled forces redis. */}}
@@ -90,11 +140,41 @@ redis
 {{- end -}}
 
 {{/*
+Workers for the CPU the chart gives the relay container (its resources, in both modes): the CPU
+limit when set, else the request, rounded up to whole CPUs, at least 1 ("250m" -> 1, "1.5" -> 2,
+2 -> 2). Empty without either: the relay then uses one per CPU it can use (docs/config.md).
+*/}}
+{{- define "wsrelay.cpuWorkers" -}}
+{{- $res := default dict .Values.resources -}}
+{{- $cpu := dig "limits" "cpu" "" $res -}}
+{{- if not $cpu -}}
+{{- $cpu = dig "requests" "cpu" "" $res -}}
+{{- end -}}
+{{- if $cpu -}}
+{{- $s := toString $cpu -}}
+{{- $n := 0 -}}
+{{- if hasSuffix "m" $s -}}
+{{- $n = div (add (int64 (trimSuffix "m" $s)) 999) 1000 -}}
+{{- else if regexMatch "^[0-9]+([.][0-9]*)?$" $s -}}
+{{- $n = int64 (ceil (float64 $s)) -}}
+{{- else -}}
+{{- fail (printf "resources cpu %q: the chart reads whole CPUs (2, \"1.5\") or millicores (\"250m\")" $s) -}}
+{{- end -}}
+{{- max 1 $n -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The configuration file: .Values.config with what the other values imply laid over it (the
 in-chart Redis, the mounted JWT key files, the hook).
 */}}
 {{- define "wsrelay.config" -}}
 {{- $cfg := deepCopy (default dict .Values.config) -}}
+{{- if not (int64 (default 0 $cfg.workers)) -}}
+{{- with include "wsrelay.cpuWorkers" . -}}
+{{- $_ := set $cfg "workers" (int64 .) -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.redis.enabled -}}
 {{- $broker := default dict $cfg.broker -}}
 {{- $redis := default dict $broker.redis -}}
@@ -215,21 +295,12 @@ configMap:
 {{- if not (has $broker (list "memory" "redis")) -}}
 {{- fail (printf "config.broker.type must be memory or redis, not %q" $broker) -}}
 {{- end -}}
-{{- if and (eq .Values.mode "sidecar") (eq $broker "memory") (gt (int (default 1 .replicas)) 1) -}}
-{{- fail "the app runs more than one replica: each pod's relay needs a shared broker, the memory broker delivers only within one pod (set wsrelay.config.broker.type: redis, or wsrelay.redis.enabled)" -}}
+{{- include "wsrelay.validateBroker" . -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- range $key := list "extraVolumes" "initContainers" -}}
+{{- if index $.Values $key -}}
+{{- fail (printf "wsrelay.%s is for the standalone Deployment: in sidecar mode the pod is your app's, declare volumes and init containers there (the relay container gets wsrelay.extraVolumeMounts)" $key) -}}
 {{- end -}}
-{{- if and (eq .Values.mode "standalone") (eq $broker "memory") -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount > 1 needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" -}}
-{{- end -}}
-{{- if .Values.autoscaling.enabled -}}
-{{- fail "autoscaling.enabled needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" -}}
-{{- end -}}
-{{- end -}}
-{{- if and (eq .Values.mode "standalone") (eq $broker "redis") (not .Values.redis.enabled) (not (or .Values.secret.redisUrl .Values.secret.existingSecret)) -}}
-{{- $r := dig "broker" "redis" (dict) (default dict .Values.config) -}}
-{{- if and (regexMatch `^redis://([^@/]*@)?(127\.0\.0\.1|localhost)([:/]|$)` (toString $r.url)) (not $r.cluster) (not (dig "sentinel" "master" "" $r)) -}}
-{{- fail "config.broker.type redis points at a Redis on the pod's own localhost: set config.broker.redis.url (or secret.redisUrl), or redis.enabled" -}}
 {{- end -}}
 {{- end -}}
 {{- $k := .Values.jwtKeys -}}
@@ -279,14 +350,59 @@ configMap:
 {{- $_ := include "wsrelay.image" . -}}
 {{- end -}}
 
+{{/*
+The broker mistakes, refused alike in both modes (called by wsrelay.validate): the memory
+broker with more than one pod, and the Redis broker pointing at the pod's own localhost.
+Standalone, more than one pod is replicaCount > 1 or autoscaling.enabled; in sidecar mode it is
+what the app chart passes: .replicas > 1 or .autoscaling true. A standalone relay pod never has
+a Redis on localhost; an app's single pod may run one beside the relay, so sidecar mode refuses
+localhost only when the app runs more than one pod.
+*/}}
+{{- define "wsrelay.validateBroker" -}}
+{{- $broker := include "wsrelay.brokerType" . -}}
+{{- $sidecar := eq .Values.mode "sidecar" -}}
+{{- $p := ternary "wsrelay." "" $sidecar -}}
+{{- $many := "" -}}
+{{- if $sidecar -}}
+{{- if gt (int (default 1 .replicas)) 1 -}}
+{{- $many = "the app runs more than one replica" -}}
+{{- else if .autoscaling -}}
+{{- $many = "the app is autoscaled" -}}
+{{- end -}}
+{{- else if gt (int .Values.replicaCount) 1 -}}
+{{- $many = "replicaCount > 1" -}}
+{{- else if .Values.autoscaling.enabled -}}
+{{- $many = "autoscaling.enabled" -}}
+{{- end -}}
+{{- if and (eq $broker "memory") $many -}}
+{{- if $sidecar -}}
+{{- fail (printf "%s: each pod's relay needs a shared broker, the memory broker delivers only within one pod (set wsrelay.config.broker.type: redis, or wsrelay.redis.enabled)" $many) -}}
+{{- else -}}
+{{- fail (printf "%s needs a shared broker: the memory broker delivers only within one pod (set config.broker.type: redis, or redis.enabled)" $many) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $broker "redis") (not .Values.redis.enabled) (not (or .Values.secret.redisUrl .Values.secret.existingSecret)) (or (not $sidecar) $many) -}}
+{{- $r := dig "broker" "redis" (dict) (default dict .Values.config) -}}
+{{- if and (regexMatch `^rediss?://([^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])([:/]|$)` (toString $r.url)) (not $r.cluster) (not (dig "sentinel" "master" "" $r)) -}}
+{{- if $sidecar -}}
+{{- fail (printf "config.broker.type redis points at a Redis on the pod's own localhost, and %s: each pod would have its own; set wsrelay.config.broker.redis.url (or wsrelay.secret.redisUrl), or wsrelay.redis.enabled" $many) -}}
+{{- else -}}
+{{- fail "config.broker.type redis points at a Redis on the pod's own localhost: set config.broker.redis.url (or secret.redisUrl), or redis.enabled" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Environment variables from the Secret. */}}
 {{- define "wsrelay.secretEnv" -}}
 {{- $s := .Values.secret -}}
 {{- $name := include "wsrelay.secretName" . -}}
+{{- $inChartRedis := .Values.redis.enabled }}
 {{- range $item := list (list "WSRELAY_API_KEY" "apiKey") (list "WSRELAY_AUTH_JWT_SECRET" "jwtSecret") (list "WSRELAY_BROKER_REDIS_URL" "redisUrl") (list "WSRELAY_BROKER_REDIS_SENTINEL_PASSWORD" "sentinelPassword") (list "WSRELAY_HOOK_SECRET" "hookSecret") }}
 {{- $env := index $item 0 }}
 {{- $field := index $item 1 }}
-{{- if or $s.existingSecret (index $s $field) }}
+{{- /* With the in-chart Redis its URL wins: no redis-url of secret: then. */}}
+{{- if and (or $s.existingSecret (index $s $field)) (not (and $inChartRedis (eq $field "redisUrl"))) }}
 - name: {{ $env }}
   valueFrom:
     secretKeyRef:
@@ -296,6 +412,16 @@ configMap:
       optional: true
       {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $inChartRedis (dig "auth" "enabled" false .Values.redis) }}
+{{- /* The password into the in-chart Redis's URL: the kubelet expands $(REDIS_PASSWORD). */}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "wsrelay.redisSecretName" . }}
+      key: {{ include "wsrelay.redisSecretKey" . }}
+- name: WSRELAY_BROKER_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "wsrelay.redisName" .) | quote }}
 {{- end }}
 {{- end -}}
 
@@ -345,6 +471,10 @@ port's name: http standalone, wsrelay in an app's pod).
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- end }}
+  {{- with .Values.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- with .Values.probes }}
   startupProbe:
@@ -419,6 +549,9 @@ port's name: http standalone, wsrelay in an app's pod).
       mountPath: {{ .Values.tlsFiles.mountPath }}
       readOnly: true
     {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{/* The relay's volumes, as list items. */}}
@@ -447,6 +580,10 @@ port's name: http standalone, wsrelay in an app's pod).
 - name: wsrelay-tls-files
   secret:
     secretName: {{ . }}
+{{- end }}
+{{- /* Standalone only: wsrelay.validate refuses extraVolumes in sidecar mode. */}}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
 

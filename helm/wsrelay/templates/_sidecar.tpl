@@ -1,9 +1,10 @@
 {{/*
 Sidecar mode: what an app's chart includes to run the relay in its own pods. The app chart has
 this chart as a dependency (charts/wsrelay), sets wsrelay.mode: sidecar in its values, and passes
-the wsrelay values the release, and optionally its replica count (more than one is refused with the memory broker):
+the wsrelay values the release, and optionally its replica count and whether an HPA scales it
+(more than one pod is refused with the memory broker, or with a Redis on the pod's localhost):
 
-  {{- $wsrelay := dict "Values" .Values.wsrelay "Release" .Release "replicas" .Values.replicaCount }}
+  {{- $wsrelay := dict "Values" .Values.wsrelay "Release" .Release "replicas" .Values.replicaCount "autoscaling" (and .Values.autoscaling .Values.autoscaling.enabled) }}
   template:
     metadata:
       annotations:
@@ -16,6 +17,7 @@ the wsrelay values the release, and optionally its replica count (more than one 
         {{- include "wsrelay.sidecar.container" $wsrelay | nindent 8 }}
       volumes:
         {{- include "wsrelay.sidecar.volumes" $wsrelay | nindent 8 }}
+        # and the pod's own volumes (wsrelay.extraVolumeMounts may mount them)
 
 The wsrelay subchart itself renders the ConfigMap and Secret these refer to. docs/operations.md
 has the whole example.

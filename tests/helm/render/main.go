@@ -10,7 +10,10 @@
 // values.schema.json, byte-exact toYaml (Helm indents lists one step less), manifest sorting by kind.
 //
 //	render [-f values.yaml]... [--set a.b=v]... [--set-string a.b=v]... [--name N] [--namespace NS]
-//	       [--api-versions group/version]... CHART_DIR
+//	       [--api-versions group/version]... [--notes FILE] CHART_DIR
+//
+// --notes FILE writes the rendered NOTES.txt there (helm install prints it; helm template does not).
+// A chart's kubeVersion must admit the Kubernetes version rendered for (v1.30.0), as in helm.
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/Masterminds/semver"
 	"github.com/Masterminds/sprig"
 	"gopkg.in/yaml.v3"
 )
@@ -450,13 +454,35 @@ func setValue(vals map[string]interface{}, spec string, typed bool) error {
 	return nil
 }
 
+// The Kubernetes version charts are rendered for (.Capabilities.KubeVersion).
+const kubeVersion = "v1.30.0"
+
+// checkKubeVersion refuses a chart whose kubeVersion range excludes the version, as helm does.
+func checkKubeVersion(meta chartMeta, version string) error {
+	if meta.KubeVersion == "" {
+		return nil
+	}
+	constraint, err := semver.NewConstraint(meta.KubeVersion)
+	if err != nil {
+		return fmt.Errorf("chart %s: kubeVersion %q: %v", meta.Name, meta.KubeVersion, err)
+	}
+	v, err := semver.NewVersion(version)
+	if err != nil {
+		return err
+	}
+	if !constraint.Check(v) {
+		return fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", meta.KubeVersion, version)
+	}
+	return nil
+}
+
 type multi []string
 
 func (m *multi) add(v string) { *m = append(*m, v) }
 
 func run(args []string) error {
 	var valueFiles, sets, setStrings, apiVersions multi
-	name, namespace, chartDir := "release-name", "default", ""
+	name, namespace, chartDir, notesFile := "release-name", "default", "", ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		next := func() (string, error) {
@@ -469,7 +495,7 @@ func run(args []string) error {
 		var v string
 		var err error
 		switch a {
-		case "-f", "--values", "--set", "--set-string", "--name", "--namespace", "--api-versions":
+		case "-f", "--values", "--set", "--set-string", "--name", "--namespace", "--api-versions", "--notes":
 			if v, err = next(); err != nil {
 				return err
 			}
@@ -487,6 +513,8 @@ func run(args []string) error {
 			namespace = v
 		case "--api-versions":
 			apiVersions.add(v)
+		case "--notes":
+			notesFile = v
 		default:
 			if strings.HasPrefix(a, "-") || chartDir != "" {
 				return fmt.Errorf("unexpected argument %q", a)
@@ -499,6 +527,9 @@ func run(args []string) error {
 	}
 	c, err := loadChart(filepath.Clean(chartDir), "")
 	if err != nil {
+		return err
+	}
+	if err := checkKubeVersion(c.meta, kubeVersion); err != nil {
 		return err
 	}
 	user := map[string]interface{}{}
@@ -530,7 +561,7 @@ func run(args []string) error {
 	base := versionSet{"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v1", "autoscaling/v2",
 		"networking.k8s.io/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1"}
 	caps := map[string]interface{}{
-		"KubeVersion": map[string]interface{}{"Version": "v1.30.0", "Major": "1", "Minor": "30", "GitVersion": "v1.30.0"},
+		"KubeVersion": map[string]interface{}{"Version": kubeVersion, "Major": "1", "Minor": "30", "GitVersion": kubeVersion},
 		"APIVersions": append(base, apiVersions...),
 		"HelmVersion": map[string]interface{}{"Version": "v3.14.0"},
 	}
@@ -552,6 +583,12 @@ func run(args []string) error {
 			return helmError(err)
 		}
 		if j.discard {
+			if notesFile != "" {
+				notes := strings.ReplaceAll(buf.String(), "<no value>", "")
+				if err := os.WriteFile(notesFile, []byte(notes), 0o644); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
