@@ -420,9 +420,9 @@ TEST(ConfigLoaderTest, InternalPortIsOffOrAPort) {
                             "(allowed: 0 or 1..65535)"));
     EXPECT_THAT(errorStrings(loadYaml("listen:\n  internal_port: -1\n")),
                 ElementsAre(HasSubstr("cfg.yaml:2:18: listen.internal_port: '-1' is out of")));
-    EXPECT_EQ(loadDefaultConfig({{"WSRELAY_LISTEN_INTERNAL_PORT", "9090"}})
-                  .config.listen.internal_port,
-              9090);
+    EXPECT_EQ(
+        loadDefaultConfig({{"WSRELAY_LISTEN_INTERNAL_PORT", "9090"}}).config.listen.internal_port,
+        9090);
 }
 
 TEST(ConfigLoaderTest, BadEnum) {
