@@ -1,14 +1,19 @@
 """listen.internal_port: /metrics and /api/* answer only on the internal port (404 on listen.port),
 WebSocket upgrades only on listen.port (404 on the internal port), /healthz and /readyz on both;
-the internal port stays open while the relay drains. With the key at 0 everything is on
+the internal port stays open while the relay drains, and speaks plain HTTP when listen.port
+speaks TLS. With the key at 0 everything is on
 listen.port, as the other tests check."""
 
 import asyncio
 import base64
 import http.client
-import os
 import json
+import os
+import shutil
 import signal
+import ssl
+import subprocess
+import tempfile
 import unittest
 
 from relay_harness import (HOST, IO_TIMEOUT, RelayTestCase, metric, parse_metrics, recv_json,
@@ -144,6 +149,34 @@ class InternalPortTest(RelayTestCase):
             for ws in clients:
                 await ws.close()
         self.assertEqual(0, await asyncio.to_thread(relay.wait, 10), relay.log())
+
+    async def test_with_tls_on_listen_port_the_internal_port_stays_plain_http(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed")
+        pki = tempfile.mkdtemp(prefix="wsrelay-internal-pki-")
+        self.addCleanup(shutil.rmtree, pki, True)
+        source = os.environ.get("WSRELAY_SOURCE_DIR",
+                                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+        subprocess.run(["bash", os.path.join(source, "tests", "tls", "make_certs.sh"), pki],
+                       check=True, timeout=60, capture_output=True)
+        relay, internal = await self.start_with_internal_port({
+            "tls.cert_file": os.path.join(pki, "server.crt"),
+            "tls.key_file": os.path.join(pki, "server.key")})
+        status, body = await self.get(internal, "/metrics")
+        self.assertEqual(200, status, body)
+
+        def tls_get(path):
+            ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+            conn = http.client.HTTPSConnection(HOST, relay.port, timeout=IO_TIMEOUT, context=ctx)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+
+        self.assertEqual(200, (await asyncio.to_thread(tls_get, "/readyz"))[0])
+        self.assertEqual(404, (await asyncio.to_thread(tls_get, "/metrics"))[0])
 
 
 if __name__ == "__main__":
