@@ -27,6 +27,8 @@ struct Config {
     struct Listen {
         std::string host = "0.0.0.0";
         int port = 8080;
+        // 0 = off. Else /metrics and /api/* answer only here, never on port (docs/config.md).
+        int internal_port = 0;
         bool operator==(const Listen&) const = default;
     } listen;
 

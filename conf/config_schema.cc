@@ -446,6 +446,11 @@ std::vector<ConfigKey> buildTable() {
     keys.push_back(numberKey(
         "listen.port", 1, 65535, "TCP port for WebSocket upgrades and the HTTP endpoints.",
         [](auto& c) -> auto& { return c.listen.port; }));
+    keys.push_back(numberKey(
+        "listen.internal_port", 1, 65535,
+        "Second TCP port, plain HTTP, that alone serves /metrics and /api/*; 0 = off (both on "
+        "listen.port).",
+        [](auto& c) -> auto& { return c.listen.internal_port; }, /*zero_allowed=*/true));
     keys.push_back(stringKey(
         "tls.cert_file", nullptr, "a file path",
         "PEM certificate (then intermediates) for wss:// and https:// on listen.port; with "
@@ -1058,6 +1063,12 @@ std::string checkClusterDatabase(const Config& c) {
            ", but with broker.redis.cluster a Redis Cluster has only database 0";
 }
 
+std::string checkInternalPort(const Config& c) {
+    if (c.listen.internal_port == 0 || c.listen.internal_port != c.listen.port) return "";
+    return "listen.internal_port (" + std::to_string(c.listen.internal_port) +
+           ") is listen.port: the internal endpoints need a port of their own, or 0 for none";
+}
+
 std::string checkTlsPair(const Config& c) {
     const bool cert = !c.tls.cert_file.empty();
     const bool key = !c.tls.key_file.empty();
@@ -1143,6 +1154,9 @@ const std::vector<ConfigRule>& rules() {
         {{"tls.cert_file", "tls.key_file"},
          "tls.cert_file and tls.key_file are both set or both empty",
          checkTlsPair},
+        {{"listen.internal_port", "listen.port"},
+         "listen.internal_port is 0 or differs from listen.port",
+         checkInternalPort},
         {{"tls.cert_file", "tls.key_file"},
          "tls.cert_file set => both files are readable PEM and the key is the certificate's",
          checkTlsFiles},

@@ -10,6 +10,7 @@
 
 #include "adapters/client_address.h"
 #include "relay/admission/address_limits.h"
+#include "relay/http/ports.h"
 
 struct lws;
 
@@ -33,7 +34,8 @@ struct PendingConnection {
     AddressKey address{};
     double since = 0;  // loop time it was accepted (or left the connect hook's parking)
     Stage stage = Stage::ReadingHead;
-    bool request_seen = false;  // lws has called back for its (first) request
+    bool request_seen = false;             // lws has called back for its (first) request
+    http::Port port = http::Port::Public;  // the listener that accepted it
     // The address the per-address limits count it under (limitKey() of the peer, or of the client
     // a trusted proxy reports), and its count under limits.connections_per_ip.
     AddressKey client{};

@@ -114,7 +114,7 @@ void UpgradeGate::shutDown() {
     }
 }
 
-void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
+void UpgradeGate::accept(int fd, const sockaddr_storage& peer, http::Port port) {
     auto& m = ctx_.metrics;
     const double now = ev_now(ctx_.loop);
     const AddressKey address = addressKey(peer);
@@ -146,6 +146,7 @@ void UpgradeGate::accept(int fd, const sockaddr_storage& peer) {
     c.client = limitKey(address);
     c.slot = std::move(decision.slot);
     c.client_in_head = client_in_head;
+    c.port = port;
     m.pending_connections.add();
     armTimeout();
     if (reads_heads_) {
@@ -206,7 +207,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
         return;
     }
     std::string reason;
-    if (const unsigned status = checkUpgrade(request, reason); status != 0) {
+    if (const unsigned status = checkUpgrade(request, c->port, reason); status != 0) {
         countHandshake(m, status == 404 ? metrics::HandshakeResult::Path
                                         : metrics::HandshakeResult::BadRequest);
         refuse(fd, status, status == 404 ? "not found" : "bad request", reason);
@@ -235,7 +236,8 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
     adopt(fd, read.consumed, std::move(grant));
 }
 
-unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reason) const {
+unsigned UpgradeGate::checkUpgrade(const RequestHead& request, http::Port port,
+                                   std::string& reason) const {
     if (request.headerCount("upgrade") != 1 ||
         !equalsIgnoreCase(request.header("upgrade"), "websocket")) {
         reason = "only the websocket upgrade is supported";
@@ -248,6 +250,10 @@ unsigned UpgradeGate::checkUpgrade(const RequestHead& request, std::string& reas
     }
     if (path != ctx_.config.websocket.path) {
         reason = "no WebSocket endpoint at this path";
+        return 404;
+    }
+    if (!http::serves(port, http::Endpoint::WebSocket, ctx_.config.listen.internal_port != 0)) {
+        reason = http::kNoWebSocketHere;
         return 404;
     }
     if (request.method != "GET") {
@@ -482,6 +488,11 @@ AddressKey UpgradeGate::clientOf(lws* wsi) {
     socklen_t length = sizeof peer;
     getpeername(lws_get_socket_fd(wsi), reinterpret_cast<sockaddr*>(&peer), &length);
     return limitKey(addressKey(peer));
+}
+
+http::Port UpgradeGate::portOf(lws* wsi) {
+    const PendingConnection* c = entryOf(wsi);
+    return c != nullptr ? c->port : http::Port::Public;
 }
 
 void UpgradeGate::destroyed(lws* wsi) {

@@ -13,6 +13,7 @@
 #include "relay/admission/head_reader.h"
 #include "relay/admission/pending_connections.h"
 #include "relay/auth/permissions.h"
+#include "relay/http/ports.h"
 
 struct lws;
 
@@ -53,8 +54,9 @@ public:
     UpgradeGate(const UpgradeGate&) = delete;
     UpgradeGate& operator=(const UpgradeGate&) = delete;
 
-    // A socket the worker accepted from `peer`: counted, then read here or handed to lws.
-    void accept(int fd, const sockaddr_storage& peer);
+    // A socket the worker accepted from `peer` on `port`: counted, then read here or handed to
+    // lws. Both ports are admitted alike; only what a request may reach differs (http/ports.h).
+    void accept(int fd, const sockaddr_storage& peer, http::Port port = http::Port::Public);
     // The worker stops: sockets being read are closed, and connections the hook allows from now
     // on are closed instead of handed to lws.
     void shutDown();
@@ -73,6 +75,9 @@ public:
     // The address the per-address limits know a connection lws has by (the HTTP API's key
     // throttle): the client a trusted proxy reported, or its peer.
     AddressKey clientOf(lws* wsi);
+    // The port a connection lws has came in on; Public for one the gate does not know (cannot
+    // happen), which reaches the fewest endpoints when an internal port exists.
+    http::Port portOf(lws* wsi);
     // LWS_CALLBACK_WSI_DESTROY, for every connection lws had: one the app heard of at connect but
     // that never became a session is announced as disconnected now.
     void destroyed(lws* wsi);
@@ -82,7 +87,7 @@ private:
     void onHead(int fd, HeadRead&& read);
     // The request is an upgrade: 0 when it is a well-formed one at the WebSocket path, else the
     // HTTP status to refuse it with and `reason`.
-    unsigned checkUpgrade(const RequestHead& request, std::string& reason) const;
+    unsigned checkUpgrade(const RequestHead& request, http::Port port, std::string& reason) const;
     void askHook(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant,
                  const RequestHead& request);
     void adopt(int fd, std::string_view consumed, std::unique_ptr<UpgradeGrant> grant);

@@ -130,7 +130,8 @@ int relayCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, s
 }
 
 int listenerCallback(lws* wsi, lws_callback_reasons reason, void*, void*, size_t) {
-    if (reason == LWS_CALLBACK_RAW_RX_FILE) workerOf(wsi).onListenerReadable();
+    if (reason == LWS_CALLBACK_RAW_RX_FILE)
+        workerOf(wsi).onListenerReadable(lws_get_socket_fd(wsi));
     // lws binds an upgrade to the first protocol the client offers that it knows, and this one
     // has a name: a client offering it must not get a WebSocket no session owns.
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) return 1;

@@ -9,14 +9,22 @@
 #include "relay/admission/upgrade_gate.h"
 #include "relay/edge/worker.h"
 #include "relay/http/http_answer.h"
+#include "relay/http/ports.h"
 
 namespace wsrelay::http {
 namespace {
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::string_view kNotFound = R"({"error":"not found"})";
 
 bool isGet(lws* wsi) { return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0; }
+
+// Whether the port `wsi` came in on serves `endpoint` (listen.internal_port, http/ports.h).
+bool servedHere(Worker& worker, lws* wsi, Endpoint endpoint) {
+    return serves(worker.gate().portOf(wsi), endpoint,
+                  worker.context().config.listen.internal_port != 0);
+}
 
 // A POST to the publish API: what HttpApi needs of its head, read from lws (the key as lws copies
 // it: a value over 255 bytes reads as none).
@@ -43,6 +51,10 @@ HttpApi::Io apiIo() {
 
 int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
     std::string_view path = uri != nullptr ? uri : "";
+    // Whatever the method: a path this port does not serve does not exist here.
+    if (!servedHere(worker, wsi, endpointOf(path, worker.context().config.websocket.path))) {
+        return answer(wsi, 404, kJson, kNotFound);
+    }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && HttpApi::handles(path)) {
         return serveApi(worker, wsi, path, api);
     }
@@ -63,7 +75,7 @@ int serve(Worker& worker, lws* wsi, const char* uri, HttpApi::Request*& api) {
         return answer(wsi, 426, kJson,
                       R"({"error":"this endpoint speaks WebSocket: send an Upgrade request"})");
     }
-    return answer(wsi, 404, kJson, R"({"error":"not found"})");
+    return answer(wsi, 404, kJson, kNotFound);
 }
 
 int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
@@ -74,7 +86,9 @@ int confirmUpgrade(Worker& worker, lws* wsi, const char* upgrade) {
         return refuseUpgrade(wsi, 400, "bad request", "only the websocket upgrade is supported");
     }
     if (header(wsi, WSI_TOKEN_GET_URI) == worker.context().config.websocket.path) {
-        return worker.gate().confirm(wsi);
+        if (servedHere(worker, wsi, Endpoint::WebSocket)) return worker.gate().confirm(wsi);
+        m.handshakes[metrics::HandshakeResult::Path].add();
+        return refuseUpgrade(wsi, 404, "not found", kNoWebSocketHere);
     }
     m.handshakes[metrics::HandshakeResult::Path].add();
     return refuseUpgrade(wsi, 404, "not found", "no WebSocket endpoint at this path");

@@ -12,7 +12,8 @@ namespace wsrelay {
 class Worker;
 }
 
-// Plain HTTP on the relay's port: /healthz, /readyz, /metrics, and refusals on the WebSocket path.
+// Plain HTTP on the relay's ports: /healthz, /readyz, /metrics, and refusals on the WebSocket
+// path; with listen.internal_port set, each port answers only its own endpoints (http/ports.h).
 namespace wsrelay::http {
 
 // LWS_CALLBACK_HTTP: answers GET requests in one write, hands POSTs to the publish API (which

@@ -311,9 +311,13 @@ int Server::run() {
         return 1;
     }
     // Tests and operators wait for this exact line.
-    WSR_LOG(Info, "wsrelay ready: listening on %s:%d workers=%d max_connections=%d%s",
+    const std::string internal =
+        config_.listen.internal_port != 0
+            ? " internal_port=" + std::to_string(config_.listen.internal_port)
+            : std::string();
+    WSR_LOG(Info, "wsrelay ready: listening on %s:%d workers=%d max_connections=%d%s%s",
             config_.listen.host.c_str(), config_.listen.port, workers_count_,
-            shared_->max_connections, certs_ ? " tls=on" : "");
+            shared_->max_connections, certs_ ? " tls=on" : "", internal.c_str());
 
     waitForSignals();
     for (auto& t : threads_) t.join();

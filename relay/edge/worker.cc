@@ -146,16 +146,13 @@ bool Worker::setUp(std::string& error) {
     lws_->tick.context = context_;
     lws_sul_schedule(context_, 0, &lws_->tick.sul, LwsParts::onTick, kLwsTimerTickUs);
 
-    listen_fd_ = openReusePortListener(cfg.listen.host, cfg.listen.port, 4096, error);
+    listen_fd_ = openListener(cfg.listen.port, error);
     if (listen_fd_ < 0) return false;
-    lws_sock_file_fd_type fd{};
-    fd.filefd = listen_fd_;
-    if (lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "wsrelay-listener",
-                                   nullptr) == nullptr) {
-        close(listen_fd_);
-        listen_fd_ = -1;
-        error = "cannot adopt the listening socket into libwebsockets";
-        return false;
+    // Plain HTTP even with TLS on listen.port: it stays inside the pod network (docs/config.md).
+    // Both listeners live until the loop stops, so a draining relay is still scraped.
+    if (cfg.listen.internal_port != 0) {
+        internal_fd_ = openListener(cfg.listen.internal_port, error);
+        if (internal_fd_ < 0) return false;
     }
     spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -221,6 +218,20 @@ bool Worker::setUp(std::string& error) {
     // not say "starting" after the ready line.
     shared_.workers_running.fetch_add(1);
     return true;
+}
+
+int Worker::openListener(int port, std::string& error) {
+    const int fd = openReusePortListener(shared_.config.listen.host, port, 4096, error);
+    if (fd < 0) return -1;
+    lws_sock_file_fd_type file{};
+    file.filefd = fd;
+    if (lws_adopt_descriptor_vhost(ctx_.vhost, LWS_ADOPT_RAW_FILE_DESC, file, "wsrelay-listener",
+                                   nullptr) == nullptr) {
+        close(fd);
+        error = "cannot adopt the listening socket into libwebsockets";
+        return -1;
+    }
+    return fd;
 }
 
 void Worker::run() {
@@ -384,16 +395,17 @@ void Worker::closeSession(edge::WebSocket* socket) {
     }
 }
 
-void Worker::onListenerReadable() {
+void Worker::onListenerReadable(int listener) {
+    const http::Port port = listener == internal_fd_ ? http::Port::Internal : http::Port::Public;
     for (int i = 0; i < kAcceptsPerWakeup; ++i) {
         sockaddr_storage peer{};
-        int fd = acceptOne(listen_fd_, shared_.config.limits.socket_send_buffer_bytes, peer);
+        int fd = acceptOne(listener, shared_.config.limits.socket_send_buffer_bytes, peer);
         if (fd < 0) {
             if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
                 // Out of descriptors: accept and close with the spare one, or the level-triggered
                 // listener would wake us forever.
                 close(spare_fd_);
-                int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+                int refused = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
                 if (refused >= 0) close(refused);
                 spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 metrics_.handshakes[metrics::HandshakeResult::Limit].add();
@@ -401,10 +413,10 @@ void Worker::onListenerReadable() {
             }
             return;
         }
-        if (tls_) {
+        if (tls_ && port == http::Port::Public) {
             tls_->accept(fd, peer);
         } else {
-            gate_->accept(fd, peer);
+            gate_->accept(fd, peer, port);
         }
     }
 }

@@ -68,7 +68,8 @@ public:
     // the worker is draining or the instance is at limits.max_connections.
     edge::WebSocket* openSession(lws* wsi, bool origin_rejected, bool deflate);
     void closeSession(edge::WebSocket* socket);
-    void onListenerReadable();
+    // `listener`: the descriptor of the listening socket that is readable.
+    void onListenerReadable(int listener);
 
     // BrokerHandler
     void onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
@@ -89,6 +90,8 @@ private:
     static void onControl(struct ev_loop* loop, ev_async* w, int revents);
     static void onPrepare(struct ev_loop* loop, ev_prepare* w, int revents);
     static void onDrainCheck(struct ev_loop* loop, ev_timer* w, int revents);
+    // Opens a listener on listen.host:`port` and hands it to lws, which owns it from then on.
+    int openListener(int port, std::string& error);
     void beginDrain();
     void stopLoop();
 
@@ -120,7 +123,8 @@ private:
     struct LwsParts;
     std::unique_ptr<LwsParts> lws_;
     int listen_fd_ = -1;
-    int spare_fd_ = -1;  // given up to accept-and-close when the process is out of descriptors
+    int internal_fd_ = -1;  // listen.internal_port's listener; -1 when it is 0
+    int spare_fd_ = -1;     // given up to accept-and-close when the process is out of descriptors
     BrokerPtr broker_;
     std::unique_ptr<Authenticator> auth_;
     std::unique_ptr<Hook> hook_;

@@ -18,6 +18,7 @@
 #   - yamllint on the output and on every values file;
 #   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
 #     or build/relay/wsrelay), and the alert rules through promtool when it is installed;
+#   - config.listen.internal_port: its container port, Service and scrape port (internal_port_case);
 #   - the chart's dashboards/ and alerts/ byte-identical to their sources in metrics/, each
 #     rendered dashboard ConfigMap carrying its file unchanged, and both switches refused when
 #     the chart has nothing to ship.
@@ -597,5 +598,44 @@ override_renders WsrelayMemoryNearLimit -
 # 3 x probe_interval_ms 5000 + probe_timeout_ms 3000 = 18 s.
 override_renders WsrelayDeliveryProbeStale '> 18 # threshold' '"severity":"critical"' '"team":"realtime"'
 override_renders WsrelayRestarting '"severity":"warning"' 'namespace="default",container="wsrelay"'
+# internal_port_case NAME EXPECTED: what the rendered NAME holds of config.listen.internal_port
+# (its container port, the <fullname>-internal Service, the port Prometheus scrapes). EXPECTED:
+# "PORTNAME:PORT SCRAPEPORT:SCHEME", or "none SCRAPEPORT:SCHEME" without the internal port.
+internal_port_case() {
+    local name="$1" expected="$2" got
+    [[ -e "$WORK/$name.yaml" ]] || return
+    got="$(/usr/bin/python3 - "$WORK/$name.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+ports = [p for d in docs if d["kind"] == "Deployment"
+         for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "wsrelay"
+         for p in c.get("ports", [])]
+internal = [p for p in ports if p["name"] in ("internal", "wsrelay-int")]
+services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-internal")]
+if internal:
+    svc = services[0]["spec"] if len(services) == 1 else None
+    ok = (svc is None and internal[0]["name"] == "wsrelay-int") or (
+        svc is not None and svc["type"] == "ClusterIP" and svc["ports"][0]["name"] == "internal"
+        and svc["ports"][0]["targetPort"] == "internal")
+    out = f'{internal[0]["name"]}:{internal[0]["containerPort"]}' if ok else "bad-internal-service"
+else:
+    out = "none" if not services else "stray-internal-service"
+monitors = [d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")]
+for m in monitors:
+    for e in m["spec"].get("endpoints", []) + m["spec"].get("podMetricsEndpoints", []):
+        out += f' {e["port"]}:{e.get("scheme", "http")}'
+print(out)
+PY
+)"
+    if [[ "$got" == "$expected" ]]; then
+        pass "$name: internal port: $expected"
+    else
+        fail "$name: internal port: want '$expected', got '$got'"
+    fi
+}
+internal_port_case standalone-default "internal:9090"
+internal_port_case standalone-tls "internal:9090 internal:http"
+internal_port_case standalone-one-port-tls "none http:https"
+internal_port_case sidecar-example-app "wsrelay-int:9090 wsrelay-int:http"
 
 finish

@@ -69,7 +69,7 @@ TEST(ConfigSchemaTest, StoringEachDefaultLeavesADefaultConfig) {
 
 TEST(ConfigSchemaTest, CoversEveryConfigField) {
     // One key per field of conf/config.h; update with the struct.
-    EXPECT_EQ(configKeys().size(), 105u);
+    EXPECT_EQ(configKeys().size(), 106u);
 }
 
 TEST(ConfigSchemaTest, TableIsWellFormed) {
@@ -408,6 +408,21 @@ limits: {send_queue_bytes: 1073741824, max_connections: 10000000}
     EXPECT_EQ(load.config.listen.port, 65535);
     EXPECT_EQ(load.config.websocket.max_message_bytes, 16777216);
     EXPECT_EQ(load.config.limits.send_queue_bytes, 1073741824);
+}
+
+TEST(ConfigLoaderTest, InternalPortIsOffOrAPort) {
+    EXPECT_EQ(loadYaml("").config.listen.internal_port, 0);
+    EXPECT_EQ(loadYaml("listen: {internal_port: 1}\n").config.listen.internal_port, 1);
+    EXPECT_EQ(loadYaml("listen: {internal_port: 65535}\n").config.listen.internal_port, 65535);
+    EXPECT_TRUE(loadYaml("listen: {internal_port: 0}\n").ok());
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  internal_port: 65536\n")),
+                ElementsAre("cfg.yaml:2:18: listen.internal_port: '65536' is out of range "
+                            "(allowed: 0 or 1..65535)"));
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  internal_port: -1\n")),
+                ElementsAre(HasSubstr("cfg.yaml:2:18: listen.internal_port: '-1' is out of")));
+    EXPECT_EQ(
+        loadDefaultConfig({{"WSRELAY_LISTEN_INTERNAL_PORT", "9090"}}).config.listen.internal_port,
+        9090);
 }
 
 TEST(ConfigLoaderTest, BadEnum) {
@@ -982,6 +997,21 @@ TEST(ConfigRulesTest, TheErrorPointsAtTheKeyThatWasSet) {
                 ElementsAre("env WSRELAY_WEBSOCKET_MAX_MESSAGE_BYTES: " + std::string(kRuleText)));
     EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_LIMITS_SEND_QUEUE_BYTES", "65536"}})),
                 ElementsAre("env WSRELAY_LIMITS_SEND_QUEUE_BYTES: " + std::string(kRuleText)));
+}
+
+TEST(ConfigRulesTest, TheInternalPortIsNotThePublicPort) {
+    EXPECT_TRUE(loadYaml("listen: {port: 8080, internal_port: 9090}\n").ok());
+    EXPECT_TRUE(loadYaml("listen: {port: 8080, internal_port: 0}\n").ok());
+    const std::string message =
+        "listen.internal_port (8080) is listen.port: the internal endpoints need a port of their "
+        "own, or 0 for none";
+    // The default listen.port is 8080: the error points at the key that was set.
+    EXPECT_THAT(errorStrings(loadYaml("workers: 1\nlisten:\n  internal_port: 8080\n")),
+                ElementsAre("cfg.yaml:3:18: " + message));
+    EXPECT_THAT(errorStrings(loadYaml("listen:\n  port: 9090\n",
+                                      {{"WSRELAY_LISTEN_INTERNAL_PORT", "9090"}})),
+                ElementsAre(HasSubstr("env WSRELAY_LISTEN_INTERNAL_PORT: listen.internal_port "
+                                      "(9090) is listen.port")));
 }
 
 TEST(ConfigRulesTest, AKeyThatFailedToLoadIsNotJudgedAgain) {

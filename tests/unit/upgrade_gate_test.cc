@@ -58,7 +58,7 @@ struct GateParts {
     }
 
     // A client connects and sends `head`; the gate reads it on the loop.
-    void connectAndSend(const std::string& head) {
+    void connectAndSend(const std::string& head, http::Port port = http::Port::Public) {
         int fds[2];
         ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
         client = fds[0];
@@ -68,7 +68,7 @@ struct GateParts {
         auto* in = reinterpret_cast<sockaddr_in*>(&peer);
         in->sin_family = AF_INET;
         in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        gate->accept(fds[1], peer);
+        gate->accept(fds[1], peer, port);
         for (int i = 0; i < 4; ++i) ev_run(w.loop, EVRUN_NOWAIT);
     }
     // What the gate wrote back, up to its close; empty while the socket is still open.
@@ -102,6 +102,25 @@ TEST(UpgradeGateTest, AnUpgradeAtAnotherPathIsRefusedWith404) {
     EXPECT_TRUE(g.hook.requests.empty());
     EXPECT_EQ(g.w.metrics.handshakes[metrics::HandshakeResult::Path].value(), 1);
     EXPECT_EQ(g.w.metrics.pending_connections.value(), 0);
+}
+
+TEST(UpgradeGateTest, AnUpgradeOnTheInternalPortIsRefusedWith404BeforeTheHookIsAsked) {
+    Config cfg = gateConfig();
+    cfg.listen.internal_port = 9090;
+    GateParts g(cfg);
+    g.connectAndSend(upgradeHead("/ws"), http::Port::Internal);
+    const std::string answer = g.answer();
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 404"));
+    EXPECT_THAT(answer, HasSubstr("no WebSocket endpoint on the internal port"));
+    EXPECT_TRUE(g.hook.requests.empty());
+    EXPECT_EQ(g.w.metrics.handshakes[metrics::HandshakeResult::Path].value(), 1);
+    EXPECT_EQ(g.w.metrics.pending_connections.value(), 0);
+
+    // The same request on the public port is the clients' upgrade.
+    GateParts p(cfg);
+    p.connectAndSend(upgradeHead("/ws"));
+    EXPECT_EQ(p.answer(), "(open)");
+    EXPECT_EQ(p.hook.requests.size(), 1u);
 }
 
 TEST(UpgradeGateTest, AMalformedOrNonGetUpgradeIsRefusedWith400) {

@@ -462,6 +462,11 @@ port's name: http standalone, wsrelay in an app's pod).
     - name: {{ .portName }}
       containerPort: {{ $port }}
       protocol: TCP
+    {{- with include "wsrelay.internalPort" . | int }}
+    - name: {{ include "wsrelay.internalPortName" $ }}
+      containerPort: {{ . }}
+      protocol: TCP
+    {{- end }}
   {{- $env := include "wsrelay.secretEnv" . }}
   {{- if or $env .Values.extraEnv }}
   env:
@@ -589,15 +594,13 @@ port's name: http standalone, wsrelay in an app's pod).
 
 {{/*
 The job label the scrape gives the relay's targets (docs/operations.md, "Alert tuning"): the
-ServiceMonitor's is its Service's name, the internal Service's when config.listen.internal_port
-is set; the PodMonitor's (sidecar mode) is <namespace>/<PodMonitor name>.
+ServiceMonitor's is <fullname> (its Service's name; the internal Service's endpoint relabels its
+job to the same); the PodMonitor's (sidecar mode) is <namespace>/<PodMonitor name>.
 */}}
 {{- define "wsrelay.alertJob" -}}
 {{- $fullname := include "wsrelay.fullname" . -}}
 {{- if eq .Values.mode "sidecar" -}}
 {{- printf "%s/%s" .Release.Namespace $fullname -}}
-{{- else if gt (dig "listen" "internal_port" 0 (default dict .Values.config) | int) 0 -}}
-{{- printf "%s-internal" ($fullname | trunc 54 | trimSuffix "-") -}}
 {{- else -}}
 {{- $fullname -}}
 {{- end -}}
@@ -830,4 +833,28 @@ app's own policy's ingress: and egress: lists (docs/operations.md, "NetworkPolic
 
 {{- define "wsrelay.sidecar.networkPolicyEgress" -}}
 {{- include "wsrelay.networkPolicy.egressRules" . -}}
+{{- end -}}
+
+{{/* config.listen.internal_port: 0 (or unset) when the relay has no internal port. */}}
+{{- define "wsrelay.internalPort" -}}
+{{- dig "listen" "internal_port" 0 (default dict .Values.config) | int -}}
+{{- end -}}
+
+{{/*
+The container port name of config.listen.internal_port, from .portName: `internal` beside `http`
+(standalone); `wsrelay-int` beside `wsrelay` in an app's pod, whose own ports may be named
+internal (a port name is at most 15 characters).
+*/}}
+{{- define "wsrelay.internalPortName" -}}
+{{- if eq .portName "http" -}}internal{{- else -}}{{ .portName }}-int{{- end -}}
+{{- end -}}
+
+{{/* The Service of the internal port: <fullname>-internal, within the 63 characters of a name. */}}
+{{- define "wsrelay.internalServiceName" -}}
+{{- printf "%s-internal" (include "wsrelay.fullname" . | trunc 54 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* What tells the internal Service from the clients' one (the ServiceMonitor selects by it). */}}
+{{- define "wsrelay.internalServiceLabel" -}}
+app.kubernetes.io/component: internal
 {{- end -}}
