@@ -22,7 +22,8 @@ YAML::Node schemaAt(const YAML::Node& root, const std::string& path) {
         const size_t dot = path.find('.', start);
         const std::string name = path.substr(start, dot - start);
         if (node["additionalProperties"].as<bool>(true)) return YAML::Node();
-        node = node["properties"][name];
+        // reset, not =: assigning a YAML::Node writes into the node it refers to.
+        node.reset(node["properties"][name]);
         if (!node || dot == std::string::npos) return node;
         start = dot + 1;
     }
