@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 
+#include "conf/config_json_schema.h"
 #include "conf/config_loader.h"
 #include "relay/common/log.h"
 #include "relay/edge/server.h"
@@ -11,10 +12,13 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: wsrelay [--config FILE] [--check-config FILE] [--help] [--version]\n"
+    "usage: wsrelay [--config FILE] [--check-config FILE] [--print-config-schema] [--help]\n"
+    "               [--version]\n"
     "\n"
     "  --config FILE        run with FILE (YAML); without it the embedded defaults are used\n"
     "  --check-config FILE  validate FILE (and WSRELAY_* overrides), print every error, exit 0/1\n"
+    "  --print-config-schema\n"
+    "                       print the JSON Schema (draft-07) of the configuration file\n"
     "  --version            print the version\n"
     "  --help               this text and every configuration key\n"
     "\n"
@@ -35,6 +39,10 @@ int main(int argc, char** argv) {
         std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
             printf("%s\nConfiguration keys:\n%s", kUsage, wsrelay::describeConfigKeys().c_str());
+            return 0;
+        }
+        if (arg == "--print-config-schema") {
+            fputs(wsrelay::configJsonSchema().c_str(), stdout);
             return 0;
         }
         if (arg == "--version") {

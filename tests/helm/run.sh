@@ -9,11 +9,14 @@
 #   - sidecar-*.yaml: the example app chart (tests/helm/example-app, with the chart vendored into
 #     its charts/) must render;
 #   - fail-*.yaml / fail-sidecar-*.yaml: rendering must fail with the message on its
-#     "# expect-error:" line, as helm does for a missing required value;
+#     "# expect-error:" line, as helm does for a missing required value or for values its
+#     values.schema.json refuses (fail-schema-*.yaml; the renderer validates them as helm does);
 #   - in a values file that renders, each "# expect-output: TEXT" line: TEXT is a line (or part of
 #     one) of the rendered manifests; "# expect-config: KEY=VALUE": every rendered relay config
 #     has KEY (dotted path) equal to VALUE (a YAML scalar, or JSON); "# expect-notes: TEXT": the
 #     rendered NOTES.txt contains TEXT;
+#   - values.schema.json declares every key of values.yaml, and its config and hook parts are
+#     what `wsrelay --print-config-schema` declares;
 #   - every rendered object validated against the Kubernetes schemas, strictly (validate.mjs);
 #   - yamllint on the output and on every values file;
 #   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
@@ -23,7 +26,7 @@
 #     rendered dashboard ConfigMap carrying its file unchanged, and both switches refused when
 #     the chart has nothing to ship.
 # Needs the Debian packages golang-go golang-github-masterminds-sprig-dev
-# golang-gopkg-yaml.v3-dev yamllint, and node + npm. Ends with "helm: N passed, M failed".
+# golang-gopkg-yaml.v3-dev golang-github-xeipuuv-gojsonschema-dev yamllint, and node + npm. Ends with "helm: N passed, M failed".
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,6 +83,7 @@ missing=()
 command -v go >/dev/null || missing+=(golang-go)
 [[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ]] || missing+=(golang-github-masterminds-sprig-dev)
 [[ -d /usr/share/gocode/src/gopkg.in/yaml.v3 ]] || missing+=(golang-gopkg-yaml.v3-dev)
+[[ -d /usr/share/gocode/src/github.com/xeipuuv/gojsonschema ]] || missing+=(golang-github-xeipuuv-gojsonschema-dev)
 command -v yamllint >/dev/null || missing+=(yamllint)
 if ((${#missing[@]} > 0)); then
     fail "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
@@ -131,6 +135,19 @@ if node "$HERE/validate.mjs" config-keys "$CHART/values.yaml" "$REPO/conf/wsrela
     pass "values config: has every key of conf/wsrelay.sample.yaml"
 else
     fail "values config: has every key of conf/wsrelay.sample.yaml"
+fi
+
+if node "$HERE/validate.mjs" schema-covers "$CHART/values.yaml" "$CHART/values.schema.json"; then
+    pass "values.schema.json declares every key of values.yaml"
+else
+    fail "values.schema.json declares every key of values.yaml"
+fi
+if [[ -n "$WSRELAY_BIN" ]]; then
+    if node "$HERE/validate.mjs" values-schema "$CHART/values.schema.json" "$WSRELAY_BIN"; then
+        pass "values.schema.json config and hook are what wsrelay --print-config-schema declares"
+    else
+        fail "values.schema.json config and hook are what wsrelay --print-config-schema declares"
+    fi
 fi
 
 values_files=("$CHART/values.yaml" "$CHART/Chart.yaml" "$HERE/example-app/values.yaml"

@@ -12,10 +12,17 @@
 //   node validate.mjs expect-config DIR KEY=VALUE...
 //                                                every DIR/*.config.yaml (from extract) has each
 //                                                dotted KEY equal to VALUE (YAML: 2, true, "2", [])
+//   node validate.mjs values-schema SCHEMA.json WSRELAY [--write]
+//                                                the chart schema's config and hook parts are
+//                                                what `WSRELAY --print-config-schema` declares
+//                                                (--write: make them so)
+//   node validate.mjs schema-covers VALUES.yaml SCHEMA.json
+//                                                every key of the values is declared
 //
 // Two checks per object: kubernetes-models' validator (types, formats, required fields; it lets
 // unknown fields through), then the TypeScript compiler on the object as a typed literal, whose
 // excess-property check rejects every field the API does not have, at any depth.
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -425,14 +432,87 @@ function expectConfig(dir, specs) {
   return ok;
 }
 
+// The chart's schema of `config` and `hook`, from the relay's schema of its configuration file:
+// `config` without the keys NOT_IN_CONFIG_BLOCK names (a section left empty goes too), `hook` the
+// relay's hook section without its secret (secret.hookSecret). Where the chart sets a key from
+// other values (the in-chart Redis, jwtKeys, tlsFiles, tls), the user may still set it.
+function chartConfigSchemas(relay) {
+  const prune = (schema, prefix) => {
+    const properties = {};
+    for (const [name, sub] of Object.entries(schema.properties)) {
+      const key = `${prefix}${name}`;
+      if (sub.type === "object" && sub.properties) {
+        const kept = prune(sub, `${key}.`);
+        if (Object.keys(kept.properties).length > 0) properties[name] = kept;
+      } else if (!NOT_IN_CONFIG_BLOCK.some((re) => re.test(key))) {
+        properties[name] = sub;
+      }
+    }
+    return { ...schema, properties };
+  };
+  const { $schema, ...file } = relay;
+  const config = {
+    description: "The relay's configuration file, key for key (docs/config.md); generated from `wsrelay --print-config-schema`.",
+    ...prune(file, ""),
+  };
+  const { secret, ...hookKeys } = relay.properties.hook.properties;
+  const hook = {
+    description: "The hook to the app (docs/hook.md): the config file's hook: keys, without secret (secret.hookSecret); generated from `wsrelay --print-config-schema`.",
+    ...relay.properties.hook,
+    properties: hookKeys,
+  };
+  return { config, hook };
+}
+
+function valuesSchema(schemaFile, wsrelay, write) {
+  const schema = JSON.parse(fs.readFileSync(schemaFile, "utf8"));
+  const relay = JSON.parse(execFileSync(wsrelay, ["--print-config-schema"], { encoding: "utf8" }));
+  const want = chartConfigSchemas(relay);
+  const stale = Object.keys(want).filter((k) => JSON.stringify(schema.properties[k]) !== JSON.stringify(want[k]));
+  if (write) {
+    for (const k of stale) schema.properties[k] = want[k];
+    fs.writeFileSync(schemaFile, `${JSON.stringify(schema, null, 2)}\n`);
+    return true;
+  }
+  for (const k of stale) {
+    console.log(`  ${schemaFile}: properties.${k} differs from what ${wsrelay} --print-config-schema declares;`);
+    console.log(`    regenerate: node tests/helm/validate.mjs values-schema helm/wsrelay/values.schema.json build/relay/wsrelay --write`);
+  }
+  return stale.length === 0;
+}
+
+// Every key of VALUES (its defaults) is declared in SCHEMA, down to objects the schema leaves open
+// (Kubernetes passthrough such as resources or affinity, maps such as podAnnotations).
+function schemaCovers(valuesFile, schemaFile) {
+  const values = YAML.parse(fs.readFileSync(valuesFile, "utf8"));
+  const schema = JSON.parse(fs.readFileSync(schemaFile, "utf8"));
+  const missing = [];
+  const walk = (value, node, where) => {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return;
+    for (const [k, v] of Object.entries(value)) {
+      const sub = node.properties?.[k];
+      if (sub) walk(v, sub, `${where}${k}.`);
+      else if (node.properties || node.additionalProperties === false) missing.push(`${where}${k}`);
+    }
+  };
+  walk(values, schema, "");
+  for (const k of missing) console.log(`  ${valuesFile}: ${k} is not declared in ${schemaFile}`);
+  return missing.length === 0;
+}
+
 const [command, ...args] = process.argv.slice(2);
 let ok;
 if (command === "manifests") ok = await manifests(args);
 else if (command === "extract") ok = extract(args[0], args[1]);
 else if (command === "config-keys") ok = configKeys(args[0], args[1]);
 else if (command === "expect-config") ok = expectConfig(args[0], args.slice(1));
+else if (command === "values-schema") ok = valuesSchema(args[0], args[1], args[2] === "--write");
+else if (command === "schema-covers") ok = schemaCovers(args[0], args[1]);
 else {
-  console.error("usage: node validate.mjs manifests FILE... | extract OUT_DIR FILE | config-keys VALUES SAMPLE | expect-config DIR KEY=VALUE...");
+  console.error(
+    "usage: node validate.mjs manifests FILE... | extract OUT_DIR FILE | config-keys VALUES SAMPLE" +
+      " | expect-config DIR KEY=VALUE... | values-schema SCHEMA WSRELAY [--write] | schema-covers VALUES SCHEMA",
+  );
   process.exit(2);
 }
 process.exit(ok ? 0 : 1);

@@ -3,11 +3,14 @@
 // one text/template set for the chart and its charts/ subcharts, sprig minus env/expandenv,
 // include, tpl, required, toYaml/fromYaml/toJson/fromJson, .Files, a stub lookup,
 // missingkey=zero with "<no value>" blanked, values decoded as JSON numbers (float64), user values
-// coalesced over values.yaml (null deletes a key), subchart values under the subchart's name,
-// charts/ subcharts rendered with their own values, the top chart's NOTES.txt executed (not printed).
+// coalesced over values.yaml (a user's null deletes a key, a default null stays), subchart values
+// under the subchart's name with `global` always set, charts/ subcharts rendered with their own
+// values, the coalesced values of each chart validated against its values.schema.json before
+// anything renders (gojsonschema, as Helm 3 before 3.18, with its error message), the top chart's
+// NOTES.txt executed (not printed).
 //
-// Not covered: dependency conditions, tags and aliases, library charts' type check,
-// values.schema.json, byte-exact toYaml (Helm indents lists one step less), manifest sorting by kind.
+// Not covered: dependency conditions, tags and aliases, library charts' type check, byte-exact
+// toYaml (Helm indents lists one step less), manifest sorting by kind.
 //
 //	render [-f values.yaml]... [--set a.b=v]... [--set-string a.b=v]... [--name N] [--namespace NS]
 //	       [--api-versions group/version]... [--notes FILE] CHART_DIR
@@ -32,6 +35,7 @@ import (
 
 	"github.com/Masterminds/semver"
 	"github.com/Masterminds/sprig"
+	"github.com/xeipuuv/gojsonschema"
 	"gopkg.in/yaml.v3"
 )
 
@@ -58,6 +62,7 @@ type chart struct {
 	dir       string
 	prefix    string // template name prefix: "app" or "app/charts/wsrelay"
 	defaults  map[string]interface{}
+	schema    []byte // values.schema.json, nil without one
 	files     files
 	templates map[string]string // template name -> text
 	subcharts []*chart
@@ -150,13 +155,18 @@ func mergeMaps(dst, src map[string]interface{}) map[string]interface{} {
 	return dst
 }
 
-// coalesce fills dst (user values) from src (chart defaults): maps merge, and a null in dst
-// deletes the key, so a user can remove a default.
+// coalesce fills dst (user values) from src (chart defaults) as Helm's CoalesceValues does: maps
+// merge; a null in dst deletes a key the defaults have, so a user can remove a default; a null
+// default the user left alone stays, and the schema sees it.
 func coalesce(dst, src map[string]interface{}) map[string]interface{} {
 	for k, sv := range src {
 		dv, present := dst[k]
 		if !present {
 			dst[k] = sv
+			continue
+		}
+		if dv == nil {
+			delete(dst, k)
 			continue
 		}
 		dm, dok := dv.(map[string]interface{})
@@ -165,12 +175,39 @@ func coalesce(dst, src map[string]interface{}) map[string]interface{} {
 			dst[k] = coalesce(dm, sm)
 		}
 	}
-	for k, v := range dst {
-		if v == nil {
-			delete(dst, k)
+	return dst
+}
+
+// validateValues checks the coalesced values of c against its values.schema.json, then those of
+// each subchart against theirs, as Helm's ValidateAgainstSchema does, with its message.
+func validateValues(c *chart, vals map[string]interface{}) (string, error) {
+	var sb strings.Builder
+	if c.schema != nil {
+		data, err := json.Marshal(vals)
+		if err != nil {
+			return "", err
+		}
+		result, err := gojsonschema.Validate(gojsonschema.NewBytesLoader(c.schema),
+			gojsonschema.NewBytesLoader(data))
+		if err != nil {
+			return "", fmt.Errorf("%s/values.schema.json: %v", c.prefix, err)
+		}
+		if !result.Valid() {
+			fmt.Fprintf(&sb, "%s:\n", c.meta.Name)
+			for _, e := range result.Errors() {
+				fmt.Fprintf(&sb, "- %s\n", e)
+			}
 		}
 	}
-	return dst
+	for _, sc := range c.subcharts {
+		sv, _ := vals[sc.meta.Name].(map[string]interface{})
+		msg, err := validateValues(sc, sv)
+		if err != nil {
+			return "", err
+		}
+		sb.WriteString(msg)
+	}
+	return sb.String(), nil
 }
 
 func loadChart(dir, parentPrefix string) (*chart, error) {
@@ -215,6 +252,8 @@ func loadChart(dir, parentPrefix string) (*chart, error) {
 		switch {
 		case strings.HasPrefix(rel, "templates/"):
 			c.templates[c.prefix+"/"+rel] = string(data)
+		case rel == "values.schema.json":
+			c.schema = data
 		case rel != "Chart.yaml" && rel != "values.yaml":
 			c.files[rel] = data
 		}
@@ -250,9 +289,12 @@ func subchartValues(c *chart, vals map[string]interface{}) {
 		}
 		defaults, _ := jsonValues(sc.defaults)
 		own = coalesce(own, defaults.(map[string]interface{}))
-		if g, ok := vals["global"]; ok {
-			own["global"] = g
+		// Helm gives every subchart a `global` table, empty when no chart sets one.
+		g, ok := vals["global"].(map[string]interface{})
+		if !ok {
+			g = map[string]interface{}{}
 		}
+		own["global"] = g
 		vals[sc.meta.Name] = own
 		subchartValues(sc, own)
 	}
@@ -557,6 +599,11 @@ func run(args []string) error {
 	defaults, _ := jsonValues(c.defaults)
 	vals := coalesce(userJSON.(map[string]interface{}), defaults.(map[string]interface{}))
 	subchartValues(c, vals)
+	if msg, err := validateValues(c, vals); err != nil {
+		return err
+	} else if msg != "" {
+		return fmt.Errorf("values don't meet the specifications of the schema(s) in the following chart(s):\n%s", msg)
+	}
 
 	base := versionSet{"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v1", "autoscaling/v2",
 		"networking.k8s.io/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1"}
