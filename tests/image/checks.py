@@ -40,7 +40,8 @@ def free_port():
 def podman(*args, timeout=120, check=True):
     result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise RuntimeError(f"podman {' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}")
+        raise RuntimeError(
+            f"podman {' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}")
     return result
 
 
@@ -48,7 +49,8 @@ class Pod:
     """The relay container of one rendered chart, and the podman flags that reproduce it."""
 
     def __init__(self, renderer, chart, work, name, sets):
-        rendered = subprocess.run([renderer, *sets, chart], capture_output=True, text=True, timeout=60)
+        rendered = subprocess.run([renderer, *sets, chart], capture_output=True, text=True,
+                                  timeout=60)
         if rendered.returncode != 0:
             raise RuntimeError(f"render {' '.join(sets)}: {rendered.stderr.strip()}")
         docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
@@ -65,7 +67,8 @@ class Pod:
         for mount in self.container.get("volumeMounts", []):
             volume = volumes[mount["name"]]
             if "configMap" in volume:
-                # The ConfigMap's items as files of one directory, mounted read-only as the kubelet does.
+                # The ConfigMap's items as files of one directory, mounted read-only as the
+                # kubelet does.
                 data = configmaps[volume["configMap"]["name"]]["data"]
                 for item in volume["configMap"]["items"]:
                     with open(os.path.join(self.config_dir, item["path"]), "w") as f:
@@ -156,9 +159,8 @@ async def subscribe(ws, channel):
 
 async def round_trip(subscriber_port, publisher_port, channel):
     """A client of one port subscribes, a client of the other publishes; the first receives it."""
-    async with websockets.connect(f"ws://127.0.0.1:{subscriber_port}/ws") as sub, websockets.connect(
-        f"ws://127.0.0.1:{publisher_port}/ws"
-    ) as pub:
+    async with websockets.connect(f"ws://127.0.0.1:{subscriber_port}/ws") as sub, \
+            websockets.connect(f"ws://127.0.0.1:{publisher_port}/ws") as pub:
         await subscribe(sub, channel)
         data = {"text": "through the image", "channel": channel}
         await pub.send(json.dumps({"op": "publish", "channel": channel, "data": data, "id": 2}))
@@ -205,7 +207,8 @@ class Checks:
         # /metrics and /api/* move to the port named internal when the chart has one.
         internal = ports.get("internal", http)
 
-        self.check("starts as the chart runs it and turns ready (/readyz 200)", lambda: wait_ready(http, name)
+        self.check("starts as the chart runs it and turns ready (/readyz 200)",
+                   lambda: wait_ready(http, name)
                    or " ".join(pod.security_flags() + pod.container["args"]))
 
         def endpoint(port, path):
@@ -221,21 +224,24 @@ class Checks:
         self.check("/metrics 200", endpoint(internal, "/metrics"))
 
         def user_and_privileges():
-            status = dict(line.split(":\t", 1) for line in
-                          podman("exec", name, "cat", "/proc/1/status").stdout.splitlines() if ":\t" in line)
+            lines = podman("exec", name, "cat", "/proc/1/status").stdout.splitlines()
+            status = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
             for ids in ("Uid", "Gid"):
                 assert status[ids].split() == ["10001"] * 4, f"{ids} {status[ids]}"
             assert status["CapEff"].strip("0\t ") == "", f"CapEff {status['CapEff']}"
             assert status["NoNewPrivs"].strip() == "1", f"NoNewPrivs {status['NoNewPrivs']}"
-            ro = podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", name).stdout.strip()
+            ro = podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", name).stdout
+            ro = ro.strip()
             assert ro == "true", f"ReadonlyRootfs {ro}"
             return "uid and gid 10001, CapEff 0, NoNewPrivs 1, read-only root filesystem"
 
-        self.check("runs as uid and gid 10001, no capabilities, no new privileges, read-only root", user_and_privileges)
+        self.check("runs as uid and gid 10001, no capabilities, no new privileges, read-only root",
+                   user_and_privileges)
         self.check("WebSocket round trip from outside (subscribe, publish, receive)",
                    lambda: asyncio.run(round_trip(http, http, "image:local")))
 
-        self.check("two containers on one Redis outside: a publish to one reaches a client of the other",
+        self.check("two containers on one Redis outside: a publish through one reaches a client"
+                   " of the other",
                    self.redis_round_trip)
 
         self.check(f"SIGTERM: drains, exits 0 within the grace period ({pod.grace_s} s)",
@@ -246,8 +252,8 @@ class Checks:
         port = free_port()
         redis_dir = tempfile.mkdtemp(dir=a.work)
         redis = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", redis_dir, "--protected-mode", "no"],
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", redis_dir, "--protected-mode", "no"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             # redis-server announces readiness on its log; wait for that line rather than a delay.
@@ -302,8 +308,10 @@ class Checks:
         exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
         budget = pod.grace_s - pod.pre_stop_s
         assert exit_code == "0", f"exit code {exit_code}"
-        assert took < budget, f"took {took:.1f} s, the grace period less the preStop sleep is {budget} s"
-        return f"{{\"op\":\"reconnect\"}}, close 1001, exit 0 after {took:.1f} s (< {pod.grace_s} s - preStop {pod.pre_stop_s} s)"
+        assert took < budget, \
+            f"took {took:.1f} s, the grace period less the preStop sleep is {budget} s"
+        return (f'{{"op":"reconnect"}}, close 1001, exit 0 after {took:.1f} s'
+                f" (< {pod.grace_s} s - preStop {pod.pre_stop_s} s)")
 
 
 def main():
