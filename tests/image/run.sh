@@ -188,9 +188,16 @@ source_url="$(git -C "$REPO" remote get-url origin 2>/dev/null | sed -E 's#^(htt
 licenses="$(sed -n 's/^ARG LICENSES=//p' "$REPO/Dockerfile")"
 created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 t0=$SECONDS
+# Debian 12's buildah (1.28) reuses a cached LABEL step whatever the build arguments it expands
+# are, so an image rebuilt from unchanged sources kept the previous revision and date: the labels
+# that change from build to build are also given with --label, which it applies at commit. The
+# others (version, licences, title, description) come from the Dockerfile alone.
 if nice podman build --pull=never -t "$IMAGE" \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$revision" \
     --build-arg SOURCE="$source_url" --build-arg CREATED="$created" \
+    --label org.opencontainers.image.revision="$revision" \
+    --label org.opencontainers.image.source="$source_url" \
+    --label org.opencontainers.image.created="$created" \
     -f "$REPO/Dockerfile" "$REPO" >"$WORK/build.log" 2>&1; then
     FIGURES+=("image built in $((SECONDS - t0)) s, $(image_size "$IMAGE")")
     pass "image $IMAGE builds ($((SECONDS - t0)) s, $(image_size "$IMAGE"))"
