@@ -1,5 +1,8 @@
-# The wsrelay container image, multi-stage on Debian 12:
-#   docker build -t wsrelay:0.1.0 .
+# The wsrelay container image, multi-stage on Debian 12 (docs/operations.md "Building the image"):
+#   bash tools/dev image        builds it with podman and runs its tests (tests/image/run.sh)
+# or by hand, VERSION being CMakeLists.txt's project version (the build refuses any other):
+#   podman build --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
+#       -t wsrelay:0.1.0 .
 # Nothing but Debian packages and this repository goes in. The build stage installs the build
 # packages of tools/dev (BUILD_PACKAGES, kept equal by tests/helm/run.sh); the runtime stage only
 # the shared libraries the binary links, plus the libwebsockets libev plugin it loads at run time.
@@ -16,6 +19,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+# The image's version label must be the version the binary reports: both come from project().
+ARG VERSION
+RUN built="$(sed -n 's/^project(wsrelay VERSION \([^ ]*\) .*/\1/p' CMakeLists.txt)" \
+    && if [ "$VERSION" != "$built" ]; then \
+        echo "build-arg VERSION='$VERSION' is not CMakeLists.txt's project version '$built'" >&2; \
+        exit 1; \
+    fi
 COPY conf conf
 COPY metrics metrics
 COPY adapters adapters
@@ -46,3 +56,18 @@ EXPOSE 8080
 # No --config by default: the built-in defaults plus WSRELAY_* variables. The Helm chart passes
 # --config /etc/wsrelay/config/wsrelay.yaml.
 ENTRYPOINT ["/usr/local/bin/wsrelay"]
+
+# OCI annotations, last so that a new revision or date reuses every layer above. The project
+# declares no licence: NOASSERTION (SPDX) until its owner sets LICENSES to an SPDX expression.
+ARG VERSION
+ARG REVISION=""
+ARG SOURCE=""
+ARG CREATED=""
+ARG LICENSES=NOASSERTION
+LABEL org.opencontainers.image.title="wsrelay" \
+    org.opencontainers.image.description="WebSocket relay beside a non-C++ backend: pub/sub over WebSockets, Redis fan-out, JWT auth" \
+    org.opencontainers.image.version="${VERSION}" \
+    org.opencontainers.image.revision="${REVISION}" \
+    org.opencontainers.image.source="${SOURCE}" \
+    org.opencontainers.image.created="${CREATED}" \
+    org.opencontainers.image.licenses="${LICENSES}"

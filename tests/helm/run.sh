@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Chart tests for helm/wsrelay, without a helm binary:
-#   bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX]
+#   bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX] [--check-config-image IMAGE]
 # (--only: just the render cases whose name matches REGEX, for a quicker run while editing.)
 # Builds tests/helm/render (a Helm-compatible renderer on Debian's Go and sprig), installs the npm
 # validator into tests/helm/node_modules if it is missing, then renders the chart in both modes
@@ -20,7 +20,9 @@
 #   - every rendered object validated against the Kubernetes schemas, strictly (validate.mjs);
 #   - yamllint on the output and on every values file;
 #   - each rendered relay config through `wsrelay --check-config` (--wsrelay PATH, $WSRELAY_BIN,
-#     or build/relay/wsrelay), and the alert rules through promtool when it is installed;
+#     or build/relay/wsrelay; with --check-config-image, the wsrelay of that container image, run by
+#     podman as the chart runs it: tests/image/run.sh), and the alert rules through promtool when
+#     it is installed;
 #   - config.listen.internal_port: its container port, Service and scrape port (internal_port_case);
 #   - the chart's dashboards/ and alerts/ byte-identical to their sources in metrics/, each
 #     rendered dashboard ConfigMap carrying its file unchanged, and both switches refused when
@@ -34,6 +36,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 CHART="$REPO/helm/wsrelay"
 WSRELAY_BIN="${WSRELAY_BIN:-}"
 ONLY=""
+CHECK_CONFIG_IMAGE=""
 while (($# > 0)); do
     case "$1" in
         --wsrelay)
@@ -44,8 +47,12 @@ while (($# > 0)); do
             ONLY="$2"
             shift 2
             ;;
+        --check-config-image)
+            CHECK_CONFIG_IMAGE="$2"
+            shift 2
+            ;;
         *)
-            echo "usage: bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX]" >&2
+            echo "usage: bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX] [--check-config-image IMAGE]" >&2
             exit 2
             ;;
     esac
@@ -204,7 +211,7 @@ for rules in "$REPO"/metrics/prometheus/*.yaml; do
     fi
 done
 
-# The Dockerfile cannot be built here (no Docker): check its package lists instead.
+# Before the image is built (tests/image/run.sh), its package lists are checked here.
 # dockerfile_packages N: the packages of the Nth apt-get install in the Dockerfile.
 dockerfile_packages() {
     awk -v want="$1" '
@@ -348,6 +355,22 @@ relay_check_config() {
         [[ -e "$WORK/pki/server.crt" ]] || bash "$REPO/tests/tls/make_certs.sh" "$WORK/pki" >/dev/null
         pod_env+=("WSRELAY_TLS_CERT_FILE=$WORK/pki/server.crt" "WSRELAY_TLS_KEY_FILE=$WORK/pki/server.key")
     fi
+    if [[ -n "$CHECK_CONFIG_IMAGE" ]]; then
+        # The config mounted read-only where the chart mounts its ConfigMap, the test PKI where the
+        # environment names it (readable by the image's user, as fsGroup makes a Secret's files).
+        local mounts=(-v "$2:/etc/wsrelay/config/wsrelay.yaml:ro") e
+        if [[ -e "$WORK/pki" ]]; then
+            chmod -R a+rX "$WORK/pki"
+            mounts+=(-v "$WORK/pki:$WORK/pki:ro")
+        fi
+        local envs=()
+        for e in "${pod_env[@]}"; do envs+=(-e "$e"); done
+        CONTAINERS_CONF="$REPO/tests/image/containers.conf" timeout 60 podman run --rm --read-only \
+            --network none --user 10001:10001 --cap-drop ALL --security-opt no-new-privileges \
+            "${mounts[@]}" "${envs[@]}" "$CHECK_CONFIG_IMAGE" \
+            --check-config /etc/wsrelay/config/wsrelay.yaml
+        return
+    fi
     env -i PATH="$PATH" "${pod_env[@]}" timeout 30 "$WSRELAY_BIN" --check-config "$2"
 }
 
@@ -373,7 +396,7 @@ check_render() {
     node "$HERE/validate.mjs" extract "$extracted" "$out" || problems=1
     for f in "$extracted"/*.config.yaml; do
         [[ -e "$f" ]] || continue
-        if [[ -n "$WSRELAY_BIN" ]]; then
+        if [[ -n "$WSRELAY_BIN" || -n "$CHECK_CONFIG_IMAGE" ]]; then
             # A clean environment: WSRELAY_* variables of the caller would change the result; the
             # pod's own (relay.env) take part, as they do at startup.
             if ! relay_check_config "$extracted" "$f"; then
@@ -479,7 +502,7 @@ fail_case() {
 check_config_refuses() {
     local name="$1" chart="$2" expected="$3"
     shift 3
-    if [[ -z "$WSRELAY_BIN" ]]; then
+    if [[ -z "$WSRELAY_BIN" && -z "$CHECK_CONFIG_IMAGE" ]]; then
         fail "$name: needs the wsrelay binary (--wsrelay PATH) for --check-config"
         return
     fi
@@ -522,7 +545,7 @@ refuse_case() {
     fi
 }
 
-if [[ -z "$WSRELAY_BIN" ]]; then
+if [[ -z "$WSRELAY_BIN" && -z "$CHECK_CONFIG_IMAGE" ]]; then
     echo "note: no wsrelay binary (--wsrelay PATH): rendered configs are not run through --check-config"
 fi
 if ! command -v promtool >/dev/null; then
