@@ -575,6 +575,13 @@ if [[ "$(wc -l <<<"$uids")" == 3 && "$(sort -u <<<"$uids" | wc -l)" == 3 ]] &&
 else
     fail "dashboards: three releases must give three uids, got: $(tr '\n' ' ' <<<"$uids")"
 fi
+# Without dashboards.runbookBaseUrl the links follow the folder of prometheusRule.runbookBaseUrl.
+if grep -q "\"url\": \"${RUNBOOKS%operations.md}operations.md#the-alerts\"" \
+    "$WORK/standalone-shipped-dashboards-alerts.yaml"; then
+    pass "dashboards: runbook links on the folder of prometheusRule.runbookBaseUrl"
+else
+    fail "dashboards: runbook links on the folder of prometheusRule.runbookBaseUrl"
+fi
 refuse_case refuse-dashboards-without-files "$WORK/empty/wsrelay" \
     "dashboards.enabled, but the chart has no dashboards/*.json" --set dashboards.enabled=true
 refuse_case refuse-rules-without-files "$WORK/empty/wsrelay" \

@@ -296,6 +296,11 @@ configMap:
 {{- fail (printf "config.broker.type must be memory or redis, not %q" $broker) -}}
 {{- end -}}
 {{- include "wsrelay.validateBroker" . -}}
+{{- $listen := dig "listen" dict (default dict .Values.config) -}}
+{{- $internal := dig "internal_port" 0 $listen | int -}}
+{{- if and $internal (eq $internal (dig "port" 8080 $listen | int)) -}}
+{{- fail (printf "config.listen.internal_port %d equals config.listen.port: the relay refuses it at start; pick another port (or 0 for one port)" $internal) -}}
+{{- end -}}
 {{- if eq .Values.mode "sidecar" -}}
 {{- range $key := list "extraVolumes" "initContainers" -}}
 {{- if index $.Values $key -}}
