@@ -64,25 +64,10 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/wsrelay-helm.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-PASSED=0
-FAILED=0
-FAILURES=()
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "ok   $1"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$1")
-    echo "FAIL $1"
-}
+# shellcheck source=tests/checks.sh
+source "$REPO/tests/checks.sh"
 finish() {
-    local f
-    for f in "${FAILURES[@]}"; do
-        echo "  failed: $f"
-    done
-    echo "helm: $PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    report helm
     exit
 }
 

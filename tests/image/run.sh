@@ -54,29 +54,15 @@ STARTED=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/wsrelay-image.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-PASSED=0
-FAILED=0
-FAILURES=()
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "ok   $1"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$1")
-    echo "FAIL $1"
-}
+# shellcheck source=tests/checks.sh
+source "$REPO/tests/checks.sh"
 FIGURES=()
 finish() {
-    local f figures
-    for f in "${FAILURES[@]}"; do
-        echo "  failed: $f"
-    done
+    local figures
     FIGURES+=("test wall time $((SECONDS - STARTED)) s")
     figures="$(printf '%s, ' "${FIGURES[@]}")"
     echo "image: ${figures%, }"
-    echo "image: $PASSED passed, $FAILED failed"
-    ((FAILED == 0))
+    report image
     exit
 }
 

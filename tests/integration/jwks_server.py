@@ -24,6 +24,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from relay_harness import end_process
+
 HOST = "127.0.0.1"
 JWKS_PATH = "/jwks.json"
 
@@ -173,13 +175,7 @@ class JwksServer:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
+            end_process(self.proc)
             if self._reader:
                 self._reader.join(timeout=10)
             self.proc.stdout.close()

@@ -26,6 +26,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from relay_harness import end_process
+
 HOST = "127.0.0.1"
 CONTAINER = "wsrelay"  # the chart's container name, in standalone and sidecar mode
 # (kind, resource, unit, value): what the test's pods are declared with.
@@ -162,13 +164,7 @@ class KubeMetricsServer:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
+            end_process(self.proc)
             self.proc.stdout.close()
             self.proc.stderr.close()
             self.proc = None

@@ -78,6 +78,17 @@ def nest(dotted):
     return out
 
 
+def end_process(proc, timeout=10):
+    """SIGTERM by PID, SIGKILL when it has not exited within timeout. Returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        return proc.wait(timeout=timeout)
+
+
 class RelayError(AssertionError):
     pass
 
