@@ -35,43 +35,59 @@ std::string jsonString(std::string_view text) {
 // A JSON value under construction: a scalar already written out, or an object whose members keep
 // their order (a key's place in the table is its place in the schema).
 struct Json {
+    struct Member;  // below, and every function that builds one: clang needs Json complete
     std::string scalar;
-    std::vector<std::pair<std::string, Json>> members;
+    std::vector<Member> members;
     bool is_object = false;
 
-    static Json raw(std::string text) { return Json{std::move(text), {}, false}; }
-    static Json object() { return Json{{}, {}, true}; }
+    static Json raw(std::string text);
+    static Json object();
 
-    Json& add(std::string name, Json value) {
-        members.emplace_back(std::move(name), std::move(value));
-        return members.back().second;
-    }
-    Json* find(std::string_view name) {
-        for (auto& [member, value] : members) {
-            if (member == name) return &value;
-        }
-        return nullptr;
-    }
+    Json& add(std::string name, Json value);
+    Json* find(std::string_view name);
     // Objects one member a line; lists and the scalars as written by raw().
-    void write(std::string& out, int depth) const {
-        if (!is_object) {
-            out += scalar;
-            return;
-        }
-        if (members.empty()) {
-            out += "{}";
-            return;
-        }
-        const std::string indent(2 * (depth + 1), ' ');
-        out += "{\n";
-        for (size_t i = 0; i < members.size(); ++i) {
-            out += indent + jsonString(members[i].first) + ": ";
-            members[i].second.write(out, depth + 1);
-            out += i + 1 < members.size() ? ",\n" : "\n";
-        }
-        out += std::string(2 * depth, ' ') + "}";
-    }
+    void write(std::string& out, int depth) const;
 };
+
+struct Json::Member {
+    std::string name;
+    Json value;
+};
+
+Json Json::raw(std::string text) { return Json{std::move(text), {}, false}; }
+
+Json Json::object() { return Json{{}, {}, true}; }
+
+Json& Json::add(std::string name, Json value) {
+    members.push_back(Member{std::move(name), std::move(value)});
+    return members.back().value;
+}
+
+Json* Json::find(std::string_view name) {
+    for (auto& [member, value] : members) {
+        if (member == name) return &value;
+    }
+    return nullptr;
+}
+
+void Json::write(std::string& out, int depth) const {
+    if (!is_object) {
+        out += scalar;
+        return;
+    }
+    if (members.empty()) {
+        out += "{}";
+        return;
+    }
+    const std::string indent(2 * (depth + 1), ' ');
+    out += "{\n";
+    for (size_t i = 0; i < members.size(); ++i) {
+        out += indent + jsonString(members[i].name) + ": ";
+        members[i].value.write(out, depth + 1);
+        out += i + 1 < members.size() ? ",\n" : "\n";
+    }
+    out += std::string(2 * depth, ' ') + "}";
+}
 
 std::string jsonList(const std::vector<std::string>& items) {
     std::string out = "[";
@@ -143,8 +159,9 @@ Json keySchema(const ConfigKey& key) {
 
 std::string configJsonSchema() {
     Json root = section();
-    root.members.insert(root.members.begin(),
-                        {"$schema", Json::raw("\"http://json-schema.org/draft-07/schema#\"")});
+    root.members.insert(
+        root.members.begin(),
+        Json::Member{"$schema", Json::raw("\"http://json-schema.org/draft-07/schema#\"")});
     for (const ConfigKey& key : configKeys()) {
         // "broker.redis.tls.ca_file": the sections broker, redis and tls, then the key ca_file.
         Json* properties = root.find("properties");
