@@ -296,9 +296,8 @@ configMap:
 {{- fail (printf "config.broker.type must be memory or redis, not %q" $broker) -}}
 {{- end -}}
 {{- include "wsrelay.validateBroker" . -}}
-{{- $listen := dig "listen" dict (default dict .Values.config) -}}
-{{- $internal := dig "internal_port" 0 $listen | int -}}
-{{- if and $internal (eq $internal (dig "port" 8080 $listen | int)) -}}
+{{- $internal := include "wsrelay.internalPort" . | int -}}
+{{- if and $internal (eq $internal (include "wsrelay.port" . | int)) -}}
 {{- fail (printf "config.listen.internal_port %d equals config.listen.port: the relay refuses it at start; pick another port (or 0 for one port)" $internal) -}}
 {{- end -}}
 {{- if eq .Values.mode "sidecar" -}}
@@ -721,7 +720,7 @@ NetworkPolicy: the relay's ports as the policy sees them. A policy opens ports, 
 client allowed on the public port.
 */}}
 {{- define "wsrelay.networkPolicy.internalPort" -}}
-{{- $internal := dig "listen" "internal_port" 0 (default dict .Values.config) | int -}}
+{{- $internal := include "wsrelay.internalPort" . | int -}}
 {{- if eq $internal 0 -}}
 {{- fail "networkPolicy needs config.listen.internal_port (e.g. 9090): a NetworkPolicy opens ports, not paths, and with /metrics and /api/* on listen.port every client allowed there could reach them" -}}
 {{- end -}}
