@@ -14,10 +14,8 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import urllib.error
@@ -26,15 +24,13 @@ import urllib.request
 import websockets
 import yaml
 
+# The integration tests' harness: free ports, JSON frames, a throwaway redis-server by PID.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from relay_harness import RedisServer, free_port, recv_json  # noqa: E402
+
 # The relay's view of the host's loopback from a slirp4netns network (allow_host_loopback).
 HOST_LOOPBACK_FROM_CONTAINER = "10.0.2.2"
 START_TIMEOUT_S = 30
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def podman(*args, timeout=120, check=True):
@@ -148,10 +144,6 @@ def wait_ready(port, container):
     raise RuntimeError(f"{container} not ready: {last}\n{logs.stdout}{logs.stderr}")
 
 
-async def recv_json(ws, timeout=10):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
 async def subscribe(ws, channel):
     await ws.send(json.dumps({"op": "subscribe", "channel": channel, "id": 1}))
     assert await recv_json(ws) == {"op": "ack", "id": 1}
@@ -249,21 +241,10 @@ class Checks:
 
     def redis_round_trip(self):
         a = self.args
-        port = free_port()
-        redis_dir = tempfile.mkdtemp(dir=a.work)
-        redis = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-             "--appendonly", "no", "--dir", redis_dir, "--protected-mode", "no"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Started once PING answers; the containers' connections arrive from outside loopback.
+        redis = RedisServer(extra_args=["--protected-mode", "no"]).start()
         try:
-            # redis-server announces readiness on its log; wait for that line rather than a delay.
-            deadline = time.monotonic() + 10
-            for line in redis.stdout:
-                if "Ready to accept connections" in line:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-            url = f"redis://{HOST_LOOPBACK_FROM_CONTAINER}:{port}/0"
+            url = f"redis://{HOST_LOOPBACK_FROM_CONTAINER}:{redis.port}/0"
             pod = Pod(a.render, a.chart, a.work, "redis",
                       ["--set", "replicaCount=2", "--set", "config.broker.type=redis",
                        "--set-string", f"config.broker.redis.url={url}"])
@@ -281,8 +262,7 @@ class Checks:
             asyncio.run(round_trip(ports[1], ports[0], "image:redis-back"))
             return f"broker {url}, both directions"
         finally:
-            redis.terminate()
-            redis.wait(10)
+            redis.close()
 
     async def drain(self, pod, name, port):
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:

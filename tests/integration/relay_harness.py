@@ -845,13 +845,7 @@ class RedisServer:
     def stop(self):
         """SIGTERM by PID, SIGKILL if it does not exit in time."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
+            end_process(self.proc, STOP_TIMEOUT)
             self.proc = None
 
     def close(self):
