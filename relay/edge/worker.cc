@@ -362,7 +362,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);
     }
-    sessions_.add(session->id(), session);
+    sessions_.add(session->id(), session, session->userId());
     HandshakeResult result = HandshakeResult::Ok;
     if (origin_rejected) {
         result = HandshakeResult::Origin;
