@@ -87,6 +87,7 @@ Worker::Worker(int index, SharedState& shared)
                                    shared.config.fleet.command_timeout_ms / 1000.0,
                                    static_cast<size_t>(shared.config.fleet.max_pending_commands)},
              &metrics_),
+      fleet_commands_(sessions_, hub_, shared.instance_id),
       ctx_{shared,     shared.config, shared.channels,
                                                    metrics_,   loop_.loop,    hub_,
                                                    publisher_, parser_,       flush_,
@@ -95,6 +96,7 @@ Worker::Worker(int index, SharedState& shared)
     ctx_.history = &history_;
     ctx_.fleet_calls = &fleet_calls_;
     ctx_.fleet = &fleet_;
+    fleet_commands_.registerOn(fleet_);
 }
 
 Worker::~Worker() {
