@@ -800,7 +800,7 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.fleet.max_pending_commands; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
-        "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
+        "Key that every POST /api/... endpoint requires in X-API-Key; empty = API off.",
         [](auto& c) -> auto& { return c.api.key; }));
     keys.push_back(boolKey(
         "auth.enabled",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "relay/edge/http_api_body.h"
+#include "relay/edge/http_api_request.h"
 #include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
@@ -22,13 +23,8 @@ namespace wsrelay {
 
 namespace {
 constexpr std::string_view kJson = "application/json";
-constexpr std::string_view kPublishPath = "/api/publish";
 constexpr std::string_view kBroadcastPath = "/api/broadcast";
 constexpr std::string_view kHistoryPath = "/api/history";
-
-std::string errorBody(std::string_view reason) {
-    return R"({"error":")" + std::string(reason) + R"("})";
-}
 
 // Constant time, so the key cannot be guessed byte by byte from response timings.
 bool keyMatches(const std::string& expected, std::string_view given) {
@@ -58,32 +54,32 @@ Framing bodyFraming(const HttpApi::Head& head, size_t limit) {
 }
 }  // namespace
 
-struct HttpApi::Request {
-    bool broadcast = false;
-    bool history = false;
-    bool too_large = false;
-    // Refused at the head (no or wrong key): answered once the body is read, not before.
-    unsigned refused = 0;
-    std::string refusal;
-    unsigned retry_after_s = 0;  // a 429 of the key throttle
-    std::string body;
-    uint64_t id = 0;
-    size_t outstanding = 0;  // publishes the broker has not answered yet
-    size_t channels = 0;
-    bool failed = false;
-    uint64_t offset = 0;  // a publish of one channel with history: where it went
-    std::string epoch;
-    unsigned status = 0;  // nonzero once the response is decided
-    std::string response;
+// Every path of the API: one line each.
+const HttpApi::Route HttpApi::kRoutes[] = {
+    {"/api/publish", &HttpApi::publish},
+    {kBroadcastPath, &HttpApi::publish},
+    {kHistoryPath, &HttpApi::readHistory},
+    {"/api/disconnect", &HttpApi::fleetCommand},
+    {"/api/subscribe", &HttpApi::fleetCommand},
+    {"/api/unsubscribe", &HttpApi::fleetCommand},
+    {"/api/channels", &HttpApi::fleetCommand},
+    {"/api/channel", &HttpApi::fleetCommand},
+    {"/api/batch", &HttpApi::batch},
 };
 
 HttpApi::HttpApi(WorkerContext& ctx, Io io)
-    : ctx_(ctx), io_(std::move(io)), key_throttle_(ctx.config, ctx.shared.workers, ctx.metrics) {}
+    : ctx_(ctx), io_(std::move(io)), fleet_api_(ctx),
+      key_throttle_(ctx.config, ctx.shared.workers, ctx.metrics) {}
 HttpApi::~HttpApi() = default;
 
-bool HttpApi::handles(std::string_view path) {
-    return path == kPublishPath || path == kBroadcastPath || path == kHistoryPath;
+const HttpApi::Route* HttpApi::route(std::string_view path) {
+    for (const Route& r : kRoutes) {
+        if (r.path == path) return &r;
+    }
+    return nullptr;
 }
+
+bool HttpApi::handles(std::string_view path) { return route(path) != nullptr; }
 
 int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     // The body's framing first: a body that is not going to be read is refused at once; any
@@ -109,6 +105,7 @@ int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     // body is bounded above, so reading it costs an unauthenticated client no more than a
     // publish would.
     slot = new Request();
+    slot->route = route(head.path);
     slot->broadcast = head.path == kBroadcastPath;
     slot->history = head.path == kHistoryPath;
     const std::string& key = ctx_.config.api.key;
@@ -159,7 +156,21 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, request.refused, errorBody(request.refusal));
     }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
-    return request.history ? readHistory(wsi, request) : publish(wsi, request);
+    return (this->*request.route->handler)(wsi, request);
+}
+
+uint64_t HttpApi::park(lws* wsi, Request& request) {
+    request.id = next_id_++;
+    pending_[request.id] = {wsi, &request};
+    return request.id;
+}
+
+void HttpApi::answerParked(uint64_t id, unsigned status, std::string body) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;  // the client went away meanwhile
+    auto [wsi, request] = it->second;
+    pending_.erase(it);
+    finish(wsi, *request, status, std::move(body));
 }
 
 int HttpApi::publish(lws* wsi, Request& request) {

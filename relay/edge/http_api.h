@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "adapters/broker.h"
 #include "adapters/client_address.h"
 #include "relay/admission/address_limits.h"
+#include "relay/fleet/fleet_api.h"
 
 struct lws;
 
@@ -23,7 +25,9 @@ struct WorkerContext;
 // for backends without a broker client: authorised by X-API-Key (api.key), published through the
 // worker's broker so every instance delivers, answered once the broker took every message.
 // POST /api/history {"channel":C,"limit":L,"since":{...}} reads a channel's history through the
-// worker's HistoryReads. One per worker, on its thread.
+// worker's HistoryReads. POST /api/disconnect, /api/subscribe, /api/unsubscribe, /api/channels,
+// /api/channel and /api/batch act on the whole fleet through FleetApi (docs/api.md). Every path is
+// one line of the route table (kRoutes in http_api.cc). One per worker, on its thread.
 class HttpApi {
 public:
     // Tickets of API publishes carry this bit in session_id so results find their request.
@@ -66,16 +70,35 @@ public:
     void onPublishResult(const PublishTicket& ticket, PublishStatus status, uint64_t offset = 0,
                          std::string_view epoch = {});
 
+    // What serves one path: reads request.body and answers through finish(), now or later (a
+    // later answer parks the request first: park(), answerParked()).
+    using Handler = int (HttpApi::*)(lws* wsi, Request& request);
+    struct Route {
+        std::string_view path;
+        Handler handler;
+    };
+
 private:
+    static const Route kRoutes[];
+    static const Route* route(std::string_view path);
     int finish(lws* wsi, Request& request, unsigned status, std::string body);
+    // Keeps the request until answerParked(id) (ignored once the client has gone); returns its id.
+    uint64_t park(lws* wsi, Request& request);
+    void answerParked(uint64_t id, unsigned status, std::string body);
     int publish(lws* wsi, Request& request);
     int readHistory(lws* wsi, Request& request);
+    // http_api_fleet.cc: the fleet commands, one path each, and /api/batch.
+    int fleetCommand(lws* wsi, Request& request);
+    int batch(lws* wsi, Request& request);
+    struct Batch;
+    void runBatch(uint64_t id, std::shared_ptr<Batch> state);
     void answerHistory(uint64_t id, const std::optional<std::string>& since_epoch,
                        const HistoryAnswer& answer);
 
     WorkerContext& ctx_;
     const Io io_;
     simdjson::dom::parser parser_;
+    FleetApi fleet_api_;
     ApiKeyThrottle key_throttle_;
     uint64_t next_id_ = 1;
     std::unordered_map<uint64_t, std::pair<lws*, Request*>> pending_;

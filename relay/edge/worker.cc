@@ -87,12 +87,17 @@ Worker::Worker(int index, SharedState& shared)
                                    shared.config.fleet.command_timeout_ms / 1000.0,
                                    static_cast<size_t>(shared.config.fleet.max_pending_commands)},
              &metrics_),
-      ctx_{shared,     shared.config, shared.channels, metrics_,  loop_.loop, hub_,
-           publisher_, parser_,       flush_,          sessions_, memory_},
+      fleet_commands_(sessions_, hub_, shared.instance_id), ctx_{shared,          shared.config,
+                                                                 shared.channels, metrics_,
+                                                                 loop_.loop,      hub_,
+                                                                 publisher_,      parser_,
+                                                                 flush_,          sessions_,
+                                                                 memory_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
     ctx_.fleet_calls = &fleet_calls_;
     ctx_.fleet = &fleet_;
+    fleet_commands_.registerOn(fleet_);
 }
 
 Worker::~Worker() {
@@ -372,7 +377,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);
     }
-    sessions_.add(session->id(), session);
+    sessions_.add(session->id(), session, session->userId());
     HandshakeResult result = HandshakeResult::Ok;
     if (origin_rejected) {
         result = HandshakeResult::Origin;

@@ -14,6 +14,7 @@
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
 #include "relay/fleet/fleet_calls.h"
+#include "relay/fleet/fleet_commands.h"
 #include "relay/fleet/fleet_control.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/flush_scheduler.h"
@@ -121,6 +122,7 @@ private:
     MemoryShedder shedder_;
     FleetCalls fleet_calls_;
     FleetControl fleet_;
+    FleetCommands fleet_commands_;  // the server API's commands on this worker's connections
     WorkerContext ctx_;
     HttpApi http_api_;
     lws_context* context_ = nullptr;

@@ -34,6 +34,11 @@ HubChannel* Hub::find(std::string_view channel) const {
     return it == channels_.end() ? nullptr : it->second.get();
 }
 
+size_t Hub::subscriberCount(std::string_view channel) const {
+    const HubChannel* ch = find(channel);
+    return ch == nullptr ? 0 : ch->members_.size();
+}
+
 bool Hub::isSubscribed(const Membership& m, std::string_view channel) const {
     HubChannel* ch = find(channel);
     if (ch == nullptr) return false;

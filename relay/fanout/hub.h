@@ -193,6 +193,16 @@ public:
     void notifyEveryChannel(Make&& make);
 
     size_t channelCount() const { return channels_.size(); }
+    // Local subscribers of `channel` (0 when none here), those still waiting for their ack too.
+    size_t subscriberCount(std::string_view channel) const;
+    // Calls f(name, local subscribers) for every channel in the index (the server API's channel
+    // listing). `f` must not subscribe or unsubscribe.
+    template <class F>
+    void forEachChannel(F&& f) const {
+        for (const auto& [name, channel] : channels_) {
+            f(std::string_view(name), channel->members_.size());
+        }
+    }
     size_t subscriptionCount() const { return subscriptions_; }
 
 private:

@@ -42,7 +42,8 @@ HookQueues::Limits queueLimits(const Config::Hook& cfg, int workers) {
 }  // namespace
 
 HookBridge::HookBridge(WorkerContext& ctx, Hook& hook)
-    : ctx_(ctx), hook_(hook), queues_(queueLimits(ctx.config.hook, ctx.shared.workers)) {
+    : ctx_(ctx), hook_(hook), queues_(queueLimits(ctx.config.hook, ctx.shared.workers)),
+      fleet_api_(ctx) {
     const auto& cfg = ctx.config.hook;
     for (const std::string& name : cfg.events) {
         for (size_t i = 0; i < kHookEventNames.size(); ++i) {
@@ -382,6 +383,8 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
     if (answer["publish"].get(e) == simdjson::SUCCESS) {
         unpublished = publishFromAnswer(e, over_budget);
     }
+    // Fleet commands act on other connections too: they run even when this one has gone.
+    if (answer["commands"].get(e) == simdjson::SUCCESS) runCommands(e);
     if (session == nullptr || session->closing()) {
         warnUnpublished(pending.event, unpublished);
         return;
@@ -445,6 +448,40 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
         if (e["reason"].get_string().get(reason) != simdjson::SUCCESS)
             reason = "disconnected by the app";
         session->closeWith(static_cast<int>(code), reason);
+    }
+}
+
+void HookBridge::runCommands(simdjson::dom::element list) {
+    simdjson::dom::array commands;
+    if (list.get(commands) != simdjson::SUCCESS) {
+        WSR_LOG(Warn, "hook answer: commands is not an array; ignored");
+        return;
+    }
+    // Read whole first: running one reuses parsers whose views the list still holds.
+    std::vector<BatchBody::Command> read;
+    size_t index = 0;
+    for (simdjson::dom::element entry : commands) {
+        BatchBody::Command command;
+        std::string why;
+        if (index++ == kMaxBatchCommands) {
+            WSR_LOG(Warn, "hook answer: commands beyond the first %zu ignored", kMaxBatchCommands);
+            break;
+        }
+        if (!readBatchCommand(entry, command, why)) {
+            WSR_LOG(Warn, "hook answer: commands[%zu] ignored: %s", index - 1, why.c_str());
+            continue;
+        }
+        read.push_back(std::move(command));
+    }
+    for (const BatchBody::Command& command : read) {
+        const FleetMethod method = command.method;
+        fleet_api_.run(method, command.params, [method](unsigned status, std::string body) {
+            if (status != 200) {
+                WSR_LOG(Warn, "hook answer: command %.*s failed (%u %s)",
+                        static_cast<int>(methodName(method).size()), methodName(method).data(),
+                        status, body.c_str());
+            }
+        });
     }
 }
 

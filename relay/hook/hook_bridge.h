@@ -13,6 +13,7 @@
 #include "adapters/hook.h"
 #include "metrics/relay_metrics.h"
 #include "relay/auth/permissions.h"
+#include "relay/fleet/fleet_api.h"
 #include "relay/hook/hook_answer.h"
 #include "relay/hook/hook_queues.h"
 #include "relay/protocol/protocol.h"
@@ -83,6 +84,9 @@ private:
     // Hands the answer's publishes to the broker; returns how many it could not take (down), and
     // adds to `over_budget` those refused because the memory budget is full.
     size_t publishFromAnswer(simdjson::dom::element list, size_t& over_budget);
+    // Runs the answer's "commands" on the fleet (docs/hook.md): nobody waits for their answers, so
+    // a refusal or failure is logged.
+    void runCommands(simdjson::dom::element list);
     // Logs publishes of an answer to `event` that failed when no client hears of it.
     void warnUnpublished(HookEvent event, size_t count);
     std::string body(uint64_t connection, const PendingHookEvent& event);
@@ -104,6 +108,7 @@ private:
     size_t connects_in_flight_ = 0;
     simdjson::dom::parser parser_;
     std::string padded_;
+    FleetApi fleet_api_;
 };
 
 }  // namespace wsrelay
