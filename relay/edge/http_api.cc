@@ -61,6 +61,7 @@ Framing bodyFraming(const HttpApi::Head& head, size_t limit) {
 struct HttpApi::Request {
     bool broadcast = false;
     bool history = false;
+    PresencePath presence = PresencePath::None;
     bool too_large = false;
     // Refused at the head (no or wrong key): answered once the body is read, not before.
     unsigned refused = 0;
@@ -82,7 +83,8 @@ HttpApi::HttpApi(WorkerContext& ctx, Io io)
 HttpApi::~HttpApi() = default;
 
 bool HttpApi::handles(std::string_view path) {
-    return path == kPublishPath || path == kBroadcastPath || path == kHistoryPath;
+    return path == kPublishPath || path == kBroadcastPath || path == kHistoryPath ||
+           presencePath(path) != PresencePath::None;
 }
 
 int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
@@ -111,6 +113,7 @@ int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     slot = new Request();
     slot->broadcast = head.path == kBroadcastPath;
     slot->history = head.path == kHistoryPath;
+    slot->presence = presencePath(head.path);
     const std::string& key = ctx_.config.api.key;
     if (key.empty()) {
         slot->refused = 403;
@@ -159,6 +162,9 @@ int HttpApi::onBodyComplete(lws* wsi, Request& request) {
         return finish(wsi, request, request.refused, errorBody(request.refusal));
     }
     if (request.too_large) return finish(wsi, request, 413, errorBody("body too large"));
+    if (request.presence != PresencePath::None) {
+        return readPresence(wsi, request, request.presence, request.body);
+    }
     return request.history ? readHistory(wsi, request) : publish(wsi, request);
 }
 
@@ -214,6 +220,12 @@ void HttpApi::onPublishResult(const PublishTicket& ticket, PublishStatus status,
                 request->epoch + '"';
     }
     finish(wsi, *request, 200, body + "}");
+}
+
+uint64_t HttpApi::track(lws* wsi, Request& request) {
+    request.id = next_id_++;
+    pending_[request.id] = {wsi, &request};
+    return request.id;
 }
 
 int HttpApi::readHistory(lws* wsi, Request& request) {

@@ -12,6 +12,7 @@
 #include "adapters/broker.h"
 #include "adapters/client_address.h"
 #include "relay/admission/address_limits.h"
+#include "relay/edge/http_api_presence.h"
 
 struct lws;
 
@@ -72,6 +73,10 @@ private:
     int readHistory(lws* wsi, Request& request);
     void answerHistory(uint64_t id, const std::optional<std::string>& since_epoch,
                        const HistoryAnswer& answer);
+    // POST /api/presence and /api/presence_stats (http_api_presence.cc), `body` the request's.
+    int readPresence(lws* wsi, Request& request, PresencePath path, const std::string& body);
+    // Gives `request` its id and keeps it until its answer: returns the id.
+    uint64_t track(lws* wsi, Request& request);
 
     WorkerContext& ctx_;
     const Io io_;

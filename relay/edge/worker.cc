@@ -361,6 +361,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);
+        session->hookState().info = std::move(grant->info);
     }
     sessions_.add(session->id(), session);
     HandshakeResult result = HandshakeResult::Ok;

@@ -10,6 +10,7 @@ struct lws_vhost;
 namespace wsrelay {
 
 class Authenticator;
+class ChannelPresence;
 class ChannelRules;
 class FlushScheduler;
 class HistoryReads;
@@ -43,6 +44,7 @@ struct WorkerContext {
     Authenticator* authenticator = nullptr;  // null when auth.enabled is false
     HookBridge* hook = nullptr;              // null when hook.url is empty
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
+    ChannelPresence* presence = nullptr;     // presence reads (the presence command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
     bool draining = false;                   // the worker is draining: new sessions are told to go
 };
