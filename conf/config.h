@@ -155,6 +155,13 @@ struct Config {
         bool operator==(const History&) const = default;
     } history;
 
+    // The fleet's control channels (docs/scaling.md "The fleet").
+    struct Fleet {
+        int command_timeout_ms = 1000;    // how long a fleet command waits for every worker
+        int max_pending_commands = 1024;  // per worker: fleet commands waiting for answers
+        bool operator==(const Fleet&) const = default;
+    } fleet;
+
     // Channels with `presence: true` (docs/scaling.md "Presence").
     struct Presence {
         int64_t ttl_ms = 25000;            // a member not refreshed for this long is gone

@@ -12,10 +12,12 @@
 #include "adapters/redis_broker.h"
 #include "adapters/redis_tls.h"
 #include "adapters/redis_url.h"
+#include "conf/redis_functions_needed.h"
 #include "relay/common/log.h"
 #include "relay/edge/cpu_budget.h"
 #include "relay/edge/memory_limit.h"
 #include "relay/edge/worker.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/tls/cert_store.h"
 
 namespace wsrelay {
@@ -84,9 +86,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.sentinel_user = redis.sentinel.user;
             options.sentinel_password = redis.sentinel.password;
             options.prefix = redis.prefix;
-            options.history =
-                std::any_of(config.channels.begin(), config.channels.end(),
-                            [](const Config::Channel& c) { return c.history_size > 0; });
+            options.functions = needsRedisFunctions(config);
             options.reconnect_min_ms = redis.reconnect_min_ms;
             options.reconnect_max_ms = redis.reconnect_max_ms;
             options.probe_interval_ms = redis.probe_interval_ms;
@@ -166,6 +166,8 @@ Server::Server(Config config)
     registry_.setMemoryBudget(budget.bytes);
     shared_ = std::make_unique<SharedState>(config_, channels_, registry_, *brokers_,
                                             workers_count_, limit, budget.bytes);
+    shared_->instance_id = fleet::makeInstanceId();
+    WSR_LOG(Info, "instance %s (connection ids start with it)", shared_->instance_id.c_str());
     if (!config_.tls.cert_file.empty()) setUpTls();
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {

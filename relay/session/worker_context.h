@@ -12,6 +12,8 @@ namespace wsrelay {
 class Authenticator;
 class ChannelPresence;
 class ChannelRules;
+class FleetCalls;
+class FleetControl;
 class FlushScheduler;
 class HistoryReads;
 class HookBridge;
@@ -46,6 +48,8 @@ struct WorkerContext {
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
     ChannelPresence* presence = nullptr;     // presence reads (the presence command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
+    FleetCalls* fleet_calls = nullptr;       // the worker's fleet calls (Broker::fleetCall)
+    FleetControl* fleet = nullptr;           // commands to and from the fleet's workers
     bool draining = false;                   // the worker is draining: new sessions are told to go
 };
 

@@ -44,6 +44,7 @@ public:
     void readHistory(std::string_view channel, const HistoryRequest& request) override {
         reads.push_back({std::string(channel), request});
     }
+    void fleetCall(FleetCall&& call) override { fleet_calls.push_back(std::move(call)); }
     void flush() override {}
     bool usable() const override { return up; }
     const std::string& lastError() const override { return error; }
@@ -62,6 +63,7 @@ public:
     std::vector<std::string> unsubscribed;
     std::vector<Published> published;
     std::vector<Read> reads;
+    std::vector<FleetCall> fleet_calls;
     bool up = true;
     std::string error;
 };
@@ -160,6 +162,8 @@ private:
 
 // Configure `config` before the first use of ctx() (the parts read it when built).
 struct WorkerParts {
+    // The instance id its connections' fleet ids start with (`unit0000.<session id>`).
+    static constexpr std::string_view kInstance = "unit0000";
     explicit WorkerParts(Config cfg = defaultConfig())
         : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
           registry(1), brokers(1),
@@ -180,6 +184,7 @@ struct WorkerParts {
         publisher.setBroker(&broker);
         history.setBroker(&broker);
         ctx.history = &history;
+        shared.instance_id = std::string(kInstance);
     }
     ~WorkerParts() {
         flush.stop();
