@@ -107,13 +107,13 @@ FleetReply MemoryPresence::get(const FleetCall& call, int64_t now_ms) {
         return failure("wsrelay: max must be a whole number >= 0");
     }
     FleetReply reply;
-    reply.items.emplace_back("0");
+    reply.items.emplace_back(1, '0');  // "1" once cut
     auto it = channels_.find(call.key);
     if (it == channels_.end()) return reply;
     prune(it->second, now_ms);
     for (const auto& [expiry, connection] : it->second.expiries) {
         if (static_cast<int64_t>(reply.items.size()) > max) {
-            reply.items[0] = "1";
+            reply.items[0][0] = '1';
             break;
         }
         reply.items.push_back(it->second.members.at(connection).json);
