@@ -6,6 +6,7 @@ cap; the in-process broker; refusals."""
 
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import time
@@ -137,7 +138,7 @@ class PresenceTest(RelayTestCase):
             # Unsubscribing and closing leave; the rest stay.
             await request(clients[0], {"op": "unsubscribe", "channel": "quiet:a", "id": 2})
             await clients[1].close()
-            await wait_until(lambda: self.members_count(relays[2], "quiet:a", 1),
+            await wait_until(functools.partial(self.members_count, relays[2], "quiet:a", 1),
                              what="one member left")
             left = await api_members(relays[2], "quiet:a")
             self.assertEqual({"n": 2}, left[0]["info"])
@@ -186,7 +187,7 @@ class PresenceTest(RelayTestCase):
             await subscribe(watcher, "quiet:j", id=2)
             async with connect(relays[1]) as other:
                 await subscribe(other, "quiet:j")
-                await wait_until(lambda: self.members_count(relays[0], "quiet:j", 2),
+                await wait_until(functools.partial(self.members_count, relays[0], "quiet:j", 2),
                                  what="both in quiet:j")
             for frame in await ping_barrier(watcher):
                 self.assertNotIn(frame.get("op"), ("join", "leave"), frame)
@@ -208,7 +209,7 @@ class PresenceTest(RelayTestCase):
             # The fourth member makes four, over presence.max_join_leave_members (3).
             fourth = await stack.enter_async_context(connect(relays[1]))
             await subscribe(fourth, "capped:c")
-            await wait_until(lambda: self.members_count(relays[0], "capped:c", 4),
+            await wait_until(functools.partial(self.members_count, relays[0], "capped:c", 4),
                              what="four members")
             for frame in await ping_barrier(watcher):
                 self.assertFalse(frame.get("op") == "join" and frame["member"]["connection"] != own,
@@ -226,7 +227,7 @@ class PresenceTest(RelayTestCase):
             self.assertIn(joined["member"], reply["members"])
             self.assertEqual((200, {"clients": 2, "users": 0}),
                              await api(relay, "/api/presence_stats", {"channel": "room:m"}))
-        await wait_until(lambda: self.members_count(relay, "room:m", 0), what="both gone")
+        await wait_until(functools.partial(self.members_count, relay, "room:m", 0), what="both gone")
 
     async def test_refusals(self):
         relay = await self.start_relay({**CONFIG, "presence.max_members": 1})
