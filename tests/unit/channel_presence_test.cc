@@ -107,7 +107,9 @@ TEST_F(ChannelPresenceTest, ChannelsWithoutPresenceCostNothing) {
 TEST_F(ChannelPresenceTest, JoinLeaveChannelsPublishFramesUnderTheCap) {
     TestSession s(parts, 8);
     s->subscribeAndAnswer("room:1", 1);
-    // The worker holds the channel and its join/leave channel.
+    // The worker holds the channel and, as it opens (the worker's HubListener), its join/leave
+    // channel.
+    presence.onChannelOpened("room:1");
     EXPECT_THAT(parts.broker.subscribed, ElementsAre("room:1", "wsrelay:pj:{room:1}"));
     answer(0, items({"1", "2"}));
     ASSERT_EQ(parts.broker.fleet_calls.size(), 2u);

@@ -913,7 +913,8 @@ TEST(ConfigHistoryTest, KeysAndBounds) {
 TEST(ConfigLoaderTest, DescribeListsTheFieldsOfAnEntryList) {
     const std::string text = describeConfigKeys();
     EXPECT_THAT(text, HasSubstr("  channels = []\n      entry list ({pattern, history_size, "
-                                "history_ttl_ms}); env WSRELAY_CHANNELS\n"));
+                                "history_ttl_ms, presence, join_leave});\n"
+                                "      env WSRELAY_CHANNELS\n"));
     EXPECT_THAT(text, HasSubstr("        pattern (required)\n            string (channel name, "
                                 "or one ending in *); unique across entries\n"));
     EXPECT_THAT(text, HasSubstr("        history_size = 0\n            int (0..100000)\n"));
