@@ -317,6 +317,12 @@ Failure Verifier::Impl::checkClaims(int64_t now_ms, Claims& out) {
         !patterns(payload, options.publish_claim, out.publish)) {
         return Failure::Malformed;
     }
+    if (!options.info_claim.empty() &&
+        payload.at_key(options.info_claim).get(e) == simdjson::SUCCESS) {
+        out.info = simdjson::minify(e);
+        // Shown to every member of the presence channels the user joins: bounded.
+        if (out.info.size() > kMaxInfoBytes) return Failure::Claims;
+    }
     out.expires_at_ms = exp_ms.value_or(0);
     return Failure::None;
 }

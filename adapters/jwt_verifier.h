@@ -44,7 +44,11 @@ struct Claims {
     int64_t expires_at_ms = 0;           // exp * 1000; 0 = no exp (only when not required)
     std::vector<std::string> subscribe;  // patterns from the subscribe claim (absent = none)
     std::vector<std::string> publish;    // patterns from the publish claim
+    // The info claim's JSON, minified (presence's client-visible info); empty = absent.
+    std::string info;
 };
+// The most bytes a presence member's info may hold (the info claim, the connect answer's "info").
+inline constexpr size_t kMaxInfoBytes = 1024;
 
 struct VerifyOptions {
     AlgSet allowed = kAllAlgs;           // auth.jwt.algorithms (empty config = all)
@@ -55,6 +59,7 @@ struct VerifyOptions {
     std::string user_claim = "sub";
     std::string subscribe_claim = "channels";
     std::string publish_claim = "publish";
+    std::string info_claim = "info";  // empty = none
 };
 
 // The current key set, shared by every worker and replaced whole by the JWKS refresher.

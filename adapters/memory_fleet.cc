@@ -3,7 +3,7 @@
 namespace wsrelay {
 
 FleetReply MemoryFleet::call(const FleetCall& call, Clock::time_point now) {
-    (void)now;
+    if (std::optional<FleetReply> reply = presence_.call(call, now)) return std::move(*reply);
     return FleetReply{FleetStatus::Error, 0, {}, "unknown fleet function " + call.function};
 }
 

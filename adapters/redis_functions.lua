@@ -140,3 +140,147 @@ end
 
 redis.register_function('wsrelay_publish', publish)
 redis.register_function('wsrelay_history', history)
+
+-- Presence (docs/scaling.md "Presence"): who is subscribed to a channel, fleet-wide.
+--
+--   FCALL wsrelay_presence_join 1 <channel> <ttl_ms> <connection> <member> [<connection> <member>...]
+--     adds or refreshes members (a member is its JSON text, keyed by its connection id), each to
+--     expire <ttl_ms> from now unless joined again (its relay refreshes it); returns {added, clients}:
+--     the members that were not there, and the members after the call.
+--   FCALL wsrelay_presence_leave 1 <channel> <connection>...
+--     removes those members; returns the number removed.
+--   FCALL wsrelay_presence_get 1 <channel> <max>
+--     returns {cut, m1, m2, ...}: at most <max> members' JSON; cut is 1 when more were left out.
+--   FCALL wsrelay_presence_stats 1 <channel>
+--     returns {clients, users}: members, and distinct non-null users among them.
+--
+-- Keys, in the channel's slot as history's: wsrelay:{<name>}:p (a hash connection -> member) and
+-- wsrelay:{<name>}:pz (a sorted set connection -> expiry in ms of the server's clock); both expire
+-- <ttl_ms> after the last join. Every call first removes the members whose expiry has passed, so a
+-- dead relay's members are gone <ttl_ms> after its last refresh at the latest.
+
+local function presence_keys(channel)
+    local open = string.find(channel, '{', 1, true)
+    if open then
+        local close = string.find(channel, '}', open + 1, true)
+        if close and close > open + 1 then
+            return 'wsrelay:' .. channel .. ':p', 'wsrelay:' .. channel .. ':pz'
+        end
+    end
+    return 'wsrelay:{' .. channel .. '}:p', 'wsrelay:{' .. channel .. '}:pz'
+end
+
+local function now_ms()
+    local now = redis.call('TIME')
+    return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- Lua's unpack() is bounded by the C stack: commands take their arguments in slices.
+local SLICE = 512
+
+local function remove_members(members, zset, ids, first, last)
+    local removed = 0
+    local i = first
+    while i <= last do
+        local j = math.min(i + SLICE - 1, last)
+        removed = removed + redis.call('HDEL', members, unpack(ids, i, j))
+        redis.call('ZREM', zset, unpack(ids, i, j))
+        i = j + 1
+    end
+    return removed
+end
+
+local function prune(members, zset, now)
+    local gone = redis.call('ZRANGEBYSCORE', zset, '-inf', now)
+    if #gone > 0 then
+        remove_members(members, zset, gone, 1, #gone)
+    end
+end
+
+local function presence_join(keys, args)
+    local channel = keys[1]
+    if not channel or #args < 3 or #args % 2 ~= 1 then
+        error('wsrelay_presence_join: 1 <channel> <ttl_ms> <connection> <member> ...')
+    end
+    local ttl = count(args[1], 'ttl_ms')
+    if ttl < 1 then
+        error('wsrelay: ttl_ms must be at least 1')
+    end
+    local members, zset = presence_keys(channel)
+    local now = now_ms()
+    prune(members, zset, now)
+    local added = 0
+    for i = 2, #args, 2 do
+        added = added + redis.call('HSET', members, args[i], args[i + 1])
+        redis.call('ZADD', zset, now + ttl, args[i])
+    end
+    redis.call('PEXPIRE', members, ttl)
+    redis.call('PEXPIRE', zset, ttl)
+    return {added, redis.call('ZCARD', zset)}
+end
+
+local function presence_leave(keys, args)
+    local channel = keys[1]
+    if not channel then
+        error('wsrelay_presence_leave: 1 <channel> <connection>...')
+    end
+    if #args == 0 then
+        return 0
+    end
+    local members, zset = presence_keys(channel)
+    return remove_members(members, zset, args, 1, #args)
+end
+
+local function presence_get(keys, args)
+    local channel = keys[1]
+    if not channel then
+        error('wsrelay_presence_get: 1 <channel> <max>')
+    end
+    local max = count(args[1], 'max')
+    local members, zset = presence_keys(channel)
+    prune(members, zset, now_ms())
+    local ids = redis.call('ZRANGE', zset, 0, max)
+    local cut = 0
+    if #ids > max then
+        cut = 1
+        ids[#ids] = nil
+    end
+    local reply = {cut}
+    local i = 1
+    while i <= #ids do
+        local j = math.min(i + SLICE - 1, #ids)
+        local values = redis.call('HMGET', members, unpack(ids, i, j))
+        for _, value in ipairs(values) do
+            if value then
+                reply[#reply + 1] = value
+            end
+        end
+        i = j + 1
+    end
+    return reply
+end
+
+local function presence_stats(keys, args)
+    local channel = keys[1]
+    if not channel then
+        error('wsrelay_presence_stats: 1 <channel>')
+    end
+    local members, zset = presence_keys(channel)
+    prune(members, zset, now_ms())
+    local users = {}
+    local distinct = 0
+    local values = redis.call('HVALS', members)
+    for _, value in ipairs(values) do
+        local ok, member = pcall(cjson.decode, value)
+        if ok and type(member) == 'table' and type(member.user) == 'string' and not users[member.user] then
+            users[member.user] = true
+            distinct = distinct + 1
+        end
+    end
+    return {#values, distinct}
+end
+
+redis.register_function('wsrelay_presence_join', presence_join)
+redis.register_function('wsrelay_presence_leave', presence_leave)
+redis.register_function('wsrelay_presence_get', presence_get)
+redis.register_function('wsrelay_presence_stats', presence_stats)

@@ -142,6 +142,8 @@ struct Config {
         std::string pattern;              // an exact channel name, or a prefix followed by one *
         int history_size = 0;             // messages kept; 0 = no history
         int64_t history_ttl_ms = 600000;  // the history expires this long after the last publish
+        bool presence = false;            // who is subscribed is kept fleet-wide (presence.*)
+        bool join_leave = false;          // with presence: join/leave frames to the subscribers
         bool operator==(const Channel&) const = default;
     };
     std::vector<Channel> channels;
@@ -159,6 +161,15 @@ struct Config {
         int max_pending_commands = 1024;  // per worker: fleet commands waiting for answers
         bool operator==(const Fleet&) const = default;
     } fleet;
+
+    // Channels with `presence: true` (docs/scaling.md "Presence").
+    struct Presence {
+        int64_t ttl_ms = 25000;            // a member not refreshed for this long is gone
+        int64_t refresh_ms = 10000;        // each worker refreshes its members this often
+        int max_join_leave_members = 100;  // above it no join/leave frames; 0 = never
+        int max_members = 1000;            // most members one presence answer lists
+        bool operator==(const Presence&) const = default;
+    } presence;
 
     struct Api {
         std::string key;  // empty = the HTTP publish API is disabled
@@ -184,6 +195,7 @@ struct Config {
             std::string user_claim = "sub";
             std::string subscribe_claim = "channels";
             std::string publish_claim = "publish";
+            std::string info_claim = "info";  // presence's client-visible info; empty = none
             bool operator==(const Jwt&) const = default;
         } jwt;
         struct Permissions {

@@ -713,10 +713,13 @@ std::string describeConfigKeys() {
         if (this_section != section) out += "\n";
         section = this_section;
         out += "  " + key.path + " = " + formatConfigValue(key.default_value) + "\n";
-        out += "      " + std::string(configTypeName(key.type));
+        std::string type = "      " + std::string(configTypeName(key.type));
         const std::string range = configRange(key);
-        if (!range.empty()) out += " (" + range + ")";
-        out += "; env " + key.envName() + "\n";
+        if (!range.empty()) type += " (" + range + ")";
+        // An entry list's fields can make the line too long: the variable then gets its own.
+        const std::string env = "; env " + key.envName();
+        out += type.size() + env.size() <= 100 ? type + env + "\n"
+                                               : type + ";\n      env " + key.envName() + "\n";
         out += wrap(key.meaning, "      ", 100);
         if (!key.fields.empty()) out += "      Fields of an entry:\n";
         for (const ConfigKey& field : key.fields) {

@@ -772,9 +772,19 @@ std::vector<ConfigKey> buildTable() {
              "history_ttl_ms", 1000, 2592000000,
              "A channel's history (its messages and epoch) expires this long after its last "
              "publish.",
-             [](auto& e) -> auto& { return e.history_ttl_ms; })},
+             [](auto& e) -> auto& { return e.history_ttl_ms; }),
+         declareBool<Config::Channel>(
+             "presence",
+             "Keep who is subscribed to each matching channel, fleet-wide (the presence command, "
+             "POST /api/presence).",
+             [](auto& e) -> auto& { return e.presence; }),
+         declareBool<Config::Channel>(
+             "join_leave",
+             "With presence: tell each matching channel's subscribers who joins and leaves, while "
+             "it has at most presence.max_join_leave_members members.",
+             [](auto& e) -> auto& { return e.join_leave; })},
         "Options by channel name pattern; the first entry whose pattern matches a channel decides; "
-        "a channel no entry matches has no history.",
+        "a channel no entry matches has no history and no presence.",
         [](auto& c) -> auto& { return c.channels; }));
     keys.push_back(numberKey(
         "history.max_recover", 1, 100000,
@@ -798,6 +808,25 @@ std::vector<ConfigKey> buildTable() {
         "fleet.max_pending_commands", 1, 100000,
         "Fleet commands one worker has waiting for answers at once; more are refused with 503.",
         [](auto& c) -> auto& { return c.fleet.max_pending_commands; }));
+    keys.push_back(numberKey(
+        "presence.ttl_ms", 1000, 3600000,
+        "A presence member its relay stopped refreshing (the relay died) is gone this long after "
+        "its last refresh.",
+        [](auto& c) -> auto& { return c.presence.ttl_ms; }));
+    keys.push_back(numberKey(
+        "presence.refresh_ms", 100, 3600000,
+        "Each worker refreshes the presence of its connections this often, one call per channel.",
+        [](auto& c) -> auto& { return c.presence.refresh_ms; }));
+    keys.push_back(numberKey(
+        "presence.max_join_leave_members", 0, 1000000,
+        "A channel with join_leave sends join/leave frames only while it has at most this many "
+        "members; 0 = never.",
+        [](auto& c) -> auto& { return c.presence.max_join_leave_members; }));
+    keys.push_back(numberKey(
+        "presence.max_members", 1, 100000,
+        "Most members one presence answer lists (the presence command, POST /api/presence); "
+        "more are cut, and the answer says so.",
+        [](auto& c) -> auto& { return c.presence.max_members; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that every POST /api/... endpoint requires in X-API-Key; empty = API off.",
@@ -864,6 +893,11 @@ std::vector<ConfigKey> buildTable() {
         "auth.jwt.publish_claim", checkClaimName, "non-empty",
         "Claim listing the channel patterns the user may publish to.",
         [](auto& c) -> auto& { return c.auth.jwt.publish_claim; }));
+    keys.push_back(stringKey(
+        "auth.jwt.info_claim", nullptr, "any; empty = none",
+        "Claim whose JSON value is the connection's info in presence (at most 1024 bytes "
+        "minified, else the token is refused); absent = null.",
+        [](auto& c) -> auto& { return c.auth.jwt.info_claim; }));
     keys.push_back(listKey(
         "auth.permissions.subscribe", checkChannelPattern, "channel pattern",
         "Channel patterns every authenticated user may subscribe to; {sub} = the user id.",
@@ -1027,6 +1061,42 @@ std::string checkPrefixHashTag(const Config& c) {
            "or one {tag}";
 }
 
+// Presence keys are derived from the Redis channel name as history's are: the same prefix rule.
+std::string checkPresencePrefixHashTag(const Config& c) {
+    const auto entry = std::find_if(c.channels.begin(), c.channels.end(),
+                                    [](const Config::Channel& e) { return e.presence; });
+    if (entry == c.channels.end()) return "";
+    const std::string& prefix = c.broker.redis.prefix;
+    const size_t open = prefix.find('{');
+    const size_t close = prefix.find('}');
+    const bool none = open == std::string::npos && close == std::string::npos;
+    const bool one_tag = open != std::string::npos && close != std::string::npos &&
+                         open + 1 < close && prefix.find('{', open + 1) == std::string::npos &&
+                         prefix.find('}', close + 1) == std::string::npos;
+    if (none || one_tag) return "";
+    return "broker.redis.prefix " + quoted(prefix) +
+           " holds braces other than one non-empty {hash tag} while channels entry " +
+           std::to_string(entry - c.channels.begin() + 1) +
+           " keeps presence: its Redis keys are derived from the channel's hash tag; use no "
+           "brace, or one {tag}";
+}
+
+// A member refreshed no sooner than it expires would blink out between refreshes.
+std::string checkPresenceRefresh(const Config& c) {
+    if (c.presence.refresh_ms < c.presence.ttl_ms) return "";
+    return "presence.refresh_ms (" + std::to_string(c.presence.refresh_ms) +
+           ") must be below presence.ttl_ms (" + std::to_string(c.presence.ttl_ms) +
+           "): members would expire between refreshes";
+}
+
+// join_leave only means something on a channel whose members are kept.
+std::string checkJoinLeave(const Config& c, size_t index) {
+    const Config::Channel& entry = c.channels[index];
+    if (!entry.join_leave || entry.presence) return "";
+    return "channels entry " + std::to_string(index + 1) +
+           ": join_leave needs presence: true on the same entry";
+}
+
 // A longer pattern could match no channel the relay accepts.
 std::string checkPatternLength(const Config& c, size_t index) {
     const std::string& pattern = c.channels[index].pattern;
@@ -1178,6 +1248,16 @@ const std::vector<ConfigRule>& rules() {
         {{"broker.redis.prefix", "channels"},
          "a channels entry with history => broker.redis.prefix has no brace or one {hash tag}",
          checkPrefixHashTag},
+        {{"broker.redis.prefix", "channels"},
+         "a channels entry with presence => broker.redis.prefix has no brace or one {hash tag}",
+         checkPresencePrefixHashTag},
+        {{"presence.refresh_ms", "presence.ttl_ms"},
+         "presence.refresh_ms < presence.ttl_ms",
+         checkPresenceRefresh},
+        {{"channels"},
+         "a channels entry with join_leave also has presence",
+         nullptr,
+         checkJoinLeave},
     };
     return all;
 }

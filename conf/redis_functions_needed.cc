@@ -5,9 +5,9 @@
 namespace wsrelay {
 
 bool needsRedisFunctions(const Config& config) {
-    // History: wsrelay_publish and wsrelay_history.
+    // History: wsrelay_publish and wsrelay_history. Presence: wsrelay_presence_*.
     return std::any_of(config.channels.begin(), config.channels.end(),
-                       [](const Config::Channel& c) { return c.history_size > 0; });
+                       [](const Config::Channel& c) { return c.history_size > 0 || c.presence; });
 }
 
 }  // namespace wsrelay

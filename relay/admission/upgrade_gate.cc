@@ -322,6 +322,7 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
             g.decided = true;
             if (!g.identity) g.hook_user = std::move(d.user);
             g.meta = std::move(d.meta);
+            g.info = std::move(d.info);
             g.channels = std::move(d.channels);
             adopt(fd, parked->consumed, std::move(parked->grant));
         });

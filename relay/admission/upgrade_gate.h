@@ -31,6 +31,7 @@ struct UpgradeGrant {
     std::unique_ptr<Identity> identity;  // auth on: the verified token's
     std::string hook_user;               // the connect answer's "user"
     std::string meta = "null";           // the connect answer's "meta"
+    std::string info;                    // the connect answer's "info"; empty = none
     std::vector<std::string> channels;   // the connect answer's "subscribe"
 };
 

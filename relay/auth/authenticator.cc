@@ -40,6 +40,7 @@ jwt::VerifyOptions verifyOptions(const Config& config) {
     o.user_claim = j.user_claim;
     o.subscribe_claim = j.subscribe_claim;
     o.publish_claim = j.publish_claim;
+    o.info_claim = j.info_claim;
     return o;
 }
 
@@ -83,6 +84,7 @@ jwt::Failure Authenticator::verify(std::string_view token, Identity& out) {
                                        static_cast<size_t>(config_.limits.max_channel_bytes));
     out.user = std::move(claims.subject);
     out.expires_at_ms = claims.expires_at_ms;
+    out.info = std::move(claims.info);
     return jwt::Failure::None;
 }
 

@@ -56,6 +56,7 @@ struct Identity {
     std::string user;
     int64_t expires_at_ms = 0;  // 0 = the token has no exp
     Permissions permissions;
+    std::string info;  // the info claim's JSON (presence); empty = none
 };
 
 // Claims patterns as the token gives them, config patterns with {sub} replaced by the user id.

@@ -65,6 +65,8 @@ const HttpApi::Route HttpApi::kRoutes[] = {
     {"/api/channels", &HttpApi::fleetCommand},
     {"/api/channel", &HttpApi::fleetCommand},
     {"/api/batch", &HttpApi::batch},
+    {"/api/presence", &HttpApi::readPresence},
+    {"/api/presence_stats", &HttpApi::readPresence},
 };
 
 HttpApi::HttpApi(WorkerContext& ctx, Io io)
@@ -80,7 +82,6 @@ const HttpApi::Route* HttpApi::route(std::string_view path) {
 }
 
 bool HttpApi::handles(std::string_view path) { return route(path) != nullptr; }
-
 int HttpApi::onRequest(lws* wsi, const Head& head, Request*& slot) {
     // The body's framing first: a body that is not going to be read is refused at once; any
     // other refusal is answered once the body is read.

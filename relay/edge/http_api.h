@@ -13,6 +13,7 @@
 #include "adapters/broker.h"
 #include "adapters/client_address.h"
 #include "relay/admission/address_limits.h"
+#include "relay/edge/http_api_presence.h"
 #include "relay/fleet/fleet_api.h"
 
 struct lws;
@@ -94,6 +95,8 @@ private:
     void runBatch(uint64_t id, std::shared_ptr<Batch> state);
     void answerHistory(uint64_t id, const std::optional<std::string>& since_epoch,
                        const HistoryAnswer& answer);
+    // POST /api/presence and /api/presence_stats (http_api_presence.cc).
+    int readPresence(lws* wsi, Request& request);
 
     WorkerContext& ctx_;
     const Io io_;

@@ -19,6 +19,7 @@
 #include "relay/edge/edge.h"
 #include "relay/edge/http_routes.h"
 #include "relay/edge/listener.h"
+#include "relay/fanout/channel_rules.h"
 #include "relay/fleet/fleet_id.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
@@ -87,23 +88,37 @@ Worker::Worker(int index, SharedState& shared)
                                    shared.config.fleet.command_timeout_ms / 1000.0,
                                    static_cast<size_t>(shared.config.fleet.max_pending_commands)},
              &metrics_),
-      fleet_commands_(sessions_, hub_, shared.instance_id), ctx_{shared,          shared.config,
-                                                                 shared.channels, metrics_,
-                                                                 loop_.loop,      hub_,
-                                                                 publisher_,      parser_,
-                                                                 flush_,          sessions_,
-                                                                 memory_},
+      fleet_commands_(sessions_, hub_, shared.instance_id),
+      presence_(
+          loop_.loop, shared.channels, fleet_calls_,
+          [this](uint64_t session, std::string& user, std::string& info) {
+              const Session* s = sessions_.find(session);
+              if (s == nullptr) return false;
+              user = s->userId();
+              info = s->presenceInfo();
+              return true;
+          },
+          ChannelPresence::Options{shared.instance_id, shared.config.presence.ttl_ms,
+                                   shared.config.presence.refresh_ms,
+                                   shared.config.presence.max_join_leave_members}),
+      ctx_{shared,     shared.config, shared.channels, metrics_,  loop_.loop, hub_,
+           publisher_, parser_,       flush_,          sessions_, memory_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
     ctx_.fleet_calls = &fleet_calls_;
     ctx_.fleet = &fleet_;
     fleet_commands_.registerOn(fleet_);
+    if (shared.channels.anyPresence()) {
+        hub_.setPresence(&presence_, &shared.channels);
+        ctx_.presence = &presence_;
+    }
 }
 
 Worker::~Worker() {
     if (context_ != nullptr) lws_context_destroy(context_);
     publisher_.setBroker(nullptr);
     history_.setBroker(nullptr);
+    presence_.setBroker(nullptr);
     broker_.reset();
     if (spare_fd_ >= 0) close(spare_fd_);
 }
@@ -204,6 +219,8 @@ bool Worker::setUp(std::string& error) {
     publisher_.setBroker(broker_.get());
     history_.setBroker(broker_.get());
     fleet_calls_.setBroker(broker_.get());
+    presence_.setBroker(broker_.get());
+    presence_.start();
     // The fleet's control channel and this worker's inbox (docs/scaling.md "The fleet").
     for (const std::string& channel : fleet_.channels()) broker_->subscribe(channel);
     // A broker that starts disconnected (Redis not reachable yet) keeps /readyz at 503 until its
@@ -354,6 +371,8 @@ void Worker::finishStop() {
     if (broker_) broker_->flush();
     publisher_.setBroker(nullptr);
     history_.setBroker(nullptr);
+    presence_.setBroker(nullptr);
+    presence_.stop();
     broker_.reset();
     ev_prepare_stop(loop_.loop, &prepare_);
     ev_break(loop_.loop, EVBREAK_ALL);
@@ -376,6 +395,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);
+        session->hookState().info = std::move(grant->info);
     }
     sessions_.add(session->id(), session, session->userId());
     HandshakeResult result = HandshakeResult::Ok;
@@ -442,6 +462,7 @@ void Worker::onBrokerMessage(std::string_view channel, std::string_view data, in
         fleet_.onMessage(channel, data);
         return;
     }
+    if (presence_.onBrokerMessage(channel, data, hub_)) return;
     metrics_.broker_messages.add();
     const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us, {offset, epoch});
     if (delivery.too_large != 0) {
@@ -502,12 +523,16 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
     // what their members missed, the others tell their members, so they can fetch it from the app.
     hub_.setBrokerUp(up, up && gap);
     if (up == broker_up_) return;
-    if (up && reached_broker_) metrics_.broker_reconnects.add();
+    const bool reconnected = up && reached_broker_;
+    if (reconnected) metrics_.broker_reconnects.add();
     if (up) reached_broker_ = true;
     broker_up_ = up;
     shared_.brokers_down.fetch_add(up ? -1 : 1);
     if (up) {
         attempt_error_.clear();
+        // Redis may have come back empty: the members are joined again now, not at the next
+        // refresh.
+        if (reconnected) presence_.refreshNow();
         WSR_LOG(Info, "broker up");
     } else {
         WSR_LOG(Warn, "broker down (%s): publishes fail and /readyz answers 503 until it is back",
@@ -541,11 +566,13 @@ void Worker::onFleetReply(uint64_t token, FleetReply&& reply) {
 void Worker::onChannelOpened(std::string_view channel) {
     metrics_.channels.add();
     broker_->subscribe(channel);
+    presence_.onChannelOpened(channel);
 }
 
 void Worker::onChannelClosed(std::string_view channel) {
     metrics_.channels.sub();
     broker_->unsubscribe(channel);
+    presence_.onChannelClosed(channel);
 }
 
 }  // namespace wsrelay

@@ -13,6 +13,7 @@
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/channel_presence.h"
 #include "relay/fleet/fleet_calls.h"
 #include "relay/fleet/fleet_commands.h"
 #include "relay/fleet/fleet_control.h"
@@ -123,6 +124,7 @@ private:
     FleetCalls fleet_calls_;
     FleetControl fleet_;
     FleetCommands fleet_commands_;  // the server API's commands on this worker's connections
+    ChannelPresence presence_;      // channels with presence: their members in the fleet's presence
     WorkerContext ctx_;
     HttpApi http_api_;
     lws_context* context_ = nullptr;

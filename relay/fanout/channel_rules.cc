@@ -10,16 +10,28 @@ ChannelRules::ChannelRules(const std::vector<Config::Channel>& entries) {
         rule.prefix = wildcard ? entry.pattern.substr(0, entry.pattern.size() - 1) : entry.pattern;
         rule.wildcard = wildcard;
         rule.history = HistoryPolicy{entry.history_size, entry.history_ttl_ms};
+        rule.presence = PresencePolicy{entry.presence, entry.presence && entry.join_leave};
+        any_presence_ = any_presence_ || entry.presence;
     }
 }
 
-HistoryPolicy ChannelRules::history(std::string_view channel) const {
+const ChannelRules::Rule* ChannelRules::match(std::string_view channel) const {
     for (const Rule& rule : rules_) {
         if (rule.wildcard ? channel.starts_with(rule.prefix) : channel == rule.prefix) {
-            return rule.history;
+            return &rule;
         }
     }
-    return {};
+    return nullptr;
+}
+
+HistoryPolicy ChannelRules::history(std::string_view channel) const {
+    const Rule* rule = match(channel);
+    return rule != nullptr ? rule->history : HistoryPolicy{};
+}
+
+PresencePolicy ChannelRules::presence(std::string_view channel) const {
+    const Rule* rule = match(channel);
+    return rule != nullptr ? rule->presence : PresencePolicy{};
 }
 
 }  // namespace wsrelay

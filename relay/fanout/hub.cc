@@ -69,6 +69,7 @@ Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
                 ch->history_ = std::make_unique<ChannelHistory>(policy, history_.max_recover);
             }
         }
+        ch->presence_ = presence_ != nullptr && presence_rules_->presence(channel).enabled;
         channels_.emplace(ch->name_, std::move(owned));
         opened = true;
     }
@@ -77,6 +78,7 @@ Hub::SubscribeResult Hub::subscribe(Membership& m, std::string_view channel,
     ++subscriptions_;
     if (m.deflate_) ++ch->deflate_members_;
     if (opened) listener_.onChannelOpened(ch->name_);
+    if (ch->presence_) presence_->onPresenceJoin(m, ch->name_);
     // Without an ack nothing waits, unless messages are to be recovered first.
     if (ack.kind == SubscribeAck::Kind::None && !(ch->history_ && since)) {
         return SubscribeResult::Subscribed;
@@ -151,6 +153,7 @@ bool Hub::isLive(std::string_view channel) const {
 void Hub::removeEntry(Membership& m, size_t entry_index) {
     Membership::Entry entry = m.entries_[entry_index];
     HubChannel* ch = entry.channel;
+    if (ch->presence_) presence_->onPresenceLeave(m, ch->name_);
 
     // Swap-remove from the channel's member list, fixing the back-index of the member moved; an
     // ack still waiting for the broker is dropped with its member, likewise.
@@ -199,6 +202,16 @@ bool Hub::unsubscribe(Membership& m, std::string_view channel) {
         }
     }
     return false;
+}
+
+bool Hub::notify(std::string_view channel, const FramePtr& frame) {
+    HubChannel* ch = find(channel);
+    if (ch == nullptr) return false;
+    // A member whose ack has not gone yet hears of the channel from its ack onwards.
+    for (const auto& member : ch->members_) {
+        if (member.pending_ack == HubChannel::kNoAck) member.membership->sink_->push(frame);
+    }
+    return true;
 }
 
 void Hub::leaveAll(Membership& m) {

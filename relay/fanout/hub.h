@@ -30,7 +30,8 @@ struct WorkerMetrics;
 // One connection's side of the index: which channels it is in. Lives inside the Session.
 class Membership {
 public:
-    explicit Membership(Sink& sink) : sink_(&sink) {}
+    // `id` names the connection to the hub's presence listener (the session id); 0 in tests.
+    explicit Membership(Sink& sink, uint64_t id = 0) : sink_(&sink), id_(id) {}
     Membership(const Membership&) = delete;
     Membership& operator=(const Membership&) = delete;
 
@@ -42,6 +43,7 @@ public:
         deflate_ = true;
     }
     bool deflate() const { return deflate_; }
+    uint64_t id() const { return id_; }
 
 private:
     friend class Hub;
@@ -50,6 +52,7 @@ private:
         uint32_t member_index;  // position of this membership in channel->members_
     };
     Sink* sink_;
+    uint64_t id_;
     std::vector<Entry> entries_;
     bool deflate_ = false;
 };
@@ -93,6 +96,7 @@ private:
     std::vector<PendingAck> pending_acks_;
     std::unique_ptr<ChannelHistory> history_;  // null: the channel keeps no history
     uint32_t deflate_members_ = 0;             // members that negotiated permessage-deflate
+    bool presence_ = false;  // the channel keeps presence: the hub's HubPresence hears its members
 };
 
 // What the hub needs for channels with history. Without rules no channel has any.
@@ -117,6 +121,16 @@ public:
     virtual ~HubListener() = default;
     virtual void onChannelOpened(std::string_view channel) = 0;
     virtual void onChannelClosed(std::string_view channel) = 0;
+};
+
+// Told when a member joins or leaves a channel that keeps presence (ChannelRules::presence), so
+// the worker keeps the fleet's presence in step with its hub (docs/scaling.md "Presence"). Called
+// from inside subscribe / unsubscribe / leaveAll; it must not touch the hub.
+class HubPresence {
+public:
+    virtual ~HubPresence() = default;
+    virtual void onPresenceJoin(const Membership& m, std::string_view channel) = 0;
+    virtual void onPresenceLeave(const Membership& m, std::string_view channel) = 0;
 };
 
 // A worker's channel -> local subscribers index and its fan-out. Single-threaded, no locks.
@@ -146,6 +160,16 @@ public:
                               SubscribeAck ack = {},
                               std::optional<protocol::Position> since = std::nullopt);
     bool unsubscribe(Membership& m, std::string_view channel);  // false when not subscribed
+    // Channels that keep presence (`rules`) report their members' joins and leaves to `presence`
+    // from now on; set before the first subscribe. Null `presence`: none do.
+    void setPresence(HubPresence* presence, const ChannelRules* rules) {
+        assert(channels_.empty());
+        presence_ = presence;
+        presence_rules_ = rules;
+    }
+    // Pushes `frame` (join/leave frames of presence) to every member of `channel` whose
+    // subscription was acknowledged; false when the channel has no local member.
+    bool notify(std::string_view channel, const FramePtr& frame);
     void leaveAll(Membership& m);
     bool isSubscribed(const Membership& m, std::string_view channel) const;
 
@@ -248,6 +272,8 @@ private:
     void countRecovery(bool recovered, bool from_read);
 
     HubListener& listener_;
+    HubPresence* presence_ = nullptr;
+    const ChannelRules* presence_rules_ = nullptr;
     const uint64_t max_frame_bytes_;
     const HubHistory history_;
     const HubCompression compression_;

@@ -1,5 +1,6 @@
 #include "relay/hook/hook_answer.h"
 
+#include "adapters/jwt_verifier.h"
 #include "relay/protocol/protocol.h"
 
 namespace wsrelay::hook_answer {
@@ -54,6 +55,16 @@ ConnectDecision connect(simdjson::dom::parser& parser, std::string& padded, std:
         std::string_view text;
         if (answer["user"].get_string().get(text) == simdjson::SUCCESS) d.user = text;
         if (answer["meta"].get(e) == simdjson::SUCCESS) d.meta = simdjson::minify(e);
+        if (answer["info"].get(e) == simdjson::SUCCESS && !e.is_null()) {
+            d.info = simdjson::minify(e);
+            // Shown to every member of the connection's presence channels: bounded.
+            if (d.info.size() > jwt::kMaxInfoBytes) {
+                d = ConnectDecision{};
+                d.message =
+                    "hook error: info over " + std::to_string(jwt::kMaxInfoBytes) + " bytes";
+                return d;
+            }
+        }
         simdjson::dom::array list;
         if (answer["subscribe"].get_array().get(list) == simdjson::SUCCESS) {
             for (simdjson::dom::element c : list) {

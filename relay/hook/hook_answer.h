@@ -15,6 +15,7 @@ struct ConnectDecision {
     std::string message;  // Deny: the app's message; Fail: what went wrong
     std::string user;     // "user" from the answer
     std::string meta = "null";
+    std::string info;                   // "info" (presence), minified; empty = none
     std::vector<std::string> channels;  // "subscribe" from the answer
 };
 

@@ -28,6 +28,7 @@ struct WorkerContext;
 struct HookSessionState {
     std::string user;           // set by the connect answer when there is no JWT user
     std::string meta = "null";  // JSON set by "meta" in an answer
+    std::string info;           // the connect answer's "info" (presence); empty = none
 };
 
 // A worker's side of the hook: keeps each connection's events in order (HookQueues), builds each

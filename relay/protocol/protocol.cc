@@ -571,6 +571,8 @@ void Parser::Impl::parse(std::string_view message, ParseResult& r) {
         cmd.op = Op::Send;
     } else if (op == "history") {
         cmd.op = Op::History;
+    } else if (op == "presence") {
+        cmd.op = Op::Presence;
     } else {
         return fail(r, ErrorCode::UnknownOp, "unknown op");
     }
@@ -912,6 +914,48 @@ void appendHistoryBody(std::span<const HistoryItem> items, Position top, std::st
     out.resize(start + kHead.size() + messages.size() + fields.size() + 1);
     char* end = fields.write(messages.write(put(out.data() + start, kHead)));
     *end = '}';
+}
+
+namespace {
+// "members":[M,...] (members are JSON the relay wrote), then "truncated":true when cut.
+std::string presenceMembers(std::span<const std::string> members, bool truncated) {
+    size_t len = 14 + members.size() + (truncated ? 17 : 0);
+    for (const std::string& m : members) len += m.size();
+    std::string out;
+    out.reserve(len);
+    out += R"("members":[)";
+    for (size_t i = 0; i < members.size(); ++i) {
+        if (i > 0) out += ',';
+        out += members[i];
+    }
+    out += ']';
+    if (truncated) out += R"(,"truncated":true)";
+    return out;
+}
+}  // namespace
+
+FramePtr encodePresence(std::optional<uint64_t> id, std::string_view channel,
+                        std::span<const std::string> members, bool truncated) {
+    constexpr std::string_view kHead = R"({"op":"presence")";
+    constexpr std::string_view kId = R"(,"id":)";
+    constexpr std::string_view kChannel = R"(,"channel":")";
+    const Decimal id_text(id.value_or(0));
+    const std::string tail = presenceMembers(members, truncated);
+    size_t len = kHead.size() + kChannel.size() + channel.size() + 2 + tail.size() + 1;
+    if (id) len += kId.size() + id_text.len;
+    Writer w(len);
+    w.put(kHead);
+    if (id) w.put(kId).put(id_text.view());
+    return w.put(kChannel).put(channel).put("\",").put(tail).put("}").finish();
+}
+
+void appendPresenceBody(std::string_view channel, std::span<const std::string> members,
+                        bool truncated, std::string& out) {
+    out += R"({"channel":")";
+    out += channel;
+    out += "\",";
+    out += presenceMembers(members, truncated);
+    out += '}';
 }
 
 FramePtr encodeControl(uint8_t opcode, std::string_view payload) {

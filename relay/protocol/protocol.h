@@ -14,7 +14,7 @@
 // Pure: no I/O, no globals; the fuzz target drives Parser directly.
 namespace wsrelay::protocol {
 
-enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send, History };
+enum class Op { Subscribe, Unsubscribe, Publish, Ping, Refresh, Send, History, Presence };
 
 // Protocol error codes carried in {"op":"error"} frames.
 enum class ErrorCode : int {
@@ -24,6 +24,7 @@ enum class ErrorCode : int {
     UnknownOp = 404,
     Conflict = 409,        // already subscribed / not subscribed
     NoHistory = 405,       // history (or a subscribe with since) on a channel that keeps none
+    NoPresence = 405,      // presence on a channel that keeps none (the same code)
     LimitExceeded = 413,   // limits.max_subscriptions reached, a message too large to deliver,
                            // or a history limit over history.max_limit
     InvalidChannel = 422,  // channel name outside the charset or too long
@@ -61,12 +62,16 @@ inline constexpr std::string_view kNoHistory = "no history on this channel";
 inline constexpr std::string_view kLimitOverMax = "limit over history.max_limit";
 inline constexpr std::string_view kHistoryUnavailable = "history unavailable";
 inline constexpr std::string_view kHistoryReadInFlight = "a history read is in flight";
+// The reasons of the errors a presence command may get after parsing (docs/protocol.md
+// "Presence"): 405 and 503.
+inline constexpr std::string_view kNoPresence = "no presence on this channel";
+inline constexpr std::string_view kPresenceUnavailable = "presence unavailable";
 // Why a command over its kind's limits.rate is refused (429, with retry_after_ms).
 inline constexpr std::string_view kRateLimited = "rate limit exceeded";
 
 struct Command {
     Op op = Op::Ping;
-    std::string_view channel;  // Subscribe/Unsubscribe/Publish/History
+    std::string_view channel;  // Subscribe/Unsubscribe/Publish/History/Presence
     // Subscribe, History: "since":{"offset":N,"epoch":"E"} (offset 0..2^53-1, an epoch of the
     // shape validEpoch() checks): where the client's copy of the channel ends.
     std::optional<Position> since;
@@ -191,6 +196,15 @@ FramePtr encodeHistory(std::optional<uint64_t> id, std::string_view channel,
 // The body of POST /api/history's answer: {"messages":[{"offset":O,"data":D},...],"offset":T,
 // "epoch":"E"}, appended to `out`.
 void appendHistoryBody(std::span<const HistoryItem> items, Position top, std::string& out);
+// The answer to {"op":"presence"}: {"op":"presence","id":N,"channel":C,"members":[M,...]} plus
+// "truncated":true when presence.max_members cut the list ("id" only when the command had one).
+// Each member is JSON text the relay wrote ({"user":U|null,"connection":C,"info":I|null}).
+FramePtr encodePresence(std::optional<uint64_t> id, std::string_view channel,
+                        std::span<const std::string> members, bool truncated);
+// The body of POST /api/presence's answer: {"channel":C,"members":[M,...]} plus
+// "truncated":true, appended to `out`.
+void appendPresenceBody(std::string_view channel, std::span<const std::string> members,
+                        bool truncated, std::string& out);
 // A WebSocket frame with an arbitrary opcode (0x9 ping, 0x8 close) around `payload`.
 FramePtr encodeControl(uint8_t opcode, std::string_view payload);
 

@@ -24,6 +24,7 @@ constexpr std::optional<RateKind> rateKindOf(protocol::Op op) {
         case Op::Subscribe: return RateKind::Subscribe;
         case Op::Send: return RateKind::Send;
         case Op::History: return RateKind::History;
+        case Op::Presence: return RateKind::History;  // a read of Redis too: the same budget
         case Op::Refresh: return RateKind::Other;
         case Op::Unsubscribe:
         case Op::Ping: return std::nullopt;

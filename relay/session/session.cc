@@ -27,7 +27,7 @@ constexpr unsigned char kPingFrame[4] = {0x89, 0x02, 'k', 'a'};
 }  // namespace
 
 Session::Session(WorkerContext& ctx, Wire& wire, uint64_t id, std::unique_ptr<Identity> identity)
-    : ctx_(ctx), wire_(wire), id_(id), membership_(*this), identity_(std::move(identity)) {
+    : ctx_(ctx), wire_(wire), id_(id), membership_(*this, id), identity_(std::move(identity)) {
     ctx_.metrics.connections.add();
     ev_timer_init(&auth_timer_, onAuthTimer, 0., 0.);
     auth_timer_.data = this;
@@ -195,6 +195,7 @@ void Session::runCommand(const protocol::Command& cmd) {
             return;
         }
         case Op::History: readHistory(cmd); return;
+        case Op::Presence: readPresence(cmd); return;
         case Op::Send:
             if (hook == nullptr) {
                 sendError(cmd.id, ErrorCode::BadRequest, "no hook is configured (hook.url)");

@@ -70,6 +70,11 @@ public:
     void closeWith(int code, std::string_view reason);
     // The JWT's user, or the one the connect hook set; empty when neither.
     const std::string& userId() const;
+    // What presence shows of the connection: the connect answer's "info", else the token's info
+    // claim; empty = null.
+    const std::string& presenceInfo() const {
+        return hook_.info.empty() && identity_ ? identity_->info : hook_.info;
+    }
     HookSessionState& hookState() { return hook_; }
     // The app heard of this connection at connect: it hears of its close too, even if refused.
     void markAnnounced() { announced_ = true; }
@@ -139,6 +144,8 @@ private:
     void readHistory(const protocol::Command& cmd);
     void answerHistory(std::optional<uint64_t> id, std::string_view channel,
                        const std::optional<std::string>& since_epoch, const HistoryAnswer& answer);
+    // {"op":"presence"} (session_presence.cc): one read under way at a time.
+    void readPresence(const protocol::Command& cmd);
     void sendError(std::optional<uint64_t> id, protocol::ErrorCode code, std::string_view reason,
                    std::optional<uint64_t> retry_after_ms = std::nullopt);
     void countBadCommand();
@@ -188,8 +195,9 @@ private:
     HookSessionState hook_;
     std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
     bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
-    bool reading_history_ = false;  // a history command's read is under way (owner: id_)
-    std::string rx_;                // only used when a message arrives in more than one piece
+    bool reading_history_ = false;   // a history command's read is under way (owner: id_)
+    bool reading_presence_ = false;  // a presence command's read is under way
+    std::string rx_;                 // only used when a message arrives in more than one piece
     uint32_t bad_commands_ = 0;
     uint32_t rate_refusals_ = 0;  // commands refused by limits.rate in a row
     EnumArray<RateKind, TokenBucket> rate_buckets_;

@@ -10,6 +10,7 @@ struct lws_vhost;
 namespace wsrelay {
 
 class Authenticator;
+class ChannelPresence;
 class ChannelRules;
 class FleetCalls;
 class FleetControl;
@@ -45,6 +46,7 @@ struct WorkerContext {
     Authenticator* authenticator = nullptr;  // null when auth.enabled is false
     HookBridge* hook = nullptr;              // null when hook.url is empty
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
+    ChannelPresence* presence = nullptr;     // presence reads (the presence command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
     FleetCalls* fleet_calls = nullptr;       // the worker's fleet calls (Broker::fleetCall)
     FleetControl* fleet = nullptr;           // commands to and from the fleet's workers

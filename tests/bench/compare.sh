@@ -7,7 +7,8 @@
 #    handshakes. Servers are started fresh for every scenario and stopped by PID.
 # 2. wsrelay alone (tests/bench/run.sh): idle memory, handshakes with JWTs.
 # The tables go to stdout and, with WSRELAY_BENCH_WRITE_DOCS=1, replace the generated block of
-# docs/benchmarks.md. Environment: WSRELAY_BENCH_KINDS (default "wsrelay go node nchan floor"),
+# docs/benchmarks.md. Environment: WSRELAY_BENCH_KINDS (default "wsrelay go node nchan floor";
+# wsrelay-presence is wsrelay with presence on every channel, for the features' cost table),
 # WSRELAY_BENCH_SCALE (default 1: durations; 0.3 for a quick look whose numbers mean little),
 # WSRELAY_BENCH_SCENARIOS (default "fanout hot latency chat handshake relay-only": a subset for a
 # quick A/B; the generated table then lacks the others and should not be written to the docs).
@@ -79,7 +80,7 @@ run() {
     done
     local args=(--url "ws://127.0.0.1:$port_a/ws" --url "ws://127.0.0.1:$port_b/ws" --sources 8)
     for out in "${pids[@]}"; do args+=(--server-pid "$out"); done
-    if [[ $kind == wsrelay ]]; then
+    if [[ $kind == wsrelay* ]]; then
         args+=(--protocol wsrelay)
     else
         args+=(--protocol raw)

@@ -327,6 +327,16 @@ protected:
         return r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
     }
 
+    // Assigns an empty slot to server `to` on every node: for an empty slot, the whole migration.
+    void moveSlot(uint16_t slot, int to) {
+        const std::string target = cluster_.nodeId(to);
+        for (int i = 0; i < RedisClusterProcesses::kNodes; ++i) {
+            RedisClient c = cluster_.server((to + i) % RedisClusterProcesses::kNodes).client();
+            ReplyPtr r = c.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", target});
+            ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << (r ? r->str : "no reply");
+        }
+    }
+
     RedisClusterProcesses cluster_;
     std::vector<std::unique_ptr<RedisBrokerFactory>> factories_;
 };
@@ -375,6 +385,34 @@ TEST_F(RedisClusterFleetTest, PublishReachesTheShardSubscribers) {
     const FleetReply* none = call(caller, 2, "publish", "nobody", {"1"});
     ASSERT_NE(none, nullptr);
     EXPECT_EQ(none->integer, 0);
+}
+
+// The fleet's slot moved behind the caller's map: its calls follow the MOVED to the new owner, in
+// order, without Down.
+TEST_F(RedisClusterFleetTest, CallsFollowAMovedSlot) {
+    Endpoint& e = endpoint();
+    ASSERT_TRUE(allUp()) << e.broker->lastError();
+    const std::string fleet_key = std::string(kPrefix) + std::string(kFleetKey);
+    const uint16_t slot = clusterKeySlot(fleet_key);
+    const int from = cluster_.slotOwners()[slot];
+    const int to = (from + 1) % RedisClusterProcesses::kNodes;
+    moveSlot(slot, to);
+    constexpr int kCount = 20;
+    for (int n = 1; n <= kCount; ++n) {
+        e.fleetCall(static_cast<uint64_t>(n), "test_shapes", std::string(kFleetKey), {"incr"});
+    }
+    ASSERT_TRUE(pumpUntil([&] { return e.fleet_replies.size() == size_t{kCount}; }));
+    for (int n = 1; n <= kCount; ++n) {
+        const auto& [token, reply] = e.fleet_replies[static_cast<size_t>(n - 1)];
+        EXPECT_EQ(token, static_cast<uint64_t>(n));
+        ASSERT_EQ(reply.status, FleetStatus::Ok) << reply.error;
+        EXPECT_EQ(reply.integer, n) << "in order";
+    }
+    EXPECT_EQ(valueOn(to, fleet_key), std::to_string(kCount));
+    EXPECT_THAT(e.states, ElementsAre(::testing::Pair(BrokerState::Up, false)));
+    // The MOVED reloaded the map: later calls go to the new owner first.
+    const std::string owner = "127.0.0.1:" + std::to_string(cluster_.server(to).port());
+    ASSERT_TRUE(pumpUntil([&] { return e.as<RedisClusterBroker>().routeOf(kFleetKey) == owner; }));
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ TEST(ConfigSchemaTest, StoringEachDefaultLeavesADefaultConfig) {
 
 TEST(ConfigSchemaTest, CoversEveryConfigField) {
     // One key per field of conf/config.h; update with the struct.
-    EXPECT_EQ(configKeys().size(), 108u);
+    EXPECT_EQ(configKeys().size(), 113u);
 }
 
 TEST(ConfigSchemaTest, TableIsWellFormed) {
@@ -706,10 +706,13 @@ TEST(ConfigChannelsTest, EntriesLoadInOrderWithTheirFieldsDefaults) {
     const ConfigKey& key = *findConfigKey("channels");
     EXPECT_EQ(key.type, ConfigType::EntryList);
     EXPECT_EQ(formatConfigValue(key.read(load.config)),
-              "[{pattern: chat:lobby, history_size: 1000, history_ttl_ms: 600000}, "
-              "{pattern: chat:*, history_size: 100, history_ttl_ms: 3600000}, "
-              "{pattern: \"*\", history_size: 0, history_ttl_ms: 600000}]");
-    EXPECT_EQ(configRange(key), "{pattern, history_size, history_ttl_ms}");
+              "[{pattern: chat:lobby, history_size: 1000, history_ttl_ms: 600000, presence: false, "
+              "join_leave: false}, "
+              "{pattern: chat:*, history_size: 100, history_ttl_ms: 3600000, presence: false, "
+              "join_leave: false}, "
+              "{pattern: \"*\", history_size: 0, history_ttl_ms: 600000, presence: false, "
+              "join_leave: false}]");
+    EXPECT_EQ(configRange(key), "{pattern, history_size, history_ttl_ms, presence, join_leave}");
     EXPECT_EQ(configTypeName(key.type), "entry list");
 }
 
@@ -797,12 +800,12 @@ TEST(ConfigChannelsTest, EntryErrorsSayWhichEntryAndWhere) {
             "cfg.yaml:8:5: channels: entry 4: history_size: value is null (remove the field to "
             "use the default, 0)",
             "cfg.yaml:9:5: channels: entry 5: expected a mapping of fields {pattern, "
-            "history_size, history_ttl_ms}, got a scalar",
+            "history_size, history_ttl_ms, presence, join_leave}, got a scalar",
             "cfg.yaml:1:1: channels: entry 6: expected a mapping of fields {pattern, "
-            "history_size, history_ttl_ms}, got a null",
+            "history_size, history_ttl_ms, presence, join_leave}, got a null",
             "cfg.yaml:12:5: channels: entry 7: pattern: duplicate field (first at line 11)",
             "cfg.yaml:14:5: channels: entry 8: unknown field 'ttl' (an entry has pattern, "
-            "history_size, history_ttl_ms)",
+            "history_size, history_ttl_ms, presence, join_leave)",
             "cfg.yaml:15:15: channels: entry 9: pattern: expected a string, got a mapping"));
     EXPECT_TRUE(load.config.channels.empty());
 }
@@ -824,10 +827,10 @@ TEST(ConfigChannelsTest, APatternTwiceIsRefusedAtTheSecond) {
 TEST(ConfigChannelsTest, NotAListOfEntries) {
     EXPECT_THAT(errorStrings(loadYaml("channels: \"chat:*\"\n")),
                 ElementsAre("cfg.yaml:1:11: channels: expected a list of entries {pattern, "
-                            "history_size, history_ttl_ms}, got a scalar"));
+                            "history_size, history_ttl_ms, presence, join_leave}, got a scalar"));
     EXPECT_THAT(errorStrings(loadYaml("channels:\n  pattern: a\n")),
                 ElementsAre("cfg.yaml:2:3: channels: expected a list of entries {pattern, "
-                            "history_size, history_ttl_ms}, got a mapping"));
+                            "history_size, history_ttl_ms, presence, join_leave}, got a mapping"));
     EXPECT_THAT(errorStrings(loadYaml("channel:\n  - pattern: a\n")),
                 ElementsAre("cfg.yaml:1:1: channel: unknown key (did you mean 'channels'?)"));
 }
@@ -867,9 +870,10 @@ TEST(ConfigChannelsTest, EnvironmentErrorsPointIntoTheValue) {
     ASSERT_EQ(load.errors.size(), 2u);
     EXPECT_EQ(load.errors[0].source, "env WSRELAY_CHANNELS");
     EXPECT_EQ(load.errors[0].key, "channels");
-    EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "chat:*"}})),
-                ElementsAre("env WSRELAY_CHANNELS:1:1: channels: expected a list of entries "
-                            "{pattern, history_size, history_ttl_ms}, got a scalar"));
+    EXPECT_THAT(
+        errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "chat:*"}})),
+        ElementsAre("env WSRELAY_CHANNELS:1:1: channels: expected a list of entries "
+                    "{pattern, history_size, history_ttl_ms, presence, join_leave}, got a scalar"));
     EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "[{pattern: a}"}})),
                 ElementsAre(StartsWith("env WSRELAY_CHANNELS:1:")));
     EXPECT_THAT(errorStrings(loadDefaultConfig({{"WSRELAY_CHANNELS", "[{pattern: a}"}}))[0],
@@ -913,7 +917,8 @@ TEST(ConfigHistoryTest, KeysAndBounds) {
 TEST(ConfigLoaderTest, DescribeListsTheFieldsOfAnEntryList) {
     const std::string text = describeConfigKeys();
     EXPECT_THAT(text, HasSubstr("  channels = []\n      entry list ({pattern, history_size, "
-                                "history_ttl_ms}); env WSRELAY_CHANNELS\n"));
+                                "history_ttl_ms, presence, join_leave});\n"
+                                "      env WSRELAY_CHANNELS\n"));
     EXPECT_THAT(text, HasSubstr("        pattern (required)\n            string (channel name, "
                                 "or one ending in *); unique across entries\n"));
     EXPECT_THAT(text, HasSubstr("        history_size = 0\n            int (0..100000)\n"));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts one comparison server for the benchmark, in the background, on 127.0.0.1:PORT with its
 # Redis at 127.0.0.1:REDIS_PORT (see README.md):
-#   tests/bench/peers/start.sh KIND PORT REDIS_PORT WORKDIR     KIND: node go nchan floor wsrelay
+#   tests/bench/peers/start.sh KIND PORT REDIS_PORT WORKDIR
+# KIND: node go nchan floor wsrelay, or wsrelay-presence (wsrelay with presence on every channel:
+# the cost of the feature, side by side with wsrelay).
 # Waits (at most 15 s) until the server answers a WebSocket upgrade on /ws with 101, then prints
 #   cpu=PID[,PID...] stop=PID
 # cpu: the processes whose CPU time is the server's; stop: the PID to give stop.sh. The server's
@@ -11,7 +13,7 @@
 set -euo pipefail
 
 if (($# != 4)); then
-    echo "usage: start.sh node|go|nchan|floor|wsrelay PORT REDIS_PORT WORKDIR" >&2
+    echo "usage: start.sh node|go|nchan|floor|wsrelay|wsrelay-presence PORT REDIS_PORT WORKDIR" >&2
     exit 2
 fi
 kind=$1
@@ -58,7 +60,7 @@ case $kind in
         /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
             </dev/null >"$log" 2>&1 &
         ;;
-    wsrelay)
+    wsrelay | wsrelay-presence)
         bin=$build/relay/wsrelay
         need "$bin" "build the target wsrelay"
         cat >"$work/wsrelay-$port.yaml" <<YAML
@@ -75,12 +77,15 @@ drain:
 log:
   level: warn
 YAML
+        if [[ $kind == wsrelay-presence ]]; then
+            printf 'channels:\n  - pattern: "*"\n    presence: true\n' >>"$work/wsrelay-$port.yaml"
+        fi
         # The relay reads WSRELAY_* as configuration; these two are ours, not its.
         env -u WSRELAY_BUILD -u WSRELAY_BENCH_WORKERS \
             "$bin" --config "$work/wsrelay-$port.yaml" </dev/null >"$log" 2>&1 &
         ;;
     *)
-        echo "start.sh: unknown kind '$kind' (node go nchan floor wsrelay)" >&2
+        echo "start.sh: unknown kind '$kind' (node go nchan floor wsrelay wsrelay-presence)" >&2
         exit 2
         ;;
 esac
