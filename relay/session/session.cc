@@ -10,6 +10,7 @@
 #include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/session/worker_context.h"
 
 namespace wsrelay {
@@ -268,10 +269,10 @@ Session::LeaveResult Session::leave(std::string_view channel, LeaveReason reason
         ctx_.hub.isSubscribed(membership_, channel) && !hook->unsubscribe(*this, channel, reason)) {
         if (reason == LeaveReason::Client) return LeaveResult::HookBusy;
         WSR_LOG(Warn,
-                "connection %llu left channel %.*s (%s) and the app cannot be told: its hook "
+                "connection %s left channel %.*s (%s) and the app cannot be told: its hook "
                 "queue is full",
-                static_cast<unsigned long long>(id_), static_cast<int>(channel.size()),
-                channel.data(), leaveReasonName(reason));
+                fleet::connectionId(ctx_.shared.instance_id, id_).c_str(),
+                static_cast<int>(channel.size()), channel.data(), leaveReasonName(reason));
     }
     app_grants_.remove(channel);
     if (!ctx_.hub.unsubscribe(membership_, channel)) return LeaveResult::NotSubscribed;

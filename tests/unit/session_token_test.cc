@@ -285,7 +285,7 @@ TEST(SessionTokenTest, ARefreshThatDropsAGrantLeavesTheChannelAndTellsTheApp) {
                             R"({"op":"ack","id":3})"));
     ASSERT_THAT(hook.requests, SizeIs(1));
     EXPECT_EQ(hook.requests[0].body,
-              R"({"event":"unsubscribe","connection":"1","user":"alice","meta":null,)"
+              R"({"event":"unsubscribe","connection":"unit0000.1","user":"alice","meta":null,)"
               R"("channel":"b","reason":"token"})");
     EXPECT_TRUE(a.w.hub.isSubscribed(s->membership(), "a"));
     EXPECT_TRUE(a.w.hub.isSubscribed(s->membership(), "granted"));
