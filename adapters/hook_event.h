@@ -8,9 +8,9 @@
 // (adapters/hook.h) and the `event` label of the hook metrics (metrics/relay_metrics.h).
 namespace wsrelay {
 
-enum class HookEvent : uint8_t { Connect, Subscribe, Message, Disconnect, kCount };
-inline constexpr std::array<const char*, 4> kHookEventNames = {"connect", "subscribe", "message",
-                                                               "disconnect"};
+enum class HookEvent : uint8_t { Connect, Subscribe, Message, Disconnect, Unsubscribe, kCount };
+inline constexpr std::array<const char*, 5> kHookEventNames = {"connect", "subscribe", "message",
+                                                               "disconnect", "unsubscribe"};
 static_assert(kHookEventNames.size() == static_cast<size_t>(HookEvent::kCount));
 
 // The event's name in a hook body, the X-Wsrelay-Event header and the metrics.

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "adapters/client_address.h"
+#include "adapters/hook_event.h"
 #include "adapters/jwks_file_url.h"
 #include "adapters/redis_url.h"
 #include "adapters/tls_files.h"
@@ -377,10 +378,13 @@ std::string checkHookUrl(std::string_view url) {
 }
 
 std::string checkHookEvent(std::string_view event) {
-    if (event == "connect" || event == "subscribe" || event == "message" || event == "disconnect") {
-        return "";
+    std::string names;
+    for (const char* name : kHookEventNames) {
+        if (event == name) return "";
+        names += names.empty() ? "" : ", ";
+        names += name;
     }
-    return "'" + std::string(event) + "' is not one of connect, subscribe, message, disconnect";
+    return "'" + std::string(event) + "' is not one of " + names;
 }
 
 // Header names as lws knows them: lower case, no spaces or colons.
@@ -923,8 +927,9 @@ std::vector<ConfigKey> buildTable() {
         "CAs an https:// hook.url's certificate must chain to; empty = the system's CAs.",
         [](auto& c) -> auto& { return c.hook.ca_file; }));
     keys.push_back(listKey(
-        "hook.events", checkHookEvent, "connect, subscribe, message, disconnect",
-        "Events sent to the hook; message is always sent for routed publishes and send.",
+        "hook.events", checkHookEvent, "connect, subscribe, message, disconnect, unsubscribe",
+        "Events sent to the hook; message is always sent for routed publishes and send; "
+        "unsubscribe only when listed.",
         [](auto& c) -> auto& { return c.hook.events; }));
     keys.push_back(numberKey(
         "hook.timeout_ms", 10, 600000,
@@ -948,7 +953,7 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.hook.max_connections; }));
     keys.push_back(numberKey(
         "hook.retries", 0, 10,
-        "Extra attempts for connect, subscribe and disconnect events that failed or timed out.",
+        "Extra attempts for hook events other than message that failed or timed out.",
         [](auto& c) -> auto& { return c.hook.retries; }));
     keys.push_back(listKey(
         "hook.forward_headers", checkHeaderName, "lower-case header name",

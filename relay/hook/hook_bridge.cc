@@ -115,7 +115,16 @@ std::string HookBridge::body(uint64_t connection, const PendingHookEvent& event)
             out += event.data;
             if (event.id) out += ",\"id\":" + std::to_string(*event.id);
             break;
-        case HookEvent::Disconnect: out += ",\"code\":" + std::to_string(event.code); break;
+        case HookEvent::Disconnect:
+            out += ",\"code\":" + std::to_string(event.code);
+            appendString(out, "reason", event.reason);
+            out += ",\"channels\":";
+            out += event.channels;
+            break;
+        case HookEvent::Unsubscribe:
+            appendString(out, "channel", event.channel);
+            appendString(out, "reason", leaveReasonName(event.leave));
+            break;
         default: break;
     }
     out += '}';
@@ -215,13 +224,41 @@ void HookBridge::send(Session& session, std::string_view data, std::optional<uin
     enqueue(session, std::move(e));
 }
 
+bool HookBridge::unsubscribe(Session& session, std::string_view channel, LeaveReason reason) {
+    PendingHookEvent e;
+    e.event = HookEvent::Unsubscribe;
+    e.channel = channel;
+    e.leave = reason;
+    const uint64_t connection = session.id();
+    switch (queues_.push(connection, std::move(e))) {
+        case HookQueues::Push::Queued: break;
+        case HookQueues::Push::Current:
+            // Nobody waits for its answer: it goes now, or as soon as a request slot is free.
+            if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
+            break;
+        case HookQueues::Push::Full:
+            count(HookEvent::Unsubscribe, metrics::HookResult::Overflow);
+            return false;
+    }
+    syncQueuedBytes();
+    return true;
+}
+
 void HookBridge::closed(uint64_t connection, std::string user, std::string meta,
-                        std::optional<int> disconnect_code) {
+                        std::optional<Farewell> farewell) {
     std::optional<PendingHookEvent> disconnect;
-    if (disconnect_code) {
+    if (farewell) {
         disconnect.emplace();
         disconnect->event = HookEvent::Disconnect;
-        disconnect->code = *disconnect_code;
+        disconnect->code = farewell->code;
+        disconnect->reason = std::move(farewell->reason);
+        std::string& list = disconnect->channels;
+        list = "[";
+        for (const std::string& channel : farewell->channels) {
+            if (list.size() > 1) list += ',';
+            appendJsonString(channel, list);
+        }
+        list += ']';
     }
     // The disconnect goes after the connection's queued events; when there are none, it goes now,
     // or as soon as a request slot is free.
@@ -308,10 +345,12 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
     // Null once the connection has closed; a disconnect's never exists.
     Session* session =
         event.event == HookEvent::Disconnect ? nullptr : ctx_.sessions.find(connection);
+    // Who hears of a failure or a refusal: nobody for an event no client command waits for.
+    Session* asker = event.event == HookEvent::Unsubscribe ? nullptr : session;
 
     auto fail = [&](metrics::HookResult r, std::string_view reason) {
         count(event.event, r);
-        if (session != nullptr) session->error(event.id, ErrorCode::HookFailed, reason);
+        if (asker != nullptr) asker->error(event.id, ErrorCode::HookFailed, reason);
     };
 
     simdjson::dom::object answer;
@@ -341,9 +380,7 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
             std::string message;
             if (hook_answer::error(answer, code, message)) {
                 count(event.event, metrics::HookResult::Error);
-                if (session != nullptr) {
-                    session->error(event.id, static_cast<ErrorCode>(code), message);
-                }
+                if (asker != nullptr) asker->error(event.id, static_cast<ErrorCode>(code), message);
                 break;
             }
             if (result.outcome == HookOutcome::Error) {
@@ -359,14 +396,14 @@ void HookBridge::onAnswer(uint64_t connection, HookResult&& result) {
         std::string why;
         if (hook_answer::deny(answer, why)) {
             count(event.event, metrics::HookResult::Denied);
-            if (session != nullptr) session->error(event.id, ErrorCode::Forbidden, why);
+            if (asker != nullptr) asker->error(event.id, ErrorCode::Forbidden, why);
         } else {
             count(event.event, metrics::HookResult::Ok);
             apply(session, event, answer);
         }
     }
     // A request slot is free: the connection's next event competes for it with those waiting.
-    if (queues_.current(connection) != nullptr) {
+    if (queues_.undispatched(connection)) {
         if (queues_.anyReady() || !sendCurrent(connection)) queues_.wait(connection);
     }
     sendReady();
@@ -395,7 +432,9 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
     std::string_view channel;
     if (answer["unsubscribe"].get_array().get(list) == simdjson::SUCCESS) {
         for (simdjson::dom::element c : list) {
-            if (c.get_string().get(channel) == simdjson::SUCCESS) session->leave(channel, "hook");
+            if (c.get_string().get(channel) == simdjson::SUCCESS) {
+                session->leave(channel, LeaveReason::Hook);
+            }
         }
     }
     if (answer["subscribe"].get_array().get(list) == simdjson::SUCCESS) {
@@ -415,7 +454,10 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
             unpublished > 0 ? std::string_view("broker unavailable") : protocol::kMemoryBudgetFull);
     } else {
         warnUnpublished(pending.event, unpublished);
-        if (answered) session->reply(protocol::encodeReply(pending.id, minified(reply)));
+        // The client did not ask for an unsubscribe event's answer.
+        if (answered && pending.event != HookEvent::Unsubscribe) {
+            session->reply(protocol::encodeReply(pending.id, minified(reply)));
+        }
         switch (pending.event) {
             case HookEvent::Subscribe: {
                 std::optional<protocol::Position> since;

@@ -52,15 +52,27 @@ public:
     void message(Session& session, std::string_view channel, std::string_view data,
                  std::optional<uint64_t> id, PublishRoute route);
     void send(Session& session, std::string_view data, std::optional<uint64_t> id);
+    // The connection left `channel` and stays connected: its unsubscribe event, queued behind
+    // its other events (fire and forget, like disconnect). False, counted as `overflow`, when the
+    // connection's or the worker's queue is full: the caller refuses a client's command then, and
+    // logs the others.
+    bool unsubscribe(Session& session, std::string_view channel, LeaveReason reason);
+    // What a disconnect event tells besides the connection (docs/hook.md).
+    struct Farewell {
+        int code = 1006;
+        std::string reason;                 // the close reason the client was given; "" if none
+        std::vector<std::string> channels;  // its channels at close
+    };
     // The connection is gone. What it had queued still goes to the app, in order, and then its
-    // disconnect event when `disconnect_code` is set (fire and forget; publishes in the answers
-    // still run). `user` and `meta` are what its remaining events carry.
+    // disconnect event when `farewell` is set (fire and forget; publishes in the answers still
+    // run). `user` and `meta` are what its remaining events carry.
     void closed(uint64_t connection, std::string user, std::string meta,
-                std::optional<int> disconnect_code);
-    // A connection the app allowed at connect that never became a WebSocket.
+                std::optional<Farewell> farewell);
+    // A connection the app allowed at connect that never became a WebSocket: no reason, no
+    // channels.
     void disconnect(uint64_t connection, const std::string& user, const std::string& meta,
                     int code) {
-        closed(connection, user, meta, code);
+        closed(connection, user, meta, Farewell{code, {}, {}});
     }
     // Before the upgrade: asks the app whether connection `connection` may open. False when the
     // hook is at max_in_flight (`decide` is then never called).

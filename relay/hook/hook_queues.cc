@@ -61,6 +61,7 @@ PendingHookEvent HookQueues::finish(uint64_t connection) {
         bytes_ -= done.bytes();
     }
     c.current_sent = false;
+    c.current_waiting = false;
     if (c.events.empty()) connections_.erase(it);
     return done;
 }

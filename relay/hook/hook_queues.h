@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -15,11 +16,22 @@ namespace wsrelay {
 // Where a client publish on a channel goes (hook.routes).
 enum class PublishRoute : uint8_t { Broker, Hook, Both };
 
+// Why a connection left a channel while it stays connected: the `reason` of its unsubscribe event
+// (docs/hook.md). Client: its own unsubscribe command; Hook: a hook answer's `unsubscribe`; Token:
+// a refreshed token no longer allows the channel; Server: the server API.
+enum class LeaveReason : uint8_t { Client, Hook, Token, Server, kCount };
+inline constexpr std::array<const char*, 4> kLeaveReasonNames = {"client", "hook", "token",
+                                                                 "server"};
+static_assert(kLeaveReasonNames.size() == static_cast<size_t>(LeaveReason::kCount));
+constexpr const char* leaveReasonName(LeaveReason reason) {
+    return kLeaveReasonNames[static_cast<size_t>(reason)];
+}
+
 // One event of a connection for the app. Its request body is built when it is sent, so it carries
 // the connection's metadata of that moment (docs/hook.md: "meta").
 struct PendingHookEvent {
     HookEvent event = HookEvent::Message;
-    std::string channel;         // subscribe, routed publish
+    std::string channel;         // subscribe, routed publish, unsubscribe
     std::string data;            // message: the client's data, as sent
     std::optional<uint64_t> id;  // the client's command id
     // subscribe: the client's "since" (offset and epoch), for the subscribe the answer allows
@@ -27,12 +39,19 @@ struct PendingHookEvent {
     std::string since_epoch;
     PublishRoute route = PublishRoute::Hook;
     bool rpc = false;
-    int code = 0;  // disconnect: the close code
+    int code = 0;                             // disconnect: the close code
+    LeaveReason leave = LeaveReason::Client;  // unsubscribe: why
+    // disconnect: the close reason the client was given ("" when it closed), and the channels it
+    // was in, as a JSON array (at most limits.max_subscriptions of them)
+    std::string reason;
+    std::string channels;
 
-    // What it counts against hook.max_queued_bytes*: its data and channel, and a fixed share for
+    // What it counts against hook.max_queued_bytes*: its data and channels, and a fixed share for
     // the rest (the event's own memory), so that many small events count too.
     static constexpr size_t kOverheadBytes = 256;
-    size_t bytes() const { return data.size() + channel.size() + kOverheadBytes; }
+    size_t bytes() const {
+        return data.size() + channel.size() + reason.size() + channels.size() + kOverheadBytes;
+    }
 };
 
 // Every connection's events for the app on one worker, kept in order (docs/hook.md#order): each
@@ -84,7 +103,18 @@ public:
 
     // The connection's current event waits for a free request slot; ready() lists them in the
     // order they began to wait.
-    void wait(uint64_t connection) { ready_.push_back(connection); }
+    void wait(uint64_t connection) {
+        auto it = connections_.find(connection);
+        if (it != connections_.end()) it->second.current_waiting = true;
+        ready_.push_back(connection);
+    }
+    // The connection has a current event neither handed to the hook nor waiting for a slot: the
+    // caller sends it or has it wait. False once either was done (an event queued while the
+    // previous one's answer is carried out may have become current and gone already).
+    bool undispatched(uint64_t connection) const {
+        auto it = connections_.find(connection);
+        return it != connections_.end() && !it->second.current_sent && !it->second.current_waiting;
+    }
     std::optional<uint64_t> firstReady() const {
         return ready_.empty() ? std::nullopt : std::optional<uint64_t>(ready_.front());
     }
@@ -104,6 +134,7 @@ private:
         std::deque<PendingHookEvent> events;  // front() is the current event
         uint64_t bytes = 0;                   // of the events not sent yet
         bool current_sent = false;
+        bool current_waiting = false;  // in ready_
         std::optional<Closed> closed;
     };
 

@@ -10,6 +10,7 @@
 #include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/session/worker_context.h"
 
 namespace wsrelay {
@@ -170,12 +171,16 @@ void Session::runCommand(const protocol::Command& cmd) {
             subscribeAndAnswer(cmd.channel, cmd.id, cmd.since);
             return;
         case Op::Unsubscribe:
-            app_grants_.remove(cmd.channel);
-            if (ctx_.hub.unsubscribe(membership_, cmd.channel)) {
-                ctx_.metrics.subscriptions.sub();
-                if (cmd.id) reply(protocol::encodeAck(*cmd.id));
-            } else {
-                sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
+            switch (leave(cmd.channel, LeaveReason::Client)) {
+                case LeaveResult::Left:
+                    if (cmd.id) reply(protocol::encodeAck(*cmd.id));
+                    break;
+                case LeaveResult::NotSubscribed:
+                    sendError(cmd.id, ErrorCode::Conflict, "not subscribed");
+                    break;
+                case LeaveResult::HookBusy:
+                    sendError(cmd.id, ErrorCode::BrokerUnavailable, "hook busy");
+                    break;
             }
             return;
         case Op::Publish: {
@@ -258,12 +263,27 @@ void Session::join(std::string_view channel) {
     if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
 }
 
-void Session::leave(std::string_view channel, std::string_view reason) {
-    app_grants_.remove(channel);
-    if (ctx_.hub.unsubscribe(membership_, channel)) {
-        ctx_.metrics.subscriptions.sub();
-        reply(protocol::encodeUnsubscribed(channel, reason));
+Session::LeaveResult Session::leave(std::string_view channel, LeaveReason reason) {
+    HookBridge* hook = ctx_.hook;
+    // A closing connection's channels go in its disconnect event instead.
+    if (hook != nullptr && hook->sends(HookEvent::Unsubscribe) && close_code_ == 0 &&
+        ctx_.hub.isSubscribed(membership_, channel) && !hook->unsubscribe(*this, channel, reason)) {
+        if (reason == LeaveReason::Client) return LeaveResult::HookBusy;
+        WSR_LOG(Warn,
+                "connection %s left channel %.*s (%s) and the app cannot be told: its hook "
+                "queue is full",
+                fleet::connectionId(ctx_.shared.instance_id, id_).c_str(),
+                static_cast<int>(channel.size()), channel.data(), leaveReasonName(reason));
     }
+    app_grants_.remove(channel);
+    if (!ctx_.hub.unsubscribe(membership_, channel)) return LeaveResult::NotSubscribed;
+    ctx_.metrics.subscriptions.sub();
+    switch (reason) {
+        case LeaveReason::Client: break;  // the caller acks the client's own command
+        case LeaveReason::Token: reply(protocol::encodeUnsubscribed(channel, "forbidden")); break;
+        default: reply(protocol::encodeUnsubscribed(channel, leaveReasonName(reason))); break;
+    }
+    return LeaveResult::Left;
 }
 
 const std::string& Session::userId() const { return identity_ ? identity_->user : hook_.user; }
@@ -515,16 +535,20 @@ int Session::refuseInput(CloseCode code) {
 int Session::closeImmediately(CloseCode code) {
     close_code_ = static_cast<int>(code);
     refused_ = true;
-    const std::string_view reason =
-        close_reason_.empty() ? closeInfo(code).reason : std::string_view(close_reason_);
-    wire_.setCloseReason(static_cast<int>(code), reason);
+    wire_.setCloseReason(static_cast<int>(code), closeReason(close_code_));
     return -1;  // what the lws callback returns to have the close frame sent now
+}
+
+std::string_view Session::closeReason(int code) const {
+    return close_reason_.empty() ? closeInfo(static_cast<CloseCode>(code)).reason
+                                 : std::string_view(close_reason_);
 }
 
 void Session::onPeerClose(const unsigned char* payload, size_t len) {
     peer_closed_ = true;
     if (close_code_ == 0) {
         close_code_ = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
+        client_closed_ = true;
     }
 }
 
@@ -533,12 +557,19 @@ void Session::onClosed() {
     if (reading_history_) ctx_.history->cancelOwner(id_);
     auto& m = ctx_.metrics;
     if (HookBridge* hook = ctx_.hook) {
-        // Events this connection queued for the app still go, then its disconnect.
-        std::optional<int> disconnect;
+        // Events this connection queued for the app still go, then its disconnect: the code, the
+        // reason the relay closed with (none when the client closed, or the socket just went),
+        // and the channels it leaves now.
+        std::optional<HookBridge::Farewell> farewell;
         if (announced_ && hook->sends(HookEvent::Disconnect)) {
-            disconnect = close_code_ != 0 ? close_code_ : 1006;
+            farewell.emplace();
+            farewell->code = close_code_ != 0 ? close_code_ : 1006;
+            if (!client_closed_ && farewell->code != 1006) {
+                farewell->reason = closeReason(farewell->code);
+            }
+            farewell->channels = ctx_.hub.channelsOf(membership_);
         }
-        hook->closed(id_, userId(), hook_.meta, disconnect);
+        hook->closed(id_, userId(), hook_.meta, std::move(farewell));
     }
     m.subscriptions.sub(static_cast<int64_t>(membership_.count()));
     ctx_.hub.leaveAll(membership_);

@@ -65,7 +65,14 @@ public:
     // Server-side subscription changes, told to the client with subscribed/unsubscribed frames.
     // join() is the app's grant (connect answer, hook answer): a token refresh keeps it.
     void join(std::string_view channel);
-    void leave(std::string_view channel, std::string_view reason);
+    // The one way out of a channel short of closing, whoever asks (LeaveReason): the app hears of
+    // it in an unsubscribe event (when hook.events has it) behind the connection's other events,
+    // and the client in an unsubscribed frame ("reason": hook, forbidden for a token, server),
+    // except for its own command, which the caller acks. A client's command is refused (HookBusy,
+    // nothing changes) when the app's queue for it is full; any other leave happens anyway, the
+    // event counted as overflow and logged.
+    enum class LeaveResult : uint8_t { Left, NotSubscribed, HookBusy };
+    LeaveResult leave(std::string_view channel, LeaveReason reason);
     // Closes with an app-chosen code (4000-4999) and reason once the queued frames are written.
     void closeWith(int code, std::string_view reason);
     // The JWT's user, or the one the connect hook set; empty when neither.
@@ -138,6 +145,8 @@ private:
     int closeImmediately(CloseCode code);
     // The same for what the client sent (1003, 1007, 1009), made to stick (see session.cc).
     int refuseInput(CloseCode code);
+    // The reason that goes with the close code this session chose: the app's, or the code's own.
+    std::string_view closeReason(int code) const;
     int handleMessage(std::string_view message);
     void runCommand(const protocol::Command& cmd);
     // {"op":"history"} (session_history.cc): one read under way at a time.
@@ -193,8 +202,9 @@ private:
     ev_timer auth_timer_{};
     bool expiry_warned_ = false;
     HookSessionState hook_;
-    std::string close_reason_;  // set by closeWith(); otherwise the code's own reason
-    bool announced_ = false;    // the app hears of its disconnect (admitted, or told at connect)
+    std::string close_reason_;    // set by closeWith(); otherwise the code's own reason
+    bool announced_ = false;      // the app hears of its disconnect (admitted, or told at connect)
+    bool client_closed_ = false;  // the client's close frame came before any close of ours
     bool reading_history_ = false;   // a history command's read is under way (owner: id_)
     bool reading_presence_ = false;  // a presence command's read is under way
     std::string rx_;                 // only used when a message arrives in more than one piece

@@ -63,9 +63,7 @@ void Session::refresh(const protocol::Command& cmd) {
     // The app's grants are not the token's to take away.
     for (const std::string& channel : ctx_.hub.channelsOf(membership_)) {
         if (app_grants_.contains(channel) || next->permissions.subscribe.matches(channel)) continue;
-        ctx_.hub.unsubscribe(membership_, channel);
-        m.subscriptions.sub();
-        reply(protocol::encodeUnsubscribed(channel, "forbidden"));
+        leave(channel, LeaveReason::Token);
     }
     identity_ = std::move(next);
     expiry_warned_ = false;

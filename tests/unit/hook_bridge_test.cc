@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 
 #include "tests/unit/worker_parts.h"
@@ -318,9 +319,207 @@ TEST(HookBridgeTest, TheQueueOutlivesItsSessionAndEndsWithTheDisconnect) {
     EXPECT_EQ(h.hook.requests[2].event, HookEvent::Disconnect);
     EXPECT_THAT(h.hook.requests[2].body,
                 HasSubstr(R"("event":"disconnect","connection":"unit0000.6")"));
-    EXPECT_THAT(h.hook.requests[2].body, HasSubstr(R"("code":1000})"));
+    EXPECT_THAT(h.hook.requests[2].body, HasSubstr(R"("code":1000,"reason":"","channels":[]})"));
     h.answer(2, HookOutcome::Ok, "");
     EXPECT_TRUE(h.bridge.idle());
+}
+
+// ---- unsubscribe events and what a disconnect carries ----
+
+Config unsubscribeConfig() {
+    Config c = hookConfig();
+    c.hook.events = {"message", "disconnect", "unsubscribe"};
+    return c;
+}
+
+std::string command(std::string_view op, std::string_view channel, int id) {
+    return R"({"op":")" + std::string(op) + R"(","channel":")" + std::string(channel) +
+           R"(","id":)" + std::to_string(id) + "}";
+}
+
+void receive(TestSession& s, const std::string& text) {
+    s->onReceive(text.data(), text.size(), {});
+}
+
+// What was written since the last call.
+std::vector<std::string> fresh(HookParts& h, TestSession& s) {
+    std::vector<std::string> out = written(h, s);
+    s.wire.bytes.clear();
+    return out;
+}
+
+TEST(HookBridgeTest, AClientUnsubscribeIsAckedAtOnceAndToldToTheApp) {
+    HookParts h(unsubscribeConfig());
+    TestSession s(h.w, 5);
+    s->start({});
+    receive(s, command("subscribe", "room", 1));
+    receive(s, command("unsubscribe", "room", 2));
+    EXPECT_FALSE(h.w.hub.isSubscribed(s->membership(), "room"));
+    EXPECT_THAT(fresh(h, s), ::testing::Contains(R"({"op":"ack","id":2})"));
+    ASSERT_EQ(h.hook.requests.size(), 1u);
+    EXPECT_EQ(h.hook.requests[0].event, HookEvent::Unsubscribe);
+    EXPECT_EQ(h.hook.requests[0].body,
+              R"({"event":"unsubscribe","connection":"unit0000.5","user":null,"meta":null,)"
+              R"("channel":"room","reason":"client"})");
+    // Fire and forget: a failure is counted, and the client hears nothing of it.
+    h.answer(0, HookOutcome::Timeout, "");
+    EXPECT_EQ(h.counted(HookEvent::Unsubscribe, metrics::HookResult::Timeout), 1);
+    EXPECT_THAT(fresh(h, s), IsEmpty());
+    // Not subscribed: nothing to tell the app.
+    receive(s, command("unsubscribe", "room", 3));
+    EXPECT_THAT(fresh(h, s), ElementsAre(HasSubstr(R"("code":409)")));
+    EXPECT_EQ(h.hook.requests.size(), 1u);
+}
+
+TEST(HookBridgeTest, WithoutTheEventInHookEventsNothingIsSent) {
+    HookParts h;  // connect, subscribe, message, disconnect
+    TestSession s(h.w, 5);
+    s->join("room");
+    receive(s, command("unsubscribe", "room", 2));
+    EXPECT_THAT(written(h, s), ::testing::Contains(R"({"op":"ack","id":2})"));
+    EXPECT_THAT(h.hook.requests, IsEmpty());
+}
+
+TEST(HookBridgeTest, AnAnswersUnsubscribeIsToldToTheAppAfterThatAnswer) {
+    HookParts h(unsubscribeConfig());
+    TestSession s(h.w, 8);
+    s->join("old");
+    h.bridge.send(*s, "1", 4);
+    h.answer(0, HookOutcome::Ok, R"({"unsubscribe":["old","never"],"meta":{"m":1}})");
+    // Exactly one request for it, carrying the answer's metadata.
+    ASSERT_EQ(h.hook.requests.size(), 2u);
+    EXPECT_EQ(h.hook.requests[1].event, HookEvent::Unsubscribe);
+    EXPECT_THAT(h.hook.requests[1].body,
+                HasSubstr(R"("meta":{"m":1},"channel":"old","reason":"hook"})"));
+    EXPECT_THAT(written(h, s),
+                ElementsAre(R"({"op":"unsubscribed","channel":"old","reason":"hook"})",
+                            R"({"op":"ack","id":4})"));
+    // Its answer's commands apply to the connection; its reply goes nowhere.
+    h.answer(1, HookOutcome::Ok, R"({"subscribe":["lobby"],"reply":"x"})");
+    EXPECT_TRUE(h.w.hub.isSubscribed(s->membership(), "lobby"));
+    EXPECT_EQ(h.hook.requests.size(), 2u);
+    EXPECT_TRUE(h.bridge.idle());
+    EXPECT_EQ(h.counted(HookEvent::Unsubscribe, metrics::HookResult::Ok), 1);
+}
+
+TEST(HookBridgeTest, TheServersLeaveSaysServerToBoth) {
+    HookParts h(unsubscribeConfig());
+    TestSession s(h.w, 8);
+    s->join("room");
+    written(h, s);
+    EXPECT_EQ(s->leave("room", LeaveReason::Server), Session::LeaveResult::Left);
+    EXPECT_EQ(s->leave("room", LeaveReason::Server), Session::LeaveResult::NotSubscribed);
+    EXPECT_THAT(written(h, s),
+                ElementsAre(R"({"op":"unsubscribed","channel":"room","reason":"server"})"));
+    ASSERT_EQ(h.hook.requests.size(), 1u);
+    EXPECT_THAT(h.hook.requests[0].body, HasSubstr(R"("channel":"room","reason":"server"})"));
+}
+
+TEST(HookBridgeTest, UnsubscribeEventsTakeTheirTurnBehindTheConnectionsMessages) {
+    HookParts h(unsubscribeConfig());
+    TestSession s(h.w, 2);
+    s->start({});
+    s->join("a");
+    s->join("b");
+    h.bridge.message(*s, "rpc.x", "1", std::nullopt, PublishRoute::Hook);
+    receive(s, command("unsubscribe", "a", 1));
+    h.bridge.message(*s, "rpc.x", "2", std::nullopt, PublishRoute::Hook);
+    s->closeWith(4100, "bye now");
+    s.close();
+    std::vector<std::string> bodies;
+    for (size_t i = 0; i < 4; ++i) {
+        ASSERT_EQ(h.hook.requests.size(), i + 1);
+        bodies.push_back(h.hook.requests[i].body);
+        h.answer(i, HookOutcome::Ok, "{}");
+    }
+    EXPECT_THAT(bodies[0], HasSubstr(R"("event":"message")"));
+    EXPECT_THAT(bodies[0], HasSubstr(R"("data":1)"));
+    EXPECT_THAT(bodies[1], HasSubstr(R"("event":"unsubscribe")"));
+    EXPECT_THAT(bodies[1], HasSubstr(R"("channel":"a","reason":"client")"));
+    EXPECT_THAT(bodies[2], HasSubstr(R"("data":2)"));
+    // The channel it still had goes in the disconnect, not in an unsubscribe event.
+    EXPECT_THAT(bodies[3], HasSubstr(R"("event":"disconnect")"));
+    EXPECT_THAT(bodies[3], HasSubstr(R"("code":4100,"reason":"bye now","channels":["b"]})"));
+    EXPECT_TRUE(h.bridge.idle());
+}
+
+TEST(HookBridgeTest, AFullQueueRefusesTheClientsUnsubscribeButNotTheAppsOrTheTokens) {
+    Config cfg = unsubscribeConfig();
+    cfg.hook.max_queued_bytes_per_connection = 2 * PendingHookEvent::kOverheadBytes + 10;
+    HookParts h(cfg);
+    TestSession s(h.w, 2);
+    s->join("a");
+    s->join("b");
+    written(h, s);
+    for (int i = 0; i < 3; ++i) h.bridge.send(*s, "1", std::nullopt);  // one sent, two wait
+    receive(s, command("unsubscribe", "a", 7));
+    EXPECT_THAT(written(h, s),
+                ElementsAre(R"({"op":"error","id":7,"code":503,"reason":"hook busy"})"));
+    EXPECT_TRUE(h.w.hub.isSubscribed(s->membership(), "a"));
+    // What the app decides happens anyway; the event it cannot get is counted (and logged).
+    EXPECT_EQ(s->leave("b", LeaveReason::Hook), Session::LeaveResult::Left);
+    EXPECT_FALSE(h.w.hub.isSubscribed(s->membership(), "b"));
+    EXPECT_EQ(h.counted(HookEvent::Unsubscribe, metrics::HookResult::Overflow), 2);
+}
+
+TEST(HookBridgeTest, AnUnsubscribeWaitsForARequestSlotInsteadOfBeingRefused) {
+    HookParts h(unsubscribeConfig());
+    TestSession s(h.w, 2);
+    s->join("a");
+    h.hook.accepting = false;
+    receive(s, command("unsubscribe", "a", 1));
+    EXPECT_THAT(written(h, s), ::testing::Contains(R"({"op":"ack","id":1})"));
+    EXPECT_FALSE(h.w.hub.isSubscribed(s->membership(), "a"));
+    EXPECT_FALSE(h.bridge.idle());
+    // A slot frees when another request is answered: the waiting event goes then.
+    h.hook.accepting = true;
+    h.bridge.connect(9, "", "{}", [](ConnectDecision&&) {});
+    h.answer(0, HookOutcome::Ok, "");
+    ASSERT_EQ(h.hook.requests.size(), 2u);
+    EXPECT_THAT(h.hook.requests[1].body, HasSubstr(R"("event":"unsubscribe")"));
+}
+
+TEST(HookBridgeTest, ADisconnectCarriesTheReasonTheClientGot) {
+    struct Case {
+        std::function<void(TestSession&)> close;
+        int code;
+        std::string reason;
+    };
+    const unsigned char bye[] = {0x03, 0xE8};
+    const Case cases[] = {
+        {[&](TestSession& s) { s->onPeerClose(bye, sizeof bye); }, 1000, ""},
+        {[](TestSession&) {}, 1006, ""},
+        {[](TestSession& s) { s->closeNow(CloseCode::SlowConsumer); }, 4001, "slow consumer"},
+        {[](TestSession& s) { s->shedForMemory(); }, 4001, "memory budget"},
+        {[](TestSession& s) { s->closeWith(4321, "banned \"x\""); }, 4321, R"(banned \"x\")"},
+        {[](TestSession& s) { s->closeAfterFlush(CloseCode::GoingAway); }, 1001,
+         "server shutting down"},
+    };
+    for (const Case& c : cases) {
+        HookParts h;
+        TestSession s(h.w, 6);
+        s->start({});
+        s->join("x");
+        c.close(s);
+        s.close();
+        ASSERT_EQ(h.hook.requests.size(), 1u) << c.code;
+        EXPECT_THAT(h.hook.requests[0].body,
+                    HasSubstr(R"("code":)" + std::to_string(c.code) + R"(,"reason":")" + c.reason +
+                              R"(","channels":["x"]})"));
+    }
+}
+
+TEST(HookBridgeTest, ADisconnectListsEveryChannelAsJson) {
+    HookParts h;
+    TestSession s(h.w, 6);
+    s->start({});
+    s->join("b.1");
+    s->join("a:b-1");
+    s->join("c");
+    receive(s, command("unsubscribe", "c", 1));
+    s.close();
+    ASSERT_EQ(h.hook.requests.size(), 1u);
+    EXPECT_THAT(h.hook.requests[0].body, HasSubstr(R"("channels":["b.1","a:b-1"]})"));
 }
 
 TEST(HookBridgeTest, AbandonCountsWhatWasNeverAnswered) {

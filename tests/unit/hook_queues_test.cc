@@ -158,6 +158,32 @@ TEST(HookQueuesTest, ReadyConnectionsComeBackInTheOrderTheyBeganToWait) {
     EXPECT_FALSE(q.firstReady());
 }
 
+TEST(HookQueuesTest, ACurrentEventIsUndispatchedUntilSentOrWaiting) {
+    HookQueues q(unbounded());
+    EXPECT_FALSE(q.undispatched(1));
+    q.push(1, message(1));
+    EXPECT_TRUE(q.undispatched(1));
+    q.sent(1);
+    EXPECT_FALSE(q.undispatched(1));
+    q.push(1, message(2));
+    q.finish(1);  // the next one is current, and not dispatched yet
+    EXPECT_TRUE(q.undispatched(1));
+    q.wait(1);
+    EXPECT_FALSE(q.undispatched(1));
+    q.popReady();
+    q.sent(1);
+    q.finish(1);
+    EXPECT_FALSE(q.undispatched(1));
+    EXPECT_TRUE(q.empty());
+    // A disconnect's event too: each is dispatched once.
+    q.push(2, message(3));
+    q.close(2, "", "null", disconnect(1000));
+    q.sent(2);
+    q.finish(2);
+    EXPECT_TRUE(q.undispatched(2));
+    EXPECT_EQ(HookEvent::Disconnect, q.current(2)->event);
+}
+
 TEST(HookQueuesTest, AbandonReportsEveryEventOnceAndWhichWereInFlight) {
     HookQueues q(unbounded());
     q.push(1, message(1));

@@ -18,6 +18,7 @@
 #include "adapters/jwt_key_set.h"
 #include "adapters/jwt_verifier.h"
 #include "relay/auth/authenticator.h"
+#include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
 #include "tests/unit/worker_parts.h"
 
@@ -257,6 +258,40 @@ TEST(SessionTokenTest, ARefreshThatDoesNotVerifyIsRefusedAndTheSessionKeepsItsTo
     // Still alice's first token: a refresh for alice is taken.
     EXPECT_EQ(receive(s, refresh(token("alice", exp + 60), 9)), 0);
     EXPECT_THAT(turn(a.w, s), ElementsAre(R"({"op":"ack","id":9})"));
+}
+
+TEST(SessionTokenTest, ARefreshThatDropsAGrantLeavesTheChannelAndTellsTheApp) {
+    Config cfg = authConfig();
+    cfg.hook.url = "http://127.0.0.1:1/hook";
+    cfg.hook.events = {"unsubscribe"};
+    AuthParts a(cfg);
+    testing::FakeHook hook;
+    HookBridge bridge(a.w.ctx, hook);
+    a.w.ctx.hook = &bridge;
+    const int64_t exp = nowSeconds() + 3600;
+    const auto withChannels = [&](std::string_view channels) {
+        return mint(R"({"sub":"alice","exp":)" + std::to_string(exp) + R"(,"channels":)" +
+                    std::string(channels) + "}");
+    };
+    TestSession s(a.w, 1, a.identity(withChannels(R"(["a","b"])")));
+    s->start({});
+    s->join("granted");  // the app's grant: the token's to keep
+    EXPECT_EQ(receive(s, R"({"op":"subscribe","channel":"a"})"), 0);
+    EXPECT_EQ(receive(s, R"({"op":"subscribe","channel":"b"})"), 0);
+    turn(a.w, s);
+    EXPECT_EQ(receive(s, refresh(withChannels(R"(["a"])"), 3)), 0);
+    EXPECT_THAT(turn(a.w, s),
+                ElementsAre(R"({"op":"unsubscribed","channel":"b","reason":"forbidden"})",
+                            R"({"op":"ack","id":3})"));
+    ASSERT_THAT(hook.requests, SizeIs(1));
+    EXPECT_EQ(hook.requests[0].body,
+              R"({"event":"unsubscribe","connection":"unit0000.1","user":"alice","meta":null,)"
+              R"("channel":"b","reason":"token"})");
+    EXPECT_TRUE(a.w.hub.isSubscribed(s->membership(), "a"));
+    EXPECT_TRUE(a.w.hub.isSubscribed(s->membership(), "granted"));
+    a.w.ctx.hook = nullptr;
+    s.close();
+    hook.requests.clear();
 }
 
 TEST(SessionTokenTest, ARefreshWithoutAuthIsABadRequestAndNotCounted) {

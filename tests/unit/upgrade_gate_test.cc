@@ -199,7 +199,7 @@ TEST(UpgradeGateTest, AConnectAllowedAfterShutDownIsRefusedAndItsDisconnectAnnou
     ASSERT_EQ(g.hook.requests.size(), 2u);
     EXPECT_EQ(g.hook.requests[1].event, HookEvent::Disconnect);
     EXPECT_THAT(g.hook.requests[1].body, HasSubstr(R"("user":"ann")"));
-    EXPECT_THAT(g.hook.requests[1].body, HasSubstr(R"("code":1001})"));
+    EXPECT_THAT(g.hook.requests[1].body, HasSubstr(R"("code":1001,"reason":"","channels":[]})"));
 }
 
 // ---- per-address limits: refused with 429 before anything is read or anyone asked ----
