@@ -790,6 +790,17 @@ std::vector<ConfigKey> buildTable() {
         "history.max_reads_in_flight", 1, 10000,
         "History reads one worker has under way at the broker at once; more wait their turn.",
         [](auto& c) -> auto& { return c.history.max_reads_in_flight; }));
+    keys.push_back(numberKey(
+        "fleet.lease_ttl_ms", 1000, 600000,
+        "An instance whose lease in Redis was not renewed for this long (killed, frozen, cut off) "
+        "is reaped by another: the app gets a disconnect event with reason instance_lost for "
+        "each of its connections (Redis broker and hook disconnect events only).",
+        [](auto& c) -> auto& { return c.lease.ttl_ms; }));
+    keys.push_back(numberKey(
+        "fleet.lease_renew_ms", 100, 300000,
+        "How often an instance renews its lease and looks for expired ones; less than "
+        "fleet.lease_ttl_ms. A lost instance is reported within lease_ttl_ms + lease_renew_ms.",
+        [](auto& c) -> auto& { return c.lease.renew_ms; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",
@@ -996,6 +1007,14 @@ std::string checkRecoveryFitsSendQueue(const Config& c) {
            std::to_string(recover + 1);
 }
 
+// A lease renewed no more often than it expires would lapse between renewals.
+std::string checkLeaseRenewal(const Config& c) {
+    if (c.lease.renew_ms < c.lease.ttl_ms) return "";
+    return "fleet.lease_renew_ms (" + std::to_string(c.lease.renew_ms) +
+           ") is not less than fleet.lease_ttl_ms (" + std::to_string(c.lease.ttl_ms) +
+           "): the lease would expire between renewals and the instance be reported lost";
+}
+
 // The history of a channel lives under Redis keys derived from its Redis channel name (prefix +
 // channel), in the channel's Cluster slot: the name's {hash tag} when it has one, else the whole
 // name made the tag. Channel names hold no brace, so the prefix decides which: none, or exactly
@@ -1170,6 +1189,9 @@ const std::vector<ConfigRule>& rules() {
         {{"broker.redis.prefix", "channels"},
          "a channels entry with history => broker.redis.prefix has no brace or one {hash tag}",
          checkPrefixHashTag},
+        {{"fleet.lease_renew_ms", "fleet.lease_ttl_ms"},
+         "fleet.lease_renew_ms < fleet.lease_ttl_ms",
+         checkLeaseRenewal},
     };
     return all;
 }

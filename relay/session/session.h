@@ -70,6 +70,9 @@ public:
     void closeWith(int code, std::string_view reason);
     // The JWT's user, or the one the connect hook set; empty when neither.
     const std::string& userId() const;
+    // Its record in the instance's connection registry changed (channels, meta): rewritten at
+    // the end of the turn (docs/scaling.md "Leases").
+    void recordChanged();
     HookSessionState& hookState() { return hook_; }
     // The app heard of this connection at connect: it hears of its close too, even if refused.
     void markAnnounced() { announced_ = true; }

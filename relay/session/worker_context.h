@@ -11,6 +11,7 @@ namespace wsrelay {
 
 class Authenticator;
 class ChannelRules;
+class ConnectionRegistry;
 class FlushScheduler;
 class HistoryReads;
 class HookBridge;
@@ -45,6 +46,9 @@ struct WorkerContext {
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
     bool draining = false;                   // the worker is draining: new sessions are told to go
+    // The instance's connection registry, this worker's share (docs/scaling.md "Leases"); null
+    // when no lease is kept (leasesNeeded()). Told of every change of a connection's record.
+    ConnectionRegistry* registry = nullptr;
 };
 
 }  // namespace wsrelay

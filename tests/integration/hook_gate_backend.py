@@ -10,8 +10,9 @@ check (the tests that use it leave hook.secret empty). Imported, GateBackend run
 process, drives its controls and stops it by PID.
 
 The hook: a POST to any path but /control/... Each request is recorded as
-{"event", "connection", "channel", "id", "n", "rpc", "code", "bytes"} (n: data.n when data is an
-object with an integer n; bytes: the length of the request body) and answered with:
+{"event", "connection", "channel", "id", "n", "rpc", "code", "bytes", "reason", "user",
+"channels"} (n: data.n when data is an object with an integer n; bytes: the length of the request
+body) and answered with:
   - message: data.answer when data is an object carrying "answer", else the scripted answer;
   - other events: the scripted answer for the event, else {} (204 for disconnect).
 Control:
@@ -49,7 +50,8 @@ def record_of(ev, body_len):
     return {"event": ev.get("event"), "connection": ev.get("connection"),
             "channel": ev.get("channel"), "id": ev.get("id"),
             "n": n if type(n) is int else None, "rpc": bool(ev.get("rpc")),
-            "code": ev.get("code"), "bytes": body_len}
+            "code": ev.get("code"), "bytes": body_len, "reason": ev.get("reason"),
+            "user": ev.get("user"), "channels": ev.get("channels")}
 
 
 class Handler(BaseHTTPRequestHandler):
