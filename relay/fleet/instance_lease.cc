@@ -2,7 +2,6 @@
 
 #include <vector>
 
-#include "conf/config.h"
 #include "relay/common/log.h"
 #include "relay/fleet/fleet_calls.h"
 #include "relay/fleet/lost_instance_reaper.h"
@@ -14,15 +13,6 @@ namespace {
 constexpr int kReapsPerPeriod = 8;
 
 }  // namespace
-
-bool leasesNeeded(const Config& config) {
-    if (config.broker.type != BrokerType::Redis) return false;
-    if (config.hook.url.empty()) return false;
-    for (const std::string& event : config.hook.events) {
-        if (event == "disconnect") return true;
-    }
-    return false;
-}
 
 InstanceLease::InstanceLease(struct ev_loop* loop, FleetCalls& calls, Options options,
                              std::atomic<uint64_t>& generation, LostInstanceReaper& reaper,

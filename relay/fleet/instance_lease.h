@@ -13,12 +13,6 @@ namespace wsrelay {
 
 class FleetCalls;
 class LostInstanceReaper;
-struct Config;
-
-// Whether this relay keeps a lease and a connection registry: only with a Redis broker (a memory
-// broker has no other instance to notice) and when something needs the records: a hook that
-// sends disconnect events (docs/scaling.md "Leases").
-bool leasesNeeded(const Config& config);
 
 // The instance's lease in Redis (docs/scaling.md "Leases"), kept by one worker (worker 0): renewed
 // every `renew_ms` to `ttl_ms` ahead; on the same period it looks for instances whose lease has
