@@ -68,8 +68,8 @@ void InstanceLease::renew() {
 
 void InstanceLease::reap() {
     calls_.call(
-        "lease_reap", std::string(kFleetKey),
-        {options_.instance, std::to_string(kReapsPerPeriod)}, [this](FleetReply&& reply) {
+        "lease_reap", std::string(kFleetKey), {options_.instance, std::to_string(kReapsPerPeriod)},
+        [this](FleetReply&& reply) {
             if (reply.status == FleetStatus::Error) {
                 metrics_.fleet_lease_errors.add();
                 WSR_LOG(Warn, "lease: lease_reap refused (%s)", reply.error.c_str());

@@ -34,8 +34,7 @@ bool LostInstanceReaper::eventBody(std::string_view connection, std::string_view
     const size_t length = padded.size();
     padded.append(simdjson::SIMDJSON_PADDING, '\0');
     simdjson::dom::object object;
-    if (parser.parse(padded.data(), length, false).get_object().get(object) !=
-        simdjson::SUCCESS) {
+    if (parser.parse(padded.data(), length, false).get_object().get(object) != simdjson::SUCCESS) {
         return false;
     }
     body = "{\"event\":\"disconnect\",\"connection\":";

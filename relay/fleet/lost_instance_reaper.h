@@ -1,13 +1,13 @@
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "adapters/broker.h"
 #include "metrics/relay_metrics.h"
@@ -69,8 +69,8 @@ private:
     bool stalled_ = false;           // the front instance waits for the next claimed() call
 
     // The batch under way.
-    size_t waiting_ = 0;          // events sent, not yet settled
-    bool batch_failed_ = false;   // some event of the batch was not answered
+    size_t waiting_ = 0;             // events sent, not yet settled
+    bool batch_failed_ = false;      // some event of the batch was not answered
     std::vector<std::string> done_;  // connection ids whose event was answered
     struct Cleanup {
         std::string user;                   // "" when none

@@ -47,7 +47,8 @@ struct WorkerContext {
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
     bool draining = false;                   // the worker is draining: new sessions are told to go
     // The instance's connection registry, this worker's share (docs/scaling.md "Leases"); null
-    // when no lease is kept (leasesNeeded(), conf/redis_functions_needed.h). Told of every change of a connection's record.
+    // when no lease is kept (leasesNeeded() in conf/redis_functions_needed.h). Told of every
+    // change of a connection's record.
     ConnectionRegistry* registry = nullptr;
 };
 
