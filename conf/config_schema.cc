@@ -791,6 +791,16 @@ std::vector<ConfigKey> buildTable() {
         "History reads one worker has under way at the broker at once; more wait their turn.",
         [](auto& c) -> auto& { return c.history.max_reads_in_flight; }));
     keys.push_back(numberKey(
+        "fleet.command_timeout_ms", 10, 60000,
+        "How long a fleet command (POST /api/disconnect and the other server API calls) waits "
+        "for the answers of every worker it reached; the answer counts those that did not "
+        "answer in time.",
+        [](auto& c) -> auto& { return c.fleet.command_timeout_ms; }));
+    keys.push_back(numberKey(
+        "fleet.max_pending_commands", 1, 100000,
+        "Fleet commands one worker has waiting for answers at once; more are refused with 503.",
+        [](auto& c) -> auto& { return c.fleet.max_pending_commands; }));
+    keys.push_back(numberKey(
         "fleet.lease_ttl_ms", 1000, 600000,
         "An instance whose lease in Redis was not renewed for this long (killed, frozen, cut off) "
         "is reaped by another: the app gets a disconnect event with reason instance_lost for "

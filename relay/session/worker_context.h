@@ -12,6 +12,8 @@ namespace wsrelay {
 class Authenticator;
 class ChannelRules;
 class ConnectionRegistry;
+class FleetCalls;
+class FleetControl;
 class FlushScheduler;
 class HistoryReads;
 class HookBridge;
@@ -45,6 +47,8 @@ struct WorkerContext {
     HookBridge* hook = nullptr;              // null when hook.url is empty
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
+    FleetCalls* fleet_calls = nullptr;       // the worker's fleet calls (Broker::fleetCall)
+    FleetControl* fleet = nullptr;           // commands to and from the fleet's workers
     bool draining = false;                   // the worker is draining: new sessions are told to go
     // The instance's connection registry, this worker's share (docs/scaling.md "Leases"); null
     // when no lease is kept (leasesNeeded() in conf/redis_functions_needed.h). Told of every
