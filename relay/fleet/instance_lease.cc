@@ -96,7 +96,15 @@ void InstanceLease::release() {
     released_ = true;
     ev_timer_stop(loop_, &timer_);
     if (!up_) return;
-    calls_.call("lease_release", std::string(kFleetKey), {options_.instance});
+    releasing_ = true;
+    calls_.call("lease_release", std::string(kFleetKey), {options_.instance},
+                [this](FleetReply&& reply) {
+                    releasing_ = false;
+                    if (reply.status == FleetStatus::Error) {
+                        metrics_.fleet_lease_errors.add();
+                        WSR_LOG(Warn, "lease: release refused (%s)", reply.error.c_str());
+                    }
+                });
 }
 
 }  // namespace wsrelay

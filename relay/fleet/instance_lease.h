@@ -40,6 +40,8 @@ public:
     void setBrokerUp(bool up);
     // A drained instance: stops renewing and gives its lease and records up (lease_release).
     void release();
+    // release() was sent and Redis has not answered yet.
+    bool releasing() const { return releasing_; }
 
 private:
     static void onTimer(struct ev_loop* loop, ev_timer* w, int revents);
@@ -55,6 +57,7 @@ private:
     bool up_ = true;
     bool held_ = false;  // the last renewal found the lease ours
     bool released_ = false;
+    bool releasing_ = false;
     metrics::WorkerMetrics& metrics_;
 };
 
