@@ -256,6 +256,103 @@ local function presence_get(keys, args)
             end
         end
         i = j + 1
+
+-- Instance leases and the connection registry (docs/scaling.md "The fleet", "Leases"). The one
+-- declared key is the fleet's base, <prefix>wsrelay:{fleet}; the keys below are derived from it
+-- and share its hash tag, so they live in one Cluster slot:
+--   <base>:leases            sorted set: member = instance id, score = lease deadline (Redis TIME, ms)
+--   <base>:c:<instance>      hash: connection id -> its record (JSON), written by the instance
+--   <base>:r:<instance>      the same hash once a lost instance was claimed (being reaped)
+--   <base>:claims:<claimer>  set: the lost instances <claimer> is reaping
+--
+--   FCALL wsrelay_lease_renew 1 <base> <instance> <ttl_ms>
+--     sets the lease's deadline to now + ttl_ms; returns 1 when the instance held a lease, 0 when
+--     it did not (its first renewal, or it was reaped meanwhile)
+--   FCALL wsrelay_lease_reap 1 <base> <claimer> <max>
+--     claims at most <max> instances whose lease has expired (never <claimer> itself): removes the
+--     lease, renames the instance's hash to its reaping key, and takes over the instances it was
+--     reaping itself; returns {n, lost_1..lost_n, claimed...}: the n instances reaped now, then
+--     every instance <claimer> is reaping (those included)
+--   FCALL wsrelay_lease_records 1 <base> <claimer> <lost> <max>
+--     returns {owned, id_1, record_1, ...}: owned 0 when <claimer> no longer reaps <lost> (then
+--     nothing else); otherwise up to <max> records still to report. None left: the claim is over
+--     (its keys are removed)
+--   FCALL wsrelay_lease_done 1 <base> <lost> <id>...
+--     removes those records of a lost instance (reported); returns how many were removed
+--   FCALL wsrelay_conn_put 1 <base> <instance> <id> <record> [<id> <record>...]
+--     writes records; returns -1 without writing when the instance holds no lease, else the count
+--   FCALL wsrelay_conn_del 1 <base> <instance> <id>...
+--     removes records; returns how many were removed
+--   FCALL wsrelay_lease_release 1 <base> <instance>
+--     a drained instance: removes its records and its lease; when it was reaping others, its lease
+--     is left expired instead, so that another instance takes those over. Returns 1
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function fleet_base(keys, name, usage)
+    if not keys[1] then
+        error('wsrelay_' .. name .. ': 1 ' .. usage)
+    end
+    return keys[1]
+end
+
+local function lease_renew(keys, args)
+    local base = fleet_base(keys, 'lease_renew', '<base> <instance> <ttl_ms>')
+    local ttl = count(args[2], 'ttl_ms')
+    local leases = base .. ':leases'
+    local held = redis.call('ZSCORE', leases, args[1])
+    redis.call('ZADD', leases, now_ms() + ttl, args[1])
+    if held then
+        return 1
+    end
+    return 0
+end
+
+local function lease_reap(keys, args)
+    local base = fleet_base(keys, 'lease_reap', '<base> <claimer> <max>')
+    local claimer = args[1]
+    local max = count(args[2], 'max')
+    local leases = base .. ':leases'
+    local mine = base .. ':claims:' .. claimer
+    -- One more than asked, in case the claimer's own lease is among them.
+    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now_ms(), 'LIMIT', 0, max + 1)
+    local reaped = {}
+    for _, lost in ipairs(expired) do
+        if lost ~= claimer and #reaped < max then
+            redis.call('ZREM', leases, lost)
+            reaped[#reaped + 1] = lost
+            local conns = base .. ':c:' .. lost
+            local reaping = base .. ':r:' .. lost
+            if redis.call('EXISTS', conns) == 1 then
+                if redis.call('EXISTS', reaping) == 0 then
+                    redis.call('RENAME', conns, reaping)
+                else
+                    local all = redis.call('HGETALL', conns)
+                    for i = 1, #all, 2 do
+                        redis.call('HSET', reaping, all[i], all[i + 1])
+                    end
+                    redis.call('DEL', conns)
+                end
+            end
+            if redis.call('EXISTS', reaping) == 1 then
+                redis.call('SADD', mine, lost)
+            end
+            local theirs = base .. ':claims:' .. lost
+            for _, other in ipairs(redis.call('SMEMBERS', theirs)) do
+                redis.call('SADD', mine, other)
+            end
+            redis.call('DEL', theirs)
+        end
+    end
+    local reply = {#reaped}
+    for _, lost in ipairs(reaped) do
+        reply[#reply + 1] = lost
+    end
+    for _, lost in ipairs(redis.call('SMEMBERS', mine)) do
+        reply[#reply + 1] = lost
     end
     return reply
 end
@@ -284,3 +381,80 @@ redis.register_function('wsrelay_presence_join', presence_join)
 redis.register_function('wsrelay_presence_leave', presence_leave)
 redis.register_function('wsrelay_presence_get', presence_get)
 redis.register_function('wsrelay_presence_stats', presence_stats)
+
+local function lease_records(keys, args)
+    local base = fleet_base(keys, 'lease_records', '<base> <claimer> <lost> <max>')
+    local mine = base .. ':claims:' .. args[1]
+    local lost = args[2]
+    local max = count(args[3], 'max')
+    if redis.call('SISMEMBER', mine, lost) == 0 then
+        return {0}
+    end
+    local reaping = base .. ':r:' .. lost
+    local reply = {1}
+    local cursor = '0'
+    repeat
+        local page = redis.call('HSCAN', reaping, cursor, 'COUNT', max)
+        cursor = page[1]
+        local fields = page[2]
+        for i = 1, #fields, 2 do
+            if (#reply - 1) / 2 < max then
+                reply[#reply + 1] = fields[i]
+                reply[#reply + 1] = fields[i + 1]
+            end
+        end
+    until cursor == '0' or (#reply - 1) / 2 >= max
+    if #reply == 1 then
+        redis.call('SREM', mine, lost)
+        redis.call('DEL', reaping)
+    end
+    return reply
+end
+
+local function lease_done(keys, args)
+    local base = fleet_base(keys, 'lease_done', '<base> <lost> <id>...')
+    if #args < 2 then
+        return 0
+    end
+    return redis.call('HDEL', base .. ':r:' .. args[1], unpack(args, 2))
+end
+
+local function conn_put(keys, args)
+    local base = fleet_base(keys, 'conn_put', '<base> <instance> <id> <record>...')
+    if #args < 3 or #args % 2 ~= 1 then
+        error('wsrelay_conn_put: 1 <base> <instance> <id> <record> [<id> <record>...]')
+    end
+    if not redis.call('ZSCORE', base .. ':leases', args[1]) then
+        return -1
+    end
+    redis.call('HSET', base .. ':c:' .. args[1], unpack(args, 2))
+    return (#args - 1) / 2
+end
+
+local function conn_del(keys, args)
+    local base = fleet_base(keys, 'conn_del', '<base> <instance> <id>...')
+    if #args < 2 then
+        return 0
+    end
+    return redis.call('HDEL', base .. ':c:' .. args[1], unpack(args, 2))
+end
+
+local function lease_release(keys, args)
+    local base = fleet_base(keys, 'lease_release', '<base> <instance>')
+    local instance = args[1]
+    redis.call('DEL', base .. ':c:' .. instance)
+    if redis.call('EXISTS', base .. ':claims:' .. instance) == 1 then
+        redis.call('ZADD', base .. ':leases', 0, instance)
+    else
+        redis.call('ZREM', base .. ':leases', instance)
+    end
+    return 1
+end
+
+redis.register_function('wsrelay_lease_renew', lease_renew)
+redis.register_function('wsrelay_lease_reap', lease_reap)
+redis.register_function('wsrelay_lease_records', lease_records)
+redis.register_function('wsrelay_lease_done', lease_done)
+redis.register_function('wsrelay_conn_put', conn_put)
+redis.register_function('wsrelay_conn_del', conn_del)
+redis.register_function('wsrelay_lease_release', lease_release)

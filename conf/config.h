@@ -176,6 +176,13 @@ struct Config {
         bool operator==(const Api&) const = default;
     } api;
 
+    // The instance's lease and connection registry (fleet.lease_*, docs/scaling.md "Leases").
+    struct Lease {
+        int ttl_ms = 15000;   // an instance not renewing for this long is reaped
+        int renew_ms = 5000;  // renewal and reaping period
+        bool operator==(const Lease&) const = default;
+    } lease;
+
     struct Auth {
         bool enabled = false;
         struct Jwt {

@@ -831,6 +831,18 @@ std::vector<ConfigKey> buildTable() {
         "Most members one presence answer lists (the presence command, POST /api/presence); "
         "more are cut, and the answer says so.",
         [](auto& c) -> auto& { return c.presence.max_members; }));
+    "fleet.lease_ttl_ms", 1000, 600000,
+        "An instance whose lease in Redis was not renewed for this long (killed, frozen, cut off) "
+        "is reaped by another: the app gets a disconnect event with reason instance_lost for "
+        "each of its connections (Redis broker and hook disconnect events only).",
+        [](auto& c) -> auto& {
+        return c.lease.ttl_ms;
+    }));
+    keys.push_back(numberKey(
+        "fleet.lease_renew_ms", 100, 300000,
+        "How often an instance renews its lease and looks for expired ones; less than "
+        "fleet.lease_ttl_ms. A lost instance is reported within lease_ttl_ms + lease_renew_ms.",
+        [](auto& c) -> auto& { return c.lease.renew_ms; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that every POST /api/... endpoint requires in X-API-Key; empty = API off.",
@@ -1041,6 +1053,14 @@ std::string checkRecoveryFitsSendQueue(const Config& c) {
            "one client at once; set history.max_recover to at most " +
            std::to_string(queue - 1) + " or limits.send_queue_messages to at least " +
            std::to_string(recover + 1);
+}
+
+// A lease renewed no more often than it expires would lapse between renewals.
+std::string checkLeaseRenewal(const Config& c) {
+    if (c.lease.renew_ms < c.lease.ttl_ms) return "";
+    return "fleet.lease_renew_ms (" + std::to_string(c.lease.renew_ms) +
+           ") is not less than fleet.lease_ttl_ms (" + std::to_string(c.lease.ttl_ms) +
+           "): the lease would expire between renewals and the instance be reported lost";
 }
 
 // The history of a channel lives under Redis keys derived from its Redis channel name (prefix +
@@ -1263,6 +1283,9 @@ const std::vector<ConfigRule>& rules() {
          "a channels entry with join_leave also has presence",
          nullptr,
          checkJoinLeave},
+        {{"fleet.lease_renew_ms", "fleet.lease_ttl_ms"},
+         "fleet.lease_renew_ms < fleet.lease_ttl_ms",
+         checkLeaseRenewal},
     };
     return all;
 }

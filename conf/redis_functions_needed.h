@@ -11,4 +11,9 @@ namespace wsrelay {
 // condition here, and only here. Fleet calls named "publish" need no function.
 bool needsRedisFunctions(const Config& config);
 
+// Whether the relay keeps a lease and a connection registry in Redis (docs/scaling.md "Leases"):
+// only with a Redis broker (a memory broker has no other instance to notice) and when something
+// needs the records: a hook that sends disconnect events.
+bool leasesNeeded(const Config& config);
+
 }  // namespace wsrelay

@@ -288,7 +288,19 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     L(fleet_messages, Counter, "wsrelay_fleet_messages_total",                                     \
       "Control messages received from the fleet by what became of them (late: a reply after its "  \
       "command timed out)",                                                                        \
-      "result", kFleetMessageResultNames)
+      "result", kFleetMessageResultNames)                                                          \
+    X(fleet_instances_reaped, Counter, "wsrelay_fleet_instances_reaped_total",                     \
+      "Instances whose lease expired that this one claimed, to report their connections lost")     \
+    X(fleet_instance_lost_events, Counter, "wsrelay_fleet_instance_lost_events_total",             \
+      "Connections of lost instances reported to the app (disconnect events with reason "          \
+      "instance_lost it answered)")                                                                \
+    X(fleet_instance_lost_retries, Counter, "wsrelay_fleet_instance_lost_retries_total",           \
+      "instance_lost events the app did not answer (timeout, unreachable, hook busy): sent again " \
+      "in the next lease period")                                                                  \
+    X(fleet_lease_lost, Counter, "wsrelay_fleet_lease_lost_total",                                 \
+      "Times this instance found its own lease taken (it was reported lost) and took it again")    \
+    X(fleet_lease_errors, Counter, "wsrelay_fleet_lease_errors_total",                             \
+      "Lease, connection registry and lost-instance cleanup calls Redis refused with an error")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

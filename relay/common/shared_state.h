@@ -42,6 +42,9 @@ struct SharedState {
     std::atomic<int> connections{0};
     std::atomic<int> brokers_down{0};     // workers whose broker is not usable
     std::atomic<int> workers_running{0};  // workers whose loop is serving
+    // Raised each time the instance takes its lease in Redis (relay/fleet/instance_lease.h); 0
+    // until the first time. Every worker's connection registry reads it.
+    std::atomic<uint64_t> lease_generation{0};
     // auth.enabled: the keys tokens are checked against (set before the workers start).
     const jwt::KeySource* keys = nullptr;
     std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded

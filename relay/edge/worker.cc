@@ -11,6 +11,8 @@
 #include <random>
 
 #include "adapters/http_hook.h"
+#include "adapters/redis_payload.h"
+#include "conf/redis_functions_needed.h"
 #include "relay/admission/upgrade_gate.h"
 #include "relay/auth/authenticator.h"
 #include "relay/auth/subprotocol_token.h"
@@ -20,7 +22,10 @@
 #include "relay/edge/http_routes.h"
 #include "relay/edge/listener.h"
 #include "relay/fanout/channel_rules.h"
+#include "relay/fleet/connection_registry.h"
 #include "relay/fleet/fleet_id.h"
+#include "relay/fleet/instance_lease.h"
+#include "relay/fleet/lost_instance_reaper.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
 #include "relay/tls/tls_front.h"
@@ -34,6 +39,11 @@ constexpr size_t kTxPacketBytes = size_t{64} * 1024 * 1024;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr double kDrainGraceSeconds = 5.0;
 constexpr lws_usec_t kLwsTimerTickUs = lws_usec_t{100} * 1000;
+// Records of a lost instance read (and events under way) at once; within hook.max_in_flight's
+// share of one worker at the default settings.
+constexpr size_t kLostRecordsPerBatch = 64;
+// At stop, how long worker 0 waits for Redis to take its lease's release.
+constexpr double kLeaseReleaseWaitSeconds = 1.0;
 
 }  // namespace
 
@@ -237,6 +247,8 @@ bool Worker::setUp(std::string& error) {
         metrics_.probe_last_ok_us.set(wallClockMicros());
     }
 
+    if (leasesNeeded(cfg)) setUpLease();
+
     ev_async_init(&control_, onControl);
     control_.data = this;
     ev_async_start(loop, &control_);
@@ -249,6 +261,55 @@ bool Worker::setUp(std::string& error) {
     // Counted here, before the server announces it is ready, not when run() starts: /readyz must
     // not say "starting" after the ready line.
     shared_.workers_running.fetch_add(1);
+    return true;
+}
+
+void Worker::setUpLease() {
+    registry_ = std::make_unique<ConnectionRegistry>(
+        fleet_calls_, shared_.instance_id, shared_.lease_generation,
+        [this](uint64_t session, std::string& record) { return registryRecord(session, record); },
+        metrics_);
+    registry_->setBrokerUp(broker_->usable());
+    ctx_.registry = registry_.get();
+    if (index_ != 0) return;
+    LostInstanceReaper::SendEvent send;
+    if (hook_bridge_ && hook_bridge_->sends(HookEvent::Disconnect)) {
+        send = [this](std::string body, std::function<void(bool)> done) {
+            return hook_bridge_ != nullptr &&
+                   hook_bridge_->sendDetached(HookEvent::Disconnect, std::move(body),
+                                              std::move(done));
+        };
+    }
+    reaper_ = std::make_unique<LostInstanceReaper>(fleet_calls_, shared_.instance_id,
+                                                   std::move(send), kLostRecordsPerBatch, metrics_);
+    const Config::Lease& cfg = shared_.config.lease;
+    lease_ = std::make_unique<InstanceLease>(
+        loop_.loop, fleet_calls_,
+        InstanceLease::Options{shared_.instance_id, cfg.ttl_ms, cfg.renew_ms},
+        shared_.lease_generation, *reaper_, metrics_);
+    lease_->setBrokerUp(broker_->usable());
+    lease_->start();
+}
+
+bool Worker::registryRecord(uint64_t id, std::string& record) {
+    Session* session = sessions_.find(id);
+    if (session == nullptr) return false;
+    record = "{\"user\":";
+    if (session->userId().empty()) {
+        record += "null";
+    } else {
+        appendJsonString(session->userId(), record);
+    }
+    record += ",\"meta\":";
+    record += session->hookState().meta;
+    record += ",\"channels\":[";
+    bool first = true;
+    for (const std::string& channel : hub_.channelsOf(session->membership())) {
+        if (!first) record += ',';
+        first = false;
+        appendJsonString(channel, record);
+    }
+    record += "],\"presence\":[]}";
     return true;
 }
 
@@ -297,6 +358,7 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     // Runs once per loop turn, just before the loop sleeps: everything the broker batched during
     // this turn leaves in one go.
     auto* self = static_cast<Worker*>(w->data);
+    if (self->registry_) self->registry_->flush();
     if (self->broker_) self->broker_->flush();
     // After the broker's flush, which may have delivered this worker's own publishes.
     self->flush_.flushTurn();
@@ -337,6 +399,10 @@ void Worker::stopLoop() {
     // After lws: what it wrote last (close frames) is still in the pairs.
     if (tls_) tls_->shutDown();
     ev_async_stop(loop_.loop, &control_);
+    // The connections have closed: their records go, and with worker 0 the lease, once Redis has
+    // the release (docs/scaling.md "Leases"); the loop runs until then, or for at most a second.
+    if (registry_) registry_->flush();
+    if (lease_) lease_->release();
     if (hook_bridge_ && !hook_bridge_->idle()) {
         // Closing the connections queued their disconnect events behind what they had queued for
         // the app: give those the hook timeout. The broker stays (and prepare_ flushes it every
@@ -348,15 +414,22 @@ void Worker::stopLoop() {
         ev_timer_start(loop_.loop, &hook_flush_);
         return;
     }
+    if (lease_ && lease_->releasing()) {
+        hook_flush_deadline_ = ev_now(loop_.loop) + kLeaseReleaseWaitSeconds;
+        ev_timer_set(&hook_flush_, 0.01, 0.01);
+        ev_timer_start(loop_.loop, &hook_flush_);
+        return;
+    }
     finishStop();
 }
 
 void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
-    if (self->hook_bridge_->idle()) {
+    const bool hook_idle = !self->hook_bridge_ || self->hook_bridge_->idle();
+    if (hook_idle && !(self->lease_ && self->lease_->releasing())) {
         self->finishStop();
     } else if (ev_now(loop) >= self->hook_flush_deadline_) {
-        self->hook_bridge_->abandon();  // counted and logged
+        if (!hook_idle) self->hook_bridge_->abandon();  // counted and logged
         self->finishStop();
     }
 }
@@ -410,6 +483,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
         session->closeAfterFlush(CloseCode::TryAgainLater);
     } else {
         session->start(grant ? grant->channels : std::vector<std::string>{});
+        if (registry_) registry_->changed(session->id());
     }
     metrics_.handshakes[result].add();
     return socket;
@@ -420,6 +494,7 @@ void Worker::closeSession(edge::WebSocket* socket) {
     flush_.cancel(session);
     session.onClosed();
     sessions_.remove(session.id());
+    if (registry_) registry_->changed(session.id());
     shared_.connections.fetch_sub(1);
     delete socket;
     if (ctx_.draining && sessions_.empty() && !stopped_) {
@@ -522,6 +597,8 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
     // every live subscription was re-established after an outage; channels with history recover
     // what their members missed, the others tell their members, so they can fetch it from the app.
     hub_.setBrokerUp(up, up && gap);
+    if (registry_) registry_->setBrokerUp(up);
+    if (lease_) lease_->setBrokerUp(up);
     if (up == broker_up_) return;
     const bool reconnected = up && reached_broker_;
     if (reconnected) metrics_.broker_reconnects.add();

@@ -29,6 +29,9 @@ struct lws_context;
 namespace wsrelay {
 
 class Authenticator;
+class ConnectionRegistry;
+class InstanceLease;
+class LostInstanceReaper;
 class Hook;
 class HookBridge;
 class Session;
@@ -138,6 +141,14 @@ private:
     std::unique_ptr<Authenticator> auth_;
     std::unique_ptr<Hook> hook_;
     std::unique_ptr<HookBridge> hook_bridge_;
+    // The instance's lease (docs/scaling.md "Leases"), when leasesNeeded(): every worker keeps
+    // its connections' records; worker 0 also renews the lease and reports lost instances.
+    std::unique_ptr<ConnectionRegistry> registry_;
+    std::unique_ptr<LostInstanceReaper> reaper_;
+    std::unique_ptr<InstanceLease> lease_;
+    void setUpLease();
+    // A session's record in the registry (JSON); false when it has gone.
+    bool registryRecord(uint64_t session, std::string& record);
     ev_timer hook_flush_{};  // at stop: lets the connections' last hook events reach the app
     double hook_flush_deadline_ = 0;
     static void onHookFlush(struct ev_loop* loop, ev_timer* w, int revents);

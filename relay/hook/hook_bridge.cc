@@ -191,6 +191,39 @@ bool HookBridge::connect(uint64_t connection, const std::string& user,
     return true;
 }
 
+bool HookBridge::sendDetached(HookEvent event, std::string body, std::function<void(bool)> done) {
+    const bool sent =
+        hook_.send(event, std::move(body), [this, event, done = std::move(done)](HookResult&& r) {
+            ctx_.metrics.hook_in_flight.sub();
+            --detached_in_flight_;
+            ctx_.metrics.hook_duration[event].observe(r.seconds);
+            const bool answered = r.outcome == HookOutcome::Ok || r.outcome == HookOutcome::Error;
+            count(event, r.outcome == HookOutcome::Ok        ? metrics::HookResult::Ok
+                         : r.outcome == HookOutcome::Timeout ? metrics::HookResult::Timeout
+                         : r.outcome == HookOutcome::Error   ? metrics::HookResult::Error
+                                                             : metrics::HookResult::Unavailable);
+            if (r.outcome == HookOutcome::Ok) {
+                padded_.assign(r.body);
+                const size_t length = padded_.size();
+                padded_.append(simdjson::SIMDJSON_PADDING, '\0');
+                simdjson::dom::object answer;
+                simdjson::dom::element list;
+                size_t over_budget = 0;  // counted and logged
+                if (parser_.parse(padded_.data(), length, false).get_object().get(answer) ==
+                        simdjson::SUCCESS &&
+                    answer["publish"].get(list) == simdjson::SUCCESS) {
+                    warnUnpublished(event, publishFromAnswer(list, over_budget));
+                }
+            }
+            done(answered);
+            sendReady();  // a request slot is free
+        });
+    if (!sent) return false;
+    ++detached_in_flight_;
+    ctx_.metrics.hook_in_flight.add();
+    return true;
+}
+
 void HookBridge::subscribe(Session& session, std::string_view channel, std::optional<uint64_t> id,
                            std::optional<protocol::Position> since) {
     PendingHookEvent e;
@@ -315,7 +348,8 @@ void HookBridge::sendReady() {
 
 size_t HookBridge::abandon() {
     auto& m = ctx_.metrics;
-    size_t in_flight = connects_in_flight_;
+    size_t in_flight = connects_in_flight_ + detached_in_flight_;
+    detached_in_flight_ = 0;  // their events are counted by whoever sent them
     for (size_t i = 0; i < connects_in_flight_; ++i) {
         count(HookEvent::Connect, metrics::HookResult::Abandoned);
     }
@@ -427,7 +461,10 @@ void HookBridge::apply(Session* session, const PendingHookEvent& pending,
         return;
     }
 
-    if (answer["meta"].get(e) == simdjson::SUCCESS) session->hookState().meta = minified(e);
+    if (answer["meta"].get(e) == simdjson::SUCCESS) {
+        session->hookState().meta = minified(e);
+        session->recordChanged();
+    }
     simdjson::dom::array list;
     std::string_view channel;
     if (answer["unsubscribe"].get_array().get(list) == simdjson::SUCCESS) {

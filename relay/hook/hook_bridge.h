@@ -79,8 +79,16 @@ public:
     bool connect(uint64_t connection, const std::string& user, const std::string& headers_json,
                  std::function<void(ConnectDecision&&)> decide);
 
+    // An event of no local connection (a lost instance's `disconnect`, docs/scaling.md "Leases"):
+    // `body` goes as is, within hook.max_in_flight; `done(true)` once the app answered it (any
+    // HTTP status; publishes in a 2xx answer run), `done(false)` when it did not. False when the
+    // hook is at max_in_flight (`done` is then never called): the caller tries again later.
+    bool sendDetached(HookEvent event, std::string body, std::function<void(bool)> done);
+
     // Nothing waits for the app: no event queued or under way, connects included.
-    bool idle() const { return queues_.empty() && connects_in_flight_ == 0; }
+    bool idle() const {
+        return queues_.empty() && connects_in_flight_ == 0 && detached_in_flight_ == 0;
+    }
     // At stop, when the wait for the app is over: counts what was never sent or never answered
     // (result "abandoned") and logs it; returns how many events that was.
     size_t abandon();
@@ -119,6 +127,7 @@ private:
     std::vector<Route> routes_;
     HookQueues queues_;
     size_t connects_in_flight_ = 0;
+    size_t detached_in_flight_ = 0;
     simdjson::dom::parser parser_;
     std::string padded_;
     FleetApi fleet_api_;

@@ -10,6 +10,7 @@
 #include "relay/fanout/channel_rules.h"
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/connection_registry.h"
 #include "relay/fleet/fleet_id.h"
 #include "relay/session/worker_context.h"
 
@@ -45,6 +46,7 @@ void Session::start(const std::vector<std::string>& hook_channels) {
     for (const std::string& channel : identity_->permissions.auto_subscribe) {
         if (ctx_.hub.subscribe(membership_, channel, max) == Hub::SubscribeResult::Subscribed) {
             ctx_.metrics.subscriptions.add();
+            recordChanged();
         }
     }
     armAuthTimer();
@@ -220,7 +222,10 @@ void Session::subscribeAndAnswer(std::string_view channel, std::optional<uint64_
     // knows the channel's position, after the messages recovered).
     const SubscribeAck ack = id ? SubscribeAck{SubscribeAck::Kind::Ack, *id} : SubscribeAck{};
     switch (ctx_.hub.subscribe(membership_, channel, max, ack, since)) {
-        case Hub::SubscribeResult::Subscribed: ctx_.metrics.subscriptions.add(); break;
+        case Hub::SubscribeResult::Subscribed:
+            ctx_.metrics.subscriptions.add();
+            recordChanged();
+            break;
         case Hub::SubscribeResult::AlreadySubscribed:
             sendError(id, ErrorCode::Conflict, "already subscribed");
             break;
@@ -258,7 +263,10 @@ void Session::join(std::string_view channel) {
     // {"op":"subscribed"} goes once the subscription is live everywhere (the hub sends it).
     const Hub::SubscribeResult result =
         ctx_.hub.subscribe(membership_, channel, max, {SubscribeAck::Kind::Subscribed, 0});
-    if (result == Hub::SubscribeResult::Subscribed) ctx_.metrics.subscriptions.add();
+    if (result == Hub::SubscribeResult::Subscribed) {
+        ctx_.metrics.subscriptions.add();
+        recordChanged();
+    }
     // Also a channel the client was in already: from now on the app vouches for it.
     if (identity_ && result != Hub::SubscribeResult::LimitReached) app_grants_.add(channel);
 }
@@ -278,12 +286,17 @@ Session::LeaveResult Session::leave(std::string_view channel, LeaveReason reason
     app_grants_.remove(channel);
     if (!ctx_.hub.unsubscribe(membership_, channel)) return LeaveResult::NotSubscribed;
     ctx_.metrics.subscriptions.sub();
+    recordChanged();
     switch (reason) {
         case LeaveReason::Client: break;  // the caller acks the client's own command
         case LeaveReason::Token: reply(protocol::encodeUnsubscribed(channel, "forbidden")); break;
         default: reply(protocol::encodeUnsubscribed(channel, leaveReasonName(reason))); break;
     }
     return LeaveResult::Left;
+}
+
+void Session::recordChanged() {
+    if (ctx_.registry != nullptr) ctx_.registry->changed(id_);
 }
 
 const std::string& Session::userId() const { return identity_ ? identity_->user : hook_.user; }

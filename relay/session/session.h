@@ -82,6 +82,9 @@ public:
     const std::string& presenceInfo() const {
         return hook_.info.empty() && identity_ ? identity_->info : hook_.info;
     }
+    // Its record in the instance's connection registry changed (channels, meta): rewritten at
+    // the end of the turn (docs/scaling.md "Leases").
+    void recordChanged();
     HookSessionState& hookState() { return hook_; }
     // The app heard of this connection at connect: it hears of its close too, even if refused.
     void markAnnounced() { announced_ = true; }

@@ -12,6 +12,7 @@ namespace wsrelay {
 class Authenticator;
 class ChannelPresence;
 class ChannelRules;
+class ConnectionRegistry;
 class FleetCalls;
 class FleetControl;
 class FlushScheduler;
@@ -51,6 +52,10 @@ struct WorkerContext {
     FleetCalls* fleet_calls = nullptr;       // the worker's fleet calls (Broker::fleetCall)
     FleetControl* fleet = nullptr;           // commands to and from the fleet's workers
     bool draining = false;                   // the worker is draining: new sessions are told to go
+    // The instance's connection registry, this worker's share (docs/scaling.md "Leases"); null
+    // when no lease is kept (leasesNeeded() in conf/redis_functions_needed.h). Told of every
+    // change of a connection's record.
+    ConnectionRegistry* registry = nullptr;
 };
 
 }  // namespace wsrelay

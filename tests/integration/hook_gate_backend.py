@@ -51,7 +51,7 @@ def record_of(ev, body_len):
             "user": ev.get("user"), "channel": ev.get("channel"), "id": ev.get("id"),
             "n": n if type(n) is int else None, "rpc": bool(ev.get("rpc")),
             "code": ev.get("code"), "reason": ev.get("reason"), "channels": ev.get("channels"),
-            "bytes": body_len}
+            "user": ev.get("user"), "bytes": body_len}
 
 
 class Handler(BaseHTTPRequestHandler):
