@@ -3,7 +3,7 @@
 #   bash tests/helm/run.sh [--wsrelay PATH] [--only REGEX] [--check-config-image IMAGE]
 # (--only: just the render cases whose name matches REGEX, for a quicker run while editing.)
 # Builds tests/helm/render (a Helm-compatible renderer on Debian's Go and sprig), installs the npm
-# validator into tests/helm/node_modules if it is missing, then renders the chart in both modes
+# validator into tests/helm/node_modules if it is missing (install.sh), then renders the chart in both modes
 # with every values file in tests/helm/values/ and checks each output:
 #   - standalone-*.yaml (and no values file at all): the chart itself must render;
 #   - sidecar-*.yaml: the example app chart (tests/helm/example-app, with the chart vendored into
@@ -105,14 +105,10 @@ fi
 # The lock file pins every package; node_modules is reinstalled when the lock changed since.
 NODE="$(command -v node)"
 node() { timeout 120 "$NODE" "$@"; }
-if ! cmp -s "$HERE/package-lock.json" "$HERE/node_modules/.installed-from-lock" 2>/dev/null; then
-    if (cd "$HERE" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1; then
-        cp "$HERE/package-lock.json" "$HERE/node_modules/.installed-from-lock"
-    else
-        cat "$WORK/npm.log"
-        fail "npm ci (tests/helm/package-lock.json)"
-        finish
-    fi
+if ! bash "$HERE/install.sh" >"$WORK/npm.log" 2>&1; then
+    cat "$WORK/npm.log"
+    fail "npm ci (tests/helm/package-lock.json)"
+    finish
 fi
 
 appversion="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")"
