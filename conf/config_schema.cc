@@ -831,13 +831,12 @@ std::vector<ConfigKey> buildTable() {
         "Most members one presence answer lists (the presence command, POST /api/presence); "
         "more are cut, and the answer says so.",
         [](auto& c) -> auto& { return c.presence.max_members; }));
-    "fleet.lease_ttl_ms", 1000, 600000,
+    keys.push_back(numberKey(
+        "fleet.lease_ttl_ms", 1000, 600000,
         "An instance whose lease in Redis was not renewed for this long (killed, frozen, cut off) "
         "is reaped by another: the app gets a disconnect event with reason instance_lost for "
         "each of its connections (Redis broker and hook disconnect events only).",
-        [](auto& c) -> auto& {
-        return c.lease.ttl_ms;
-    }));
+        [](auto& c) -> auto& { return c.lease.ttl_ms; }));
     keys.push_back(numberKey(
         "fleet.lease_renew_ms", 100, 300000,
         "How often an instance renews its lease and looks for expired ones; less than "
