@@ -298,9 +298,13 @@ void RedisBrokerCore::completeFleet(uint16_t shard, const Awaited& a, const redi
     }
     if (!ok) {
         ++malformed_replies_;
-        answer = FleetReply{FleetStatus::Error, 0, {}, "malformed reply: a nested array"};
-        setLastError("fleet call" + std::string(shardName(shard).empty() ? "" : " on ") +
-                     shardName(shard) + ": " + answer.error);
+        answer = FleetReply{FleetStatus::Error,
+                            0,
+                            {},
+                            "malformed reply: an element is not a string, integer or nil"};
+        const std::string name = shardName(shard);
+        setLastError("fleet call" + (name.empty() ? std::string() : " on " + name) + ": " +
+                     answer.error);
     }
     handler_.onFleetReply(a.token, std::move(answer));
 }
