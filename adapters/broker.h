@@ -68,6 +68,35 @@ struct HistoryAnswer {
     std::vector<HistoryEntry> entries;  // ascending offsets, each > after and <= top.offset
 };
 
+// Fleet calls (docs/scaling.md "The fleet"): one named operation on one Redis key, answered once.
+// The fleet's own keys live under this base; its `{fleet}` hash tag puts them all in one Cluster
+// slot, and its braces keep them apart from client channels (a client channel name holds none).
+inline constexpr std::string_view kFleetKey = "wsrelay:{fleet}";
+
+struct FleetCall {
+    uint64_t token = 0;  // handed back with the reply
+    // "publish", or a function of the wsrelay library named wsrelay_<function>
+    // (FCALL wsrelay_<function> 1 <key> <args...>).
+    std::string function;
+    // A channel name as subscribe() takes it, or kFleetKey (or a key under it); the Redis brokers
+    // prepend broker.redis.prefix. It decides the Cluster slot the call goes to.
+    std::string key;
+    std::vector<std::string> args;
+};
+
+enum class FleetStatus : uint8_t {
+    Ok,
+    Unavailable,  // not sent, or sent and not answered: the broker is down or the connection lost
+    Error,        // answered with an error (Redis's, or the memory broker's)
+};
+
+struct FleetReply {
+    FleetStatus status = FleetStatus::Ok;
+    int64_t integer = 0;             // an integer reply
+    std::vector<std::string> items;  // an array reply, flat: integers as decimal text, nil as ""
+    std::string error;               // Error: Redis's (or the memory broker's) error text
+};
+
 enum class BrokerState {
     Up,    // subscriptions are live; messages flow
     Down,  // messages may be lost until the next Up; publishes fail
@@ -103,6 +132,14 @@ public:
     // are then empty.
     virtual void onHistory(uint64_t token, HistoryAnswer&& answer) = 0;
 
+    // The reply to fleetCall(), exactly once per call, never from inside fleetCall(); in the order
+    // the calls were made as far as one Redis node (or the memory broker) answers them.
+    // Unavailable when the broker is down or the connection was lost with the call in flight.
+    virtual void onFleetReply(uint64_t token, FleetReply&& reply) {
+        (void)token;
+        (void)reply;
+    }
+
     // Connectivity changed. After Down → Up every channel the worker holds has been subscribed
     // again, and messages published in between may have been missed: `gap` says so. Up with
     // gap=true may also come while already Up: some subscriptions were moved (a Redis Cluster slot
@@ -127,8 +164,8 @@ public:
 // Delivery contract: at most once per subscribed worker; messages published by one publisher on one
 // channel arrive in publish order; messages with history arrive in offset order (a worker may miss
 // some, during an outage, and then hears Up with gap); nothing is delivered for a channel the
-// worker is not subscribed to. subscribe/unsubscribe/publish/readHistory may be batched until
-// flush(), which the worker calls once per loop turn before it sleeps.
+// worker is not subscribed to. subscribe/unsubscribe/publish/readHistory/fleetCall may be batched
+// until flush(), which the worker calls once per loop turn before it sleeps.
 class Broker {
 public:
     virtual ~Broker() = default;
@@ -147,6 +184,13 @@ public:
     // Reads `channel`'s history; the answer arrives through BrokerHandler::onHistory. Sent with
     // the next flush(), like a publish.
     virtual void readHistory(std::string_view channel, const HistoryRequest& request) = 0;
+    // Queues a fleet call; the reply arrives through BrokerHandler::onFleetReply. Sent with the
+    // next flush(), in order with this worker's publishes and reads (a "publish" call made after
+    // a publish on the same channel is delivered after it). "publish" publishes args[0] on the
+    // channel `key` (delivered as onBrokerMessage(key, args[0]) to every subscribed worker) and
+    // answers, as `integer`, how many subscribed workers it reached; any other function runs the
+    // wsrelay library's wsrelay_<function> on `key` (the memory broker: the same in C++).
+    virtual void fleetCall(FleetCall&& call) = 0;
     // Sends what was batched this loop turn.
     virtual void flush() = 0;
     // True while publishes can be accepted and subscriptions are live (feeds /readyz).

@@ -146,6 +146,19 @@ void MemoryBroker::readHistory(std::string_view channel, const HistoryRequest& r
     reads_.push_back(Read{std::string(channel), request});
 }
 
+void MemoryBroker::fleetCall(FleetCall&& call) {
+    Fleet fleet;
+    if (call.function == "publish" && call.args.size() == 1) {
+        fleet.message = outbox_.size();
+        fleet_messages_.push_back(fleet.message);
+        outbox_.push_back(
+            std::make_shared<Message>(Message{call.key, std::move(call.args.front()), 0, 0, {}}));
+        tickets_.emplace_back();
+    }
+    fleet.call = std::move(call);
+    fleet_.push_back(std::move(fleet));
+}
+
 uint64_t MemoryBroker::applyHistory(MemoryBrokerFactory::Clock::time_point now) {
     uint64_t trimmed = 0;
     for (const auto& [index, policy] : appends_) {
@@ -195,6 +208,32 @@ void MemoryBroker::answerReads() {
     for (auto& [token, answer] : answers) handler_.onHistory(token, std::move(answer));
 }
 
+void MemoryBroker::applyFleet(MemoryBrokerFactory::Clock::time_point now) {
+    fleet_replies_.reserve(fleet_replies_.size() + fleet_.size());
+    for (const Fleet& f : fleet_) {
+        FleetReply reply;
+        if (f.message != kNoMessage) {
+            // Routed in this pass, under this lock: exactly the workers it was handed to.
+            auto it = bus_.subscribers_.find(f.call.key);
+            reply.integer = it == bus_.subscribers_.end() ? 0 : std::popcount(it->second);
+        } else if (f.call.function == "publish") {
+            reply.status = FleetStatus::Error;
+            reply.error =
+                "publish takes one argument, the data; got " + std::to_string(f.call.args.size());
+        } else {
+            reply = bus_.fleet_.call(f.call, now);
+        }
+        fleet_replies_.emplace_back(f.call.token, std::move(reply));
+    }
+    fleet_.clear();
+}
+
+void MemoryBroker::answerFleet() {
+    std::vector<std::pair<uint64_t, FleetReply>> replies;
+    replies.swap(fleet_replies_);
+    for (auto& [token, reply] : replies) handler_.onFleetReply(token, std::move(reply));
+}
+
 void MemoryBroker::confirmSubscriptions() {
     std::vector<std::string> confirmed;
     confirmed.swap(confirming_);
@@ -207,12 +246,14 @@ void MemoryBroker::flush() {
     // routed to it before: in offset order.
     const bool ordered = !appends_.empty();
     const bool history = ordered || !reads_.empty();
-    // Without history this is one relaxed load per turn, and the clock is not read.
+    const bool fleet = !fleet_.empty();
+    // Without history or fleet calls this is one relaxed load per turn, and the clock is not read.
     const int64_t next_sweep = bus_.next_sweep_.load(std::memory_order_relaxed);
-    if (outbox_.empty() && !history && next_sweep == INT64_MAX) return;
-    const auto now = next_sweep != INT64_MAX || history ? MemoryBrokerFactory::Clock::now()
-                                                        : MemoryBrokerFactory::Clock::time_point();
-    if (outbox_.empty() && !history) {
+    if (outbox_.empty() && !history && !fleet && next_sweep == INT64_MAX) return;
+    const auto now = next_sweep != INT64_MAX || history || fleet
+                         ? MemoryBrokerFactory::Clock::now()
+                         : MemoryBrokerFactory::Clock::time_point();
+    if (outbox_.empty() && !history && !fleet) {
         if (now.time_since_epoch().count() < next_sweep) return;
         std::lock_guard lock(bus_.mutex_);
         bus_.sweep(now);
@@ -267,17 +308,26 @@ void MemoryBroker::flush() {
             }
             if (was_empty) ev_async_send(target->loop_, &target->wake_);
         }
+        if (fleet) applyFleet(now);
     }
     outbox_.clear();
+    // Taken before the handler runs: what it publishes or calls now belongs to the next flush.
+    std::vector<PublishTicket> tickets;
+    tickets.swap(tickets_);
+    std::vector<size_t> fleet_messages;
+    fleet_messages.swap(fleet_messages_);
     // Never from inside flush() either: the handler hears them on the next loop turn.
-    if (!answers_.empty()) ev_async_send(loop_, &wake_);
+    if (!answers_.empty() || !fleet_replies_.empty()) ev_async_send(loop_, &wake_);
     deliver(local);
     if (trimmed > 0) handler_.onHistoryTrimmed(trimmed);
     // Accepted means handed to every subscribed worker; results go out after the local delivery
     // so a publisher subscribed to its own channel sees its message before the ack.
-    std::vector<PublishTicket> tickets;
-    tickets.swap(tickets_);
+    size_t next_fleet = 0;  // fleet_messages is ascending
     for (size_t i = 0; i < tickets.size(); ++i) {
+        if (next_fleet < fleet_messages.size() && fleet_messages[next_fleet] == i) {
+            ++next_fleet;  // a fleet "publish": answered with the fleet replies
+            continue;
+        }
         if (positions.empty() || positions[i].offset == 0) {
             handler_.onPublishResult(tickets[i], PublishStatus::Accepted, 0, {});
         } else {
@@ -297,8 +347,9 @@ void MemoryBroker::onInbox(struct ev_loop*, ev_async* w, int) {
     // Before the messages: a subscriber is told its subscription is live before any of them.
     self->confirmSubscriptions();
     self->deliver(batch);
-    // After them: messages routed before a read are older than its answer.
+    // After them: messages routed before a read or a fleet call are older than its answer.
     self->answerReads();
+    self->answerFleet();
 }
 
 void MemoryBroker::deliver(const std::vector<MessagePtr>& batch) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "adapters/broker.h"
+#include "adapters/memory_fleet.h"
 
 namespace wsrelay {
 
@@ -29,6 +30,10 @@ class MemoryBroker;
 // ttl). Offsets are assigned in the pass that routes a batch to the inboxes, so every worker
 // receives a channel's messages in offset order. Expiry is checked when a channel is touched, and
 // a sweep (at most once per second, kSweepEntries entries) frees channels nobody touches any more.
+//
+// Fleet calls are answered here too, in the same pass and under the same lock: "publish" is
+// routed as a publish of its channel and answers the number of workers it reached; any other
+// function goes to the MemoryFleet. Their replies come on the caller's next loop turn.
 class MemoryBrokerFactory final : public BrokerFactory {
 public:
     // `sweep_interval`: how often expired histories may be swept (tests shorten it).
@@ -78,6 +83,7 @@ private:
     std::unordered_map<std::string, uint64_t> subscribers_;  // channel -> bitmask of workers
     std::vector<MemoryBroker*> endpoints_;
     std::unordered_map<std::string, History> histories_;
+    MemoryFleet fleet_;
     size_t sweep_bucket_ = 0;  // where the next sweep starts
     std::mt19937_64 epoch_rng_;
     uint64_t epochs_made_ = 0;
@@ -97,6 +103,7 @@ public:
     void publish(std::string_view channel, std::string_view data, const PublishTicket& ticket,
                  const HistoryPolicy& history) override;
     void readHistory(std::string_view channel, const HistoryRequest& request) override;
+    void fleetCall(FleetCall&& call) override;
     void flush() override;
     bool usable() const override { return true; }
     const std::string& lastError() const override { return no_error_; }
@@ -109,6 +116,11 @@ private:
         std::string channel;
         HistoryRequest request;
     };
+    static constexpr size_t kNoMessage = SIZE_MAX;
+    struct Fleet {
+        FleetCall call;
+        size_t message = kNoMessage;  // "publish": its message's index in outbox_
+    };
     static void onInbox(struct ev_loop* loop, ev_async* w, int revents);
     void deliver(const std::vector<MessagePtr>& batch);
     // Tells the handler of the subscriptions made since the last call.
@@ -118,18 +130,25 @@ private:
     // out of their histories by history_size.
     uint64_t applyHistory(MemoryBrokerFactory::Clock::time_point now);
     void answerReads();
+    // Makes the replies of fleet_ once the batch is routed; under the bus lock.
+    void applyFleet(MemoryBrokerFactory::Clock::time_point now);
+    void answerFleet();
 
     MemoryBrokerFactory& bus_;
     const int index_;
     struct ev_loop* loop_;
     BrokerHandler& handler_;
     std::vector<std::shared_ptr<Message>> outbox_;
-    std::vector<PublishTicket> tickets_;
+    std::vector<PublishTicket> tickets_;  // by outbox_ index; a fleet "publish"'s is unused
     // The publishes of outbox_ that go to a history: their index there, and the policy.
     std::vector<std::pair<size_t, HistoryPolicy>> appends_;
     std::vector<Read> reads_;  // read at the next flush()
     // Read under the lock, answered on the next loop turn (inbox wake-up), in request order.
     std::vector<std::pair<uint64_t, HistoryAnswer>> answers_;
+    std::vector<Fleet> fleet_;            // called at the next flush(), in order
+    std::vector<size_t> fleet_messages_;  // the outbox_ indices of fleet_'s "publish" calls
+    // Made under the lock, answered on the next loop turn (inbox wake-up), in call order.
+    std::vector<std::pair<uint64_t, FleetReply>> fleet_replies_;
     std::vector<std::string> confirming_;  // subscribed, not yet confirmed; one per subscribe()
     ev_async wake_{};
     std::mutex inbox_mutex_;

@@ -93,19 +93,15 @@ void RedisBroker::sendSubscriptions(bool subscribe, const std::vector<Target>& t
 
 bool RedisBroker::sendCommand(Outgoing& out) {
     if (!cmd_) return false;
-    auto reply = [this](RedisStatus s, const redisReply* r) { onCommandReply(s, r); };
-    if (out.awaited.kind == Awaited::Kind::Publish) {
-        cmd_->command({"PUBLISH", out.channel, out.data}, reply);
-    } else {
-        FcallNumbers numbers;
-        cmd_->command(fcallArgs(out, numbers), reply);
-    }
+    FcallNumbers numbers;
+    cmd_->command(commandArgs(out, numbers),
+                  [this](RedisStatus s, const redisReply* r) { onCommandReply(s, r); });
     inflight_.push_back(out.awaited);
     return true;
 }
 
 void RedisBroker::loadFunctions(uint16_t) {
-    if (!options_.history || !cmd_ || loading_) return;
+    if (!options_.functions || !cmd_ || loading_) return;
     loading_ = true;
     cmd_->command({"FUNCTION", "LOAD", "REPLACE", library()},
                   [this](RedisStatus s, const redisReply* r) {

@@ -111,6 +111,17 @@ void RedisBrokerCore::readHistory(std::string_view channel, const HistoryRequest
     outbox_.push_back(std::move(out));
 }
 
+void RedisBrokerCore::fleetCall(FleetCall&& call) {
+    Outgoing out;
+    out.channel.reserve(options_.prefix.size() + call.key.size());
+    out.channel.append(options_.prefix).append(call.key);
+    out.awaited.kind = Awaited::Kind::Fleet;
+    out.awaited.token = call.token;
+    if (call.function != "publish") out.function = "wsrelay_" + call.function;
+    out.args = std::move(call.args);
+    outbox_.push_back(std::move(out));
+}
+
 void RedisBrokerCore::flush() {
     if (!changed_.empty()) applyChanges();
     if (outbox_.empty()) return;
@@ -124,8 +135,26 @@ void RedisBrokerCore::flush() {
     for (const Awaited& a : unavailable) this->unavailable(a);
 }
 
-std::vector<std::string_view> RedisBrokerCore::fcallArgs(const Outgoing& out,
-                                                         FcallNumbers& numbers) {
+std::vector<std::string_view> RedisBrokerCore::commandArgs(const Outgoing& out,
+                                                           FcallNumbers& numbers) const {
+    const std::string_view publish = mode() == RedisMode::Cluster ? "SPUBLISH" : "PUBLISH";
+    switch (out.awaited.kind) {
+        case Awaited::Kind::Publish: return {publish, out.channel, out.data};
+        case Awaited::Kind::Fleet: {
+            // "publish" with other than one argument: Redis refuses it, and says why.
+            std::vector<std::string_view> args;
+            args.reserve(out.args.size() + 4);
+            if (out.function.empty()) {
+                args.insert(args.end(), {publish, out.channel});
+            } else {
+                args.insert(args.end(), {"FCALL", out.function, "1", out.channel});
+            }
+            args.insert(args.end(), out.args.begin(), out.args.end());
+            return args;
+        }
+        case Awaited::Kind::HistoryPublish:
+        case Awaited::Kind::HistoryRead: break;
+    }
     numbers[0] = std::to_string(out.history.size);
     numbers[1] = std::to_string(out.history.ttl_ms);
     if (out.awaited.kind == Awaited::Kind::HistoryPublish) {
@@ -137,8 +166,17 @@ std::vector<std::string_view> RedisBrokerCore::fcallArgs(const Outgoing& out,
             numbers[3], out.newest ? "1" : "0", numbers[0], numbers[1]};
 }
 
+std::string_view RedisBrokerCore::commandName(const Outgoing& out) const {
+    const bool publish = out.awaited.kind == Awaited::Kind::Publish ||
+                         (out.awaited.kind == Awaited::Kind::Fleet && out.function.empty());
+    if (!publish) return "FCALL";
+    return mode() == RedisMode::Cluster ? "SPUBLISH" : "PUBLISH";
+}
+
 void RedisBrokerCore::unavailable(const Awaited& a) {
-    if (a.kind == Awaited::Kind::HistoryRead) {
+    if (a.kind == Awaited::Kind::Fleet) {
+        handler_.onFleetReply(a.token, FleetReply{FleetStatus::Unavailable, 0, {}, {}});
+    } else if (a.kind == Awaited::Kind::HistoryRead) {
         handler_.onHistory(a.token, HistoryAnswer{HistoryStatus::Unavailable, {}, {}});
     } else {
         handler_.onPublishResult(a.ticket, PublishStatus::Unavailable, 0, {});
@@ -146,6 +184,10 @@ void RedisBrokerCore::unavailable(const Awaited& a) {
 }
 
 void RedisBrokerCore::complete(uint16_t shard, const Awaited& a, const redisReply& reply) {
+    if (a.kind == Awaited::Kind::Fleet) {
+        completeFleet(shard, a, reply);
+        return;
+    }
     if (a.kind == Awaited::Kind::Publish) {
         handler_.onPublishResult(
             a.ticket,
@@ -209,13 +251,68 @@ void RedisBrokerCore::complete(uint16_t shard, const Awaited& a, const redisRepl
     handler_.onHistory(a.token, std::move(answer));
 }
 
+// A fleet call's reply, as FleetReply carries it: an integer, or a flat array of strings,
+// integers (decimal) and nils (""); a lone string is an array of one, a lone nil an empty one.
+// An error is Error with Redis's text, except a missing library: loaded again, and the call
+// Unavailable, as a history read is. Anything else (a nested array) is malformed: Error.
+void RedisBrokerCore::completeFleet(uint16_t shard, const Awaited& a, const redisReply& reply) {
+    FleetReply answer;
+    auto itemOf = [](const redisReply& r, std::string& item) {
+        switch (r.type) {
+            case REDIS_REPLY_STRING:
+            case REDIS_REPLY_STATUS: item.assign(r.str, r.len); return true;
+            case REDIS_REPLY_INTEGER: item = std::to_string(r.integer); return true;
+            case REDIS_REPLY_NIL: item.clear(); return true;
+            default: return false;
+        }
+    };
+    bool ok = true;
+    switch (reply.type) {
+        case REDIS_REPLY_ERROR: {
+            const std::string_view error(reply.str, reply.len);
+            if (isMissingFunction(error)) {
+                const std::string name = shardName(shard);
+                setLastError("FCALL" + (name.empty() ? std::string() : " on " + name) + ": " +
+                             std::string(error) + " (function library missing; loading it again)");
+                ++function_reloads_;
+                loadFunctions(shard);
+                answer.status = FleetStatus::Unavailable;
+            } else {
+                answer.status = FleetStatus::Error;
+                answer.error.assign(error);
+            }
+            break;
+        }
+        case REDIS_REPLY_INTEGER: answer.integer = reply.integer; break;
+        case REDIS_REPLY_ARRAY:
+            answer.items.resize(reply.elements);
+            for (size_t i = 0; i < reply.elements && ok; ++i) {
+                ok = itemOf(*reply.element[i], answer.items[i]);
+            }
+            break;
+        case REDIS_REPLY_NIL: break;
+        default:
+            answer.items.resize(1);
+            ok = itemOf(reply, answer.items[0]);
+            break;
+    }
+    if (!ok) {
+        ++malformed_replies_;
+        answer = FleetReply{FleetStatus::Error, 0, {}, "malformed reply: a nested array"};
+        setLastError("fleet call" + std::string(shardName(shard).empty() ? "" : " on ") +
+                     shardName(shard) + ": " + answer.error);
+    }
+    handler_.onFleetReply(a.token, std::move(answer));
+}
+
 bool RedisBrokerCore::functionsLoaded(uint16_t shard, RedisStatus status, const redisReply* reply) {
     if (status != RedisStatus::Reply) return false;  // the lost connection is reported apart
     if (reply->type != REDIS_REPLY_ERROR) return true;
     const std::string name = shardName(shard);
     fail("FUNCTION LOAD of the wsrelay library refused" + (name.empty() ? "" : " by " + name) +
          ": " + std::string(reply->str, reply->len) +
-         " (history needs Redis 7.0 or later, and a user allowed FUNCTION and FCALL)");
+         " (history and the fleet need Redis 7.0 or later, and a user allowed FUNCTION and "
+         "FCALL)");
     return false;
 }
 

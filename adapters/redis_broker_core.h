@@ -45,9 +45,10 @@ struct RedisBrokerOptions {
     int probe_interval_ms = 1000;  // 0 = no delivery probe
     int probe_timeout_ms = 3000;   // also bounds connecting + AUTH + SELECT + SUBSCRIBE
     bool timestamps = true;        // stamp what this relay publishes with its entry time
-    // Some channel keeps history: the function library is loaded on every connection before Up.
-    // Without it no FCALL is ever sent, so nothing is loaded (and no extra round trip is made).
-    bool history = true;
+    // Load the function library on every connection to a master before Up (the config uses it:
+    // needsRedisFunctions() in conf/redis_functions_needed.h). Without it the relay sends no FCALL,
+    // so nothing is loaded (and no extra round trip is made).
+    bool functions = true;
     // Cluster: CLUSTER SLOTS reload period (broker.redis.cluster_refresh_ms); 0 = off.
     int cluster_refresh_ms = 0;
 };
@@ -74,9 +75,10 @@ private:
 //    reconciles that with Redis (wanted / queued / in flight / confirmed per channel), batched;
 //    after a reconnect everything wanted is subscribed again (resubscribeAll), probes first.
 //  - The publish outbox: publish() stamps and queues, flush() sends it or fails it Unavailable.
-//    History reads go through it too, after the publishes queued before them, so a read sees
-//    them; a publish with history and a read are FCALLs of the `wsrelay` function library
-//    (adapters/redis_functions.h), which every attempt loads on every master before Up.
+//    History reads and fleet calls go through it too, after the publishes queued before them, so
+//    a read sees them; a publish with history, a read and a fleet call other than "publish" are
+//    FCALLs of the `wsrelay` function library (adapters/redis_functions.h), which every attempt
+//    loads on every master before Up (when the config needs it).
 //  - Up and Down: Up once the connections are ready, every subscription is confirmed and (with
 //    probes on) a first probe has come back through every shard, so a server that takes
 //    SUBSCRIBE but holds PUBLISH (CLIENT PAUSE WRITE, a wedged replica link) stays Down instead
@@ -98,6 +100,7 @@ public:
     void publish(std::string_view channel, std::string_view data, const PublishTicket& ticket,
                  const HistoryPolicy& history) override;
     void readHistory(std::string_view channel, const HistoryRequest& request) override;
+    void fleetCall(FleetCall&& call) override;
     void flush() override;
     bool usable() const override { return up_; }
     // Why the connections were last dropped (for logs and tests); empty if they never were.
@@ -107,7 +110,8 @@ public:
     // FLUSH, say): the call was refused and the library loaded again on that connection.
     uint64_t functionReloads() const { return function_reloads_; }
     // Replies of the function library that were not of the shape it answers (another library
-    // loaded under its name?): publishes reported without a position, reads Unavailable.
+    // loaded under its name?): publishes reported without a position, reads Unavailable, fleet
+    // calls Error.
     uint64_t malformedReplies() const { return malformed_replies_; }
 
 protected:
@@ -118,21 +122,24 @@ protected:
     };
     // What a command's reply completes.
     struct Awaited {
-        enum class Kind : uint8_t { Publish, HistoryPublish, HistoryRead };
+        enum class Kind : uint8_t { Publish, HistoryPublish, HistoryRead, Fleet };
         Kind kind = Kind::Publish;
         PublishTicket ticket;  // publishes
-        uint64_t token = 0;    // reads
+        uint64_t token = 0;    // reads, fleet calls
         uint64_t after = 0;    // reads
         uint32_t limit = 0;    // reads
     };
-    // A publish (PUBLISH, or FCALL wsrelay_publish with history) or a history read (FCALL
-    // wsrelay_history).
+    // A publish (PUBLISH, or FCALL wsrelay_publish with history), a history read (FCALL
+    // wsrelay_history) or a fleet call ((S)PUBLISH, or FCALL wsrelay_<function>).
     struct Outgoing {
-        std::string channel;  // Redis channel name (prefixed)
+        std::string channel;  // Redis channel name, or a fleet call's key (prefixed)
         std::string data;     // publishes
         Awaited awaited;
         HistoryPolicy history;  // a publish's with history, or the read's
         bool newest = false;    // reads
+        // Fleet calls: "" for "publish", else the Redis function's name (wsrelay_<function>).
+        std::string function;
+        std::vector<std::string> args;  // fleet calls
     };
     // Numbers of an FCALL, formatted.
     using FcallNumbers = std::array<std::string, 4>;
@@ -195,8 +202,10 @@ protected:
     void setLastError(std::string reason) { last_error_ = std::move(reason); }
     // A message pushed on `shard`'s subscriber connection.
     void deliver(uint16_t shard, std::string_view redis_channel, std::string_view payload);
-    // The FCALL arguments of a publish with history or a read (`numbers` holds their text).
-    static std::vector<std::string_view> fcallArgs(const Outgoing& out, FcallNumbers& numbers);
+    // The command that sends `out` ((S)PUBLISH or FCALL; `numbers` holds the text of its
+    // numbers), and its name for messages.
+    std::vector<std::string_view> commandArgs(const Outgoing& out, FcallNumbers& numbers) const;
+    std::string_view commandName(const Outgoing& out) const;
     // Reports a command `shard` answered: the publish result or the history answer.
     void complete(uint16_t shard, const Awaited& awaited, const redisReply& reply);
     // Reports a command that got no answer: Unavailable.
@@ -248,6 +257,8 @@ private:
     static void onProbeDeadline(struct ev_loop* loop, ev_timer* w, int revents);
 
     void applyChanges();
+    // Reports a fleet call's reply (from complete()).
+    void completeFleet(uint16_t shard, const Awaited& awaited, const redisReply& reply);
     void queue(ChannelMap::iterator it);
     bool isProbe(std::string_view client_channel) const;
     // Tells the handler of every live subscription still waiting for its onSubscribed.

@@ -173,7 +173,7 @@ void RedisClusterBroker::open(uint16_t index) {
 }
 
 void RedisClusterBroker::loadFunctions(uint16_t shard) {
-    if (!options_.history || shard >= nodes_.size()) return;
+    if (!options_.functions || shard >= nodes_.size()) return;
     Node& node = nodes_[shard];
     if (node.loading || !node.cmd) return;
     node.loading = true;
@@ -374,13 +374,10 @@ void RedisClusterBroker::transmit(uint16_t index, Pending&& pending, bool asking
     const Outgoing& out = node.inflight.back().out;
     // ASKING lets the importing node serve the next command of this connection, that one only.
     if (asking) node.cmd->command({"ASKING"}, [](RedisStatus, const redisReply*) {});
-    auto reply = [this, index](RedisStatus s, const redisReply* r) { onPublishReply(index, s, r); };
-    if (out.awaited.kind == Awaited::Kind::Publish) {
-        node.cmd->command({"SPUBLISH", out.channel, out.data}, reply);
-    } else {
-        FcallNumbers numbers;
-        node.cmd->command(fcallArgs(out, numbers), reply);
-    }
+    FcallNumbers numbers;
+    node.cmd->command(commandArgs(out, numbers), [this, index](RedisStatus s, const redisReply* r) {
+        onPublishReply(index, s, r);
+    });
 }
 
 void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
@@ -401,9 +398,8 @@ void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
         return;
     }
     if (error && isTopologyError(textOf(reply))) {
-        fail(
-            std::string(pending.out.awaited.kind == Awaited::Kind::Publish ? "SPUBLISH" : "FCALL") +
-            " to " + node.address.name() + ": " + std::string(textOf(reply)));
+        fail(std::string(commandName(pending.out)) + " to " + node.address.name() + ": " +
+             std::string(textOf(reply)));
         unavailable(pending.out.awaited);
         return;
     }
@@ -411,9 +407,8 @@ void RedisClusterBroker::onPublishReply(uint16_t index, RedisStatus status,
 }
 
 void RedisClusterBroker::redirect(uint16_t from, Pending&& pending, std::string_view error) {
-    const std::string what =
-        std::string(pending.out.awaited.kind == Awaited::Kind::Publish ? "SPUBLISH " : "FCALL ") +
-        pending.out.channel + ": " + std::string(error);
+    const std::string what = std::string(commandName(pending.out)) + " " + pending.out.channel +
+                             ": " + std::string(error);
     if (++pending.hops > kMaxRedirects) {
         setLastError(what + " (more than " + std::to_string(kMaxRedirects) + " redirects)");
         finish(from, std::move(pending), nullptr);

@@ -25,8 +25,9 @@ namespace wsrelay {
 // probes are RedisBrokerCore's.
 //
 // History publishes and reads (FCALL of the function library, which every master's command
-// connection loads first; Up waits for it) go the way SPUBLISH goes, slot flows and redirects
-// included, so a read never overtakes a publish of its slot.
+// connection loads first; Up waits for it) and fleet calls (SPUBLISH or FCALL on their key's
+// slot: the fleet's keys share the `{fleet}` tag's) go the way SPUBLISH goes, slot flows and
+// redirects included, so a read or a call never overtakes a publish of its slot.
 //
 // Slot moves are followed without a reconnect. A MOVED or ASK reply to an SPUBLISH sends it again
 // to the node named (ASK: behind ASKING), opening connections to a master not known yet, at most

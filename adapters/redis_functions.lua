@@ -1,8 +1,11 @@
 #!lua name=wsrelay
--- The wsrelay Redis Function library (docs/scaling.md "History"). Every relay loads it with
--- FUNCTION LOAD REPLACE on each connection to a master before it reports the broker up; the
--- source is built into the relay (adapters/redis_functions.h), which changes only the publish
--- command below for a Redis Cluster. Redis 7.0 or later.
+-- The wsrelay Redis Function library (docs/scaling.md "History" and "The fleet"). Every relay
+-- whose configuration calls it (conf/redis_functions_needed.h) loads it with FUNCTION LOAD
+-- REPLACE on each connection to a master before it reports the broker up; the source is built
+-- into the relay (adapters/redis_functions.h), which changes only the publish command below for a
+-- Redis Cluster. Redis 7.0 or later. A fleet call to function <f> is
+-- FCALL wsrelay_<f> 1 <prefix + key> <args...>; each fleet feature adds its functions in its own
+-- block below the history ones.
 --
 --   FCALL wsrelay_publish 1 <channel> <data> <history_size> <history_ttl_ms>
 --     appends <data> to the channel's history, trims it to about <history_size> entries and

@@ -12,6 +12,7 @@
 #include "adapters/redis_broker.h"
 #include "adapters/redis_tls.h"
 #include "adapters/redis_url.h"
+#include "conf/redis_functions_needed.h"
 #include "relay/common/log.h"
 #include "relay/edge/cpu_budget.h"
 #include "relay/edge/memory_limit.h"
@@ -84,9 +85,7 @@ std::unique_ptr<BrokerFactory> makeBrokers(const Config& config, int workers) {
             options.sentinel_user = redis.sentinel.user;
             options.sentinel_password = redis.sentinel.password;
             options.prefix = redis.prefix;
-            options.history =
-                std::any_of(config.channels.begin(), config.channels.end(),
-                            [](const Config::Channel& c) { return c.history_size > 0; });
+            options.functions = needsRedisFunctions(config);
             options.reconnect_min_ms = redis.reconnect_min_ms;
             options.reconnect_max_ms = redis.reconnect_max_ms;
             options.probe_interval_ms = redis.probe_interval_ms;

@@ -103,6 +103,11 @@ public:
         EXPECT_FALSE(in_read) << "history answered from inside readHistory()";
         histories.emplace_back(token, std::move(answer));
     }
+    void onFleetReply(uint64_t token, FleetReply&& reply) override {
+        EXPECT_FALSE(destroyed_) << "fleet reply after the broker was destroyed";
+        EXPECT_FALSE(in_fleet_call) << "fleet reply from inside fleetCall()";
+        fleet_replies.emplace_back(token, std::move(reply));
+    }
     void onBrokerState(BrokerState state, bool gap) override {
         EXPECT_FALSE(destroyed_) << "state change after the broker was destroyed";
         states.emplace_back(state, gap);
@@ -137,6 +142,19 @@ public:
         broker->readHistory(channel, request);
         in_read = false;
     }
+    void fleetCall(uint64_t token, std::string function, std::string key,
+                   std::vector<std::string> args) {
+        in_fleet_call = true;
+        broker->fleetCall(FleetCall{token, std::move(function), std::move(key), std::move(args)});
+        in_fleet_call = false;
+    }
+    // The reply to the fleet call with `token`; null until it came.
+    const FleetReply* fleetReply(uint64_t token) const {
+        for (const auto& [t, reply] : fleet_replies) {
+            if (t == token) return &reply;
+        }
+        return nullptr;
+    }
     // The answer to the read with `token`; null until it came.
     const HistoryAnswer* history(uint64_t token) const {
         for (const auto& [t, answer] : histories) {
@@ -163,12 +181,14 @@ public:
     std::vector<int64_t> stamps;                // entered_us of each message, in order
     std::vector<StreamPosition> positions;      // offset and epoch of each message, in order
     std::vector<StreamPosition> published_at;   // of each publish result, in order
-    std::vector<std::pair<uint64_t, HistoryAnswer>> histories;  // onHistory, in order
+    std::vector<std::pair<uint64_t, HistoryAnswer>> histories;   // onHistory, in order
+    std::vector<std::pair<uint64_t, FleetReply>> fleet_replies;  // onFleetReply, in order
     int probes = 0;
     uint64_t trimmed = 0;  // the sum of onHistoryTrimmed
     bool in_publish = false;
     bool in_read = false;
     bool in_subscribe = false;
+    bool in_fleet_call = false;
 
 private:
     static void onPrepare(struct ev_loop*, ev_prepare* w, int) {

@@ -395,7 +395,7 @@ TEST_F(RedisBrokerTest, HeldPublishesKeepTheBrokerDownUntilAProbeComesBack) {
     RedisBrokerOptions o = options();
     o.probe_interval_ms = 50;
     o.probe_timeout_ms = 200;
-    o.history = false;  // FUNCTION LOAD is a write: it would hold every attempt by itself
+    o.functions = false;  // FUNCTION LOAD is a write: it would hold every attempt by itself
     Endpoint& a = endpoint(o);
     a.broker->subscribe("chat");
     ASSERT_TRUE(allUp());

@@ -164,6 +164,17 @@ TEST_F(RedisSentinelTest, FindsTheMasterAndFollowsAFailoverAfterItIsKilled) {
     ASSERT_TRUE(syncedThrough(a, "chat", "\"after\""));
     ASSERT_TRUE(pumpUntil([&] { return b.results.size() == 2; }));
     EXPECT_EQ(b.results.back(), std::make_pair(uint64_t{2}, PublishStatus::Accepted));
+
+    // Fleet calls go to the new master too: a publish reaching a's worker, and an FCALL of the
+    // library loaded there before Up.
+    b.fleetCall(1, "publish", "chat", {"\"fleet\""});
+    b.fleetCall(2, "history", "h", {"0", "0", "0", "10", "60000"});
+    ASSERT_TRUE(pumpUntil([&] { return b.fleet_replies.size() == 2; }));
+    EXPECT_EQ(b.fleetReply(1)->status, FleetStatus::Ok) << b.fleetReply(1)->error;
+    EXPECT_EQ(b.fleetReply(1)->integer, 1);
+    EXPECT_EQ(b.fleetReply(2)->status, FleetStatus::Ok) << b.fleetReply(2)->error;
+    EXPECT_EQ(b.fleetReply(2)->items.size(), 2u) << "{top offset, epoch}";
+    ASSERT_TRUE(syncedThrough(a, "chat", "\"fleet\""));
 }
 
 TEST_F(RedisSentinelTest, FollowsSwitchMasterWhenTheOldMasterStaysUp) {

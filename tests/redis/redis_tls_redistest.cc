@@ -157,7 +157,7 @@ TEST_F(RedisTlsTest, PubSubAndProbesOverTls) {
 TEST_F(RedisTlsTest, HistoryFunctionsOverTls) {
     startServer();
     RedisBrokerOptions o = options(tlsOptions());
-    o.history = true;  // FUNCTION LOAD before Up, then FCALLs
+    o.functions = true;  // FUNCTION LOAD before Up, then FCALLs
     Endpoint& a = endpoint(o);
     a.subscribe("orders");
     ASSERT_TRUE(allUp()) << a.broker->lastError();
@@ -370,7 +370,7 @@ TEST_F(RedisTlsClusterTest, ShardedPubSubAndHistoryOnEveryMasterOverTls) {
     o.reconnect_max_ms = 200;
     o.probe_interval_ms = 50;
     o.probe_timeout_ms = 2000;
-    o.history = true;
+    o.functions = true;
     RedisBrokerFactory factory(o);
     Endpoint& a = add(factory);
     Endpoint& b = add(factory);

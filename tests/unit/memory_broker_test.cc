@@ -33,6 +33,9 @@ public:
     }
     void onBrokerState(BrokerState, bool) override { ++state_changes; }
     void onSubscribed(std::string_view channel) override { confirmed.emplace_back(channel); }
+    void onFleetReply(uint64_t token, FleetReply&& reply) override {
+        fleet.emplace_back(token, std::move(reply));
+    }
 
     std::vector<std::pair<std::string, std::string>> messages;
     std::vector<std::pair<uint64_t, PublishStatus>> results;
@@ -41,6 +44,7 @@ public:
     std::vector<std::pair<uint64_t, HistoryAnswer>> histories;
     std::vector<StreamPosition> positions;
     std::vector<StreamPosition> published_at;
+    std::vector<std::pair<uint64_t, FleetReply>> fleet;  // onFleetReply, in order
     int state_changes = 0;
 };
 
@@ -223,6 +227,82 @@ TEST_F(MemoryBrokerTest, ExpiredHistoriesAreSweptAway) {
         brokers[1]->flush();
     }
     EXPECT_EQ(factory.historyChannels(), 1u);
+}
+
+FleetCall fleetPublish(uint64_t token, std::string channel, std::string data) {
+    return FleetCall{token, "publish", std::move(channel), {std::move(data)}};
+}
+
+TEST_F(MemoryBrokerTest, AFleetPublishReachesTheSubscribedWorkersAndAnswersTheirCount) {
+    brokers[0]->subscribe("both");
+    brokers[1]->subscribe("both");
+    brokers[1]->subscribe("one");
+    brokers[0]->fleetCall(fleetPublish(1, "both", R"({"n":2})"));
+    brokers[0]->fleetCall(fleetPublish(2, "one", R"({"n":1})"));
+    brokers[0]->fleetCall(fleetPublish(3, "none", R"({"n":0})"));
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].fleet, IsEmpty()) << "never from inside flush()";
+    EXPECT_THAT(handlers[0].results, IsEmpty()) << "a fleet publish has no publish result";
+    turn(0);
+    turn(1);
+    EXPECT_THAT(handlers[0].messages, ElementsAre(Pair("both", R"({"n":2})")));
+    EXPECT_THAT(handlers[1].messages,
+                ElementsAre(Pair("both", R"({"n":2})"), Pair("one", R"({"n":1})")));
+    ASSERT_EQ(handlers[0].fleet.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+        const auto& [token, reply] = handlers[0].fleet[i];
+        EXPECT_EQ(token, i + 1);
+        EXPECT_EQ(reply.status, FleetStatus::Ok);
+        EXPECT_EQ(reply.integer, static_cast<int64_t>(2 - i));
+        EXPECT_THAT(reply.items, IsEmpty());
+    }
+    EXPECT_THAT(handlers[1].fleet, IsEmpty());
+}
+
+TEST_F(MemoryBrokerTest, AnUnknownFleetFunctionAndAMalformedPublishAreErrors) {
+    brokers[1]->subscribe("c");
+    brokers[0]->fleetCall(FleetCall{7, "no_such", std::string(kFleetKey), {"a"}});
+    brokers[0]->fleetCall(FleetCall{8, "publish", "c", {"a", "b"}});
+    brokers[0]->fleetCall(FleetCall{9, "publish", "c", {}});
+    brokers[0]->flush();
+    turn(0);
+    turn(1);
+    EXPECT_THAT(handlers[1].messages, IsEmpty());
+    ASSERT_EQ(handlers[0].fleet.size(), 3u);
+    EXPECT_EQ(handlers[0].fleet[0].first, 7u);
+    EXPECT_EQ(handlers[0].fleet[0].second.status, FleetStatus::Error);
+    EXPECT_EQ(handlers[0].fleet[0].second.error, "unknown fleet function no_such");
+    for (size_t i = 1; i < 3; ++i) {
+        EXPECT_EQ(handlers[0].fleet[i].first, 7u + i);
+        EXPECT_EQ(handlers[0].fleet[i].second.status, FleetStatus::Error);
+        EXPECT_THAT(handlers[0].fleet[i].second.error, ::testing::StartsWith("publish takes one"));
+    }
+}
+
+// A fleet publish goes out in order with the worker's publishes, and its reply follows their
+// results; another worker's fleet call in between does not disturb either.
+TEST_F(MemoryBrokerTest, FleetPublishesKeepTheirPlaceAmongPublishes) {
+    brokers[1]->subscribe("c");
+    brokers[0]->publish("c", "1", PublishTicket{1, 1, true}, HistoryPolicy{});
+    brokers[0]->fleetCall(fleetPublish(10, "c", "2"));
+    brokers[0]->publish("c", "3", PublishTicket{1, 3, true}, HistoryPolicy{3, 60000});
+    brokers[0]->fleetCall(fleetPublish(11, "c", "4"));
+    brokers[0]->publish("c", "5", PublishTicket{1, 5, true}, HistoryPolicy{});
+    brokers[0]->flush();
+    EXPECT_THAT(handlers[0].results,
+                ElementsAre(Pair(1u, PublishStatus::Accepted), Pair(3u, PublishStatus::Accepted),
+                            Pair(5u, PublishStatus::Accepted)));
+    EXPECT_EQ(handlers[0].published_at[1].offset, 1u) << "the history publish keeps its position";
+    EXPECT_THAT(handlers[0].fleet, IsEmpty());
+    turn(1);
+    EXPECT_THAT(handlers[1].messages, ElementsAre(Pair("c", "1"), Pair("c", "2"), Pair("c", "3"),
+                                                  Pair("c", "4"), Pair("c", "5")));
+    turn(0);
+    ASSERT_EQ(handlers[0].fleet.size(), 2u);
+    EXPECT_EQ(handlers[0].fleet[0].first, 10u);
+    EXPECT_EQ(handlers[0].fleet[1].first, 11u);
+    EXPECT_EQ(handlers[0].fleet[0].second.integer, 1);
+    EXPECT_EQ(handlers[0].fleet[1].second.integer, 1);
 }
 
 }  // namespace

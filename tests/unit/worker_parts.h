@@ -44,6 +44,7 @@ public:
     void readHistory(std::string_view channel, const HistoryRequest& request) override {
         reads.push_back({std::string(channel), request});
     }
+    void fleetCall(FleetCall&& call) override { fleet_calls.push_back(std::move(call)); }
     void flush() override {}
     bool usable() const override { return up; }
     const std::string& lastError() const override { return error; }
@@ -62,6 +63,7 @@ public:
     std::vector<std::string> unsubscribed;
     std::vector<Published> published;
     std::vector<Read> reads;
+    std::vector<FleetCall> fleet_calls;
     bool up = true;
     std::string error;
 };

@@ -1,0 +1,10 @@
+#include "adapters/memory_fleet.h"
+
+namespace wsrelay {
+
+FleetReply MemoryFleet::call(const FleetCall& call, Clock::time_point now) {
+    (void)now;
+    return FleetReply{FleetStatus::Error, 0, {}, "unknown fleet function " + call.function};
+}
+
+}  // namespace wsrelay

@@ -1,0 +1,13 @@
+#include "conf/redis_functions_needed.h"
+
+#include <algorithm>
+
+namespace wsrelay {
+
+bool needsRedisFunctions(const Config& config) {
+    // History: wsrelay_publish and wsrelay_history.
+    return std::any_of(config.channels.begin(), config.channels.end(),
+                       [](const Config::Channel& c) { return c.history_size > 0; });
+}
+
+}  // namespace wsrelay
