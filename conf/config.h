@@ -157,6 +157,13 @@ struct Config {
         bool operator==(const History&) const = default;
     } history;
 
+    // The fleet's control channels (docs/scaling.md "The fleet").
+    struct Fleet {
+        int command_timeout_ms = 1000;    // how long a fleet command waits for every worker
+        int max_pending_commands = 1024;  // per worker: fleet commands waiting for answers
+        bool operator==(const Fleet&) const = default;
+    } fleet;
+
     struct Api {
         std::string key;  // empty = the HTTP publish API is disabled
         bool operator==(const Api&) const = default;

@@ -807,6 +807,16 @@ std::vector<ConfigKey> buildTable() {
         "history.max_reads_in_flight", 1, 10000,
         "History reads one worker has under way at the broker at once; more wait their turn.",
         [](auto& c) -> auto& { return c.history.max_reads_in_flight; }));
+    keys.push_back(numberKey(
+        "fleet.command_timeout_ms", 10, 60000,
+        "How long a fleet command (POST /api/disconnect and the other server API calls) waits "
+        "for the answers of every worker it reached; the answer counts those that did not "
+        "answer in time.",
+        [](auto& c) -> auto& { return c.fleet.command_timeout_ms; }));
+    keys.push_back(numberKey(
+        "fleet.max_pending_commands", 1, 100000,
+        "Fleet commands one worker has waiting for answers at once; more are refused with 503.",
+        [](auto& c) -> auto& { return c.fleet.max_pending_commands; }));
     keys.push_back(stringKey(
         "api.key", nullptr, "any",
         "Key that POST /api/publish and /api/broadcast require in X-API-Key; empty = API off.",

@@ -165,6 +165,16 @@ inline constexpr EnumArray<IpLimit, const char*> kIpLimitNames = {"handshake_rat
 enum class IpLimitResult : uint8_t { Refused, DryRun, kCount };
 inline constexpr EnumArray<IpLimitResult, const char*> kIpLimitResultNames = {"refused", "dry_run"};
 
+// Fleet commands (docs/scaling.md "The fleet"): what became of this worker's asks (every worker
+// reached answered; some did not within fleet.command_timeout_ms; the broker was down; refused
+// at fleet.max_pending_commands), and of the control messages it received.
+enum class FleetAskResult : uint8_t { Complete, Timeout, Unavailable, Busy, kCount };
+inline constexpr EnumArray<FleetAskResult, const char*> kFleetAskResultNames = {
+    "complete", "timeout", "unavailable", "busy"};
+enum class FleetMessageResult : uint8_t { Handled, Unknown, Malformed, Late, kCount };
+inline constexpr EnumArray<FleetMessageResult, const char*> kFleetMessageResultNames = {
+    "handled", "unknown", "malformed", "late"};
+
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
 // The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
@@ -274,6 +284,13 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
       "stage", kCompressionStageNames)                                                             \
     X(deflate_connections, Gauge, "wsrelay_deflate_connections",                                   \
       "Open WebSocket connections that negotiated permessage-deflate")                             \
+    L(fleet_asks, Counter, "wsrelay_fleet_commands_total",                                         \
+      "Fleet commands this worker sent (the server API), by outcome", "result",                    \
+      kFleetAskResultNames)                                                                        \
+    L(fleet_messages, Counter, "wsrelay_fleet_messages_total",                                     \
+      "Control messages received from the fleet by what became of them (late: a reply after its "  \
+      "command timed out)",                                                                        \
+      "result", kFleetMessageResultNames)                                                          \
     X(user_limit_evictions, Counter, "wsrelay_user_limit_evictions_total",                         \
       "Older connections this instance told to close with 4501 to admit a newer one of the same "  \
       "user (limits.per_user_policy evict_oldest)")                                                \

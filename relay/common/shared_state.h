@@ -31,6 +31,8 @@ struct SharedState {
     metrics::Registry& registry;
     BrokerFactory& brokers;
     const int workers;
+    // This process's name in the fleet (relay/fleet/fleet_id.h): set before the workers start.
+    std::string instance_id;
     const int max_connections;
     // Bytes queued in the whole process against limits.memory_budget_*: written once per chunk of
     // a worker's queued bytes, never per message (relay/common/memory_budget.h).

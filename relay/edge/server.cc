@@ -17,6 +17,7 @@
 #include "relay/edge/cpu_budget.h"
 #include "relay/edge/memory_limit.h"
 #include "relay/edge/worker.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/tls/cert_store.h"
 
 namespace wsrelay {
@@ -165,6 +166,8 @@ Server::Server(Config config)
     registry_.setMemoryBudget(budget.bytes);
     shared_ = std::make_unique<SharedState>(config_, channels_, registry_, *brokers_,
                                             workers_count_, limit, budget.bytes);
+    shared_->instance_id = fleet::makeInstanceId();
+    WSR_LOG(Info, "instance %s (connection ids start with it)", shared_->instance_id.c_str());
     if (!config_.tls.cert_file.empty()) setUpTls();
     SharedState* shared = shared_.get();
     registry_.setReadyProbe([shared] {

@@ -19,6 +19,7 @@
 #include "relay/edge/edge.h"
 #include "relay/edge/http_routes.h"
 #include "relay/edge/listener.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/session/session.h"
 #include "relay/tls/tls_front.h"
@@ -80,12 +81,20 @@ Worker::Worker(int index, SharedState& shared)
                  static_cast<uint64_t>(shared.config.limits.send_queue_bytes), loop_.loop,
                  shared.memory),
       flush_(loop_.loop, shared.config.websocket.write_coalesce_ms / 1000.0), sessions_(index),
-      shedder_(memory_, sessions_, metrics_), ctx_{shared,     shared.config, shared.channels,
+      shedder_(memory_, sessions_, metrics_),
+      fleet_(loop_.loop, fleet_calls_,
+             FleetControl::Options{shared.instance_id, index,
+                                   shared.config.fleet.command_timeout_ms / 1000.0,
+                                   static_cast<size_t>(shared.config.fleet.max_pending_commands)},
+             &metrics_),
+      ctx_{shared,     shared.config, shared.channels,
                                                    metrics_,   loop_.loop,    hub_,
                                                    publisher_, parser_,       flush_,
                                                    sessions_,  memory_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
+    ctx_.fleet_calls = &fleet_calls_;
+    ctx_.fleet = &fleet_;
 }
 
 Worker::~Worker() {
@@ -191,6 +200,9 @@ bool Worker::setUp(std::string& error) {
     }
     publisher_.setBroker(broker_.get());
     history_.setBroker(broker_.get());
+    fleet_calls_.setBroker(broker_.get());
+    // The fleet's control channel and this worker's inbox (docs/scaling.md "The fleet").
+    for (const std::string& channel : fleet_.channels()) broker_->subscribe(channel);
     // A broker that starts disconnected (Redis not reachable yet) keeps /readyz at 503 until its
     // first Up.
     if (!broker_->usable()) {
@@ -424,6 +436,10 @@ void Worker::onListenerReadable(int listener) {
 
 void Worker::onBrokerMessage(std::string_view channel, std::string_view data, int64_t entered_us,
                              uint64_t offset, std::string_view epoch) {
+    if (fleet::isFleetChannel(channel)) {
+        fleet_.onMessage(channel, data);
+        return;
+    }
     metrics_.broker_messages.add();
     const Hub::Delivery delivery = hub_.deliver(channel, data, entered_us, {offset, epoch});
     if (delivery.too_large != 0) {
@@ -514,6 +530,10 @@ void Worker::onBrokerProbe(double round_trip_s) {
 
 void Worker::onHistoryTrimmed(uint64_t messages) {
     metrics_.history_trimmed.add(static_cast<int64_t>(messages));
+}
+
+void Worker::onFleetReply(uint64_t token, FleetReply&& reply) {
+    fleet_calls_.onReply(token, std::move(reply));
 }
 
 void Worker::onChannelOpened(std::string_view channel) {

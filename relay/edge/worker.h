@@ -13,6 +13,8 @@
 #include "relay/fanout/history_reads.h"
 #include "relay/fanout/hub.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/fleet_calls.h"
+#include "relay/fleet/fleet_control.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/flush_scheduler.h"
 #include "relay/session/memory_shedder.h"
@@ -82,6 +84,7 @@ public:
     void onBrokerProbe(double round_trip_s) override;
     void onHistoryTrimmed(uint64_t messages) override;
     void onBrokerAttemptFailed(std::string_view reason) override;
+    void onFleetReply(uint64_t token, FleetReply&& reply) override;
     // HubListener
     void onChannelOpened(std::string_view channel) override;
     void onChannelClosed(std::string_view channel) override;
@@ -116,6 +119,8 @@ private:
     FlushScheduler flush_;
     SessionTable sessions_;
     MemoryShedder shedder_;
+    FleetCalls fleet_calls_;
+    FleetControl fleet_;
     WorkerContext ctx_;
     HttpApi http_api_;
     lws_context* context_ = nullptr;

@@ -5,6 +5,7 @@
 #include "adapters/redis_payload.h"
 #include "relay/common/log.h"
 #include "relay/fanout/publisher.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/hook/hook_answer.h"
 #include "relay/protocol/protocol.h"
 #include "relay/session/session.h"
@@ -76,7 +77,7 @@ std::string HookBridge::baseBody(uint64_t connection, const std::string& user,
     std::string body = "{\"event\":\"";
     body += hookEventName(event);
     body += "\",\"connection\":\"";
-    body += std::to_string(connection);
+    body += fleet::connectionId(ctx_.shared.instance_id, connection);
     body += "\",\"user\":";
     if (user.empty()) {
         body += "null";

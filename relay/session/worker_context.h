@@ -11,6 +11,8 @@ namespace wsrelay {
 
 class Authenticator;
 class ChannelRules;
+class FleetCalls;
+class FleetControl;
 class FlushScheduler;
 class HistoryReads;
 class HookBridge;
@@ -44,6 +46,8 @@ struct WorkerContext {
     HookBridge* hook = nullptr;              // null when hook.url is empty
     HistoryReads* history = nullptr;         // history reads (the history command); the worker's
     lws_vhost* vhost = nullptr;              // where the gate hands sockets to lws
+    FleetCalls* fleet_calls = nullptr;       // the worker's fleet calls (Broker::fleetCall)
+    FleetControl* fleet = nullptr;           // commands to and from the fleet's workers
     bool draining = false;                   // the worker is draining: new sessions are told to go
 };
 

@@ -162,6 +162,8 @@ private:
 
 // Configure `config` before the first use of ctx() (the parts read it when built).
 struct WorkerParts {
+    // The instance id its connections' fleet ids start with (`unit0000.<session id>`).
+    static constexpr std::string_view kInstance = "unit0000";
     explicit WorkerParts(Config cfg = defaultConfig())
         : config(std::move(cfg)), channels(config.channels), loop(ev_loop_new(EVFLAG_AUTO)),
           registry(1), brokers(1),
@@ -182,6 +184,7 @@ struct WorkerParts {
         publisher.setBroker(&broker);
         history.setBroker(&broker);
         ctx.history = &history;
+        shared.instance_id = std::string(kInstance);
     }
     ~WorkerParts() {
         flush.stop();
