@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "adapters/broker.h"
+#include "adapters/memory_fleet_user.h"
 
 namespace wsrelay {
 
@@ -18,6 +19,9 @@ public:
     // The reply to `call` (its function is not "publish") at `now`; an unknown function is Error
     // "unknown fleet function <name>".
     FleetReply call(const FleetCall& call, Clock::time_point now);
+
+private:
+    MemoryUserSets users_;  // user_admit, user_leave
 };
 
 }  // namespace wsrelay

@@ -95,6 +95,19 @@ Worker::Worker(int index, SharedState& shared)
     ctx_.history = &history_;
     ctx_.fleet_calls = &fleet_calls_;
     ctx_.fleet = &fleet_;
+    // The per-user limit's eviction (relay/admission/user_limit.h) closes one connection of this
+    // worker. The server API's `disconnect` (user or connection, any code) replaces this one.
+    fleet_.on("disconnect", [this](const simdjson::dom::object& command) -> std::string {
+        std::string_view id;
+        if (command["connection"].get(id) != simdjson::SUCCESS) return R"({"affected":0})";
+        const auto ref = fleet::parseConnectionId(id);
+        Session* session = ref && ref->instance == shared_.instance_id
+                               ? sessions_.find(ref->session)
+                               : nullptr;
+        if (session == nullptr) return R"({"affected":0})";
+        session->closeAfterFlush(CloseCode::ConnectionReplaced);
+        return R"({"affected":1})";
+    });
 }
 
 Worker::~Worker() {
