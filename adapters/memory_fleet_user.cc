@@ -28,13 +28,12 @@ bool MemoryUserSets::call(const FleetCall& call, FleetReply& reply) {
 
 FleetReply MemoryUserSets::admit(const std::vector<std::string>& args) {
     uint64_t limit = 0;
-    const bool numeric = args.size() == 5 && std::from_chars(args[2].data(),
-                                                             args[2].data() + args[2].size(), limit)
-                                                     .ec == std::errc{};
+    const bool numeric =
+        args.size() == 5 &&
+        std::from_chars(args[2].data(), args[2].data() + args[2].size(), limit).ec == std::errc{};
     if (!numeric || (args[3] != "refuse" && args[3] != "evict_oldest")) {
-        return errorReply(
-            "wsrelay_user_admit: 1 <fleet key> <user> <connection> <limit> "
-            "<refuse|evict_oldest> <ttl_ms>");
+        return errorReply("wsrelay_user_admit: 1 <fleet key> <user> <connection> <limit> "
+                          "<refuse|evict_oldest> <ttl_ms>");
     }
     if (limit < 1) return errorReply("wsrelay: limit must be at least 1");
     std::vector<std::string>& held = users_[args[0]];
@@ -58,7 +57,8 @@ FleetReply MemoryUserSets::admit(const std::vector<std::string>& args) {
 }
 
 FleetReply MemoryUserSets::leave(const std::vector<std::string>& args) {
-    if (args.size() < 2) return errorReply("wsrelay_user_leave: 1 <fleet key> <user> <connection> ...");
+    if (args.size() < 2)
+        return errorReply("wsrelay_user_leave: 1 <fleet key> <user> <connection> ...");
     auto it = users_.find(args[0]);
     FleetReply reply;
     if (it == users_.end()) return reply;

@@ -46,9 +46,10 @@ struct UpgradeGrant {
 // - With auth.enabled or a connect hook ("reading heads"), each connection's request head is read
 //   here first (HeadReader), and the JWT and the app's connect hook decide on that request before
 //   lws sees it; the socket is parked meanwhile. Then, with limits.max_connections_per_user, a
-//   connection with a user asks the fleet for its place (UserLimit), parked again. A connection then carries exactly that one
-//   request: every answer on the port says Connection: close, lws upgrades only a request the gate
-//   admitted (confirm), and nothing decided for one request is ever used for another.
+//   connection with a user asks the fleet for its place (UserLimit), parked again. A connection
+//   then carries exactly that one request: every answer on the port says Connection: close, lws
+//   upgrades only a request the gate admitted (confirm), and nothing decided for one request is
+//   ever used for another.
 // One per worker, on its thread. Construction needs no socket and no lws context.
 class UpgradeGate {
 public:

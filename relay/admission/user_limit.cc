@@ -47,10 +47,9 @@ UserLimit::~UserLimit() { *self_ = nullptr; }
 
 void UserLimit::admit(std::string user, std::string connection, Done done) {
     const uint64_t id = next_id_++;
-    std::vector<std::string> args = {
-        user, connection, std::to_string(limit_),
-        policy_ == PerUserPolicy::Refuse ? "refuse" : "evict_oldest",
-        std::to_string(kUserSetTtlMs)};
+    std::vector<std::string> args = {user, connection, std::to_string(limit_),
+                                     policy_ == PerUserPolicy::Refuse ? "refuse" : "evict_oldest",
+                                     std::to_string(kUserSetTtlMs)};
     pending_.emplace(id, Pending{std::move(user), std::move(connection), std::move(done)});
     std::weak_ptr<UserLimit*> self = self_;
     calls_.call("user_admit", std::string(kFleetKey), std::move(args),
@@ -74,7 +73,8 @@ void UserLimit::onReply(uint64_t id, FleetReply&& reply) {
     const std::string verdict = reply.items.empty() ? std::string() : reply.items.front();
     if (reply.status == FleetStatus::Ok && verdict == "refuse") {
         admission.admitted = false;
-        if (reply.items.size() > 1) admission.held = std::strtoull(reply.items[1].c_str(), nullptr, 10);
+        if (reply.items.size() > 1)
+            admission.held = std::strtoull(reply.items[1].c_str(), nullptr, 10);
     } else if (reply.status == FleetStatus::Ok && (verdict == "admit" || verdict == "evict")) {
         for (size_t i = 1; i < reply.items.size(); ++i) evict(reply.items[i]);
         admission.slot = UserSlot(*this, std::move(pending.user), std::move(pending.connection));

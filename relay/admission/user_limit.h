@@ -50,8 +50,8 @@ private:
 class UserLimit {
 public:
     // FleetControl::tell: a one-way command to the worker at `target` (`<instance>.<worker>`).
-    using Tell = std::function<void(std::string_view target, std::string_view cmd,
-                                    std::string_view fields)>;
+    using Tell =
+        std::function<void(std::string_view target, std::string_view cmd, std::string_view fields)>;
     UserLimit(const Config::Limits& limits, FleetCalls& calls, Tell tell,
               metrics::WorkerMetrics& metrics);
     ~UserLimit();

@@ -101,9 +101,8 @@ Worker::Worker(int index, SharedState& shared)
         std::string_view id;
         if (command["connection"].get(id) != simdjson::SUCCESS) return R"({"affected":0})";
         const auto ref = fleet::parseConnectionId(id);
-        Session* session = ref && ref->instance == shared_.instance_id
-                               ? sessions_.find(ref->session)
-                               : nullptr;
+        Session* session =
+            ref && ref->instance == shared_.instance_id ? sessions_.find(ref->session) : nullptr;
         if (session == nullptr) return R"({"affected":0})";
         session->closeAfterFlush(CloseCode::ConnectionReplaced);
         return R"({"affected":1})";

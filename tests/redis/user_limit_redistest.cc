@@ -65,9 +65,8 @@ protected:
         } else if (r->type == REDIS_REPLY_ARRAY) {
             for (size_t i = 0; i < r->elements; ++i) {
                 const redisReply& e = *r->element[i];
-                reply.items.push_back(e.type == REDIS_REPLY_INTEGER
-                                          ? std::to_string(e.integer)
-                                          : std::string(e.str, e.len));
+                reply.items.push_back(e.type == REDIS_REPLY_INTEGER ? std::to_string(e.integer)
+                                                                    : std::string(e.str, e.len));
             }
         }
         return reply;

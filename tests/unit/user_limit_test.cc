@@ -118,9 +118,8 @@ TEST_F(UserLimitTest, EvictsEachNamedConnectionInItsWorkersInbox) {
     ASSERT_EQ(told_.size(), 1u);  // the malformed id is skipped
     EXPECT_EQ(told_[0].target, "aaaaaaaa.1");
     EXPECT_EQ(told_[0].cmd, "disconnect");
-    EXPECT_EQ(told_[0].fields,
-              R"("connection":"aaaaaaaa.281474976710657","code":4501,)"
-              R"("reason":"replaced by a newer connection")");
+    EXPECT_EQ(told_[0].fields, R"("connection":"aaaaaaaa.281474976710657","code":4501,)"
+                               R"("reason":"replaced by a newer connection")");
     EXPECT_EQ(metrics_.user_limit_evictions.value(), 1);
 }
 
