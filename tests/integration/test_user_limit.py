@@ -30,6 +30,11 @@ class UserLimitTest(RelayTestCase):
         redis = self.start_redis()
         relays = [await self.start_relay(redis_overrides(redis, limit_config(limit, policy)))
                   for _ in range(instances)]
+        # Every worker's broker up (a connection to a worker whose broker is not would be
+        # admitted unchecked).
+        for relay in relays:
+            await wait_until(lambda relay=relay: relay.http_get("/readyz")[0] == 200,
+                             what="the relay ready")
         return redis, relays
 
     async def assertRefused(self, relay, user, held):
