@@ -58,7 +58,7 @@ protected:
     }
 
     Config::Limits limits_;
-    FakeBroker broker_;
+    testing::FakeBroker broker_;
     FleetCalls calls_{&broker_};
     metrics::WorkerMetrics metrics_;
     std::vector<Told> told_;
