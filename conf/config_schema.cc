@@ -809,9 +809,7 @@ std::vector<ConfigKey> buildTable() {
         [](auto& c) -> auto& { return c.history.max_reads_in_flight; }));
     keys.push_back(numberKey(
         "fleet.command_timeout_ms", 10, 60000,
-        "How long a fleet command (POST /api/disconnect and the other server API calls) waits "
-        "for the answers of every worker it reached; the answer counts those that did not "
-        "answer in time.",
+        "How long a server API command waits for the answers of the workers it reached.",
         [](auto& c) -> auto& { return c.fleet.command_timeout_ms; }));
     keys.push_back(numberKey(
         "fleet.max_pending_commands", 1, 100000,

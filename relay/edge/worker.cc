@@ -87,10 +87,8 @@ Worker::Worker(int index, SharedState& shared)
                                    shared.config.fleet.command_timeout_ms / 1000.0,
                                    static_cast<size_t>(shared.config.fleet.max_pending_commands)},
              &metrics_),
-      ctx_{shared,     shared.config, shared.channels,
-                                                   metrics_,   loop_.loop,    hub_,
-                                                   publisher_, parser_,       flush_,
-                                                   sessions_,  memory_},
+      ctx_{shared,     shared.config, shared.channels, metrics_,  loop_.loop, hub_,
+           publisher_, parser_,       flush_,          sessions_, memory_},
       http_api_(ctx_, http::apiIo()), lws_(std::make_unique<LwsParts>()) {
     ctx_.history = &history_;
     ctx_.fleet_calls = &fleet_calls_;

@@ -87,8 +87,8 @@ FleetControl::Ask FleetControl::ask(std::string_view target, std::string_view cm
                     if (reply.status != FleetStatus::Ok) {
                         p.answers.unavailable = true;
                     } else {
-                        p.answers.expected = reply.integer > 0 ? static_cast<uint64_t>(reply.integer)
-                                                               : 0;
+                        p.answers.expected =
+                            reply.integer > 0 ? static_cast<uint64_t>(reply.integer) : 0;
                     }
                     // Replies may have overtaken the publish's own answer.
                     if (p.answers.unavailable || p.answers.results.size() >= p.answers.expected) {
@@ -110,7 +110,7 @@ void FleetControl::finish(uint64_t id) {
     ev_timer_stop(loop_, &p->timer);
     if (metrics_ != nullptr) {
         const metrics::FleetAskResult result =
-            p->answers.unavailable ? metrics::FleetAskResult::Unavailable
+            p->answers.unavailable                       ? metrics::FleetAskResult::Unavailable
             : p->answers.unanswered() > 0 || !p->counted ? metrics::FleetAskResult::Timeout
                                                          : metrics::FleetAskResult::Complete;
         metrics_->fleet_asks[result].add();

@@ -32,7 +32,7 @@ public:
     struct Options {
         std::string instance;  // this process's instance id
         int worker = 0;
-        double timeout_s = 1.0;  // fleet.command_timeout_ms
+        double timeout_s = 1.0;     // fleet.command_timeout_ms
         size_t max_pending = 1024;  // fleet.max_pending_commands: asks under way at once
     };
     FleetControl(struct ev_loop* loop, FleetCalls& calls, Options options,

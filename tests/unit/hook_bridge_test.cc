@@ -133,9 +133,10 @@ TEST(HookBridgeTest, ASubscribeTheAppDeniesIsAnsweredForbidden) {
     const std::string cmd = R"({"op":"subscribe","channel":"room","id":1})";
     s->onReceive(cmd.data(), cmd.size(), {});
     ASSERT_EQ(h.hook.requests.size(), 1u);
-    EXPECT_THAT(h.hook.requests[0].body,
-                HasSubstr(R"("event":"subscribe","connection":"unit0000.3","user":null,"meta":null,)"
-                          R"("channel":"room")"));
+    EXPECT_THAT(
+        h.hook.requests[0].body,
+        HasSubstr(R"("event":"subscribe","connection":"unit0000.3","user":null,"meta":null,)"
+                  R"("channel":"room")"));
     h.answer(0, HookOutcome::Ok, R"({"deny":{"message":"members only"}})");
     EXPECT_THAT(h.w.broker.subscribed, IsEmpty());
     EXPECT_THAT(written(h, s),
@@ -310,11 +311,13 @@ TEST(HookBridgeTest, TheQueueOutlivesItsSessionAndEndsWithTheDisconnect) {
     ASSERT_EQ(h.hook.requests.size(), 2u);
     EXPECT_THAT(
         h.hook.requests[1].body,
-        HasSubstr(R"("connection":"unit0000.6","user":"bo","meta":{"k":1},"channel":"rpc.a","data":2)"));
+        HasSubstr(
+            R"("connection":"unit0000.6","user":"bo","meta":{"k":1},"channel":"rpc.a","data":2)"));
     h.answer(1, HookOutcome::Ok, "{}");
     ASSERT_EQ(h.hook.requests.size(), 3u);
     EXPECT_EQ(h.hook.requests[2].event, HookEvent::Disconnect);
-    EXPECT_THAT(h.hook.requests[2].body, HasSubstr(R"("event":"disconnect","connection":"unit0000.6")"));
+    EXPECT_THAT(h.hook.requests[2].body,
+                HasSubstr(R"("event":"disconnect","connection":"unit0000.6")"));
     EXPECT_THAT(h.hook.requests[2].body, HasSubstr(R"("code":1000})"));
     h.answer(2, HookOutcome::Ok, "");
     EXPECT_TRUE(h.bridge.idle());

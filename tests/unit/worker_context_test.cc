@@ -74,7 +74,8 @@ TEST(HookBridgeTest, ASubscribeTheAppAllowsJoinsTheChannel) {
     bridge.subscribe(*session, "room", 3);
     ASSERT_EQ(hook.requests.size(), 1u);
     EXPECT_EQ(hook.requests[0].event, HookEvent::Subscribe);
-    EXPECT_THAT(hook.requests[0].body, HasSubstr(R"("event":"subscribe","connection":"unit0000.5")"));
+    EXPECT_THAT(hook.requests[0].body,
+                HasSubstr(R"("event":"subscribe","connection":"unit0000.5")"));
     EXPECT_THAT(hook.requests[0].body, HasSubstr(R"("channel":"room")"));
     EXPECT_THAT(w.broker.subscribed, IsEmpty());
 
