@@ -4,6 +4,7 @@
 
 #include "adapters/broker.h"
 #include "adapters/memory_fleet_presence.h"
+#include "adapters/memory_fleet_user.h"
 
 namespace wsrelay {
 
@@ -22,6 +23,7 @@ public:
 
 private:
     MemoryPresence presence_;  // presence_*
+    MemoryUserSets users_;     // user_admit, user_leave
 };
 
 }  // namespace wsrelay

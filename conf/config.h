@@ -16,6 +16,7 @@
 namespace wsrelay {
 
 enum class SlowConsumerPolicy { Close, DropOldest };
+enum class PerUserPolicy { Refuse, EvictOldest };
 enum class BrokerType { Memory, Redis };
 enum class LogLevel { Debug, Info, Warn, Error };
 enum class TlsVersion { V1_2, V1_3 };
@@ -83,6 +84,9 @@ struct Config {
         std::vector<std::string> per_ip_exempt = {"127.0.0.0/8", "::1/128"};
         std::vector<std::string> trusted_proxies;  // empty = the TCP peer is the client
         ClientAddressHeader client_address_header = ClientAddressHeader::XForwardedFor;
+        // Open connections per user across the fleet (docs/scaling.md "Per-user limit"); 0 = off.
+        int max_connections_per_user = 0;
+        PerUserPolicy per_user_policy = PerUserPolicy::Refuse;
         // Commands per second per connection and kind (docs/protocol.md "Rate limits"); 0 = off.
         struct Rate {
             int publish_per_second = 50;

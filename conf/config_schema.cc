@@ -32,6 +32,10 @@ constexpr EnumNames<SlowConsumerPolicy, 2> kSlowConsumerNames = {{
     {"close", SlowConsumerPolicy::Close},
     {"drop_oldest", SlowConsumerPolicy::DropOldest},
 }};
+constexpr EnumNames<PerUserPolicy, 2> kPerUserPolicyNames = {{
+    {"refuse", PerUserPolicy::Refuse},
+    {"evict_oldest", PerUserPolicy::EvictOldest},
+}};
 constexpr EnumNames<BrokerType, 2> kBrokerNames = {{
     {"memory", BrokerType::Memory},
     {"redis", BrokerType::Redis},
@@ -608,6 +612,19 @@ std::vector<ConfigKey> buildTable() {
         "across all workers; one more gets 429 with Retry-After before its request is read. "
         "0 = off.",
         [](auto& c) -> auto& { return c.limits.connections_per_ip; }, /*zero_allowed=*/true));
+    keys.push_back(numberKey(
+        "limits.max_connections_per_user", 1, 1000000,
+        "Open connections one user (the JWT's user, or the connect hook's) may hold across the "
+        "whole fleet, checked before the upgrade; limits.per_user_policy says what one more "
+        "gets. Connections without a user are not counted. 0 = off.",
+        [](auto& c) -> auto& { return c.limits.max_connections_per_user; },
+        /*zero_allowed=*/true));
+    keys.push_back(enumKey(
+        "limits.per_user_policy", kPerUserPolicyNames,
+        "A user at limits.max_connections_per_user opens one more: refuse it (HTTP 429 before "
+        "the upgrade), or admit it and close the user's oldest connection, wherever it is, with "
+        "4501.",
+        [](auto& c) -> auto& { return c.limits.per_user_policy; }));
     keys.push_back(numberKey(
         "limits.api_key_failures_per_ip_per_minute", 1, 1000000,
         "Wrong or missing X-API-Key attempts one client address may make per minute (split "
@@ -1224,6 +1241,18 @@ std::string checkAuthKey(const Config& c) {
            "auth.jwt.jwks_url";
 }
 
+// A per-user limit counts only connections with a user: without a token or a connect hook none
+// has one, and the limit would silently do nothing.
+std::string checkUserLimitHasUsers(const Config& c) {
+    if (c.limits.max_connections_per_user == 0 || c.auth.enabled) return "";
+    const auto& events = c.hook.events;
+    if (!c.hook.url.empty() && std::find(events.begin(), events.end(), "connect") != events.end()) {
+        return "";
+    }
+    return "limits.max_connections_per_user counts connections by user: it needs auth.enabled, "
+           "or hook.url with connect in hook.events";
+}
+
 const std::vector<ConfigRule>& rules() {
     static const std::vector<ConfigRule> all = {
         {{"websocket.max_message_bytes", "limits.send_queue_bytes", "channels"},
@@ -1285,6 +1314,10 @@ const std::vector<ConfigRule>& rules() {
         {{"fleet.lease_renew_ms", "fleet.lease_ttl_ms"},
          "fleet.lease_renew_ms < fleet.lease_ttl_ms",
          checkLeaseRenewal},
+        {{"limits.max_connections_per_user", "auth.enabled", "hook.url", "hook.events"},
+         "limits.max_connections_per_user > 0 => auth.enabled, or hook.url set and connect in "
+         "hook.events",
+         checkUserLimitHasUsers},
     };
     return all;
 }

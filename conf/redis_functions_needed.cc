@@ -5,6 +5,8 @@
 namespace wsrelay {
 
 bool needsRedisFunctions(const Config& config) {
+    // The per-user limit: wsrelay_user_admit and wsrelay_user_leave.
+    if (config.limits.max_connections_per_user > 0) return true;
     // Leases: wsrelay_lease_* and wsrelay_conn_*.
     if (leasesNeeded(config)) return true;
     // History: wsrelay_publish and wsrelay_history. Presence: wsrelay_presence_*.

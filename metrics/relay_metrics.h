@@ -27,10 +27,11 @@ enum class HandshakeResult : uint8_t {
     Auth,
     Hook,
     BadRequest,
+    UserLimit,  // limits.max_connections_per_user refused it (policy refuse)
     kCount
 };
 inline constexpr EnumArray<HandshakeResult, const char*> kHandshakeResultNames = {
-    "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request"};
+    "ok", "origin", "limit", "path", "draining", "auth", "hook", "bad_request", "user_limit"};
 
 enum class DropReason : uint8_t {
     SlowConsumerDropOldest,
@@ -69,11 +70,12 @@ inline constexpr EnumArray<PublishEntry, const char*> kPublishEntryNames = {"cli
 
 // Close codes worth a series of their own; anything else counts as "other" (the last entry, whose
 // code 0 is a placeholder).
-inline constexpr std::array<int, 16> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009,
-                                                    1011, 1013, 4001, 4002, 4003, 4429, 4500, 0};
-inline constexpr std::array<const char*, 16> kCloseCodeNames = {
-    "1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009",
-    "1011", "1013", "4001", "4002", "4003", "4429", "4500", "other"};
+inline constexpr std::array<int, 17> kCloseCodes = {1000, 1001, 1002, 1003, 1006, 1007,
+                                                    1008, 1009, 1011, 1013, 4001, 4002,
+                                                    4003, 4429, 4500, 4501, 0};
+inline constexpr std::array<const char*, 17> kCloseCodeNames = {
+    "1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009", "1011",
+    "1013", "4001", "4002", "4003", "4429", "4500", "4501", "other"};
 static_assert(kCloseCodes.size() == kCloseCodeNames.size());
 // Index into kCloseCodes/kCloseCodeNames for `code`; the last index ("other") for any other code.
 size_t closeCodeIndex(int code);
@@ -300,7 +302,13 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(fleet_lease_lost, Counter, "wsrelay_fleet_lease_lost_total",                                 \
       "Times this instance found its own lease taken (it was reported lost) and took it again")    \
     X(fleet_lease_errors, Counter, "wsrelay_fleet_lease_errors_total",                             \
-      "Lease, connection registry and lost-instance cleanup calls Redis refused with an error")
+      "Lease, connection registry and lost-instance cleanup calls Redis refused with an error")    \
+    X(user_limit_evictions, Counter, "wsrelay_user_limit_evictions_total",                         \
+      "Older connections this instance told to close with 4501 to admit a newer one of the same "  \
+      "user (limits.per_user_policy evict_oldest)")                                                \
+    X(user_limit_unchecked, Counter, "wsrelay_user_limit_unchecked_total",                         \
+      "Connections admitted without the per-user check because the fleet could not answer it "     \
+      "(broker down or the call failed)")
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

@@ -10,9 +10,13 @@
 #include "relay/auth/authenticator.h"
 #include "relay/auth/subprotocol_token.h"
 #include "relay/common/log.h"
+#include "relay/fleet/fleet_calls.h"
+#include "relay/fleet/fleet_control.h"
+#include "relay/fleet/fleet_id.h"
 #include "relay/hook/hook_bridge.h"
 #include "relay/http/http_answer.h"
 #include "relay/http/request_head.h"
+#include "relay/protocol/close_codes.h"
 #include "relay/session/session_table.h"
 #include "relay/session/worker_context.h"
 
@@ -79,13 +83,33 @@ bool subprotocolsAcceptable(const RequestHead& request, std::string& reason) {
     return true;
 }
 
+// A socket parked while the app or the fleet decides: what it goes on with. std::function needs a
+// copyable callable, so it travels in a shared_ptr.
+struct Parked {
+    std::string consumed;
+    std::unique_ptr<UpgradeGrant> grant;
+};
+
+std::unique_ptr<UserLimit> makeUserLimit(WorkerContext& ctx) {
+    if (ctx.config.limits.max_connections_per_user == 0 || ctx.fleet_calls == nullptr) {
+        return nullptr;
+    }
+    FleetControl* fleet = ctx.fleet;
+    return std::make_unique<UserLimit>(
+        ctx.config.limits, *ctx.fleet_calls,
+        [fleet](std::string_view target, std::string_view cmd, std::string_view fields) {
+            if (fleet != nullptr) fleet->tell(target, cmd, fields);
+        },
+        ctx.metrics);
+}
+
 }  // namespace
 
 UpgradeGate::UpgradeGate(WorkerContext& ctx)
     : ctx_(ctx), reads_heads_(ctx.authenticator != nullptr ||
                               (ctx.hook != nullptr && ctx.hook->sends(HookEvent::Connect)) ||
                               !ctx.config.limits.trusted_proxies.empty()),
-      timeout_s_(ctx.config.limits.handshake_timeout_ms / 1000.0),
+      timeout_s_(ctx.config.limits.handshake_timeout_ms / 1000.0), user_limit_(makeUserLimit(ctx)),
       pending_(pendingBound(ctx),
                perWorker(static_cast<size_t>(ctx.config.limits.max_pending_handshakes_per_ip),
                          ctx.shared.workers)),
@@ -98,7 +122,10 @@ UpgradeGate::UpgradeGate(WorkerContext& ctx)
     timeout_timer_.data = this;
 }
 
-UpgradeGate::~UpgradeGate() { ev_timer_stop(ctx_.loop, &timeout_timer_); }
+UpgradeGate::~UpgradeGate() {
+    ev_timer_stop(ctx_.loop, &timeout_timer_);
+    if (user_limit_) user_limit_->abandon();
+}
 
 void UpgradeGate::shutDown() {
     shut_down_ = true;
@@ -233,7 +260,7 @@ void UpgradeGate::onHead(int fd, HeadRead&& read) {
         askHook(fd, std::move(read.consumed), std::move(grant), request);
         return;
     }
-    adopt(fd, read.consumed, std::move(grant));
+    admitUser(fd, std::move(read.consumed), std::move(grant));
 }
 
 unsigned UpgradeGate::checkUpgrade(const RequestHead& request, http::Port port,
@@ -301,11 +328,6 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
     grant->session_id = ctx_.sessions.allocateId();
     const uint64_t id = grant->session_id;
     const std::string user = grant->identity ? grant->identity->user : std::string();
-    // std::function needs a copyable callable: the grant and the bytes travel in a shared_ptr.
-    struct Parked {
-        std::string consumed;
-        std::unique_ptr<UpgradeGrant> grant;
-    };
     auto parked = std::make_shared<Parked>(Parked{std::move(consumed), std::move(grant)});
     const bool sent =
         ctx_.hook->connect(id, user, headers, [this, fd, parked](ConnectDecision&& d) {
@@ -324,13 +346,45 @@ void UpgradeGate::askHook(int fd, std::string consumed, std::unique_ptr<UpgradeG
             g.meta = std::move(d.meta);
             g.info = std::move(d.info);
             g.channels = std::move(d.channels);
-            adopt(fd, parked->consumed, std::move(parked->grant));
+            admitUser(fd, std::move(parked->consumed), std::move(parked->grant));
         });
     if (!sent) {
         countHandshake(m, metrics::HandshakeResult::Hook);
         refuse(fd, 503, "unavailable", "hook busy");
         return;
     }
+    if (PendingConnection* c = pending_.find(fd)) {
+        pending_.setStage(*c, PendingConnection::Stage::Parked, ev_now(ctx_.loop));
+    }
+}
+
+void UpgradeGate::admitUser(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant) {
+    const std::string& user = grant->identity ? grant->identity->user : grant->hook_user;
+    if (!user_limit_ || !user_limit_->applies(user) || shut_down_) {
+        adopt(fd, consumed, std::move(grant));
+        return;
+    }
+    // The connection's fleet id is its session's: the session is made with this id.
+    if (grant->session_id == 0) grant->session_id = ctx_.sessions.allocateId();
+    std::string connection = fleet::connectionId(ctx_.shared.instance_id, grant->session_id);
+    std::string name = user;
+    auto parked = std::make_shared<Parked>(Parked{std::move(consumed), std::move(grant)});
+    user_limit_->admit(
+        std::move(name), std::move(connection), [this, fd, parked](UserLimit::Admission&& a) {
+            UpgradeGrant& g = *parked->grant;
+            if (!a.admitted) {
+                countHandshake(ctx_.metrics, metrics::HandshakeResult::UserLimit);
+                // The app heard of its connect: it hears that it ended, as for a connection
+                // refused at limits.max_connections.
+                if (g.decided) announceDisconnect(g, static_cast<int>(CloseCode::TryAgainLater));
+                refuse(fd, 429, "too many connections",
+                       "this user holds " + std::to_string(a.held) +
+                           " connections (limits.max_connections_per_user)");
+                return;
+            }
+            g.user_slot = std::move(a.slot);
+            adopt(fd, parked->consumed, std::move(parked->grant));
+        });
     if (PendingConnection* c = pending_.find(fd)) {
         pending_.setStage(*c, PendingConnection::Stage::Parked, ev_now(ctx_.loop));
     }

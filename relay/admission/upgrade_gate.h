@@ -12,6 +12,7 @@
 #include "relay/admission/address_limits.h"
 #include "relay/admission/head_reader.h"
 #include "relay/admission/pending_connections.h"
+#include "relay/admission/user_limit.h"
 #include "relay/auth/permissions.h"
 #include "relay/http/ports.h"
 
@@ -33,6 +34,7 @@ struct UpgradeGrant {
     std::string meta = "null";           // the connect answer's "meta"
     std::string info;                    // the connect answer's "info"; empty = none
     std::vector<std::string> channels;   // the connect answer's "subscribe"
+    UserSlot user_slot;                  // its entry under limits.max_connections_per_user
 };
 
 // Admission: every socket a worker accepts passes here until it is a WebSocket session or closed.
@@ -44,9 +46,11 @@ struct UpgradeGrant {
 //   is read and before anything else is decided on it; with trusted proxies the gate reads heads.
 // - With auth.enabled or a connect hook ("reading heads"), each connection's request head is read
 //   here first (HeadReader), and the JWT and the app's connect hook decide on that request before
-//   lws sees it; the socket is parked meanwhile. A connection then carries exactly that one
-//   request: every answer on the port says Connection: close, lws upgrades only a request the gate
-//   admitted (confirm), and nothing decided for one request is ever used for another.
+//   lws sees it; the socket is parked meanwhile. Then, with limits.max_connections_per_user, a
+//   connection with a user asks the fleet for its place (UserLimit), parked again. A connection
+//   then carries exactly that one request: every answer on the port says Connection: close, lws
+//   upgrades only a request the gate admitted (confirm), and nothing decided for one request is
+//   ever used for another.
 // One per worker, on its thread. Construction needs no socket and no lws context.
 class UpgradeGate {
 public:
@@ -91,6 +95,9 @@ private:
     unsigned checkUpgrade(const RequestHead& request, http::Port port, std::string& reason) const;
     void askHook(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant,
                  const RequestHead& request);
+    // An admitted upgrade: asks the fleet for its user's place first when the per-user limit
+    // applies, then adopts it.
+    void admitUser(int fd, std::string consumed, std::unique_ptr<UpgradeGrant> grant);
     void adopt(int fd, std::string_view consumed, std::unique_ptr<UpgradeGrant> grant);
     // Writes a refusal on a socket lws never saw, and closes it.
     void refuse(int fd, unsigned status, std::string_view error, std::string_view reason,
@@ -107,6 +114,9 @@ private:
     WorkerContext& ctx_;
     const bool reads_heads_;
     const double timeout_s_;
+    // Before pending_: the grants of pending connections hold slots of it. Null when
+    // limits.max_connections_per_user is 0.
+    std::unique_ptr<UserLimit> user_limit_;
     PendingConnections pending_;
     AddressLimits limits_;
     std::unique_ptr<HeadReader> head_reader_;

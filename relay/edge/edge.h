@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "relay/admission/address_limits.h"
+#include "relay/admission/user_limit.h"
 #include "relay/edge/http_api.h"
 #include "relay/edge/lws_wire.h"
 #include "relay/session/session.h"
@@ -27,6 +28,7 @@ struct WebSocket {
     LwsWire wire;
     Session session;
     AddressSlot address_slot;  // its count under limits.connections_per_ip, released with it
+    UserSlot user_slot;        // its entry under limits.max_connections_per_user, left with it
 };
 
 // Per-connection data lws allocates (zeroed) and frees for the relay protocol (HTTP and WebSocket

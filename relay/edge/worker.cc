@@ -465,6 +465,7 @@ edge::WebSocket* Worker::openSession(lws* wsi, bool origin_rejected, bool deflat
     Session* session = &socket->session;
     if (deflate) session->useDeflate();
     if (grant) {
+        socket->user_slot = std::move(grant->user_slot);
         if (grant->decided) session->markAnnounced();
         session->hookState().user = std::move(grant->hook_user);
         session->hookState().meta = std::move(grant->meta);

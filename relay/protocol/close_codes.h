@@ -21,6 +21,7 @@ enum class CloseCode : int {
     TokenExpired = 4003,        // the JWT expired and no refresh came: reconnect with a new token
     RateLimited = 4429,         // limits.rate.max_refusals commands refused with 429 in a row
     TooManyBadCommands = 4500,  // limits.max_bad_commands malformed/unknown commands
+    ConnectionReplaced = 4501,  // limits.per_user_policy evict_oldest: the user opened another
 };
 
 struct CloseInfo {
@@ -45,6 +46,7 @@ constexpr CloseInfo closeInfo(CloseCode code) {
         case CloseCode::TokenExpired: return {code, "token expired", true};
         case CloseCode::RateLimited: return {code, "rate limited", true};
         case CloseCode::TooManyBadCommands: return {code, "too many bad commands", false};
+        case CloseCode::ConnectionReplaced: return {code, "replaced by a newer connection", false};
     }
     return {code, "", true};
 }

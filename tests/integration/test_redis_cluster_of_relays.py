@@ -230,10 +230,14 @@ class RedisClusterOfRelaysTest(RelayTestCase):
             self.assertEqual([], await ping_barrier(c))
         await numsub_is("numsub:c", 0)
 
-        # Only the delivery probes' own channels remain, and never a pattern subscription.
+        # Only the relay's own channels remain (the delivery probes', the fleet's control channel
+        # and each worker's inbox: docs/scaling.md "Control channels"), and never a pattern
+        # subscription.
         self.assertEqual(0, await redis.acommand("PUBSUB", "NUMPAT"))
         channels = [c.decode() for c in await redis.acommand("PUBSUB", "CHANNELS")]
-        self.assertTrue(all(c.startswith("__wsrelay_probe:") for c in channels), channels)
+        self.assertTrue(all(c.startswith(("__wsrelay_probe:", "wsrelay:{fleet}:"))
+                            for c in channels), channels)
+        self.assertIn("wsrelay:{fleet}:ctl", channels)
 
 
 if __name__ == "__main__":

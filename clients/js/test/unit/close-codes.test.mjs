@@ -44,7 +44,7 @@ test('{"op":"reconnect"} makes the close that follows a drain, whatever its code
   client.disconnect();
 });
 
-for (const code of [1003, 1007, 1008, 1009, 4500, 4999]) {
+for (const code of [1003, 1007, 1008, 1009, 4500, 4501, 4999]) {
   test(`close ${code}: stop, state "closed", no reconnect`, async () => {
     const { client, clock, of } = makeClient();
     const sock = await connected(client);
