@@ -84,7 +84,7 @@ std::string FleetCommands::unsubscribe(const simdjson::dom::object& command) {
     return affected(forTargets(command, [&list](Session& s) {
         std::string_view name;
         for (simdjson::dom::element c : list) {
-            if (c.get(name) == simdjson::SUCCESS) s.leave(name, "server");
+            if (c.get(name) == simdjson::SUCCESS) s.leave(name, LeaveReason::Server);
         }
     }));
 }
