@@ -256,6 +256,34 @@ local function presence_get(keys, args)
             end
         end
         i = j + 1
+    end
+    return reply
+end
+
+local function presence_stats(keys, args)
+    local channel = keys[1]
+    if not channel then
+        error('wsrelay_presence_stats: 1 <channel>')
+    end
+    local members, zset = presence_keys(channel)
+    prune(members, zset, now_ms())
+    local users = {}
+    local distinct = 0
+    local values = redis.call('HVALS', members)
+    for _, value in ipairs(values) do
+        local ok, member = pcall(cjson.decode, value)
+        if ok and type(member) == 'table' and type(member.user) == 'string' and not users[member.user] then
+            users[member.user] = true
+            distinct = distinct + 1
+        end
+    end
+    return {#values, distinct}
+end
+
+redis.register_function('wsrelay_presence_join', presence_join)
+redis.register_function('wsrelay_presence_leave', presence_leave)
+redis.register_function('wsrelay_presence_get', presence_get)
+redis.register_function('wsrelay_presence_stats', presence_stats)
 
 -- Instance leases and the connection registry (docs/scaling.md "The fleet", "Leases"). The one
 -- declared key is the fleet's base, <prefix>wsrelay:{fleet}; the keys below are derived from it
@@ -353,80 +381,9 @@ local function lease_reap(keys, args)
     end
     for _, lost in ipairs(redis.call('SMEMBERS', mine)) do
         reply[#reply + 1] = lost
-
--- Per-user connection limit (docs/scaling.md "Per-user limit"). The key is the fleet's key
--- (wsrelay:{fleet}, prefixed); a user's connections are the sorted set <key>:u:<user> in its slot,
--- member = connection id, score = when it was admitted (the server's clock, µs). Redis deletes the
--- set with its last member; its expiry only bounds what entries of a relay that died without a
--- user_leave could cost the user.
---
---   FCALL wsrelay_user_admit 1 <fleet key> <user> <connection> <limit> <policy> <ttl_ms>
---     admits <connection> unless the user already holds <limit> others: {'admit'}; over it,
---     with <policy> refuse: {'refuse', held}, nothing changed; with evict_oldest: the oldest are
---     removed to make room and it is admitted: {'evict', oldest id, ...}. A connection already in
---     the set is admitted again as it is (a retried call).
---   FCALL wsrelay_user_leave 1 <fleet key> <user> <connection> ...
---     removes those connections of the user; returns how many were there.
-
-local function user_admit(keys, args)
-    local base, user, connection, policy = keys[1], args[1], args[2], args[4]
-    if not base or not user or not connection or (policy ~= 'refuse' and policy ~= 'evict_oldest') then
-        error('wsrelay_user_admit: 1 <fleet key> <user> <connection> <limit> <refuse|evict_oldest> <ttl_ms>')
-    end
-    local limit = count(args[3], 'limit')
-    local ttl = count(args[5], 'ttl_ms')
-    if limit < 1 then
-        error('wsrelay: limit must be at least 1')
-    end
-    local set = base .. ':u:' .. user
-    if redis.call('ZSCORE', set, connection) then
-        return {'admit'}
-    end
-    local held = redis.call('ZCARD', set)
-    local reply = {'admit'}
-    if held >= limit then
-        if policy == 'refuse' then
-            return {'refuse', held}
-        end
-        reply = {'evict'}
-        local oldest = redis.call('ZRANGE', set, 0, held - limit)
-        for i = 1, #oldest do
-            reply[#reply + 1] = oldest[i]
-        end
-        redis.call('ZREM', set, unpack(oldest))
-    end
-    local now = redis.call('TIME')
-    redis.call('ZADD', set, tonumber(now[1]) * 1000000 + tonumber(now[2]), connection)
-    if ttl > 0 then
-        redis.call('PEXPIRE', set, ttl)
     end
     return reply
 end
-
-local function presence_stats(keys, args)
-    local channel = keys[1]
-    if not channel then
-        error('wsrelay_presence_stats: 1 <channel>')
-    end
-    local members, zset = presence_keys(channel)
-    prune(members, zset, now_ms())
-    local users = {}
-    local distinct = 0
-    local values = redis.call('HVALS', members)
-    for _, value in ipairs(values) do
-        local ok, member = pcall(cjson.decode, value)
-        if ok and type(member) == 'table' and type(member.user) == 'string' and not users[member.user] then
-            users[member.user] = true
-            distinct = distinct + 1
-        end
-    end
-    return {#values, distinct}
-end
-
-redis.register_function('wsrelay_presence_join', presence_join)
-redis.register_function('wsrelay_presence_leave', presence_leave)
-redis.register_function('wsrelay_presence_get', presence_get)
-redis.register_function('wsrelay_presence_stats', presence_stats)
 
 local function lease_records(keys, args)
     local base = fleet_base(keys, 'lease_records', '<base> <claimer> <lost> <max>')
@@ -504,6 +461,55 @@ redis.register_function('wsrelay_lease_done', lease_done)
 redis.register_function('wsrelay_conn_put', conn_put)
 redis.register_function('wsrelay_conn_del', conn_del)
 redis.register_function('wsrelay_lease_release', lease_release)
+
+-- Per-user connection limit (docs/scaling.md "Per-user limit"). The key is the fleet's key
+-- (wsrelay:{fleet}, prefixed); a user's connections are the sorted set <key>:u:<user> in its slot,
+-- member = connection id, score = when it was admitted (the server's clock, µs). Redis deletes the
+-- set with its last member; its expiry only bounds what entries of a relay that died without a
+-- user_leave could cost the user.
+--
+--   FCALL wsrelay_user_admit 1 <fleet key> <user> <connection> <limit> <policy> <ttl_ms>
+--     admits <connection> unless the user already holds <limit> others: {'admit'}; over it,
+--     with <policy> refuse: {'refuse', held}, nothing changed; with evict_oldest: the oldest are
+--     removed to make room and it is admitted: {'evict', oldest id, ...}. A connection already in
+--     the set is admitted again as it is (a retried call).
+--   FCALL wsrelay_user_leave 1 <fleet key> <user> <connection> ...
+--     removes those connections of the user; returns how many were there.
+
+local function user_admit(keys, args)
+    local base, user, connection, policy = keys[1], args[1], args[2], args[4]
+    if not base or not user or not connection or (policy ~= 'refuse' and policy ~= 'evict_oldest') then
+        error('wsrelay_user_admit: 1 <fleet key> <user> <connection> <limit> <refuse|evict_oldest> <ttl_ms>')
+    end
+    local limit = count(args[3], 'limit')
+    local ttl = count(args[5], 'ttl_ms')
+    if limit < 1 then
+        error('wsrelay: limit must be at least 1')
+    end
+    local set = base .. ':u:' .. user
+    if redis.call('ZSCORE', set, connection) then
+        return {'admit'}
+    end
+    local held = redis.call('ZCARD', set)
+    local reply = {'admit'}
+    if held >= limit then
+        if policy == 'refuse' then
+            return {'refuse', held}
+        end
+        reply = {'evict'}
+        local oldest = redis.call('ZRANGE', set, 0, held - limit)
+        for i = 1, #oldest do
+            reply[#reply + 1] = oldest[i]
+        end
+        redis.call('ZREM', set, unpack(oldest))
+    end
+    local now = redis.call('TIME')
+    redis.call('ZADD', set, tonumber(now[1]) * 1000000 + tonumber(now[2]), connection)
+    if ttl > 0 then
+        redis.call('PEXPIRE', set, ttl)
+    end
+    return reply
+end
 
 local function user_leave(keys, args)
     local base, user = keys[1], args[1]

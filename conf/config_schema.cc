@@ -1084,17 +1084,20 @@ std::string checkLeaseRenewal(const Config& c) {
 // name made the tag. Channel names hold no brace, so the prefix decides which: none, or exactly
 // one non-empty tag (every channel then shares that tag's slot). Other braces would give the keys
 // another slot than the channel's, and the history function call would fail.
-std::string checkPrefixHashTag(const Config& c) {
-    const Config::Channel* entry = firstWithHistory(c);
-    const std::string& prefix = c.broker.redis.prefix;
-    if (entry == nullptr) return "";
+bool prefixKeepsChannelSlot(const std::string& prefix) {
     const size_t open = prefix.find('{');
     const size_t close = prefix.find('}');
     const bool none = open == std::string::npos && close == std::string::npos;
     const bool one_tag = open != std::string::npos && close != std::string::npos &&
                          open + 1 < close && prefix.find('{', open + 1) == std::string::npos &&
                          prefix.find('}', close + 1) == std::string::npos;
-    if (none || one_tag) return "";
+    return none || one_tag;
+}
+
+std::string checkPrefixHashTag(const Config& c) {
+    const Config::Channel* entry = firstWithHistory(c);
+    const std::string& prefix = c.broker.redis.prefix;
+    if (entry == nullptr || prefixKeepsChannelSlot(prefix)) return "";
     return "broker.redis.prefix " + quoted(prefix) +
            " holds braces other than one non-empty {hash tag} while " +
            historyEntryName(c, *entry) +
@@ -1106,15 +1109,8 @@ std::string checkPrefixHashTag(const Config& c) {
 std::string checkPresencePrefixHashTag(const Config& c) {
     const auto entry = std::find_if(c.channels.begin(), c.channels.end(),
                                     [](const Config::Channel& e) { return e.presence; });
-    if (entry == c.channels.end()) return "";
     const std::string& prefix = c.broker.redis.prefix;
-    const size_t open = prefix.find('{');
-    const size_t close = prefix.find('}');
-    const bool none = open == std::string::npos && close == std::string::npos;
-    const bool one_tag = open != std::string::npos && close != std::string::npos &&
-                         open + 1 < close && prefix.find('{', open + 1) == std::string::npos &&
-                         prefix.find('}', close + 1) == std::string::npos;
-    if (none || one_tag) return "";
+    if (entry == c.channels.end() || prefixKeepsChannelSlot(prefix)) return "";
     return "broker.redis.prefix " + quoted(prefix) +
            " holds braces other than one non-empty {hash tag} while channels entry " +
            std::to_string(entry - c.channels.begin() + 1) +
