@@ -13,29 +13,13 @@
 #include "metrics/relay_metrics.h"
 #include "relay/fleet/fleet_calls.h"
 #include "relay/fleet/fleet_id.h"
+#include "tests/unit/worker_parts.h"
 
 namespace wsrelay {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Keeps every fleet call for the test to answer.
-class CallRecorder : public Broker {
-public:
-    void subscribe(std::string_view) override {}
-    void unsubscribe(std::string_view) override {}
-    void publish(std::string_view, std::string_view, const PublishTicket&,
-                 const HistoryPolicy&) override {}
-    void readHistory(std::string_view, const HistoryRequest&) override {}
-    void fleetCall(FleetCall&& call) override { calls.push_back(std::move(call)); }
-    void flush() override {}
-    bool usable() const override { return true; }
-    const std::string& lastError() const override { return error; }
-
-    std::vector<FleetCall> calls;
-    std::string error;
-};
 
 // Destroyed last: FleetControl stops its timers on the loop when it goes.
 struct OwnLoop {
@@ -52,11 +36,11 @@ struct ControlTest : ::testing::Test {
     void answerPublish(size_t index, int64_t receivers) {
         FleetReply reply;
         reply.integer = receivers;
-        calls.onReply(broker.calls.at(index).token, std::move(reply));
+        calls.onReply(broker.fleet_calls.at(index).token, std::move(reply));
     }
     // The request id in the command of call `index`.
     std::string requestId(size_t index) {
-        const std::string& data = broker.calls.at(index).args.at(0);
+        const std::string& data = broker.fleet_calls.at(index).args.at(0);
         const size_t start = data.find("\"q\":\"") + 5;
         return data.substr(start, data.find('"', start) - start);
     }
@@ -68,7 +52,7 @@ struct ControlTest : ::testing::Test {
     struct ev_loop* loop;
     metrics::Registry registry;
     metrics::WorkerMetrics& metrics;
-    CallRecorder broker;
+    testing::FakeBroker broker;  // keeps every fleet call for the test to answer
     FleetCalls calls;
     FleetControl control;
 };
@@ -111,10 +95,11 @@ TEST_F(ControlTest, AskWaitsForEveryWorkerTheCommandReached) {
     ASSERT_EQ(control.ask("", "disconnect", R"("user":"42")",
                           [&](FleetControl::Answers&& a) { got = std::move(a); }),
               FleetControl::Ask::Sent);
-    ASSERT_EQ(broker.calls.size(), 1u);
-    EXPECT_EQ(broker.calls[0].function, "publish");
-    EXPECT_EQ(broker.calls[0].key, "wsrelay:{fleet}:ctl");
-    EXPECT_EQ(broker.calls[0].args.at(0), R"({"q":"abcd1234.1:1","cmd":"disconnect","user":"42"})");
+    ASSERT_EQ(broker.fleet_calls.size(), 1u);
+    EXPECT_EQ(broker.fleet_calls[0].function, "publish");
+    EXPECT_EQ(broker.fleet_calls[0].key, "wsrelay:{fleet}:ctl");
+    EXPECT_EQ(broker.fleet_calls[0].args.at(0),
+              R"({"q":"abcd1234.1:1","cmd":"disconnect","user":"42"})");
     const std::string q = requestId(0);
     // One reply overtakes the publish's own answer; the other follows it.
     control.onMessage("wsrelay:{fleet}:w:abcd1234.1", R"({"a":")" + q + R"(","r":{"affected":2}})");
@@ -137,7 +122,7 @@ TEST_F(ControlTest, NobodyReachedIsAnAnswerAtOnce) {
     std::optional<FleetControl::Answers> got;
     control.ask("zzzz0000.0", "disconnect", R"("connection":"zzzz0000.1")",
                 [&](FleetControl::Answers&& a) { got = std::move(a); });
-    EXPECT_EQ(broker.calls.at(0).key, "wsrelay:{fleet}:w:zzzz0000.0");
+    EXPECT_EQ(broker.fleet_calls.at(0).key, "wsrelay:{fleet}:w:zzzz0000.0");
     answerPublish(0, 0);
     ASSERT_TRUE(got.has_value());
     EXPECT_EQ(got->expected, 0u);
@@ -165,7 +150,7 @@ TEST_F(ControlTest, ABrokerThatCannotSendIsUnavailable) {
     control.ask("", "channels", "", [&](FleetControl::Answers&& a) { got = std::move(a); });
     FleetReply reply;
     reply.status = FleetStatus::Unavailable;
-    calls.onReply(broker.calls.at(0).token, std::move(reply));
+    calls.onReply(broker.fleet_calls.at(0).token, std::move(reply));
     ASSERT_TRUE(got.has_value());
     EXPECT_TRUE(got->unavailable);
     EXPECT_EQ(metrics.fleet_asks[metrics::FleetAskResult::Unavailable].value(), 1);
@@ -176,7 +161,7 @@ TEST_F(ControlTest, AsksAreBounded) {
     EXPECT_EQ(control.ask("", "a", "", ignore), FleetControl::Ask::Sent);
     EXPECT_EQ(control.ask("", "b", "", ignore), FleetControl::Ask::Sent);
     EXPECT_EQ(control.ask("", "c", "", ignore), FleetControl::Ask::Busy);
-    EXPECT_EQ(broker.calls.size(), 2u);
+    EXPECT_EQ(broker.fleet_calls.size(), 2u);
     EXPECT_EQ(metrics.fleet_asks[metrics::FleetAskResult::Busy].value(), 1);
 }
 
@@ -190,28 +175,28 @@ TEST_F(ControlTest, ACommandRunsItsHandlerAndAnswersTheAskersInbox) {
     control.onMessage("wsrelay:{fleet}:ctl",
                       R"({"q":"qqqq0000.0:7","cmd":"disconnect","user":"42"})");
     EXPECT_EQ(seen_user, "42");
-    ASSERT_EQ(broker.calls.size(), 1u);
-    EXPECT_EQ(broker.calls[0].function, "publish");
-    EXPECT_EQ(broker.calls[0].key, "wsrelay:{fleet}:w:qqqq0000.0");
-    EXPECT_EQ(broker.calls[0].args.at(0), R"({"a":"qqqq0000.0:7","r":{"affected":3}})");
+    ASSERT_EQ(broker.fleet_calls.size(), 1u);
+    EXPECT_EQ(broker.fleet_calls[0].function, "publish");
+    EXPECT_EQ(broker.fleet_calls[0].key, "wsrelay:{fleet}:w:qqqq0000.0");
+    EXPECT_EQ(broker.fleet_calls[0].args.at(0), R"({"a":"qqqq0000.0:7","r":{"affected":3}})");
     EXPECT_EQ(metrics.fleet_messages[metrics::FleetMessageResult::Handled].value(), 1);
 
     // One-way: no reply.
     control.onMessage("wsrelay:{fleet}:ctl", R"({"cmd":"disconnect","user":"42"})");
-    EXPECT_EQ(broker.calls.size(), 1u);
+    EXPECT_EQ(broker.fleet_calls.size(), 1u);
 }
 
 TEST_F(ControlTest, UnknownCommandsAreAnsweredAndMalformedOnesCounted) {
     control.onMessage("wsrelay:{fleet}:ctl", R"({"q":"qqqq0000.0:1","cmd":"future"})");
-    ASSERT_EQ(broker.calls.size(), 1u);
-    EXPECT_THAT(broker.calls[0].args.at(0), HasSubstr(R"("r":{"error":"unknown command"})"));
+    ASSERT_EQ(broker.fleet_calls.size(), 1u);
+    EXPECT_THAT(broker.fleet_calls[0].args.at(0), HasSubstr(R"("r":{"error":"unknown command"})"));
     EXPECT_EQ(metrics.fleet_messages[metrics::FleetMessageResult::Unknown].value(), 1);
     for (const char* bad : {"not json", "[1,2]", R"({"x":1})", R"({"a":"nocolon","r":1})",
                             R"({"a":"abcd1234.1:xyz","r":1})"}) {
         control.onMessage("wsrelay:{fleet}:ctl", bad);
     }
     EXPECT_EQ(metrics.fleet_messages[metrics::FleetMessageResult::Malformed].value(), 5);
-    EXPECT_EQ(broker.calls.size(), 1u);
+    EXPECT_EQ(broker.fleet_calls.size(), 1u);
 }
 
 }  // namespace

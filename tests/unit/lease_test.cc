@@ -13,26 +13,14 @@
 #include "relay/fleet/connection_registry.h"
 #include "relay/fleet/fleet_calls.h"
 #include "relay/fleet/lost_instance_reaper.h"
+#include "tests/unit/worker_parts.h"
 
 namespace wsrelay {
 namespace {
 
-// Keeps every fleet call for the test to answer; nothing else is used.
-class CallsBroker : public Broker {
-public:
-    void subscribe(std::string_view) override {}
-    void unsubscribe(std::string_view) override {}
-    void publish(std::string_view, std::string_view, const PublishTicket&,
-                 const HistoryPolicy&) override {}
-    void readHistory(std::string_view, const HistoryRequest&) override {}
-    void fleetCall(FleetCall&& call) override { calls.push_back(std::move(call)); }
-    void flush() override {}
-    bool usable() const override { return true; }
-    const std::string& lastError() const override { return error; }
-
-    std::vector<FleetCall> take() { return std::exchange(calls, {}); }
-    std::vector<FleetCall> calls;
-    std::string error;
+// The worker parts' fake broker, handing over the fleet calls it kept for the test to answer.
+struct CallsBroker : testing::FakeBroker {
+    std::vector<FleetCall> take() { return std::exchange(fleet_calls, {}); }
 };
 
 FleetReply integer(int64_t n) {
