@@ -8,9 +8,18 @@
 // (adapters/hook.h) and the `event` label of the hook metrics (metrics/relay_metrics.h).
 namespace wsrelay {
 
-enum class HookEvent : uint8_t { Connect, Subscribe, Message, Disconnect, Unsubscribe, kCount };
-inline constexpr std::array<const char*, 5> kHookEventNames = {"connect", "subscribe", "message",
-                                                               "disconnect", "unsubscribe"};
+enum class HookEvent : uint8_t {
+    Connect,
+    Subscribe,
+    Message,
+    Disconnect,
+    Unsubscribe,
+    Occupied,  // a channel's first subscriber anywhere in the fleet (docs/hook.md)
+    Vacated,   // its last one gone everywhere, for hook.vacated_delay_ms
+    kCount
+};
+inline constexpr std::array<const char*, 7> kHookEventNames = {
+    "connect", "subscribe", "message", "disconnect", "unsubscribe", "occupied", "vacated"};
 static_assert(kHookEventNames.size() == static_cast<size_t>(HookEvent::kCount));
 
 // The event's name in a hook body, the X-Wsrelay-Event header and the metrics.

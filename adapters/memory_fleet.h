@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "adapters/broker.h"
+#include "adapters/memory_fleet_occupancy.h"
 #include "adapters/memory_fleet_presence.h"
 #include "adapters/memory_fleet_user.h"
 
@@ -22,8 +23,9 @@ public:
     FleetReply call(const FleetCall& call, Clock::time_point now);
 
 private:
-    MemoryPresence presence_;  // presence_*
-    MemoryUserSets users_;     // user_admit, user_leave
+    MemoryPresence presence_;    // presence_*
+    MemoryUserSets users_;       // user_admit, user_leave
+    MemoryOccupancy occupancy_;  // occupancy_update, occupancy_due
 };
 
 }  // namespace wsrelay

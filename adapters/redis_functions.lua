@@ -299,8 +299,9 @@ redis.register_function('wsrelay_presence_stats', presence_stats)
 --   FCALL wsrelay_lease_reap 1 <base> <claimer> <max>
 --     claims at most <max> instances whose lease has expired (never <claimer> itself): removes the
 --     lease, renames the instance's hash to its reaping key, and takes over the instances it was
---     reaping itself; returns {n, lost_1..lost_n, claimed...}: the n instances reaped now, then
---     every instance <claimer> is reaping (those included)
+--     reaping itself, and queues its channel holds for dropping (occupancy, below); returns {n,
+--     lost_1..lost_n, claimed...}: the n instances reaped now, then every instance <claimer> is
+--     reaping (those included)
 --   FCALL wsrelay_lease_records 1 <base> <claimer> <lost> <max>
 --     returns {owned, id_1, record_1, ...}: owned 0 when <claimer> no longer reaps <lost> (then
 --     nothing else); otherwise up to <max> records still to report. None left: the claim is over
@@ -312,8 +313,9 @@ redis.register_function('wsrelay_presence_stats', presence_stats)
 --   FCALL wsrelay_conn_del 1 <base> <instance> <id>...
 --     removes records; returns how many were removed
 --   FCALL wsrelay_lease_release 1 <base> <instance>
---     a drained instance: removes its records and its lease; when it was reaping others, its lease
---     is left expired instead, so that another instance takes those over. Returns 1
+--     a drained instance: removes its records and its lease and queues any channel hold left for
+--     dropping; when it was reaping others, its lease is left expired instead, so that another
+--     instance takes those over. Returns 1
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -367,6 +369,10 @@ local function lease_reap(keys, args)
             end
             if redis.call('EXISTS', reaping) == 1 then
                 redis.call('SADD', mine, lost)
+            end
+            -- Its channel holds (occupancy, below) go at the next wsrelay_occupancy_due.
+            if redis.call('EXISTS', base .. ':oi:' .. lost) == 1 then
+                redis.call('SADD', base .. ':od', lost)
             end
             local theirs = base .. ':claims:' .. lost
             for _, other in ipairs(redis.call('SMEMBERS', theirs)) do
@@ -446,6 +452,9 @@ local function lease_release(keys, args)
     local base = fleet_base(keys, 'lease_release', '<base> <instance>')
     local instance = args[1]
     redis.call('DEL', base .. ':c:' .. instance)
+    if redis.call('EXISTS', base .. ':oi:' .. instance) == 1 then
+        redis.call('SADD', base .. ':od', instance)
+    end
     if redis.call('EXISTS', base .. ':claims:' .. instance) == 1 then
         redis.call('ZADD', base .. ':leases', 0, instance)
     else
@@ -521,3 +530,167 @@ end
 
 redis.register_function('wsrelay_user_admit', user_admit)
 redis.register_function('wsrelay_user_leave', user_leave)
+
+-- Channel occupancy (docs/scaling.md "Channel occupancy"): which channels have a subscriber
+-- anywhere in the fleet, for the hook's occupied and vacated events. The key is the fleet's key
+-- (wsrelay:{fleet}, prefixed) and every key below shares its slot, so that one call sees a
+-- channel's holders, the pending vacates and the instances to drop at once. A holder is a
+-- worker address (<instance>.<worker>):
+--   <base>:o:<channel>   hash: holder -> 1, while that worker has the channel open
+--   <base>:oh:<holder>   set: the channels the holder holds
+--   <base>:oi:<instance> set: the instance's holders
+--   <base>:os            hash: channel -> 1 while the channel is reported occupied
+--   <base>:ov            sorted set: pending vacates, channel -> deadline (ms of the server's clock)
+--   <base>:od            set: lost or released instances whose holds are still to drop
+--   <base>:oseq          the last event's seq: each event's is the larger of the last one + 1 and
+--                        the server's clock in µs, so it keeps growing when Redis lost the counter
+--
+--   FCALL wsrelay_occupancy_update 1 <base> <holder> <delay_ms> <op>...
+--     each <op> is +<channel> (the holder opened it), -<channel> (closed it) or * (every hold
+--     of the holder released: a relay setting its holds again after an outage), applied in
+--     order; returns {pending, c1, seq1, ...}: how many channels this call left empty (each
+--     pending, vacated <delay_ms> from now unless held again), then an occupied event per channel
+--     that got its first holder while not reported occupied. A channel held again while pending
+--     is neither.
+--   FCALL wsrelay_occupancy_due 1 <base> <delay_ms> <max>
+--     drops at most <max> holds of instances in <base>:od (their channels left empty become
+--     pending), then takes at most <max> pending vacates whose deadline has passed; returns
+--     {more, c1, seq1, ...}: a vacated event per channel still empty, and more = 1 when work was
+--     left for another call.
+
+local function occupancy_seq(base)
+    local t = redis.call('TIME')
+    local seq = math.max(tonumber(redis.call('GET', base .. ':oseq') or 0) + 1,
+        tonumber(t[1]) * 1000000 + tonumber(t[2]))
+    redis.call('SET', base .. ':oseq', string.format('%d', seq))
+    return seq
+end
+
+local function occupancy_hold(base, holder, channel)
+    -- the worker address's instance part
+    local instance = string.match(holder, '^([^.]+)%.')
+    if not instance then
+        error('wsrelay_occupancy_update: holder must be <instance>.<worker>, got ' .. holder)
+    end
+    if redis.call('HSET', base .. ':o:' .. channel, holder, 1) == 0 then
+        return nil
+    end
+    redis.call('SADD', base .. ':oh:' .. holder, channel)
+    redis.call('SADD', base .. ':oi:' .. instance, holder)
+    if redis.call('HLEN', base .. ':o:' .. channel) ~= 1 then
+        return nil
+    end
+    if redis.call('ZREM', base .. ':ov', channel) == 1 then
+        return nil  -- emptied and held again within the delay: no event
+    end
+    if redis.call('HSETNX', base .. ':os', channel, 1) == 0 then
+        return nil
+    end
+    return occupancy_seq(base)
+end
+
+-- Removes one hold; true when it left the channel empty and the channel is now pending.
+local function occupancy_release(base, holder, channel, now, delay)
+    if redis.call('HDEL', base .. ':o:' .. channel, holder) == 0 then
+        return false
+    end
+    if redis.call('SREM', base .. ':oh:' .. holder, channel) == 1 and
+        redis.call('EXISTS', base .. ':oh:' .. holder) == 0 then
+        redis.call('SREM', base .. ':oi:' .. string.match(holder, '^([^.]+)'), holder)
+    end
+    if redis.call('EXISTS', base .. ':o:' .. channel) == 1 then
+        return false
+    end
+    if redis.call('HEXISTS', base .. ':os', channel) == 0 then
+        return false
+    end
+    redis.call('ZADD', base .. ':ov', now + delay, channel)
+    return true
+end
+
+local function occupancy_update(keys, args)
+    local base, holder = keys[1], args[1]
+    if not base or not holder or #args < 2 then
+        error('wsrelay_occupancy_update: 1 <base> <holder> <delay_ms> <+channel|-channel>...')
+    end
+    local delay = count(args[2], 'delay_ms')
+    local now = now_ms()
+    local reply = {0}
+    for i = 3, #args do
+        local op, channel = string.sub(args[i], 1, 1), string.sub(args[i], 2)
+        if op == '+' then
+            local seq = occupancy_hold(base, holder, channel)
+            if seq then
+                reply[#reply + 1] = channel
+                reply[#reply + 1] = seq
+            end
+        elseif op == '-' then
+            if occupancy_release(base, holder, channel, now, delay) then
+                reply[1] = reply[1] + 1
+            end
+        elseif args[i] == '*' then
+            for _, held in ipairs(redis.call('SMEMBERS', base .. ':oh:' .. holder)) do
+                if occupancy_release(base, holder, held, now, delay) then
+                    reply[1] = reply[1] + 1
+                end
+            end
+        else
+            error('wsrelay_occupancy_update: an op is +<channel>, -<channel> or *, got ' .. args[i])
+        end
+    end
+    return reply
+end
+
+local function occupancy_due(keys, args)
+    local base = keys[1]
+    if not base or #args < 2 then
+        error('wsrelay_occupancy_due: 1 <base> <delay_ms> <max>')
+    end
+    local delay = count(args[1], 'delay_ms')
+    local max = count(args[2], 'max')
+    local now = now_ms()
+    local budget = max
+    local more = 0
+    -- Lost and released instances: their holds go, a bounded number per call.
+    while budget > 0 do
+        local instance = redis.call('SRANDMEMBER', base .. ':od')
+        if not instance then
+            break
+        end
+        local holders = base .. ':oi:' .. instance
+        local holder = redis.call('SRANDMEMBER', holders)
+        if not holder then
+            redis.call('SREM', base .. ':od', instance)
+        else
+            local held = base .. ':oh:' .. holder
+            local channels = redis.call('SRANDMEMBER', held, budget)
+            budget = budget - #channels
+            for _, channel in ipairs(channels) do
+                occupancy_release(base, holder, channel, now, delay)
+            end
+            if redis.call('EXISTS', held) == 0 then
+                redis.call('SREM', holders, holder)
+            end
+        end
+    end
+    if budget == 0 and redis.call('EXISTS', base .. ':od') == 1 then
+        more = 1
+    end
+    local reply = {more}
+    local due = redis.call('ZRANGEBYSCORE', base .. ':ov', '-inf', now, 'LIMIT', 0, max)
+    for _, channel in ipairs(due) do
+        redis.call('ZREM', base .. ':ov', channel)
+        if redis.call('EXISTS', base .. ':o:' .. channel) == 0 and
+            redis.call('HDEL', base .. ':os', channel) == 1 then
+            reply[#reply + 1] = channel
+            reply[#reply + 1] = occupancy_seq(base)
+        end
+    end
+    if #due == max and max > 0 then
+        reply[1] = 1
+    end
+    return reply
+end
+
+redis.register_function('wsrelay_occupancy_update', occupancy_update)
+redis.register_function('wsrelay_occupancy_due', occupancy_due)

@@ -224,6 +224,8 @@ struct Config {
         // CAs for an https:// url; empty = the system's
         std::string ca_file;
         std::vector<std::string> events = {"connect", "subscribe", "message", "disconnect"};
+        // How long a channel stays empty fleet-wide before its vacated event (docs/hook.md)
+        int vacated_delay_ms = 5000;
         int timeout_ms = 5000;
         int max_in_flight = 1024;  // per instance, split between workers
         int64_t max_queued_bytes_per_connection = 1 << 20;

@@ -955,10 +955,16 @@ std::vector<ConfigKey> buildTable() {
         "CAs an https:// hook.url's certificate must chain to; empty = the system's CAs.",
         [](auto& c) -> auto& { return c.hook.ca_file; }));
     keys.push_back(listKey(
-        "hook.events", checkHookEvent, "connect, subscribe, message, disconnect, unsubscribe",
+        "hook.events", checkHookEvent,
+        "connect, subscribe, message, disconnect, unsubscribe, occupied, vacated",
         "Events sent to the hook; message is always sent for routed publishes and send; "
-        "unsubscribe only when listed.",
+        "unsubscribe, occupied and vacated only when listed.",
         [](auto& c) -> auto& { return c.hook.events; }));
+    keys.push_back(numberKey(
+        "hook.vacated_delay_ms", 0, 600000,
+        "How long a channel must have no subscriber on any instance before its vacated event; "
+        "emptied and taken again within it: neither event.",
+        [](auto& c) -> auto& { return c.hook.vacated_delay_ms; }));
     keys.push_back(numberKey(
         "hook.timeout_ms", 10, 600000,
         "Time the app has to answer one hook request, connecting included.",

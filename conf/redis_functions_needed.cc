@@ -16,8 +16,10 @@ bool needsRedisFunctions(const Config& config) {
 
 bool leasesNeeded(const Config& config) {
     if (config.broker.type != BrokerType::Redis || config.hook.url.empty()) return false;
-    return std::find(config.hook.events.begin(), config.hook.events.end(), "disconnect") !=
-           config.hook.events.end();
+    return std::any_of(config.hook.events.begin(), config.hook.events.end(),
+                       [](const std::string& e) {
+                           return e == "disconnect" || e == "occupied" || e == "vacated";
+                       });
 }
 
 }  // namespace wsrelay

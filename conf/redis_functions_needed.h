@@ -13,7 +13,8 @@ bool needsRedisFunctions(const Config& config);
 
 // Whether the relay keeps a lease and a connection registry in Redis (docs/scaling.md "Leases"):
 // only with a Redis broker (a memory broker has no other instance to notice) and when something
-// needs the records: a hook that sends disconnect events.
+// needs the records or the lease period: a hook that sends disconnect, occupied or vacated events
+// (the occupancy sweep runs on the lease period and drops a lost instance's channel holds).
 bool leasesNeeded(const Config& config);
 
 }  // namespace wsrelay

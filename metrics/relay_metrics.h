@@ -175,6 +175,11 @@ enum class FleetMessageResult : uint8_t { Handled, Unknown, Malformed, Late, kCo
 inline constexpr EnumArray<FleetMessageResult, const char*> kFleetMessageResultNames = {
     "handled", "unknown", "malformed", "late"};
 
+// Channel occupancy (docs/scaling.md "Channel occupancy"): the hook events it decides.
+enum class OccupancyEvent : uint8_t { Occupied, Vacated, kCount };
+inline constexpr EnumArray<OccupancyEvent, const char*> kOccupancyEventNames = {"occupied",
+                                                                                "vacated"};
+
 enum class Type : uint8_t { Counter, Gauge, Histogram };
 
 // The one list of per-worker metrics. X(field, type, name, help) is unlabelled;
@@ -302,13 +307,17 @@ enum class Type : uint8_t { Counter, Gauge, Histogram };
     X(fleet_lease_lost, Counter, "wsrelay_fleet_lease_lost_total",                                 \
       "Times this instance found its own lease taken (it was reported lost) and took it again")    \
     X(fleet_lease_errors, Counter, "wsrelay_fleet_lease_errors_total",                             \
-      "Lease, connection registry and lost-instance cleanup calls Redis refused with an error")    \
+      "Lease, connection registry, lost-instance cleanup and channel occupancy calls Redis "       \
+      "refused with an error")                                                                     \
     X(user_limit_evictions, Counter, "wsrelay_user_limit_evictions_total",                         \
       "Older connections this instance told to close with 4501 to admit a newer one of the same "  \
       "user (limits.per_user_policy evict_oldest)")                                                \
     X(user_limit_unchecked, Counter, "wsrelay_user_limit_unchecked_total",                         \
       "Connections admitted without the per-user check because the fleet could not answer it "     \
-      "(broker down or the call failed)")
+      "(broker down or the call failed)")                                                          \
+    L(occupancy_events, Counter, "wsrelay_channel_occupancy_events_total",                         \
+      "Channel occupied and vacated events this instance decided and handed to the hook", "event", \
+      kOccupancyEventNames)
 
 // One worker's series. Exactly one thread writes a WorkerMetrics; the scrape reads it from another,
 // so each slot is an atomic written with a plain load+store (no lock prefix on the hot path).

@@ -22,6 +22,7 @@
 #include "relay/edge/http_routes.h"
 #include "relay/edge/listener.h"
 #include "relay/fanout/channel_rules.h"
+#include "relay/fleet/channel_occupancy.h"
 #include "relay/fleet/connection_registry.h"
 #include "relay/fleet/fleet_id.h"
 #include "relay/fleet/instance_lease.h"
@@ -247,6 +248,10 @@ bool Worker::setUp(std::string& error) {
         metrics_.probe_last_ok_us.set(wallClockMicros());
     }
 
+    if (hook_bridge_ &&
+        (hook_bridge_->sends(HookEvent::Occupied) || hook_bridge_->sends(HookEvent::Vacated))) {
+        setUpOccupancy(leasesNeeded(cfg));
+    }
     if (leasesNeeded(cfg)) setUpLease();
 
     ev_async_init(&control_, onControl);
@@ -262,6 +267,22 @@ bool Worker::setUp(std::string& error) {
     // not say "starting" after the ready line.
     shared_.workers_running.fetch_add(1);
     return true;
+}
+
+void Worker::setUpOccupancy(bool leases) {
+    ChannelOccupancy::Options options;
+    options.holder = fleet::workerAddress(shared_.instance_id, index_);
+    options.vacated_delay_ms = shared_.config.hook.vacated_delay_ms;
+    options.send_occupied = hook_bridge_->sends(HookEvent::Occupied);
+    options.send_vacated = hook_bridge_->sends(HookEvent::Vacated);
+    occupancy_ = std::make_unique<ChannelOccupancy>(
+        loop_.loop, fleet_calls_,
+        [this](HookEvent event, std::string body, std::function<void(bool)> done) {
+            return hook_bridge_ != nullptr &&
+                   hook_bridge_->sendDetached(event, std::move(body), std::move(done));
+        },
+        std::move(options), leases ? &shared_.lease_generation : nullptr, metrics_);
+    occupancy_->setBrokerUp(broker_->usable());
 }
 
 void Worker::setUpLease() {
@@ -288,6 +309,9 @@ void Worker::setUpLease() {
         InstanceLease::Options{shared_.instance_id, cfg.ttl_ms, cfg.renew_ms},
         shared_.lease_generation, *reaper_, metrics_);
     lease_->setBrokerUp(broker_->usable());
+    // Every instance sweeps the fleet's due vacates and lost holds on its lease period, so none
+    // waits for the relay that made it pending (it may be gone).
+    if (occupancy_) lease_->onPeriod([this] { occupancy_->sweep(); });
     lease_->start();
 }
 
@@ -359,6 +383,7 @@ void Worker::onPrepare(struct ev_loop*, ev_prepare* w, int) {
     // this turn leaves in one go.
     auto* self = static_cast<Worker*>(w->data);
     if (self->registry_) self->registry_->flush();
+    if (self->occupancy_) self->occupancy_->flush();
     if (self->broker_) self->broker_->flush();
     // After the broker's flush, which may have delivered this worker's own publishes.
     self->flush_.flushTurn();
@@ -402,6 +427,9 @@ void Worker::stopLoop() {
     // The connections have closed: their records go, and with worker 0 the lease, once Redis has
     // the release (docs/scaling.md "Leases"); the loop runs until then, or for at most a second.
     if (registry_) registry_->flush();
+    // The closed channels' holds leave before the lease's release (which drops any left); their
+    // vacated events come from this worker's timer if it still runs, else from a peer's sweep.
+    if (occupancy_) occupancy_->flush();
     if (lease_) lease_->release();
     if (hook_bridge_ && !hook_bridge_->idle()) {
         // Closing the connections queued their disconnect events behind what they had queued for
@@ -437,6 +465,7 @@ void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
 void Worker::finishStop() {
     ev_timer_stop(loop_.loop, &hook_flush_);
     ctx_.hook = nullptr;
+    if (occupancy_) occupancy_->stop();
     hook_bridge_.reset();
     hook_.reset();
     tls_.reset();
@@ -599,6 +628,7 @@ void Worker::onBrokerState(BrokerState state, bool gap) {
     // what their members missed, the others tell their members, so they can fetch it from the app.
     hub_.setBrokerUp(up, up && gap);
     if (registry_) registry_->setBrokerUp(up);
+    if (occupancy_) occupancy_->setBrokerUp(up);
     if (lease_) lease_->setBrokerUp(up);
     if (up == broker_up_) return;
     const bool reconnected = up && reached_broker_;
@@ -645,12 +675,14 @@ void Worker::onChannelOpened(std::string_view channel) {
     metrics_.channels.add();
     broker_->subscribe(channel);
     presence_.onChannelOpened(channel);
+    if (occupancy_) occupancy_->opened(channel);
 }
 
 void Worker::onChannelClosed(std::string_view channel) {
     metrics_.channels.sub();
     broker_->unsubscribe(channel);
     presence_.onChannelClosed(channel);
+    if (occupancy_) occupancy_->closed(channel);
 }
 
 }  // namespace wsrelay

@@ -29,6 +29,7 @@ struct lws_context;
 namespace wsrelay {
 
 class Authenticator;
+class ChannelOccupancy;
 class ConnectionRegistry;
 class InstanceLease;
 class LostInstanceReaper;
@@ -147,6 +148,10 @@ private:
     std::unique_ptr<LostInstanceReaper> reaper_;
     std::unique_ptr<InstanceLease> lease_;
     void setUpLease();
+    // Occupied and vacated events (docs/scaling.md "Channel occupancy"), when hook.events lists
+    // either; `leases`: the instance keeps a lease (whose period sweeps the fleet's vacates).
+    std::unique_ptr<ChannelOccupancy> occupancy_;
+    void setUpOccupancy(bool leases);
     // A session's record in the registry (JSON); false when it has gone.
     bool registryRecord(uint64_t session, std::string& record);
     ev_timer hook_flush_{};  // at stop: lets the connections' last hook events reach the app

@@ -37,7 +37,8 @@ void InstanceLease::setBrokerUp(bool up) {
 
 void InstanceLease::onTimer(struct ev_loop*, ev_timer* w, int) {
     auto* self = static_cast<InstanceLease*>(w->data);
-    if (self->up_ && !self->released_) self->renew();
+    if (!self->up_ || self->released_) return;
+    self->renew();
 }
 
 void InstanceLease::renew() {
@@ -89,6 +90,8 @@ void InstanceLease::reap() {
             }
             reaper_.claimed(std::vector<std::string>(items.begin() + 1 + reaped, items.end()));
         });
+    // After the reap on the same connection, so that it already sees what this reap queued.
+    if (on_period_) on_period_();
 }
 
 void InstanceLease::release() {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "adapters/broker.h"
@@ -36,6 +37,9 @@ public:
 
     // Renews at once, then every renew_ms.
     void start();
+    // Also called every renew_ms while the lease is held, right after the reap is sent (the
+    // occupancy sweep, docs/scaling.md "Channel occupancy"): the period every instance keeps.
+    void onPeriod(std::function<void()> f) { on_period_ = std::move(f); }
     // Nothing is sent while the broker is down; Up renews at once.
     void setBrokerUp(bool up);
     // A drained instance: stops renewing and gives its lease and records up (lease_release).
@@ -54,6 +58,7 @@ private:
     std::atomic<uint64_t>& generation_;
     LostInstanceReaper& reaper_;
     ev_timer timer_{};
+    std::function<void()> on_period_;
     bool up_ = true;
     bool held_ = false;  // the last renewal found the lease ours
     bool released_ = false;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "adapters/redis_payload.h"
 #include "relay/common/log.h"
@@ -116,7 +115,6 @@ void LostInstanceReaper::onRecords(FleetReply&& reply) {
             std::string_view user;
             if (root["user"].get_string().get(user) == simdjson::SUCCESS) c.user = user;
             simdjson::dom::element list;
-            if (root["channels"].get(list) == simdjson::SUCCESS) appendStrings(list, c.channels);
             if (root["presence"].get(list) == simdjson::SUCCESS) appendStrings(list, c.presence);
         }
         auto settle = [this, i](bool answered) {
@@ -167,28 +165,13 @@ void LostInstanceReaper::cleanUp() {
     };
     std::map<std::string, std::vector<std::string>> presence;  // channel -> connection ids
     std::map<std::string, std::vector<std::string>> users;     // user -> connection ids
-    std::set<std::string> channels;
     for (size_t i = 0; i < done_.size(); ++i) {
         const Cleanup& c = cleanups_[i];
         for (const std::string& channel : c.presence) presence[channel].push_back(done_[i]);
-        channels.insert(c.channels.begin(), c.channels.end());
         if (!c.user.empty()) users[c.user].push_back(done_[i]);
     }
     for (auto& [channel, ids] : presence) {
         calls_.call("presence_leave", channel, std::move(ids), counted("presence_leave"));
-    }
-    for (const std::string& channel : channels) {
-        calls_.call("occupancy_drop", channel, {lost}, [this, channel](FleetReply&& reply) {
-            if (reply.status == FleetStatus::Error) {
-                metrics_.fleet_lease_errors.add();
-                WSR_LOG(Warn, "lost instance cleanup: occupancy_drop refused (%s)",
-                        reply.error.c_str());
-                return;
-            }
-            if (occupancy_dropped_ && reply.status == FleetStatus::Ok) {
-                occupancy_dropped_(channel, reply);
-            }
-        });
     }
     for (auto& [user, ids] : users) {
         ids.insert(ids.begin(), user);

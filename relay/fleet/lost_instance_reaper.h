@@ -20,18 +20,17 @@ class FleetCalls;
 // on the worker that keeps its instance's lease. The lease keeper hands it the lost instances this
 // instance claimed (Redis gave each claim to exactly one instance); it reads each one's records
 // in batches, sends the app a `disconnect` event with reason "instance_lost" per connection, and
-// removes a record once its event was answered, then cleans what the record names (presence,
-// occupancy, the per-user count). One batch at a time, so at most `batch` events are under way.
-// A batch with an event that was not answered (timeout, app unreachable, hook busy) leaves those
-// records for the next claimed() call (the next lease period). Single-threaded.
+// removes a record once its event was answered, then cleans what the record names (presence and
+// the per-user count; its channel holds are dropped by the occupancy sweep, queued by lease_reap).
+// One batch at a time, so at most `batch` events are under way. A batch with an event that was not
+// answered (timeout, app unreachable, hook busy) leaves those records for the next claimed() call
+// (the next lease period). Single-threaded.
 class LostInstanceReaper {
 public:
     // Sends one event body to the app; `done(true)` once the app answered it (any HTTP status),
     // `done(false)` when it did not (timeout, unreachable). False when the hook cannot take it now
     // (`done` is then never called).
     using SendEvent = std::function<bool(std::string body, std::function<void(bool answered)>)>;
-    // What a cleanup call answered, for the part that acts on it (occupancy: the vacated check).
-    using CleanupDone = std::function<void(std::string_view channel, const FleetReply& reply)>;
 
     // `send` null: no events (the hook is off or does not send disconnect events); the records
     // are only cleaned up and removed.
@@ -43,8 +42,6 @@ public:
     // The lost instances this instance is reaping (lease_reap's answer); starts on those not
     // under way already.
     void claimed(const std::vector<std::string>& instances);
-    // Optional: occupancy_drop's answer per channel (set by the occupancy part).
-    void onOccupancyDropped(CleanupDone done) { occupancy_dropped_ = std::move(done); }
 
     bool busy() const { return !queue_.empty(); }
 
@@ -63,7 +60,6 @@ private:
     const std::string claimer_;
     SendEvent send_;
     const size_t batch_;
-    CleanupDone occupancy_dropped_;
     std::deque<std::string> queue_;  // claimed instances; the front one is under way
     bool reading_ = false;           // a lease_records call or a batch of events is under way
     bool stalled_ = false;           // the front instance waits for the next claimed() call
@@ -74,7 +70,6 @@ private:
     std::vector<std::string> done_;  // connection ids whose event was answered
     struct Cleanup {
         std::string user;                   // "" when none
-        std::vector<std::string> channels;  // its channels
         std::vector<std::string> presence;  // its channels with presence
     };
     std::vector<Cleanup> cleanups_;  // parallel to done_

@@ -30,6 +30,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -51,7 +52,10 @@ def record_of(ev, body_len):
             "user": ev.get("user"), "channel": ev.get("channel"), "id": ev.get("id"),
             "n": n if type(n) is int else None, "rpc": bool(ev.get("rpc")),
             "code": ev.get("code"), "reason": ev.get("reason"), "channels": ev.get("channels"),
-            "user": ev.get("user"), "bytes": body_len}
+            "user": ev.get("user"), "bytes": body_len, "seq": ev.get("seq"),
+            # CLOCK_MONOTONIC, one clock for every process on the machine: a test compares it
+            # with its own timestamps.
+            "at": time.monotonic()}
 
 
 class Handler(BaseHTTPRequestHandler):
