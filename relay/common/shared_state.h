@@ -45,6 +45,9 @@ struct SharedState {
     // Raised each time the instance takes its lease in Redis (relay/fleet/instance_lease.h); 0
     // until the first time. Every worker's connection registry reads it.
     std::atomic<uint64_t> lease_generation{0};
+    // Workers that stopped and sent their last registry and occupancy changes: worker 0 gives the
+    // lease up only when every one has (relay/edge/worker.cc, stopLoop).
+    std::atomic<int> workers_flushed{0};
     // auth.enabled: the keys tokens are checked against (set before the workers start).
     const jwt::KeySource* keys = nullptr;
     std::atomic<bool> auth_keys_missing{false};  // auth.jwt.jwks_url has never loaded

@@ -424,40 +424,53 @@ void Worker::stopLoop() {
     // After lws: what it wrote last (close frames) is still in the pairs.
     if (tls_) tls_->shutDown();
     ev_async_stop(loop_.loop, &control_);
-    // The connections have closed: their records go, and with worker 0 the lease, once Redis has
-    // the release (docs/scaling.md "Leases"); the loop runs until then, or for at most a second.
+    // The connections have closed: their records go (docs/scaling.md "Leases"), and the closed
+    // channels' holds (their vacated events come from this worker's timer if it still runs, else
+    // from a peer's sweep).
     if (registry_) registry_->flush();
-    // The closed channels' holds leave before the lease's release (which drops any left); their
-    // vacated events come from this worker's timer if it still runs, else from a peer's sweep.
     if (occupancy_) occupancy_->flush();
-    if (lease_) lease_->release();
-    if (hook_bridge_ && !hook_bridge_->idle()) {
+    shared_.workers_flushed.fetch_add(1, std::memory_order_acq_rel);
+    // Worker 0 gives the lease up once every worker has flushed: a worker still draining keeps
+    // the lease (and so its peers' watch over its connections) until it is done.
+    const bool hook_idle = !hook_bridge_ || hook_bridge_->idle();
+    if (hook_idle && leaseSettled()) return finishStop();
+    double wait = kLeaseReleaseWaitSeconds;
+    if (!hook_idle) {
         // Closing the connections queued their disconnect events behind what they had queued for
         // the app: give those the hook timeout. The broker stays (and prepare_ flushes it every
         // turn) for the publishes in the answers.
-        hook_flush_deadline_ = ev_now(loop_.loop) + shared_.config.hook.timeout_ms / 1000.0 + 1.0;
+        wait = shared_.config.hook.timeout_ms / 1000.0 + 1.0;
         WSR_LOG(Info, "stopping: waiting up to %d ms for the hook's last events",
                 shared_.config.hook.timeout_ms + 1000);
-        ev_timer_set(&hook_flush_, 0.01, 0.01);
-        ev_timer_start(loop_.loop, &hook_flush_);
-        return;
     }
-    if (lease_ && lease_->releasing()) {
-        hook_flush_deadline_ = ev_now(loop_.loop) + kLeaseReleaseWaitSeconds;
-        ev_timer_set(&hook_flush_, 0.01, 0.01);
-        ev_timer_start(loop_.loop, &hook_flush_);
-        return;
+    if (lease_ && !lease_->released()) {
+        wait = std::max(wait, shared_.config.drain.window_ms / 1000.0 + kDrainGraceSeconds +
+                                  kLeaseReleaseWaitSeconds);
     }
-    finishStop();
+    hook_flush_deadline_ = ev_now(loop_.loop) + wait;
+    ev_timer_set(&hook_flush_, 0.01, 0.01);
+    ev_timer_start(loop_.loop, &hook_flush_);
+}
+
+bool Worker::leaseSettled() {
+    if (!lease_) return true;
+    if (!lease_->released()) {
+        if (shared_.workers_flushed.load(std::memory_order_acquire) < shared_.workers) return false;
+        lease_->release();
+    }
+    return !lease_->releasing();
 }
 
 void Worker::onHookFlush(struct ev_loop* loop, ev_timer* w, int) {
     auto* self = static_cast<Worker*>(w->data);
     const bool hook_idle = !self->hook_bridge_ || self->hook_bridge_->idle();
-    if (hook_idle && !(self->lease_ && self->lease_->releasing())) {
+    if (self->leaseSettled() && hook_idle) {
         self->finishStop();
     } else if (ev_now(loop) >= self->hook_flush_deadline_) {
         if (!hook_idle) self->hook_bridge_->abandon();  // counted and logged
+        if (self->lease_ && !self->lease_->released()) {
+            WSR_LOG(Warn, "stopping: not every worker finished; the lease is left to expire");
+        }
         self->finishStop();
     }
 }

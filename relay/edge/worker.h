@@ -157,6 +157,9 @@ private:
     ev_timer hook_flush_{};  // at stop: lets the connections' last hook events reach the app
     double hook_flush_deadline_ = 0;
     static void onHookFlush(struct ev_loop* loop, ev_timer* w, int revents);
+    // At stop, worker 0: releases the lease once every worker has flushed; true when there is no
+    // lease or Redis has the release.
+    bool leaseSettled();
     void finishStop();
     std::unique_ptr<UpgradeGate> gate_;
     // tls.cert_file set: every accepted socket goes through it, its plaintext end to the gate.

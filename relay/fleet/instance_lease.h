@@ -46,6 +46,7 @@ public:
     void release();
     // release() was sent and Redis has not answered yet.
     bool releasing() const { return releasing_; }
+    bool released() const { return released_; }
 
 private:
     static void onTimer(struct ev_loop* loop, ev_timer* w, int revents);
