@@ -92,7 +92,8 @@ TEST(MessageDeflaterTest, CompressedFrameInflatesToThePlainPayload) {
 TEST(MessageDeflaterTest, TheSyncFlushTailIsRemoved) {
     MessageDeflater deflater(1, 0);
     FramePtr plain = encodeMessage("c", jsonOf(800));
-    const std::string_view payload = payloadOf(deflater.compress(*plain).frame);
+    const FramePtr compressed = deflater.compress(*plain).frame;  // the payload's owner
+    const std::string_view payload = payloadOf(compressed);
     ASSERT_GT(payload.size(), kTail.size());
     EXPECT_NE(payload.substr(payload.size() - kTail.size()), kTail);
 }
