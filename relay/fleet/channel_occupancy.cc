@@ -90,12 +90,7 @@ void ChannelOccupancy::flush() {
         }
     }
     if (resync_) return resync();
-    if (ops_.empty()) return;
-    for (size_t first = 0; first < ops_.size(); first += kBatch) {
-        const size_t last = std::min(ops_.size(), first + kBatch);
-        send({std::make_move_iterator(ops_.begin() + static_cast<ptrdiff_t>(first)),
-              std::make_move_iterator(ops_.begin() + static_cast<ptrdiff_t>(last))});
-    }
+    sendInBatches(ops_);
     ops_.clear();
 }
 
@@ -106,6 +101,10 @@ void ChannelOccupancy::resync() {
     // same order cancel the vacates that made pending, so only channels no longer held go.
     std::vector<std::string> ops{"*"};
     for (const std::string& channel : held_) ops.push_back('+' + channel);
+    sendInBatches(ops);
+}
+
+void ChannelOccupancy::sendInBatches(std::vector<std::string>& ops) {
     for (size_t first = 0; first < ops.size(); first += kBatch) {
         const size_t last = std::min(ops.size(), first + kBatch);
         send({std::make_move_iterator(ops.begin() + static_cast<ptrdiff_t>(first)),
@@ -165,8 +164,8 @@ void ChannelOccupancy::sweep() {
 void ChannelOccupancy::onEvents(HookEvent event, FleetReply& reply) {
     const bool listed =
         event == HookEvent::Occupied ? options_.send_occupied : options_.send_vacated;
+    if (!listed) return;
     for (size_t i = 1; i + 1 < reply.items.size(); i += 2) {
-        if (!listed) continue;
         metrics_.occupancy_events[metricOf(event)].add();
         deliver(event, eventBody(event, reply.items[i], reply.items[i + 1]));
     }

@@ -71,6 +71,8 @@ public:
 
 private:
     void send(std::vector<std::string> args);
+    // send() in calls of at most kBatch ops, in order; the ops are moved from.
+    void sendInBatches(std::vector<std::string>& ops);
     void resync();
     void onEvents(HookEvent event, FleetReply& reply);
     void deliver(HookEvent event, std::string body);
